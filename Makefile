@@ -1,0 +1,17 @@
+# Two commands for a fresh clone; each sets up .venv itself.
+#   make run    the main job end to end (see README)
+#   make test   the default test suite (fast; real-data tests need ECGJAX_DATA_DIR)
+PY := .venv/bin/python
+
+.PHONY: run test test-all bootstrap
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+run: bootstrap
+	$(PY) experiments/main.py $(ARGS)
+
+test: bootstrap
+	$(PY) -m pytest $(ARGS)
+
+test-all: bootstrap
+	$(PY) -m pytest -m "" $(ARGS)

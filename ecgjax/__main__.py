@@ -1,0 +1,5 @@
+import sys
+
+from ecgjax.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""The ``ecgjax`` command line.
+
+Each area adds its own sub-commands in a ``cli.py`` of its package
+(``ecgjax/data/cli.py`` ...), exposing ``register(subparsers)``; this module only
+collects them. Sub-command modules must not import heavy libraries at module
+level, so ``ecgjax --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ecgjax.errors import EcgjaxError
+
+# Areas whose cli module provides register(subparsers), in --help order.
+_AREAS = ("ecgjax.data.cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecgjax", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mod in _AREAS:
+        importlib.import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except EcgjaxError as e:
+        print(f"ecgjax: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

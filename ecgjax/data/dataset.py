@@ -1,0 +1,248 @@
+"""Labelled, patient-tagged beat arrays for a protocol, cached on disk.
+
+``load_beats(protocol)`` reads every record of the protocol (through
+``wfdb_io``), cuts the beats (``beats``), maps symbols to classes, normalises,
+and caches the result as one ``.npz`` (no pickle) keyed by the protocol's
+fields and the sha256 of every record file used. The cache is written to a
+temporary file and renamed into place, so a killed run never leaves a file that
+is later read, and a run that fails on a bad record writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecgjax import timebase
+from ecgjax.data import beats as beats_lib
+from ecgjax.data import locate, wfdb_io
+from ecgjax.data.protocols import Protocol
+from ecgjax.errors import RecordError
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+CACHE_ENV_VAR = "ECGJAX_CACHE_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class BeatSet:
+    """All beats of a protocol.
+
+    Attributes:
+      x: f32[N, T, L] normalised windows (lead-last).
+      y: i32[N] class index into ``classes``.
+      classes: class names.
+      record: U[N] record name of each beat (the patient).
+      sample: i64[N] annotation sample in the record.
+      symbol: U1[N] original annotation symbol.
+      r: i32[N] R (annotation) position inside the window.
+      lo, hi: i32[N] valid samples are ``lo <= t < hi``; the rest is padding.
+      rr_prev, rr_next: i32[N] samples to the neighbouring beat annotations.
+      fs: sampling rate (Hz).
+      lead_names: {record: lead names in the order of the L axis}.
+      protocol: the protocol's fields.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    record: np.ndarray
+    sample: np.ndarray
+    symbol: np.ndarray
+    r: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    rr_prev: np.ndarray
+    rr_next: np.ndarray
+    fs: float
+    lead_names: dict[str, tuple[str, ...]]
+    protocol: dict
+
+    _ARRAYS = ("x", "y", "record", "sample", "symbol", "r", "lo", "hi", "rr_prev", "rr_next")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """bool[N, T] real-signal mask."""
+        return beats_lib.valid_mask(self.lo, self.hi, self.x.shape[1])
+
+    def counts(self, idx: np.ndarray | None = None) -> dict[str, int]:
+        """Beats per class (all classes, zeros included), optionally over ``idx``."""
+        y = self.y if idx is None else self.y[idx]
+        c = np.bincount(y, minlength=len(self.classes))
+        return {name: int(c[i]) for i, name in enumerate(self.classes)}
+
+    def subset(self, idx: np.ndarray) -> "BeatSet":
+        """The beats at ``idx`` (i64[M])."""
+        return dataclasses.replace(self, **{k: getattr(self, k)[idx] for k in self._ARRAYS})
+
+    # -- (de)serialisation: npz without pickle --------------------------------
+    def save(self, path: Path) -> None:
+        """Write atomically to ``path`` (.npz, no pickle)."""
+        meta = {
+            "classes": list(self.classes),
+            "fs": self.fs,
+            "lead_names": {k: list(v) for k, v in self.lead_names.items()},
+            "protocol": self.protocol,
+            "format": CACHE_FORMAT,
+        }
+        atomic_savez(path, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in self._ARRAYS})
+
+    @classmethod
+    def load(cls, path: Path) -> "BeatSet":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in cls._ARRAYS}
+        return cls(
+            classes=tuple(meta["classes"]),
+            fs=float(meta["fs"]),
+            lead_names={k: tuple(v) for k, v in meta["lead_names"].items()},
+            protocol=meta["protocol"],
+            **arrays,
+        )
+
+
+def atomic_savez(path: Path, **arrays) -> None:
+    """``np.savez`` to a temporary file in the same folder, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Flag, then ``$ECGJAX_CACHE_DIR``, then ``<user cache>/beats``."""
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR])
+    return locate.user_cache_dir() / "beats"
+
+
+def _semantic_fields(protocol: Protocol) -> dict:
+    d = protocol.to_dict()
+    d.pop("name")
+    d.pop("default_split")
+    return d
+
+
+def cache_key(protocol: Protocol, checksums: dict[str, dict[str, str]]) -> str:
+    blob = json.dumps(
+        {"format": CACHE_FORMAT, "protocol": _semantic_fields(protocol), "files": checksums}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _order_leads(rec: wfdb_io.RecordData, lead_order: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    signal, names = rec.signal, rec.sig_name
+    if lead_order == "mlii_first" and "MLII" in names and names[0] != "MLII":
+        i = names.index("MLII")
+        perm = [i] + [j for j in range(len(names)) if j != i]
+        signal, names = signal[:, perm], tuple(names[j] for j in perm)
+    return signal, names
+
+
+def extract(protocol: Protocol, folder: Path) -> BeatSet:
+    """Cut, label and normalise the beats of every record (no cache)."""
+    parts, lead_names = [], {}
+    class_of = protocol.class_of
+    before = timebase.to_samples(protocol.before_s, protocol.fs)
+    after = timebase.to_samples(protocol.after_s, protocol.fs)
+    n_leads = None
+    for i, name in enumerate(protocol.records, 1):
+        rec = wfdb_io.read_record(folder, name, fs=protocol.fs)
+        signal, names = _order_leads(rec, protocol.lead_order)
+        if n_leads is None:
+            n_leads = signal.shape[1]
+        elif signal.shape[1] != n_leads:
+            raise RecordError(name, f"has {signal.shape[1]} leads, earlier records have {n_leads}")
+        rb = beats_lib.extract_record_beats(
+            signal,
+            rec.ann_samples,
+            rec.ann_symbols,
+            keep_symbols=protocol.keep_symbols,
+            window=protocol.window,
+            boundary=protocol.boundary,
+            skip_first_last=protocol.skip_first_last,
+            max_len=protocol.max_len,
+            before=before,
+            after=after,
+        )
+        parts.append((name, rb))
+        lead_names[name] = names
+        log.debug("record %s: %d beats (%d/%d)", name, len(rb.r), i, len(protocol.records))
+    if protocol.max_len is None and protocol.window == "midpoint":
+        width = max(p.x.shape[1] for _, p in parts)
+        parts = [(n, _pad_to(p, width)) for n, p in parts]
+    cat = {f: np.concatenate([getattr(p, f) for _, p in parts]) for f in ("x", "lo", "hi", "r", "sample", "symbol", "rr_prev", "rr_next")}
+    record = np.concatenate([np.full(len(p.r), n, dtype="U8") for n, p in parts])
+    y = np.array([class_of[s] for s in cat["symbol"]], np.int32) if len(record) else np.zeros(0, np.int32)
+    valid = beats_lib.valid_mask(cat["lo"], cat["hi"], cat["x"].shape[1])
+    x = beats_lib.normalise(cat.pop("x"), valid, protocol.normalisation)
+    return BeatSet(
+        x=x, y=y, classes=tuple(protocol.classes), record=record, fs=float(protocol.fs),
+        lead_names=lead_names, protocol=protocol.to_dict(), **cat,
+    )
+
+
+def _pad_to(rb: beats_lib.RecordBeats, width: int) -> beats_lib.RecordBeats:
+    pad = width - rb.x.shape[1]
+    return dataclasses.replace(rb, x=np.pad(rb.x, ((0, 0), (0, pad), (0, 0))))
+
+
+def load_beats(
+    protocol: Protocol,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    cache: str | os.PathLike | None | bool = None,
+    download: bool = True,
+) -> BeatSet:
+    """Beats of ``protocol``, from the cache when the record files are unchanged.
+
+    Args:
+      protocol: a ``Protocol`` (``ecgjax.data.protocols.get(name)``).
+      data_dir: data root (overrides ``$ECGJAX_DATA_DIR``).
+      cache: cache folder; ``None`` uses ``$ECGJAX_CACHE_DIR`` or the user
+        cache; ``False`` disables caching.
+      download: download the database from PhysioNet when it is absent.
+
+    Returns:
+      BeatSet.
+    """
+    folder = locate.find_database(protocol.database, data_dir, download=download)
+    t0 = time.perf_counter()
+    sums = locate.read_sha256sums(folder)
+    checksums = {r: locate.record_checksums(folder, r, sums) for r in protocol.records}
+    path = None
+    if cache is not False:
+        path = cache_dir(None if cache is None or cache is True else cache) / f"{protocol.name}-{cache_key(protocol, checksums)}.npz"
+        if path.exists():
+            try:
+                out = BeatSet.load(path)
+                log.info("loaded %d %s beats from cache %s (%.2f s)", len(out), protocol.name, path, time.perf_counter() - t0)
+                return out
+            except Exception as e:  # a cache from another version: rebuild it
+                log.warning("ignoring unreadable cache %s (%s)", path, e)
+    out = extract(protocol, folder)
+    log.info("extracted %d %s beats from %s (%.2f s)", len(out), protocol.name, folder, time.perf_counter() - t0)
+    if path is not None:
+        out.save(path)
+    return out
