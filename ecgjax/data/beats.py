@@ -60,18 +60,22 @@ def beat_rr(ann_samples: np.ndarray, ann_symbols: np.ndarray) -> tuple[np.ndarra
       ann_symbols: U[A] annotation symbols.
 
     Returns:
-      (rr_prev, rr_next): i64[A] each; 0 where there is no such beat. Non-beat
-      annotations get the values of the surrounding beats as if they were beats.
+      (rr_prev, rr_next): i64[A] each; the distance to the previous and next
+      beat annotation in file order, 0 where there is no such beat. Non-beat
+      annotations get the distances to the beats around them.
     """
+    ann_samples = np.asarray(ann_samples, np.int64)
     is_beat = np.isin(ann_symbols, list(BEAT_SYMBOLS))
     bs = ann_samples[is_beat]
     if len(bs) == 0:
         zero = np.zeros(len(ann_samples), np.int64)
         return zero, zero.copy()
-    # For every annotation: index of the first beat at or after it.
-    pos = np.searchsorted(bs, ann_samples, side="left")
-    prev_i = pos - 1
-    next_i = np.where(is_beat, pos + 1, pos)
+    # Neighbours are found by annotation order, not by sample value, so two beats
+    # on the same sample are each other's neighbours (RR 0).
+    # last_i: index into bs of the last beat at or before each annotation (in file order).
+    last_i = np.cumsum(is_beat) - 1
+    prev_i = np.where(is_beat, last_i - 1, last_i)
+    next_i = last_i + 1
     rr_prev = np.where(prev_i >= 0, ann_samples - bs[np.clip(prev_i, 0, len(bs) - 1)], 0)
     rr_next = np.where(next_i < len(bs), bs[np.clip(next_i, 0, len(bs) - 1)] - ann_samples, 0)
     return rr_prev.astype(np.int64), rr_next.astype(np.int64)
@@ -86,11 +90,13 @@ def midpoint_bounds(
       ann_samples: i64[A] boundary annotation samples, sorted.
       skip_first_last: if True, the first and last annotation get no window
         (``ok`` is False); otherwise a missing neighbour is replaced by the
-        mirror of the other one, clipped to the record.
+        mirror of the other one (``prev = 2*s[0] - s[1]``, ``next = 2*s[-1] -
+        s[-2]``) and the window is then clipped to ``[0, n_samples)``.
       n_samples: S, the record length.
 
     Returns:
-      (start, end, ok): i64[A], i64[A], bool[A]; the window is [start, end).
+      (start, end, ok): i64[A], i64[A], bool[A]; the window is [start, end)
+      and, where ``ok``, ``start <= ann_samples < end``.
     """
     s = ann_samples.astype(np.int64)
     a = len(s)
@@ -109,7 +115,10 @@ def midpoint_bounds(
         ok[0] = ok[-1] = False
     start = np.clip(start, 0, n_samples)
     end = np.clip(end, 0, n_samples)
-    ok &= end > start
+    # The window must hold its own annotation. This fails only for a lone
+    # annotation (no neighbour to mirror) and for the earlier of two
+    # annotations on one sample, whose window would end at its R.
+    ok &= (start <= s) & (s < end)
     return start, end, ok
 
 
@@ -234,6 +243,7 @@ def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
         beat-specific level); a constant beat is left unchanged.
         ``"minmax_lead"``: per lead over the valid samples only, padding kept 0.
         ``"zscore_lead"``: per lead (x - mean)/std over valid samples, padding 0.
+        For both, a lead that is constant over the valid samples becomes 0.
         ``"none"``: unchanged.
 
     Returns:
@@ -249,18 +259,22 @@ def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
         safe = np.where(rng == 0, 1, rng)
         return np.where(rng == 0, x, (x - lo) / safe).astype(np.float32)
     m = valid[..., None]
+    # Statistics over valid samples only, in float64; a lead whose valid samples
+    # are all equal (flat, saturated, or no valid samples) maps to 0 instead of
+    # amplifying rounding error (a float32 mean of a constant is not exact).
+    xd = x.astype(np.float64)
+    lo = np.where(m, xd, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(m, xd, -np.inf).max(axis=1, keepdims=True)
+    varies = hi > lo
     if method == "minmax_lead":
-        lo = np.where(m, x, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(m, x, -np.inf).max(axis=1, keepdims=True)
-        rng = hi - lo
-        out = (x - lo) / np.where(rng > 0, rng, 1)
+        out = (xd - lo) / np.where(varies, hi - lo, 1)
     elif method == "zscore_lead":
         cnt = np.maximum(m.sum(axis=1, keepdims=True), 1)
-        mean = (x * m).sum(axis=1, keepdims=True) / cnt
-        var = (((x - mean) * m) ** 2).sum(axis=1, keepdims=True) / cnt
-        out = (x - mean) / np.sqrt(np.where(var > 0, var, 1))
+        mean = (xd * m).sum(axis=1, keepdims=True) / cnt
+        var = (((xd - mean) * m) ** 2).sum(axis=1, keepdims=True) / cnt
+        out = (xd - mean) / np.sqrt(np.where(varies & (var > 0), var, 1))
     else:
         raise ValueError(
             f"unknown normalisation {method!r}; choose minmax_beat, minmax_lead, zscore_lead or none"
         )
-    return np.where(m, out, 0).astype(np.float32)
+    return np.where(m & varies, out, 0).astype(np.float32)

@@ -193,7 +193,8 @@ def extract(protocol: Protocol, folder: Path) -> BeatSet:
         width = max(p.x.shape[1] for _, p in parts)
         parts = [(n, _pad_to(p, width)) for n, p in parts]
     cat = {f: np.concatenate([getattr(p, f) for _, p in parts]) for f in ("x", "lo", "hi", "r", "sample", "symbol", "rr_prev", "rr_next")}
-    record = np.concatenate([np.full(len(p.r), n, dtype="U8") for n, p in parts])
+    name_len = max((len(n) for n, _ in parts), default=1)
+    record = np.concatenate([np.full(len(p.r), n, dtype=f"U{name_len}") for n, p in parts])
     y = np.array([class_of[s] for s in cat["symbol"]], np.int32) if len(record) else np.zeros(0, np.int32)
     valid = beats_lib.valid_mask(cat["lo"], cat["hi"], cat["x"].shape[1])
     x = beats_lib.normalise(cat.pop("x"), valid, protocol.normalisation)
