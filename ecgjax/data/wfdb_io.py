@@ -77,8 +77,8 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
       record: record name.
       fs: sampling rate wanted; ``None`` keeps the record's own.
       resample: when the record's rate differs from ``fs``: resample it with
-        ``wfdb.processing.resample_multichan`` (FFT-based, annotation samples
-        rescaled) if True, else raise.
+        ``wfdb.processing.resample_multichan`` (FFT-based; annotation samples
+        rescaled and rounded to the nearest new sample) if True, else raise.
 
     Returns:
       RecordData.
@@ -132,8 +132,11 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
         from wfdb import processing
 
         log.info("record %s: resampling %g Hz -> %g Hz (wfdb.processing.resample_multichan)", record, rec_fs, fs)
-        signal, ann_r = processing.resample_multichan(signal, ann, rec_fs, fs)
-        samples = np.asarray(ann_r.sample, np.int64)
+        signal, _ = processing.resample_multichan(signal, ann, rec_fs, fs)
+        # wfdb's resample_ann truncates (sample * ratio); the beat at time
+        # sample / rec_fs is nearest to the rounded index, so round instead
+        # (truncation puts R up to one sample before the resampled peak).
+        samples = np.minimum(np.rint(samples * (fs / rec_fs)).astype(np.int64), len(signal) - 1)
         rec_fs = float(fs)
 
     return RecordData(
