@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ class BeatSet:
       rr_prev, rr_next: i32[N] samples to the neighbouring beat annotations.
       fs: sampling rate (Hz).
       lead_names: {record: lead names in the order of the L axis}.
-      protocol: the protocol's fields.
+      protocol: the protocol's fields as JSON types (sequences are lists), the
+        same whether the set was extracted or read from the cache.
     """
 
     x: np.ndarray
@@ -116,7 +118,9 @@ def atomic_savez(path: Path, **arrays) -> None:
     """``np.savez`` to a temporary file in the same folder, then rename into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per writer (process and call), hidden, in the same folder so the
+    # rename is atomic.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -200,8 +204,14 @@ def extract(protocol: Protocol, folder: Path) -> BeatSet:
     x = beats_lib.normalise(cat.pop("x"), valid, protocol.normalisation)
     return BeatSet(
         x=x, y=y, classes=tuple(protocol.classes), record=record, fs=float(protocol.fs),
-        lead_names=lead_names, protocol=protocol.to_dict(), **cat,
+        lead_names=lead_names, protocol=_json_roundtrip(protocol.to_dict()), **cat,
     )
+
+
+def _json_roundtrip(d: dict) -> dict:
+    """``d`` as it reads back from the cache's JSON (tuples become lists), so a
+    fresh and a cached BeatSet carry equal ``protocol`` dicts."""
+    return json.loads(json.dumps(d))
 
 
 def _pad_to(rb: beats_lib.RecordBeats, width: int) -> beats_lib.RecordBeats:
