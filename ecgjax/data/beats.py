@@ -143,12 +143,19 @@ def gather_windows(
       (x, lo, hi): f32[N, T, L], i32[N], i32[N]. Samples outside ``[0, S)`` or
       past ``length`` are zero; the valid ones are ``lo <= t < hi``.
     """
-    n_samples = signal.shape[0]
+    n_samples, n_leads = signal.shape
+    start = np.asarray(start, np.int64)
     lo = np.clip(-start, 0, width)
     hi = np.clip(np.minimum(length, n_samples - start), lo, width)
-    idx = start[:, None] + np.arange(width)[None, :]
-    x = signal[np.clip(idx, 0, n_samples - 1)].astype(np.float32)
-    x *= valid_mask(lo, hi, width)[..., None]
+    # Zero-pad the record by `width` on both sides: every window is then a plain
+    # slice of it (no index array, no clipping), and samples outside the record
+    # are already zero.
+    padded = np.zeros((n_samples + 2 * width, n_leads), np.float32)
+    padded[width : width + n_samples] = signal
+    view = np.lib.stride_tricks.sliding_window_view(padded, width, axis=0)  # [S + width + 1, L, T]
+    x = view[np.clip(start + width, 0, n_samples + width)].transpose(0, 2, 1)  # [N, T, L]
+    x = np.ascontiguousarray(x)
+    x[np.arange(width)[None, :] >= hi[:, None]] = 0  # past the window's end
     return x, lo.astype(np.int32), hi.astype(np.int32)
 
 
@@ -254,27 +261,32 @@ def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
         return x
     if method == "minmax_beat":
         lo = x.min(axis=(1, 2), keepdims=True)
-        hi = x.max(axis=(1, 2), keepdims=True)
-        rng = hi - lo
-        safe = np.where(rng == 0, 1, rng)
-        return np.where(rng == 0, x, (x - lo) / safe).astype(np.float32)
+        rng = x.max(axis=(1, 2), keepdims=True) - lo
+        flat = rng == 0
+        x -= lo
+        x /= np.where(flat, 1, rng)
+        x += np.where(flat, lo, 0)  # a constant beat is left unchanged
+        return x
     m = valid[..., None]
-    # Statistics over valid samples only, in float64; a lead whose valid samples
-    # are all equal (flat, saturated, or no valid samples) maps to 0 instead of
-    # amplifying rounding error (a float32 mean of a constant is not exact).
-    xd = x.astype(np.float64)
-    lo = np.where(m, xd, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(m, xd, -np.inf).max(axis=1, keepdims=True)
+    # Statistics over valid samples only, accumulated in float64. A lead whose
+    # valid samples are all equal (flat, saturated, or none valid) maps to 0
+    # instead of amplifying rounding error (a float32 mean of a constant is not
+    # exact, so its "std" is ~1e-8, not 0).
+    lo = np.where(m, x, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(m, x, -np.inf).max(axis=1, keepdims=True)
     varies = hi > lo
     if method == "minmax_lead":
-        out = (xd - lo) / np.where(varies, hi - lo, 1)
+        x -= np.where(varies, lo, 0).astype(np.float32)
+        x /= np.where(varies, hi - lo, 1).astype(np.float32)
     elif method == "zscore_lead":
         cnt = np.maximum(m.sum(axis=1, keepdims=True), 1)
-        mean = (xd * m).sum(axis=1, keepdims=True) / cnt
-        var = (((xd - mean) * m) ** 2).sum(axis=1, keepdims=True) / cnt
-        out = (xd - mean) / np.sqrt(np.where(varies & (var > 0), var, 1))
+        mean = (np.where(m, x, 0).sum(axis=1, keepdims=True, dtype=np.float64) / cnt).astype(np.float32)
+        x -= mean
+        var = (np.where(m, x, 0) ** 2).sum(axis=1, keepdims=True, dtype=np.float64) / cnt
+        x /= np.sqrt(np.where(varies & (var > 0), var, 1)).astype(np.float32)
     else:
         raise ValueError(
             f"unknown normalisation {method!r}; choose minmax_beat, minmax_lead, zscore_lead or none"
         )
-    return np.where(m & varies, out, 0).astype(np.float32)
+    x[~(m & varies)] = 0
+    return x
