@@ -93,6 +93,16 @@ class Protocol:
         unknown = {c for _, c in self.symbol_map} - set(self.classes)
         if unknown:
             raise ConfigError(f"protocol {self.name}: symbol_map names classes {sorted(unknown)} not in classes")
+        if not self.records or isinstance(self.records, str):
+            raise ConfigError(f"protocol {self.name}: records must be a non-empty tuple of names, got {self.records!r}")
+        if self.max_len is not None and self.max_len <= 0:
+            raise ConfigError(f"protocol {self.name}: max_len must be positive or None, got {self.max_len}")
+        if self.before_s < 0 or self.after_s <= 0:
+            raise ConfigError(
+                f"protocol {self.name}: need before_s >= 0 and after_s > 0, got {self.before_s}, {self.after_s}"
+            )
+        if self.fs <= 0:
+            raise ConfigError(f"protocol {self.name}: fs must be positive, got {self.fs}")
 
     @property
     def keep_symbols(self) -> frozenset[str]:

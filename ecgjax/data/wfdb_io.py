@@ -3,9 +3,10 @@
 ``read_record`` returns one record's signal and annotations at the requested
 sampling rate. Every failure mode we know of becomes a ``RecordError`` naming
 the file and the problem: a missing ``.hea``/``.dat``/``.atr``, a header wfdb
-cannot parse, a ``.dat`` shorter than its header says, NaN samples (wfdb's
-marker for invalid samples), or an unexpected sampling rate when resampling is
-off.
+cannot parse, a ``.dat`` shorter than its header says, an ``.atr`` wfdb cannot
+parse or that holds no annotations, annotations outside the signal, NaN samples
+(wfdb's marker for invalid samples), or an unexpected sampling rate when
+resampling is off.
 """
 
 from __future__ import annotations
@@ -103,9 +104,12 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
     _check_dat_sizes(folder, record, header)
     try:
         rec = wfdb.rdrecord(str(base))
+    except Exception as e:
+        raise RecordError(record, f"wfdb could not read the signal of {base} ({type(e).__name__}: {e})") from e
+    try:
         ann = wfdb.rdann(str(base), "atr")
     except Exception as e:
-        raise RecordError(record, f"wfdb could not read {base} ({type(e).__name__}: {e})") from e
+        raise RecordError(record, f"wfdb could not read {base}.atr ({type(e).__name__}: {e})") from e
 
     signal = rec.p_signal
     if signal is None or signal.shape[0] != header.sig_len:
@@ -122,6 +126,8 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
 
     samples = np.asarray(ann.sample, np.int64)
     symbols = np.asarray(ann.symbol, dtype="U1")
+    if len(samples) == 0:
+        raise RecordError(record, f"{base}.atr holds no annotations (empty or truncated file)")
     if len(samples) and (np.any(np.diff(samples) < 0) or samples[0] < 0 or samples[-1] >= header.sig_len):
         raise RecordError(record, f"{base}.atr has annotations out of order or outside the signal")
 

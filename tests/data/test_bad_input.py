@@ -55,10 +55,22 @@ def corrupt(db, how: str, name: str, ann=ANN) -> str:
         data[10] ^= 0xFF  # one flipped byte
         dat.write_bytes(bytes(data))
         return r"does not match .*SHA256SUMS\.txt"
+    if how == "garbled_atr":
+        db.record(name, ann)
+        base.with_suffix(".atr").write_bytes(bytes(range(7, 71)))
+        # Depending on the bytes, wfdb fails or returns nonsense annotations.
+        return r"could not read .*\.atr|\.atr has annotations out of order or outside the signal"
+    if how == "empty_atr":
+        db.record(name, ann)
+        base.with_suffix(".atr").write_bytes(b"")
+        return r"\.atr holds no annotations"
     raise ValueError(how)
 
 
-CASES = ["truncated_dat", "missing_dat", "missing_atr", "garbled_header", "nan_samples", "checksum"]
+CASES = [
+    "truncated_dat", "missing_dat", "missing_atr", "garbled_header", "garbled_atr", "empty_atr", "nan_samples",
+    "checksum",
+]
 
 
 @pytest.mark.parametrize("how", CASES)
