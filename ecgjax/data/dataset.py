@@ -17,6 +17,7 @@ import logging
 import os
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,9 @@ class BeatSet:
 
     @classmethod
     def load(cls, path: Path) -> "BeatSet":
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in cls._ARRAYS}
+        z = read_npz(path)
+        meta = json.loads(str(z["meta"]))
+        arrays = {k: z[k] for k in cls._ARRAYS}
         return cls(
             classes=tuple(meta["classes"]),
             fs=float(meta["fs"]),
@@ -112,6 +113,47 @@ class BeatSet:
             protocol=meta["protocol"],
             **arrays,
         )
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (no pickle), reading uncompressed members with
+    ``np.fromfile`` straight from the file.
+
+    ``np.load`` copies a member through ``zipfile`` in 256 KiB chunks and checks
+    its CRC, about 2.5x slower for the ~360 MB jones2020 cache; the cache is
+    written atomically, so the fast path skips the CRC. Compressed members fall
+    back to ``np.load``.
+    """
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            # Local file header: 30 bytes, then the name and an extra field.
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: bad zip member header for {info.filename}")
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            f.seek(start)
+            version = np.lib.format.read_magic(f) if info.compress_type == zipfile.ZIP_STORED else None
+            if version not in _NPY_HEADER_READERS:  # compressed, or a format we do not parse
+                with np.load(path, allow_pickle=False) as z:
+                    return {k: z[k] for k in z.files}
+            shape, fortran, dtype = _NPY_HEADER_READERS[version](f)
+            if dtype.hasobject:
+                raise ValueError(f"{path}: member {info.filename} holds Python objects; refusing to unpickle")
+            count = int(np.prod(shape, dtype=np.int64))
+            if f.tell() - start + count * dtype.itemsize != info.file_size:
+                raise ValueError(f"{path}: member {info.filename} has the wrong size")
+            arr = np.fromfile(f, dtype=dtype, count=count)
+            out[name] = arr.reshape(shape, order="F" if fortran else "C")
+    return out
+
+
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 def atomic_savez(path: Path, **arrays) -> None:

@@ -208,3 +208,21 @@ def test_missing_database_error_lists_where_it_looked(tmp_path):
     with pytest.raises(DataNotFoundError) as ei:
         load_beats(protocols.get("jones2020"), tmp_path, download=False)
     assert str(tmp_path / "mitdb") in str(ei.value)
+
+
+def test_truncated_format_212(tiny_db):
+    # mitdb's own format: two 12-bit samples in 3 bytes.
+    tiny_db.record("f212", ANN, fmt="212")
+    np.testing.assert_array_equal(read_record(tiny_db.folder, "f212").signal, tiny_db.physical("f212"))
+    dat = tiny_db.folder / "f212.dat"
+    dat.write_bytes(dat.read_bytes()[:-3])
+    with pytest.raises(RecordError, match=r"record f212: .*f212\.dat is truncated: 8997 bytes, .* needs 9000"):
+        read_record(tiny_db.folder, "f212")
+
+
+def test_records_with_different_lead_counts(tiny_db, cache_path):
+    tiny_db.record("two", ANN)
+    tiny_db.record("one", ANN, n_leads=1)
+    with pytest.raises(RecordError, match="record one: has 1 leads, earlier records have 2"):
+        load_beats(protocols.get("jones2020", records=("two", "one")), tiny_db.root, cache=cache_path, download=False)
+    assert list(cache_path.iterdir()) == []

@@ -149,3 +149,40 @@ def test_subset_and_counts(db):
     assert len(sub) == len(idx) and set(sub.record.tolist()) == {"c2"}
     assert sub.counts() == b.counts(idx)
     assert list(b.counts()) == list(b.classes)
+
+
+ARRAYS = {
+    "x": np.random.default_rng(0).normal(size=(7, 5, 2)).astype(np.float32),
+    "empty": np.zeros((0, 430, 2), np.float32),
+    "record": np.array(["100", "a_long_name"]),
+    "meta": np.array('{"a": [1, 2]}'),
+    "fortran": np.asfortranarray(np.arange(12, dtype=np.int64).reshape(3, 4)),
+    "scalar": np.int32(3),
+}
+
+
+@pytest.mark.parametrize("writer", [np.savez, np.savez_compressed])
+def test_read_npz_matches_np_load(tmp_path, writer):
+    path = tmp_path / "a.npz"
+    writer(path, **ARRAYS)
+    got = dataset.read_npz(path)
+    with np.load(path, allow_pickle=False) as z:
+        assert set(got) == set(z.files)
+        for k in z.files:
+            assert got[k].dtype == z[k].dtype and got[k].shape == z[k].shape
+            np.testing.assert_array_equal(got[k], z[k])
+
+
+def test_read_npz_refuses_objects(tmp_path):
+    path = tmp_path / "o.npz"
+    np.savez(path, o=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="objects"):
+        dataset.read_npz(path)
+
+
+def test_read_npz_truncated_file_fails(tmp_path):
+    path = tmp_path / "t.npz"
+    np.savez(path, **ARRAYS)
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(Exception):
+        dataset.read_npz(path)

