@@ -238,6 +238,9 @@ def extract_record_beats(
     )
 
 
+NORMALISATIONS = ("minmax_beat", "minmax_lead", "zscore_lead", "none")
+
+
 def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
     """Per-beat scaling of windows.
 
@@ -256,6 +259,8 @@ def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
     Returns:
       f32[N, T, L].
     """
+    if method not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {method!r}; choose {', '.join(NORMALISATIONS)}")
     x = x.astype(np.float32, copy=True)
     if method == "none":
         return x
@@ -278,15 +283,11 @@ def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
     if method == "minmax_lead":
         x -= np.where(varies, lo, 0).astype(np.float32)
         x /= np.where(varies, hi - lo, 1).astype(np.float32)
-    elif method == "zscore_lead":
+    else:  # zscore_lead
         cnt = np.maximum(m.sum(axis=1, keepdims=True), 1)
         mean = (np.where(m, x, 0).sum(axis=1, keepdims=True, dtype=np.float64) / cnt).astype(np.float32)
         x -= mean
         var = (np.where(m, x, 0) ** 2).sum(axis=1, keepdims=True, dtype=np.float64) / cnt
         x /= np.sqrt(np.where(varies & (var > 0), var, 1)).astype(np.float32)
-    else:
-        raise ValueError(
-            f"unknown normalisation {method!r}; choose minmax_beat, minmax_lead, zscore_lead or none"
-        )
     x[~(m & varies)] = 0
     return x

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.errors import ConfigError
 
 MITDB_RECORDS = (
@@ -86,9 +87,7 @@ class Protocol:
     def __post_init__(self):
         _check_choice("window", self.window, ("midpoint", "fixed"))
         _check_choice("boundary", self.boundary, ("beats", "all"))
-        _check_choice(
-            "normalisation", self.normalisation, ("minmax_beat", "minmax_lead", "zscore_lead", "none")
-        )
+        _check_choice("normalisation", self.normalisation, NORMALISATIONS)
         _check_choice("lead_order", self.lead_order, ("as_stored", "mlii_first"))
         unknown = {c for _, c in self.symbol_map} - set(self.classes)
         if unknown:
