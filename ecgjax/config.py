@@ -45,7 +45,9 @@ def _choice(key: str, value, choices) -> None:
 def _positive(key: str, value, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if value is None or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+    if value <= 0:
         raise ConfigError(f"{key}={value!r}; must be > 0")
 
 
@@ -141,9 +143,9 @@ class TrainConfig:
         for k in ("lr", "eps", "batch_size", "eval_batch_size", "epochs", "checkpoint_every", "log_every"):
             _positive(f"train.{k}", getattr(self, k))
         _positive("train.early_stopping_patience", self.early_stopping_patience, allow_none=True)
-        if not 0 < self.plateau_factor < 1:
+        if not isinstance(self.plateau_factor, (int, float)) or not 0 < self.plateau_factor < 1:
             raise ConfigError(f"train.plateau_factor={self.plateau_factor!r}; must be in (0, 1)")
-        if self.plateau_min_lr > self.lr:
+        if isinstance(self.plateau_min_lr, (int, float)) and self.plateau_min_lr > self.lr:
             raise ConfigError(f"train.plateau_min_lr={self.plateau_min_lr!r} is above train.lr={self.lr!r}")
 
 
@@ -389,6 +391,11 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     n_params = len(inspect.signature(get).parameters)
     if arg and n_params == 0:
         raise ConfigError(f"config file {path}: get_config takes no argument, got {arg!r}")
-    cfg = get(arg or None) if n_params else get()
+    try:
+        cfg = get(arg or None) if n_params else get()
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"config file {path}: get_config({arg or ''}) failed: {type(e).__name__}: {e}") from e
     cfg = validate(cfg)
     return apply_overrides(cfg, list(overrides))
