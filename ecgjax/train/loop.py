@@ -99,6 +99,15 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.asarray(jax.random.permutation(key, n)).astype(np.int64)
 
 
+def _dist_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment() -> dict:
     import flax
     import optax
@@ -106,7 +115,7 @@ def environment() -> dict:
 
     d = jax.devices()
     return {
-        "versions": {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", None) or jax.__version__,
+        "versions": {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": _dist_version("jaxlib"),
                      "flax": flax.__version__, "optax": optax.__version__, "orbax_checkpoint": orbax.checkpoint.__version__, "numpy": np.__version__},
         "device": {"platform": d[0].platform, "kind": d[0].device_kind, "count": len(d), "processes": jax.process_count(), "host": platform.node()},
     }

@@ -18,8 +18,11 @@ stratified 10% of the beats instead of Keras's ``validation_split`` on the
 class-ordered balanced array (which made validation 100% class V, flaw 4); so
 the plateau schedule sees all classes.
 
-Expected wall time: ~35 min on one H100 (not yet measured); on a 2-core CPU
-an epoch of ~48.6k balanced beats at ~70 beats/s is ~12 min, i.e. ~6 h (do not).
+Expected wall time: not yet measured on GPU (estimate: well under 1 h on one
+H100). On the project's shared 2-core CPU a training epoch runs at ~18 beats/s
+(measured, batch 128, ``conv_impl="xla"``; ``"patches"`` gave ~10): the ~42k
+balanced beats of an epoch (8 x the ~5.2k L training beats) take ~40 min,
+30 epochs ~20 h -- use the GPU.
 Expected metric: test accuracy ~0.97, sklearn-macro F1 ~0.85 (paper: 0.971 /
 0.851; the intra-patient split makes this a memorisation score).
 """

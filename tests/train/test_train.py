@@ -134,6 +134,18 @@ def test_four_devices_give_the_one_device_loss(reference, tmp_path):
     assert e4["val_loss"] == pytest.approx(e1["val_loss"], abs=1e-5)
 
 
+def test_early_stopping_on_validation_and_last_checkpoint(tmp_path):
+    # jones2020_lstm has no BatchNorm or dropout: at lr 1e-12 the float32 parameters cannot move,
+    # so the validation loss never improves after epoch 0 and patience 1 stops after epoch 1
+    cfg = with_train(tiny_config(), lr=1e-12, plateau_min_lr=1e-12, epochs=5, early_stopping_patience=1,
+                     eval_checkpoint="last")
+    res = train_and_evaluate(cfg, tmp_path / "es")
+    assert res["stopped_early"] and res["epochs_run"] == 2 and res["best_epoch"] == 0
+    e = _epochs(tmp_path / "es")
+    assert len(e) == 2 and e[0]["val_loss"] == e[1]["val_loss"]
+    assert res["evaluated_checkpoint"] == "last" and load_run(tmp_path / "es").checkpoint == "latest"
+
+
 def test_workdir_with_another_config_is_refused(reference):
     cfg, wd, _ = reference
     before = (wd / "config.json").read_bytes()
