@@ -35,7 +35,7 @@ def register(name: str) -> Callable[[type], type]:
             raise ValueError(f"attribution method {name!r} is already registered (by {_REGISTRY[name].__qualname__})")
         if not (isinstance(cls, type) and issubclass(cls, AttributionMethod)):
             raise ValueError(f"{cls!r} must subclass AttributionMethod")
-        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
+        if "__dataclass_params__" not in vars(cls) or not cls.__dataclass_params__.frozen:
             raise ValueError(f"{cls.__qualname__} must be a frozen dataclass (hashable: a static jit argument)")
         if cls.kind not in KINDS:
             raise ValueError(f"{cls.__qualname__}.kind={cls.kind!r} not in {KINDS}")
