@@ -24,6 +24,7 @@ from ecgjax import timebase
 from ecgjax.data import beats as beats_lib
 from ecgjax.data import locate, wfdb_io
 from ecgjax.data.protocols import Protocol
+from ecgjax.io import atomic_savez
 from ecgjax.errors import RecordError
 
 log = logging.getLogger(__name__)
@@ -110,22 +111,6 @@ class BeatSet:
             protocol=meta["protocol"],
             **arrays,
         )
-
-
-def atomic_savez(path: Path, **arrays) -> None:
-    """``np.savez`` to a temporary file in the same folder, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

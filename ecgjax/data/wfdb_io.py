@@ -69,7 +69,9 @@ def _check_dat_sizes(folder: Path, record: str, header) -> None:
             )
 
 
-def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, resample: bool = True) -> RecordData:
+def read_record(
+    folder: str | Path, record: str, *, fs: float | None = 360.0, resample: bool = True, annotations: bool = True
+) -> RecordData:
     """Read one record's signals and reference (``atr``) annotations.
 
     Args:
@@ -79,6 +81,7 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
       resample: when the record's rate differs from ``fs``: resample it with
         ``wfdb.processing.resample_multichan`` (FFT-based, annotation samples
         rescaled) if True, else raise.
+      annotations: read the ``atr`` annotations (noise records have none).
 
     Returns:
       RecordData.
@@ -90,7 +93,7 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
 
     folder = Path(folder)
     base = folder / record
-    for ext in ("hea", "atr"):
+    for ext in ("hea", "atr") if annotations else ("hea",):
         if not (folder / f"{record}.{ext}").exists():
             what = "header" if ext == "hea" else "reference annotation"
             raise RecordError(record, f"{what} file {base}.{ext} is missing")
@@ -103,7 +106,7 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
     _check_dat_sizes(folder, record, header)
     try:
         rec = wfdb.rdrecord(str(base))
-        ann = wfdb.rdann(str(base), "atr")
+        ann = wfdb.rdann(str(base), "atr") if annotations else None
     except Exception as e:
         raise RecordError(record, f"wfdb could not read {base} ({type(e).__name__}: {e})") from e
 
@@ -120,8 +123,8 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
             f"(lead {rec.sig_name[int(np.argmax(nan[rows[0]]))]}); ecgjax does not interpolate them",
         )
 
-    samples = np.asarray(ann.sample, np.int64)
-    symbols = np.asarray(ann.symbol, dtype="U1")
+    samples = np.asarray(ann.sample if ann is not None else [], np.int64)
+    symbols = np.asarray(ann.symbol if ann is not None else [], dtype="U1")
     if len(samples) and (np.any(np.diff(samples) < 0) or samples[0] < 0 or samples[-1] >= header.sig_len):
         raise RecordError(record, f"{base}.atr has annotations out of order or outside the signal")
 
@@ -132,8 +135,13 @@ def read_record(folder: str | Path, record: str, *, fs: float | None = 360.0, re
         from wfdb import processing
 
         log.info("record %s: resampling %g Hz -> %g Hz (wfdb.processing.resample_multichan)", record, rec_fs, fs)
-        signal, ann_r = processing.resample_multichan(signal, ann, rec_fs, fs)
-        samples = np.asarray(ann_r.sample, np.int64)
+        if ann is None:
+            signal = processing.resample_sig(signal[:, 0], rec_fs, fs)[0][:, None] if signal.shape[1] == 1 else np.stack(
+                [processing.resample_sig(signal[:, j], rec_fs, fs)[0] for j in range(signal.shape[1])], axis=1
+            )
+        else:
+            signal, ann_r = processing.resample_multichan(signal, ann, rec_fs, fs)
+            samples = np.asarray(ann_r.sample, np.int64)
         rec_fs = float(fs)
 
     return RecordData(

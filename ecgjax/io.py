@@ -1,0 +1,95 @@
+"""Atomic writes and run provenance (versions, device): the one place for both.
+
+Everything ecgjax writes (caches, results, reports) goes through a temporary
+file in the target folder and ``os.replace``, so an interrupted run never
+leaves a half-written file that a later run would read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez`` (no pickle: object arrays are refused) to a temp file, then rename."""
+    path = Path(path)
+    for k, a in arrays.items():
+        if np.asarray(a).dtype == object:
+            raise TypeError(f"{path}: array {k!r} has dtype object, which would need pickle")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def environment_info() -> dict:
+    """Versions and device of this process, for every result file."""
+    from importlib import metadata
+
+    info = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("ecgjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "wfdb"):
+        try:
+            info[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            info[pkg] = None
+    try:
+        import jax
+
+        devs = jax.devices()
+        info["backend"] = jax.default_backend()
+        info["devices"] = [d.device_kind for d in devs]
+        info["device"] = f"{len(devs)} x {devs[0].device_kind}"
+    except Exception as e:  # report, never fail, on provenance
+        info["device"] = f"unknown ({e})"
+    info["cpu_count"] = os.cpu_count()
+    return info

@@ -1,0 +1,149 @@
+"""The two models of Jones et al. (2020), as the authors' code built them.
+
+See reference_pipeline.md §3: ``jones2020_cnn`` (637,672 parameters counting
+BatchNorm running statistics, as Keras does) and ``jones2020_lstm`` (19,240).
+Both read the two leads as one sequence: lead 1 (T samples) then lead 2.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ecgjax.models.base import concat_leads
+from ecgjax.models.layers import Conv1d
+
+_LEAKY = 0.3  # Keras LeakyReLU default (Flax's is 0.01)
+
+
+def _bn(n: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    return nnx.BatchNorm(n, momentum=0.99, epsilon=1e-3, rngs=rngs)  # Keras defaults
+
+
+class _JonesBlock(nnx.Module):
+    """Identity shortcut (MaxPool1D(pool 1) in the original) + conv(F, same) -> BN -> LReLU -> conv(32, same) -> LReLU -> dropout."""
+
+    def __init__(self, filters: int, *, conv_impl: str, rngs: nnx.Rngs):
+        self.conv1 = Conv1d(32, filters, 16, padding="SAME", impl=conv_impl, rngs=rngs)
+        self.bn1 = _bn(filters, rngs)
+        self.conv2 = Conv1d(filters, 32, 16, padding="SAME", impl=conv_impl, rngs=rngs)
+        self.drop = nnx.Dropout(0.2, rngs=rngs)
+
+    def __call__(self, x):
+        h = jax.nn.leaky_relu(self.bn1(self.conv1(x)), _LEAKY)
+        h = self.drop(jax.nn.leaky_relu(self.conv2(h), _LEAKY))
+        return x + h
+
+
+class Jones2020CNN(nnx.Module):
+    """The paper's CNN: 11 kernel-16 convolutions, no downsampling, a flatten-dense head.
+
+    x: f32[B, T, L] -> logits f32[B, C]; the leads are concatenated to
+    f32[B, L*T, 1] (860 for T=430, L=2). ``features``: f32[B, L*T-45, 32],
+    the last conv block's output (after BN and LeakyReLU). ``layer("final_conv")``:
+    that block's convolution output before its BN (Keras layer 40, the layer the
+    paper's saliency targets).
+    """
+
+    layer_names = ("final_conv",)
+    cascade_order = ("dense", "bn_out", "conv_out", "blocks", "bn2", "conv2", "bn1", "conv1")
+
+    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), conv_impl: str = "xla", rngs: nnx.Rngs):
+        t, l = in_shape
+        self.conv1 = Conv1d(1, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
+        self.bn1 = _bn(32, rngs)
+        self.conv2 = Conv1d(32, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
+        self.bn2 = _bn(32, rngs)
+        self.drop = nnx.Dropout(0.2, rngs=rngs)
+        self.blocks = nnx.List([_JonesBlock(f, conv_impl=conv_impl, rngs=rngs) for f in (64, 64, 128, 128)])
+        self.conv_out = Conv1d(32, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
+        self.bn_out = _bn(32, rngs)
+        n_feat = (t * l - 45) * 32
+        self.dense = nnx.Linear(n_feat, n_classes, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
+
+    def _trunk(self, x):
+        h = concat_leads(x)
+        h = jax.nn.leaky_relu(self.bn1(self.conv1(h)), _LEAKY)
+        h = self.drop(jax.nn.leaky_relu(self.bn2(self.conv2(h)), _LEAKY))
+        for blk in self.blocks:
+            h = blk(h)
+        return h
+
+    def layer(self, name: str, x):
+        if name != "final_conv":
+            raise KeyError(f"jones2020_cnn has no layer {name!r}; layers: {self.layer_names}")
+        return self.conv_out(self._trunk(x))
+
+    def features(self, x):
+        return jax.nn.leaky_relu(self.bn_out(self.conv_out(self._trunk(x))), _LEAKY)
+
+    def head(self, f):
+        return self.dense(f.reshape(f.shape[0], -1))
+
+    def __call__(self, x):
+        return self.head(self.features(x))
+
+
+class LSTM(nnx.Module):
+    """One LSTM layer run with ``jax.lax.scan`` over time from a zero state.
+
+    Gates in Keras order (input, forget, cell, output); Glorot-uniform input
+    kernel, orthogonal recurrent kernel, zero bias with the forget gate's set to
+    1 (Keras ``unit_forget_bias``). The input projection of all time steps is
+    one matmul before the scan; the scan carries only the recurrent product.
+    Written this way (not ``nnx.RNN``) so that plain ``jax.grad`` with respect
+    to the input works (style.md, the nnx.RNN pitfall).
+
+    x: f32[B, T, F] -> hidden states f32[B, T, H].
+    """
+
+    def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
+        self.hidden = hidden
+        self.w_in = nnx.Param(nnx.initializers.glorot_uniform()(rngs.params(), (in_features, 4 * hidden)))
+        self.w_rec = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
+        self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden : 2 * hidden].set(1.0))
+
+    def __call__(self, x):
+        b = x.shape[0]
+        h_dim = self.hidden
+        w_rec = self.w_rec[...]
+        xs = jnp.einsum("btf,fg->tbg", x, self.w_in[...]) + self.bias[...]
+
+        def step(carry, xg):
+            h, c = carry
+            g = xg + h @ w_rec
+            i, f, gg, o = jnp.split(g, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        zero = jnp.zeros((b, h_dim), x.dtype)
+        _, hs = jax.lax.scan(step, (zero, zero), xs)
+        return jnp.transpose(hs, (1, 0, 2))
+
+
+class Jones2020LSTM(nnx.Module):
+    """The paper's LSTM: LSTM(64) over the L*T concatenated samples -> Dense(32, ReLU) -> Dense(C).
+
+    x: f32[B, T, L] -> logits f32[B, C]. ``features``: the hidden-state
+    sequence f32[B, L*T, 64]; ``head`` uses its last step. 19,240 parameters.
+    """
+
+    layer_names = ()
+    cascade_order = ("out", "dense", "lstm")
+
+    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), hidden: int = 64, rngs: nnx.Rngs):
+        glorot = nnx.initializers.glorot_uniform()
+        self.lstm = LSTM(1, hidden, rngs=rngs)
+        self.dense = nnx.Linear(hidden, 32, kernel_init=glorot, rngs=rngs)
+        self.out = nnx.Linear(32, n_classes, kernel_init=glorot, rngs=rngs)
+
+    def features(self, x):
+        return self.lstm(concat_leads(x))
+
+    def head(self, f):
+        return self.out(jax.nn.relu(self.dense(f[:, -1])))
+
+    def __call__(self, x):
+        return self.head(self.features(x))

@@ -1,0 +1,102 @@
+"""The residual CNN of Ribeiro et al. (2020), adapted to one MIT-BIH beat.
+
+The cross-framework benchmark model of performance.md: 753 MFLOP per beat
+forward for an 860-sample input.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ecgjax.models.base import concat_leads
+from ecgjax.models.layers import Conv1d, same_padding
+
+_HE = nnx.initializers.he_normal()
+
+
+def _bn(n, rngs, **kw):
+    return nnx.BatchNorm(n, momentum=0.99, epsilon=1e-3, rngs=rngs, **kw)
+
+
+def max_pool_same(x, factor: int):
+    """Max-pool by ``factor`` with TF 'SAME' padding. x: f32[B, T, C] -> f32[B, ceil(T/factor), C]."""
+    left, right = same_padding(x.shape[1], factor, factor)
+    xp = jnp.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=-jnp.inf)
+    b, t, c = xp.shape
+    return xp.reshape(b, t // factor, factor, c).max(axis=2)
+
+
+class _Unit(nnx.Module):
+    """Pre-activation residual unit: skip = maxpool(4) -> 1x1 conv; main = conv -> BN -> ReLU -> dropout -> conv(stride 4)."""
+
+    def __init__(self, cin: int, cout: int, *, dropout: float, conv_impl: str, rngs: nnx.Rngs):
+        self.skip_conv = Conv1d(cin, cout, 1, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs) if cin != cout else None
+        self.conv1 = Conv1d(cin, cout, 16, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs)
+        self.bn1 = _bn(cout, rngs)
+        self.drop1 = nnx.Dropout(dropout, rngs=rngs)
+        self.conv2 = Conv1d(cout, cout, 16, stride=4, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs)
+        self.bn_out = _bn(cout, rngs, use_scale=False, use_bias=False)
+        self.drop_out = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x, skip):
+        skip = max_pool_same(skip, 4)
+        if self.skip_conv is not None:
+            skip = self.skip_conv(skip)
+        h = self.conv2(self.drop1(jax.nn.relu(self.bn1(self.conv1(x)))))
+        s = h + skip
+        return self.drop_out(jax.nn.relu(self.bn_out(s))), s
+
+
+class RibeiroCNN(nnx.Module):
+    """Stem conv(64) -> 4 residual units (128, 196, 256, 320 filters, /4 each) -> flatten -> dense.
+
+    x: f32[B, T, L] -> logits f32[B, C]. With ``lead_layout="concat"`` (the
+    benchmark's) the leads are concatenated into one channel of L*T samples;
+    with ``"channels"`` they are L input channels of T samples.
+    ``features``: f32[B, T', 320] after the last unit.
+    """
+
+    layer_names = ()
+    cascade_order = ("dense", "units", "bn0", "stem")
+
+    def __init__(
+        self,
+        *,
+        n_classes: int = 8,
+        in_shape=(430, 2),
+        filters=(128, 196, 256, 320),
+        dropout: float = 0.2,
+        lead_layout: str = "concat",
+        conv_impl: str = "xla",
+        rngs: nnx.Rngs,
+    ):
+        t, l = in_shape
+        if lead_layout not in ("concat", "channels"):
+            raise ValueError(f"lead_layout must be 'concat' or 'channels', got {lead_layout!r}")
+        self.lead_layout = lead_layout
+        length, cin = (t * l, 1) if lead_layout == "concat" else (t, l)
+        self.stem = Conv1d(cin, 64, 16, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs)
+        self.bn0 = _bn(64, rngs)
+        units, c = [], 64
+        for f in filters:
+            units.append(_Unit(c, f, dropout=dropout, conv_impl=conv_impl, rngs=rngs))
+            c = f
+            length = -(-length // 4)
+        self.units = nnx.List(units)
+        self.dense = nnx.Linear(length * c, n_classes, rngs=rngs)
+
+    def features(self, x):
+        h = concat_leads(x) if self.lead_layout == "concat" else x
+        h = jax.nn.relu(self.bn0(self.stem(h)))
+        skip = h
+        for u in self.units:
+            h, skip = u(h, skip)
+        return h
+
+    def head(self, f):
+        return self.dense(f.reshape(f.shape[0], -1))
+
+    def __call__(self, x):
+        return self.head(self.features(x))
