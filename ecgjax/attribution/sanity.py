@@ -5,6 +5,11 @@
   maps change (Spearman rank correlation per beat, of signed and of |.| maps).
   A method whose maps survive randomisation of the whole network explains the
   input, not the model. The random-attribution control gives the floor.
+  Caveat measured on ``jones2020_lstm`` (untrained and re-initialised, 128
+  steps): the Spearman correlation of |saliency| stays ~0.99 after *every*
+  layer is re-initialised, because the gradient magnitude decays with the
+  distance from the last time step whatever the weights. For recurrent models
+  read the signed correlation (about -0.6 there) or rank within time bins.
 * :func:`deletion_insertion`: delete (set to ``baseline``) the most-attributed
   0.1 s segments first and watch the target probability fall (deletion), or
   insert them into a baseline beat and watch it rise (insertion); areas under
