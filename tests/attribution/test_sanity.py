@@ -44,6 +44,10 @@ def test_cascade_on_linear_model(tmp_path):
     assert abs(np.median(res.random_signed)) < 0.3
     res.save(tmp_path)
     assert (tmp_path / "cascade_saliency.json").exists() and (tmp_path / "cascade_saliency.npz").exists()
+    from ecgjax.analysis import plotting
+
+    plotting.save_figure(plotting.plot_cascade(res), tmp_path / "cascade.png")
+    assert (tmp_path / "cascade.png").stat().st_size > 1000
 
 
 def test_segment_ids_agree_with_segmenter():
@@ -84,3 +88,7 @@ def test_deletion_insertion_linear(tmp_path):
     assert res.deletion_auc["gxi"].mean() < res.deletion_auc["random_order"].mean()
     res.save(tmp_path)
     assert (tmp_path / "faithfulness.json").exists()
+    from ecgjax.analysis import plotting
+
+    plotting.save_figure(plotting.plot_faithfulness(res), tmp_path / "faith.png")
+    assert (tmp_path / "faith.png").stat().st_size > 1000
