@@ -39,10 +39,11 @@ class Profiles:
     seed: int
 
     def save(self, path) -> None:
-        """Write as .npz (no pickle)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["classes"] = np.asarray(self.classes)
-        np.savez(path, **d)
+        """Write as .npz atomically (no pickle)."""
+        from ecgjax.io import atomic_savez
+
+        d = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        atomic_savez(path, **d)
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -117,3 +117,12 @@ def test_group_selection():
     assert (m.n_a[0, 0], m.n_b[0, 0], m.median_b[0, 0]) == (2, 3, 5.0)
     with pytest.raises(ValueError):
         mistaken_vs_class(v, y, p, 1, 1)
+
+
+def test_profiles_save_roundtrip(toy, tmp_path):
+    v, y, rec, test = toy
+    prof = class_profiles(v, y, rec, idx=test, n_boot=5, classes=("N", "V", "A"))
+    prof.save(tmp_path / "p.npz")
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["median"], prof.median)
+        assert tuple(z["classes"]) == ("N", "V", "A")
