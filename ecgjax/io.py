@@ -11,13 +11,15 @@ import json
 import os
 import platform
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 
 def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Hidden, unique per writer (process and call), in the target folder so the rename is atomic."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

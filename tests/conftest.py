@@ -1,12 +1,221 @@
+"""Shared fixtures: tiny WFDB records written with wfdb's own writers, and real MIT-BIH.
+
+* ``tiny_db``: a factory that writes small records (signal, sampling rate,
+  annotations) into ``<tmp>/data/mitdb`` with ``wfdb.wrsamp`` / ``wfdb.wrann``.
+* ``real_data_dir``: the folder holding ``mitdb/`` (``$ECGJAX_DATA_DIR``), or a
+  skip with the reason how to enable real-data tests.
+* ``real_beats``: session-scoped, one cold extraction per protocol into a
+  session cache folder, with the cold time recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
 import os
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+REAL_DATA_SKIP = "set ECGJAX_DATA_DIR to the folder holding mitdb/ to run real-data tests"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """No test reads the user's data, cache or network by accident.
+
+    ``XDG_CACHE_HOME`` points into a temporary folder, ``ECGJAX_CACHE_DIR`` and
+    ``ECGJAX_DATA_DIR`` are unset (real-data tests read the value captured at
+    session start through ``real_data_dir``), and the downloader raises.
+    """
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+    monkeypatch.delenv("ECGJAX_CACHE_DIR", raising=False)
+    monkeypatch.delenv("ECGJAX_DATA_DIR", raising=False)
+
+    def no_network(database, target):
+        raise ConnectionError(f"tests never download (asked for {database} into {target})")
+
+    monkeypatch.setattr("ecgjax.data.locate.download_database", no_network)
+
+
+# -- tiny records ---------------------------------------------------------------
+
+
+def default_signal(n_samples: int, n_leads: int) -> np.ndarray:
+    """i16[S, L] digital samples, all distinct within a lead, so a window cut at
+    the wrong offset cannot match by accident."""
+    t = np.arange(n_samples)[:, None]
+    lead = np.arange(n_leads)[None, :]
+    return ((t * 7 + lead * 1001) % 4000 - 2000).astype(np.int16)
+
+
+@dataclasses.dataclass
+class TinyDB:
+    """Writes records into ``root/<database>`` with wfdb's writers.
+
+    ``root`` is what ``load_beats(..., data_dir=root)`` / ``--data-dir`` take.
+    """
+
+    root: Path
+    database: str = "mitdb"
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.database
+
+    def record(
+        self,
+        name: str,
+        ann: list[tuple[int, str]],
+        *,
+        n_samples: int = 3000,
+        n_leads: int = 2,
+        fs: float = 360,
+        signal: np.ndarray | None = None,
+        fmt: str = "16",
+        adc_gain: float = 200.0,
+        sig_name: list[str] | None = None,
+    ) -> Path:
+        """Write ``name.hea``/``.dat`` (digital ``signal``, i[S, L]) and ``name.atr``.
+
+        Args:
+          ann: (sample, symbol) pairs, in file order.
+          signal: digital samples; default ``default_signal(n_samples, n_leads)``.
+
+        Returns:
+          the record's base path (without extension).
+        """
+        import wfdb
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        d = default_signal(n_samples, n_leads) if signal is None else np.asarray(signal)
+        if d.ndim == 1:
+            d = d[:, None]
+        n_leads = d.shape[1]
+        names = sig_name or (["MLII", "V1", "V2", "V5"][:n_leads])
+        wfdb.wrsamp(
+            name,
+            fs=fs,
+            units=["mV"] * n_leads,
+            sig_name=names,
+            d_signal=d.astype(np.int64 if fmt not in ("16", "212", "80") else np.int16),
+            fmt=[fmt] * n_leads,
+            adc_gain=[adc_gain] * n_leads,
+            baseline=[0] * n_leads,
+            write_dir=str(self.folder),
+        )
+        samples = np.array([s for s, _ in ann], np.int64)
+        symbols = [sym for _, sym in ann]
+        wfdb.wrann(name, "atr", samples, symbol=symbols, write_dir=str(self.folder))
+        return self.folder / name
+
+    def physical(self, name: str) -> np.ndarray:
+        """f32[S, L] the record as ``load_beats`` sees it (wfdb's physical values)."""
+        import wfdb
+
+        return wfdb.rdrecord(str(self.folder / name)).p_signal.astype(np.float32)
+
+
+@pytest.fixture
+def tiny_db(tmp_path) -> TinyDB:
+    return TinyDB(tmp_path / "data")
+
+
+@pytest.fixture
+def cache_path(tmp_path) -> Path:
+    """An empty beat-cache folder."""
+    p = tmp_path / "cache"
+    p.mkdir()
+    return p
+
+
+# -- real MIT-BIH ----------------------------------------------------------------
+
+# Captured before the autouse fixture unsets it for every test.
+_REAL_DATA_ENV = os.environ.get("ECGJAX_DATA_DIR")
 
 
 @pytest.fixture(scope="session")
-def real_data_dir():
-    d = os.environ.get("ECGJAX_DATA_DIR")
-    if not d or not (Path(d) / "mitdb").is_dir():
-        pytest.skip("set ECGJAX_DATA_DIR to the folder holding mitdb/ to run real-data tests")
-    return Path(d)
+def real_data_dir() -> Path:
+    """The data root holding ``mitdb/`` from ``$ECGJAX_DATA_DIR``, else skip."""
+    if not _REAL_DATA_ENV:
+        pytest.skip(REAL_DATA_SKIP)
+    root = Path(_REAL_DATA_ENV)
+    if not (root / "mitdb").is_dir():
+        pytest.skip(f"{REAL_DATA_SKIP} (ECGJAX_DATA_DIR={root} has no mitdb/)")
+    return root
+
+
+@dataclasses.dataclass
+class Loaded:
+    beats: object  # BeatSet
+    cold_s: float
+    cache_dir: Path
+
+
+@pytest.fixture(scope="session")
+def real_cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("real-beat-cache")
+
+
+def _load_real(name: str, root: Path, cache: Path) -> Loaded:
+    from ecgjax.data import load_beats, protocols
+
+    t0 = time.perf_counter()
+    beats = load_beats(protocols.get(name), root, cache=cache, download=False)
+    return Loaded(beats, time.perf_counter() - t0, cache)
+
+
+@pytest.fixture(scope="session")
+def real_jones(real_data_dir, real_cache_dir) -> Loaded:
+    """jones2020 on all 48 records, extracted once per session (cold, timed)."""
+    return _load_real("jones2020", real_data_dir, real_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def real_jones_code(real_data_dir, real_cache_dir) -> Loaded:
+    return _load_real("jones2020_code", real_data_dir, real_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def real_aami(real_data_dir, real_cache_dir) -> Loaded:
+    return _load_real("aami", real_data_dir, real_cache_dir)
+
+
+# -- a tiny stand-in for the whole of mitdb -------------------------------------------
+
+# Every beat class of the Jones and AAMI presets, rotated per record.
+_PATTERN = ["N", "N", "L", "R", "V", "A", "/", "E", "j", "N", "a", "e", "F", "N", "f", "Q", "J", "S"]
+_RR = 300
+
+
+def tiny_mitdb_annotations(i: int) -> list[tuple[int, str]]:
+    """The annotations of the i-th tiny mitdb record: len(_PATTERN) beats every 300 samples
+    (first at 200), symbols rotated by i, and a non-beat ``+`` after the third beat."""
+    syms = _PATTERN[i % len(_PATTERN) :] + _PATTERN[: i % len(_PATTERN)]
+    ann = [(200 + _RR * k, s) for k, s in enumerate(syms)]
+    ann.insert(3, (200 + _RR * 2 + 100, "+"))
+    return ann
+
+
+@pytest.fixture(scope="session")
+def _tiny_mitdb_template(tmp_path_factory) -> Path:
+    from ecgjax.data.protocols import MITDB_RECORDS
+
+    db = TinyDB(tmp_path_factory.mktemp("tiny-mitdb") / "data")
+    n = 200 + _RR * len(_PATTERN) + 100
+    for i, rec in enumerate(MITDB_RECORDS):
+        db.record(rec, tiny_mitdb_annotations(i), n_samples=n, sig_name=["MLII", "V1"])
+    return db.root
+
+
+@pytest.fixture
+def tiny_mitdb(_tiny_mitdb_template, tmp_path) -> TinyDB:
+    """All 48 mitdb record names as tiny records (6,000 samples, 18 beats each), in a
+    fresh copy the test may modify."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(_tiny_mitdb_template, root)
+    return TinyDB(root)

@@ -60,18 +60,22 @@ def beat_rr(ann_samples: np.ndarray, ann_symbols: np.ndarray) -> tuple[np.ndarra
       ann_symbols: U[A] annotation symbols.
 
     Returns:
-      (rr_prev, rr_next): i64[A] each; 0 where there is no such beat. Non-beat
-      annotations get the values of the surrounding beats as if they were beats.
+      (rr_prev, rr_next): i64[A] each; the distance to the previous and next
+      beat annotation in file order, 0 where there is no such beat. Non-beat
+      annotations get the distances to the beats around them.
     """
+    ann_samples = np.asarray(ann_samples, np.int64)
     is_beat = np.isin(ann_symbols, list(BEAT_SYMBOLS))
     bs = ann_samples[is_beat]
     if len(bs) == 0:
         zero = np.zeros(len(ann_samples), np.int64)
         return zero, zero.copy()
-    # For every annotation: index of the first beat at or after it.
-    pos = np.searchsorted(bs, ann_samples, side="left")
-    prev_i = pos - 1
-    next_i = np.where(is_beat, pos + 1, pos)
+    # Neighbours are found by annotation order, not by sample value, so two beats
+    # on the same sample are each other's neighbours (RR 0).
+    # last_i: index into bs of the last beat at or before each annotation (in file order).
+    last_i = np.cumsum(is_beat) - 1
+    prev_i = np.where(is_beat, last_i - 1, last_i)
+    next_i = last_i + 1
     rr_prev = np.where(prev_i >= 0, ann_samples - bs[np.clip(prev_i, 0, len(bs) - 1)], 0)
     rr_next = np.where(next_i < len(bs), bs[np.clip(next_i, 0, len(bs) - 1)] - ann_samples, 0)
     return rr_prev.astype(np.int64), rr_next.astype(np.int64)
@@ -86,11 +90,13 @@ def midpoint_bounds(
       ann_samples: i64[A] boundary annotation samples, sorted.
       skip_first_last: if True, the first and last annotation get no window
         (``ok`` is False); otherwise a missing neighbour is replaced by the
-        mirror of the other one, clipped to the record.
+        mirror of the other one (``prev = 2*s[0] - s[1]``, ``next = 2*s[-1] -
+        s[-2]``) and the window is then clipped to ``[0, n_samples)``.
       n_samples: S, the record length.
 
     Returns:
-      (start, end, ok): i64[A], i64[A], bool[A]; the window is [start, end).
+      (start, end, ok): i64[A], i64[A], bool[A]; the window is [start, end)
+      and, where ``ok``, ``start <= ann_samples < end``.
     """
     s = ann_samples.astype(np.int64)
     a = len(s)
@@ -109,7 +115,10 @@ def midpoint_bounds(
         ok[0] = ok[-1] = False
     start = np.clip(start, 0, n_samples)
     end = np.clip(end, 0, n_samples)
-    ok &= end > start
+    # The window must hold its own annotation. This fails only for a lone
+    # annotation (no neighbour to mirror) and for the earlier of two
+    # annotations on one sample, whose window would end at its R.
+    ok &= (start <= s) & (s < end)
     return start, end, ok
 
 
@@ -134,12 +143,19 @@ def gather_windows(
       (x, lo, hi): f32[N, T, L], i32[N], i32[N]. Samples outside ``[0, S)`` or
       past ``length`` are zero; the valid ones are ``lo <= t < hi``.
     """
-    n_samples = signal.shape[0]
+    n_samples, n_leads = signal.shape
+    start = np.asarray(start, np.int64)
     lo = np.clip(-start, 0, width)
     hi = np.clip(np.minimum(length, n_samples - start), lo, width)
-    idx = start[:, None] + np.arange(width)[None, :]
-    x = signal[np.clip(idx, 0, n_samples - 1)].astype(np.float32)
-    x *= valid_mask(lo, hi, width)[..., None]
+    # Zero-pad the record by `width` on both sides: every window is then a plain
+    # slice of it (no index array, no clipping), and samples outside the record
+    # are already zero.
+    padded = np.zeros((n_samples + 2 * width, n_leads), np.float32)
+    padded[width : width + n_samples] = signal
+    view = np.lib.stride_tricks.sliding_window_view(padded, width, axis=0)  # [S + width + 1, L, T]
+    x = view[np.clip(start + width, 0, n_samples + width)].transpose(0, 2, 1)  # [N, T, L]
+    x = np.ascontiguousarray(x)
+    x[np.arange(width)[None, :] >= hi[:, None]] = 0  # past the window's end
     return x, lo.astype(np.int32), hi.astype(np.int32)
 
 
@@ -222,6 +238,9 @@ def extract_record_beats(
     )
 
 
+NORMALISATIONS = ("minmax_beat", "minmax_lead", "zscore_lead", "none")
+
+
 def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
     """Per-beat scaling of windows.
 
@@ -234,33 +253,41 @@ def normalise(x: np.ndarray, valid: np.ndarray, method: str) -> np.ndarray:
         beat-specific level); a constant beat is left unchanged.
         ``"minmax_lead"``: per lead over the valid samples only, padding kept 0.
         ``"zscore_lead"``: per lead (x - mean)/std over valid samples, padding 0.
+        For both, a lead that is constant over the valid samples becomes 0.
         ``"none"``: unchanged.
 
     Returns:
       f32[N, T, L].
     """
+    if method not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {method!r}; choose {', '.join(NORMALISATIONS)}")
     x = x.astype(np.float32, copy=True)
     if method == "none":
         return x
     if method == "minmax_beat":
         lo = x.min(axis=(1, 2), keepdims=True)
-        hi = x.max(axis=(1, 2), keepdims=True)
-        rng = hi - lo
-        safe = np.where(rng == 0, 1, rng)
-        return np.where(rng == 0, x, (x - lo) / safe).astype(np.float32)
+        rng = x.max(axis=(1, 2), keepdims=True) - lo
+        flat = rng == 0
+        x -= lo
+        x /= np.where(flat, 1, rng)
+        x += np.where(flat, lo, 0)  # a constant beat is left unchanged
+        return x
     m = valid[..., None]
+    # Statistics over valid samples only, accumulated in float64. A lead whose
+    # valid samples are all equal (flat, saturated, or none valid) maps to 0
+    # instead of amplifying rounding error (a float32 mean of a constant is not
+    # exact, so its "std" is ~1e-8, not 0).
+    lo = np.where(m, x, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(m, x, -np.inf).max(axis=1, keepdims=True)
+    varies = hi > lo
     if method == "minmax_lead":
-        lo = np.where(m, x, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(m, x, -np.inf).max(axis=1, keepdims=True)
-        rng = hi - lo
-        out = (x - lo) / np.where(rng > 0, rng, 1)
-    elif method == "zscore_lead":
+        x -= np.where(varies, lo, 0).astype(np.float32)
+        x /= np.where(varies, hi - lo, 1).astype(np.float32)
+    else:  # zscore_lead
         cnt = np.maximum(m.sum(axis=1, keepdims=True), 1)
-        mean = (x * m).sum(axis=1, keepdims=True) / cnt
-        var = (((x - mean) * m) ** 2).sum(axis=1, keepdims=True) / cnt
-        out = (x - mean) / np.sqrt(np.where(var > 0, var, 1))
-    else:
-        raise ValueError(
-            f"unknown normalisation {method!r}; choose minmax_beat, minmax_lead, zscore_lead or none"
-        )
-    return np.where(m, out, 0).astype(np.float32)
+        mean = (np.where(m, x, 0).sum(axis=1, keepdims=True, dtype=np.float64) / cnt).astype(np.float32)
+        x -= mean
+        var = (np.where(m, x, 0) ** 2).sum(axis=1, keepdims=True, dtype=np.float64) / cnt
+        x /= np.sqrt(np.where(varies & (var > 0), var, 1)).astype(np.float32)
+    x[~(m & varies)] = 0
+    return x

@@ -49,7 +49,8 @@ class BeatSet:
       rr_prev, rr_next: i32[N] samples to the neighbouring beat annotations.
       fs: sampling rate (Hz).
       lead_names: {record: lead names in the order of the L axis}.
-      protocol: the protocol's fields.
+      protocol: the protocol's fields as JSON types (sequences are lists), the
+        same whether the set was extracted or read from the cache.
     """
 
     x: np.ndarray
@@ -178,14 +179,21 @@ def extract(protocol: Protocol, folder: Path) -> BeatSet:
         width = max(p.x.shape[1] for _, p in parts)
         parts = [(n, _pad_to(p, width)) for n, p in parts]
     cat = {f: np.concatenate([getattr(p, f) for _, p in parts]) for f in ("x", "lo", "hi", "r", "sample", "symbol", "rr_prev", "rr_next")}
-    record = np.concatenate([np.full(len(p.r), n, dtype="U8") for n, p in parts])
+    name_len = max((len(n) for n, _ in parts), default=1)
+    record = np.concatenate([np.full(len(p.r), n, dtype=f"U{name_len}") for n, p in parts])
     y = np.array([class_of[s] for s in cat["symbol"]], np.int32) if len(record) else np.zeros(0, np.int32)
     valid = beats_lib.valid_mask(cat["lo"], cat["hi"], cat["x"].shape[1])
     x = beats_lib.normalise(cat.pop("x"), valid, protocol.normalisation)
     return BeatSet(
         x=x, y=y, classes=tuple(protocol.classes), record=record, fs=float(protocol.fs),
-        lead_names=lead_names, protocol=protocol.to_dict(), **cat,
+        lead_names=lead_names, protocol=_json_roundtrip(protocol.to_dict()), **cat,
     )
+
+
+def _json_roundtrip(d: dict) -> dict:
+    """``d`` as it reads back from the cache's JSON (tuples become lists), so a
+    fresh and a cached BeatSet carry equal ``protocol`` dicts."""
+    return json.loads(json.dumps(d))
 
 
 def _pad_to(rb: beats_lib.RecordBeats, width: int) -> beats_lib.RecordBeats:

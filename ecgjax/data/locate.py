@@ -87,24 +87,32 @@ def find_database(
 def download_database(database: str, target: Path) -> None:
     """Download every record of ``database`` into ``target``, one record at a time.
 
-    The files land in a temporary sibling folder that is renamed into place only
-    when the whole database is there, so an interrupted download is never
-    mistaken for a complete one.
+    The files land in a temporary sibling folder ``<target>.partial`` that is
+    renamed into place only when the whole database is there, so an interrupted
+    download is never mistaken for a complete one. A rerun resumes: records
+    listed in ``<target>.partial/.complete`` (appended after each record's
+    files are all written) are not fetched again; a record cut off half-way
+    is fetched again in full.
     """
     import wfdb  # heavy import, kept off the package import path
 
     tmp = target.with_name(target.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
+    done_file = tmp / ".complete"
+    done = set(done_file.read_text().split()) if done_file.exists() else set()
     records = wfdb.get_record_list(database)
     log.info("downloading %s (%d records) from PhysioNet into %s", database, len(records), target)
     for i, rec in enumerate(records, 1):
-        if not (tmp / f"{rec}.hea").exists():
+        if rec not in done:
             wfdb.dl_database(database, str(tmp), records=[rec], annotators="all", keep_subdirs=False)
+            with open(done_file, "a") as f:
+                f.write(rec + "\n")
         log.info("  %s: %d/%d records", database, i, len(records))
     try:
         wfdb.io.download.dl_files(database, str(tmp), ["SHA256SUMS.txt"], keep_subdirs=False)
     except Exception as e:  # optional file
         log.warning("could not download SHA256SUMS.txt for %s: %s", database, e)
+    done_file.unlink()
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

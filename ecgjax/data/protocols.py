@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.errors import ConfigError
 
 MITDB_RECORDS = (
@@ -62,7 +63,7 @@ class Protocol:
       normalisation: ``minmax_beat`` | ``minmax_lead`` | ``zscore_lead`` | ``none``.
       lead_order: ``"as_stored"`` or ``"mlii_first"``.
       fs: sampling rate the beats are produced at; records at another rate are
-        resampled (``wfdb.processing.resample_multichan``: FFT resampling of
+        resampled (``wfdb.processing.resample_sig``: FFT resampling of
         the signal, annotation samples rescaled).
       default_split: split used when none is named.
     """
@@ -86,13 +87,21 @@ class Protocol:
     def __post_init__(self):
         _check_choice("window", self.window, ("midpoint", "fixed"))
         _check_choice("boundary", self.boundary, ("beats", "all"))
-        _check_choice(
-            "normalisation", self.normalisation, ("minmax_beat", "minmax_lead", "zscore_lead", "none")
-        )
+        _check_choice("normalisation", self.normalisation, NORMALISATIONS)
         _check_choice("lead_order", self.lead_order, ("as_stored", "mlii_first"))
         unknown = {c for _, c in self.symbol_map} - set(self.classes)
         if unknown:
             raise ConfigError(f"protocol {self.name}: symbol_map names classes {sorted(unknown)} not in classes")
+        if not self.records or isinstance(self.records, str):
+            raise ConfigError(f"protocol {self.name}: records must be a non-empty tuple of names, got {self.records!r}")
+        if self.max_len is not None and self.max_len <= 0:
+            raise ConfigError(f"protocol {self.name}: max_len must be positive or None, got {self.max_len}")
+        if self.before_s < 0 or self.after_s <= 0:
+            raise ConfigError(
+                f"protocol {self.name}: need before_s >= 0 and after_s > 0, got {self.before_s}, {self.after_s}"
+            )
+        if self.fs <= 0:
+            raise ConfigError(f"protocol {self.name}: fs must be positive, got {self.fs}")
 
     @property
     def keep_symbols(self) -> frozenset[str]:

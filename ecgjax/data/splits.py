@@ -149,22 +149,24 @@ def balance(y: np.ndarray, idx: np.ndarray, *, mode: str, seed: int = 0) -> np.n
     Returns:
       i64[K] indices (with repeats), shuffled.
     """
+    if mode not in ("none", "downsample_majority", "upsample"):
+        raise ConfigError(f"unknown balancing mode {mode!r}; choose none, downsample_majority or upsample")
     rng = _rng(seed)
-    if mode == "none":
+    idx = np.asarray(idx, np.int64)
+    if mode == "none" or len(idx) == 0:
         return rng.permutation(idx)
     classes, sizes = np.unique(y[idx], return_counts=True)
     if mode == "downsample_majority":
         target = int(np.sort(sizes)[-2]) if len(sizes) > 1 else int(sizes[0])
-        big = classes[np.argmax(sizes)]
-    elif mode == "upsample":
-        target, big = int(sizes.max()), None
     else:
-        raise ConfigError(f"unknown balancing mode {mode!r}; choose none, downsample_majority or upsample")
+        target = int(sizes.max())
     out = []
     for c, n in zip(classes, sizes):
         members = idx[y[idx] == c]
-        if c == big or n == target:
-            out.append(rng.choice(members, size=target, replace=False) if n >= target else members)
+        if n == target:
+            out.append(members)  # already at size: every beat once
         else:
+            # Larger (only the majority, when downsampling): without replacement;
+            # smaller: with replacement.
             out.append(rng.choice(members, size=target, replace=n < target))
     return rng.permutation(np.concatenate(out)).astype(np.int64)

@@ -3,9 +3,10 @@
 ``read_record`` returns one record's signal and annotations at the requested
 sampling rate. Every failure mode we know of becomes a ``RecordError`` naming
 the file and the problem: a missing ``.hea``/``.dat``/``.atr``, a header wfdb
-cannot parse, a ``.dat`` shorter than its header says, NaN samples (wfdb's
-marker for invalid samples), or an unexpected sampling rate when resampling is
-off.
+cannot parse, a ``.dat`` shorter than its header says, an ``.atr`` wfdb cannot
+parse or that holds no annotations, annotations outside the signal, NaN samples
+(wfdb's marker for invalid samples), or an unexpected sampling rate when
+resampling is off.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def read_record(
       record: record name.
       fs: sampling rate wanted; ``None`` keeps the record's own.
       resample: when the record's rate differs from ``fs``: resample it with
-        ``wfdb.processing.resample_multichan`` (FFT-based, annotation samples
-        rescaled) if True, else raise.
+        ``wfdb.processing.resample_sig`` per lead (FFT-based); annotation
+        samples rescaled and rounded to the nearest new sample) if True, else raise.
       annotations: read the ``atr`` annotations (noise records have none).
 
     Returns:
@@ -106,9 +107,12 @@ def read_record(
     _check_dat_sizes(folder, record, header)
     try:
         rec = wfdb.rdrecord(str(base))
+    except Exception as e:
+        raise RecordError(record, f"wfdb could not read the signal of {base} ({type(e).__name__}: {e})") from e
+    try:
         ann = wfdb.rdann(str(base), "atr") if annotations else None
     except Exception as e:
-        raise RecordError(record, f"wfdb could not read {base} ({type(e).__name__}: {e})") from e
+        raise RecordError(record, f"wfdb could not read {base}.atr ({type(e).__name__}: {e})") from e
 
     signal = rec.p_signal
     if signal is None or signal.shape[0] != header.sig_len:
@@ -123,8 +127,10 @@ def read_record(
             f"(lead {rec.sig_name[int(np.argmax(nan[rows[0]]))]}); ecgjax does not interpolate them",
         )
 
-    samples = np.asarray(ann.sample if ann is not None else [], np.int64)
-    symbols = np.asarray(ann.symbol if ann is not None else [], dtype="U1")
+    samples = np.asarray(ann.sample if annotations else [], np.int64)
+    symbols = np.asarray(ann.symbol if annotations else [], dtype="U1")
+    if annotations and len(samples) == 0:
+        raise RecordError(record, f"{base}.atr holds no annotations (empty or truncated file)")
     if len(samples) and (np.any(np.diff(samples) < 0) or samples[0] < 0 or samples[-1] >= header.sig_len):
         raise RecordError(record, f"{base}.atr has annotations out of order or outside the signal")
 
@@ -134,14 +140,12 @@ def read_record(
             raise RecordError(record, f"{base}.hea gives a sampling rate of {rec_fs:g} Hz; ecgjax expects {fs:g} Hz")
         from wfdb import processing
 
-        log.info("record %s: resampling %g Hz -> %g Hz (wfdb.processing.resample_multichan)", record, rec_fs, fs)
-        if ann is None:
-            signal = processing.resample_sig(signal[:, 0], rec_fs, fs)[0][:, None] if signal.shape[1] == 1 else np.stack(
-                [processing.resample_sig(signal[:, j], rec_fs, fs)[0] for j in range(signal.shape[1])], axis=1
-            )
-        else:
-            signal, ann_r = processing.resample_multichan(signal, ann, rec_fs, fs)
-            samples = np.asarray(ann_r.sample, np.int64)
+        log.info("record %s: resampling %g Hz -> %g Hz (wfdb.processing.resample_sig)", record, rec_fs, fs)
+        signal = np.stack([processing.resample_sig(signal[:, j], rec_fs, fs)[0] for j in range(signal.shape[1])], axis=1)
+        # wfdb's resample_ann truncates (sample * ratio); the beat at time
+        # sample / rec_fs is nearest to the rounded index, so round instead
+        # (truncation puts R up to one sample before the resampled peak).
+        samples = np.minimum(np.rint(samples * (fs / rec_fs)).astype(np.int64), len(signal) - 1)
         rec_fs = float(fs)
 
     return RecordData(
