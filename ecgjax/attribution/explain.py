@@ -77,7 +77,11 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
         atomic_savez(path, **arrays)
     meta = {"method": method.name, "hparams": {k: repr(v) for k, v in vars(method).items()}, "target": str(target),
             "n": int(len(idx)), "classes": list(beats.classes), "protocol": beats.protocol, "fs": beats.fs,
-            "beats_per_s": res.beats_per_s, "files": {int(c): p.name for c, p in res.files.items()}}
+            "beats_per_s": res.beats_per_s, "batch_size": res.batch_size, "n_devices": res.n_devices,
+            "files": {int(c): p.name for c, p in res.files.items()}}
+    from ecgjax.io import environment_info
+
+    meta["environment"] = environment_info()
     atomic_write_json(d / "meta.json", meta)
     log.info("explained %d beats with %s -> %s (%.1f beats/s)", len(idx), method.name, d, res.beats_per_s)
     return {"dir": d, "files": res.files, "beats_per_s": res.beats_per_s, "n": len(idx)}

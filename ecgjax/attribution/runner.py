@@ -167,17 +167,22 @@ def _write_npz_streaming(path: Path, arrays: dict[str, np.ndarray], big_name: st
     zip member, so host memory is one chunk. Loadable with ``np.load`` (no pickle).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shape = (len(rows),) + big_src.shape[1:]
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, a in arrays.items():
-            with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asarray(a), allow_pickle=False)
-        with zf.open(big_name + ".npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(big_src.dtype), "fortran_order": False, "shape": shape})
-            for s in range(0, len(rows), chunk):
-                f.write(np.ascontiguousarray(big_src[rows[s : s + chunk]]).tobytes())
-    os.replace(tmp, path)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, a in arrays.items():
+                with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asarray(a), allow_pickle=False)
+            with zf.open(big_name + ".npy", "w", force_zip64=True) as f:
+                hdr = {"descr": np.lib.format.dtype_to_descr(big_src.dtype), "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_2_0(f, hdr)
+                for s in range(0, len(rows), chunk):
+                    f.write(np.ascontiguousarray(big_src[rows[s : s + chunk]]).tobytes())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def load_class_npz(path: str | os.PathLike) -> dict[str, Any]:
@@ -340,54 +345,57 @@ def attribute_dataset(
         if maps_mem is not None:
             maps_mem[s:e] = m
 
-    t0 = time.perf_counter()
-    compile_s, t_after_first, last_log = 0.0, None, t0
-    starts = list(range(0, N, B))
-    pending = None
-    for i, s in enumerate(starts):
-        item = launch(s)  # dispatch is asynchronous: overlaps with collecting the previous batch
+    try:
+        t0 = time.perf_counter()
+        compile_s, t_after_first, last_log = 0.0, None, t0
+        starts = list(range(0, N, B))
+        pending = None
+        for i, s in enumerate(starts):
+            item = launch(s)  # dispatch is asynchronous: overlaps with collecting the previous batch
+            if pending is not None:
+                collect(pending)
+            pending = item
+            if i == 0:
+                collect(pending)
+                pending = None
+                t_after_first = time.perf_counter()
+                compile_s = t_after_first - t0
+            now = time.perf_counter()
+            if now - last_log >= log_every_s:
+                done = min(s + B, N)
+                rate = (done - min(B, N)) / max(now - t_after_first, 1e-9)
+                log.info("%s: %d/%d beats, %.1f beats/s", method.name, done, N, rate)
+                last_log = now
         if pending is not None:
             collect(pending)
-        pending = item
-        if i == 0:
-            collect(pending)
-            pending = None
-            t_after_first = time.perf_counter()
-            compile_s = t_after_first - t0
-        now = time.perf_counter()
-        if now - last_log >= log_every_s:
-            done = min(s + B, N)
-            rate = (done - min(B, N)) / max(now - t_after_first, 1e-9)
-            log.info("%s: %d/%d beats, %.1f beats/s", method.name, done, N, rate)
-            last_log = now
-    if pending is not None:
-        collect(pending)
-    t_end = time.perf_counter()
-    rest = N - min(B, N)
-    beats_per_s = rest / (t_end - t_after_first) if rest > 0 else N / max(t_end - t0, 1e-9)
-    log.info("%s: %d beats in %.2f s (first batch incl. compile %.2f s), %.1f beats/s, batch %d on %d device(s)",
-             method.name, N, t_end - t0, compile_s, beats_per_s, B, d)
+        t_end = time.perf_counter()
+        rest = N - min(B, N)
+        beats_per_s = rest / (t_end - t_after_first) if rest > 0 else N / max(t_end - t0, 1e-9)
+        log.info("%s: %d beats in %.2f s (first batch incl. compile %.2f s), %.1f beats/s, batch %d on %d device(s)",
+                 method.name, N, t_end - t0, compile_s, beats_per_s, B, d)
 
-    files: dict[int, Path] = {}
-    if out_dir is not None:
-        if group_by == "auto":
-            group_by = "label" if y is not None else ("pred" if mode == "all" else "target")
-        groups = {"label": None if y is None else np.asarray(y, np.int32), "pred": pred, "target": tout}.get(group_by, "bad")
-        if isinstance(groups, str) or groups is None:
-            raise ValueError(f"group_by={group_by!r} is not available (label needs y; choose label/pred/target/auto)")
-        scratch.flush()
-        meta = {"method": method.name, "hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)},
-                "target_mode": target if isinstance(target, str) else mode, "group_by": group_by,
-                "n_classes": n_classes, "shape": list(out_shape)}
-        for c in range(n_classes):
-            rows = np.flatnonzero(groups == c)
-            arrays = {"index": rows.astype(np.int64), "target": tout[rows], "pred": pred[rows],
-                      "meta": np.asarray(json.dumps({**meta, "class": c}))}
-            if y is not None:
-                arrays["label"] = np.asarray(y, np.int32)[rows]
-            path = out_dir / f"class_{c}.npz"
-            _write_npz_streaming(path, arrays, "maps", scratch, rows)
-            files[c] = path
-        del scratch
-        os.remove(scratch_path)
+        files: dict[int, Path] = {}
+        if out_dir is not None:
+            if group_by == "auto":
+                group_by = "label" if y is not None else ("pred" if mode == "all" else "target")
+            groups = {"label": None if y is None else np.asarray(y, np.int32), "pred": pred, "target": tout}.get(group_by, "bad")
+            if isinstance(groups, str) or groups is None:
+                raise ValueError(f"group_by={group_by!r} is not available (label needs y; choose label/pred/target/auto)")
+            scratch.flush()
+            meta = {"method": method.name, "hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)},
+                    "target_mode": target if isinstance(target, str) else mode, "group_by": group_by,
+                    "n_classes": n_classes, "shape": list(out_shape)}
+            for c in range(n_classes):
+                rows = np.flatnonzero(groups == c)
+                arrays = {"index": rows.astype(np.int64), "target": tout[rows], "pred": pred[rows],
+                          "meta": np.asarray(json.dumps({**meta, "class": c}))}
+                if y is not None:
+                    arrays["label"] = np.asarray(y, np.int32)[rows]
+                path = out_dir / f"class_{c}.npz"
+                _write_npz_streaming(path, arrays, "maps", scratch, rows)
+                files[c] = path
+    finally:
+        if scratch is not None:
+            del scratch
+            os.remove(scratch_path)
     return AttributionResult(maps_mem, tout, pred, files, B, d, compile_s, beats_per_s)

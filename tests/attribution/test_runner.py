@@ -78,6 +78,14 @@ def test_runner_all_classes_and_fns_input(tiny_models, data, tmp_path):
     assert z["maps"].shape[1:] == (4, 48, 2) and z["meta"]["group_by"] == "pred"
 
 
+def test_runner_failure_leaves_no_scratch(tiny_models, data, tmp_path):
+    make, p = tiny_models["cnn"]
+    x, _ = data
+    with pytest.raises(ValueError, match="group_by"):
+        attr.attribute_dataset((make, p), x, 0, attr.get("saliency"), batch_size=8, out_dir=tmp_path, group_by="label")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_runner_errors(tiny_models, data):
     make, p = tiny_models["cnn"]
     x, y = data
