@@ -46,6 +46,33 @@ class Profiles:
         atomic_savez(path, **d)
 
 
+def _sorted_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order i64[n, K], sorted values f64[n, K]) with NaNs last in every column."""
+    v = np.asarray(values, np.float64)
+    order = np.argsort(np.where(np.isnan(v), np.inf, v), axis=0, kind="stable")
+    return order, np.take_along_axis(v, order, 0)
+
+
+def _median_from_sorted(vs_t: np.ndarray, ws_t: np.ndarray) -> np.ndarray:
+    """Column medians from sorted values and integer weights, both **column-major** [K, n].
+
+    ``vs_t``: f64[K, n] each row sorted (NaN last); ``ws_t``: int[K, n] weights (0 for NaN).
+    The expanded sample's median averages the elements at (0-based) positions
+    ``(W-1)//2`` and ``W//2``; the element at position p is the first whose
+    cumulative weight exceeds p (a binary search per column).
+    """
+    K, n = vs_t.shape
+    out = np.full(K, np.nan)
+    if n == 0:
+        return out
+    cw = np.cumsum(ws_t, axis=1)  # contiguous along n: ~10x faster than axis 0 of [n, K]
+    total = cw[:, -1]
+    for k in np.flatnonzero(total > 0):  # a loop over columns (48), each two binary searches
+        lo_i, hi_i = np.searchsorted(cw[k], [(total[k] - 1) // 2, total[k] // 2], side="right")
+        out[k] = 0.5 * (vs_t[k, lo_i] + vs_t[k, hi_i])
+    return out
+
+
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Median of each column of ``values`` where row i is repeated ``weights[i]`` times.
 
@@ -58,31 +85,27 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
       f64[K].
     """
     v = np.asarray(values, np.float64)
-    n, K = v.shape
-    wcol = np.where(np.isnan(v), 0, np.asarray(weights, np.int64)[:, None])
-    order = np.argsort(np.where(np.isnan(v), np.inf, v), axis=0, kind="stable")
-    vs = np.take_along_axis(v, order, 0)
-    cw = np.cumsum(np.take_along_axis(wcol, order, 0), axis=0)  # [n, K]
-    total = cw[-1] if n else np.zeros(K, np.int64)
-    out = np.full(K, np.nan)
-    ok = total > 0
-    if not ok.any():
-        return out
-    lo_k = (total - 1) // 2
-    hi_k = total // 2
-    cols = np.arange(K)
-    i_lo = np.array([np.searchsorted(cw[:, j], lo_k[j], side="right") for j in cols[ok]])
-    i_hi = np.array([np.searchsorted(cw[:, j], hi_k[j], side="right") for j in cols[ok]])
-    out[ok] = 0.5 * (vs[i_lo, cols[ok]] + vs[i_hi, cols[ok]])
-    return out
+    order, vs = _sorted_columns(v)
+    w = np.where(np.isnan(v), 0, np.asarray(weights, np.int64)[:, None])
+    return _median_from_sorted(np.ascontiguousarray(vs.T), np.ascontiguousarray(np.take_along_axis(w, order, 0).T))
 
 
 def _bootstrap_medians(v: np.ndarray, rec_codes: np.ndarray, n_rec: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """f64[n_boot, K]: medians over record-resampled beats (records drawn with replacement)."""
+    """f64[n_boot, K]: medians over record-resampled beats (records drawn with replacement).
+
+    A replicate draws ``n_rec`` records with replacement; a beat's weight is how
+    often its record was drawn (the same as concatenating the drawn records'
+    beats). Columns are sorted once; each replicate is a cumulative sum.
+    """
+    order, vs = _sorted_columns(v)
+    # NaNs sort last: give them a dummy record whose multiplicity is always 0
+    codes_t = np.ascontiguousarray(np.where(np.isnan(vs), n_rec, np.asarray(rec_codes)[order]).astype(np.int32).T)  # [K, n]
+    vs_t = np.ascontiguousarray(vs.T)
     out = np.empty((n_boot, v.shape[1]))
+    mult = np.zeros(n_rec + 1, np.int32)
     for b in range(n_boot):
-        mult = np.bincount(rng.integers(0, n_rec, n_rec), minlength=n_rec)
-        out[b] = weighted_median(v, mult[rec_codes])
+        mult[:n_rec] = np.bincount(rng.integers(0, n_rec, n_rec), minlength=n_rec)
+        out[b] = _median_from_sorted(vs_t, np.take(mult, codes_t))
     return out
 
 
