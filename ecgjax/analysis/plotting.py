@@ -122,7 +122,8 @@ def group_summary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """(median, q25, q75) f64[L*S] over beats of f[n, L, S] segment values (NaN excluded)."""
     import warnings
 
-    v = np.asarray(values, float).reshape(len(values), -1)
+    values = np.asarray(values, float)
+    v = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanpercentile(v, [50, 25, 75], axis=0) if len(v) else np.full((3, v.shape[1]), np.nan)
@@ -142,6 +143,9 @@ def plot_group_lines(groups: dict[str, np.ndarray], labels: Sequence[str], *, ti
     fig, ax = plt.subplots(figsize=(max(8, 0.25 * len(labels)), 3.5))
     xs = np.arange(len(labels))
     for name, v in groups.items():
+        if len(v) == 0:  # an empty group (e.g. no misclassified beats) has no line; it is named in the legend
+            ax.plot([], [], ls="none", label=f"{name} (n=0)")
+            continue
         med, q25, q75 = group_summary(v)
         (ln,) = ax.plot(xs, med, marker=".", label=f"{name} (n={len(v)})")
         ax.fill_between(xs, q25, q75, color=ln.get_color(), alpha=0.2)

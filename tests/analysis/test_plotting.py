@@ -29,7 +29,7 @@ def test_figures_render(tmp_path):
         "beat.png": plotting.plot_beat_map(x[0], maps[0], 360.0, r=int(r[0]), hi=380, title="beat"),
         "beat_seg.png": plotting.plot_beat_map(x[0], maps[0], 360.0, r=int(r[0]), segments=seg.values[0], seg_len=seg.seg_len),
         "heat.png": plotting.plot_class_heatmap(prof.median, seg.labels, ("N", "V", "A"), count=prof.count),
-        "lines.png": plotting.plot_group_lines({"all": seg.values, "class 0": seg.values[y == 0]}, seg.labels,
+        "lines.png": plotting.plot_group_lines({"all": seg.values, "class 0": seg.values[y == 0], "empty": seg.values[:0]}, seg.labels,
                                                significant=np.arange(48) % 7 == 0),
     }
     for name, fig in figs.items():
