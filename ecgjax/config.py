@@ -364,11 +364,11 @@ def _set(node, parts: list[str], value, full_key: str):
 # config files
 
 
-def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """``"path/to/file.py[:arg]"`` -> ``get_config(arg)``, then ``overrides``.
+def call_get_config(spec: str):
+    """Import ``"path/to/file.py[:arg]"`` and return ``get_config(arg)`` (any type).
 
     Raises:
-      ConfigError: missing file, no ``get_config``, not a ``Config``, or a bad value.
+      ConfigError: missing file, import failure, no ``get_config``, or its failure.
     """
     path_s, _, arg = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     path = Path(path_s)
@@ -392,10 +392,18 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     if arg and n_params == 0:
         raise ConfigError(f"config file {path}: get_config takes no argument, got {arg!r}")
     try:
-        cfg = get(arg or None) if n_params else get()
+        return get(arg or None) if n_params else get()
     except ConfigError:
         raise
     except Exception as e:
         raise ConfigError(f"config file {path}: get_config({arg or ''}) failed: {type(e).__name__}: {e}") from e
-    cfg = validate(cfg)
+
+
+def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """``"path/to/file.py[:arg]"`` -> ``get_config(arg)``, then ``overrides``.
+
+    Raises:
+      ConfigError: missing file, no ``get_config``, not a ``Config``, or a bad value.
+    """
+    cfg = validate(call_get_config(spec))
     return apply_overrides(cfg, list(overrides))

@@ -196,3 +196,102 @@ def plot_faithfulness(result, *, title: str = ""):
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_example_beats(xs: np.ndarray, maps: np.ndarray, fs: float, *, rs: np.ndarray, his: np.ndarray, titles: Sequence[str],
+                       cmap: str = "magma_r"):
+    """Several beats, one row each and one column per lead, the |map| as the line's colour (Fig. 5).
+
+    Args:
+      xs: f32[K, T, L] beats; maps: f32[K, T, L] non-negative maps (colour scaled per beat).
+      rs: i[K] R positions; his: i[K] end of the real samples (padding not drawn).
+      titles: K row titles.
+    """
+    mpl, plt = _mpl()
+    from matplotlib.collections import LineCollection
+
+    K, T, L = xs.shape
+    fig, axes = plt.subplots(K, L, figsize=(4.5 * L, 1.6 * K + 0.4), squeeze=False)
+    cm = mpl.colormaps[cmap]
+    for k in range(K):
+        hi = int(his[k])
+        t = (np.arange(hi) - rs[k]) / fs
+        vmax = float(np.nanmax(maps[k, :hi])) or 1.0
+        norm = mpl.colors.Normalize(0, vmax)
+        for lead in range(L):
+            ax = axes[k, lead]
+            pts = np.stack([t, xs[k, :hi, lead]], 1)
+            lc = LineCollection(np.stack([pts[:-1], pts[1:]], 1), cmap=cm, norm=norm, linewidths=2)
+            lc.set_array(0.5 * (maps[k, : hi - 1, lead] + maps[k, 1:hi, lead]))
+            ax.add_collection(lc)
+            ax.axvline(0, color="0.5", ls="--", lw=0.6)
+            ax.set_xlim(t[0], t[-1])
+            y = xs[k, :hi, lead]
+            pad = 0.05 * (np.ptp(y) or 1)
+            ax.set_ylim(y.min() - pad, y.max() + pad)
+            ax.set_yticks([])
+            ax.set_title(f"{titles[k]}, lead {chr(65 + lead)}", fontsize=8)
+    for lead in range(L):
+        axes[-1, lead].set_xlabel("time from R (s)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(cm_norm: np.ndarray, classes: Sequence[str], *, counts: np.ndarray | None = None, title: str = ""):
+    """Row-normalised confusion matrix (Fig. 4): rows true, columns predicted; counts written in the cells."""
+    _, plt = _mpl()
+    C = len(classes)
+    fig, ax = plt.subplots(figsize=(0.6 * C + 2.2, 0.6 * C + 1.6))
+    im = ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(C):
+        for j in range(C):
+            v = cm_norm[i, j]
+            txt = f"{v:.2f}" if counts is None else f"{v:.2f}\n({int(counts[i, j])})"
+            ax.text(j, i, txt, ha="center", va="center", fontsize=6, color="white" if v > 0.5 else "black")
+    ax.set_xticks(range(C), classes)
+    ax.set_yticks(range(C), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_scores(per_class: dict, *, title: str = ""):
+    """Per-class precision, recall and F1 bars (Fig. 6); per_class: {class: {precision, recall, f1, support}}."""
+    _, plt = _mpl()
+    classes = list(per_class)
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2, 3))
+    for k, m in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (k - 1) * 0.27, [per_class[c][m] for c in classes], width=0.27, label=m)
+    ax.set_xticks(x, [f"{c}\n(n={per_class[c]['support']})" for c in classes], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, ncol=3, loc="lower left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_noise_curves(rows: Sequence[dict]):
+    """Accuracy and profile correlation against SNR, one line per noise type; rows as in the noise stress test."""
+    _, plt = _mpl()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    clean = [r for r in rows if r["snr_db"] is None]
+    for name in sorted({r["noise"] for r in rows if r["snr_db"] is not None}):
+        rs = sorted((r for r in rows if r["noise"] == name), key=lambda r: r["snr_db"])
+        snr = [r["snr_db"] for r in rs]
+        axes[0].plot(snr, [r["accuracy"] for r in rs], "o-", label=name)
+        axes[1].plot(snr, [r["profile_spearman"] for r in rs], "o-", label=name)
+    if clean:
+        axes[0].axhline(clean[0]["accuracy"], color="k", ls="--", lw=0.8, label="clean")
+    axes[0].set_ylabel("accuracy")
+    axes[1].set_ylabel("profile Spearman vs clean")
+    for ax in axes:
+        ax.set_xlabel("SNR (dB)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,46 @@
+"""Flags for the study scripts (``experiments/*.py``) and ``ecgjax study``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
+    p.add_argument("--config", default=default_config, required=default_config is None, help="study config FILE.py[:arg]")
+    p.add_argument("--workdir", required=True, help="output folder; re-running it skips finished stages")
+    p.add_argument("--force", action="store_true", help="redo every stage (training runs included)")
+    p.add_argument("--data-dir", default=None, help="data root holding mitdb/ and nstdb/ (default: $ECGJAX_DATA_DIR)")
+    p.add_argument("--cache-dir", default=None, help="beat cache folder")
+
+
+def run_from_args(args) -> int:
+    from ecgjax.study.config import load_study_config
+    from ecgjax.study.pipeline import run_study
+
+    paths = run_study(load_study_config(args.config), args.workdir, force=args.force, data_dir=args.data_dir, cache=args.cache_dir)
+    print(f"report: {paths['html']}\nsummary: {paths['markdown']}")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("study", help="run a study config end to end (train, explain, profile, report)")
+    add_args(s)
+    s.set_defaults(func=run_from_args)
+
+
+def main(argv: list[str] | None = None, default_config: str | None = None) -> int:
+    from ecgjax.errors import EcgjaxError
+
+    ap = argparse.ArgumentParser(description="Run an ecgjax study end to end.")
+    add_args(ap, default_config)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    try:
+        return run_from_args(args)
+    except EcgjaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

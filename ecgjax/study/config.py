@@ -1,0 +1,119 @@
+"""Study configs: which training runs, which attribution methods, which checks.
+
+A study config file is a Python module whose ``get_config(arg)`` returns a
+:class:`StudyConfig` (``experiments/configs/reproduce_jones2020.py``,
+``experiments/configs/corrected_study.py``). Each run carries a full training
+``Config``, usually loaded from a training config file with overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ecgjax.config import Config, call_get_config, validate
+from ecgjax.errors import ConfigError
+
+TRANSFORMS = ("signed", "abs", "relu", "paper")
+TARGETS = ("label", "pred")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of the study.
+
+    Attributes:
+      name: folder name under ``<workdir>/runs/``.
+      config: the training config.
+      group: runs of one group (e.g. seeds) are summarised together with CIs.
+      explain: compute attributions, profiles and comparisons on its test beats.
+    """
+
+    name: str
+    config: Config
+    group: str = ""
+    explain: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """An attribution method, its target and how its maps are summarised.
+
+    Attributes:
+      name: a registered method (``ecgjax.attribution.available()``).
+      hparams: its hyperparameters.
+      target: ``label`` (the true class) or ``pred`` (the predicted class).
+      transform: ``signed`` | ``abs`` | ``relu`` | ``paper`` (|.| then per-beat min-max).
+    """
+
+    name: str
+    hparams: dict = dataclasses.field(default_factory=dict)
+    target: str = "label"
+    transform: str = "abs"
+
+    @property
+    def key(self) -> str:
+        """Folder name: method, target and transform."""
+        return f"{self.name}-{self.target}-{self.transform}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Attributes:
+    name: study name (report title).
+    runs: the training runs.
+    methods: attribution methods applied to every ``explain`` run.
+    explain_max_per_class: cap on explained test beats per class (seeded); None = all.
+    n_boot: bootstrap replicates (record-level) for profile CIs.
+    sanity_beats: test beats used for the sanity checks (0: skip them).
+    noise_snr_db: SNRs of the noise stress test (empty: skip it).
+    noise_records: nstdb noise records to add (``bw``, ``ma``).
+    noise_max_beats: test beats used for the noise stress test.
+    seed: subsets and noise.
+    notes: paragraphs shown at the top of the report.
+    """
+
+    name: str
+    runs: tuple[RunSpec, ...]
+    methods: tuple[MethodSpec, ...] = ()
+    explain_max_per_class: int | None = None
+    n_boot: int = 1000
+    sanity_beats: int = 0
+    noise_snr_db: tuple[float, ...] = ()
+    noise_records: tuple[str, ...] = ("bw", "ma")
+    noise_max_beats: int = 2000
+    seed: int = 0
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        names = [r.name for r in self.runs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"study {self.name}: run names must be unique, got {names}")
+        for r in self.runs:
+            if not isinstance(r, RunSpec):
+                raise ConfigError(f"study {self.name}: runs must be RunSpec, got {type(r).__name__}")
+            validate(r.config)
+        for m in self.methods:
+            if m.target not in TARGETS:
+                raise ConfigError(f"method {m.name}: target={m.target!r}; choose one of {TARGETS}")
+            if m.transform not in TRANSFORMS:
+                raise ConfigError(f"method {m.name}: transform={m.transform!r}; choose one of {TRANSFORMS}")
+        from ecgjax import attribution
+
+        for m in self.methods:
+            attribution.get(m.name, **m.hparams)  # unknown method or hyperparameter -> clear error
+        if self.methods and not any(r.explain for r in self.runs):
+            raise ConfigError(f"study {self.name}: methods are given but no run has explain=True")
+
+    def run_groups(self) -> dict[str, list[RunSpec]]:
+        out: dict[str, list[RunSpec]] = {}
+        for r in self.runs:
+            out.setdefault(r.group or r.name, []).append(r)
+        return out
+
+
+def load_study_config(spec: str) -> StudyConfig:
+    """``"path.py[:arg]"`` -> the file's ``get_config(arg)``, which must be a StudyConfig."""
+    cfg = call_get_config(spec)
+    if not isinstance(cfg, StudyConfig):
+        raise ConfigError(f"{spec}: get_config must return a StudyConfig, got {type(cfg).__name__}")
+    return cfg

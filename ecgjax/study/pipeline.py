@@ -1,0 +1,221 @@
+"""``run_study(cfg, workdir)``: raw records -> trained models -> attributions -> report.
+
+One linear function in stages. Each stage writes ``<workdir>/stages/<name>.json``
+when it finishes; a re-run skips finished stages (and training resumes from its
+checkpoints, attributions from their per-method files) unless ``force=True``.
+
+Workdir layout::
+
+    config.json            the resolved study config
+    stages/<stage>.json     what each finished stage produced (and its wall time)
+    runs/<run>/             one training run each (ecgjax.train's workdir)
+    attributions/<run>/<method-key>/   per-class npz + meta.json
+    profiles/<run>/<method-key>/       profiles.npz, comparisons.json, figures/
+    sanity/<run>/          cascading randomisation, deletion/insertion
+    noise/<run>/           noise stress test
+    report/report.html, report/summary.md, report/figures/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecgjax.io import atomic_write_json, environment_info
+from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
+
+log = logging.getLogger(__name__)
+
+
+class _Stages:
+    """Finished-stage markers under ``<workdir>/stages``."""
+
+    def __init__(self, workdir: Path, force: bool):
+        self.dir = workdir / "stages"
+        self.force = force
+        self.timings: dict[str, float] = {}
+
+    def done(self, name: str) -> dict | None:
+        p = self.dir / f"{name}.json"
+        if self.force or not p.exists():
+            return None
+        out = json.loads(p.read_text())
+        self.timings[name] = out.get("wall_s", 0.0)
+        log.info("stage %s: finished earlier, skipped (use --force to redo)", name)
+        return out
+
+    def finish(self, name: str, t0: float, payload: dict) -> dict:
+        payload = {**payload, "wall_s": round(time.time() - t0, 2)}
+        self.timings[name] = payload["wall_s"]
+        atomic_write_json(self.dir / f"{name}.json", payload)
+        log.info("stage %s: done in %.1f s", name, payload["wall_s"])
+        return payload
+
+
+def _config_json(cfg: StudyConfig) -> dict:
+    from ecgjax import config as config_lib
+
+    d = dataclasses.asdict(dataclasses.replace(cfg, runs=()))
+    d["runs"] = [{"name": r.name, "group": r.group, "explain": r.explain, "config": config_lib.to_dict(r.config)} for r in cfg.runs]
+    return json.loads(json.dumps(d, default=list))
+
+
+def explain_subset(y: np.ndarray, idx: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    """At most ``max_per_class`` of ``idx`` per class (seeded), sorted; all if None.
+
+    Args:
+      y: i32[N] labels of the whole BeatSet; idx: i64[M] candidates (test beats).
+    """
+    if max_per_class is None:
+        return np.sort(idx)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(y[idx]):
+        members = idx[y[idx] == c]
+        keep.append(members if len(members) <= max_per_class else rng.choice(members, max_per_class, replace=False))
+    return np.sort(np.concatenate(keep)) if keep else idx[:0]
+
+
+def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, data_dir=None, cache=None) -> dict:
+    """Run every stage of ``cfg`` in ``workdir``; returns the report paths.
+
+    Args:
+      cfg: the study.
+      workdir: output folder (created). Re-running with the same folder skips
+        finished stages; ``force`` redoes everything (training runs included).
+      data_dir, cache: passed on to the data layer.
+    """
+    from ecgjax.train import load_run, train_and_evaluate
+
+    workdir = Path(workdir)
+    t_all = time.time()
+    if force:
+        for sub in ("stages", "runs", "attributions", "profiles", "sanity", "noise", "report"):
+            shutil.rmtree(workdir / sub, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_json = _config_json(cfg)
+    old = workdir / "config.json"
+    if old.exists() and json.loads(old.read_text()) != cfg_json:
+        from ecgjax.errors import ConfigError
+
+        raise ConfigError(f"{workdir} holds another study's config ({old}); use a new --workdir or --force")
+    atomic_write_json(old, cfg_json)
+    stages = _Stages(workdir, force)
+
+    # ---- data -------------------------------------------------------------------
+    if (data := stages.done("data")) is None:
+        t0 = time.time()
+        from ecgjax.data.cli import summarise
+
+        protos = sorted({(r.config.data.protocol, r.config.data.split) for r in cfg.runs})
+        summaries = {f"{p}/{s}": summarise(p, s, data_dir=data_dir, cache_dir=cache) for p, s in protos if p != "synthetic"}
+        data = stages.finish("data", t0, {"summaries": summaries})
+
+    # ---- train --------------------------------------------------------------------
+    if (trained := stages.done("train")) is None:
+        t0 = time.time()
+        results = {}
+        for i, r in enumerate(cfg.runs, 1):
+            log.info("training run %d/%d: %s", i, len(cfg.runs), r.name)
+            results[r.name] = train_and_evaluate(r.config, workdir / "runs" / r.name, data_dir=data_dir, cache=cache)
+        trained = stages.finish("train", t0, {"results": results})
+
+    # ---- explain & profile --------------------------------------------------------
+    explained = [r for r in cfg.runs if r.explain]
+    if cfg.methods and (attrib := stages.done("explain")) is None:
+        t0 = time.time()
+        attrib = {}
+        for r in explained:
+            attrib[r.name] = _explain_run(cfg, r, workdir, load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache))
+        attrib = stages.finish("explain", t0, {"runs": attrib})
+    elif not cfg.methods:
+        attrib = {"runs": {}}
+
+    # ---- sanity checks ----------------------------------------------------------------
+    sanity = {}
+    if cfg.sanity_beats and explained and (sanity := stages.done("sanity")) is None:
+        t0 = time.time()
+        from ecgjax.study.checks import sanity_checks
+
+        r = explained[0]
+        sanity = stages.finish("sanity", t0, sanity_checks(cfg, load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache), workdir / "sanity" / r.name))
+
+    # ---- noise stress test --------------------------------------------------------------
+    noise = {}
+    if cfg.noise_snr_db and explained and (noise := stages.done("noise")) is None:
+        t0 = time.time()
+        from ecgjax.study.checks import noise_stress
+
+        r = explained[0]
+        noise = stages.finish("noise", t0, noise_stress(cfg, load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache), workdir / "noise" / r.name, data_dir=data_dir, cache=cache))
+
+    # ---- report -----------------------------------------------------------------------
+    from ecgjax.study.report import build_report
+
+    t0 = time.time()
+    stages.timings["total_before_report"] = round(time.time() - t_all, 2)
+    rep = build_report(cfg, workdir, data=data, trained=trained, attrib=attrib, sanity=sanity, noise=noise,
+                       timings=stages.timings, config_json=cfg_json, environment=environment_info())
+    paths = rep.write(workdir / "report")
+    stages.finish("report", t0, {"html": str(paths["html"]), "markdown": str(paths["markdown"])})
+    log.info("report: %s (%d figures); whole study %.1f s", paths["html"], len(rep.figures), time.time() - t_all)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
+    """Every method on (a per-class subset of) the run's test beats, then profiles."""
+    import jax
+
+    from ecgjax import attribution
+    from ecgjax.attribution.explain import explain_run, profile_run
+    from ecgjax.models import eval_split
+
+    beats, split = run.beats, run.split
+    idx = explain_subset(beats.y, split.test, cfg.explain_max_per_class, cfg.seed)
+    model = eval_split(run.model)
+    out = {"n_beats": int(len(idx)), "methods": {}}
+    for m in cfg.methods:
+        method = attribution.get(m.name, **m.hparams)
+        attr_dir = workdir / "attributions" / r.name / m.key
+        prof_dir = workdir / "profiles" / r.name / m.key
+        if (prof_dir / "comparisons.json").exists() and (attr_dir / method.name / "meta.json").exists():
+            log.info("%s / %s: attributions and profiles exist, skipped", r.name, m.key)
+            meta = json.loads((attr_dir / method.name / "meta.json").read_text())
+        else:
+            res = explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed))
+            profile_run(res["dir"], beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
+            _example_beats(beats, res["dir"], prof_dir / "figures" / "example_beats.png", m.transform)
+            meta = json.loads((attr_dir / method.name / "meta.json").read_text())
+        out["methods"][m.key] = {"attr_dir": str(attr_dir / method.name), "profile_dir": str(prof_dir),
+                                 "beats_per_s": meta.get("beats_per_s"), "spec": dataclasses.asdict(m)}
+    return out
+
+
+def _example_beats(beats, attr_dir: Path, path: Path, transform: str) -> None:
+    """Figure 5: the first correctly classified explained beat of each class, its map as colour."""
+    from ecgjax.analysis import plotting
+    from ecgjax.attribution.explain import transform_maps
+    from ecgjax.attribution.runner import load_class_npz
+
+    xs, maps, rs, his, titles = [], [], [], [], []
+    for f in sorted(attr_dir.glob("class_*.npz")):
+        z = load_class_npz(f)
+        ok = np.flatnonzero(z["label"] == z["pred"])
+        if not len(ok):
+            continue
+        i, j = int(ok[0]), int(z["index"][ok[0]])
+        xs.append(beats.x[j]), rs.append(beats.r[j]), his.append(beats.hi[j])
+        maps.append(np.abs(transform_maps(z["maps"][i : i + 1], transform)[0]))
+        titles.append(f"{beats.classes[int(z['label'][i])]} ({beats.record[j]}:{beats.sample[j]})")
+    if xs:
+        fig = plotting.plot_example_beats(np.stack(xs), np.stack(maps), beats.fs, rs=np.array(rs), his=np.array(his), titles=titles)
+        plotting.save_figure(fig, path)
+
+
+__all__ = ["MethodSpec", "RunSpec", "StudyConfig", "explain_subset", "run_study"]

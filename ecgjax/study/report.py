@@ -1,0 +1,151 @@
+"""The study report: tables and figures from the stage outputs (no recomputation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ecgjax.report import Report
+from ecgjax.study.config import StudyConfig
+
+# Jones et al. (2020) Table 1 and the reference's reading of it (reference_pipeline.md §6-7).
+PAPER = {
+    ("jones2020_cnn", "holdout"): {"accuracy": 0.971, "macro_f1": 0.851, "macro_precision": 0.79, "macro_recall": 0.975},
+    ("jones2020_lstm", "holdout"): {"macro_f1": 0.842},
+    ("jones2020_cnn", "lpo"): {"macro_f1": "0.36-0.39"},
+    ("jones2020_lstm", "lpo"): {"macro_f1": "0.36-0.39"},
+}
+# de Chazal et al. (2004) on DS2 (Se / +P in %), the inter-patient anchor.
+DE_CHAZAL = {"S": {"se": 75.9, "ppv": 38.5}, "V": {"se": 77.7, "ppv": 81.9}}
+
+
+def _ci(test: dict, key: str) -> str:
+    ci = test.get("ci", {}).get(key)
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and all(np.isfinite(ci)) else ""
+
+
+def _fmt(v, nd=3) -> str:
+    return f"{v:.{nd}f}" if isinstance(v, (float, int)) and np.isfinite(v) else "-"
+
+
+def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, attrib: dict, sanity: dict, noise: dict,
+                 timings: dict, config_json: dict, environment: dict) -> Report:
+    from ecgjax.analysis import plotting
+
+    rep = Report(cfg.name, meta={"study_config": config_json, "environment": environment, "stage_wall_s": timings})
+    intro = rep.section("About this run")
+    for n in cfg.notes:
+        intro.text(n)
+    intro.text(f"Device: {environment.get('device')}; jax {environment.get('jax')}, flax {environment.get('flax')}; "
+               f"stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".")
+
+    # ---- data ----
+    sec = rep.section("Data")
+    for key, s in data.get("summaries", {}).items():
+        classes = list(s["classes"])
+        rows = [["all", *[s["classes"][c] for c in classes], s["total"]]]
+        rows += [[part, *[d["classes"][c] for c in classes], d["total"]] for part, d in s["splits"].items()]
+        sec.table(["part", *classes, "total"], rows,
+                  caption=f"{key}: beats per class ({'patient-wise' if s['patient_wise'] else 'beat-level split: MIXES PATIENTS'})")
+
+    # ---- classification ----
+    results = trained["results"]
+    sec = rep.section("Classification (Table 1)")
+    sec.text("Macro averages 'all' run over every class, as the paper (and sklearn without labels=) did; 'present' "
+             "only over classes with test support, which is the honest number on splits that lack classes. "
+             "Brackets: 95% bootstrap CI over test records (patients).")
+    rows = []
+    for name, res in results.items():
+        t, c = res["test"], res["config"]
+        paper = PAPER.get((c["model"]["name"], c["data"]["split"]), {}) if c["data"]["protocol"].startswith("jones2020") else {}
+        rows.append([
+            name, c["model"]["name"], f"{c['data']['protocol']}/{c['data']['split']}", res["epochs_run"],
+            _fmt(t["accuracy"]) + _ci(t, "accuracy"), _fmt(t["macro"]["all"]["precision"]), _fmt(t["macro"]["all"]["recall"]),
+            _fmt(t["macro"]["all"]["specificity"]), _fmt(t["macro"]["all"]["f1"]) + _ci(t, "macro_all.f1"),
+            _fmt(t["macro"]["present"]["f1"]) + _ci(t, "macro_present.f1"),
+            str(paper.get("accuracy", "-")), str(paper.get("macro_f1", "-")), f"{res['wall_time_s']:.0f}",
+        ])
+    sec.table(["run", "model", "data/split", "epochs", "accuracy", "macro P", "macro R (Se)", "macro Spec", "macro F1 (all)",
+               "macro F1 (present)", "paper acc", "paper F1", "train s"], rows, caption="Test-set results")
+    groups = cfg.run_groups()
+    multi = {g: rs for g, rs in groups.items() if len(rs) > 1}
+    if multi:
+        rows = []
+        for g, rs in multi.items():
+            f1 = np.array([results[r.name]["test"]["macro"]["present"]["f1"] for r in rs])
+            acc = np.array([results[r.name]["test"]["accuracy"] for r in rs])
+            rows.append([g, len(rs), f"{acc.mean():.3f} ± {acc.std(ddof=1):.3f}", f"{f1.mean():.3f} ± {f1.std(ddof=1):.3f}"])
+        sec.table(["group", "seeds", "accuracy (mean ± sd)", "macro F1 present (mean ± sd)"], rows, caption="Across seeds")
+    aami = {n: r for n, r in results.items() if r["config"]["data"]["protocol"] == "aami"}
+    if aami:
+        rows = []
+        for n, r in aami.items():
+            pc = r["test"]["per_class"]
+            rows.append([n, *[_fmt(100 * pc[k][m], 1) if k in pc else "-" for k in ("S", "V") for m in ("se", "ppv", "fpr")]])
+        rows.append(["de Chazal 2004 (LDA)", DE_CHAZAL["S"]["se"], DE_CHAZAL["S"]["ppv"], "-", DE_CHAZAL["V"]["se"], DE_CHAZAL["V"]["ppv"], "-"])
+        sec.table(["run", "SVEB Se %", "SVEB +P %", "SVEB FPR %", "VEB Se %", "VEB +P %", "VEB FPR %"], rows,
+                  caption="AAMI DS1 -> DS2, pooled over DS2 beats (de Chazal's reporting)")
+    for name, res in results.items():
+        classes = res["classes"]
+        sec.figure(plotting.plot_confusion(np.asarray(res["test"]["confusion_row_normalised"]), classes,
+                                           counts=np.asarray(res["test"]["confusion"]), title=f"{name}: confusion (row-normalised)"),
+                   f"Figure 4 ({name}): confusion matrix, rows = true class, normalised per row; counts in cells.", name=f"confusion-{name}")
+        sec.figure(plotting.plot_per_class_scores(res["test"]["per_class"], title=f"{name}: per-class scores"),
+                   f"Figure 6 ({name}): per-class precision, recall and F1 with test support.", name=f"perclass-{name}")
+
+    # ---- attributions ----
+    for run_name, info in attrib.get("runs", {}).items():
+        sec = rep.section(f"Attributions: {run_name}")
+        sec.text(f"{info['n_beats']} test beats explained (at most {cfg.explain_max_per_class} per class). Segments are 0.1 s "
+                 "wide, counted outward from R in each lead (A = lead 1, B = lead 2); segments in the zero padding are "
+                 "excluded, not averaged. Comparisons: Mann-Whitney U per segment, Benjamini-Hochberg q < 0.05.")
+        rows = []
+        for key, m in info["methods"].items():
+            pdir = Path(m["profile_dir"])
+            comps = json.loads((pdir / "comparisons.json").read_text())
+            for cls, c in comps["correct_vs_incorrect"].items():
+                q = np.asarray(c["q"], float)
+                eff = np.asarray(c["effect"], float)
+                k = int(np.nanargmax(np.abs(eff))) if np.isfinite(eff).any() else -1
+                rows.append([key, cls, c["n_a"], c["n_b"], int(np.nansum(q < 0.05)), c["labels"][k] if k >= 0 else "-",
+                             _fmt(float(eff.ravel()[k])) if k >= 0 else "-"])
+            for png in sorted((pdir / "figures").glob("*.png")):
+                what = {"class_heatmap": "Figure 7: median per class and segment",
+                        "example_beats": "Figure 5: one correctly classified test beat per class, |attribution| as colour"}.get(
+                    png.stem, "Figure 8: median and IQR per segment: all, correct, incorrect beats and the class they were taken for")
+                sec.figure(png, f"{what} ({run_name}, {key}).", name=f"{run_name}-{key}-{png.stem}")
+        if rows:
+            sec.table(["method", "class", "n correct", "n incorrect", "segments q<0.05", "largest effect at", "rank-biserial"],
+                      rows, caption="Correct vs incorrect beats of a class")
+
+    # ---- sanity ----
+    if sanity:
+        sec = rep.section("Sanity checks")
+        sec.text("Cascading model-parameter randomisation (Adebayo et al. 2018): layers are re-initialised from the output "
+                 "back; a faithful method's maps should decorrelate (median Spearman towards the random control). "
+                 "Deletion/insertion: the target probability as the most-attributed 0.1 s segments are removed / restored; "
+                 "lower deletion AUC and higher insertion AUC are better; random order is the control.")
+        run_dir = next(iter((workdir / "sanity").iterdir()), None)
+        rows = [[m, *[_fmt(v, 2) for v in s["median_spearman_abs"]], _fmt(s["random_control_abs"], 2)] for m, s in sanity["cascade"].items()]
+        if rows:
+            layers = next(iter(sanity["cascade"].values()))["layers"]
+            sec.table(["method", *[f"-{l}" for l in layers], "random"], rows, caption="Median Spearman of |maps| after each randomisation step")
+        f = sanity.get("faithfulness", {})
+        if f:
+            sec.table(["maps", "deletion AUC", "insertion AUC"], [[k, _fmt(f["deletion_auc"][k]), _fmt(f["insertion_auc"][k])] for k in f["deletion_auc"]],
+                      caption="Faithfulness")
+        if run_dir is not None:
+            for png in sorted(run_dir.glob("*.png")):
+                sec.figure(png, f"Sanity check: {png.stem.replace('_', ' ')}.", name=f"sanity-{png.stem}")
+
+    # ---- noise ----
+    if noise:
+        sec = rep.section("Noise stress test")
+        sec.text(f"{noise['n_beats']} test beats with nstdb noise added before normalisation ({noise['method']}). "
+                 "Profile shift: Spearman correlation of the per-class median |saliency| segment profiles with the clean ones.")
+        sec.table(["noise", "SNR dB", "accuracy", "profile Spearman"],
+                  [[r["noise"], "-" if r["snr_db"] is None else r["snr_db"], _fmt(r["accuracy"]), _fmt(r["profile_spearman"])] for r in noise["rows"]])
+        sec.figure(plotting.plot_noise_curves(noise["rows"]), "Accuracy and profile correlation against SNR.", name="noise")
+    return rep
