@@ -1,0 +1,107 @@
+"""The data a run trains and evaluates on: beats, split, balanced training order.
+
+``prepare(cfg.data, seed)`` is used by the training loop and by ``load_run``,
+so both see the same beats and the same split. ``synthetic_beats`` makes a
+small ``BeatSet`` with class-specific bumps (tests and CI; no download).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ecgjax.config import DataConfig
+from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols
+from ecgjax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Attributes:
+    beats: the BeatSet (x f32[N, T, L]).
+    split: index arrays into ``beats`` (after ``max_beats``).
+    train_order: i64[K] balanced training indices (with repeats), seeded.
+    """
+
+    beats: BeatSet
+    split: Split
+    train_order: np.ndarray
+
+
+def synthetic_beats(
+    *, n_records: int = 8, beats_per_record: int = 40, t: int = 32, leads: int = 2,
+    n_classes: int = 3, noise: float = 0.3, seed: int = 0,
+) -> BeatSet:
+    """Beats with a class-specific Gaussian bump (class c peaks at t*(c+1)/(C+1)) plus noise.
+
+    Returns a ``BeatSet`` with x f32[N, T, L], N = n_records * beats_per_record;
+    records are named ``s000``, ``s001``...; classes ``c0``...; class sizes are
+    imbalanced (class 0 is the majority).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    n = n_records * beats_per_record
+    p = np.arange(n_classes, 0, -1, dtype=np.float64) ** 2
+    y = rng.choice(n_classes, size=n, p=p / p.sum()).astype(np.int32)
+    tt = np.arange(t)[None, :]
+    centre = t * (y[:, None] + 1) / (n_classes + 1)
+    bump = np.exp(-0.5 * ((tt - centre) / (t / 16 + 0.5)) ** 2)
+    x = bump[:, :, None] * np.linspace(1.0, 0.5, leads)[None, None, :] + noise * rng.standard_normal((n, t, leads))
+    record = np.repeat(np.array([f"s{i:03d}" for i in range(n_records)]), beats_per_record)
+    zeros = np.zeros(n, np.int32)
+    return BeatSet(
+        x=x.astype(np.float32), y=y, classes=tuple(f"c{i}" for i in range(n_classes)), record=record,
+        sample=np.arange(n, dtype=np.int64), symbol=np.array(["N"] * n), r=zeros + t // 2, lo=zeros,
+        hi=zeros + t, rr_prev=zeros + t, rr_next=zeros + t, fs=360.0,
+        lead_names={r: tuple(f"lead{i}" for i in range(leads)) for r in np.unique(record)},
+        protocol={"name": "synthetic", "n_records": n_records, "beats_per_record": beats_per_record, "t": t,
+                  "leads": leads, "n_classes": n_classes, "noise": noise, "seed": seed},
+    )
+
+
+def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
+    """The BeatSet named by ``cfg`` (a protocol preset or ``synthetic``)."""
+    over = dict(cfg.protocol_overrides)
+    if cfg.protocol == "synthetic":
+        try:
+            beats = synthetic_beats(**over)
+        except TypeError as e:
+            raise ConfigError(f"data.protocol_overrides for synthetic: {e}") from e
+        if cfg.limit_records:
+            keep = sorted(set(beats.record.tolist()))[: cfg.limit_records]
+            beats = beats.subset(np.flatnonzero(np.isin(beats.record, keep)))
+        return beats
+    proto = protocols.get(cfg.protocol)
+    if "records" in over:
+        over["records"] = tuple(str(r) for r in over["records"])
+    if cfg.limit_records:
+        over["records"] = tuple(over.get("records", proto.records))[: cfg.limit_records]
+    proto = proto.replace(**over) if over else proto
+    return load_beats(proto, data_dir, cache=cache)
+
+
+def _cap(idx: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    if n is None or len(idx) <= n:
+        return idx
+    return np.sort(rng.choice(idx, size=n, replace=False)).astype(np.int64)
+
+
+def prepare(cfg: DataConfig, *, seed: int, data_dir=None, cache=None) -> Prepared:
+    """Beats, the split (capped by ``max_beats``), and the balanced training order.
+
+    Balancing uses the training part only, so no resampled duplicate can reach
+    the validation or test part.
+    """
+    beats = load(cfg, data_dir=data_dir, cache=cache)
+    split = make_split(cfg.split, beats.y, beats.record, seed=cfg.split_seed, **cfg.split_kwargs)
+    if cfg.max_beats is not None:
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.split_seed, 7]))
+        split = dataclasses.replace(
+            split, train=_cap(split.train, cfg.max_beats, rng), val=_cap(split.val, cfg.max_beats, rng),
+            test=_cap(split.test, cfg.max_beats, rng),
+        )
+    for part, idx in split.parts().items():
+        if len(idx) == 0:
+            raise ConfigError(f"the {part} part of split {split.name!r} is empty for this data config")
+    order = balance(beats.y, split.train, mode=cfg.balance, seed=seed)
+    return Prepared(beats=beats, split=split, train_order=order)

@@ -1,0 +1,281 @@
+"""``train_and_evaluate(cfg, workdir)``: one linear, sectioned training run.
+
+Sections: workdir & config, data, model & optimizer, resume, training epochs
+(train steps, periodic checkpoints, validation, plateau, best checkpoint, early
+stopping), test evaluation (metrics, predictions, results).
+
+Workdir layout::
+
+    config.json       the resolved config (a different config is refused)
+    metrics.jsonl     one record per logged step and per epoch
+    checkpoints/<s>/  periodic + epoch-end checkpoints (resume)
+    best/<s>/         lowest validation loss
+    predictions.npz   test indices, y_true, y_pred, logits (no pickle)
+    results.json      final metrics with CIs, config, versions, device, timings
+
+Re-running with the same workdir resumes from the latest checkpoint and gives
+bit-identical results on the same device; a finished workdir returns its
+results without training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ecgjax import config as config_lib
+from ecgjax import models
+from ecgjax.config import Config
+from ecgjax.data.dataset import atomic_savez
+from ecgjax.errors import ConfigError
+from ecgjax.train import data as data_lib
+from ecgjax.train import metrics
+from ecgjax.train import steps as steps_lib
+from ecgjax.train.checkpoint import Checkpoints
+from ecgjax.train.writers import JsonlWriter, LogWriter, MultiWriter, atomic_write_text, dumps
+
+log = logging.getLogger("ecgjax.train")
+
+_COUNTERS = {"step": 0, "epoch": 0, "pos": 0, "best_epoch": -1, "bad_epochs": 0, "stopped": 0}
+
+
+# ---------------------------------------------------------------------------
+# helpers shared with ``ecgjax.train.run``
+
+
+def check_workdir(cfg: Config, workdir: Path) -> None:
+    """Write ``config.json``, or refuse a workdir that holds a different config."""
+    path = Path(workdir) / "config.json"
+    if path.exists():
+        try:
+            old = config_lib.from_json(path.read_text())
+        except ConfigError as e:
+            raise ConfigError(f"{path} is not a readable ecgjax config ({e}); use a new workdir") from e
+        d = config_lib.diff(old, cfg)
+        if d:
+            lines = "\n".join(f"  {k}: workdir has {a!r}, new config has {b!r}" for k, a, b in d)
+            raise ConfigError(f"workdir {workdir} holds a run with another config (not overwritten):\n{lines}")
+        return
+    atomic_write_text(path, config_lib.to_json(cfg))
+
+
+def build(cfg: Config, n_classes: int, in_shape, mesh: steps_lib.Mesh):
+    """Model, steps and the initial training state (replicated on ``mesh``)."""
+    model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
+    tx = steps_lib.make_optimizer(cfg.train)
+    plateau = steps_lib.make_plateau(cfg.train)
+    graphdef, eval_graphdef, state = steps_lib.init_state(model, tx, plateau)
+    steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, steps_lib.loss_from_config(cfg.train))
+    state = jax.device_put(state, mesh.replicated)
+    return graphdef, eval_graphdef, steps, state
+
+
+def pack(state: dict, counters: dict, best_val: float, mesh: steps_lib.Mesh) -> dict:
+    """The checkpointed pytree: training state + loop counters (as replicated arrays)."""
+    meta = {k: jnp.asarray(v, jnp.int32) for k, v in counters.items()}
+    meta["best_val"] = jnp.asarray(best_val, jnp.float32)
+    return {"state": state, "meta": jax.device_put(meta, mesh.replicated)}
+
+
+def unpack(tree: dict) -> tuple[dict, dict, float]:
+    meta = tree["meta"]
+    counters = {k: int(meta[k]) for k in _COUNTERS}
+    return tree["state"], counters, float(meta["best_val"])
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """i64[n]: the seeded permutation of the training rows for ``epoch`` (``fold_in``)."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 1), epoch)
+    return np.asarray(jax.random.permutation(key, n)).astype(np.int64)
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict:
+    import flax
+    import optax
+    import orbax.checkpoint
+
+    d = jax.devices()
+    return {
+        "versions": {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": _dist_version("jaxlib"),
+                     "flax": flax.__version__, "optax": optax.__version__, "orbax_checkpoint": orbax.checkpoint.__version__, "numpy": np.__version__},
+        "device": {"platform": d[0].platform, "kind": d[0].device_kind, "count": len(d), "processes": jax.process_count(), "host": platform.node()},
+    }
+
+
+# ---------------------------------------------------------------------------
+
+
+def train_and_evaluate(
+    cfg: Config, workdir: str | Path, *, data_dir=None, cache=None, on_step: Callable[[int], None] | None = None,
+) -> dict:
+    """Train ``cfg`` in ``workdir`` (resuming if it holds a checkpoint), evaluate on test.
+
+    Args:
+      cfg: the experiment.
+      workdir: run folder (created; see the module docstring).
+      data_dir, cache: passed to ``ecgjax.data.load_beats``.
+      on_step: called with the global step after every training step (progress hooks, tests).
+
+    Returns:
+      The ``results.json`` dict.
+    """
+    t_start = time.time()
+    tc = cfg.train
+
+    # ---- workdir & config ---------------------------------------------------
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = config_lib.validate(cfg)
+    check_workdir(cfg, workdir)
+    if (workdir / "results.json").exists():
+        log.info("%s is complete; returning its results", workdir)
+        return json.loads((workdir / "results.json").read_text())
+
+    # ---- data ----------------------------------------------------------------
+    prep = data_lib.prepare(cfg.data, seed=tc.seed, data_dir=data_dir, cache=cache)
+    beats, split, order = prep.beats, prep.split, prep.train_order
+    n_classes, in_shape = len(beats.classes), beats.x.shape[1:]
+    mesh = steps_lib.make_mesh()
+    if tc.batch_size % mesh.size or tc.eval_batch_size % mesh.size:
+        raise ConfigError(f"train.batch_size={tc.batch_size} and eval_batch_size={tc.eval_batch_size} must be divisible by the {mesh.size} devices")
+    steps_per_epoch = len(order) // tc.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"train.batch_size={tc.batch_size} is larger than the {len(order)} training beats")
+    log.info("data: %d beats %s, train %d (balanced %s -> %d), val %d, test %d; %d steps/epoch on %d device(s)",
+             len(beats), tuple(in_shape), len(split.train), cfg.data.balance, len(order), len(split.val), len(split.test), steps_per_epoch, mesh.size)
+
+    # ---- model & optimizer ----------------------------------------------------
+    graphdef, eval_graphdef, steps, state = build(cfg, n_classes, in_shape, mesh)
+    counters, best_val = dict(_COUNTERS), math.inf
+    template = pack(state, counters, best_val, mesh)
+    writer = JsonlWriter(workdir / "metrics.jsonl")
+    out = MultiWriter(writer, LogWriter())
+
+    with Checkpoints(workdir, tc.checkpoint_every) as ckpts:
+        # ---- resume --------------------------------------------------------------
+        resumed_from = ckpts.latest_step()
+        if resumed_from is not None:
+            state, counters, best_val = unpack(ckpts.load_latest(template))
+            writer.truncate_after(counters["step"])
+            log.info("resumed at step %d (epoch %d, batch %d)", counters["step"], counters["epoch"], counters["pos"])
+        else:
+            writer.truncate_after(-1)
+        del template
+
+        # ---- training epochs -------------------------------------------------------
+        step = counters["step"]
+        for epoch in range(counters["epoch"], tc.epochs):
+            if counters["stopped"]:
+                break
+            perm = epoch_order(tc.seed, epoch, len(order))
+            t_epoch, t_timed, timed_beats = time.perf_counter(), None, 0
+            loss = None
+            for b in range(counters["pos"], steps_per_epoch):
+                idx = order[perm[b * tc.batch_size : (b + 1) * tc.batch_size]]
+                x = jax.device_put(beats.x[idx], mesh.batch)
+                y = jax.device_put(beats.y[idx].astype(np.int32), mesh.batch)
+                state, loss = steps.train(state, x, y)
+                step += 1
+                if t_timed is None:  # time from the 2nd step on: the 1st may include compilation
+                    jax.block_until_ready(loss)
+                    t_timed = time.perf_counter()
+                else:
+                    timed_beats += tc.batch_size
+                if step % tc.log_every == 0:
+                    out.write({"kind": "step", "step": step, "epoch": epoch, "loss": float(loss)})
+                if on_step is not None:
+                    on_step(step)
+                if b + 1 < steps_per_epoch and ckpts.should_save(step):
+                    c = {**counters, "step": step, "epoch": epoch, "pos": b + 1}
+                    ckpts.save(step, pack(state, c, best_val, mesh))
+            if loss is not None:
+                jax.block_until_ready(loss)
+            t_train = time.perf_counter()
+            beats_per_s = timed_beats / (t_train - t_timed) if timed_beats else float("nan")
+
+            acc = jax.device_get(state["acc"])
+            state = {**state, "acc": jax.device_put(steps_lib.zero_acc(), mesh.replicated)}
+            val_logits, val_loss = steps_lib.predict(
+                steps, state["params"], state["rest"], beats.x[split.val], beats.y[split.val].astype(np.int32),
+                batch_size=tc.eval_batch_size, mesh=mesh,
+            )
+            val_rep = metrics.report(beats.y[split.val], val_logits.argmax(-1), beats.classes)
+            state = {**state, "plateau": steps.plateau(state["plateau"], jnp.float32(val_loss))}
+            lr = tc.lr * float(state["plateau"].scale)
+            v32 = float(np.float32(val_loss))
+            improved = v32 < best_val
+            counters = {**counters, "step": step, "epoch": epoch + 1, "pos": 0}
+            if improved:
+                best_val = v32
+                counters.update(best_epoch=epoch, bad_epochs=0)
+            else:
+                counters["bad_epochs"] += 1
+                if tc.early_stopping_patience and counters["bad_epochs"] >= tc.early_stopping_patience:
+                    counters["stopped"] = 1
+            out.write({
+                "kind": "epoch", "step": step, "epoch": epoch,
+                "train_loss": float(acc["loss_sum"] / max(acc["n"], 1)), "train_acc": float(acc["correct"] / max(acc["n"], 1)),
+                "val_loss": float(val_loss), "val_acc": val_rep["accuracy"], "val_macro_f1": val_rep["macro"]["present"]["f1"],
+                "lr_next": lr, "best_epoch": counters["best_epoch"], "beats_per_s": beats_per_s,
+                "epoch_time_s": time.perf_counter() - t_epoch, "train_time_s": t_train - t_epoch,
+            })
+            if improved:
+                ckpts.save_best(step, pack(state, counters, best_val, mesh))
+            ckpts.save(step, pack(state, counters, best_val, mesh), force=True)
+            if counters["stopped"]:
+                log.info("early stopping after epoch %d (best epoch %d)", epoch, counters["best_epoch"])
+
+        # ---- test evaluation --------------------------------------------------------
+        if tc.eval_checkpoint == "best":
+            eval_state, _, _ = unpack(ckpts.load_best(pack(state, counters, best_val, mesh)))
+        else:
+            eval_state = state
+
+    test = split.test
+    logits, test_loss = steps_lib.predict(
+        steps, eval_state["params"], eval_state["rest"], beats.x[test], beats.y[test].astype(np.int32),
+        batch_size=tc.eval_batch_size, mesh=mesh,
+    )
+    y_pred = logits.argmax(-1).astype(np.int32)
+    rep = metrics.report(
+        beats.y[test], y_pred, beats.classes, record=beats.record[test],
+        n_bootstrap=cfg.eval.bootstrap_samples, seed=cfg.eval.bootstrap_seed, level=cfg.eval.ci_level,
+    )
+    atomic_savez(workdir / "predictions.npz", index=test.astype(np.int64), y_true=beats.y[test].astype(np.int32),
+                 y_pred=y_pred, logits=logits.astype(np.float32), record=beats.record[test].astype("U16"))
+    results = {
+        "name": cfg.name,
+        "test": {"loss": test_loss, **rep},
+        "classes": list(beats.classes),
+        "evaluated_checkpoint": tc.eval_checkpoint,
+        "best_epoch": counters["best_epoch"], "best_val_loss": best_val,
+        "epochs_run": counters["epoch"], "steps": counters["step"], "stopped_early": bool(counters["stopped"]),
+        "seed": tc.seed, "split": {"name": split.name, "patient_wise": split.patient_wise,
+                                   **{k: int(len(v)) for k, v in split.parts().items()}, "train_balanced": int(len(order))},
+        "resumed_from_step": resumed_from,
+        "wall_time_s": time.time() - t_start,
+        "config": config_lib.to_dict(cfg),
+        **environment(),
+    }
+    atomic_write_text(workdir / "results.json", dumps(results, indent=2, sort_keys=True))
+    log.info("test results (%s checkpoint, epoch %d):\n%s", tc.eval_checkpoint, counters["best_epoch"], metrics.format_table(rep))
+    return json.loads(dumps(results))

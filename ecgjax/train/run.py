@@ -1,0 +1,81 @@
+"""``load_run(workdir) -> Run``: a finished (or checkpointed) run, ready for attribution.
+
+The attribution CLI (``ecgjax explain --workdir DIR``) starts here: the config,
+the model restored from the checkpoint the test set was evaluated with, the
+same BeatSet and Split, and the saved test predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from ecgjax import config as config_lib
+from ecgjax.config import Config
+from ecgjax.data import BeatSet, Split
+from ecgjax.errors import EcgjaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Attributes:
+    config: the run's Config.
+    workdir: its folder.
+    model: the restored nnx.Module (in training mode; use ``ecgjax.models.eval_view``).
+    beats: the BeatSet (x f32[N, T, L]).
+    split: the Split (indices into ``beats``).
+    predictions: ``{"index": i64[M], "y_true": i32[M], "y_pred": i32[M], "logits": f32[M, C], "record": U[M]}``
+      (empty dict before the run finished).
+    results: the ``results.json`` dict, or None before the run finished.
+    checkpoint: ``"best"`` or ``"latest"``: where the model came from.
+    """
+
+    config: Config
+    workdir: Path
+    model: nnx.Module
+    beats: BeatSet
+    split: Split
+    predictions: dict
+    results: dict | None
+    checkpoint: str
+
+
+def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=None, cache=None) -> Run:
+    """Load a run from ``workdir``.
+
+    Args:
+      checkpoint: ``"best"`` or ``"latest"``; default: the one the test set was
+        evaluated with (``train.eval_checkpoint``; ``last`` means the latest).
+    """
+    import jax
+
+    from ecgjax.train import data as data_lib
+    from ecgjax.train import loop, steps as steps_lib
+    from ecgjax.train.checkpoint import Checkpoints
+
+    workdir = Path(workdir)
+    path = workdir / "config.json"
+    if not path.exists():
+        raise EcgjaxError(f"{workdir} is not an ecgjax run (no config.json)")
+    cfg = config_lib.from_json(path.read_text())
+    prep = data_lib.prepare(cfg.data, seed=cfg.train.seed, data_dir=data_dir, cache=cache)
+    mesh = steps_lib.make_mesh()
+    graphdef, _, _, state = loop.build(cfg, len(prep.beats.classes), prep.beats.x.shape[1:], mesh)
+    template = loop.pack(state, dict(loop._COUNTERS), 0.0, mesh)
+    which = checkpoint or ("best" if cfg.train.eval_checkpoint == "best" else "latest")
+    if which not in ("best", "latest"):
+        raise EcgjaxError(f"checkpoint must be 'best' or 'latest', got {checkpoint!r}")
+    with Checkpoints(workdir, cfg.train.checkpoint_every) as ck:
+        tree = ck.load_best(template) if which == "best" else ck.load_latest(template)
+    st = jax.device_get(tree["state"])
+    model = nnx.merge(graphdef, st["params"], st["rest"])
+    preds = {}
+    if (workdir / "predictions.npz").exists():
+        with np.load(workdir / "predictions.npz", allow_pickle=False) as z:
+            preds = {k: z[k] for k in z.files}
+    results = json.loads((workdir / "results.json").read_text()) if (workdir / "results.json").exists() else None
+    return Run(cfg, workdir, model, prep.beats, prep.split, preds, results, which)

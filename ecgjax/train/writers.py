@@ -1,0 +1,103 @@
+"""Where metrics go: a JSON-lines file in the workdir and the log.
+
+No global state: the loop creates its writers and closes them. Every record
+carries the global ``step``, so a resumed run can drop records written after
+the checkpoint it resumed from (``JsonlWriter.truncate_after``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+log = logging.getLogger("ecgjax.train")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _clean(v):
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if hasattr(v, "tolist"):
+        return _clean(v.tolist())
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def dumps(obj, **kw) -> str:
+    return json.dumps(_clean(obj), **kw)
+
+
+class JsonlWriter:
+    """Appends one JSON object per line to ``path``, flushed and fsynced per record."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill
+                break
+        return out
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only the records with ``step <= step`` (atomic rewrite)."""
+        if not self.path.exists():
+            return
+        keep = [r for r in self.read() if r.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+
+
+class LogWriter:
+    """Scalars to ``logging`` (INFO), one line per record."""
+
+    def write(self, record: dict) -> None:
+        parts = []
+        for k, v in record.items():
+            if isinstance(v, float):
+                parts.append(f"{k}={v:.4g}")
+            elif isinstance(v, (int, str)):
+                parts.append(f"{k}={v}")
+        log.info(" ".join(parts))
+
+
+class MultiWriter:
+    def __init__(self, *writers):
+        self.writers = writers
+
+    def write(self, record: dict) -> None:
+        for w in self.writers:
+            w.write(record)

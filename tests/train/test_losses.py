@@ -1,0 +1,50 @@
+"""Losses against hand formulas written in numpy."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ecgjax.train import losses
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+LOGITS = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0], [-2.0, 4.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+LABELS = np.array([0, 1, 1, 2], np.int32)
+
+
+def test_cross_entropy_matches_hand_formula():
+    p = _softmax(LOGITS.astype(np.float64))
+    want = -np.log(p[np.arange(4), LABELS])
+    np.testing.assert_allclose(losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS)), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gamma,alpha", [(2.0, 1.0), (0.5, 0.25), (0.0, 1.0)])
+def test_focal_matches_keras_snippet_formula(gamma, alpha):
+    # Jones et al.'s Keras focal loss: alpha * (1 - p_t)^gamma * -log(p_t + 1e-9), one-hot masked, max over classes
+    p = _softmax(LOGITS.astype(np.float64))
+    onehot = np.eye(3)[LABELS]
+    per_class = onehot * alpha * (1 - p) ** gamma * -np.log(p + 1e-9)
+    want = per_class.max(-1)
+    got = losses.focal(jnp.asarray(LOGITS), jnp.asarray(LABELS), gamma=gamma, alpha=alpha)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_focal_gamma0_is_cross_entropy_and_downweights_easy_examples():
+    lg, lb = jnp.asarray(LOGITS), jnp.asarray(LABELS)
+    np.testing.assert_allclose(losses.focal(lg, lb, gamma=0.0, alpha=1.0), losses.cross_entropy(lg, lb), rtol=1e-5)
+    ratio = np.asarray(losses.focal(lg, lb, gamma=2.0) / losses.cross_entropy(lg, lb))
+    p_t = _softmax(LOGITS.astype(np.float64))[np.arange(4), LABELS]
+    np.testing.assert_allclose(ratio, (1 - p_t) ** 2, rtol=1e-5)
+    assert ratio[2] < ratio[1]  # the confident correct example is down-weighted most
+
+
+def test_masked_mean_ignores_padding():
+    v = jnp.asarray([1.0, 2.0, 3.0, 100.0])
+    assert float(losses.masked_mean(v, jnp.asarray([1.0, 1.0, 1.0, 0.0]))) == pytest.approx(2.0)
+    assert float(losses.masked_mean(v, jnp.zeros(4))) == 0.0
+    with pytest.raises(ValueError):
+        losses.get("hinge")
