@@ -16,7 +16,7 @@ import sys
 from ecgjax.errors import EcgjaxError
 
 # Areas whose cli module provides register(subparsers), in --help order.
-_AREAS = ("ecgjax.data.cli", "ecgjax.train.cli")
+_AREAS = ("ecgjax.data.cli", "ecgjax.train.cli", "ecgjax.attribution.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,33 @@
+"""Attribution methods behind one contract, a registry, and a whole-dataset runner.
+
+Public API::
+
+    from ecgjax import attribution as attr
+    attr.available()                                   # registered names
+    m = attr.get("integrated_gradients", steps=64)     # a hashable, jittable value
+    maps = attr.attribute(m, fns, x, target, key)      # f32[B, T, L], signed
+    attr.attribute_dataset(fns, x, "pred", m, out_dir=...)  # whole dataset, per-class npz
+
+Importing this package registers the built-ins (saliency, gradient_x_input,
+integrated_gradients, smoothgrad, vargrad, grad_cam, occlusion,
+jones2020_layer_saliency, random). Sanity checks: ``ecgjax.attribution.sanity``.
+Adding a method: docs/adding_an_attribution_method.md.
+"""
+
+from ecgjax.attribution.base import AttributionMethod, attribute, attribute_all_classes, row_keys, target_grad
+from ecgjax.attribution.registry import available, get, get_class, register
+from ecgjax.attribution import control as _control  # noqa: F401  (registration)
+from ecgjax.attribution.gradients import GradientXInput, IntegratedGradients, Saliency
+from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_paper_map, upsample_to_input
+from ecgjax.attribution.noise import SmoothGrad, VarGrad
+from ecgjax.attribution.perturbation import Occlusion
+from ecgjax.attribution.control import RandomAttribution
+from ecgjax.attribution.runner import AttributionResult, attribute_dataset, choose_batch_size, load_class_npz
+from ecgjax.attribution.explain import explain_run, profile_run, transform_maps
+
+__all__ = [
+    "AttributionMethod", "AttributionResult", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency",
+    "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
+    "attribute_dataset", "available", "choose_batch_size", "explain_run", "profile_run", "transform_maps", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
+    "row_keys", "target_grad", "upsample_to_input",
+]

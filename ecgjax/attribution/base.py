@@ -1,0 +1,160 @@
+"""The attribution contract: one abstract, frozen, hashable dataclass.
+
+Shape vocabulary: ``B`` beats in a batch, ``T`` samples per beat, ``L`` leads,
+``C`` classes, ``T'`` feature positions, ``F`` feature channels.
+
+An :class:`AttributionMethod` is a *value*: its hyperparameters are dataclass
+fields, so an instance is hashable and can be a static argument of
+``jax.jit``. It has one method::
+
+    method(fns, x: f32[B, T, L], target: i32[B], key: key[B] | None) -> f32[B, T, L]
+
+Rules every method obeys (checked for every registered method by
+``tests/attribution/test_contract.py``):
+
+* pure and jittable; no Python side effects;
+* row ``i`` depends only on ``(x[i], target[i], key[i])``: methods never mix
+  beats, so padding a batch or changing its size does not change real rows;
+* the output has the input's shape and dtype and is **signed**: |.|, ReLU or
+  min-max normalisation are analysis choices (``ecgjax.analysis``);
+* randomness comes only from ``key``, an array of **per-beat** keys
+  (``key[B]``, new-style typed keys). Per-beat keys (rather than one key for
+  the batch) are what make random methods independent of batch size and
+  padding: the runner derives ``key[i] = fold_in(base_key, global_index_i)``.
+  Methods with ``needs_key = False`` ignore ``key`` (it may be ``None``).
+
+``fns`` is an ``ecgjax.models.base.Fns`` (or anything with the same
+attributes): ``logit_fn``, ``feature_fn``, ``head_fn`` and ``layers``, all
+pure callables of batched inputs, evaluated in eval mode so rows are
+independent.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+KINDS = ("gradient", "perturbation", "layer", "control")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributionMethod(abc.ABC):
+    """Abstract base of every attribution method (final subclasses, no overriding chains).
+
+    Class constants (set by each concrete class, not fields):
+      name: the registry name (filled in by ``@register``).
+      needs_key: whether ``__call__`` uses ``key``.
+      kind: one of ``gradient`` (differentiates the logits w.r.t. the input),
+        ``perturbation`` (only evaluates the model), ``layer`` (uses
+        ``feature_fn``/``head_fn``/``layers``), ``control`` (ignores the model).
+      multiplies_by_input: whether the map already contains a factor of the
+        input (gradient x input, IG), as captum's ``multiplies_by_inputs``.
+      uses_target: whether the output depends on ``target`` at all (False for
+        class-agnostic maps such as ``jones2020_layer_saliency``).
+    """
+
+    name: ClassVar[str] = ""
+    needs_key: ClassVar[bool] = False
+    kind: ClassVar[str] = "gradient"
+    multiplies_by_input: ClassVar[bool] = False
+    uses_target: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None) -> jax.Array:
+        """Attribution maps.
+
+        Args:
+          fns: pure model callables (``Fns``).
+          x: f32[B, T, L] beats.
+          target: i32[B] class whose logit is explained, one per beat.
+          key: key[B] per-beat PRNG keys, or None when ``needs_key`` is False.
+
+        Returns:
+          f32[B, T, L] signed attribution, same shape and dtype as ``x``.
+        """
+
+
+# -- helpers shared by the built-ins --------------------------------------------------
+
+
+def target_grad(fns: Any, x: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-beat gradient of the target logit: ``d logit_fn(x)[i, target[i]] / d x[i]``.
+
+    One reverse pass over the *batched* logits with cotangent ``one_hot(target, C)``
+    (JAX autodiff cookbook: one VJP = one Jacobian row per beat). Equals
+    ``vmap(grad(logit of one beat))`` because rows are independent in eval mode.
+
+    Args:
+      x: f32[B, T, L]; target: i32[B].
+    Returns:
+      f32[B, T, L].
+    """
+    logits, vjp = jax.vjp(fns.logit_fn, x)
+    cot = jax.nn.one_hot(target, logits.shape[-1], dtype=logits.dtype)
+    (g,) = vjp(cot)
+    return g
+
+
+def row_keys(key: jax.Array | None, batch: int, offset: int | jax.Array = 0) -> jax.Array | None:
+    """Per-beat keys ``fold_in(key, offset + i)`` for ``i < batch`` (key[batch]).
+
+    Accepts a single key (typed or raw uint32[2]); returns ``None`` for ``None``.
+    """
+    if key is None:
+        return None
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
+    idx = jnp.arange(batch, dtype=jnp.uint32) + jnp.asarray(offset, jnp.uint32)
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
+
+
+def check_inputs(x: jax.Array, target: jax.Array) -> None:
+    """Shape checks with clear messages (trace time, so free under jit)."""
+    if x.ndim != 3:
+        raise ValueError(f"x must be f32[B, T, L], got shape {x.shape}")
+    if target.shape != (x.shape[0],):
+        raise ValueError(f"target must be i32[B] with B={x.shape[0]}, got shape {target.shape}")
+    if not jnp.issubdtype(target.dtype, jnp.integer):
+        raise TypeError(f"target must be integer class indices, got dtype {target.dtype}")
+
+
+def attribute(method: AttributionMethod, fns: Any, x: jax.Array, target: Any, key: jax.Array | None = None) -> jax.Array:
+    """Convenience eager entry point: checks shapes, broadcasts ``target``, derives per-beat keys.
+
+    Args:
+      method: an ``AttributionMethod``.
+      fns: pure model callables.
+      x: f32[B, T, L].
+      target: an int (same class for every beat) or i32[B].
+      key: one PRNG key (per-beat keys are ``fold_in(key, i)``), per-beat keys
+        key[B], or None (allowed only if ``method.needs_key`` is False).
+    Returns:
+      f32[B, T, L].
+    """
+    x = jnp.asarray(x)
+    target = jnp.broadcast_to(jnp.asarray(target, jnp.int32), (x.shape[0],)) if jnp.ndim(target) == 0 else jnp.asarray(target, jnp.int32)
+    check_inputs(x, target)
+    if method.needs_key:
+        if key is None:
+            raise ValueError(f"method {method.name!r} needs a PRNG key")
+        is_typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        if not (is_typed and key.shape == (x.shape[0],)):
+            key = row_keys(key, x.shape[0])
+    else:
+        key = None
+    return method(fns, x, target, key)
+
+
+def attribute_all_classes(method: AttributionMethod, fns: Any, x: jax.Array, n_classes: int, key: jax.Array | None = None) -> jax.Array:
+    """Maps for every class at once: f32[B, C, T, L] (``lax.map`` over classes, so memory is one class at a time)."""
+    x = jnp.asarray(x)
+    keys = None if not method.needs_key else (key if (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == (x.shape[0],)) else row_keys(key, x.shape[0]))
+
+    def one(c):
+        return method(fns, x, jnp.full((x.shape[0],), c, jnp.int32), keys)
+
+    return jnp.moveaxis(jax.lax.map(one, jnp.arange(n_classes)), 0, 1)

@@ -1,0 +1,138 @@
+"""Gradient methods: saliency, gradient x input, integrated gradients.
+
+Shapes: ``x: f32[B, T, L]``, ``target: i32[B]``, output ``f32[B, T, L]`` (signed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ecgjax.attribution.base import AttributionMethod, target_grad
+from ecgjax.attribution.registry import register
+
+
+@register("saliency")
+@dataclasses.dataclass(frozen=True)
+class Saliency(AttributionMethod):
+    """Signed gradient of the target logit w.r.t. the input, ``d z_target / d x``.
+
+    Fast path: one VJP of the batched logits with cotangent ``one_hot(target)``
+    (see :func:`ecgjax.attribution.base.target_grad`).
+
+    References: Simonyan, Vedaldi & Zisserman 2014, "Deep inside convolutional
+    networks" (arXiv 1312.6034).
+    """
+
+    kind = "gradient"
+
+    def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        return target_grad(fns, x, target)
+
+
+@register("gradient_x_input")
+@dataclasses.dataclass(frozen=True)
+class GradientXInput(AttributionMethod):
+    """``x * d z_target / d x`` (elementwise).
+
+    For a linear model with zero bias the maps sum to the target logit.
+    References: Shrikumar et al. 2016 (arXiv 1605.01713).
+    """
+
+    kind = "gradient"
+    multiplies_by_input = True
+
+    def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        return x * target_grad(fns, x, target)
+
+
+_BASELINES = ("zeros", "mean", "given")
+
+
+@register("integrated_gradients")
+@dataclasses.dataclass(frozen=True)
+class IntegratedGradients(AttributionMethod):
+    """Integrated gradients along the straight path from a baseline ``x0`` to ``x``.
+
+    ``IG(x) = (x - x0) * sum_k w_k * grad z_target(x0 + a_k (x - x0))`` with the
+    trapezoid rule on ``steps`` intervals of [0, 1] (``steps + 1`` points), so
+    ``sum(IG) ~= z_target(x) - z_target(x0)`` (completeness; exact for a model
+    linear in x).
+
+    Fields:
+      steps: number of intervals of the path integral.
+      baseline: ``"zeros"`` (x0 = 0), ``"mean"`` (x0 = each beat's per-lead mean
+        over time, a flat line at the beat's level) or ``"given"`` (x0 =
+        ``baseline_value``).
+      baseline_value: for ``"given"``: a nested tuple of floats of shape (T, L)
+        (hashable; build it with :meth:`with_baseline` from an array, e.g. the
+        training-set mean beat).
+      chunk_size: path points evaluated together; memory is
+        ``chunk_size x B`` beats of activations, not ``steps x B``
+        (``lax.scan`` over chunks, as captum's ``internal_batch_size``).
+
+    References: Sundararajan, Taly & Yan 2017, "Axiomatic attribution for deep
+    networks" (ICML).
+    """
+
+    steps: int = 32
+    baseline: str = "zeros"
+    baseline_value: tuple | None = None
+    chunk_size: int = 8
+
+    kind = "gradient"
+    multiplies_by_input = True
+
+    def __post_init__(self):
+        if self.baseline not in _BASELINES:
+            raise ValueError(f"baseline must be one of {_BASELINES}, got {self.baseline!r}")
+        if self.baseline == "given" and self.baseline_value is None:
+            raise ValueError("baseline='given' needs baseline_value (use IntegratedGradients.with_baseline(array))")
+        if self.steps < 1 or self.chunk_size < 1:
+            raise ValueError("steps and chunk_size must be >= 1")
+
+    @classmethod
+    def with_baseline(cls, baseline: np.ndarray, **kw) -> "IntegratedGradients":
+        """An instance with a given baseline f32[T, L] (stored as a hashable nested tuple)."""
+        b = np.asarray(baseline, np.float32)
+        if b.ndim != 2:
+            raise ValueError(f"baseline must be f32[T, L], got shape {b.shape}")
+        return cls(baseline="given", baseline_value=tuple(map(tuple, b.tolist())), **kw)
+
+    def baseline_for(self, x: jax.Array) -> jax.Array:
+        """x0: f32[B, T, L] for beats x: f32[B, T, L]."""
+        if self.baseline == "zeros":
+            return jnp.zeros_like(x)
+        if self.baseline == "mean":
+            return jnp.broadcast_to(jnp.mean(x, axis=1, keepdims=True), x.shape)
+        b = jnp.asarray(self.baseline_value, x.dtype)
+        if b.shape != x.shape[1:]:
+            raise ValueError(f"baseline_value has shape {b.shape}, beats have {x.shape[1:]}")
+        return jnp.broadcast_to(b, x.shape)
+
+    def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        x0 = self.baseline_for(x)
+        n_pts = self.steps + 1
+        n_chunks = -(-n_pts // self.chunk_size)
+        pad = n_chunks * self.chunk_size - n_pts
+        alphas = np.linspace(0.0, 1.0, n_pts)
+        weights = np.full(n_pts, 1.0 / self.steps)
+        weights[[0, -1]] *= 0.5
+        alphas = np.concatenate([alphas, np.zeros(pad)]).reshape(n_chunks, self.chunk_size).astype(np.float32)
+        weights = np.concatenate([weights, np.zeros(pad)]).reshape(n_chunks, self.chunk_size).astype(np.float32)
+        B = x.shape[0]
+        d = x - x0
+
+        def body(acc, aw):
+            a, w = aw
+            xs = x0[None] + a[:, None, None, None] * d[None]  # [k, B, T, L]
+            g = target_grad(fns, xs.reshape((-1,) + x.shape[1:]), jnp.tile(target, self.chunk_size))
+            g = g.reshape((self.chunk_size, B) + x.shape[1:])
+            return acc + jnp.tensordot(w, g, axes=1), None
+
+        total, _ = jax.lax.scan(body, jnp.zeros_like(x), (jnp.asarray(alphas), jnp.asarray(weights)))
+        return d * total

@@ -1,0 +1,56 @@
+"""explain_run -> profile_run end to end on a tiny model and a synthetic BeatSet-like object."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import jax
+import numpy as np
+
+from ecgjax import attribution as attr
+from ecgjax.attribution.explain import explain_run, profile_run, transform_maps
+from ecgjax.cli import build_parser
+
+from conftest import cnn_init, cnn_make
+
+
+def _beats(n=60, T=48, L=2):
+    rng = np.random.default_rng(0)
+    return types.SimpleNamespace(
+        x=rng.normal(size=(n, T, L)).astype(np.float32), y=rng.integers(0, 4, n).astype(np.int32),
+        record=rng.choice(np.array(["100", "101", "102", "103"]), n), r=rng.integers(18, 30, n).astype(np.int32),
+        lo=np.zeros(n, np.int32), hi=rng.integers(40, T + 1, n).astype(np.int32), fs=120.0,
+        classes=("N", "V", "A", "L"), protocol={"name": "synthetic"})
+
+
+def test_explain_then_profile(tmp_path):
+    beats = _beats()
+    p = cnn_init(jax.random.key(0))
+    test_idx = np.arange(10, 60)
+    out = explain_run((cnn_make, p), beats, test_idx, attr.get("saliency"), tmp_path / "attr", batch_size=16)
+    meta = json.loads((out["dir"] / "meta.json").read_text())
+    assert meta["n"] == 50 and meta["method"] == "saliency"
+    direct = np.asarray(attr.attribute(attr.get("saliency"), cnn_make(p), beats.x, beats.y))
+    for c, path in out["files"].items():
+        z = attr.load_class_npz(path)
+        assert np.all(z["index"] >= 10) and np.all(beats.y[z["index"]] == c)  # indices into the BeatSet
+        np.testing.assert_allclose(z["maps"], direct[z["index"]], rtol=1e-5, atol=1e-6)
+    comps = profile_run(out["dir"], beats, tmp_path / "prof", n_boot=20, min_n=2)
+    assert comps["transform"] == "abs"
+    with np.load(tmp_path / "prof" / "profiles.npz", allow_pickle=False) as z:
+        assert z["median"].shape == (4, 2, 24)
+        assert int(z["count"].max()) <= 50
+    assert (tmp_path / "prof" / "figures" / "class_heatmap.png").exists()
+
+
+def test_transforms_and_cli_registered():
+    m = np.array([[[-2.0, 1.0]], [[0.5, -0.25]]])
+    np.testing.assert_array_equal(transform_maps(m, "abs"), np.abs(m))
+    np.testing.assert_array_equal(transform_maps(m, "relu"), np.maximum(m, 0))
+    np.testing.assert_allclose(transform_maps(m, "paper").max(axis=(1, 2)), 1.0, atol=1e-6)
+    args = build_parser().parse_args(["explain", "--workdir", "w", "--method", "integrated_gradients", "--hp", "steps=8"])
+    assert args.method == "integrated_gradients" and args.hp == ["steps=8"]
+    from ecgjax.attribution.cli import _hparams
+
+    assert _hparams(["steps=8", "baseline=zeros"]) == {"steps": 8, "baseline": "zeros"}

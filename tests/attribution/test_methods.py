@@ -1,0 +1,212 @@
+"""Analytic and reference checks of the built-in methods."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ecgjax import attribution as attr
+from ecgjax.errors import ConfigError
+
+
+def _ref_grad(fns, x, t):
+    """Reference path: vmap over beats of grad of one beat's target logit."""
+    def one(xi, ti):
+        return fns.logit_fn(xi[None])[0, ti]
+    return jax.vmap(jax.grad(one))(x, t)
+
+
+# -- linear model: closed forms -------------------------------------------------------
+
+
+def test_saliency_is_weight_row_on_linear(tiny_models, beats):
+    make, p = tiny_models["linear"]
+    x, t = beats
+    s = attr.get("saliency")(make(p), x, t, None)
+    np.testing.assert_allclose(s, jnp.moveaxis(p["W"][:, :, t], -1, 0), rtol=1e-6)
+    gxi = attr.get("gradient_x_input")(make(p), x, t, None)
+    np.testing.assert_allclose(gxi, x * jnp.moveaxis(p["W"][:, :, t], -1, 0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("baseline", ["zeros", "mean", "given"])
+def test_ig_completeness_linear(tiny_models, beats, baseline):
+    make, p = tiny_models["linear"]
+    fns = make(p)
+    x, t = beats
+    if baseline == "given":
+        m = attr.IntegratedGradients.with_baseline(np.full(x.shape[1:], 0.3), steps=4, chunk_size=3)
+    else:
+        m = attr.get("integrated_gradients", steps=4, chunk_size=3, baseline=baseline)
+    ig = m(fns, x, t, None)
+    x0 = m.baseline_for(x)
+    z = lambda v: jnp.take_along_axis(fns.logit_fn(v), t[:, None], 1)[:, 0]  # noqa: E731
+    np.testing.assert_allclose(ig.sum((1, 2)), z(x) - z(x0), atol=1e-3)
+    np.testing.assert_allclose(ig, (x - x0) * jnp.moveaxis(p["W"][:, :, t], -1, 0), rtol=1e-4, atol=1e-5)
+
+
+def test_ig_completeness_nonlinear_converges(tiny_models, beats):
+    """On the CNN (leaky-ReLU kinks) the completeness gap shrinks with steps and is small at 256."""
+    make, p = tiny_models["cnn"]
+    fns = make(p)
+    x, t = beats
+    z = lambda v: jnp.take_along_axis(fns.logit_fn(v), t[:, None], 1)[:, 0]  # noqa: E731
+    gap = z(x) - z(jnp.zeros_like(x))
+    err = {}
+    for steps in (16, 256):
+        ig = attr.get("integrated_gradients", steps=steps, chunk_size=64)(fns, x, t, None)
+        err[steps] = float(jnp.max(jnp.abs(ig.sum((1, 2)) - gap)))
+    assert err[256] < err[16] / 4
+    assert err[256] < 0.01 * float(jnp.max(jnp.abs(gap)))
+
+
+def test_ig_step_count_independent_of_chunking(tiny_models, beats):
+    make, p = tiny_models["cnn"]
+    x, t = beats
+    a = attr.get("integrated_gradients", steps=10, chunk_size=3)(make(p), x, t, None)
+    b = attr.get("integrated_gradients", steps=10, chunk_size=11)(make(p), x, t, None)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_occlusion_closed_form_linear(tiny_models, beats):
+    make, p = tiny_models["linear"]
+    x, t = beats
+    m = attr.get("occlusion", window_s=4 / 360, stride_s=2 / 360, baseline=0.5)
+    out = np.asarray(m(make(p), x, t, None))
+    W = np.asarray(p["W"])[:, :, np.asarray(t)].transpose(2, 0, 1)  # [B, T, L]
+    contrib = W * (np.asarray(x) - 0.5)
+    from ecgjax.attribution.perturbation import occlusion_masks
+    masks = occlusion_masks(x.shape[1], x.shape[2], 4, 2, True)
+    num = np.zeros_like(contrib)
+    for mk in masks:
+        num += (contrib * mk).sum((1, 2))[:, None, None] * mk
+    np.testing.assert_allclose(out, num / masks.sum(0), rtol=1e-4, atol=1e-5)
+
+
+def test_smoothgrad_on_linear_is_weight_and_vargrad_zero(tiny_models, beats):
+    make, p = tiny_models["linear"]
+    x, t = beats
+    sg = attr.attribute(attr.get("smoothgrad", n=6, chunk_size=4), make(p), x, t, jax.random.key(0))
+    np.testing.assert_allclose(sg, jnp.moveaxis(p["W"][:, :, t], -1, 0), rtol=1e-5, atol=1e-6)
+    vg = attr.attribute(attr.get("vargrad", n=6, chunk_size=4), make(p), x, t, jax.random.key(0))
+    np.testing.assert_allclose(vg, 0.0, atol=1e-5)
+
+
+def test_smoothgrad_matches_explicit_loop(tiny_models, beats):
+    make, p = tiny_models["cnn"]
+    fns = make(p)
+    x, t = beats
+    m = attr.get("smoothgrad", n=3, chunk_size=2, sigma=0.1, sigma_mode="absolute")
+    keys = attr.row_keys(jax.random.key(3), x.shape[0])
+    got = m(fns, x, t, keys)
+    acc = 0
+    for j in range(3):
+        noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 2 * j), x.shape[1:]))(keys)
+        acc = acc + _ref_grad(fns, x + 0.1 * noise, t)
+    np.testing.assert_allclose(got, acc / 3, rtol=1e-4, atol=1e-5)
+
+
+def test_smoothgrad_wraps_by_name_and_rejects_non_gradient():
+    m = attr.get("smoothgrad", base="integrated_gradients")
+    assert isinstance(m.base, attr.IntegratedGradients)
+    hash(m)
+    with pytest.raises(ValueError, match="gradient method"):
+        attr.get("smoothgrad", base="occlusion")
+
+
+@pytest.mark.parametrize("model", ["cnn", "rnn"])
+def test_fast_path_equals_vmap_grad(model, tiny_models, beats):
+    make, p = tiny_models[model]
+    fns = make(p)
+    x, t = beats
+    np.testing.assert_allclose(attr.target_grad(fns, x, t), _ref_grad(fns, x, t), rtol=1e-5, atol=1e-6)
+
+
+def test_grad_cam_reference_and_upsampling(tiny_models, beats):
+    make, p = tiny_models["cnn"]
+    fns = make(p)
+    x, t = beats
+    out = attr.get("grad_cam")(fns, x, t, None)
+    A = fns.feature_fn(x)
+    g = jax.vmap(jax.grad(lambda a, c: fns.head_fn(a[None])[0, c]))(A, t)
+    cam = jnp.einsum("bf,btf->bt", g.mean(1), A)
+    np.testing.assert_allclose(out, attr.upsample_to_input(cam, x.shape[1], x.shape[2], "concat"), rtol=1e-5, atol=1e-6)
+    # concat layout with T' == L*T is exactly the un-concatenation
+    c = jnp.arange(2 * 5, dtype=jnp.float32)[None]
+    np.testing.assert_array_equal(attr.upsample_to_input(c, 5, 2, "concat")[0], np.arange(10).reshape(2, 5).T)
+    np.testing.assert_array_equal(attr.upsample_to_input(c[:, :5], 5, 2, "channels")[0], np.tile(np.arange(5)[:, None], 2))
+    with pytest.raises(ValueError):
+        attr.get("grad_cam", layout="nope")
+
+
+def test_jones2020_layer_saliency_reference_and_paper_map(tiny_models, beats):
+    make, p = tiny_models["cnn"]
+    fns = make(p)
+    x, t = beats
+    m = attr.get("jones2020_layer_saliency")
+    g = m(fns, x, t, None)
+    ref = jax.vmap(jax.grad(lambda xi: jnp.mean(fns.layers["final_conv"](xi[None]))))(x)
+    np.testing.assert_allclose(g, ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(m(fns, x, jnp.zeros_like(t), None), g)  # ignores the class
+    pm = attr.jones2020_paper_map(g)
+    a = np.abs(np.asarray(g))
+    exp = (a - a.min((1, 2), keepdims=True)) / (a.max((1, 2), keepdims=True) - a.min((1, 2), keepdims=True) + 1e-7)
+    np.testing.assert_allclose(pm, exp, rtol=1e-6)
+    assert pm.min() >= 0 and pm.max() <= 1
+    with pytest.raises(KeyError, match="no layer"):
+        attr.get("jones2020_layer_saliency", layer="conv99")(fns, x, t, None)
+
+
+def test_all_classes(tiny_models, beats):
+    make, p = tiny_models["cnn"]
+    fns = make(p)
+    x, _ = beats
+    allc = attr.attribute_all_classes(attr.get("saliency"), fns, x, 4)
+    assert allc.shape == (x.shape[0], 4) + x.shape[1:]
+    for c in range(4):
+        np.testing.assert_allclose(allc[:, c], attr.attribute(attr.get("saliency"), fns, x, c), rtol=1e-4, atol=1e-6)
+
+
+# -- registry and errors ---------------------------------------------------------------
+
+
+def test_registry_errors():
+    with pytest.raises(ConfigError, match="unknown attribution method 'nope'.*saliency"):
+        attr.get("nope")
+    with pytest.raises(ConfigError, match="no hyperparameter.*'stepz'.*steps"):
+        attr.get("integrated_gradients", stepz=3)
+    with pytest.raises(ValueError, match="already registered"):
+        attr.register("saliency")(attr.Saliency)
+    with pytest.raises(ValueError, match="frozen dataclass"):
+        class NotDC(attr.AttributionMethod):
+            def __call__(self, fns, x, target, key):
+                return x
+        attr.register("not_dc")(NotDC)
+
+
+def test_temporary_registration():
+    from ecgjax.attribution.registry import temporary
+
+    @dataclasses.dataclass(frozen=True)
+    class Zero(attr.AttributionMethod):
+        def __call__(self, fns, x, target, key):
+            return jnp.zeros_like(x)
+
+    with temporary("zero_test", Zero):
+        assert "zero_test" in attr.available()
+        assert attr.get("zero_test").name == "zero_test"
+    assert "zero_test" not in attr.available()
+
+
+def test_attribute_checks_inputs(tiny_models, beats):
+    make, p = tiny_models["cnn"]
+    x, t = beats
+    with pytest.raises(ValueError, match="target must be i32"):
+        attr.attribute(attr.get("saliency"), make(p), x, t[:3])
+    with pytest.raises(ValueError, match="x must be"):
+        attr.attribute(attr.get("saliency"), make(p), x[0], 0)
+    with pytest.raises(ValueError, match="needs a PRNG key"):
+        attr.attribute(attr.get("random"), make(p), x, t)

@@ -1,0 +1,94 @@
+"""Sanity checks: cascading randomisation and segment deletion/insertion."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from ecgjax import attribution as attr
+from ecgjax.analysis import segment_values
+from ecgjax.attribution import sanity
+
+from conftest import linear_init, linear_make
+
+
+def test_spearman_rows_matches_scipy():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 7, 2))
+    b = a + rng.normal(size=a.shape)
+    b[0, 0, 0] = b[0, 1, 0]  # a tie
+    got = sanity.spearman_rows(a, b)
+    for i in range(5):
+        assert got[i] == pytest.approx(spearmanr(a[i].ravel(), b[i].ravel()).statistic)
+
+
+def test_replace_top_level_keeps_structure():
+    p = {"W": np.ones(3), "b": {"x": np.zeros(2)}}
+    f = {"W": np.full(3, 5.0), "b": {"x": np.full(2, 7.0)}}
+    out = sanity.replace_top_level(p, f, ["b"])
+    assert out["W"][0] == 1 and out["b"]["x"][0] == 7
+    assert jax.tree.structure(out) == jax.tree.structure(p)
+
+
+def test_cascade_on_linear_model(tmp_path):
+    p = linear_init(jax.random.key(0))
+    fresh = linear_init(jax.random.key(1))
+    x = np.random.default_rng(0).normal(size=(8, 48, 2)).astype(np.float32)
+    res = sanity.cascading_randomization((linear_make, p), fresh, ("b", "W"), attr.get("saliency"), x, 2, batch_size=8)
+    assert res.spearman_signed.shape == (2, 8)
+    np.testing.assert_allclose(res.spearman_signed[0], 1.0)  # bias does not change a linear model's gradient
+    assert np.all(np.abs(res.spearman_signed[1]) < 0.6)  # a fresh W is a different map
+    assert abs(np.median(res.random_signed)) < 0.3
+    res.save(tmp_path)
+    assert (tmp_path / "cascade_saliency.json").exists() and (tmp_path / "cascade_saliency.npz").exists()
+    from ecgjax.analysis import plotting
+
+    plotting.save_figure(plotting.plot_cascade(res), tmp_path / "cascade.png")
+    assert (tmp_path / "cascade.png").stat().st_size > 1000
+
+
+def test_segment_ids_agree_with_segmenter():
+    rng = np.random.default_rng(1)
+    N, T, L, w, K = 10, 120, 2, 5, 6
+    maps = rng.normal(size=(N, T, L))
+    r = rng.integers(10, 110, N)
+    lo = np.minimum(rng.integers(0, 20, N), r)
+    hi = np.maximum(rng.integers(80, T + 1, N), r + 1)
+    ids = sanity.segment_ids(r, lo, hi, T, L, w, K)
+    seg = segment_values(maps, r, lo, hi, 360.0, seg_s=w / 360, n_per_side=K, min_coverage=1e-9).flat()
+    for n in range(N):
+        for j in range(2 * K * L):
+            sel = ids[n] == j
+            if sel.any():
+                assert maps[n][sel].mean() == pytest.approx(seg[n, j], rel=1e-5, abs=1e-6)
+            else:
+                assert np.isnan(seg[n, j])
+
+
+def test_deletion_insertion_linear(tmp_path):
+    p = linear_init(jax.random.key(3))
+    fns = linear_make(p)
+    rng = np.random.default_rng(2)
+    N, T, L = 6, 48, 2
+    x = rng.normal(size=(N, T, L)).astype(np.float32)
+    t = np.asarray(np.argmax(fns.logit_fn(x), -1), np.int32)
+    gxi = np.asarray(attr.attribute(attr.get("gradient_x_input"), fns, x, t))
+    r, lo, hi = np.full(N, 24), np.zeros(N, int), np.full(N, T)
+    res = sanity.deletion_insertion((linear_make, p), x, t, {"gxi": gxi}, r, lo, hi, 360.0, seg_s=2 / 360, n_per_side=12, batch_size=8)
+    K = 48
+    assert res.steps[-1] == K and set(res.deletion) == {"gxi", "random_order"}
+    prob = np.take_along_axis(np.asarray(jax.nn.softmax(fns.logit_fn(x))), t[:, None], 1)[:, 0]
+    p0 = np.asarray(jax.nn.softmax(fns.logit_fn(np.zeros_like(x))))[np.arange(N), t]
+    np.testing.assert_allclose(res.deletion["gxi"][0], prob.mean(), rtol=1e-5)
+    np.testing.assert_allclose(res.deletion["gxi"][-1], p0.mean(), rtol=1e-5)  # everything deleted
+    np.testing.assert_allclose(res.insertion["gxi"][-1], prob.mean(), rtol=1e-5)  # everything restored
+    assert res.deletion_auc["gxi"].mean() < res.deletion_auc["random_order"].mean()
+    res.save(tmp_path)
+    assert (tmp_path / "faithfulness.json").exists()
+    from ecgjax.analysis import plotting
+
+    plotting.save_figure(plotting.plot_faithfulness(res), tmp_path / "faith.png")
+    assert (tmp_path / "faith.png").stat().st_size > 1000
