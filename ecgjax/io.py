@@ -75,23 +75,32 @@ def atomic_savez(path: str | os.PathLike, **arrays) -> None:
 
 
 def environment_info() -> dict:
-    """Versions and device of this process, for every result file."""
+    """Versions and device of this process, for every result file.
+
+    Returns:
+      ``{"versions": {package: version}, "device": {platform, kind, count, processes, host, cpu_count}}``.
+    """
     from importlib import metadata
 
-    info = {"python": sys.version.split()[0], "platform": platform.platform()}
+    versions = {"python": sys.version.split()[0]}
     for pkg in ("ecgjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "wfdb"):
         try:
-            info[pkg] = metadata.version(pkg)
+            versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            info[pkg] = None
+            versions[pkg] = None
+    device = {"host": platform.node(), "cpu_count": os.cpu_count()}
     try:
         import jax
 
         devs = jax.devices()
-        info["backend"] = jax.default_backend()
-        info["devices"] = [d.device_kind for d in devs]
-        info["device"] = f"{len(devs)} x {devs[0].device_kind}"
+        device.update(platform=devs[0].platform, kind=devs[0].device_kind, count=len(devs), processes=jax.process_count())
     except Exception as e:  # report, never fail, on provenance
-        info["device"] = f"unknown ({e})"
-    info["cpu_count"] = os.cpu_count()
-    return info
+        device["error"] = str(e)
+    return {"versions": versions, "device": device}
+
+
+def describe_device(env: dict) -> str:
+    """One line, e.g. ``"1 x cpu (2 CPU cores)"`` or ``"1 x NVIDIA H100 80GB HBM3"``."""
+    d = env.get("device", {})
+    s = f"{d.get('count', '?')} x {d.get('kind', 'unknown')}"
+    return s + (f" ({d.get('cpu_count')} CPU cores)" if d.get("platform") == "cpu" else "")

@@ -10,7 +10,8 @@ Public API::
 
 Importing this package registers the built-ins (saliency, gradient_x_input,
 integrated_gradients, smoothgrad, vargrad, grad_cam, occlusion,
-jones2020_layer_saliency, random). Adding a method: docs/adding_an_attribution_method.md.
+jones2020_layer_saliency, random). Sanity checks: ``ecgjax.attribution.sanity``.
+Adding a method: docs/adding_an_attribution_method.md.
 """
 
 from ecgjax.attribution.base import AttributionMethod, attribute, attribute_all_classes, row_keys, target_grad
@@ -21,11 +22,12 @@ from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_
 from ecgjax.attribution.noise import SmoothGrad, VarGrad
 from ecgjax.attribution.perturbation import Occlusion
 from ecgjax.attribution.control import RandomAttribution
-from ecgjax.attribution.runner import attribute_dataset, load_class_npz
+from ecgjax.attribution.runner import AttributionResult, attribute_dataset, choose_batch_size, load_class_npz
+from ecgjax.attribution.explain import explain_run, profile_run, transform_maps
 
 __all__ = [
-    "AttributionMethod", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency",
+    "AttributionMethod", "AttributionResult", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
-    "attribute_dataset", "available", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
+    "attribute_dataset", "available", "choose_batch_size", "explain_run", "profile_run", "transform_maps", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
     "row_keys", "target_grad", "upsample_to_input",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 
@@ -37,8 +36,9 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> in
     add_args(ap, default_config)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    from ecgjax.cli import setup_logging
+
+    setup_logging(args.verbose)
     try:
         return run_from_args(args)
     except EcgjaxError as e:

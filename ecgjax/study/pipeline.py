@@ -61,7 +61,8 @@ class _Stages:
 def _config_json(cfg: StudyConfig) -> dict:
     from ecgjax import config as config_lib
 
-    d = dataclasses.asdict(dataclasses.replace(cfg, runs=()))
+    d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "runs"}
+    d["methods"] = [dataclasses.asdict(m) for m in cfg.methods]
     d["runs"] = [{"name": r.name, "group": r.group, "explain": r.explain, "config": config_lib.to_dict(r.config)} for r in cfg.runs]
     return json.loads(json.dumps(d, default=list))
 

@@ -38,7 +38,10 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
     intro = rep.section("About this run")
     for n in cfg.notes:
         intro.text(n)
-    intro.text(f"Device: {environment.get('device')}; jax {environment.get('jax')}, flax {environment.get('flax')}; "
+    from ecgjax.io import describe_device
+
+    v = environment.get("versions", {})
+    intro.text(f"Device: {describe_device(environment)}; jax {v.get('jax')}, flax {v.get('flax')}; "
                f"stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".")
 
     # ---- data ----

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,8 @@ from ecgjax.train import data as data_lib
 from ecgjax.train import metrics
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
-from ecgjax.train.writers import JsonlWriter, LogWriter, MultiWriter, atomic_write_text, dumps
+from ecgjax.io import atomic_write_text, environment_info
+from ecgjax.train.writers import JsonlWriter, LogWriter, MultiWriter, dumps
 
 log = logging.getLogger("ecgjax.train")
 
@@ -97,28 +97,6 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """i64[n]: the seeded permutation of the training rows for ``epoch`` (``fold_in``)."""
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 1), epoch)
     return np.asarray(jax.random.permutation(key, n)).astype(np.int64)
-
-
-def _dist_version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def environment() -> dict:
-    import flax
-    import optax
-    import orbax.checkpoint
-
-    d = jax.devices()
-    return {
-        "versions": {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": _dist_version("jaxlib"),
-                     "flax": flax.__version__, "optax": optax.__version__, "orbax_checkpoint": orbax.checkpoint.__version__, "numpy": np.__version__},
-        "device": {"platform": d[0].platform, "kind": d[0].device_kind, "count": len(d), "processes": jax.process_count(), "host": platform.node()},
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +252,7 @@ def train_and_evaluate(
         "resumed_from_step": resumed_from,
         "wall_time_s": time.time() - t_start,
         "config": config_lib.to_dict(cfg),
-        **environment(),
+        **environment_info(),
     }
     atomic_write_text(workdir / "results.json", dumps(results, indent=2, sort_keys=True))
     log.info("test results (%s checkpoint, epoch %d):\n%s", tc.eval_checkpoint, counters["best_epoch"], metrics.format_table(rep))

@@ -140,3 +140,11 @@ def test_runner_shards_over_devices():
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["n_devices"] == 4 and r["batch"] == 8  # rounded up to a multiple of 4
     assert r["err"] < 1e-5
+
+
+def test_ig_chunking_bounds_memory(tiny_models):
+    """XLA's own accounting: IG with 64 steps in chunks of 4 needs far less than in one chunk of 65 points."""
+    make, p = tiny_models["cnn"]
+    small = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=4), "given", 4, 64, (48, 2))
+    big = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=65), "given", 4, 64, (48, 2))
+    assert small * 4 < big

@@ -146,6 +146,20 @@ def test_early_stopping_on_validation_and_last_checkpoint(tmp_path):
     assert res["evaluated_checkpoint"] == "last" and load_run(tmp_path / "es").checkpoint == "latest"
 
 
+def test_batch_not_divisible_by_device_count_is_refused(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from helpers import tiny_config, with_train\n"
+        "from ecgjax.train import train_and_evaluate\nfrom ecgjax.errors import ConfigError\n"
+        "try:\n    train_and_evaluate(with_train(tiny_config(), batch_size=18), sys.argv[2])\n"
+        "except ConfigError as e:\n    print('REFUSED', e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code, str(HELPER.parent), str(tmp_path / "w")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert "REFUSED" in out.stdout and "batch_size=18" in out.stdout and "4 devices" in out.stdout, out.stdout + out.stderr
+    assert not (tmp_path / "w" / "checkpoints").exists()
+
+
 def test_workdir_with_another_config_is_refused(reference):
     cfg, wd, _ = reference
     before = (wd / "config.json").read_bytes()
