@@ -2,7 +2,6 @@
 crash, resumes, evaluates, and load_run reads it back. Needs the MIT-BIH records."""
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -19,18 +18,11 @@ class _Crash(Exception):
     pass
 
 
-@pytest.fixture
-def data_dir():
-    d = os.environ.get("ECGJAX_DATA_DIR")
-    if not d or not (Path(d) / "mitdb" / "100.hea").exists():
-        pytest.skip("set ECGJAX_DATA_DIR to a folder holding mitdb/ to run the real-data smoke test")
-    return d
-
-
-def test_smoke_config_trains_crashes_resumes_and_evaluates(data_dir, tmp_path):
+def test_smoke_config_trains_crashes_resumes_and_evaluates(real_data_dir, tmp_path):
+    data_dir = real_data_dir
     cfg = load_config(str(ROOT / "experiments" / "configs" / "smoke.py"))
     wd = tmp_path / "smoke"
-    cache = os.environ.get("ECGJAX_CACHE_DIR") or tmp_path / "cache"
+    cache = tmp_path / "cache"
     t0 = time.time()
 
     def crash(step):
