@@ -108,12 +108,14 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
         for key, m in info["methods"].items():
             pdir = Path(m["profile_dir"])
             comps = json.loads((pdir / "comparisons.json").read_text())
+            with np.load(pdir / "segments.npz", allow_pickle=False) as z:
+                seg_labels = [str(v) for v in z["labels"]]
             for cls, c in comps["correct_vs_incorrect"].items():
-                q = np.asarray(c["q"], float)
-                eff = np.asarray(c["effect"], float)
+                q = np.asarray(c["q"], float).ravel()
+                eff = np.asarray(c["effect"], float).ravel()
                 k = int(np.nanargmax(np.abs(eff))) if np.isfinite(eff).any() else -1
-                rows.append([key, cls, c["n_a"], c["n_b"], int(np.nansum(q < 0.05)), c["labels"][k] if k >= 0 else "-",
-                             _fmt(float(eff.ravel()[k])) if k >= 0 else "-"])
+                rows.append([key, cls, int(np.max(c["n_a"])), int(np.max(c["n_b"])), int(np.nansum(q < 0.05)),
+                             seg_labels[k] if k >= 0 else "-", _fmt(float(eff[k])) if k >= 0 else "-"])
             for png in sorted((pdir / "figures").glob("*.png")):
                 what = {"class_heatmap": "Figure 7: median per class and segment",
                         "example_beats": "Figure 5: one correctly classified test beat per class, |attribution| as colour"}.get(

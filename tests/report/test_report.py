@@ -1,14 +1,12 @@
 """The HTML report is self-contained and renders in headless Chromium with every figure."""
 
-import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 from ecgjax.report import Report
+from tests.chromium import render
 
 
 def _make_report():
@@ -40,38 +38,12 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=5000",
-]
-
-
 def test_report_renders_in_headless_chromium(tmp_path):
-    chrome = _chromium()
-    if chrome is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install chromium (.ci/run does) for the report rendering test")
-        pytest.skip("chromium not installed (apt-get install chromium) - report rendering not checked")
     paths = _make_report().write(tmp_path / "out")
-    url = paths["html"].resolve().as_uri()
-    common = [chrome, *_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom, img = render(paths["html"], tmp_path)
     assert 'data-figures-loaded="2/2"' in dom, dom[:500]
-    shot = tmp_path / "shot.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1000,1400", url], capture_output=True, timeout=120)
-    import matplotlib.image as mpimg
-
-    img = mpimg.imread(shot)
     assert img.shape[0] > 100 and img.shape[1] > 100
-    rgb = img[..., :3]
+    rgb = img
     assert rgb.std() > 0.02, "screenshot is blank"
     # the plotted orange lines (C1) are visible: some strongly orange pixels exist
     orange = (rgb[..., 0] > 0.8) & (rgb[..., 1] > 0.3) & (rgb[..., 1] < 0.65) & (rgb[..., 2] < 0.3)

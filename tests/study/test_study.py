@@ -1,0 +1,123 @@
+"""The study pipeline end to end on synthetic beats: every stage, the report with its figures, resume and --force."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from ecgjax.errors import ConfigError
+from ecgjax.study import MethodSpec, RunSpec, StudyConfig, run_study
+from ecgjax.study.pipeline import explain_subset
+from tests.chromium import render
+
+
+def _train_cfg(seed=0):
+    return Config(
+        name="synthetic",
+        data=DataConfig(protocol="synthetic", protocol_overrides={"n_records": 6, "beats_per_record": 30, "t": 200, "n_classes": 3},
+                        split="kfold", split_kwargs={"fold": 0, "k": 3, "n_val_records": 1}),
+        model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4, 4, 4), "lead_layout": "channels"}),
+        train=TrainConfig(batch_size=16, eval_batch_size=64, epochs=1, checkpoint_every=100, seed=seed),
+        eval=EvalConfig(bootstrap_samples=20),
+    )
+
+
+def _study(**kw):
+    base = dict(
+        name="synthetic study",
+        runs=(RunSpec("a", _train_cfg(0), group="g", explain=True), RunSpec("b", _train_cfg(1), group="g")),
+        methods=(MethodSpec("saliency", target="label", transform="abs"), MethodSpec("grad_cam", target="pred", transform="relu")),
+        explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",),
+    )
+    base.update(kw)
+    return StudyConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("study")
+    paths = run_study(_study(), wd)
+    return wd, paths
+
+
+def test_every_stage_and_the_report(finished):
+    wd, paths = finished
+    for stage in ("data", "train", "explain", "sanity", "report"):
+        assert (wd / "stages" / f"{stage}.json").exists(), stage
+    assert (wd / "runs" / "a" / "results.json").exists() and (wd / "runs" / "b" / "results.json").exists()
+    for key in ("saliency-label-abs", "grad_cam-pred-relu"):
+        prof = wd / "profiles" / "a" / key
+        assert (prof / "profiles.npz").exists() and (prof / "figures" / "class_heatmap.png").exists()
+        assert (prof / "figures" / "example_beats.png").exists()
+    html = (wd / "report" / "report.html").read_text()
+    n_img = html.count("<img ")
+    # confusion + per-class per run (4), then per method heat map + example beats + class lines, then sanity figures
+    assert n_img >= 4 + 2 * 3 + 2
+    for needle in ("Table 1", "Across seeds", "Sanity checks", "a note", "Provenance"):
+        assert needle in html, needle
+    md = (wd / "report" / "summary.md").read_text()
+    assert "| a | ribeiro_cnn |" in md
+    sanity = json.loads((wd / "stages" / "sanity.json").read_text())
+    assert set(sanity["cascade"]) == {"saliency", "grad_cam"} and sanity["faithfulness"]["deletion_auc"]
+
+
+def test_report_renders_with_every_figure(finished, tmp_path):
+    wd, paths = finished
+    n_img = (wd / "report" / "report.html").read_text().count("<img ")
+    dom, img = render(wd / "report" / "report.html", tmp_path)
+    m = re.search(r'data-figures-loaded="(\d+)/(\d+)"', dom)
+    assert m and int(m.group(1)) == int(m.group(2)) == n_img, dom[:300]
+    assert img.std() > 0.02, "screenshot is blank"
+
+
+def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
+    wd, _ = finished
+    marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity")}
+    npz = sorted((wd / "attributions").rglob("class_*.npz"))[0]
+    npz_time = npz.stat().st_mtime_ns
+    caplog.set_level("INFO")
+    run_study(_study(), wd)
+    assert {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in marks} == marks
+    assert npz.stat().st_mtime_ns == npz_time
+    assert "stage train: finished earlier, skipped" in caplog.text
+    # an interrupted explain stage resumes: drop its marker, the per-method files are reused
+    (wd / "stages" / "explain.json").unlink()
+    run_study(_study(), wd)
+    assert npz.stat().st_mtime_ns == npz_time and (wd / "stages" / "explain.json").exists()
+
+
+def test_force_redoes_everything(tmp_path):
+    cfg = _study(runs=(RunSpec("a", _train_cfg(0), explain=True),), methods=(MethodSpec("saliency"),), sanity_beats=0)
+    run_study(cfg, tmp_path)
+    t = (tmp_path / "runs" / "a" / "results.json").stat().st_mtime_ns
+    run_study(cfg, tmp_path, force=True)
+    assert (tmp_path / "runs" / "a" / "results.json").stat().st_mtime_ns != t
+
+
+def test_workdir_of_another_study_is_refused(finished):
+    wd, _ = finished
+    with pytest.raises(ConfigError, match="another study"):
+        run_study(_study(n_boot=21), wd)
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="unknown"):
+        _study(methods=(MethodSpec("salency"),))
+    with pytest.raises(ConfigError, match="transform"):
+        _study(methods=(MethodSpec("saliency", transform="square"),))
+    with pytest.raises(ConfigError, match="unique"):
+        _study(runs=(RunSpec("a", _train_cfg(), explain=True), RunSpec("a", _train_cfg())))
+    with pytest.raises(ConfigError, match="explain=True"):
+        _study(runs=(RunSpec("a", _train_cfg()),))
+
+
+def test_explain_subset_caps_each_class():
+    y = np.array([0] * 50 + [1] * 5 + [2] * 30)
+    idx = np.arange(10, 85)
+    got = explain_subset(y, idx, 10, seed=0)
+    assert np.all(np.diff(got) > 0) and set(got) <= set(idx)
+    assert np.bincount(y[got]).tolist() == [10, 5, 10]
+    np.testing.assert_array_equal(got, explain_subset(y, idx, 10, seed=0))
+    np.testing.assert_array_equal(explain_subset(y, idx, None, seed=0), idx)
