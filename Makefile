@@ -8,7 +8,7 @@ bootstrap:
 	@bash scripts/bootstrap.sh
 
 run: bootstrap
-	$(PY) experiments/main.py $(ARGS)
+	$(PY) experiments/reproduce_jones2020.py --config experiments/configs/reproduce_jones2020.py:quick --workdir runs/reproduce_quick $(ARGS)
 
 test: bootstrap
 	$(PY) -m pytest $(ARGS)

@@ -160,7 +160,6 @@ def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, dat
     from ecgjax.study.report import build_report
 
     t0 = time.time()
-    stages.timings["total_before_report"] = round(time.time() - t_all, 2)
     rep = build_report(cfg, workdir, data=data, trained=trained, attrib=attrib, sanity=sanity, noise=noise,
                        timings=stages.timings, config_json=cfg_json, environment=environment_info())
     paths = rep.write(workdir / "report")
