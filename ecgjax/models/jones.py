@@ -49,7 +49,7 @@ class Jones2020CNN(nnx.Module):
     layer_names = ("final_conv",)
     cascade_order = ("dense", "bn_out", "conv_out", "blocks", "bn2", "conv2", "bn1", "conv1")
 
-    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), conv_impl: str = "xla", rngs: nnx.Rngs):
+    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), conv_impl: str = "auto", rngs: nnx.Rngs):
         t, l = in_shape
         self.conv1 = Conv1d(1, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
         self.bn1 = _bn(32, rngs)
