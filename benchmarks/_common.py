@@ -140,3 +140,16 @@ def append_jsonl(path, rows) -> None:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def import_in_tree(name: str):
+    """Import ``name`` only if it lives in this checkout (an editable install elsewhere can
+    otherwise supply submodules this tree does not have); None when absent."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(name)
+    except ImportError:
+        return None
+    f = getattr(mod, "__file__", None) or ""
+    return mod if Path(f).resolve().is_relative_to(ROOT) else None

@@ -58,10 +58,7 @@ def get_method(name: str):
     """``fn(fns, x, target) -> f32[B, T, L]``; from ``ecgjax.attribution`` when available."""
     if name == "vmap_grad":
         return LOCAL_METHODS[name], "local"
-    try:
-        from ecgjax import attribution  # noqa: PLC0415 - optional, may not exist yet
-    except ImportError:
-        attribution = None
+    attribution = C.import_in_tree("ecgjax.attribution")  # optional; may not exist in this tree yet
     if attribution is not None and hasattr(attribution, "get"):
         try:
             m = attribution.get(name)
