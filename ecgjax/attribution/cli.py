@@ -27,25 +27,41 @@ def _hparams(items: list[str]) -> dict:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="attribution maps of a trained run's test beats, one npz per class")
     p.add_argument("--workdir", required=True, help="a training run (loaded with ecgjax.train.load_run)")
-    p.add_argument("--method", default="saliency")
+    p.add_argument("--method", default="saliency", help="a registered method (ecgjax.attribution.available())")
     p.add_argument("--hp", nargs="*", default=[], help="method hyperparameters, name=value")
-    p.add_argument("--target", default="label", help="label | pred | all | a class index")
+    p.add_argument("--target", default="true", help="true | pred | all | a class name or index")
     p.add_argument("--part", default="test", choices=("train", "val", "test"))
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--out", default=None, help="default: WORKDIR/attributions")
     p.set_defaults(func=_explain)
 
     q = sub.add_parser("profile", help="segment profiles, comparisons and figures from `explain` output")
-    q.add_argument("--attr-dir", required=True, help="the <out>/<method> folder written by explain")
-    q.add_argument("--protocol", default=None, help="data protocol of the beats (default: from meta.json)")
+    q.add_argument("--workdir", required=True, help="the training run that was explained")
+    q.add_argument("--method", default="saliency", help="which explained method (WORKDIR/attributions/METHOD)")
+    q.add_argument("--attr-dir", default=None, help="explain's output folder if not WORKDIR/attributions/METHOD")
     q.add_argument("--transform", default="abs", choices=("signed", "abs", "relu", "paper"))
     q.add_argument("--reduce", default="mean", choices=("mean", "max", "absmean"))
     q.add_argument("--mode", default="valid", choices=("valid", "paper"))
     q.add_argument("--n-boot", type=int, default=1000)
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", required=True)
+    q.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
+    q.add_argument("--out", default=None, help="default: WORKDIR/profiles/METHOD")
     q.set_defaults(func=_profile)
+
+
+def parse_target(text: str, classes) -> str | int:
+    """``true``/``label``, ``pred``, ``all``, a class name (case-exact) or an index -> what the runner takes."""
+    if text in ("true", "label"):
+        return "label"
+    if text in ("pred", "all"):
+        return text
+    if text in classes:
+        return list(classes).index(text)
+    if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
+        return int(text)
+    raise ConfigError(f"--target {text!r}: use true, pred, all, a class name {list(classes)} or an index < {len(classes)}")
 
 
 def _explain(args) -> int:
@@ -53,35 +69,32 @@ def _explain(args) -> int:
 
     from ecgjax import attribution as attr
     from ecgjax.attribution.explain import explain_run
-
-    try:
-        from ecgjax.train import load_run
-    except ImportError as e:
-        raise ConfigError("ecgjax explain needs ecgjax.train.load_run (the training package is not installed yet)") from e
-    run = load_run(args.workdir)  # expected: .model (nnx), .beats (BeatSet), .split (Split)
     from ecgjax.models import eval_split
+    from ecgjax.train import load_run
 
-    idx = getattr(run.split, args.part)
-    target = int(args.target) if args.target.lstrip("-").isdigit() else args.target
+    run = load_run(args.workdir, data_dir=args.data_dir)
+    target = parse_target(args.target, run.beats.classes)
     method = attr.get(args.method, **_hparams(args.hp))
     out = args.out or f"{args.workdir}/attributions"
-    explain_run(eval_split(run.model), run.beats, idx, method, out, target=target,
-                key=jax.random.key(args.seed), batch_size=args.batch_size)
+    res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
+                      key=jax.random.key(args.seed), batch_size=args.batch_size)
+    print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
     return 0
 
 
 def _profile(args) -> int:
-    import json
     from pathlib import Path
 
-    from ecgjax import data
     from ecgjax.attribution.explain import profile_run
+    from ecgjax.train import load_run
 
-    meta = json.loads((Path(args.attr_dir) / "meta.json").read_text())
-    proto = args.protocol or meta.get("protocol", {}).get("name")
-    if not proto:
-        raise ConfigError("pass --protocol (meta.json does not name one)")
-    beats = data.load_beats(data.protocols.get(proto))
-    profile_run(args.attr_dir, beats, args.out, transform=args.transform, reduce=args.reduce, mode=args.mode,
-                n_boot=args.n_boot, seed=args.seed)
+    attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / args.method)
+    if not (attr_dir / "meta.json").exists():
+        raise ConfigError(f"{attr_dir} holds no explain output (meta.json); run `ecgjax explain --workdir {args.workdir} --method {args.method}` first")
+    run = load_run(args.workdir, data_dir=args.data_dir)
+    out = Path(args.out or Path(args.workdir) / "profiles" / attr_dir.name)
+    comps = profile_run(attr_dir, run.beats, out, transform=args.transform, reduce=args.reduce, mode=args.mode,
+                        n_boot=args.n_boot, seed=args.seed)
+    n = len(comps["correct_vs_incorrect"]) + len(comps["mistaken_vs_class"])
+    print(f"profiles, {n} group comparisons and figures -> {out}")
     return 0

@@ -270,7 +270,7 @@ def attribute_dataset(
         (every class: maps f32[N, C, T, L]).
       method: an ``AttributionMethod`` instance (``ecgjax.attribution.get``).
       y: i32[N] true labels (for ``"label"`` and for grouping by label).
-      batch_size: beats per step (rounded up to a multiple of the device count);
+      batch_size: beats per step (at most N, rounded up to a multiple of the device count);
         or give ``memory_budget_bytes`` instead (see :func:`choose_batch_size`).
         Default 256.
       key: one PRNG key; required if ``method.needs_key`` (beat i uses
@@ -309,7 +309,8 @@ def attribute_dataset(
     if batch_size is None:
         batch_size = 256 if memory_budget_bytes is None else choose_batch_size(
             (make, params), method, mode, n_classes, (T, L), memory_budget_bytes, key=key, devices=devices)
-    B = -(-int(batch_size) // d) * d
+    # Never pad past the data: 68 beats in a 256-row batch would do ~4x the work.
+    B = -(-min(int(batch_size), max(N, 1)) // d) * d
     bs, rep = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
     params_d = jax.device_put(params, rep)
     key_d = None if key is None else jax.device_put(key, rep)

@@ -17,40 +17,124 @@ def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: str = "xla") -> jnp.ndarray:
-    """1-D convolution, channel-last.
+CONV_IMPLS = ("auto", "xla", "phase", "patches")
+
+
+def _resolve_padding(length: int, k: int, stride: int, padding) -> tuple[int, int]:
+    if isinstance(padding, str):
+        if padding.upper() == "SAME":
+            return same_padding(length, k, stride)
+        if padding.upper() == "VALID":
+            return (0, 0)
+        raise ValueError(f"padding must be 'SAME', 'VALID' or (left, right), got {padding!r}")
+    return tuple(int(p) for p in padding)
+
+
+def _conv_xla(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
+    return jax.lax.conv_general_dilated(
+        xp, kernel, window_strides=(stride,), padding=[(0, 0)], dimension_numbers=("NWC", "WIO", "NWC")
+    )
+
+
+def _conv_patches(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
+    """im2col on an already padded input: K shifted strided views side by side, one matmul."""
+    k, cin, cout = kernel.shape
+    t_out = (xp.shape[1] - k) // stride + 1
+    span = stride * (t_out - 1) + 1
+    if k == 1:
+        cols = xp[:, :span:stride, :]
+    else:
+        cols = jnp.concatenate([xp[:, i : i + span : stride, :] for i in range(k)], axis=2)  # [B, T', K*Cin]
+    return cols @ kernel.reshape(k * cin, cout)
+
+
+def _polyphase(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int):
+    """A stride-S convolution as a stride-1 one over S phases.
+
+    ``xp`` f32[B, Tp, C] (padded) becomes f32[B, T'+K'-1, S*C] (row u holds
+    samples S*u .. S*u+S-1) and the kernel f32[K, C, O] becomes f32[K', S*C, O]
+    with K' = ceil(K/S) (zero taps appended). Same products, no strided access,
+    and the input gradient is an ordinary stride-1 convolution (XLA:CPU's
+    gradient of a strided convolution, an lhs-dilated one, is slow).
+    """
+    k, c, o = kernel.shape
+    t_out = (xp.shape[1] - k) // stride + 1
+    kp = -(-k // stride)
+    need = (t_out + kp - 1) * stride
+    if xp.shape[1] >= need:
+        xp = xp[:, :need]
+    else:
+        xp = jnp.pad(xp, ((0, 0), (0, need - xp.shape[1]), (0, 0)))
+    xr = xp.reshape(xp.shape[0], t_out + kp - 1, stride * c)
+    kr = jnp.pad(kernel, ((0, kp * stride - k), (0, 0), (0, 0))).reshape(kp, stride * c, o)
+    return xr, kr
+
+
+def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str | None = None) -> str:
+    """The implementation ``impl="auto"`` picks for one convolution.
+
+    Rule (measured, see benchmarks/README.md):
+
+    * not CPU (GPU, TPU): ``"xla"``: cuDNN / the TPU compiler handle 1-D
+      convolutions directly.
+    * CPU: ``"patches"`` when the output is shorter than the (polyphase)
+      kernel, where XLA:CPU's convolution falls off a cliff (a 14-sample,
+      kernel-16 'SAME' convolution runs ~40x slower than its matmul), and
+      ``"phase"`` otherwise (XLA's convolution, which reaches matmul speed
+      for long sequences, with strided convolutions recast as stride-1 ones
+      so that their input gradient is fast too).
+
+    The choice depends only on static shapes and the backend, so it is made
+    at trace time and costs nothing at run time.
+    """
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return "xla"
+    left, right = _resolve_padding(length, kernel_size, stride, padding)
+    t_out = (length + left + right - kernel_size) // stride + 1
+    k_eff = -(-kernel_size // stride)
+    return "patches" if t_out < k_eff else "phase"
+
+
+def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: str = "auto") -> jnp.ndarray:
+    """1-D convolution, channel-last (cross-correlation, as ``lax.conv``).
 
     Args:
       x: f32[B, T, Cin].
       kernel: f32[K, Cin, Cout].
       stride: S.
-      padding: ``"SAME"``, ``"VALID"`` or an explicit ``(left, right)``.
-      impl: ``"xla"`` (``lax.conv_general_dilated``) or ``"patches"`` (the
-        K shifted, strided views stacked and multiplied by the flattened kernel
-        as one matmul: im2col, which XLA:CPU runs far faster for K=16).
+      padding: ``"SAME"`` (TF convention: the extra sample goes right),
+        ``"VALID"`` or an explicit ``(left, right)``.
+      impl: one of ``CONV_IMPLS``; all compute the same function (equal to
+        ``lax.conv`` within float32 rounding) and differ only in speed:
+
+        * ``"xla"``: ``lax.conv_general_dilated`` as is.
+        * ``"phase"``: stride-S convolutions rewritten as stride-1 ones over S
+          phases (``_polyphase``), then ``lax.conv``; stride 1 is ``"xla"``.
+        * ``"patches"``: im2col: the K shifted, strided views side by side
+          (f32[B, T', K*Cin]) times the flattened kernel, one matmul.
+        * ``"auto"`` (default): ``auto_impl`` per call, from the static shapes
+          and ``jax.default_backend()``.
 
     Returns:
-      f32[B, T', Cout].
+      f32[B, T', Cout] with T' = (T + left + right - K) // S + 1.
     """
     k = kernel.shape[0]
-    if padding == "SAME":
-        pad = same_padding(x.shape[1], k, stride)
-    elif padding == "VALID":
-        pad = (0, 0)
-    else:
-        pad = tuple(padding)
+    pad = _resolve_padding(x.shape[1], k, stride, padding)
+    if impl == "auto":
+        impl = auto_impl(x.shape[1], k, stride, pad)
     if impl == "xla":
         return jax.lax.conv_general_dilated(
             x, kernel, window_strides=(stride,), padding=[pad], dimension_numbers=("NWC", "WIO", "NWC")
         )
-    if impl != "patches":
-        raise ValueError(f"conv impl must be 'xla' or 'patches', got {impl!r}")
-    xp = jnp.pad(x, ((0, 0), pad, (0, 0)))
-    t_out = (xp.shape[1] - k) // stride + 1
-    span = stride * (t_out - 1) + 1
-    cols = jnp.stack([xp[:, i : i + span : stride, :] for i in range(k)], axis=2)  # [B, T', K, Cin]
-    b, _, _, cin = cols.shape
-    return (cols.reshape(b, t_out, k * cin) @ kernel.reshape(k * cin, -1))
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv impl must be one of {CONV_IMPLS}, got {impl!r}")
+    xp = jnp.pad(x, ((0, 0), pad, (0, 0))) if pad != (0, 0) else x
+    if impl == "phase":
+        if stride == 1:
+            return _conv_xla(xp, kernel, 1)
+        return _conv_xla(*_polyphase(xp, kernel, stride), 1)
+    return _conv_patches(xp, kernel, stride)
 
 
 class Conv1d(nnx.Module):
@@ -66,7 +150,7 @@ class Conv1d(nnx.Module):
         padding="SAME",
         use_bias: bool = True,
         kernel_init=keras_conv_init,
-        impl: str = "xla",
+        impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel_size, in_features, out_features)))

@@ -69,7 +69,7 @@ class RibeiroCNN(nnx.Module):
         filters=(128, 196, 256, 320),
         dropout: float = 0.2,
         lead_layout: str = "concat",
-        conv_impl: str = "xla",
+        conv_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         t, l = in_shape

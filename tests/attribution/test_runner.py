@@ -148,3 +148,17 @@ def test_ig_chunking_bounds_memory(tiny_models):
     small = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=4), "given", 4, 64, (48, 2))
     big = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=65), "given", 4, 64, (48, 2))
     assert small * 4 < big
+
+
+def test_ig_unrolled_equals_rolled_and_trades_memory(tiny_models):
+    """unroll=True gives the same maps; XLA then keeps every chunk's buffers (why it is opt-in)."""
+    make, p = tiny_models["cnn"]
+    x = np.random.default_rng(0).normal(size=(8, 48, 2)).astype(np.float32)
+    rolled = attr.get("integrated_gradients", steps=16, chunk_size=4)
+    unrolled = attr.get("integrated_gradients", steps=16, chunk_size=4, unroll=True)
+    a = attr.attribute_dataset((make, p), x, 1, rolled).maps
+    b = attr.attribute_dataset((make, p), x, 1, unrolled).maps
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    m_rolled = runner.step_memory_bytes((make, p), rolled, "given", 4, 64, (48, 2))
+    m_unrolled = runner.step_memory_bytes((make, p), unrolled, "given", 4, 64, (48, 2))
+    assert m_unrolled > m_rolled

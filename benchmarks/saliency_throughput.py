@@ -1,0 +1,199 @@
+"""Saliency throughput: beats/s for a grid of method x model x batch size.
+
+Each cell builds the model (random weights: speed does not depend on them),
+takes its eval view, jit-compiles ``method(fns, x, target)`` ahead of time
+(compile time reported apart), then times ``--repeats`` calls on a fixed
+device-resident batch. One JSON line per cell is appended to ``--out``:
+``model, method, batch, beats_per_s`` (median) with ``_min``/``_max``,
+``compile_s``, ``device``, ``device_kind``, versions, the command, the
+timestamp, the conv impl, the precision, FLOP/s achieved and, where a peak is
+known (GPU table or ``--peak-tflops``), the share of it.
+
+Methods: ``saliency`` (one VJP of the batched logits with a one-hot
+cotangent; style.md §2), ``vmap_grad`` (``vmap(grad(one beat's logit))``, the
+reference), and any other name registered in ``ecgjax.attribution`` when that
+package exists (it is used for ``saliency`` too, if present).
+
+  python benchmarks/saliency_throughput.py --quick --out /tmp/q.jsonl        # seconds; in the tests
+  python benchmarks/saliency_throughput.py --models ribeiro_cnn --batches 256 --repeats 7 \\
+      --out benchmarks/results/cpu_saliency.jsonl                              # CPU reference cell
+  python benchmarks/saliency_throughput.py --out gpu.jsonl                      # GPU: default grid 256..16384
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import _common as C
+
+DEFAULT_MODELS = ("ribeiro_cnn", "jones2020_cnn", "jones2020_lstm")
+CPU_BATCHES = (64, 256)
+GPU_BATCHES = (256, 1024, 4096, 16384)
+
+
+# ---------------------------------------------------------------- methods
+def _local_saliency(fns, x, target):
+    """d logit[i, target[i]] / d x[i] for every row: one VJP with a one-hot cotangent."""
+    import jax
+
+    y, vjp = jax.vjp(fns.logit_fn, x)
+    return vjp(jax.nn.one_hot(target, y.shape[-1], dtype=y.dtype))[0]
+
+
+def _local_vmap_grad(fns, x, target):
+    """The reference: vmap over beats of grad of one beat's target logit."""
+    import jax
+
+    def one(xi, ti):
+        return fns.logit_fn(xi[None])[0, ti]
+
+    return jax.vmap(jax.grad(one))(x, target)
+
+
+LOCAL_METHODS = {"saliency": _local_saliency, "vmap_grad": _local_vmap_grad}
+
+
+def get_method(name: str):
+    """``fn(fns, x, target) -> f32[B, T, L]``; from ``ecgjax.attribution`` when available."""
+    if name == "vmap_grad":
+        return LOCAL_METHODS[name], "local"
+    attribution = C.import_in_tree("ecgjax.attribution")  # optional; may not exist in this tree yet
+    if attribution is not None and hasattr(attribution, "get"):
+        try:
+            m = attribution.get(name)
+        except Exception:  # noqa: BLE001 - unknown name in the registry
+            m = None
+        if m is not None:
+            import jax
+
+            key = jax.random.key(0)
+            return (lambda fns, x, t: m(fns, x, t, key)), "ecgjax.attribution"
+    if name in LOCAL_METHODS:
+        return LOCAL_METHODS[name], "local"
+    raise SystemExit(f"unknown method {name!r}; local: {sorted(LOCAL_METHODS)}")
+
+
+# ---------------------------------------------------------------- models
+def build_model(name: str, conv_impl: str, n_classes: int = 8, in_shape=(430, 2), **extra):
+    from flax import nnx
+
+    from ecgjax import models
+    from ecgjax.errors import ConfigError
+
+    try:
+        return models.build(name, n_classes=n_classes, in_shape=in_shape, rngs=nnx.Rngs(0), conv_impl=conv_impl, **extra), conv_impl
+    except ConfigError:  # models without convolutions (the LSTM)
+        return models.build(name, n_classes=n_classes, in_shape=in_shape, rngs=nnx.Rngs(0), **extra), None
+
+
+def forward_flops_per_beat(graphdef, state, x) -> float | None:
+    """XLA's FLOP count of the eval forward pass, per beat."""
+    import jax
+
+    from ecgjax import models
+
+    f = jax.jit(lambda s, x: models.pure_fns(graphdef, s).logit_fn(x))
+    return (lambda v: v / x.shape[0] if v else None)(C.cost_flops(f.lower(state, x).compile()))
+
+
+def run_cell(model_name, method_name, batch, args, env, probe_gflops):
+    import jax
+    import jax.numpy as jnp
+
+    from ecgjax import models
+
+    model, impl = build_model(model_name, args.conv_impl, in_shape=(args.length, args.leads))
+    graphdef, state = models.eval_split(model)
+    n_classes = 8
+    x = jax.random.normal(jax.random.key(1), (batch, args.length, args.leads), jnp.float32)
+    target = jnp.arange(batch, dtype=jnp.int32) % n_classes
+    method, source = get_method(method_name)
+
+    def step(state, x, target):
+        return method(models.pure_fns(graphdef, state), x, target)
+
+    row = dict(env, model=model_name, method=method_name, method_source=source, batch=batch,
+               conv_impl=impl, precision=args.precision, dtype="float32", in_shape=[args.length, args.leads])
+    with jax.default_matmul_precision(C.matmul_precision(args.precision)):
+        t0 = C.time.perf_counter()
+        lowered = jax.jit(step).lower(state, x, target)
+        compiled = lowered.compile()
+        row["compile_s"] = C.time.perf_counter() - t0
+        fwd = forward_flops_per_beat(graphdef, state, x[: min(batch, 8)])
+    prog = C.cost_flops(compiled)
+    out = compiled(state, x, target)
+    jax.block_until_ready(out)
+    assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out))), "saliency is not finite"
+    for _ in range(args.warmup):
+        jax.block_until_ready(compiled(state, x, target))
+    secs = C.time_calls(lambda: compiled(state, x, target), args.repeats)
+    row.update(C.summarise(batch, secs))
+    nominal = C.NOMINAL_FWD_FLOPS.get(model_name) if (args.length, args.leads) == (430, 2) else None
+    row["fwd_flops_per_beat_xla"] = fwd
+    row["fwd_flops_per_beat_nominal"] = nominal
+    row["program_flops_per_beat_xla"] = prog / batch if prog else None
+    fwd_used = nominal or fwd
+    if fwd_used:
+        row["achieved_tflops"] = row["beats_per_s"] * 2 * fwd_used / 1e12  # saliency ~ 2x forward
+        peak = C.peak_tflops(env["device_kind"], args.precision, args.peak_tflops)
+        row["peak_tflops"] = peak
+        row["share_of_peak"] = row["achieved_tflops"] / peak if peak else None
+    row["matmul_probe_gflops"] = probe_gflops
+    if probe_gflops and fwd_used:
+        row["share_of_matmul_probe"] = row["achieved_tflops"] * 1e3 / probe_gflops
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    p.add_argument("--methods", default="saliency,vmap_grad")
+    p.add_argument("--batches", default=None, help="comma list; default 64,256 on CPU, 256..16384 on GPU")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--conv-impl", default="auto", choices=["auto", "xla", "phase", "patches"])
+    p.add_argument("--precision", default="float32", choices=["float32", "tf32"])
+    p.add_argument("--peak-tflops", type=float, default=None, help="device peak for --precision (overrides the table)")
+    p.add_argument("--matmul-probe", action="store_true", help="measure a 2048^3 matmul first (a yardstick on shared CPUs)")
+    p.add_argument("--length", type=int, default=430)
+    p.add_argument("--leads", type=int, default=2)
+    p.add_argument("--xla-flags", default=None, help="appended to XLA_FLAGS before jax starts")
+    p.add_argument("--quick", action="store_true", help="tiny grid, one repeat: a smoke test that runs in seconds")
+    p.add_argument("--out", required=True, help="JSON lines are appended here")
+    args = p.parse_args(argv)
+    C.set_xla_flags(args.xla_flags)
+    if args.quick:
+        args.models = "jones2020_lstm,ribeiro_cnn" if args.models == ",".join(DEFAULT_MODELS) else args.models
+        args.batches = args.batches or "2"
+        args.repeats, args.warmup = 1, 0
+        args.length = 64 if args.length == 430 else args.length
+    import jax
+
+    env = C.env_record(sys.argv if argv is None else ["benchmarks/saliency_throughput.py", *argv])
+    batches = [int(b) for b in (args.batches or ",".join(map(str, CPU_BATCHES if env["device"] == "cpu" else GPU_BATCHES))).split(",")]
+    probe = C.matmul_probe() if args.matmul_probe else None
+    if probe:
+        C.log(f"matmul probe: {probe:.0f} GFLOP/s")
+    rows = []
+    for model_name in args.models.split(","):
+        for method_name in args.methods.split(","):
+            for b in batches:
+                try:
+                    row = run_cell(model_name, method_name, b, args, env, probe)
+                except Exception as e:  # noqa: BLE001 - e.g. out of memory on a big batch: record and go on
+                    row = dict(env, model=model_name, method=method_name, batch=b, conv_impl=args.conv_impl,
+                               precision=args.precision, error=f"{type(e).__name__}: {str(e)[:300]}")
+                    C.log(f"{model_name} {method_name} B={b}: FAILED {row['error']}")
+                else:
+                    C.log(f"{model_name:15s} {method_name:10s} B={b:6d} {row['beats_per_s']:9.1f} beats/s "
+                          f"[{row['beats_per_s_min']:.1f}, {row['beats_per_s_max']:.1f}] compile {row['compile_s']:.1f}s "
+                          f"impl={row['conv_impl']}")
+                C.append_jsonl(args.out, [row])
+                rows.append(row)
+                jax.clear_caches()
+    return 1 if any("error" in r for r in rows) and args.quick else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

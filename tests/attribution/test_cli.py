@@ -1,0 +1,59 @@
+"""`ecgjax explain` / `ecgjax profile` on a trained (synthetic) run: targets by name, outputs where the issue says."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ecgjax.attribution.cli import parse_target
+from ecgjax.cli import main
+from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from ecgjax.errors import ConfigError
+
+
+def test_parse_target():
+    classes = ("N", "S", "V")
+    assert parse_target("true", classes) == "label" and parse_target("label", classes) == "label"
+    assert parse_target("pred", classes) == "pred" and parse_target("all", classes) == "all"
+    assert parse_target("V", classes) == 2 and parse_target("1", classes) == 1
+    for bad in ("v", "7", "-1", "x"):
+        with pytest.raises(ConfigError, match="--target"):
+            parse_target(bad, classes)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from ecgjax.train import train_and_evaluate
+
+    cfg = Config(
+        name="cli",
+        data=DataConfig(protocol="synthetic", protocol_overrides={"n_records": 6, "beats_per_record": 20, "t": 150},
+                        split="kfold", split_kwargs={"fold": 0, "k": 3, "n_val_records": 1}),
+        model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4, 4, 4), "lead_layout": "channels"}),
+        train=TrainConfig(batch_size=16, eval_batch_size=32, epochs=1, checkpoint_every=100),
+        eval=EvalConfig(bootstrap_samples=10),
+    )
+    wd = tmp_path_factory.mktemp("run")
+    train_and_evaluate(cfg, wd)
+    return wd
+
+
+def test_explain_then_profile(trained, capsys):
+    wd = trained
+    assert main(["explain", "--workdir", str(wd), "--method", "saliency", "--target", "c1"]) == 0
+    d = wd / "attributions" / "saliency"
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["target"] == "1" and meta["classes"] == ["c0", "c1", "c2"]
+    files = sorted(d.glob("class_*.npz"))
+    assert files
+    with np.load(files[0]) as z:
+        assert z["maps"].shape[1:] == (150, 2)
+    assert main(["profile", "--workdir", str(wd), "--method", "saliency", "--n-boot", "10"]) == 0
+    out = wd / "profiles" / "saliency"
+    assert (out / "profiles.npz").exists() and (out / "comparisons.json").exists() and (out / "figures" / "class_heatmap.png").exists()
+    assert "group comparisons and figures" in capsys.readouterr().out
+
+
+def test_profile_before_explain_is_a_clear_error(trained, capsys):
+    assert main(["profile", "--workdir", str(trained), "--method", "occlusion"]) == 2
+    assert "run `ecgjax explain" in capsys.readouterr().err

@@ -1,0 +1,71 @@
+"""The benchmark scripts run end to end (--quick, in a subprocess, into tmp_path)
+and write JSON lines with the documented fields. No timing assertions beyond > 0."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV_FIELDS = {"device", "device_kind", "jax", "jaxlib", "flax", "command", "timestamp"}
+CELL_FIELDS = {"model", "method", "batch", "beats_per_s", "beats_per_s_min", "beats_per_s_max", "compile_s", "conv_impl", "precision"}
+
+
+def _run(script, tmp_path, *extra):
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows
+    for r in rows:
+        assert "error" not in r, r.get("error")
+        missing = (ENV_FIELDS | CELL_FIELDS) - set(r)
+        assert not missing, missing
+        assert r["beats_per_s"] > 0 and r["beats_per_s_min"] <= r["beats_per_s"] <= r["beats_per_s_max"]
+        assert r["compile_s"] > 0 and r["batch"] > 0
+        assert script in r["command"]
+    return rows
+
+
+def test_saliency_throughput_quick(tmp_path):
+    rows = _run("saliency_throughput.py", tmp_path)
+    assert {(r["model"], r["method"]) for r in rows} >= {("ribeiro_cnn", "saliency"), ("jones2020_lstm", "vmap_grad")}
+    assert {r["conv_impl"] for r in rows if r["model"] == "ribeiro_cnn"} == {"auto"}
+
+
+def test_train_throughput_quick(tmp_path):
+    pytest.importorskip("optax")
+    rows = _run("train_throughput.py", tmp_path, "--models", "jones2020_lstm")
+    assert all(r["method"] == "train_step" and r["loss_last"] == r["loss_last"] for r in rows)
+
+
+def test_memory_rss_quick(tmp_path):
+    out = tmp_path / "mem.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "memory_rss.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["peak_rss_bytes"] > 0 and row["n_beats"] > 0 and row["finite"]
+
+
+def test_torch_compare_quick_or_clean_exit(tmp_path):
+    """With torch+captum the quick comparison runs (logits checked first); without them the
+    script says so and exits 2 (the project does not depend on them)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "torch_captum_compare.py"), "--quick", "--out", str(tmp_path / "t.jsonl")],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert proc.returncode in (0, 2), proc.stderr[-3000:]
+    if proc.returncode == 2:
+        assert "torch" in proc.stderr.lower()
+    else:
+        rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+        assert {r["method"] for r in rows} == {"torch_autograd_grad", "captum_saliency", "jax_saliency"}
+        assert all(r["logits_max_rel_diff"] < 1e-4 and r["beats_per_s"] > 0 for r in rows)
