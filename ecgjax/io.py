@@ -7,6 +7,7 @@ leaves a half-written file that a later run would read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,19 +23,26 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike):
+    """A binary file handle whose content appears at ``path`` only if the block completes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -57,21 +65,11 @@ def _json_default(o):
 
 def atomic_savez(path: str | os.PathLike, **arrays) -> None:
     """``np.savez`` (no pickle: object arrays are refused) to a temp file, then rename."""
-    path = Path(path)
     for k, a in arrays.items():
         if np.asarray(a).dtype == object:
             raise TypeError(f"{path}: array {k!r} has dtype object, which would need pickle")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
 
 
 def environment_info() -> dict:

@@ -22,14 +22,13 @@ def _mpl():
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Write ``fig`` to ``path`` (format from the suffix) via a temporary file and ``os.replace``; closes it."""
+    """Write ``fig`` to ``path`` (format from the suffix) atomically; closes it."""
+    from ecgjax.io import atomic_open
+
     _, plt = _mpl()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.{os.getpid()}.tmp{ext}"
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    with atomic_open(path) as f:
+        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -166,23 +166,18 @@ def _write_npz_streaming(path: Path, arrays: dict[str, np.ndarray], big_name: st
     ``big_src`` may be a memmap; it is copied ``chunk`` rows at a time into the
     zip member, so host memory is one chunk. Loadable with ``np.load`` (no pickle).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from ecgjax.io import atomic_open
+
     shape = (len(rows),) + big_src.shape[1:]
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, a in arrays.items():
-                with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.asarray(a), allow_pickle=False)
-            with zf.open(big_name + ".npy", "w", force_zip64=True) as f:
-                hdr = {"descr": np.lib.format.dtype_to_descr(big_src.dtype), "fortran_order": False, "shape": shape}
-                np.lib.format.write_array_header_2_0(f, hdr)
-                for s in range(0, len(rows), chunk):
-                    f.write(np.ascontiguousarray(big_src[rows[s : s + chunk]]).tobytes())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(a), allow_pickle=False)
+        with zf.open(big_name + ".npy", "w", force_zip64=True) as f:
+            hdr = {"descr": np.lib.format.dtype_to_descr(big_src.dtype), "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_2_0(f, hdr)
+            for s in range(0, len(rows), chunk):
+                f.write(np.ascontiguousarray(big_src[rows[s : s + chunk]]).tobytes())
 
 
 def load_class_npz(path: str | os.PathLike) -> dict[str, Any]:
