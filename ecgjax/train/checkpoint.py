@@ -68,8 +68,9 @@ class Checkpoints:
         from orbax.checkpoint import v1 as ocp
 
         self._ocp = ocp
-        self.main_dir = Path(workdir) / "checkpoints"
-        self.best_dir = Path(workdir) / "best"
+        workdir = Path(workdir).absolute()  # orbax refuses relative checkpoint paths
+        self.main_dir = workdir / "checkpoints"
+        self.best_dir = workdir / "best"
         pol = ocp.training.save_decision_policies
         keep_pol = ocp.training.preservation_policies
         try:

@@ -222,3 +222,13 @@ def test_cli_train(reference, tmp_path, capsys):
     assert "train.lr" in capsys.readouterr().err
     assert main(["train", "--config", str(f), "--workdir", str(tmp_path / "x"), "--set", "train.lrr=0.5"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_relative_workdir(reference, tmp_path, monkeypatch):
+    """A workdir given relative to the current folder (as `make run` does) trains, checkpoints and reloads."""
+    cfg, ref_wd, ref = reference
+    monkeypatch.chdir(tmp_path)
+    res = train_and_evaluate(cfg, Path("rel") / "run")
+    assert res["test"] == ref["test"]
+    assert list((tmp_path / "rel" / "run" / "checkpoints").iterdir())
+    assert load_run(Path("rel") / "run").results["test"] == ref["test"]
