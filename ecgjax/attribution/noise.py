@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ecgjax.attribution.base import AttributionMethod
+from ecgjax.attribution.base import AttributionMethod, scan_unroll
 from ecgjax.attribution.gradients import Saliency
 from ecgjax.attribution.registry import get, register
 
@@ -60,7 +60,7 @@ def _noise_moments(obj, fns: Any, x: jax.Array, target: jax.Array, key: jax.Arra
         w = (jchunk < obj.n).astype(x.dtype)[:, None, None, None]
         return (s1 + jnp.sum(w * out, 0), s2 + jnp.sum(w * out * out, 0)), None
 
-    (s1, s2), _ = jax.lax.scan(body, (jnp.zeros_like(x), jnp.zeros_like(x)), js)
+    (s1, s2), _ = jax.lax.scan(body, (jnp.zeros_like(x), jnp.zeros_like(x)), js, unroll=scan_unroll(obj.unroll))
     mean = s1 / obj.n
     return mean, jnp.maximum(s2 / obj.n - mean * mean, 0.0)
 
@@ -76,6 +76,7 @@ class SmoothGrad(AttributionMethod):
       sigma: noise standard deviation; with ``sigma_mode="relative"`` (default,
         as the paper) it is a fraction of each beat's (max - min), else absolute.
       chunk_size: noise samples evaluated together (memory bound).
+      unroll: unroll the scan over chunks; ``None``: on CPU only (``base.scan_unroll``).
 
     References: Smilkov et al. 2017, "SmoothGrad" (arXiv 1706.03825).
     """
@@ -85,6 +86,7 @@ class SmoothGrad(AttributionMethod):
     sigma: float = 0.15
     sigma_mode: str = "relative"
     chunk_size: int = 4
+    unroll: bool | None = None
 
     kind = "gradient"
     needs_key = True
@@ -111,6 +113,7 @@ class VarGrad(AttributionMethod):
     sigma: float = 0.15
     sigma_mode: str = "relative"
     chunk_size: int = 4
+    unroll: bool | None = None
 
     kind = "gradient"
     needs_key = True

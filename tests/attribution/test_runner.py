@@ -145,16 +145,16 @@ def test_runner_shards_over_devices():
 def test_ig_chunking_bounds_memory(tiny_models):
     """XLA's own accounting: IG with 64 steps in chunks of 4 needs far less than in one chunk of 65 points."""
     make, p = tiny_models["cnn"]
-    small = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=4), "given", 4, 64, (48, 2))
-    big = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=65), "given", 4, 64, (48, 2))
+    small = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=4, unroll=False), "given", 4, 64, (48, 2))
+    big = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=65, unroll=False), "given", 4, 64, (48, 2))
     assert small * 4 < big
 
 
 def test_ig_unrolled_equals_rolled_and_trades_memory(tiny_models):
-    """unroll=True gives the same maps; XLA then keeps every chunk's buffers (why it is opt-in)."""
+    """unroll=True gives the same maps; XLA then keeps every chunk's buffers (why it is CPU-only by default)."""
     make, p = tiny_models["cnn"]
     x = np.random.default_rng(0).normal(size=(8, 48, 2)).astype(np.float32)
-    rolled = attr.get("integrated_gradients", steps=16, chunk_size=4)
+    rolled = attr.get("integrated_gradients", steps=16, chunk_size=4, unroll=False)
     unrolled = attr.get("integrated_gradients", steps=16, chunk_size=4, unroll=True)
     a = attr.attribute_dataset((make, p), x, 1, rolled).maps
     b = attr.attribute_dataset((make, p), x, 1, unrolled).maps
@@ -162,3 +162,13 @@ def test_ig_unrolled_equals_rolled_and_trades_memory(tiny_models):
     m_rolled = runner.step_memory_bytes((make, p), rolled, "given", 4, 64, (48, 2))
     m_unrolled = runner.step_memory_bytes((make, p), unrolled, "given", 4, 64, (48, 2))
     assert m_unrolled > m_rolled
+
+
+def test_scan_unroll_default_is_cpu_only(monkeypatch):
+    from ecgjax.attribution.base import scan_unroll
+
+    assert scan_unroll(True) and not scan_unroll(False)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not scan_unroll(None)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert scan_unroll(None)
