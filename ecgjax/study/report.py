@@ -148,7 +148,8 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
     # ---- noise ----
     if noise:
         sec = rep.section("Noise stress test")
-        sec.text(f"{noise['n_beats']} test beats with nstdb noise added before normalisation ({noise['method']}). "
+        sec.text(f"{noise['n_beats']} test beats (an equal number per class, so accuracy here is class-balanced) with nstdb "
+                 f"noise added before normalisation ({noise['method']}). "
                  "Profile shift: Spearman correlation of the per-class median |saliency| segment profiles with the clean ones.")
         sec.table(["noise", "SNR dB", "accuracy", "profile Spearman"],
                   [[r["noise"], "-" if r["snr_db"] is None else r["snr_db"], _fmt(r["accuracy"]), _fmt(r["profile_spearman"])] for r in noise["rows"]])
