@@ -121,3 +121,18 @@ def test_explain_subset_caps_each_class():
     assert np.bincount(y[got]).tolist() == [10, 5, 10]
     np.testing.assert_array_equal(got, explain_subset(y, idx, 10, seed=0))
     np.testing.assert_array_equal(explain_subset(y, idx, None, seed=0), idx)
+
+
+@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "corrected_study.py", "corrected_study.py:quick"])
+def test_study_config_files_load_and_document_their_commands(spec):
+    from pathlib import Path
+
+    from ecgjax.study import load_study_config
+
+    root = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    cfg = load_study_config(str(root / spec))
+    assert cfg.runs and cfg.methods and any(r.explain for r in cfg.runs)
+    doc = (root / spec.split(":")[0]).read_text()
+    assert "--workdir" in doc and ":quick" in doc
+    with pytest.raises(ConfigError, match="get_config.*failed|quick"):
+        load_study_config(str(root / (spec.split(":")[0] + ":fast")))

@@ -17,13 +17,21 @@ def test_the_required_config_files_exist():
             "aami_ribeiro", "aami_jones_cnn", "smoke"} <= names
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+STUDIES = {"reproduce_jones2020", "corrected_study"}  # study configs (ecgjax.study), tested in tests/study
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in STUDIES], ids=lambda p: p.stem)
 def test_every_config_file_loads_round_trips_and_documents_itself(path):
     cfg = C.load_config(str(path))
     assert isinstance(cfg, C.Config)
     assert C.from_json(C.to_json(cfg)) == cfg
     doc = path.read_text()
     assert "ecgjax train --config experiments/configs/" in doc and "Expected wall time" in doc and "Expected metric" in doc
+
+
+def test_a_study_file_is_not_a_training_config():
+    with pytest.raises(ConfigError, match="expected a Config, got StudyConfig"):
+        C.load_config(str(ROOT / "experiments/configs/reproduce_jones2020.py"))
 
 
 def test_faithful_hyperparameters():
