@@ -58,30 +58,19 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
       {"dir", "files", "beats_per_s", "n"}; the npz ``index`` holds indices into ``beats``.
     """
     from ecgjax.attribution.runner import attribute_dataset
-    from ecgjax.io import atomic_write_json
+    from ecgjax.io import atomic_write_json, environment_info
 
     idx = np.asarray(idx)
     d = Path(out_dir) / method.name
     res = attribute_dataset(model, beats.x[idx], target, method, y=beats.y[idx], key=key, batch_size=batch_size,
-                            memory_budget_bytes=memory_budget_bytes, out_dir=d, keep_maps=False)
+                            memory_budget_bytes=memory_budget_bytes, out_dir=d, keep_maps=False, index=idx)
     if y_pred is not None and not np.array_equal(np.asarray(y_pred), res.pred):
         bad = int(np.sum(np.asarray(y_pred) != res.pred))
         raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")
-    # the runner's npz index is into beats.x[idx]; rewrite it as indices into the BeatSet
-    for c, path in res.files.items():
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        arrays["index"] = idx[arrays["index"]]
-        from ecgjax.io import atomic_savez
-
-        atomic_savez(path, **arrays)
     meta = {"method": method.name, "hparams": {k: repr(v) for k, v in vars(method).items()}, "target": str(target),
             "n": int(len(idx)), "classes": list(beats.classes), "protocol": beats.protocol, "fs": beats.fs,
             "beats_per_s": res.beats_per_s, "batch_size": res.batch_size, "n_devices": res.n_devices,
-            "files": {int(c): p.name for c, p in res.files.items()}}
-    from ecgjax.io import environment_info
-
-    meta["environment"] = environment_info()
+            "files": {int(c): p.name for c, p in res.files.items()}, "environment": environment_info()}
     atomic_write_json(d / "meta.json", meta)
     log.info("explained %d beats with %s -> %s (%.1f beats/s)", len(idx), method.name, d, res.beats_per_s)
     return {"dir": d, "files": res.files, "beats_per_s": res.beats_per_s, "n": len(idx)}

@@ -254,6 +254,7 @@ def attribute_dataset(
     keep_maps: bool | None = None,
     devices=None,
     log_every_s: float = 10.0,
+    index: np.ndarray | None = None,
 ) -> AttributionResult:
     """Attribution maps for every beat of ``x``.
 
@@ -277,6 +278,8 @@ def attribute_dataset(
         ``out_dir``, False with it).
       devices: devices to shard over (default all local devices).
       log_every_s: progress log period (``logging`` INFO, beats/s).
+      index: i64[N] ids stored as the npz ``index`` (e.g. positions in a
+        BeatSet); default ``arange(N)``.
 
     Returns:
       :class:`AttributionResult`.
@@ -287,6 +290,9 @@ def attribute_dataset(
     N, T, L = x_shape
     if y is not None and np.shape(y) != (N,):
         raise ValueError(f"y must have shape ({N},), got {np.shape(y)}")
+    ids = np.arange(N, dtype=np.int64) if index is None else np.asarray(index, np.int64)
+    if ids.shape != (N,):
+        raise ValueError(f"index must have shape ({N},), got {ids.shape}")
     mode, tgt = _resolve_target(target, N, y)
     if method.needs_key and key is None:
         raise ValueError(f"method {method.name!r} needs a PRNG key")
@@ -383,7 +389,7 @@ def attribute_dataset(
                     "n_classes": n_classes, "shape": list(out_shape)}
             for c in range(n_classes):
                 rows = np.flatnonzero(groups == c)
-                arrays = {"index": rows.astype(np.int64), "target": tout[rows], "pred": pred[rows],
+                arrays = {"index": ids[rows], "target": tout[rows], "pred": pred[rows],
                           "meta": np.asarray(json.dumps({**meta, "class": c}))}
                 if y is not None:
                     arrays["label"] = np.asarray(y, np.int32)[rows]

@@ -172,3 +172,14 @@ def test_scan_unroll_default_is_cpu_only(monkeypatch):
     assert not scan_unroll(None)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
     assert scan_unroll(None)
+
+
+def test_index_ids_are_stored_and_checked(tiny_models, tmp_path):
+    make, p = tiny_models["cnn"]
+    x = np.random.default_rng(1).normal(size=(6, 48, 2)).astype(np.float32)
+    ids = np.array([40, 41, 7, 9, 100, 3])
+    res = attr.attribute_dataset((make, p), x, 0, attr.get("saliency"), y=np.array([0, 1, 0, 1, 0, 1]), out_dir=tmp_path, index=ids)
+    stored = np.concatenate([runner.load_class_npz(f)["index"] for f in res.files.values()])
+    assert sorted(stored.tolist()) == sorted(ids.tolist())
+    with pytest.raises(ValueError, match="index must have shape"):
+        attr.attribute_dataset((make, p), x, 0, attr.get("saliency"), index=ids[:3])
