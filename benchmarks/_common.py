@@ -138,6 +138,26 @@ def append_jsonl(path, rows) -> None:
             fh.write(json.dumps(r, sort_keys=True) + "\n")
 
 
+def record_cell(run, base: dict, out) -> dict:
+    """One grid cell: ``run()`` returns its row; an exception (e.g. out of memory on a
+    big batch) becomes the row's ``error`` and the grid goes on. Appends the row to
+    ``out``, logs it, and clears jax's caches before the next cell."""
+    import jax
+
+    try:
+        row = run()
+    except Exception as e:  # noqa: BLE001 - record and go on
+        row = dict(base, error=f"{type(e).__name__}: {str(e)[:300]}")
+        log(f"{base['model']} {base['method']} B={base['batch']}: FAILED {row['error']}")
+    else:
+        log(f"{row['model']:15s} {row['method']:10s} B={row['batch']:6d} {row['beats_per_s']:9.1f} beats/s "
+            f"[{row['beats_per_s_min']:.1f}, {row['beats_per_s_max']:.1f}] compile {row['compile_s']:.1f}s "
+            f"impl={row['conv_impl']}")
+    append_jsonl(out, [row])
+    jax.clear_caches()
+    return row
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

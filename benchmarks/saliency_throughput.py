@@ -168,7 +168,6 @@ def main(argv=None):
         args.batches = args.batches or "2"
         args.repeats, args.warmup = 1, 0
         args.length = 64 if args.length == 430 else args.length
-    import jax
 
     env = C.env_record(sys.argv if argv is None else ["benchmarks/saliency_throughput.py", *argv])
     batches = [int(b) for b in (args.batches or ",".join(map(str, CPU_BATCHES if env["device"] == "cpu" else GPU_BATCHES))).split(",")]
@@ -179,19 +178,8 @@ def main(argv=None):
     for model_name in args.models.split(","):
         for method_name in args.methods.split(","):
             for b in batches:
-                try:
-                    row = run_cell(model_name, method_name, b, args, env, probe)
-                except Exception as e:  # noqa: BLE001 - e.g. out of memory on a big batch: record and go on
-                    row = dict(env, model=model_name, method=method_name, batch=b, conv_impl=args.conv_impl,
-                               precision=args.precision, error=f"{type(e).__name__}: {str(e)[:300]}")
-                    C.log(f"{model_name} {method_name} B={b}: FAILED {row['error']}")
-                else:
-                    C.log(f"{model_name:15s} {method_name:10s} B={b:6d} {row['beats_per_s']:9.1f} beats/s "
-                          f"[{row['beats_per_s_min']:.1f}, {row['beats_per_s_max']:.1f}] compile {row['compile_s']:.1f}s "
-                          f"impl={row['conv_impl']}")
-                C.append_jsonl(args.out, [row])
-                rows.append(row)
-                jax.clear_caches()
+                base = dict(env, model=model_name, method=method_name, batch=b, conv_impl=args.conv_impl, precision=args.precision)
+                rows.append(C.record_cell(lambda: run_cell(model_name, method_name, b, args, env, probe), base, args.out))
     return 1 if any("error" in r for r in rows) and args.quick else 0
 
 

@@ -111,30 +111,14 @@ def main(argv=None):
         args.models = "jones2020_lstm,ribeiro_cnn" if args.models == ",".join(DEFAULT_MODELS) else args.models
         args.batches, args.repeats, args.warmup = "4", 1, 0
         args.length = 64 if args.length == 430 else args.length
-    try:
-        import optax  # noqa: F401
-    except ImportError:
-        raise SystemExit("train_throughput.py needs optax (pip install optax)") from None
-    import jax
 
     env = C.env_record(sys.argv if argv is None else ["benchmarks/train_throughput.py", *argv])
     probe = C.matmul_probe() if args.matmul_probe else None
     rows = []
     for model_name in args.models.split(","):
         for b in (int(v) for v in args.batches.split(",")):
-            try:
-                row = run_cell(model_name, b, args, env, probe)
-            except Exception as e:  # noqa: BLE001 - record (e.g. OOM) and go on
-                row = dict(env, model=model_name, method="train_step", batch=b, conv_impl=args.conv_impl,
-                           precision=args.precision, error=f"{type(e).__name__}: {str(e)[:300]}")
-                C.log(f"{model_name} train B={b}: FAILED {row['error']}")
-            else:
-                C.log(f"{model_name:15s} train_step B={b:6d} {row['beats_per_s']:9.1f} beats/s "
-                      f"[{row['beats_per_s_min']:.1f}, {row['beats_per_s_max']:.1f}] compile {row['compile_s']:.1f}s "
-                      f"impl={row['conv_impl']}")
-            C.append_jsonl(args.out, [row])
-            rows.append(row)
-            jax.clear_caches()
+            base = dict(env, model=model_name, method="train_step", batch=b, conv_impl=args.conv_impl, precision=args.precision)
+            rows.append(C.record_cell(lambda: run_cell(model_name, b, args, env, probe), base, args.out))
     return 1 if any("error" in r for r in rows) and args.quick else 0
 
 

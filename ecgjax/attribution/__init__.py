@@ -16,7 +16,6 @@ Adding a method: docs/adding_an_attribution_method.md.
 
 from ecgjax.attribution.base import AttributionMethod, attribute, attribute_all_classes, row_keys, target_grad
 from ecgjax.attribution.registry import available, get, get_class, register
-from ecgjax.attribution import control as _control  # noqa: F401  (registration)
 from ecgjax.attribution.gradients import GradientXInput, IntegratedGradients, Saliency
 from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_paper_map, upsample_to_input
 from ecgjax.attribution.noise import SmoothGrad, VarGrad

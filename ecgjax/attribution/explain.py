@@ -96,7 +96,7 @@ def profile_run(attr_dir: str | os.PathLike, beats, out_dir: str | os.PathLike, 
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = json.loads((attr_dir / "meta.json").read_text())
     idx_all, vals, y_all, p_all = [], [], [], []
-    labels = seg_len = None
+    labels = None
     for fname in sorted(meta["files"].values()):
         z = load_class_npz(attr_dir / fname)
         if z["maps"].ndim != 3:
@@ -104,7 +104,7 @@ def profile_run(attr_dir: str | os.PathLike, beats, out_dir: str | os.PathLike, 
         i = z["index"]
         m = transform_maps(z["maps"], transform)
         seg = segment_values(m, beats.r[i], beats.lo[i], beats.hi[i], beats.fs, reduce=reduce, mode=mode)
-        labels, seg_len = seg.labels, seg.seg_len
+        labels = seg.labels
         idx_all.append(i), vals.append(seg.values), y_all.append(z["label"]), p_all.append(z["pred"])
     idx = np.concatenate(idx_all)
     v, y, p = np.concatenate(vals), np.concatenate(y_all), np.concatenate(p_all)
