@@ -123,7 +123,7 @@ def test_explain_subset_caps_each_class():
     np.testing.assert_array_equal(explain_subset(y, idx, None, seed=0), idx)
 
 
-@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "corrected_study.py", "corrected_study.py:quick"])
+@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick"])
 def test_study_config_files_load_and_document_their_commands(spec):
     from pathlib import Path
 
@@ -136,3 +136,21 @@ def test_study_config_files_load_and_document_their_commands(spec):
     assert "--workdir" in doc and ":quick" in doc
     with pytest.raises(ConfigError, match="get_config.*failed|quick"):
         load_study_config(str(root / (spec.split(":")[0] + ":fast")))
+
+
+def test_cpu_reproduction_is_the_faithful_recipe_with_capped_epochs():
+    """``reproduce_jones2020.py:cpu`` differs from the single-run configs only in ``train.epochs``, so
+    ``ecgjax train --set train.epochs=N`` work folders are valid runs of it (docs/results.md)."""
+    from pathlib import Path
+
+    from ecgjax import config as config_lib
+    from ecgjax.study import load_study_config
+
+    root = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    cpu = load_study_config(str(root / "reproduce_jones2020.py:cpu"))
+    full = {r.name: r.config for r in load_study_config(str(root / "reproduce_jones2020.py")).runs}
+    for r in cpu.runs:
+        d = config_lib.diff(full[r.name], r.config)
+        assert [k for k, _, _ in d] == ["train.epochs"], (r.name, d)
+        assert d[0][2] < d[0][1]
+    assert cpu.explain_max_per_class and [r.name for r in cpu.runs if r.explain] == ["cnn_holdout", "lstm_holdout"]
