@@ -13,6 +13,13 @@ the script exits with status 2 and a clear message when they are absent.
 
   pip install torch captum   # into a scratch environment
   python benchmarks/torch_captum_compare.py --batch 256 --repeats 5 --out benchmarks/results/cpu_torch_compare.jsonl
+  python benchmarks/torch_captum_compare.py --device cuda --batch 4096 --precision float32 --out benchmarks/results/gpu_torch_compare.jsonl
+
+On CUDA both sides use the same arithmetic: ``--precision float32`` turns off
+PyTorch's TF32 (``torch.backends.cuda.matmul.allow_tf32`` and
+``torch.backends.cudnn.allow_tf32``, the latter on by default) and runs JAX at
+``float32`` matmul precision; ``tf32`` allows TF32 on both. Torch timings call
+``torch.cuda.synchronize()`` before the clock stops.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ import sys
 import _common as C
 
 
-def torch_ribeiro_from_jax(model):
-    """An eval-mode torch.nn.Module computing the same function as the JAX RibeiroCNN ``model``."""
+def torch_ribeiro_from_jax(model, device: str = "cpu"):
+    """An eval-mode torch.nn.Module on ``device`` computing the same function as the JAX RibeiroCNN ``model``."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
     def t(a):
-        return torch.from_numpy(np.array(a, dtype=np.float32))
+        return torch.from_numpy(np.array(a, dtype=np.float32)).to(device)
 
     def conv_w(conv):  # JAX [K, Cin, Cout] -> torch [Cout, Cin, K]
         return t(conv.kernel[...]).permute(2, 1, 0).contiguous()
@@ -92,6 +99,8 @@ def torch_ribeiro_from_jax(model):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where PyTorch runs (JAX uses its default device)")
+    p.add_argument("--precision", default="float32", choices=["float32", "tf32"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = cpu count)")
     p.add_argument("--quick", action="store_true")
@@ -110,14 +119,22 @@ def main(argv=None):
 
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     from ecgjax import models
-    from saliency_throughput import _local_saliency, build_model
+    from saliency_throughput import build_model
 
     torch.set_num_threads(args.threads or os.cpu_count())
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("--device cuda: torch sees no CUDA device", file=sys.stderr)
+            return 2
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+        sync = torch.cuda.synchronize
+    else:
+        sync = lambda: None  # noqa: E731
     env = C.env_record(sys.argv if argv is None else ["benchmarks/torch_captum_compare.py", *argv])
-    env.update(torch=torch.__version__, captum=__import__("captum").__version__, torch_threads=torch.get_num_threads())
+    env.update(torch=torch.__version__, captum=__import__("captum").__version__, torch_threads=torch.get_num_threads(),
+               torch_device=args.device if args.device == "cpu" else torch.cuda.get_device_name())
     jmodel, impl = build_model("ribeiro_cnn", "auto")
     # Non-trivial BatchNorm statistics, so the copy of every BN field is exercised.
     for bnm in [jmodel.bn0] + [b for u in jmodel.units for b in (u.bn1, u.bn_out)]:
@@ -125,19 +142,37 @@ def main(argv=None):
         bnm.mean[...] = jnp.linspace(-0.1, 0.1, n)
         bnm.var[...] = jnp.linspace(0.5, 1.5, n)
     graphdef, state = models.eval_split(jmodel)
+    tmodel = torch_ribeiro_from_jax(jmodel, args.device)
+    with jax.default_matmul_precision(C.matmul_precision(args.precision)):
+        rows = _compare(args, impl, graphdef, state, tmodel, torch, Saliency, sync, env)
+    if rows is None:
+        return 1
+    C.append_jsonl(args.out, rows)
+    return 0
+
+
+def _compare(args, impl, graphdef, state, tmodel, torch, Saliency, sync, env):
+    """Check logits and saliency agree, then time the three implementations; JSON rows (None: mismatch)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ecgjax import models
+    from saliency_throughput import _local_saliency
+
     x = np.random.default_rng(0).standard_normal((args.batch, 430, 2), dtype=np.float32)
     tgt = (np.arange(args.batch) % 8).astype(np.int64)
-    tmodel = torch_ribeiro_from_jax(jmodel)
     jlogits = np.asarray(jax.jit(lambda s, v: models.pure_fns(graphdef, s).logit_fn(v))(state, jnp.asarray(x)))
     with torch.no_grad():
-        tlogits = tmodel(torch.from_numpy(x)).numpy()
+        tlogits = tmodel(torch.from_numpy(x).to(args.device)).cpu().numpy()
     rel = float(np.max(np.abs(tlogits - jlogits)) / np.max(np.abs(jlogits)))
-    if rel > 1e-4:
-        print(f"logits differ: max rel {rel:.2e} > 1e-4; refusing to time", file=sys.stderr)
-        return 1
+    tol = 1e-4 if args.precision == "float32" else 2e-2  # TF32 keeps 10 mantissa bits
+    if rel > tol:
+        print(f"logits differ: max rel {rel:.2e} > {tol:g}; refusing to time", file=sys.stderr)
+        return None
     C.log(f"logits match: max rel diff {rel:.1e}")
 
-    xt, tt = torch.from_numpy(x), torch.from_numpy(tgt)
+    xt, tt = torch.from_numpy(x).to(args.device), torch.from_numpy(tgt).to(args.device)
 
     def torch_grad():
         xi = xt.clone().requires_grad_(True)
@@ -154,23 +189,23 @@ def main(argv=None):
     t0 = C.time.perf_counter()
     g_j = np.asarray(jsal(state, xj, tj))
     jax_compile = C.time.perf_counter() - t0
-    g_t = torch_grad().numpy()
-    g_c = captum_sal().detach().numpy()
+    g_t = torch_grad().cpu().numpy()
+    g_c = captum_sal().detach().cpu().numpy()
     sal_rel = float(np.max(np.abs(g_t - g_j)) / np.max(np.abs(g_j)))
     cap_rel = float(np.max(np.abs(g_c - g_t)) / np.max(np.abs(g_t)))
     rows = []
     for method, fn, compile_s in [("torch_autograd_grad", torch_grad, 0.0), ("captum_saliency", captum_sal, 0.0),
                                   ("jax_saliency", lambda: jsal(state, xj, tj), jax_compile)]:
         fn()  # warm-up
-        secs = C.time_calls(fn if method.startswith("jax") else (lambda fn=fn: (fn(), None)[1]), args.repeats)
+        sync()
+        secs = C.time_calls(fn if method.startswith("jax") else (lambda fn=fn: (fn(), sync(), None)[-1]), args.repeats)
         row = dict(env, model="ribeiro_cnn", method=method, batch=args.batch, conv_impl=impl if method.startswith("jax") else None,
-                   precision="float32", compile_s=compile_s, logits_max_rel_diff=rel,
+                   precision=args.precision, compile_s=compile_s, logits_max_rel_diff=rel,
                    saliency_max_rel_diff_torch_vs_jax=sal_rel, captum_vs_autograd_max_rel_diff=cap_rel)
         row.update(C.summarise(args.batch, secs))
         rows.append(row)
         C.log(f"{method:20s} B={args.batch} {row['beats_per_s']:8.1f} beats/s [{row['beats_per_s_min']:.1f}, {row['beats_per_s_max']:.1f}]")
-    C.append_jsonl(args.out, rows)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":
