@@ -1,4 +1,4 @@
-"""``ecgjax train --config FILE.py[:arg] --workdir DIR [--set k=v ...]``: thin, calls ``train_and_evaluate``."""
+"""``ecgjax train --config FILE.py[:arg] --workdir DIR [--set k=v ...]`` and ``ecgjax summarize WORKDIR...``: thin."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ def register(sub) -> None:
     p.add_argument("--cache-dir", default=None, help="beat cache folder (default: $ECGJAX_CACHE_DIR)")
     p.set_defaults(func=train_command)
 
+    q = sub.add_parser("summarize", help="one Markdown table of finished training runs (from their results.json)")
+    q.add_argument("workdirs", nargs="+", help="run folders")
+    q.add_argument("--classes", default="", help="comma list of classes whose Se and +P get columns, e.g. S,V")
+    q.set_defaults(func=summarize_command)
+
 
 def train_command(args: argparse.Namespace) -> int:
     from ecgjax.config import load_config
@@ -22,4 +27,11 @@ def train_command(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     train_and_evaluate(cfg, args.workdir, data_dir=args.data_dir, cache=args.cache_dir)
+    return 0
+
+
+def summarize_command(args: argparse.Namespace) -> int:
+    from ecgjax.train.summary import summarize
+
+    print(summarize(args.workdirs, [c for c in args.classes.split(",") if c]))
     return 0

@@ -9,6 +9,7 @@ Workdir layout::
     config.json       the resolved config (a different config is refused)
     metrics.jsonl     one record per logged step and per epoch
     checkpoints/<s>/  periodic + epoch-end checkpoints (resume)
+    elapsed.json      wall seconds spent up to each saved step (so a resumed run's wall time is whole)
     best/<s>/         lowest validation loss
     predictions.npz   test indices, y_true, y_pred, logits (no pickle)
     results.json      final metrics with CIs, config, versions, device, timings
@@ -93,6 +94,24 @@ def unpack(tree: dict) -> tuple[dict, dict, float]:
     return tree["state"], counters, float(meta["best_val"])
 
 
+class Elapsed:
+    """Wall seconds across resumes: ``elapsed.json`` maps each saved step to the time spent up to it."""
+
+    def __init__(self, workdir: Path, resumed_from: int | None, t0: float):
+        self.path = Path(workdir) / "elapsed.json"
+        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.saved = {k: v for k, v in saved.items() if resumed_from is not None and int(k) <= resumed_from}
+        self.before = max(self.saved.values(), default=0.0)  # a kill between save and mark loses that bit only
+        self.t0 = t0
+
+    def __call__(self) -> float:
+        return self.before + time.time() - self.t0
+
+    def mark(self, step: int) -> None:
+        self.saved[str(step)] = self()
+        atomic_write_text(self.path, json.dumps(self.saved))
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """i64[n]: the seeded permutation of the training rows for ``epoch`` (``fold_in``)."""
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 1), epoch)
@@ -158,6 +177,7 @@ def train_and_evaluate(
         else:
             writer.truncate_after(-1)
         del template
+        elapsed = Elapsed(workdir, resumed_from, t_start)
 
         # ---- training epochs -------------------------------------------------------
         step = counters["step"]
@@ -185,6 +205,7 @@ def train_and_evaluate(
                 if b + 1 < steps_per_epoch and ckpts.should_save(step):
                     c = {**counters, "step": step, "epoch": epoch, "pos": b + 1}
                     ckpts.save(step, pack(state, c, best_val, mesh))
+                    elapsed.mark(step)
             if loss is not None:
                 jax.block_until_ready(loss)
             t_train = time.perf_counter()
@@ -219,6 +240,7 @@ def train_and_evaluate(
             if improved:
                 ckpts.save_best(step, pack(state, counters, best_val, mesh))
             ckpts.save(step, pack(state, counters, best_val, mesh), force=True)
+            elapsed.mark(step)
             if counters["stopped"]:
                 log.info("early stopping after epoch %d (best epoch %d)", epoch, counters["best_epoch"])
 
@@ -250,7 +272,7 @@ def train_and_evaluate(
         "seed": tc.seed, "split": {"name": split.name, "patient_wise": split.patient_wise,
                                    **{k: int(len(v)) for k, v in split.parts().items()}, "train_balanced": int(len(order))},
         "resumed_from_step": resumed_from,
-        "wall_time_s": time.time() - t_start,
+        "wall_time_s": elapsed(), "wall_time_this_process_s": time.time() - t_start,
         "config": config_lib.to_dict(cfg),
         **environment_info(),
     }

@@ -115,6 +115,10 @@ def test_sigkill_then_resume_is_exact(reference, tmp_path):
     assert not (run / "results.json").exists()
     resumed = train_and_evaluate(cfg, run)
     assert resumed["resumed_from_step"] is not None and resumed["resumed_from_step"] >= 10
+    # wall time spans both processes: the killed one slept >= 0.3 s on each of its >= 10 steps
+    assert resumed["wall_time_s"] >= resumed["wall_time_this_process_s"] + 10 * 0.3
+    marks = {int(k): v for k, v in json.loads((run / "elapsed.json").read_text()).items()}
+    assert max(marks) == resumed["steps"] and list(dict(sorted(marks.items())).values()) == sorted(marks.values())
     assert resumed["test"] == res["test"]
     assert _epochs(run) == _epochs(wd)
     np.testing.assert_array_equal(_preds(run)["logits"], _preds(wd)["logits"])

@@ -1,0 +1,68 @@
+"""One Markdown table of finished training runs: ``ecgjax summarize WORKDIR... [--classes S,V]``.
+
+Reads only each work folder's ``results.json`` (written by ``train_and_evaluate``),
+so the numbers in docs and reports come from a command, not from copying.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ecgjax.errors import EcgjaxError
+from ecgjax.io import describe_device
+
+
+def _cell(test: dict, value: float, key: str, pct: bool) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    k = 100.0 if pct else 1.0
+    s = f"{k * value:.1f}" if pct else f"{value:.3f}"
+    lo, hi = test.get("ci", {}).get(key, (math.nan, math.nan))
+    if math.isfinite(lo) and math.isfinite(hi):
+        s += f" [{k * lo:.1f}, {k * hi:.1f}]" if pct else f" [{lo:.3f}, {hi:.3f}]"
+    return s
+
+
+def load_results(workdir: str | Path) -> dict:
+    """The ``results.json`` of a finished run; a clear error when the run is not finished."""
+    path = Path(workdir) / "results.json"
+    if not path.is_file():
+        raise EcgjaxError(f"{workdir}: no results.json (the run has not finished; `ecgjax train` resumes it)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise EcgjaxError(f"{path}: not valid JSON ({e})") from e
+
+
+def summarize(workdirs, classes=()) -> str:
+    """A Markdown table, one row per run.
+
+    Columns: run, epochs run / configured, steps, wall time, device, test accuracy,
+    sklearn-macro F1 (classes present in the test set or predicted: the paper's),
+    macro F1 over the classes present, then Se and +P (in %) of each of ``classes``;
+    95% record-bootstrap CIs in brackets where the run computed them.
+    """
+    head = ["run", "epochs", "steps", "wall", "device", "accuracy", "macro F1 (sklearn)", "macro F1 (present)"]
+    for c in classes:
+        head += [f"{c} Se %", f"{c} +P %"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for w in workdirs:
+        r = load_results(w)
+        t = r["test"]
+        unknown = [c for c in classes if c not in t["per_class"]]
+        if unknown:
+            raise EcgjaxError(f"{w}: classes {unknown} not in this run's classes {list(t['per_class'])}")
+        epochs = f"{r['epochs_run']} / {r['config']['train']['epochs']}" + (" (early stop)" if r.get("stopped_early") else "")
+        cells = [
+            r["name"], epochs, str(r["steps"]), f"{r['wall_time_s'] / 60:.0f} min", describe_device(r),
+            _cell(t, t["accuracy"], "accuracy", False),
+            _cell(t, t["macro"]["sklearn"]["f1"], "macro_sklearn.f1", False),
+            _cell(t, t["macro"]["present"]["f1"], "macro_present.f1", False),
+        ]
+        for c in classes:
+            pc = t["per_class"][c]
+            cells += [_cell(t, pc["recall"], f"{c}.recall", True), _cell(t, pc["precision"], f"{c}.precision", True)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
