@@ -76,7 +76,8 @@ def environment_info() -> dict:
     """Versions and device of this process, for every result file.
 
     Returns:
-      ``{"versions": {package: version}, "device": {platform, kind, count, processes, host, cpu_count}}``.
+      ``{"versions": {package: version}, "device": {platform, kind, count, processes, host, cpu_count,
+      cpu_affinity}}`` (``cpu_affinity``: the cores this process may use, e.g. under ``taskset``).
     """
     from importlib import metadata
 
@@ -87,6 +88,8 @@ def environment_info() -> dict:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     device = {"host": platform.node(), "cpu_count": os.cpu_count()}
+    if hasattr(os, "sched_getaffinity"):  # cores this process may run on (taskset, cgroups' cpusets)
+        device["cpu_affinity"] = len(os.sched_getaffinity(0))
     try:
         import jax
 
@@ -101,4 +104,7 @@ def describe_device(env: dict) -> str:
     """One line, e.g. ``"1 x cpu (2 CPU cores)"`` or ``"1 x NVIDIA H100 80GB HBM3"``."""
     d = env.get("device", {})
     s = f"{d.get('count', '?')} x {d.get('kind', 'unknown')}"
-    return s + (f" ({d.get('cpu_count')} CPU cores)" if d.get("platform") == "cpu" else "")
+    if d.get("platform") != "cpu":
+        return s
+    n, usable = d.get("cpu_count"), d.get("cpu_affinity")
+    return s + (f" ({usable} of {n} CPU cores)" if usable and usable != n else f" ({n} CPU cores)")
