@@ -35,19 +35,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--out", default=None, help="default: WORKDIR/attributions")
+    p.add_argument("--name", default=None, help="folder under --out (default: METHOD-TARGET, e.g. saliency-true)")
+    p.add_argument("--force", action="store_true", help="overwrite a folder holding other settings' maps")
     p.set_defaults(func=_explain)
 
     q = sub.add_parser("profile", help="segment profiles, comparisons and figures from `explain` output")
     q.add_argument("--workdir", required=True, help="the training run that was explained")
-    q.add_argument("--method", default="saliency", help="which explained method (WORKDIR/attributions/METHOD)")
-    q.add_argument("--attr-dir", default=None, help="explain's output folder if not WORKDIR/attributions/METHOD")
+    q.add_argument("--method", default="saliency", help="which explained method (WORKDIR/attributions/METHOD-TARGET)")
+    q.add_argument("--target", default="true", help="which explained target (as given to explain)")
+    q.add_argument("--attr-dir", default=None, help="explain's output folder if not WORKDIR/attributions/METHOD-TARGET")
     q.add_argument("--transform", default="abs", choices=("signed", "abs", "relu", "paper"))
     q.add_argument("--reduce", default="mean", choices=("mean", "max", "absmean"))
     q.add_argument("--mode", default="valid", choices=("valid", "paper"))
     q.add_argument("--n-boot", type=int, default=1000)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
-    q.add_argument("--out", default=None, help="default: WORKDIR/profiles/METHOD")
+    q.add_argument("--out", default=None, help="default: WORKDIR/profiles/<the attributions' folder name>")
     q.set_defaults(func=_profile)
 
 
@@ -77,7 +80,8 @@ def _explain(args) -> int:
     method = attr.get(args.method, **_hparams(args.hp))
     out = args.out or f"{args.workdir}/attributions"
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
-                      key=jax.random.key(args.seed), batch_size=args.batch_size)
+                      key=jax.random.key(args.seed), batch_size=args.batch_size,
+                      name=args.name or f"{args.method}-{args.target}", overwrite=args.force)
     print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
     return 0
 
@@ -88,9 +92,10 @@ def _profile(args) -> int:
     from ecgjax.attribution.explain import profile_run
     from ecgjax.train import load_run
 
-    attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / args.method)
+    attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / f"{args.method}-{args.target}")
     if not (attr_dir / "meta.json").exists():
-        raise ConfigError(f"{attr_dir} holds no explain output (meta.json); run `ecgjax explain --workdir {args.workdir} --method {args.method}` first")
+        raise ConfigError(f"{attr_dir} holds no explain output (meta.json); run "
+                          f"`ecgjax explain --workdir {args.workdir} --method {args.method} --target {args.target}` first")
     run = load_run(args.workdir, data_dir=args.data_dir)
     out = Path(args.out or Path(args.workdir) / "profiles" / attr_dir.name)
     comps = profile_run(attr_dir, run.beats, out, transform=args.transform, reduce=args.reduce, mode=args.mode,

@@ -1,7 +1,8 @@
 """Library functions behind ``ecgjax explain`` / ``ecgjax profile`` (the CLI only parses flags).
 
 * :func:`explain_run`: attribute chosen beats of a BeatSet with one method and
-  write ``<out_dir>/<method>/class_<c>.npz`` (grouped by true label) plus ``meta.json``.
+  write ``<out_dir>/<name>/class_<c>.npz`` (grouped by true label) plus ``meta.json``;
+  a folder holding another method's, target's or hyperparameters' maps is not overwritten.
 * :func:`profile_run`: read those files back one class at a time, turn maps
   into 0.1 s segment values, and write per-class profiles, group comparisons
   and figures. Only segment values (N x 48 floats) are held, never all maps.
@@ -43,15 +44,19 @@ def transform_maps(maps: np.ndarray, how: str) -> np.ndarray:
 
 
 def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.PathLike, *, target: Any = "label",
-                y_pred: np.ndarray | None = None, key=None, batch_size: int = 256, memory_budget_bytes: int | None = None) -> dict:
+                y_pred: np.ndarray | None = None, key=None, batch_size: int = 256, memory_budget_bytes: int | None = None,
+                name: str | None = None, overwrite: bool = False) -> dict:
     """Attribute ``beats.x[idx]`` and write per-class npz files (grouped by true label).
 
     Args:
       model: ``(graphdef, state)`` / ``(make_fns, params)`` / ``Fns`` (see ``attribute_dataset``).
       beats: a ``BeatSet``; idx: i64[M] beats to explain (e.g. ``split.test``).
       method: an ``AttributionMethod`` (``ecgjax.attribution.get(name, **hp)``).
-      out_dir: files go to ``out_dir/<method.name>/``.
+      out_dir: files go to ``out_dir/<name>/`` (``name`` defaults to ``method.name``).
       target: "label", "pred", a class index or "all" (as ``attribute_dataset``).
+      overwrite: replace a folder whose ``meta.json`` records another method, target,
+        hyperparameters or beat count (otherwise a ``ConfigError``; the same settings
+        are recomputed in place).
       y_pred: optional i32[M] stored predictions to check against the model's
         (a mismatch means the wrong weights or inputs: raises).
     Returns:
@@ -60,15 +65,24 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
     from ecgjax.attribution.runner import attribute_dataset
     from ecgjax.io import atomic_write_json, environment_info
 
+    from ecgjax.errors import ConfigError
+
     idx = np.asarray(idx)
-    d = Path(out_dir) / method.name
+    d = Path(out_dir) / (name or method.name)
+    settings = {"method": method.name, "hparams": {k: repr(v) for k, v in vars(method).items()}, "target": str(target),
+                "n": int(len(idx))}
+    if (d / "meta.json").exists() and not overwrite:
+        old = json.loads((d / "meta.json").read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            raise ConfigError(f"{d} already holds other attributions ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
+                              "not overwritten: choose another folder name, or overwrite on purpose (--force)")
     res = attribute_dataset(model, beats.x[idx], target, method, y=beats.y[idx], key=key, batch_size=batch_size,
                             memory_budget_bytes=memory_budget_bytes, out_dir=d, keep_maps=False, index=idx)
     if y_pred is not None and not np.array_equal(np.asarray(y_pred), res.pred):
         bad = int(np.sum(np.asarray(y_pred) != res.pred))
         raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")
-    meta = {"method": method.name, "hparams": {k: repr(v) for k, v in vars(method).items()}, "target": str(target),
-            "n": int(len(idx)), "classes": list(beats.classes), "protocol": beats.protocol, "fs": beats.fs,
+    meta = {**settings, "classes": list(beats.classes), "protocol": beats.protocol, "fs": beats.fs,
             "beats_per_s": res.beats_per_s, "batch_size": res.batch_size, "n_devices": res.n_devices,
             "files": {int(c): p.name for c, p in res.files.items()}, "environment": environment_info()}
     atomic_write_json(d / "meta.json", meta)

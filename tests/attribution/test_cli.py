@@ -41,15 +41,15 @@ def trained(tmp_path_factory):
 def test_explain_then_profile(trained, capsys):
     wd = trained
     assert main(["explain", "--workdir", str(wd), "--method", "saliency", "--target", "c1"]) == 0
-    d = wd / "attributions" / "saliency"
+    d = wd / "attributions" / "saliency-c1"
     meta = json.loads((d / "meta.json").read_text())
     assert meta["target"] == "1" and meta["classes"] == ["c0", "c1", "c2"]
     files = sorted(d.glob("class_*.npz"))
     assert files
     with np.load(files[0]) as z:
         assert z["maps"].shape[1:] == (150, 2)
-    assert main(["profile", "--workdir", str(wd), "--method", "saliency", "--n-boot", "10"]) == 0
-    out = wd / "profiles" / "saliency"
+    assert main(["profile", "--workdir", str(wd), "--method", "saliency", "--target", "c1", "--n-boot", "10"]) == 0
+    out = wd / "profiles" / "saliency-c1"
     assert (out / "profiles.npz").exists() and (out / "comparisons.json").exists() and (out / "figures" / "class_heatmap.png").exists()
     assert "group comparisons and figures" in capsys.readouterr().out
 
@@ -57,3 +57,22 @@ def test_explain_then_profile(trained, capsys):
 def test_profile_before_explain_is_a_clear_error(trained, capsys):
     assert main(["profile", "--workdir", str(trained), "--method", "occlusion"]) == 2
     assert "run `ecgjax explain" in capsys.readouterr().err
+
+
+def test_explain_never_overwrites_other_settings_silently(trained, capsys):
+    wd = trained
+    args = ["explain", "--workdir", str(wd), "--method", "saliency", "--name", "mine"]
+    assert main(args) == 0
+    stamp = (wd / "attributions" / "mine" / "meta.json").read_text()
+    assert main(args) == 0  # the same settings: recomputed in place
+    assert main([*args, "--target", "pred"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds other attributions" in err and "target: 'label' there, 'pred' now" in err
+    assert json.loads((wd / "attributions" / "mine" / "meta.json").read_text())["target"] == json.loads(stamp)["target"] == "label"
+    assert main([*args, "--method", "smoothgrad", "--hp", "n=2"]) == 2
+    assert "method: 'saliency' there, 'smoothgrad' now" in capsys.readouterr().err
+    assert main([*args, "--target", "pred", "--force"]) == 0
+    assert json.loads((wd / "attributions" / "mine" / "meta.json").read_text())["target"] == "pred"
+    # default folders keep targets apart
+    assert main(["explain", "--workdir", str(wd), "--method", "saliency", "--target", "pred"]) == 0
+    assert (wd / "attributions" / "saliency-pred" / "meta.json").exists()
