@@ -10,7 +10,7 @@ timestamp, the conv impl, the precision, FLOP/s achieved and, where a peak is
 known (GPU table or ``--peak-tflops``), the share of it.
 
 Methods: ``saliency`` (one VJP of the batched logits with a one-hot
-cotangent; style.md §2), ``vmap_grad`` (``vmap(grad(one beat's logit))``, the
+cotangent), ``vmap_grad`` (``vmap(grad(one beat's logit))``, the
 reference), and any other name registered in ``ecgjax.attribution`` when that
 package exists (it is used for ``saliency`` too, if present).
 
@@ -67,8 +67,11 @@ def get_method(name: str):
         if m is not None:
             import jax
 
+            from ecgjax.attribution.base import row_keys
+
             key = jax.random.key(0)
-            return (lambda fns, x, t: m(fns, x, t, key)), "ecgjax.attribution"
+            # Methods that draw noise take one key per beat (as the library's runner passes them).
+            return (lambda fns, x, t: m(fns, x, t, row_keys(key, x.shape[0]) if m.needs_key else None)), "ecgjax.attribution"
     if name in LOCAL_METHODS:
         return LOCAL_METHODS[name], "local"
     raise SystemExit(f"unknown method {name!r}; local: {sorted(LOCAL_METHODS)}")
