@@ -19,10 +19,11 @@ class-ordered balanced array (which made validation 100% class V, flaw 4); so
 the plateau schedule sees all classes.
 
 Expected wall time: not yet measured on GPU (estimate: well under 1 h on one
-H100). On the project's shared 2-core CPU a training epoch runs at ~18 beats/s
-(measured, batch 128, ``conv_impl="xla"``; ``"patches"`` gave ~10): the ~42k
-balanced beats of an epoch (8 x the ~5.2k L training beats) take ~40 min,
-30 epochs ~20 h -- use the GPU.
+H100). On the project's 2-core CPU (default ``conv_impl="auto"``, batch 128) the
+~42k balanced beats of an epoch (8 x the ~5.2k L training beats) ran at 27.6
+beats/s pinned to one core (27 min per epoch with validation, measured
+2026-11-21) and ~53 beats/s on both cores (``benchmarks/train_throughput.py``):
+30 epochs are ~7 h on 2 cores -- use the GPU.
 Expected metric: test accuracy ~0.97, sklearn-macro F1 ~0.85 (paper: 0.971 /
 0.851; the intra-patient split makes this a memorisation score).
 """

@@ -15,9 +15,10 @@ tested. **Deviation:** a shuffled, stratified 10% validation split instead of
 the V-only Keras ``validation_split`` (flaw 4); it drives nothing here but the
 logged validation curve and the ``best`` checkpoint.
 
-Expected wall time: not yet measured on GPU. On the project's shared 2-core
-CPU a training epoch runs at ~106 beats/s (measured, batch 128): the ~380k
-upsampled rows of an epoch take ~1 h, 20 epochs ~20 h -- use the GPU.
+Expected wall time: not yet measured on GPU. On the project's 2-core CPU the
+381k upsampled rows of an epoch ran at 294 beats/s pinned to one core (22 min
+per epoch, measured 2026-11-21) and ~410 beats/s on both cores
+(``benchmarks/train_throughput.py``): 20 epochs are ~5 h on 2 cores.
 Expected metric: test accuracy ~0.9-0.95 (the paper reports the LSTM below the CNN).
 """
 
