@@ -24,6 +24,7 @@ from ecgjax import timebase
 from ecgjax.data import beats as beats_lib
 from ecgjax.data import locate, wfdb_io
 from ecgjax.data.protocols import Protocol
+from ecgjax.data.protocols import get as get_protocol
 from ecgjax.io import atomic_savez
 from ecgjax.errors import RecordError
 
@@ -202,7 +203,7 @@ def _pad_to(rb: beats_lib.RecordBeats, width: int) -> beats_lib.RecordBeats:
 
 
 def load_beats(
-    protocol: Protocol,
+    protocol: Protocol | str,
     data_dir: str | os.PathLike | None = None,
     *,
     cache: str | os.PathLike | None | bool = None,
@@ -211,7 +212,7 @@ def load_beats(
     """Beats of ``protocol``, from the cache when the record files are unchanged.
 
     Args:
-      protocol: a ``Protocol`` (``ecgjax.data.protocols.get(name)``).
+      protocol: a ``Protocol`` (``ecgjax.data.protocols.get(name, **overrides)``) or a preset's name.
       data_dir: data root (overrides ``$ECGJAX_DATA_DIR``).
       cache: cache folder; ``None`` uses ``$ECGJAX_CACHE_DIR`` or the user
         cache; ``False`` disables caching.
@@ -220,6 +221,8 @@ def load_beats(
     Returns:
       BeatSet.
     """
+    if isinstance(protocol, str):
+        protocol = get_protocol(protocol)
     folder = locate.find_database(protocol.database, data_dir, download=download)
     t0 = time.perf_counter()
     sums = locate.read_sha256sums(folder)

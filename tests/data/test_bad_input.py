@@ -208,6 +208,8 @@ def test_missing_database_error_lists_where_it_looked(tmp_path):
     with pytest.raises(DataNotFoundError) as ei:
         load_beats(protocols.get("jones2020"), tmp_path, download=False)
     assert str(tmp_path / "mitdb") in str(ei.value)
+    with pytest.raises(DataNotFoundError, match="mitdb"):  # a preset's name works as well
+        load_beats("jones2020", tmp_path, download=False)
 
 
 def test_truncated_format_212(tiny_db):
