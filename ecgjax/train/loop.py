@@ -277,5 +277,6 @@ def train_and_evaluate(
         **environment_info(),
     }
     atomic_write_text(workdir / "results.json", dumps(results, indent=2, sort_keys=True))
-    log.info("test results (%s checkpoint, epoch %d):\n%s", tc.eval_checkpoint, counters["best_epoch"], metrics.format_table(rep))
+    evaluated_epoch = counters["best_epoch"] if tc.eval_checkpoint == "best" else counters["epoch"] - 1
+    log.info("test results (%s checkpoint, epoch %d):\n%s", tc.eval_checkpoint, evaluated_epoch, metrics.format_table(rep))
     return json.loads(dumps(results))
