@@ -20,8 +20,10 @@ record-bootstrap CIs, and the macro over the classes present in DS2.
 Variant ``:seedN`` sets the training seed (run several for the spread).
 
 Expected wall time: ~15-30 min on one H100 (not yet measured).
-Expected metric (reference §8.4 targets, not yet measured): SVEB Se 0.60-0.85
-with +P 0.35-0.60; VEB Se and +P 0.85-0.95.
+Expected metric (reference §8.4 targets): SVEB Se 0.60-0.85 with +P 0.35-0.60;
+VEB Se and +P 0.85-0.95. Measured so far (CPU, 5 epochs, seed 0; the best
+validation loss came after epoch 0): SVEB Se 0.004, VEB Se 0.745 / +P 0.296 --
+the fixed window has no RR information (docs/results.md).
 """
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig

@@ -20,6 +20,8 @@ Expected wall time: not yet measured on GPU. On the project's 2-core CPU the
 per epoch, measured 2026-11-21) and ~410 beats/s on both cores
 (``benchmarks/train_throughput.py``): 20 epochs are ~5 h on 2 cores.
 Expected metric: test accuracy ~0.9-0.95 (the paper reports the LSTM below the CNN).
+Measured so far (CPU, 2 of 20 epochs, seed 0): still on the uniform-prediction
+plateau (focal loss 1.59, every beat called E; docs/results.md explains why).
 """
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
