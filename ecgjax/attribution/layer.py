@@ -42,6 +42,19 @@ def upsample_to_input(cam: jax.Array, T: int, L: int, layout: str) -> jax.Array:
     raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
 
 
+def not_applicable(method, model) -> str | None:
+    """Why ``method`` cannot explain ``model`` (a layer method and a model without that layer), else None.
+
+    ``model``: an NNX model of ``ecgjax.models`` (its ``layer_names``). Studies skip such pairs
+    (the paper's layer saliency needs the CNN's last convolution; the LSTM has none).
+    """
+    layer = getattr(method, "layer", None)
+    names = tuple(getattr(model, "layer_names", ()))
+    if layer is not None and layer not in names:
+        return f"{type(model).__name__} has no layer {layer!r} (it has {list(names)})"
+    return None
+
+
 @register("grad_cam")
 @dataclasses.dataclass(frozen=True)
 class GradCAM(AttributionMethod):

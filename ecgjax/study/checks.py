@@ -28,6 +28,7 @@ def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
     from flax import nnx
 
     from ecgjax import attribution, models
+    from ecgjax.attribution.layer import not_applicable
     from ecgjax.analysis import plotting
     from ecgjax.attribution.sanity import cascade_for_model, deletion_insertion
 
@@ -43,7 +44,7 @@ def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
     seen = set()
     for m in cfg.methods:
         method = attribution.get(m.name, **m.hparams)
-        if method.kind == "control" or method.name in seen:
+        if method.kind == "control" or method.name in seen or not_applicable(method, run.model):
             continue
         seen.add(method.name)
         key = jax.random.key(cfg.seed)

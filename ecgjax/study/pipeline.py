@@ -173,6 +173,7 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
     import jax
 
     from ecgjax import attribution
+    from ecgjax.attribution.layer import not_applicable
     from ecgjax.attribution.explain import explain_run, profile_run
     from ecgjax.models import eval_split
 
@@ -182,6 +183,10 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
     out = {"n_beats": int(len(idx)), "methods": {}}
     for m in cfg.methods:
         method = attribution.get(m.name, **m.hparams)
+        if (why := not_applicable(method, run.model)) is not None:
+            log.warning("%s / %s: not applicable, skipped: %s", r.name, m.key, why)
+            out.setdefault("skipped", {})[m.key] = why
+            continue
         attr_dir = workdir / "attributions" / r.name / m.key
         prof_dir = workdir / "profiles" / r.name / m.key
         if (prof_dir / "comparisons.json").exists() and (attr_dir / method.name / "meta.json").exists():

@@ -104,6 +104,8 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
         sec.text(f"{info['n_beats']} test beats explained (at most {cfg.explain_max_per_class} per class). Segments are 0.1 s "
                  "wide, counted outward from R in each lead (A = lead 1, B = lead 2); segments in the zero padding are "
                  "excluded, not averaged. Comparisons: Mann-Whitney U per segment, Benjamini-Hochberg q < 0.05.")
+        for key, why in info.get("skipped", {}).items():
+            sec.text(f"{key}: not applicable to this model ({why}).")
         rows = []
         for key, m in info["methods"].items():
             pdir = Path(m["profile_dir"])

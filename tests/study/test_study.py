@@ -28,7 +28,9 @@ def _study(**kw):
     base = dict(
         name="synthetic study",
         runs=(RunSpec("a", _train_cfg(0), group="g", explain=True), RunSpec("b", _train_cfg(1), group="g")),
-        methods=(MethodSpec("saliency", target="label", transform="abs"), MethodSpec("grad_cam", target="pred", transform="relu")),
+        methods=(MethodSpec("saliency", target="label", transform="abs"), MethodSpec("grad_cam", target="pred", transform="relu"),
+                 # the paper's layer saliency needs jones2020_cnn's last conv: skipped for ribeiro_cnn, not a crash
+                 MethodSpec("jones2020_layer_saliency", target="label", transform="paper")),
         explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",),
     )
     base.update(kw)
@@ -59,6 +61,10 @@ def test_every_stage_and_the_report(finished):
         assert needle in html, needle
     md = (wd / "report" / "summary.md").read_text()
     assert "| a | ribeiro_cnn |" in md
+    explain = json.loads((wd / "stages" / "explain.json").read_text())["runs"]["a"]
+    assert set(explain["methods"]) == {"saliency-label-abs", "grad_cam-pred-relu"}
+    assert "has no layer 'final_conv'" in explain["skipped"]["jones2020_layer_saliency-label-paper"]
+    assert "jones2020_layer_saliency-label-paper: not applicable" in html
     sanity = json.loads((wd / "stages" / "sanity.json").read_text())
     assert set(sanity["cascade"]) == {"saliency", "grad_cam"} and sanity["faithfulness"]["deletion_auc"]
 
