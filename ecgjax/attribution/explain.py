@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ecgjax.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 TRANSFORMS = ("signed", "abs", "relu", "paper")
@@ -64,8 +66,6 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
     """
     from ecgjax.attribution.runner import attribute_dataset
     from ecgjax.io import atomic_write_json, environment_info
-
-    from ecgjax.errors import ConfigError
 
     idx = np.asarray(idx)
     d = Path(out_dir) / (name or method.name)
