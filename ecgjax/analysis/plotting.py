@@ -1,7 +1,9 @@
-"""Figures (matplotlib imported inside each function, Agg backend, never ``plt.show()``).
+"""Figures (matplotlib imported inside each function; object-oriented API only).
 
-Every function returns a ``matplotlib.figure.Figure``; :func:`save_figure`
-writes it atomically. Figure numbers refer to Jones et al. 2020.
+Every function returns a ``matplotlib.figure.Figure`` drawn on its own Agg
+canvas: pyplot is never imported, so no global backend or figure registry is
+touched. :func:`save_figure` writes it atomically. Figure numbers refer to
+Jones et al. 2020.
 """
 
 from __future__ import annotations
@@ -15,21 +17,26 @@ import numpy as np
 def _mpl():
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return matplotlib
 
-    return matplotlib, plt
+
+def _subplots(*args, figsize, **kwargs):
+    """``(Figure, axes)`` on a private Agg canvas (pyplot's ``subplots`` without its global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Write ``fig`` to ``path`` (format from the suffix) atomically; closes it."""
+    """Write ``fig`` to ``path`` (format from the suffix) atomically."""
     from ecgjax.io import atomic_open
 
-    _, plt = _mpl()
     fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
     with atomic_open(path) as f:
         fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None = None, lo: int = 0, hi: int | None = None,
@@ -45,7 +52,7 @@ def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None =
         background bands of width ``seg_len`` around R instead of per-sample colour.
       symmetric: colour scale symmetric around 0 (signed maps); False for |.| maps.
     """
-    mpl, plt = _mpl()
+    mpl = _mpl()
     from matplotlib.collections import LineCollection
 
     x, amap = np.asarray(x), np.asarray(amap)
@@ -57,7 +64,7 @@ def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None =
     vmax = float(np.max(np.abs(finite))) if finite.size else 1.0
     norm = mpl.colors.Normalize(-vmax if symmetric else float(finite.min() if finite.size else 0), vmax or 1.0)
     cm = mpl.colormaps[cmap]
-    fig, axes = plt.subplots(L, 1, figsize=(8, 2.2 * L), sharex=True, squeeze=False)
+    fig, axes = _subplots(L, 1, figsize=(8, 2.2 * L), sharex=True, squeeze=False)
     for lead in range(L):
         ax = axes[lead, 0]
         if segments is None:
@@ -100,10 +107,10 @@ def plot_class_heatmap(stat: np.ndarray, labels: Sequence[str], classes: Sequenc
       labels: L*S column names (``Segments.labels``); classes: C row names.
       count: optional i[C, L, S]; classes' beat counts are added to the row labels.
     """
-    mpl, plt = _mpl()
+    mpl = _mpl()
     C = stat.shape[0]
     flat = np.asarray(stat, float).reshape(C, -1)
-    fig, ax = plt.subplots(figsize=(max(8, 0.25 * flat.shape[1]), 0.5 * C + 1.5))
+    fig, ax = _subplots(figsize=(max(8, 0.25 * flat.shape[1]), 0.5 * C + 1.5))
     cm = mpl.colormaps[cmap].with_extremes(bad="0.8")
     im = ax.imshow(np.ma.masked_invalid(flat), aspect="auto", cmap=cm, interpolation="nearest")
     ax.set_xticks(range(flat.shape[1]), labels, rotation=90, fontsize=7)
@@ -138,8 +145,7 @@ def plot_group_lines(groups: dict[str, np.ndarray], labels: Sequence[str], *, ti
       labels: L*S column names.
       significant: optional bool[L*S]; columns marked with * (e.g. BH q < 0.05).
     """
-    _, plt = _mpl()
-    fig, ax = plt.subplots(figsize=(max(8, 0.25 * len(labels)), 3.5))
+    fig, ax = _subplots(figsize=(max(8, 0.25 * len(labels)), 3.5))
     xs = np.arange(len(labels))
     for name, v in groups.items():
         if len(v) == 0:  # an empty group (e.g. no misclassified beats) has no line; it is named in the legend
@@ -162,8 +168,7 @@ def plot_group_lines(groups: dict[str, np.ndarray], labels: Sequence[str], *, ti
 
 def plot_cascade(result, *, title: str = ""):
     """Median (IQR) Spearman correlation with the original maps after each randomised layer, plus the random control."""
-    _, plt = _mpl()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = _subplots(figsize=(7, 3.5))
     xs = np.arange(len(result.layers))
     for name, arr, ctrl in (("signed", result.spearman_signed, result.random_signed), ("|.|", result.spearman_abs, result.random_abs)):
         q = np.nanpercentile(arr, [25, 50, 75], axis=1)
@@ -181,8 +186,7 @@ def plot_cascade(result, *, title: str = ""):
 
 def plot_faithfulness(result, *, title: str = ""):
     """Deletion and insertion curves (mean target probability vs fraction of segments), AUCs in the legend."""
-    _, plt = _mpl()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(10, 3.5), sharey=True)
     frac = result.steps / result.steps[-1]
     for ax, curves, aucs, name in ((axes[0], result.deletion, result.deletion_auc, "deletion"),
                                    (axes[1], result.insertion, result.insertion_auc, "insertion")):
@@ -206,11 +210,11 @@ def plot_example_beats(xs: np.ndarray, maps: np.ndarray, fs: float, *, rs: np.nd
       rs: i[K] R positions; his: i[K] end of the real samples (padding not drawn).
       titles: K row titles.
     """
-    mpl, plt = _mpl()
+    mpl = _mpl()
     from matplotlib.collections import LineCollection
 
     K, T, L = xs.shape
-    fig, axes = plt.subplots(K, L, figsize=(4.5 * L, 1.6 * K + 0.4), squeeze=False)
+    fig, axes = _subplots(K, L, figsize=(4.5 * L, 1.6 * K + 0.4), squeeze=False)
     cm = mpl.colormaps[cmap]
     for k in range(K):
         hi = int(his[k])
@@ -238,9 +242,8 @@ def plot_example_beats(xs: np.ndarray, maps: np.ndarray, fs: float, *, rs: np.nd
 
 def plot_confusion(cm_norm: np.ndarray, classes: Sequence[str], *, counts: np.ndarray | None = None, title: str = ""):
     """Row-normalised confusion matrix (Fig. 4): rows true, columns predicted; counts written in the cells."""
-    _, plt = _mpl()
     C = len(classes)
-    fig, ax = plt.subplots(figsize=(0.6 * C + 2.2, 0.6 * C + 1.6))
+    fig, ax = _subplots(figsize=(0.6 * C + 2.2, 0.6 * C + 1.6))
     im = ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(C):
         for j in range(C):
@@ -260,10 +263,9 @@ def plot_confusion(cm_norm: np.ndarray, classes: Sequence[str], *, counts: np.nd
 
 def plot_per_class_scores(per_class: dict, *, title: str = ""):
     """Per-class precision, recall and F1 bars (Fig. 6); per_class: {class: {precision, recall, f1, support}}."""
-    _, plt = _mpl()
     classes = list(per_class)
     x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2, 3))
+    fig, ax = _subplots(figsize=(1.0 * len(classes) + 2, 3))
     for k, m in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (k - 1) * 0.27, [per_class[c][m] for c in classes], width=0.27, label=m)
     ax.set_xticks(x, [f"{c}\n(n={per_class[c]['support']})" for c in classes], fontsize=7)
@@ -277,8 +279,7 @@ def plot_per_class_scores(per_class: dict, *, title: str = ""):
 
 def plot_noise_curves(rows: Sequence[dict]):
     """Accuracy and profile correlation against SNR, one line per noise type; rows as in the noise stress test."""
-    _, plt = _mpl()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    fig, axes = _subplots(1, 2, figsize=(8, 3))
     clean = [r for r in rows if r["snr_db"] is None]
     for name in sorted({r["noise"] for r in rows if r["snr_db"] is not None}):
         rs = sorted((r for r in rows if r["noise"] == name), key=lambda r: r["snr_db"])

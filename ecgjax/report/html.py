@@ -8,6 +8,7 @@ import datetime as _dt
 import html
 import io
 import json
+import sys
 from pathlib import Path
 
 from ecgjax.io import atomic_write_text
@@ -45,7 +46,7 @@ class Section:
         return self
 
     def figure(self, fig_or_png, caption: str, name: str | None = None, dpi: int = 110) -> "Section":
-        """Embed a matplotlib Figure (closed afterwards) or PNG bytes / a PNG path."""
+        """Embed a matplotlib Figure (closed afterwards if pyplot made it) or PNG bytes / a PNG path."""
         if isinstance(fig_or_png, (bytes, bytearray)):
             png = bytes(fig_or_png)
         elif isinstance(fig_or_png, (str, Path)):
@@ -53,9 +54,9 @@ class Section:
         else:
             buf = io.BytesIO()
             fig_or_png.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-            import matplotlib.pyplot as plt
-
-            plt.close(fig_or_png)
+            plt = sys.modules.get("matplotlib.pyplot")  # a caller's pyplot figure is released; none is imported here
+            if plt is not None:
+                plt.close(fig_or_png)
             png = buf.getvalue()
         if not png.startswith(b"\x89PNG"):
             raise ValueError(f"figure {caption!r} is not a PNG")

@@ -36,3 +36,20 @@ def test_figures_render(tmp_path):
         plotting.save_figure(fig, tmp_path / name)
         assert (tmp_path / name).stat().st_size > 1000
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_figures_touch_no_global_matplotlib_state(tmp_path):
+    """Figures use the object-oriented API: pyplot is never imported and the backend is never switched."""
+    code = (
+        "import sys, matplotlib, numpy as np\n"
+        "before = matplotlib.get_backend() if 'MPLBACKEND' in __import__('os').environ else matplotlib.rcParams._get_backend_or_none()\n"
+        "from ecgjax.analysis import plotting\n"
+        "fig = plotting.plot_confusion(np.eye(3), ['N', 'V', 'A'], counts=np.eye(3, dtype=int))\n"
+        f"plotting.save_figure(fig, {str(tmp_path / 'c.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        "after = matplotlib.get_backend() if 'MPLBACKEND' in __import__('os').environ else matplotlib.rcParams._get_backend_or_none()\n"
+        "assert before == after, (before, after)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
