@@ -23,6 +23,7 @@ import numpy as np
 from ecgjax import timebase
 from ecgjax.data import beats as beats_lib
 from ecgjax.data import locate, wfdb_io
+from ecgjax.data import rr as rr_lib
 from ecgjax.data.protocols import Protocol
 from ecgjax.data.protocols import get as get_protocol
 from ecgjax.io import atomic_savez
@@ -52,6 +53,9 @@ class BeatSet:
       lead_names: {record: lead names in the order of the L axis}.
       protocol: the protocol's fields as JSON types (sequences are lists), the
         same whether the set was extracted or read from the cache.
+      rr: f32[N, F] RR-interval features in seconds or ratios
+        (``ecgjax.data.rr``), F = 0 unless the protocol names ``rr_features``.
+      rr_names: the F feature names.
     """
 
     x: np.ndarray
@@ -68,8 +72,16 @@ class BeatSet:
     fs: float
     lead_names: dict[str, tuple[str, ...]]
     protocol: dict
+    rr: np.ndarray | None = None
+    rr_names: tuple[str, ...] = ()
 
-    _ARRAYS = ("x", "y", "record", "sample", "symbol", "r", "lo", "hi", "rr_prev", "rr_next")
+    _ARRAYS = ("x", "y", "record", "sample", "symbol", "r", "lo", "hi", "rr_prev", "rr_next", "rr")
+
+    def __post_init__(self):
+        if self.rr is None:
+            object.__setattr__(self, "rr", np.zeros((len(self.y), 0), np.float32))
+        if self.rr.shape != (len(self.y), len(self.rr_names)):
+            raise ValueError(f"rr has shape {self.rr.shape}, expected {(len(self.y), len(self.rr_names))}")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -97,6 +109,7 @@ class BeatSet:
             "fs": self.fs,
             "lead_names": {k: list(v) for k, v in self.lead_names.items()},
             "protocol": self.protocol,
+            "rr_names": list(self.rr_names),
             "format": CACHE_FORMAT,
         }
         atomic_savez(path, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in self._ARRAYS})
@@ -105,8 +118,9 @@ class BeatSet:
     def load(cls, path: Path) -> "BeatSet":
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in cls._ARRAYS}
+            arrays = {k: z[k] for k in cls._ARRAYS if k in z.files}
         return cls(
+            rr_names=tuple(meta.get("rr_names", ())),
             classes=tuple(meta["classes"]),
             fs=float(meta["fs"]),
             lead_names={k: tuple(v) for k, v in meta["lead_names"].items()},
@@ -128,6 +142,9 @@ def _semantic_fields(protocol: Protocol) -> dict:
     d = protocol.to_dict()
     d.pop("name")
     d.pop("default_split")
+    if not d["rr_features"]:  # keeps the keys of protocols without RR features unchanged
+        for k in ("rr_features", "rr_local_beats", "rr_long_s"):
+            d.pop(k)
     return d
 
 
@@ -149,7 +166,7 @@ def _order_leads(rec: wfdb_io.RecordData, lead_order: str) -> tuple[np.ndarray, 
 
 def extract(protocol: Protocol, folder: Path) -> BeatSet:
     """Cut, label and normalise the beats of every record (no cache)."""
-    parts, lead_names = [], {}
+    parts, lead_names, rr_parts = [], {}, []
     class_of = protocol.class_of
     before = timebase.to_samples(protocol.before_s, protocol.fs)
     after = timebase.to_samples(protocol.after_s, protocol.fs)
@@ -173,6 +190,8 @@ def extract(protocol: Protocol, folder: Path) -> BeatSet:
             before=before,
             after=after,
         )
+        if protocol.rr_features:
+            rr_parts.append(_record_rr(protocol, rec, rb.sample, name))
         parts.append((name, rb))
         lead_names[name] = names
         log.debug("record %s: %d beats (%d/%d)", name, len(rb.r), i, len(protocol.records))
@@ -185,10 +204,25 @@ def extract(protocol: Protocol, folder: Path) -> BeatSet:
     y = np.array([class_of[s] for s in cat["symbol"]], np.int32) if len(record) else np.zeros(0, np.int32)
     valid = beats_lib.valid_mask(cat["lo"], cat["hi"], cat["x"].shape[1])
     x = beats_lib.normalise(cat.pop("x"), valid, protocol.normalisation)
+    rr = np.concatenate(rr_parts) if rr_parts else np.zeros((len(y), 0), np.float32)
     return BeatSet(
         x=x, y=y, classes=tuple(protocol.classes), record=record, fs=float(protocol.fs),
-        lead_names=lead_names, protocol=_json_roundtrip(protocol.to_dict()), **cat,
+        lead_names=lead_names, protocol=_json_roundtrip(protocol.to_dict()), rr=rr,
+        rr_names=tuple(protocol.rr_features), **cat,
     )
+
+
+def _record_rr(protocol: Protocol, rec: wfdb_io.RecordData, samples: np.ndarray, name: str) -> np.ndarray:
+    """f32[N, F] the protocol's RR features of one record's kept beats (``ecgjax.data.rr``)."""
+    try:
+        feats = rr_lib.record_features(
+            rec.ann_samples, rec.ann_symbols, samples, protocol.fs,
+            local_beats=protocol.rr_local_beats, long_s=protocol.rr_long_s,
+        )
+    except ValueError as e:
+        raise RecordError(name, f"RR features: {e}") from e
+    cols = [rr_lib.FEATURES.index(f) for f in protocol.rr_features]
+    return feats[:, cols]
 
 
 def _json_roundtrip(d: dict) -> dict:

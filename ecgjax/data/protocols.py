@@ -15,6 +15,8 @@ Presets (``get(name)``, ``available()``):
 * ``aami``: AAMI EC57 classes N, S, V, F, Q on the de Chazal et al. (2004)
   DS1/DS2 records, paced records excluded, a fixed R-centred window and
   per-lead normalisation that ignores padding. DS1 51,021 and DS2 49,712 beats.
+* ``aami_rr``: ``aami`` plus the RR-interval features of every beat
+  (``ecgjax.data.rr``; causal: past beats and the next one only).
 
 Leads: channel 0 is MLII in 45 of 48 records. ``lead_order="as_stored"`` keeps
 the file's order (the paper); ``"mlii_first"`` swaps record 114 (V5, MLII) so
@@ -28,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 from ecgjax.data.beats import NORMALISATIONS
+from ecgjax.data.rr import FEATURES
 from ecgjax.errors import ConfigError
 
 MITDB_RECORDS = (
@@ -65,6 +68,10 @@ class Protocol:
       fs: sampling rate the beats are produced at; records at another rate are
         resampled (``wfdb.processing.resample_sig``: FFT resampling of
         the signal, annotation samples rescaled).
+      rr_features: RR-interval features stored with each beat (names from
+        ``ecgjax.data.rr.FEATURES``, in that order; empty: none), computed over
+        all beat annotations with a local mean over ``rr_local_beats`` beats and
+        a long-run mean over ``rr_long_s`` seconds (``ecgjax.data.rr``).
       default_split: split used when none is named.
     """
 
@@ -82,6 +89,9 @@ class Protocol:
     normalisation: str = "minmax_beat"
     lead_order: str = "as_stored"
     fs: float = 360.0
+    rr_features: tuple[str, ...] = ()
+    rr_local_beats: int = 10
+    rr_long_s: float = 300.0
     default_split: str = "holdout"
 
     def __post_init__(self):
@@ -102,6 +112,14 @@ class Protocol:
             )
         if self.fs <= 0:
             raise ConfigError(f"protocol {self.name}: fs must be positive, got {self.fs}")
+        if isinstance(self.rr_features, str) or [f for f in FEATURES if f in self.rr_features] != list(self.rr_features):
+            raise ConfigError(
+                f"protocol {self.name}: rr_features={self.rr_features!r}; use names from {list(FEATURES)} in that order"
+            )
+        if self.rr_local_beats < 1 or self.rr_long_s <= 0:
+            raise ConfigError(
+                f"protocol {self.name}: need rr_local_beats >= 1 and rr_long_s > 0, got {self.rr_local_beats}, {self.rr_long_s}"
+            )
 
     @property
     def keep_symbols(self) -> frozenset[str]:
@@ -165,6 +183,9 @@ _PRESETS: dict[str, Protocol] = {
         default_split="ds1ds2",
     ),
 }
+# ``aami`` with the RR-interval features of every beat (ecgjax.data.rr): the
+# same beats, windows and normalisation.
+_PRESETS["aami_rr"] = _PRESETS["aami"].replace(name="aami_rr", rr_features=FEATURES)
 
 
 def available() -> list[str]:

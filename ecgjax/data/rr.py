@@ -1,0 +1,115 @@
+"""RR-interval features per beat, from a record's annotations: pure numpy, causal.
+
+The inter-patient methods that detect supraventricular beats (de Chazal et al.,
+2004; Llamedo & Martinez, 2011; Mar et al., 2011) rest on prematurity: a beat's
+RR interval against the rhythm around it. This module computes, per beat
+annotation (every beat symbol of the record, not only the kept classes; in
+file order), in seconds:
+
+* ``pre``: RR to the previous beat (the first beat of a record takes its
+  ``post``);
+* ``post``: RR to the next beat (the next annotation is allowed to be seen, as
+  in every published method; the last beat takes its ``pre``);
+* ``local``: mean ``pre`` of the last ``local_beats`` beats, this one included
+  (past beats only);
+* ``long``: mean ``pre`` of the beats in the last ``long_s`` seconds, this one
+  included (past only);
+
+and each of the four divided by the record's *running* mean ``pre`` over the
+beats so far (this one included): ``pre_norm``, ``post_norm``, ``local_norm``,
+``long_norm``. No statistic looks at a record's future or at the whole record,
+so a test beat's features are known when the next beat arrives. A ratio with a
+zero running mean (a record whose beats all share one sample) is 1.
+
+Shape vocabulary: ``A`` annotations, ``K`` beat annotations, ``N`` kept beats,
+``F`` features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecgjax.data.beats import BEAT_SYMBOLS
+
+FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm")
+
+
+def _window_mean(v: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """f64[K]: mean of ``v[start[i] : i + 1]`` for every i (``start <= i``)."""
+    c = np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)])
+    i = np.arange(len(v))
+    return (c[i + 1] - c[start]) / (i + 1 - start)
+
+
+def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0) -> np.ndarray:
+    """RR features of a sequence of beats.
+
+    Args:
+      times: f64[K] beat times in seconds, in file order (non-decreasing).
+      local_beats: beats in the local mean (>= 1).
+      long_s: seconds in the long-run mean (> 0).
+
+    Returns:
+      f32[K, 8], columns in the order of ``FEATURES``; all zero when K < 2
+      (ratios 1).
+    """
+    t = np.asarray(times, np.float64)
+    k = len(t)
+    out = np.zeros((k, len(FEATURES)), np.float64)
+    if k < 2:
+        out[:, 4:] = 1.0
+        return out.astype(np.float32)
+    d = np.diff(t)
+    pre = np.concatenate([[d[0]], d])
+    post = np.concatenate([d, [d[-1]]])
+    i = np.arange(k)
+    local = _window_mean(pre, np.maximum(i - local_beats + 1, 0))
+    long = _window_mean(pre, np.minimum(np.searchsorted(t, t - long_s, side="left"), i))
+    running = _window_mean(pre, np.zeros(k, np.int64))
+    raw = np.stack([pre, post, local, long], axis=1)
+    safe = np.where(running > 0, running, 1.0)[:, None]
+    norm = np.where(running[:, None] > 0, raw / safe, 1.0)
+    return np.concatenate([raw, norm], axis=1).astype(np.float32)
+
+
+def record_features(
+    ann_samples: np.ndarray, ann_symbols: np.ndarray, samples: np.ndarray, fs: float, *,
+    local_beats: int = 10, long_s: float = 300.0,
+) -> np.ndarray:
+    """RR features of the kept beats of one record.
+
+    The features are computed over every beat annotation of the record; the
+    kept beats are then looked up by their sample. Kept beats must be beat
+    annotations, in file order; of several beat annotations on one sample the
+    k-th kept one takes the k-th.
+
+    Args:
+      ann_samples: i64[A] annotation samples (file order).
+      ann_symbols: U[A] annotation symbols.
+      samples: i64[N] samples of the kept beats (a subsequence of the beat
+        annotations).
+      fs: sampling rate of the samples (Hz).
+      local_beats, long_s: see ``beat_features``.
+
+    Returns:
+      f32[N, 8] in the order of ``FEATURES``.
+
+    Raises:
+      ValueError: a kept sample is not a beat annotation.
+    """
+    ann_samples = np.asarray(ann_samples, np.int64)
+    is_beat = np.isin(np.asarray(ann_symbols), list(BEAT_SYMBOLS))
+    bs = ann_samples[is_beat]
+    feats = beat_features(bs / float(fs), local_beats=local_beats, long_s=long_s)
+    samples = np.asarray(samples, np.int64)
+    first = np.searchsorted(bs, samples, side="left")
+    # rank of each kept sample among the earlier kept beats on the same sample
+    if len(samples):
+        new = np.concatenate([[True], samples[1:] != samples[:-1]])
+        run_start = np.maximum.accumulate(np.where(new, np.arange(len(samples)), 0))
+        idx = first + np.arange(len(samples)) - run_start
+    else:
+        idx = first
+    if len(idx) and (idx.max() >= len(bs) or not np.array_equal(bs[idx], samples)):
+        raise ValueError("kept beats are not beat annotations of the record (samples do not match)")
+    return feats[idx]
