@@ -31,7 +31,7 @@ from typing import Any
 
 from ecgjax.errors import ConfigError
 
-OPTIMIZERS = ("adam", "nadam")
+OPTIMIZERS = ("adam", "nadam", "keras2_nadam")
 LOSSES = ("ce", "focal")
 BALANCING = ("none", "downsample_majority", "upsample")
 EVAL_CHECKPOINTS = ("best", "last")
@@ -97,8 +97,11 @@ class TrainConfig:
     """Optimisation, schedule, stopping and checkpointing.
 
     Attributes:
-      optimizer: ``adam`` | ``nadam`` (optax); ``eps`` is Keras's 1e-7 by default.
+      optimizer: ``adam`` | ``nadam`` (optax's) | ``keras2_nadam`` (Keras 2.x's Nadam,
+        momentum schedule included; ``ecgjax.train.optim``); ``eps`` is Keras's 1e-7 by default.
       lr: initial learning rate.
+      clip_global_norm: clip the gradients' global norm to this before the
+        optimiser (``None``: no clipping).
       batch_size: global training batch; must be divisible by the device count.
         The last incomplete batch of an epoch is dropped (fixed shapes).
       eval_batch_size: evaluation batch (padded with a mask).
@@ -119,6 +122,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     eps: float = 1e-7
+    clip_global_norm: float | None = None
     batch_size: int = 128
     eval_batch_size: int = 512
     epochs: int = 30
@@ -143,6 +147,7 @@ class TrainConfig:
         for k in ("lr", "eps", "batch_size", "eval_batch_size", "epochs", "checkpoint_every", "log_every"):
             _positive(f"train.{k}", getattr(self, k))
         _positive("train.early_stopping_patience", self.early_stopping_patience, allow_none=True)
+        _positive("train.clip_global_norm", self.clip_global_norm, allow_none=True)
         if not isinstance(self.plateau_factor, (int, float)) or not 0 < self.plateau_factor < 1:
             raise ConfigError(f"train.plateau_factor={self.plateau_factor!r}; must be in (0, 1)")
         if isinstance(self.plateau_min_lr, (int, float)) and self.plateau_min_lr > self.lr:

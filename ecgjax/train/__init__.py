@@ -1,7 +1,7 @@
 """Training: ``train_and_evaluate(cfg, workdir)`` and ``load_run(workdir)``.
 
 Submodules: ``loop`` (the trainer), ``steps`` (jitted steps, sharding),
-``losses``, ``metrics`` (pure numpy), ``checkpoint`` (the only orbax
+``optim`` (optimisers, Keras 2.x Nadam), ``losses``, ``metrics`` (pure numpy), ``checkpoint`` (the only orbax
 importer), ``writers``, ``data`` (beats, split, balancing for a run), ``run``
 (``load_run``), ``cli`` (``ecgjax train``). Imported lazily so that
 ``import ecgjax.train.metrics`` stays light.

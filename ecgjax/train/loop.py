@@ -39,7 +39,7 @@ from ecgjax.config import Config
 from ecgjax.data.dataset import atomic_savez
 from ecgjax.errors import ConfigError
 from ecgjax.train import data as data_lib
-from ecgjax.train import metrics
+from ecgjax.train import metrics, optim
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
 from ecgjax.io import atomic_write_text, environment_info
@@ -73,7 +73,7 @@ def check_workdir(cfg: Config, workdir: Path) -> None:
 def build(cfg: Config, n_classes: int, in_shape, mesh: steps_lib.Mesh):
     """Model, steps and the initial training state (replicated on ``mesh``)."""
     model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
-    tx = steps_lib.make_optimizer(cfg.train)
+    tx = optim.make_optimizer(cfg.train)
     plateau = steps_lib.make_plateau(cfg.train)
     graphdef, eval_graphdef, state = steps_lib.init_state(model, tx, plateau)
     steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, steps_lib.loss_from_config(cfg.train))

@@ -9,7 +9,7 @@ Training state (a dict pytree, replicated over the devices)::
 
     params   nnx.State of nnx.Param
     rest     nnx.State of everything else (BatchStat, RngKey, RngCount)
-    opt      optax state of ``make_optimizer``
+    opt      optax state of ``ecgjax.train.optim.make_optimizer``
     plateau  optax.contrib.reduce_on_plateau state (its ``scale`` multiplies the updates)
     acc      {"loss_sum", "n", "correct"}: f32 running sums over the current epoch
 
@@ -33,15 +33,6 @@ from ecgjax.config import TrainConfig
 from ecgjax.errors import ConfigError
 from ecgjax.models import eval_view
 from ecgjax.train import losses
-
-
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """Adam or Nadam (Keras's beta1 0.9, beta2 0.999; ``cfg.eps``) at ``cfg.lr``."""
-    if cfg.optimizer == "adam":
-        return optax.adam(cfg.lr, b1=0.9, b2=0.999, eps=cfg.eps)
-    if cfg.optimizer == "nadam":
-        return optax.nadam(cfg.lr, b1=0.9, b2=0.999, eps=cfg.eps)
-    raise ConfigError(f"train.optimizer={cfg.optimizer!r}")
 
 
 def make_plateau(cfg: TrainConfig) -> optax.GradientTransformationExtraArgs:

@@ -43,7 +43,7 @@ def test_faithful_hyperparameters():
     lpo = C.load_config(str(ROOT / "experiments/configs/jones2020_cnn_lpo.py"))
     assert (lpo.train.epochs, lpo.data.split) == (15, "lpo")
     lstm = C.load_config(str(ROOT / "experiments/configs/jones2020_lstm_lpo.py"))
-    assert (lstm.train.optimizer, lstm.train.lr, lstm.train.loss, lstm.train.focal_gamma, lstm.train.focal_alpha) == ("nadam", 2e-3, "focal", 2.0, 1.0)
+    assert (lstm.train.optimizer, lstm.train.lr, lstm.train.loss, lstm.train.focal_gamma, lstm.train.focal_alpha) == ("keras2_nadam", 2e-3, "focal", 2.0, 1.0)
     assert (lstm.train.epochs, lstm.data.balance, lstm.data.split) == (20, "upsample", "lpo")
 
 
@@ -113,3 +113,29 @@ def test_diff_lists_differing_keys():
     d = {k: (x, y) for k, x, y in C.diff(a, b)}
     assert d["train.lr"] == (1e-3, 0.01) and d["model.kwargs.hidden"] == ("<absent>", 8)
     assert C.diff(a, a) == []
+
+
+def _readme_set_examples():
+    """``(config spec, override)`` for every ``--set`` in README.md's commands."""
+    import shlex
+
+    out = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if "--set" not in line or "--config" not in line:
+            continue
+        words = shlex.split(line.strip().strip("`"), comments=True)
+        spec = words[words.index("--config") + 1]
+        out += [(spec, words[i + 1]) for i, w in enumerate(words) if w == "--set"]
+    return out
+
+
+def test_readme_has_set_examples():
+    assert len(_readme_set_examples()) >= 2
+
+
+@pytest.mark.parametrize("spec,override", _readme_set_examples(), ids=lambda v: str(v))
+def test_every_readme_set_example_changes_the_config(spec, override):
+    base = C.load_config(str(ROOT / spec))
+    new = C.load_config(str(ROOT / spec), [override])
+    key = override.split("=", 1)[0]
+    assert [k for k, _, _ in C.diff(base, new)] == [key], f"README's --set {override} does not change {spec}"
