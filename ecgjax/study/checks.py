@@ -9,20 +9,21 @@ import numpy as np
 
 from ecgjax.io import atomic_write_json
 from ecgjax.study.config import StudyConfig
-from ecgjax.study.pipeline import explain_subset
+from ecgjax.study.subsets import balanced_subset
 
 log = logging.getLogger(__name__)
 
 
 def _subset(run, n: int, seed: int) -> np.ndarray:
-    present = np.unique(run.beats.y[run.split.test])
-    return explain_subset(run.beats.y, run.split.test, max(1, n // max(1, len(present))), seed)
+    return balanced_subset(run.beats.y, run.split.test, n, seed)
 
 
 def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
     """Cascading randomisation (each method) and deletion/insertion curves on a test subset.
 
-    Returns a JSON-ready summary; files land in ``out_dir``.
+    Args:
+      run: the loaded run (``ecgjax.train.Run``).
+    Returns a JSON-ready summary (``SanityResult``'s fields); files land in ``out_dir``.
     """
     import jax
     from flax import nnx
@@ -73,6 +74,10 @@ def noise_stress(cfg: StudyConfig, run, out_dir: Path, *, data_dir=None, cache=N
     as a real noisy recording would be processed. The profile shift is the
     Spearman correlation between the clean and the noisy per-class median
     |saliency| segment profiles (1 = unchanged).
+
+    Args:
+      run: the loaded run (``ecgjax.train.Run``).
+    Returns a JSON-ready summary (``NoiseResult``'s fields); ``noise.json`` lands in ``out_dir``.
     """
     import jax
     from scipy.stats import spearmanr

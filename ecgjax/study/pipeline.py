@@ -29,6 +29,8 @@ import numpy as np
 
 from ecgjax.io import atomic_write_json, environment_info
 from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
+from ecgjax.study.result import NoiseResult, RunAttributions, SanityResult, StudyResult, TrainedRun
+from ecgjax.study.subsets import explain_subset
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +67,6 @@ def _config_json(cfg: StudyConfig) -> dict:
     d["methods"] = [dataclasses.asdict(m) for m in cfg.methods]
     d["runs"] = [{"name": r.name, "group": r.group, "explain": r.explain, "config": config_lib.to_dict(r.config)} for r in cfg.runs]
     return json.loads(json.dumps(d, default=list))
-
-
-def explain_subset(y: np.ndarray, idx: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
-    """At most ``max_per_class`` of ``idx`` per class (seeded), sorted; all if None.
-
-    Args:
-      y: i32[N] labels of the whole BeatSet; idx: i64[M] candidates (test beats).
-    """
-    if max_per_class is None:
-        return np.sort(idx)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(y[idx]):
-        members = idx[y[idx] == c]
-        keep.append(members if len(members) <= max_per_class else rng.choice(members, max_per_class, replace=False))
-    return np.sort(np.concatenate(keep)) if keep else idx[:0]
 
 
 def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, data_dir=None, cache=None) -> dict:
@@ -128,40 +114,59 @@ def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, dat
         trained = stages.finish("train", t0, {"results": results})
 
     # ---- explain & profile --------------------------------------------------------
+    # Each explained run is loaded once; the first one stays in memory for the checks.
     explained = [r for r in cfg.runs if r.explain]
+    first = None
+
+    def first_run():
+        nonlocal first
+        if first is None:
+            first = load_run(workdir / "runs" / explained[0].name, data_dir=data_dir, cache=cache)
+        return first
+
+    attrib = {"runs": {}}
     if cfg.methods and (attrib := stages.done("explain")) is None:
         t0 = time.time()
         attrib = {}
-        for r in explained:
-            attrib[r.name] = _explain_run(cfg, r, workdir, load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache))
+        for i, r in enumerate(explained):
+            run = first_run() if i == 0 else load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache)
+            attrib[r.name] = _explain_run(cfg, r, workdir, run)
         attrib = stages.finish("explain", t0, {"runs": attrib})
-    elif not cfg.methods:
-        attrib = {"runs": {}}
 
     # ---- sanity checks ----------------------------------------------------------------
-    sanity = {}
-    if cfg.sanity_beats and explained and (sanity := stages.done("sanity")) is None:
-        t0 = time.time()
-        from ecgjax.study.checks import sanity_checks
+    sanity = None
+    if cfg.sanity_beats and explained:
+        out_dir = workdir / "sanity" / explained[0].name
+        if (summary := stages.done("sanity")) is None:
+            t0 = time.time()
+            from ecgjax.study.checks import sanity_checks
 
-        r = explained[0]
-        sanity = stages.finish("sanity", t0, sanity_checks(cfg, load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache), workdir / "sanity" / r.name))
+            summary = stages.finish("sanity", t0, sanity_checks(cfg, first_run(), out_dir))
+        sanity = SanityResult(explained[0].name, summary["n_beats"], summary["cascade"], summary["faithfulness"],
+                              tuple(sorted(out_dir.glob("*.png"))))
 
     # ---- noise stress test --------------------------------------------------------------
-    noise = {}
-    if cfg.noise_snr_db and explained and (noise := stages.done("noise")) is None:
-        t0 = time.time()
-        from ecgjax.study.checks import noise_stress
+    noise = None
+    if cfg.noise_snr_db and explained:
+        if (summary := stages.done("noise")) is None:
+            t0 = time.time()
+            from ecgjax.study.checks import noise_stress
 
-        r = explained[0]
-        noise = stages.finish("noise", t0, noise_stress(cfg, load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache), workdir / "noise" / r.name, data_dir=data_dir, cache=cache))
+            summary = stages.finish("noise", t0, noise_stress(cfg, first_run(), workdir / "noise" / explained[0].name,
+                                                              data_dir=data_dir, cache=cache))
+        noise = NoiseResult(explained[0].name, summary["n_beats"], tuple(summary["rows"]), summary["method"])
+    first = None
 
     # ---- report -----------------------------------------------------------------------
     from ecgjax.study.report import build_report
 
     t0 = time.time()
-    rep = build_report(cfg, workdir, data=data, trained=trained, attrib=attrib, sanity=sanity, noise=noise,
-                       timings=stages.timings, config_json=cfg_json, environment=environment_info())
+    result = StudyResult(
+        config=cfg, config_json=cfg_json, environment=environment_info(), data=data["summaries"],
+        runs={r.name: TrainedRun(r.name, r.group, r.explain, trained["results"][r.name]) for r in cfg.runs},
+        attributions={name: RunAttributions.load(info) for name, info in attrib["runs"].items()},
+        sanity=sanity, noise=noise, timings=dict(stages.timings))
+    rep = build_report(result)
     paths = rep.write(workdir / "report")
     stages.finish("report", t0, {"html": str(paths["html"]), "markdown": str(paths["markdown"])})
     log.info("report: %s (%d figures); whole study %.1f s", paths["html"], len(rep.figures), time.time() - t_all)
@@ -223,4 +228,4 @@ def _example_beats(beats, attr_dir: Path, path: Path, transform: str) -> None:
         plotting.save_figure(fig, path)
 
 
-__all__ = ["MethodSpec", "RunSpec", "StudyConfig", "explain_subset", "run_study"]
+__all__ = ["MethodSpec", "RunSpec", "StudyConfig", "run_study"]

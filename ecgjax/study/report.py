@@ -1,14 +1,11 @@
-"""The study report: tables and figures from the stage outputs (no recomputation)."""
+"""The study report: tables and figures rendered from a :class:`StudyResult` and nothing else."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 
 from ecgjax.report import Report
-from ecgjax.study.config import StudyConfig
+from ecgjax.study.result import StudyResult
 
 # Jones et al. (2020) Table 1 and the reference's reading of it (reference_pipeline.md §6-7).
 PAPER = {
@@ -30,11 +27,12 @@ def _fmt(v, nd=3) -> str:
     return f"{v:.{nd}f}" if isinstance(v, (float, int)) and np.isfinite(v) else "-"
 
 
-def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, attrib: dict, sanity: dict, noise: dict,
-                 timings: dict, config_json: dict, environment: dict) -> Report:
+def build_report(result: StudyResult) -> Report:
+    """The study's report (HTML + Markdown) from its in-memory result; reads no files but the result's figures."""
     from ecgjax.analysis import plotting
 
-    rep = Report(cfg.name, meta={"study_config": config_json, "environment": environment, "stage_wall_s": timings})
+    cfg, timings, environment = result.config, result.timings, result.environment
+    rep = Report(cfg.name, meta={"study_config": result.config_json, "environment": environment, "stage_wall_s": timings})
     intro = rep.section("About this run")
     for n in cfg.notes:
         intro.text(n)
@@ -46,7 +44,7 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
 
     # ---- data ----
     sec = rep.section("Data")
-    for key, s in data.get("summaries", {}).items():
+    for key, s in result.data.items():
         classes = list(s["classes"])
         rows = [["all", *[s["classes"][c] for c in classes], s["total"]]]
         rows += [[part, *[d["classes"][c] for c in classes], d["total"]] for part, d in s["splits"].items()]
@@ -54,7 +52,7 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
                   caption=f"{key}: beats per class ({'patient-wise' if s['patient_wise'] else 'beat-level split: MIXES PATIENTS'})")
 
     # ---- classification ----
-    results = trained["results"]
+    results = {name: run.results for name, run in result.runs.items()}
     sec = rep.section("Classification (Table 1)")
     sec.text("Macro averages 'all' run over every class, as the paper (and sklearn without labels=) did; 'present' "
              "only over classes with test support, which is the honest number on splits that lack classes. "
@@ -99,26 +97,23 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
                    f"Figure 6 ({name}): per-class precision, recall and F1 with test support.", name=f"perclass-{name}")
 
     # ---- attributions ----
-    for run_name, info in attrib.get("runs", {}).items():
+    for run_name, info in result.attributions.items():
         sec = rep.section(f"Attributions: {run_name}")
-        sec.text(f"{info['n_beats']} test beats explained (at most {cfg.explain_max_per_class} per class). Segments are 0.1 s "
+        sec.text(f"{info.n_beats} test beats explained (at most {cfg.explain_max_per_class} per class). Segments are 0.1 s "
                  "wide, counted outward from R in each lead (A = lead 1, B = lead 2); segments in the zero padding are "
                  "excluded, not averaged. Comparisons: Mann-Whitney U per segment, Benjamini-Hochberg q < 0.05.")
-        for key, why in info.get("skipped", {}).items():
+        for key, why in info.skipped.items():
             sec.text(f"{key}: not applicable to this model ({why}).")
         rows = []
-        for key, m in info["methods"].items():
-            pdir = Path(m["profile_dir"])
-            comps = json.loads((pdir / "comparisons.json").read_text())
-            with np.load(pdir / "segments.npz", allow_pickle=False) as z:
-                seg_labels = [str(v) for v in z["labels"]]
+        for key, m in info.methods.items():
+            comps, seg_labels = m.comparisons, m.segment_labels
             for cls, c in comps["correct_vs_incorrect"].items():
                 q = np.asarray(c["q"], float).ravel()
                 eff = np.asarray(c["effect"], float).ravel()
                 k = int(np.nanargmax(np.abs(eff))) if np.isfinite(eff).any() else -1
                 rows.append([key, cls, int(np.max(c["n_a"])), int(np.max(c["n_b"])), int(np.nansum(q < 0.05)),
                              seg_labels[k] if k >= 0 else "-", _fmt(float(eff[k])) if k >= 0 else "-"])
-            for png in sorted((pdir / "figures").glob("*.png")):
+            for png in m.figures:
                 what = {"class_heatmap": "Figure 7: median per class and segment",
                         "example_beats": "Figure 5: one correctly classified test beat per class, |attribution| as colour"}.get(
                     png.stem, "Figure 8: median and IQR per segment: all, correct, incorrect beats and the class they were taken for")
@@ -128,32 +123,30 @@ def build_report(cfg: StudyConfig, workdir: Path, *, data: dict, trained: dict, 
                       rows, caption="Correct vs incorrect beats of a class")
 
     # ---- sanity ----
-    if sanity:
+    if (sanity := result.sanity) is not None:
         sec = rep.section("Sanity checks")
         sec.text("Cascading model-parameter randomisation (Adebayo et al. 2018): layers are re-initialised from the output "
                  "back; a faithful method's maps should decorrelate (median Spearman towards the random control). "
                  "Deletion/insertion: the target probability as the most-attributed 0.1 s segments are removed / restored; "
                  "lower deletion AUC and higher insertion AUC are better; random order is the control.")
-        run_dir = next(iter((workdir / "sanity").iterdir()), None)
-        rows = [[m, *[_fmt(v, 2) for v in s["median_spearman_abs"]], _fmt(s["random_control_abs"], 2)] for m, s in sanity["cascade"].items()]
+        rows = [[m, *[_fmt(v, 2) for v in s["median_spearman_abs"]], _fmt(s["random_control_abs"], 2)] for m, s in sanity.cascade.items()]
         if rows:
-            layers = next(iter(sanity["cascade"].values()))["layers"]
+            layers = next(iter(sanity.cascade.values()))["layers"]
             sec.table(["method", *[f"-{l}" for l in layers], "random"], rows, caption="Median Spearman of |maps| after each randomisation step")
-        f = sanity.get("faithfulness", {})
+        f = sanity.faithfulness
         if f:
             sec.table(["maps", "deletion AUC", "insertion AUC"], [[k, _fmt(f["deletion_auc"][k]), _fmt(f["insertion_auc"][k])] for k in f["deletion_auc"]],
                       caption="Faithfulness")
-        if run_dir is not None:
-            for png in sorted(run_dir.glob("*.png")):
-                sec.figure(png, f"Sanity check: {png.stem.replace('_', ' ')}.", name=f"sanity-{png.stem}")
+        for png in sanity.figures:
+            sec.figure(png, f"Sanity check: {png.stem.replace('_', ' ')}.", name=f"sanity-{png.stem}")
 
     # ---- noise ----
-    if noise:
+    if (noise := result.noise) is not None:
         sec = rep.section("Noise stress test")
-        sec.text(f"{noise['n_beats']} test beats (an equal number per class, so accuracy here is class-balanced) with nstdb "
-                 f"noise added before normalisation ({noise['method']}). "
+        sec.text(f"{noise.n_beats} test beats (an equal number per class, so accuracy here is class-balanced) with nstdb "
+                 f"noise added before normalisation ({noise.method}). "
                  "Profile shift: Spearman correlation of the per-class median |saliency| segment profiles with the clean ones.")
         sec.table(["noise", "SNR dB", "accuracy", "profile Spearman"],
-                  [[r["noise"], "-" if r["snr_db"] is None else r["snr_db"], _fmt(r["accuracy"]), _fmt(r["profile_spearman"])] for r in noise["rows"]])
-        sec.figure(plotting.plot_noise_curves(noise["rows"]), "Accuracy and profile correlation against SNR.", name="noise")
+                  [[r["noise"], "-" if r["snr_db"] is None else r["snr_db"], _fmt(r["accuracy"]), _fmt(r["profile_spearman"])] for r in noise.rows])
+        sec.figure(plotting.plot_noise_curves(list(noise.rows)), "Accuracy and profile correlation against SNR.", name="noise")
     return rep

@@ -9,7 +9,7 @@ import pytest
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from ecgjax.errors import ConfigError
 from ecgjax.study import MethodSpec, RunSpec, StudyConfig, run_study
-from ecgjax.study.pipeline import explain_subset
+from ecgjax.study.subsets import explain_subset
 from tests.chromium import render
 
 
@@ -39,13 +39,22 @@ def _study(**kw):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
+    """The study run once; records how often each run was loaded and the StudyResult the report got."""
+    import ecgjax.study.report
+    import ecgjax.train
+
     wd = tmp_path_factory.mktemp("study")
-    paths = run_study(_study(), wd)
-    return wd, paths
+    loads, results = [], []
+    load_run, build_report = ecgjax.train.load_run, ecgjax.study.report.build_report
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ecgjax.train, "load_run", lambda d, **kw: loads.append(d.name) or load_run(d, **kw))
+        mp.setattr(ecgjax.study.report, "build_report", lambda r: results.append(r) or build_report(r))
+        paths = run_study(_study(), wd)
+    return wd, paths, loads, results[0]
 
 
 def test_every_stage_and_the_report(finished):
-    wd, paths = finished
+    wd, paths, *_ = finished
     for stage in ("data", "train", "explain", "sanity", "report"):
         assert (wd / "stages" / f"{stage}.json").exists(), stage
     assert (wd / "runs" / "a" / "results.json").exists() and (wd / "runs" / "b" / "results.json").exists()
@@ -69,8 +78,30 @@ def test_every_stage_and_the_report(finished):
     assert set(sanity["cascade"]) == {"saliency", "grad_cam"} and sanity["faithfulness"]["deletion_auc"]
 
 
+def test_each_run_is_loaded_once_and_the_report_renders_the_result_alone(finished, monkeypatch):
+    from pathlib import Path
+
+    from ecgjax.study.report import build_report
+    from ecgjax.study.result import StudyResult
+
+    wd, _, loads, result = finished
+    assert loads == ["a"], "the explained run is loaded once for explain, sanity and the report"
+    assert isinstance(result, StudyResult) and list(result.runs) == ["a", "b"] and list(result.attributions) == ["a"]
+    sal = result.attributions["a"].methods["saliency-label-abs"]
+    assert sal.comparisons["method"] == "saliency" and len(sal.segment_labels) > 0
+    assert result.sanity.run == "a" and set(result.sanity.cascade) == {"saliency", "grad_cam"}
+
+    def no_reading(*a, **kw):
+        raise AssertionError("the report read a file")
+
+    monkeypatch.setattr(Path, "read_text", no_reading)
+    monkeypatch.setattr(np, "load", no_reading)
+    written = (wd / "report" / "summary.md").read_bytes().decode()
+    assert build_report(result).to_markdown() == written
+
+
 def test_report_renders_with_every_figure(finished, tmp_path):
-    wd, paths = finished
+    wd, paths, *_ = finished
     n_img = (wd / "report" / "report.html").read_text().count("<img ")
     dom, img = render(wd / "report" / "report.html", tmp_path)
     m = re.search(r'data-figures-loaded="(\d+)/(\d+)"', dom)
@@ -79,7 +110,7 @@ def test_report_renders_with_every_figure(finished, tmp_path):
 
 
 def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
-    wd, _ = finished
+    wd, *_ = finished
     marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity")}
     npz = sorted((wd / "attributions").rglob("class_*.npz"))[0]
     npz_time = npz.stat().st_mtime_ns
@@ -103,7 +134,7 @@ def test_force_redoes_everything(tmp_path):
 
 
 def test_workdir_of_another_study_is_refused(finished):
-    wd, _ = finished
+    wd, *_ = finished
     with pytest.raises(ConfigError, match="another study"):
         run_study(_study(n_boot=21), wd)
 
