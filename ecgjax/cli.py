@@ -3,7 +3,14 @@
 Each area adds its own sub-commands in a ``cli.py`` of its package
 (``ecgjax/data/cli.py`` ...), exposing ``register(subparsers)``; this module only
 collects them. Sub-command modules must not import heavy libraries at module
-level, so ``ecgjax --help`` stays fast.
+level, so ``ecgjax --help`` stays fast; a parser's ``epilog_fn`` (choices read
+from the registries, an example) runs only when its help is printed.
+
+Errors: an ``EcgjaxError`` (bad config, flag, record or file) or an ``OSError``
+(a read-only or full folder) is one line ``ecgjax: error: ...`` and exit
+status 2; Ctrl-C is ``ecgjax: interrupted; rerun the same command to resume``
+and status 130 (every writer removes its temporary files on the way out).
+``-v`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from ecgjax.errors import EcgjaxError
 
@@ -19,8 +27,44 @@ from ecgjax.errors import EcgjaxError
 _AREAS = ("ecgjax.data.cli", "ecgjax.train.cli", "ecgjax.attribution.cli", "ecgjax.study.cli")
 
 
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose ``epilog_fn()`` fills the epilog when help is printed."""
+
+    def __init__(self, *args, epilog_fn=None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.epilog_fn = epilog_fn
+
+    def format_help(self) -> str:
+        if self.epilog_fn is not None:
+            self.epilog = self.epilog_fn()
+        return super().format_help()
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecgjax", description=__doc__.splitlines()[0])
+    parser = Parser(prog="ecgjax", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for mod in _AREAS:
@@ -40,15 +84,31 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def run_guarded(func, args, prog: str = "ecgjax") -> int:
+    """``func(args)`` with the CLI's error handling (see the module docstring); returns the exit status."""
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (EcgjaxError, OSError) as e:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        if isinstance(e, OSError) and e.filename is not None:
+            msg = f"{e.filename}: {e.strerror or e}"
+        else:
+            msg = str(e)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        return int(args.func(args) or 0)
-    except EcgjaxError as e:
-        print(f"ecgjax: error: {e}", file=sys.stderr)
-        return 2
+    return run_guarded(args.func, args)
 
 
 if __name__ == "__main__":

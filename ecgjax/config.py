@@ -42,6 +42,11 @@ def _choice(key: str, value, choices) -> None:
         raise ConfigError(f"{key}={value!r}; choose one of {list(choices)}")
 
 
+def _nonnegative_int(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key}={value!r}; must be a whole number >= 0")
+
+
 def _positive(key: str, value, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -79,9 +84,16 @@ class DataConfig:
     max_beats: int | None = None
 
     def __post_init__(self):
+        from ecgjax.data import protocols, splits
+
+        _choice("data.protocol", self.protocol, (*protocols.available(), "synthetic"))
+        if self.protocol != "synthetic":
+            protocols.get(self.protocol).replace(**{k: v for k, v in self.protocol_overrides.items() if k != "records"})
         _choice("data.balance", self.balance, BALANCING)
         _positive("data.limit_records", self.limit_records, allow_none=True)
         _positive("data.max_beats", self.max_beats, allow_none=True)
+        _nonnegative_int("data.split_seed", self.split_seed)
+        splits.check_split_args(self.split, self.split_kwargs, where="data.split_kwargs of split")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +160,8 @@ class TrainConfig:
             _positive(f"train.{k}", getattr(self, k))
         _positive("train.early_stopping_patience", self.early_stopping_patience, allow_none=True)
         _positive("train.clip_global_norm", self.clip_global_norm, allow_none=True)
+        _positive("train.plateau_patience", self.plateau_patience)
+        _nonnegative_int("train.seed", self.seed)
         if not isinstance(self.plateau_factor, (int, float)) or not 0 < self.plateau_factor < 1:
             raise ConfigError(f"train.plateau_factor={self.plateau_factor!r}; must be in (0, 1)")
         if isinstance(self.plateau_min_lr, (int, float)) and self.plateau_min_lr > self.lr:
@@ -163,6 +177,7 @@ class EvalConfig:
     ci_level: float = 0.95
 
     def __post_init__(self):
+        _nonnegative_int("eval.bootstrap_seed", self.bootstrap_seed)
         if self.bootstrap_samples < 0:
             raise ConfigError(f"eval.bootstrap_samples={self.bootstrap_samples!r}; must be >= 0")
         if not 0 < self.ci_level < 1:

@@ -1,4 +1,8 @@
-"""Exceptions with messages that name the file and what is wrong."""
+"""Exceptions with messages that name the file and what is wrong.
+
+The CLI prints any ``EcgjaxError`` as one line (``ecgjax: error: ...``) and
+exits with status 2; everything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,19 @@ class EcgjaxError(Exception):
     """Base class: errors a user can act on (the CLI prints them without a traceback)."""
 
 
-class DataNotFoundError(EcgjaxError):
+class ConfigError(EcgjaxError):
+    """An unknown name, key or wrong type in a configuration, a flag or a hyperparameter."""
+
+
+class DataError(EcgjaxError):
+    """A file is missing, unreadable, damaged or inconsistent (records, caches, run outputs)."""
+
+
+class DataNotFoundError(DataError):
     """A database is not on disk and could not be downloaded."""
 
 
-class RecordError(EcgjaxError):
+class RecordError(DataError):
     """A WFDB record is missing, truncated, garbled or unusable."""
 
     def __init__(self, record: str, problem: str):
@@ -24,5 +36,5 @@ class ChecksumError(RecordError):
     """A record file does not match PhysioNet's SHA256SUMS.txt."""
 
 
-class ConfigError(EcgjaxError):
-    """An unknown name, key or wrong type in a configuration."""
+class WorkdirError(EcgjaxError):
+    """A workdir is in use by another process, or belongs to something else."""

@@ -5,7 +5,10 @@
 and caches the result as one ``.npz`` (no pickle) keyed by the protocol's
 fields and the sha256 of every record file used. The cache is written to a
 temporary file and renamed into place, so a killed run never leaves a file that
-is later read, and a run that fails on a bad record writes nothing.
+is later read, and a run that fails on a bad record writes nothing. A cache file
+is checked on load against its key, protocol, array shapes, label range and
+finiteness, and rebuilt when anything is off (a foreign or tampered file). The
+cache folder is checked for writing before the extraction starts.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from ecgjax.data import locate, wfdb_io
 from ecgjax.data import rr as rr_lib
 from ecgjax.data.protocols import Protocol
 from ecgjax.data.protocols import get as get_protocol
-from ecgjax.io import atomic_savez
-from ecgjax.errors import RecordError
+from ecgjax.errors import DataError, RecordError
+from ecgjax.io import atomic_savez, check_writable, load_npz
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,10 @@ class BeatSet:
         return dataclasses.replace(self, **{k: getattr(self, k)[idx] for k in self._ARRAYS})
 
     # -- (de)serialisation: npz without pickle --------------------------------
-    def save(self, path: Path) -> None:
-        """Write atomically to ``path`` (.npz, no pickle)."""
+    def save(self, path: Path, key: str | None = None) -> None:
+        """Write atomically to ``path`` (.npz, no pickle); ``key``: the cache key it is stored under."""
         meta = {
+            "key": key,
             "classes": list(self.classes),
             "fs": self.fs,
             "lead_names": {k: list(v) for k, v in self.lead_names.items()},
@@ -115,18 +119,49 @@ class BeatSet:
         atomic_savez(path, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in self._ARRAYS})
 
     @classmethod
-    def load(cls, path: Path) -> "BeatSet":
-        with np.load(path, allow_pickle=False) as z:
+    def load(cls, path: Path, key: str | None = None) -> "BeatSet":
+        """Read a cache file written by ``save``, checking it (``DataError`` saying what is wrong).
+
+        ``key``: the cache key the file must have been saved under.
+        """
+        z = load_npz(path, "beat cache")
+        try:
             meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in cls._ARRAYS if k in z.files}
-        return cls(
-            rr_names=tuple(meta.get("rr_names", ())),
-            classes=tuple(meta["classes"]),
-            fs=float(meta["fs"]),
-            lead_names={k: tuple(v) for k, v in meta["lead_names"].items()},
-            protocol=meta["protocol"],
-            **arrays,
-        )
+            arrays = {k: z[k] for k in cls._ARRAYS if k in z}
+            out = cls(
+                rr_names=tuple(meta.get("rr_names", ())),
+                classes=tuple(meta["classes"]),
+                fs=float(meta["fs"]),
+                lead_names={k: tuple(v) for k, v in meta["lead_names"].items()},
+                protocol=meta["protocol"],
+                **arrays,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"beat cache {path} lacks fields ({type(e).__name__}: {e})") from e
+        if meta.get("format") != CACHE_FORMAT or (key is not None and meta.get("key") != key):
+            raise DataError(f"beat cache {path} has format {meta.get('format')} / key {meta.get('key')}, "
+                            f"expected {CACHE_FORMAT} / {key}")
+        out.check(str(path))
+        return out
+
+    def check(self, where: str) -> None:
+        """Shapes, dtypes, label range, window bounds and finiteness (``DataError`` naming ``where``)."""
+        n = len(self.y)
+        if self.x.ndim != 3 or self.x.dtype != np.float32:
+            raise DataError(f"{where}: x is {self.x.dtype}{list(self.x.shape)}, expected float32[N, T, L]")
+        bad = [k for k in self._ARRAYS if len(getattr(self, k)) != n]
+        if bad:
+            raise DataError(f"{where}: arrays {bad} do not have the {n} rows of y")
+        if n and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
+            raise DataError(f"{where}: labels outside [0, {len(self.classes)})")
+        T = self.x.shape[1]
+        if n and not ((0 <= self.lo) & (self.lo <= self.r) & (self.r < self.hi) & (self.hi <= T)).all():
+            raise DataError(f"{where}: window bounds (lo <= r < hi <= {T}) violated")
+        finite = np.isfinite(self.x).all(axis=(1, 2))
+        if not finite.all():
+            i = int(np.argmin(finite))
+            raise DataError(f"{where}: {int((~finite).sum())} beats hold NaN or inf values, the first from record "
+                            f"{self.record[i]} at sample {self.sample[i]}")
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -263,16 +298,24 @@ def load_beats(
     checksums = {r: locate.record_checksums(folder, r, sums) for r in protocol.records}
     path = None
     if cache is not False:
-        path = cache_dir(None if cache is None or cache is True else cache) / f"{protocol.name}-{cache_key(protocol, checksums)}.npz"
+        key = cache_key(protocol, checksums)
+        path = cache_dir(None if cache is None or cache is True else cache) / f"{protocol.name}-{key}.npz"
         if path.exists():
             try:
-                out = BeatSet.load(path)
+                out = BeatSet.load(path, key)
+                if out.protocol != _json_roundtrip(protocol.to_dict()):
+                    raise DataError(f"beat cache {path} holds another protocol")
                 log.info("loaded %d %s beats from cache %s (%.2f s)", len(out), protocol.name, path, time.perf_counter() - t0)
                 return out
-            except Exception as e:  # a cache from another version: rebuild it
-                log.warning("ignoring unreadable cache %s (%s)", path, e)
+            except DataError as e:  # damaged, foreign or from another version: rebuild it
+                log.warning("%s; rebuilding it", e)
+        check_writable(path.parent, "beat cache folder (--cache-dir / $ECGJAX_CACHE_DIR)")
     out = extract(protocol, folder)
+    out.check(f"beats extracted from {folder}")
     log.info("extracted %d %s beats from %s (%.2f s)", len(out), protocol.name, folder, time.perf_counter() - t0)
     if path is not None:
-        out.save(path)
+        try:
+            out.save(path, key)
+        except OSError as e:  # the folder filled up during extraction: keep the beats, skip the cache
+            log.warning("could not write the beat cache %s (%s); continuing without it", path, e.strerror or e)
     return out

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ecgjax.errors import ChecksumError, DataNotFoundError
+from ecgjax.errors import ChecksumError, DataError, DataNotFoundError, RecordError
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,12 @@ def read_sha256sums(folder: Path) -> dict[str, str] | None:
     p = folder / "SHA256SUMS.txt"
     if not p.exists():
         return None
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {p} ({e}); fix or delete it") from e
     out = {}
-    for line in p.read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             out[parts[1].lstrip("*")] = parts[0].lower()
@@ -144,13 +148,19 @@ def record_checksums(folder: Path, record: str, sums: dict[str, str] | None) -> 
 
     Raises:
       ChecksumError: a file's digest differs from SHA256SUMS.txt.
+      RecordError: a file is a folder or cannot be read.
     """
     out = {}
     for ext in ("hea", "dat", "atr"):
         p = folder / f"{record}.{ext}"
         if not p.exists():
             continue  # the reader reports missing files with context
-        digest = sha256_file(p)
+        if not p.is_file():
+            raise RecordError(record, f"{p} is not a regular file")
+        try:
+            digest = sha256_file(p)
+        except OSError as e:
+            raise RecordError(record, f"cannot read {p} ({e.strerror or e})") from e
         if sums is not None and p.name in sums and sums[p.name] != digest:
             raise ChecksumError(
                 record,

@@ -111,8 +111,31 @@ def kfold(record: np.ndarray, *, fold: int, k: int = 5, seed: int = 0, n_val_rec
 SPLITS = ("holdout", "lpo", "ds1ds2", "kfold")
 
 
+def check_split_args(name: str, kwargs: dict, where: str = "split") -> None:
+    """Refuse an unknown split, an unknown or missing keyword (suggesting close names), before any data is read."""
+    import difflib
+    import inspect
+
+    fn = {"holdout": holdout, "lpo": lpo, "ds1ds2": ds1ds2, "kfold": kfold}.get(name)
+    if fn is None:
+        raise ConfigError(f"unknown split {name!r}; available: {', '.join(SPLITS)}")
+    params = {k: p for k, p in inspect.signature(fn).parameters.items() if k not in ("y", "record", "seed")}
+    for k in kwargs:
+        if k not in params:
+            close = difflib.get_close_matches(k, list(params), n=2, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(params) or 'none'}"
+            raise ConfigError(f"{where} {name!r} has no keyword {k!r}; {hint}")
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    if missing:
+        raise ConfigError(f"{where} {name!r} needs {', '.join(missing)} (e.g. {missing[0]}=0)")
+    for k, v in kwargs.items():
+        if k in ("n_val_records", "k", "fold") and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "fold" else 1)):
+            raise ConfigError(f"{where} {name!r}: {k}={v!r}; must be a whole number >= {0 if k == 'fold' else 1}")
+
+
 def make_split(name: str, y: np.ndarray, record: np.ndarray, *, seed: int = 0, **kwargs) -> Split:
-    """A split by name (``holdout``, ``lpo``, ``ds1ds2``, ``kfold``)."""
+    """A split by name (``holdout``, ``lpo``, ``ds1ds2``, ``kfold``); keywords checked by ``check_split_args``."""
+    check_split_args(name, kwargs)
     if name == "holdout":
         return holdout(y, seed=seed, **kwargs)
     if name == "lpo":

@@ -2,17 +2,21 @@
 
 ``read_record`` returns one record's signal and annotations at the requested
 sampling rate. Every failure mode we know of becomes a ``RecordError`` naming
-the file and the problem: a missing ``.hea``/``.dat``/``.atr``, a header wfdb
-cannot parse, a ``.dat`` shorter than its header says, an ``.atr`` wfdb cannot
-parse or that holds no annotations, annotations outside the signal, NaN samples
-(wfdb's marker for invalid samples), or an unexpected sampling rate when
-resampling is off.
+the file and the problem: a missing, unreadable or non-file ``.hea``/``.dat``/``.atr``,
+a header wfdb cannot parse, a ``.dat`` whose size does not match what its header
+implies (truncated, or a wrong format code or sample count), a signal that
+contradicts the header's checksum or initial-value fields (a wrong format code
+that happens to fit the size), an ``.atr`` wfdb cannot parse or that holds no
+annotations, annotations outside the signal, NaN samples (wfdb's marker for
+invalid samples) or samples that are infinite in float32 (an absurd gain), or an
+unexpected sampling rate when resampling is off.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +64,8 @@ def _check_dat_sizes(folder: Path, record: str, header) -> None:
         p = folder / fname
         if not p.exists():
             raise RecordError(record, f"signal file {p} is missing (named in {folder / record}.hea)")
+        if not p.is_file():
+            raise RecordError(record, f"signal file {p} is not a regular file")
         expected = int(np.ceil(nbytes)) + offsets[fname]
         actual = p.stat().st_size
         if actual < expected:
@@ -68,6 +74,34 @@ def _check_dat_sizes(folder: Path, record: str, header) -> None:
                 f"{p} is truncated: {actual} bytes, but the header ({header.sig_len} samples x "
                 f"{header.n_sig} signals) needs {expected}",
             )
+        if actual > expected + 2:  # format 212/310 may pad the last sample group
+            raise RecordError(
+                record,
+                f"{p} has {actual} bytes, but the header (format {', '.join(sorted(set(map(str, header.fmt))))}, "
+                f"{header.sig_len} samples x {header.n_sig} signals) implies {expected}: the header's format code "
+                "or sample count is wrong",
+            )
+
+
+def _check_against_header(base: Path, record: str, header, d_signal: np.ndarray) -> None:
+    """The header's per-signal checksum (16-bit sum of samples) and initial value, when present."""
+    if header.checksum is not None:
+        sums = d_signal.astype(np.int64).sum(axis=0)
+        for j, (want, got) in enumerate(zip(header.checksum, sums)):
+            if want is not None and (int(got) - int(want)) % 65536:
+                raise RecordError(
+                    record,
+                    f"{base}.dat does not match the checksum in {base}.hea (signal {j}: {int(got) % 65536} vs "
+                    f"{int(want) % 65536}): the header's format code or gain is wrong, or the file is corrupt",
+                )
+    if header.init_value is not None and len(d_signal):
+        for j, (want, got) in enumerate(zip(header.init_value, d_signal[0])):
+            if want is not None and int(want) != int(got):
+                raise RecordError(
+                    record,
+                    f"{base}.dat starts with {int(got)} on signal {j}, but {base}.hea says {int(want)}: "
+                    "the header's format code or byte offset is wrong, or the file is corrupt",
+                )
 
 
 def read_record(
@@ -95,9 +129,14 @@ def read_record(
     folder = Path(folder)
     base = folder / record
     for ext in ("hea", "atr") if annotations else ("hea",):
-        if not (folder / f"{record}.{ext}").exists():
-            what = "header" if ext == "hea" else "reference annotation"
-            raise RecordError(record, f"{what} file {base}.{ext} is missing")
+        p = folder / f"{record}.{ext}"
+        what = "header" if ext == "hea" else "reference annotation"
+        if not p.exists():
+            raise RecordError(record, f"{what} file {p} is missing")
+        if not p.is_file():
+            raise RecordError(record, f"{what} file {p} is not a regular file")
+        if not os.access(p, os.R_OK):
+            raise RecordError(record, f"{what} file {p} is not readable (permissions)")
     try:
         header = wfdb.rdheader(str(base))
     except Exception as e:
@@ -105,26 +144,41 @@ def read_record(
     if not header.sig_len or not header.n_sig:
         raise RecordError(record, f"header {base}.hea declares no samples or no signals")
     _check_dat_sizes(folder, record, header)
+    for fname in set(header.file_name):
+        if not os.access(folder / fname, os.R_OK):
+            raise RecordError(record, f"signal file {folder / fname} is not readable (permissions)")
     try:
-        rec = wfdb.rdrecord(str(base))
+        rec = wfdb.rdrecord(str(base), physical=False)
     except Exception as e:
         raise RecordError(record, f"wfdb could not read the signal of {base} ({type(e).__name__}: {e})") from e
+    if rec.d_signal is None or rec.d_signal.shape[0] != header.sig_len:
+        got = None if rec.d_signal is None else rec.d_signal.shape[0]
+        raise RecordError(record, f"{base}.dat gave {got} samples, header says {header.sig_len}")
+    _check_against_header(base, record, header, rec.d_signal)
     try:
         ann = wfdb.rdann(str(base), "atr") if annotations else None
     except Exception as e:
         raise RecordError(record, f"wfdb could not read {base}.atr ({type(e).__name__}: {e})") from e
 
-    signal = rec.p_signal
-    if signal is None or signal.shape[0] != header.sig_len:
-        got = None if signal is None else signal.shape[0]
-        raise RecordError(record, f"{base}.dat gave {got} samples, header says {header.sig_len}")
-    nan = np.isnan(signal)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        signal = rec.dac(return_res=64)  # physical units (f64[S, L]); wfdb's invalid marker -> NaN
+        as_f32 = signal.astype(np.float32)
+    nan = np.isnan(as_f32)
     if nan.any():
         rows = np.flatnonzero(nan.any(axis=1))
         raise RecordError(
             record,
             f"{base}.dat has {int(nan.sum())} NaN (invalid) samples, first at sample {rows[0]} "
             f"(lead {rec.sig_name[int(np.argmax(nan[rows[0]]))]}); ecgjax does not interpolate them",
+        )
+    inf = ~np.isfinite(as_f32)
+    if inf.any():
+        rows = np.flatnonzero(inf.any(axis=1))
+        j = int(np.argmax(inf[rows[0]]))
+        raise RecordError(
+            record,
+            f"{base}.dat has {int(inf.sum())} samples that are infinite in physical units, first at sample "
+            f"{rows[0]} (lead {rec.sig_name[j]}; {base}.hea gives gain {rec.adc_gain[j]:g}): the header's gain is wrong",
         )
 
     samples = np.asarray(ann.sample if annotations else [], np.int64)

@@ -36,14 +36,49 @@ def available() -> list[str]:
     return sorted(_MODELS)
 
 
-def build(name: str, *, n_classes: int, in_shape=(430, 2), rngs: nnx.Rngs, **kwargs) -> nnx.Module:
-    """A freshly initialised model by name; ``kwargs`` go to its constructor."""
+def _positive_ints(v) -> bool:
+    vs = v if isinstance(v, (tuple, list)) else (v,)
+    return len(vs) > 0 and all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in vs)
+
+
+# Range checks by constructor keyword, shared by every model that takes it: (test, what it must be).
+_KWARG_RULES = {
+    "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)"),
+    "hidden": (lambda v: _positive_ints(v) and not isinstance(v, (tuple, list)), "a whole number >= 1"),
+    "filters": (_positive_ints, "whole numbers >= 1"),
+    "lead_layout": (lambda v: v in ("concat", "channels"), "'concat' or 'channels'"),
+    "conv_impl": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def check_kwargs(name: str, kwargs: dict, where: str = "model.kwargs") -> None:
+    """Refuse an unknown model, an unknown constructor keyword (suggesting close names) or a value out of range.
+
+    Cheap (no model is built): ``train_and_evaluate`` and study configs call it before any work.
+    """
+    import difflib
+    import inspect
+
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(available())}")
+    params = [k for k in inspect.signature(_MODELS[name].__init__).parameters if k not in ("self", "n_classes", "in_shape", "rngs")]
+    for k, v in kwargs.items():
+        if k not in params:
+            close = difflib.get_close_matches(k, params, n=2, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(params) or 'none'}"
+            raise ConfigError(f"{where}: model {name!r} has no keyword {k!r}; {hint}")
+        rule = _KWARG_RULES.get(k)
+        if rule is not None and not rule[0](v):
+            raise ConfigError(f"{where}.{k}={v!r}; must be {rule[1]}")
+
+
+def build(name: str, *, n_classes: int, in_shape=(430, 2), rngs: nnx.Rngs, **kwargs) -> nnx.Module:
+    """A freshly initialised model by name; ``kwargs`` go to its constructor (checked by ``check_kwargs``)."""
+    check_kwargs(name, kwargs)
     try:
         return _MODELS[name](n_classes=n_classes, in_shape=tuple(in_shape), rngs=rngs, **kwargs)
     except TypeError as e:
         raise ConfigError(f"model {name!r}: {e}") from e
 
 
-__all__ = ["Fns", "available", "build", "count_params", "eval_split", "eval_view", "pure_fns", "register"]
+__all__ = ["Fns", "available", "build", "check_kwargs", "count_params", "eval_split", "eval_view", "pure_fns", "register"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
@@ -30,17 +29,11 @@ def register(sub) -> None:
 
 
 def main(argv: list[str] | None = None, default_config: str | None = None) -> int:
-    from ecgjax.errors import EcgjaxError
+    from ecgjax.cli import run_guarded, setup_logging
 
     ap = argparse.ArgumentParser(description="Run an ecgjax study end to end.")
     add_args(ap, default_config)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    from ecgjax.cli import setup_logging
-
     setup_logging(args.verbose)
-    try:
-        return run_from_args(args)
-    except EcgjaxError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_guarded(run_from_args, args, prog=ap.prog)

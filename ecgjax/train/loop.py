@@ -36,13 +36,12 @@ from flax import nnx
 from ecgjax import config as config_lib
 from ecgjax import models
 from ecgjax.config import Config
-from ecgjax.data.dataset import atomic_savez
-from ecgjax.errors import ConfigError
+from ecgjax.errors import ConfigError, DataError
 from ecgjax.train import data as data_lib
 from ecgjax.train import metrics, optim
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
-from ecgjax.io import atomic_write_text, environment_info
+from ecgjax.io import atomic_savez, atomic_write_text, environment_info, read_json, workdir_lock
 from ecgjax.train.writers import JsonlWriter, LogWriter, MultiWriter, dumps
 
 log = logging.getLogger("ecgjax.train")
@@ -60,7 +59,7 @@ def check_workdir(cfg: Config, workdir: Path) -> None:
     if path.exists():
         try:
             old = config_lib.from_json(path.read_text())
-        except ConfigError as e:
+        except (ConfigError, OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path} is not a readable ecgjax config ({e}); use a new workdir") from e
         d = config_lib.diff(old, cfg)
         if d:
@@ -99,7 +98,9 @@ class Elapsed:
 
     def __init__(self, workdir: Path, resumed_from: int | None, t0: float):
         self.path = Path(workdir) / "elapsed.json"
-        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
+        saved = read_json(self.path, "wall-time file") if self.path.exists() else {}
+        if not isinstance(saved, dict):
+            raise DataError(f"wall-time file {self.path} is damaged (not a JSON object); delete it to resume (the wall time then restarts)")
         self.saved = {k: v for k, v in saved.items() if resumed_from is not None and int(k) <= resumed_from}
         self.before = max(self.saved.values(), default=0.0)  # a kill between save and mark loses that bit only
         self.t0 = t0
@@ -110,6 +111,17 @@ class Elapsed:
     def mark(self, step: int) -> None:
         self.saved[str(step)] = self()
         atomic_write_text(self.path, json.dumps(self.saved))
+
+
+def _require_finite_outputs(logits: np.ndarray, loss: float, what: str, workdir: Path) -> None:
+    """Refuse NaN/inf logits (argmax would count them as class 0) or loss: the training diverged.
+
+    logits: f32[M, C].
+    """
+    bad = ~np.isfinite(np.asarray(logits)).all(axis=-1)
+    if bad.any() or not math.isfinite(float(loss)):
+        raise DataError(f"{workdir}: the model outputs NaN or inf in the {what} ({int(bad.sum())} of {len(bad)} beats; "
+                        f"loss {float(loss)}): the training diverged; lower train.lr or check the data, in a new workdir")
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -138,16 +150,15 @@ def train_and_evaluate(
     t_start = time.time()
     tc = cfg.train
 
-    # ---- workdir & config ---------------------------------------------------
+    # ---- config & data (nothing is written until both are checked) ------------
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     cfg = config_lib.validate(cfg)
-    check_workdir(cfg, workdir)
-    if (workdir / "results.json").exists():
-        log.info("%s is complete; returning its results", workdir)
-        return json.loads((workdir / "results.json").read_text())
-
-    # ---- data ----------------------------------------------------------------
+    models.check_kwargs(cfg.model.name, cfg.model.kwargs)
+    if (workdir / "config.json").exists():
+        check_workdir(cfg, workdir)  # refuse another config before reading any data
+        if (workdir / "results.json").exists():
+            log.info("%s is complete; returning its results", workdir)
+            return read_json(workdir / "results.json", "results file")
     prep = data_lib.prepare(cfg.data, seed=tc.seed, data_dir=data_dir, cache=cache)
     beats, split, order = prep.beats, prep.split, prep.train_order
     n_classes, in_shape = len(beats.classes), beats.x.shape[1:]
@@ -157,6 +168,21 @@ def train_and_evaluate(
     steps_per_epoch = len(order) // tc.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={tc.batch_size} is larger than the {len(order)} training beats")
+
+    # ---- workdir: one process at a time -------------------------------------------
+    with workdir_lock(workdir):
+        check_workdir(cfg, workdir)
+        if (workdir / "results.json").exists():
+            return read_json(workdir / "results.json", "results file")
+        return _train(cfg, workdir, prep, mesh, steps_per_epoch, t_start, on_step)
+
+
+def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.Mesh, steps_per_epoch: int,
+           t_start: float, on_step: Callable[[int], None] | None = None) -> dict:
+    """The training epochs and the test evaluation of ``train_and_evaluate`` (workdir locked, config written)."""
+    tc = cfg.train
+    beats, split, order = prep.beats, prep.split, prep.train_order
+    n_classes, in_shape = len(beats.classes), beats.x.shape[1:]
     log.info("data: %d beats %s, train %d (balanced %s -> %d), val %d, test %d; %d steps/epoch on %d device(s)",
              len(beats), tuple(in_shape), len(split.train), cfg.data.balance, len(order), len(split.val), len(split.test), steps_per_epoch, mesh.size)
 
@@ -217,6 +243,7 @@ def train_and_evaluate(
                 steps, state["params"], state["rest"], beats.x[split.val], beats.y[split.val].astype(np.int32),
                 batch_size=tc.eval_batch_size, mesh=mesh,
             )
+            _require_finite_outputs(val_logits, val_loss, f"validation after epoch {epoch}", workdir)
             val_rep = metrics.report(beats.y[split.val], val_logits.argmax(-1), beats.classes)
             state = {**state, "plateau": steps.plateau(state["plateau"], jnp.float32(val_loss))}
             lr = tc.lr * float(state["plateau"].scale)
@@ -255,6 +282,7 @@ def train_and_evaluate(
         steps, eval_state["params"], eval_state["rest"], beats.x[test], beats.y[test].astype(np.int32),
         batch_size=tc.eval_batch_size, mesh=mesh,
     )
+    _require_finite_outputs(logits, test_loss, "test evaluation", workdir)
     y_pred = logits.argmax(-1).astype(np.int32)
     rep = metrics.report(
         beats.y[test], y_pred, beats.classes, record=beats.record[test],

@@ -49,21 +49,26 @@ class JsonlWriter:
             os.fsync(f.fileno())
 
     def read(self) -> list[dict]:
+        """Every record; a damaged line (cut by a kill, or edited) is skipped with a warning, not the lines after it."""
         if not self.path.exists():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for i, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill
-                break
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                rec = None
+            if isinstance(rec, dict):
+                out.append(rec)
+            elif line.strip():
+                log.warning("%s line %d is damaged; skipped: %.60r", self.path, i, line)
         return out
 
     def truncate_after(self, step: int) -> None:
         """Keep only the records with ``step <= step`` (atomic rewrite)."""
         if not self.path.exists():
             return
-        keep = [r for r in self.read() if r.get("step", 0) <= step]
+        keep = [r for r in self.read() if isinstance(r.get("step", 0), int) and r.get("step", 0) <= step]
         atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
 
 
