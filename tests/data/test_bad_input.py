@@ -109,7 +109,7 @@ def test_unknown_protocol_lists_available():
     assert "jones2021" in msg
     for name in protocols.available():
         assert name in msg
-    assert set(protocols.available()) == {"aami", "jones2020", "jones2020_code"}
+    assert {"aami", "jones2020", "jones2020_code"} <= set(protocols.available())
 
 
 def test_unknown_protocol_field():
@@ -187,7 +187,7 @@ def test_cli_reports_bad_record_without_traceback(tiny_mitdb, cache_path, capsys
 def test_cli_unknown_protocol(capsys, tmp_path):
     assert main(["data", "summary", "--protocol", "nope", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "ecgjax: error: unknown protocol 'nope'; available: aami, jones2020, jones2020_code" in err
+    assert f"ecgjax: error: unknown protocol 'nope'; available: {', '.join(protocols.available())}" in err
     assert "Traceback" not in err
 
 
