@@ -1,13 +1,13 @@
 """``train_and_evaluate(cfg, workdir)``: one linear, sectioned training run.
 
 Sections: workdir & config, data, model & optimizer, resume, training epochs
-(train steps, periodic checkpoints, validation, plateau, best checkpoint, early
-stopping), test evaluation (metrics, predictions, results).
+(train steps, collapse probes, periodic checkpoints, validation, plateau, best
+checkpoint, early stopping), test evaluation (metrics, predictions, results).
 
 Workdir layout::
 
     config.json       the resolved config (a different config is refused)
-    metrics.jsonl     one record per logged step and per epoch
+    metrics.jsonl     one record per logged step, collapse probe (``collapse``) and epoch
     checkpoints/<s>/  periodic + epoch-end checkpoints (resume)
     elapsed.json      wall seconds spent up to each saved step (so a resumed run's wall time is whole)
     best/<s>/         lowest validation loss
@@ -38,7 +38,7 @@ from ecgjax import models
 from ecgjax.config import Config
 from ecgjax.errors import ConfigError, DataError
 from ecgjax.train import data as data_lib
-from ecgjax.train import metrics, optim
+from ecgjax.train import collapse, metrics, optim
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
 from ecgjax.io import atomic_savez, atomic_write_text, environment_info, read_json, workdir_lock
@@ -188,6 +188,8 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
 
     # ---- model & optimizer ----------------------------------------------------
     graphdef, eval_graphdef, steps, state = build(cfg, n_classes, in_shape, mesh)
+    probe = collapse.make_probe(eval_graphdef)
+    probe_x = jax.device_put(beats.x[collapse.probe_indices(beats.y, split.val)], mesh.replicated)
     counters, best_val = dict(_COUNTERS), math.inf
     template = pack(state, counters, best_val, mesh)
     writer = JsonlWriter(workdir / "metrics.jsonl")
@@ -204,6 +206,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
             writer.truncate_after(-1)
         del template
         elapsed = Elapsed(workdir, resumed_from, t_start)
+        monitor = collapse.Monitor(writer.read())
 
         # ---- training epochs -------------------------------------------------------
         step = counters["step"]
@@ -226,6 +229,8 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
                     timed_beats += tc.batch_size
                 if step % tc.log_every == 0:
                     out.write({"kind": "step", "step": step, "epoch": epoch, "loss": float(loss)})
+                    for r in monitor.probe(step, probe(state["params"], state["rest"], probe_x)):
+                        writer.write(r)
                 if on_step is not None:
                     on_step(step)
                 if b + 1 < steps_per_epoch and ckpts.should_save(step):
@@ -245,6 +250,8 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
             )
             _require_finite_outputs(val_logits, val_loss, f"validation after epoch {epoch}", workdir)
             val_rep = metrics.report(beats.y[split.val], val_logits.argmax(-1), beats.classes)
+            for r in monitor.evaluation(step, val_logits, val_loss):
+                writer.write(r)
             state = {**state, "plateau": steps.plateau(state["plateau"], jnp.float32(val_loss))}
             lr = tc.lr * float(state["plateau"].scale)
             v32 = float(np.float32(val_loss))
@@ -284,6 +291,8 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
     )
     _require_finite_outputs(logits, test_loss, "test evaluation", workdir)
     y_pred = logits.argmax(-1).astype(np.int32)
+    for r in monitor.evaluation(counters["step"], logits, test_loss, where="test"):
+        writer.write(r)
     rep = metrics.report(
         beats.y[test], y_pred, beats.classes, record=beats.record[test],
         n_bootstrap=cfg.eval.bootstrap_samples, seed=cfg.eval.bootstrap_seed, level=cfg.eval.ci_level,
@@ -300,6 +309,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
         "seed": tc.seed, "split": {"name": split.name, "patient_wise": split.patient_wise,
                                    **{k: int(len(v)) for k, v in split.parts().items()}, "train_balanced": int(len(order))},
         "resumed_from_step": resumed_from,
+        "collapse": monitor.summary(),
         "wall_time_s": elapsed(), "wall_time_this_process_s": time.time() - t_start,
         "config": config_lib.to_dict(cfg),
         **environment_info(),

@@ -65,6 +65,7 @@ def test_outputs_are_complete_and_consistent(reference):
     assert [e["epoch"] for e in epochs] == [0, 1, 2] and res["epochs_run"] == 3
     assert all(np.isfinite(e["train_loss"]) and np.isfinite(e["val_loss"]) for e in epochs)
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]  # it learns
+    assert res["collapse"]["detected"] is False and res["collapse"]["collapsed_at_end"] is False
     p = _preds(wd)
     assert set(p) >= {"index", "y_true", "y_pred", "logits"}
     np.testing.assert_array_equal(p["y_pred"], p["logits"].argmax(-1))
