@@ -4,11 +4,14 @@ Pure numpy/scipy; matplotlib only inside ``ecgjax.analysis.plotting`` functions.
 |.|, ReLU and normalisation of maps are decided here (the methods return signed maps).
 """
 
+from ecgjax.analysis.attribution_profiles import AttributionProfiles, profile_attributions, profile_run
 from ecgjax.analysis.compare import Comparison, benjamini_hochberg, compare_groups, correct_vs_incorrect, mistaken_vs_class
 from ecgjax.analysis.profiles import Profiles, class_profiles, weighted_median
 from ecgjax.analysis.segments import Segments, segment_values
+from ecgjax.analysis.transforms import TRANSFORMS, transform_maps
 
 __all__ = [
-    "Comparison", "Profiles", "Segments", "benjamini_hochberg", "class_profiles", "compare_groups",
-    "correct_vs_incorrect", "mistaken_vs_class", "segment_values", "weighted_median",
+    "AttributionProfiles", "Comparison", "Profiles", "Segments", "TRANSFORMS", "benjamini_hochberg", "class_profiles", "compare_groups",
+    "correct_vs_incorrect", "mistaken_vs_class", "profile_attributions", "profile_run", "segment_values",
+    "transform_maps", "weighted_median",
 ]

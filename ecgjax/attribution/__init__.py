@@ -21,12 +21,13 @@ from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_
 from ecgjax.attribution.noise import SmoothGrad, VarGrad
 from ecgjax.attribution.perturbation import Occlusion
 from ecgjax.attribution.control import RandomAttribution
-from ecgjax.attribution.runner import AttributionResult, attribute_dataset, choose_batch_size, load_class_npz
-from ecgjax.attribution.explain import explain_run, profile_run, transform_maps
+from ecgjax.attribution.attributions import Attributions, load_class_npz
+from ecgjax.attribution.runner import AttributionResult, attribute_dataset, choose_batch_size
+from ecgjax.attribution.explain import explain_run
 
 __all__ = [
-    "AttributionMethod", "AttributionResult", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency",
+    "AttributionMethod", "AttributionResult", "Attributions", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
-    "attribute_dataset", "available", "choose_batch_size", "explain_run", "profile_run", "transform_maps", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
+    "attribute_dataset", "available", "choose_batch_size", "explain_run", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
     "row_keys", "target_grad", "upsample_to_input",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 
+from ecgjax.analysis.transforms import TRANSFORMS
 from ecgjax.errors import ConfigError
 
 
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--method", default="saliency", help="which explained method (WORKDIR/attributions/METHOD-TARGET)")
     q.add_argument("--target", default="true", help="which explained target (as given to explain)")
     q.add_argument("--attr-dir", default=None, help="explain's output folder if not WORKDIR/attributions/METHOD-TARGET")
-    q.add_argument("--transform", default="abs", choices=("signed", "abs", "relu", "paper"))
+    q.add_argument("--transform", default="abs", choices=TRANSFORMS)
     q.add_argument("--reduce", default="mean", choices=("mean", "max", "absmean"))
     q.add_argument("--mode", default="valid", choices=("valid", "paper"))
     q.add_argument("--n-boot", type=int, default=1000)
@@ -71,7 +72,7 @@ def _explain(args) -> int:
     import jax
 
     from ecgjax import attribution as attr
-    from ecgjax.attribution.explain import explain_run
+    from ecgjax.attribution.explain import explain_run, model_identity
     from ecgjax.models import eval_split
     from ecgjax.train import load_run
 
@@ -81,7 +82,7 @@ def _explain(args) -> int:
     out = args.out or f"{args.workdir}/attributions"
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
                       key=jax.random.key(args.seed), batch_size=args.batch_size,
-                      name=args.name or f"{args.method}-{args.target}", overwrite=args.force)
+                      name=args.name or f"{args.method}-{args.target}", overwrite=args.force, model_info=model_identity(run))
     print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
     return 0
 
@@ -89,7 +90,7 @@ def _explain(args) -> int:
 def _profile(args) -> int:
     from pathlib import Path
 
-    from ecgjax.attribution.explain import profile_run
+    from ecgjax.analysis.attribution_profiles import profile_run
     from ecgjax.train import load_run
 
     attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / f"{args.method}-{args.target}")
@@ -98,8 +99,8 @@ def _profile(args) -> int:
                           f"`ecgjax explain --workdir {args.workdir} --method {args.method} --target {args.target}` first")
     run = load_run(args.workdir, data_dir=args.data_dir)
     out = Path(args.out or Path(args.workdir) / "profiles" / attr_dir.name)
-    comps = profile_run(attr_dir, run.beats, out, transform=args.transform, reduce=args.reduce, mode=args.mode,
-                        n_boot=args.n_boot, seed=args.seed)
-    n = len(comps["correct_vs_incorrect"]) + len(comps["mistaken_vs_class"])
+    res = profile_run(attr_dir, run.beats, out, transform=args.transform, reduce=args.reduce, mode=args.mode,
+                      n_boot=args.n_boot, seed=args.seed)
+    n = len(res.correct_vs_incorrect) + len(res.mistaken_vs_class)
     print(f"profiles, {n} group comparisons and figures -> {out}")
     return 0

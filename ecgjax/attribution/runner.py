@@ -32,11 +32,9 @@ Design (docs/style.md §2, §4):
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ecgjax.attribution.attributions import write_class_file
 from ecgjax.attribution.base import AttributionMethod, row_keys
 
 log = logging.getLogger(__name__)
@@ -155,41 +154,6 @@ def choose_batch_size(model, method, mode, n_classes, shape, budget_bytes, *, ke
     b = max(d, min(max_batch, b - b % d))
     log.info("memory budget %.1f MiB -> batch %d (%.1f KiB/beat + %.1f MiB fixed)", budget_bytes / 2**20, b, s / 1024, m0 / 2**20)
     return b
-
-
-# -- streaming npz ---------------------------------------------------------------------
-
-
-def _write_npz_streaming(path: Path, arrays: dict[str, np.ndarray], big_name: str, big_src: np.ndarray, rows: np.ndarray, chunk: int = 2048) -> None:
-    """Write ``arrays`` plus ``big_name = big_src[rows]`` into an npz at ``path`` atomically.
-
-    ``big_src`` may be a memmap; it is copied ``chunk`` rows at a time into the
-    zip member, so host memory is one chunk. Loadable with ``np.load`` (no pickle).
-    """
-    from ecgjax.io import atomic_open
-
-    shape = (len(rows),) + big_src.shape[1:]
-    with atomic_open(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, a in arrays.items():
-            with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asarray(a), allow_pickle=False)
-        with zf.open(big_name + ".npy", "w", force_zip64=True) as f:
-            hdr = {"descr": np.lib.format.dtype_to_descr(big_src.dtype), "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_2_0(f, hdr)
-            for s in range(0, len(rows), chunk):
-                f.write(np.ascontiguousarray(big_src[rows[s : s + chunk]]).tobytes())
-
-
-def load_class_npz(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``class_<c>.npz`` written by :func:`attribute_dataset` (``allow_pickle=False``).
-
-    Returns a dict with ``index`` i64[n], ``maps`` f32[n, T, L] (or f32[n, C, T, L]),
-    ``target``, ``pred`` (and ``label``) i32[n], and ``meta`` (a dict).
-    """
-    with np.load(path, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
-    out["meta"] = json.loads(str(out["meta"]))
-    return out
 
 
 # -- the runner ----------------------------------------------------------------------
@@ -389,13 +353,10 @@ def attribute_dataset(
                     "n_classes": n_classes, "shape": list(out_shape)}
             for c in range(n_classes):
                 rows = np.flatnonzero(groups == c)
-                arrays = {"index": ids[rows], "target": tout[rows], "pred": pred[rows],
-                          "meta": np.asarray(json.dumps({**meta, "class": c}))}
+                arrays = {"index": ids[rows], "target": tout[rows], "pred": pred[rows]}
                 if y is not None:
                     arrays["label"] = np.asarray(y, np.int32)[rows]
-                path = out_dir / f"class_{c}.npz"
-                _write_npz_streaming(path, arrays, "maps", scratch, rows)
-                files[c] = path
+                files[c] = write_class_file(out_dir / f"class_{c}.npz", scratch, rows, meta={**meta, "class": c}, **arrays)
     finally:
         if scratch is not None:
             del scratch

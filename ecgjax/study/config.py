@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from ecgjax.analysis.transforms import TRANSFORMS
 from ecgjax.config import Config, call_get_config, validate
 from ecgjax.errors import ConfigError
 
-TRANSFORMS = ("signed", "abs", "relu", "paper")
 TARGETS = ("label", "pred")
 
 

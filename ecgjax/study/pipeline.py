@@ -179,7 +179,8 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
 
     from ecgjax import attribution
     from ecgjax.attribution.layer import not_applicable
-    from ecgjax.attribution.explain import explain_run, profile_run
+    from ecgjax.analysis.attribution_profiles import profile_run
+    from ecgjax.attribution.explain import explain_run, model_identity
     from ecgjax.models import eval_split
 
     beats, split = run.beats, run.split
@@ -198,7 +199,8 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
             log.info("%s / %s: attributions and profiles exist, skipped", r.name, m.key)
             meta = json.loads((attr_dir / method.name / "meta.json").read_text())
         else:
-            res = explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed))
+            res = explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed),
+                              model_info=model_identity(run))
             profile_run(res["dir"], beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
             _example_beats(beats, res["dir"], prof_dir / "figures" / "example_beats.png", m.transform)
             meta = json.loads((attr_dir / method.name / "meta.json").read_text())
@@ -210,19 +212,18 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
 def _example_beats(beats, attr_dir: Path, path: Path, transform: str) -> None:
     """Figure 5: the first correctly classified explained beat of each class, its map as colour."""
     from ecgjax.analysis import plotting
-    from ecgjax.attribution.explain import transform_maps
-    from ecgjax.attribution.runner import load_class_npz
+    from ecgjax.analysis.transforms import transform_maps
+    from ecgjax.attribution.attributions import Attributions
 
     xs, maps, rs, his, titles = [], [], [], [], []
-    for f in sorted(attr_dir.glob("class_*.npz")):
-        z = load_class_npz(f)
-        ok = np.flatnonzero(z["label"] == z["pred"])
+    for a in Attributions.load_classes(attr_dir):
+        ok = np.flatnonzero(a.label == a.pred)
         if not len(ok):
             continue
-        i, j = int(ok[0]), int(z["index"][ok[0]])
+        i, j = int(ok[0]), int(a.index[ok[0]])
         xs.append(beats.x[j]), rs.append(beats.r[j]), his.append(beats.hi[j])
-        maps.append(np.abs(transform_maps(z["maps"][i : i + 1], transform)[0]))
-        titles.append(f"{beats.classes[int(z['label'][i])]} ({beats.record[j]}:{beats.sample[j]})")
+        maps.append(np.abs(transform_maps(a.maps[i : i + 1], transform)[0]))
+        titles.append(f"{beats.classes[int(a.label[i])]} ({beats.record[j]}:{beats.sample[j]})")
     if xs:
         fig = plotting.plot_example_beats(np.stack(xs), np.stack(maps), beats.fs, rs=np.array(rs), his=np.array(his), titles=titles)
         plotting.save_figure(fig, path)

@@ -1,4 +1,4 @@
-"""explain_run -> profile_run end to end on a tiny model and a synthetic BeatSet-like object."""
+"""explain_run -> Attributions folder -> profile_run end to end on a tiny model and a synthetic BeatSet-like object."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import jax
 import numpy as np
 
 from ecgjax import attribution as attr
-from ecgjax.attribution.explain import explain_run, profile_run, transform_maps
+from ecgjax.analysis import AttributionProfiles, profile_attributions, profile_run, transform_maps
+from ecgjax.attribution import Attributions
+from ecgjax.attribution.explain import explain_run
 from ecgjax.cli import build_parser
 
 from conftest import cnn_init, cnn_make
@@ -28,16 +30,26 @@ def test_explain_then_profile(tmp_path):
     beats = _beats()
     p = cnn_init(jax.random.key(0))
     test_idx = np.arange(10, 60)
-    out = explain_run((cnn_make, p), beats, test_idx, attr.get("saliency"), tmp_path / "attr", batch_size=16)
+    out = explain_run((cnn_make, p), beats, test_idx, attr.get("saliency"), tmp_path / "attr", batch_size=16,
+                      model_info={"name": "tiny_cnn"})
     meta = json.loads((out["dir"] / "meta.json").read_text())
-    assert meta["n"] == 50 and meta["method"] == "saliency"
+    assert meta["n"] == 50 and meta["method"] == "saliency" and meta["model"] == {"name": "tiny_cnn"}
     direct = np.asarray(attr.attribute(attr.get("saliency"), cnn_make(p), beats.x, beats.y))
     for c, path in out["files"].items():
         z = attr.load_class_npz(path)
         assert np.all(z["index"] >= 10) and np.all(beats.y[z["index"]] == c)  # indices into the BeatSet
         np.testing.assert_allclose(z["maps"], direct[z["index"]], rtol=1e-5, atol=1e-6)
-    comps = profile_run(out["dir"], beats, tmp_path / "prof", n_boot=20, min_n=2)
-    assert comps["transform"] == "abs"
+    stored = Attributions.load(out["dir"])
+    assert stored.method == "saliency" and stored.model == {"name": "tiny_cnn"} and stored.classes == beats.classes
+    assert sorted(stored.index.tolist()) == test_idx.tolist() and stored.settings["target"] == "label"
+    np.testing.assert_allclose(stored.maps, direct[stored.index], rtol=1e-5, atol=1e-6)
+    res = profile_run(out["dir"], beats, tmp_path / "prof", n_boot=20, min_n=2)
+    assert isinstance(res, AttributionProfiles) and res.transform == "abs" and res.values.shape == (50, 2, 24)
+    assert json.loads((tmp_path / "prof" / "comparisons.json").read_text()) == json.loads(json.dumps(res.comparisons_dict()))
+    # the same profiles from the in-memory value as from the folder read one class at a time
+    again = profile_attributions(stored, beats, n_boot=20, min_n=2)
+    np.testing.assert_array_equal(again.profiles.median, res.profiles.median)
+    assert again.correct_vs_incorrect.keys() == res.correct_vs_incorrect.keys()
     with np.load(tmp_path / "prof" / "profiles.npz", allow_pickle=False) as z:
         assert z["median"].shape == (4, 2, 24)
         assert int(z["count"].max()) <= 50

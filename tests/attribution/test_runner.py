@@ -179,7 +179,7 @@ def test_index_ids_are_stored_and_checked(tiny_models, tmp_path):
     x = np.random.default_rng(1).normal(size=(6, 48, 2)).astype(np.float32)
     ids = np.array([40, 41, 7, 9, 100, 3])
     res = attr.attribute_dataset((make, p), x, 0, attr.get("saliency"), y=np.array([0, 1, 0, 1, 0, 1]), out_dir=tmp_path, index=ids)
-    stored = np.concatenate([runner.load_class_npz(f)["index"] for f in res.files.values()])
+    stored = np.concatenate([attr.load_class_npz(f)["index"] for f in res.files.values()])
     assert sorted(stored.tolist()) == sorted(ids.tolist())
     with pytest.raises(ValueError, match="index must have shape"):
         attr.attribute_dataset((make, p), x, 0, attr.get("saliency"), index=ids[:3])
