@@ -9,7 +9,7 @@ Public API::
     attr.attribute_dataset(fns, x, "pred", m, out_dir=...)  # whole dataset, per-class npz
 
 Importing this package registers the built-ins (saliency, gradient_x_input,
-integrated_gradients, smoothgrad, vargrad, grad_cam, occlusion,
+integrated_gradients, noise_tunnel (with its presets smoothgrad and vargrad), grad_cam, occlusion,
 jones2020_layer_saliency, random). Sanity checks: ``ecgjax.attribution.sanity``.
 Adding a method: docs/adding_an_attribution_method.md.
 """
@@ -18,7 +18,7 @@ from ecgjax.attribution.base import AttributionMethod, attribute, attribute_all_
 from ecgjax.attribution.registry import available, get, get_class, register
 from ecgjax.attribution.gradients import GradientXInput, IntegratedGradients, Saliency
 from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_paper_map, upsample_to_input
-from ecgjax.attribution.noise import SmoothGrad, VarGrad
+from ecgjax.attribution.noise_tunnel import NoiseTunnel, SmoothGrad, VarGrad
 from ecgjax.attribution.perturbation import Occlusion
 from ecgjax.attribution.control import RandomAttribution
 from ecgjax.attribution.attributions import Attributions, load_class_npz
@@ -26,7 +26,7 @@ from ecgjax.attribution.runner import AttributionResult, attribute_dataset, choo
 from ecgjax.attribution.explain import explain_run
 
 __all__ = [
-    "AttributionMethod", "AttributionResult", "Attributions", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency",
+    "AttributionMethod", "AttributionResult", "Attributions", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency", "NoiseTunnel",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
     "attribute_dataset", "available", "choose_batch_size", "explain_run", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
     "row_keys", "target_grad", "upsample_to_input",

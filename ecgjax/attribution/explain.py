@@ -7,6 +7,7 @@ CLI only parses flags). Profiles of the stored maps:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -51,7 +52,7 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
 
     idx = np.asarray(idx)
     d = Path(out_dir) / (name or method.name)
-    settings = {"hparams": {k: repr(v) for k, v in vars(method).items()}, "target": str(target)}
+    settings = {"hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)}, "target": str(target)}
     if (d / "meta.json").exists() and not overwrite:
         old = json.loads((d / "meta.json").read_text())
         now = {"method": method.name, **settings, "n": int(len(idx))}

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ecgjax.attribution import baselines
 from ecgjax.attribution.base import AttributionMethod, scan_unroll, target_grad
 from ecgjax.attribution.registry import register
 
@@ -50,7 +51,6 @@ class GradientXInput(AttributionMethod):
         return x * target_grad(fns, x, target)
 
 
-_BASELINES = ("zeros", "mean", "given")
 
 
 @register("integrated_gradients")
@@ -65,12 +65,15 @@ class IntegratedGradients(AttributionMethod):
 
     Fields:
       steps: number of intervals of the path integral.
-      baseline: ``"zeros"`` (x0 = 0), ``"mean"`` (x0 = each beat's per-lead mean
-        over time, a flat line at the beat's level) or ``"given"`` (x0 =
+      baseline: one of ``ecgjax.attribution.baselines.BASELINES``: ``"zeros"``
+        (x0 = 0), ``"mean"`` (each beat's per-lead mean over time), ``"blurred"``
+        (each lead Gaussian-blurred, ``blur_sigma`` samples), ``"uniform"`` (noise
+        in the beat's range; the method then needs a key) or ``"given"`` (x0 =
         ``baseline_value``).
       baseline_value: for ``"given"``: a nested tuple of floats of shape (T, L)
         (hashable; build it with :meth:`with_baseline` from an array, e.g. the
         training-set mean beat).
+      blur_sigma: for ``"blurred"``: the Gaussian's standard deviation in samples.
       chunk_size: path points evaluated together; memory is
         ``chunk_size x B`` beats of activations, not ``steps x B``
         (``lax.scan`` over chunks, as captum's ``internal_batch_size``).
@@ -84,6 +87,7 @@ class IntegratedGradients(AttributionMethod):
     steps: int = 32
     baseline: str = "zeros"
     baseline_value: tuple | None = None
+    blur_sigma: float = 18.0
     chunk_size: int = 8
     unroll: bool | None = None
 
@@ -91,8 +95,10 @@ class IntegratedGradients(AttributionMethod):
     multiplies_by_input = True
 
     def __post_init__(self):
-        if self.baseline not in _BASELINES:
-            raise ValueError(f"baseline must be one of {_BASELINES}, got {self.baseline!r}")
+        if self.baseline not in baselines.BASELINES:
+            raise ValueError(f"baseline must be one of {baselines.BASELINES}, got {self.baseline!r}")
+        if self.baseline in baselines.NEEDS_KEY:
+            object.__setattr__(self, "needs_key", True)  # an instance constant, not a field
         if self.baseline == "given" and self.baseline_value is None:
             raise ValueError("baseline='given' needs baseline_value (use IntegratedGradients.with_baseline(array))")
         if self.steps < 1 or self.chunk_size < 1:
@@ -106,19 +112,12 @@ class IntegratedGradients(AttributionMethod):
             raise ValueError(f"baseline must be f32[T, L], got shape {b.shape}")
         return cls(baseline="given", baseline_value=tuple(map(tuple, b.tolist())), **kw)
 
-    def baseline_for(self, x: jax.Array) -> jax.Array:
-        """x0: f32[B, T, L] for beats x: f32[B, T, L]."""
-        if self.baseline == "zeros":
-            return jnp.zeros_like(x)
-        if self.baseline == "mean":
-            return jnp.broadcast_to(jnp.mean(x, axis=1, keepdims=True), x.shape)
-        b = jnp.asarray(self.baseline_value, x.dtype)
-        if b.shape != x.shape[1:]:
-            raise ValueError(f"baseline_value has shape {b.shape}, beats have {x.shape[1:]}")
-        return jnp.broadcast_to(b, x.shape)
+    def baseline_for(self, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        """x0: f32[B, T, L] for beats x: f32[B, T, L] (``ecgjax.attribution.baselines.baseline``)."""
+        return baselines.baseline(self.baseline, x, value=self.baseline_value, sigma=self.blur_sigma, key=key)
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        x0 = self.baseline_for(x)
+        x0 = self.baseline_for(x, key)
         n_pts = self.steps + 1
         n_chunks = -(-n_pts // self.chunk_size)
         pad = n_chunks * self.chunk_size - n_pts

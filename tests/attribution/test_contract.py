@@ -20,6 +20,7 @@ METHOD_CASES: dict[str, dict] = {
     "integrated_gradients": {"steps": 6, "chunk_size": 4},
     "smoothgrad": {"n": 5, "chunk_size": 2, "sigma": 0.2},
     "vargrad": {"n": 5, "chunk_size": 2, "sigma": 0.2},
+    "noise_tunnel": {"nt_type": "smoothgrad_sq", "n": 5, "chunk_size": 2, "sigma": 0.2},
     "grad_cam": {},
     "occlusion": {"window_s": 0.02, "stride_s": 0.01, "fs": 360.0, "chunk_size": 16},
     "jones2020_layer_saliency": {},

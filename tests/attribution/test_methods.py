@@ -32,7 +32,7 @@ def test_saliency_is_weight_row_on_linear(tiny_models, beats):
     np.testing.assert_allclose(gxi, x * jnp.moveaxis(p["W"][:, :, t], -1, 0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("baseline", ["zeros", "mean", "given"])
+@pytest.mark.parametrize("baseline", ["zeros", "mean", "blurred", "uniform", "given"])
 def test_ig_completeness_linear(tiny_models, beats, baseline):
     make, p = tiny_models["linear"]
     fns = make(p)
@@ -41,8 +41,9 @@ def test_ig_completeness_linear(tiny_models, beats, baseline):
         m = attr.IntegratedGradients.with_baseline(np.full(x.shape[1:], 0.3), steps=4, chunk_size=3)
     else:
         m = attr.get("integrated_gradients", steps=4, chunk_size=3, baseline=baseline)
-    ig = m(fns, x, t, None)
-    x0 = m.baseline_for(x)
+    keys = attr.row_keys(jax.random.key(1), x.shape[0]) if m.needs_key else None
+    ig = m(fns, x, t, keys)
+    x0 = m.baseline_for(x, keys)
     z = lambda v: jnp.take_along_axis(fns.logit_fn(v), t[:, None], 1)[:, 0]  # noqa: E731
     np.testing.assert_allclose(ig.sum((1, 2)), z(x) - z(x0), atol=1e-3)
     np.testing.assert_allclose(ig, (x - x0) * jnp.moveaxis(p["W"][:, :, t], -1, 0), rtol=1e-4, atol=1e-5)
@@ -109,12 +110,46 @@ def test_smoothgrad_matches_explicit_loop(tiny_models, beats):
     np.testing.assert_allclose(got, acc / 3, rtol=1e-4, atol=1e-5)
 
 
-def test_smoothgrad_wraps_by_name_and_rejects_non_gradient():
+def test_smoothgrad_wraps_by_name_and_rejects_a_control():
     m = attr.get("smoothgrad", base="integrated_gradients")
     assert isinstance(m.base, attr.IntegratedGradients)
     hash(m)
-    with pytest.raises(ValueError, match="gradient method"):
-        attr.get("smoothgrad", base="occlusion")
+    with pytest.raises(ValueError, match="other than a control"):
+        attr.get("smoothgrad", base="random")
+    with pytest.raises(ConfigError, match="no hyperparameter.*nt_type"):
+        attr.get("smoothgrad", nt_type="vargrad")  # a preset fixes its reduction
+
+
+def test_presets_are_the_noise_tunnel(tiny_models, beats):
+    """smoothgrad / vargrad are the tunnel with nt_type fixed: the same maps bit for bit."""
+    make, p = tiny_models["cnn"]
+    x, t = beats
+    keys = attr.row_keys(jax.random.key(5), x.shape[0])
+    hp = dict(n=3, chunk_size=2, sigma=0.1)
+    for preset in ("smoothgrad", "vargrad"):
+        a = attr.get(preset, **hp)(make(p), x, t, keys)
+        b = attr.get("noise_tunnel", nt_type=preset, **hp)(make(p), x, t, keys)
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("nt_type", ["smoothgrad_sq", "vargrad"])
+def test_noise_tunnel_over_any_method_matches_explicit_loop(tiny_models, beats, nt_type):
+    """The tunnel over occlusion (a perturbation method): mean of squares / variance of an explicit loop, float64."""
+    make, p = tiny_models["cnn"]
+    fns = make(p)
+    x, t = beats
+    base = attr.get("occlusion", window_s=0.02, stride_s=0.01, fs=360.0, chunk_size=16)
+    m = attr.get("noise_tunnel", base=base, nt_type=nt_type, n=3, chunk_size=2, sigma=0.1, sigma_mode="absolute")
+    assert m.kind == "perturbation"
+    keys = attr.row_keys(jax.random.key(3), x.shape[0])
+    got = np.asarray(m(fns, x, t, keys), np.float64)
+    outs = []
+    for j in range(3):
+        noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 2 * j), x.shape[1:]))(keys)
+        outs.append(np.asarray(base(fns, x + 0.1 * noise, t, None), np.float64))
+    outs = np.stack(outs)
+    want = (outs**2).mean(0) if nt_type == "smoothgrad_sq" else outs.var(0)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("model", ["cnn", "rnn"])
