@@ -73,6 +73,20 @@ def segment_labels(n_leads: int, n_per_side: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+def segment_ids(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, T: int, L: int, w: int, n_per_side: int) -> np.ndarray:
+    """i32[N, T, L]: the flat segment (``lead * 2K + s``, as ``Segments.flat``) of each valid sample, -1 elsewhere.
+
+    Only real samples (``lo <= t < hi``) inside the 2K segments around R get an id.
+    """
+    t = np.arange(T)[None, :]
+    d = t - np.asarray(r)[:, None]  # [N, T]
+    k = np.floor_divide(d, w)  # -K..-1 before R, 0..K-1 after
+    s = k + n_per_side  # -K..-1 -> 0..K-1 and 0..K-1 (+1..+K) -> K..2K-1
+    ok = (k >= -n_per_side) & (k < n_per_side) & (t >= np.asarray(lo)[:, None]) & (t < np.asarray(hi)[:, None])
+    ids = np.where(ok[..., None], s[..., None] + np.arange(L)[None, None] * 2 * n_per_side, -1)
+    return ids.astype(np.int32)
+
+
 def segment_values(
     maps: np.ndarray,
     r: np.ndarray,

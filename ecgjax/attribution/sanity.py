@@ -13,7 +13,7 @@
 * :func:`deletion_insertion`: delete (set to ``baseline``) the most-attributed
   0.1 s segments first and watch the target probability fall (deletion), or
   insert them into a baseline beat and watch it rise (insertion); areas under
-  the curves summarise faithfulness. A random segment order is the control.
+  the curves summarize faithfulness. A random segment order is the control.
 
 References: Adebayo et al. 2018, "Sanity checks for saliency maps" (NeurIPS);
 Petsiuk, Das & Saenko 2018, "RISE" (BMVC) for deletion/insertion.
@@ -153,20 +153,6 @@ def cascade_for_model(model, fresh_model, method: AttributionMethod, x, target, 
 # -- deletion / insertion by segment ---------------------------------------------------
 
 
-def segment_ids(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, T: int, L: int, w: int, n_per_side: int) -> np.ndarray:
-    """i32[N, T, L]: the flat segment (``lead * 2K + s``, as ``Segments.flat``) of each valid sample, -1 elsewhere.
-
-    Only real samples (``lo <= t < hi``) inside the 2K segments around R get an id.
-    """
-    t = np.arange(T)[None, :]
-    d = t - np.asarray(r)[:, None]  # [N, T]
-    k = np.floor_divide(d, w)  # -K..-1 before R, 0..K-1 after
-    s = k + n_per_side  # -K..-1 -> 0..K-1 and 0..K-1 (+1..+K) -> K..2K-1
-    ok = (k >= -n_per_side) & (k < n_per_side) & (t >= np.asarray(lo)[:, None]) & (t < np.asarray(hi)[:, None])
-    ids = np.where(ok[..., None], s[..., None] + np.arange(L)[None, None] * 2 * n_per_side, -1)
-    return ids.astype(np.int32)
-
-
 @functools.partial(jax.jit, static_argnums=(0,))
 def _target_prob(make, params, x, target):
     z = make(params).logit_fn(x)
@@ -238,7 +224,7 @@ def deletion_insertion(
       :class:`FaithfulnessResult` (lower deletion AUC and higher insertion AUC = more faithful).
     """
     from ecgjax import timebase
-    from ecgjax.analysis.segments import segment_values
+    from ecgjax.analysis.segments import segment_ids, segment_values
 
     make, params = _adapt(model)
     x = np.asarray(x, np.float32)

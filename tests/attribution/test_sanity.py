@@ -8,6 +8,7 @@ import pytest
 
 from ecgjax import attribution as attr
 from ecgjax.analysis import segment_values
+from ecgjax.analysis.segments import segment_ids
 from ecgjax.attribution import sanity
 
 from conftest import linear_init, linear_make
@@ -57,7 +58,7 @@ def test_segment_ids_agree_with_segmenter():
     r = rng.integers(10, 110, N)
     lo = np.minimum(rng.integers(0, 20, N), r)
     hi = np.maximum(rng.integers(80, T + 1, N), r + 1)
-    ids = sanity.segment_ids(r, lo, hi, T, L, w, K)
+    ids = segment_ids(r, lo, hi, T, L, w, K)
     seg = segment_values(maps, r, lo, hi, 360.0, seg_s=w / 360, n_per_side=K, min_coverage=1e-9).flat()
     for n in range(N):
         for j in range(2 * K * L):
