@@ -24,7 +24,7 @@ class RunSpec:
     Attributes:
       name: folder name under ``<workdir>/runs/``.
       config: the training config.
-      group: runs of one group (e.g. seeds) are summarised together with CIs.
+      group: runs of one group (e.g. seeds) are summarized together with CIs.
       explain: compute attributions, profiles and comparisons on its test beats.
     """
 
@@ -36,7 +36,7 @@ class RunSpec:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """An attribution method, its target and how its maps are summarised.
+    """An attribution method, its target and how its maps are summarized.
 
     Attributes:
       name: a registered method (``ecgjax.attribution.available()``).

@@ -98,10 +98,10 @@ def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, dat
     # ---- data -------------------------------------------------------------------
     if (data := stages.done("data")) is None:
         t0 = time.time()
-        from ecgjax.data.cli import summarise
+        from ecgjax.data.summary import summarize
 
         protos = sorted({(r.config.data.protocol, r.config.data.split) for r in cfg.runs})
-        summaries = {f"{p}/{s}": summarise(p, s, data_dir=data_dir, cache_dir=cache) for p, s in protos if p != "synthetic"}
+        summaries = {f"{p}/{s}": summarize(p, s, data_dir=data_dir, cache_dir=cache) for p, s in protos if p != "synthetic"}
         data = stages.finish("data", t0, {"summaries": summaries})
 
     # ---- train --------------------------------------------------------------------

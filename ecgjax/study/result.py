@@ -133,7 +133,7 @@ class StudyResult:
     Attributes:
       config: the StudyConfig; config_json: its resolved JSON form (as in ``config.json``).
       environment: versions and device (``ecgjax.io.environment_info``).
-      data: {"protocol/split": the data summary (``ecgjax.data.cli.summarise``)}.
+      data: {"protocol/split": the data summary (``ecgjax.data.summary.summarize``)}.
       runs: {run name: TrainedRun}, in the study's order.
       attributions: {run name: RunAttributions} for the explained runs.
       sanity, noise: the checks on the first explained run (None when not configured).
