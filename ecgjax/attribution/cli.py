@@ -1,4 +1,4 @@
-"""``ecgjax explain`` and ``ecgjax profile``: thin wrappers over ``ecgjax.attribution.explain``.
+"""``ecgjax explain`` and ``ecgjax profile``: thin wrappers over ``explain_run`` and ``profile_run``.
 
 No heavy imports at module level (``ecgjax --help`` stays fast).
 """
@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import logging
 
 from ecgjax.analysis.transforms import TRANSFORMS
 from ecgjax.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def _hparams(items: list[str]) -> dict:
@@ -30,20 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", required=True, help="a training run (loaded with ecgjax.train.load_run)")
     p.add_argument("--method", default="saliency", help="a registered method (ecgjax.attribution.available())")
     p.add_argument("--hp", nargs="*", default=[], help="method hyperparameters, name=value")
-    p.add_argument("--target", default="true", help="true | pred | all | a class name or index")
+    p.add_argument("--target", default="label", help="label (the true class) | pred | all | a class name or index")
     p.add_argument("--part", default="test", choices=("train", "val", "test"))
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--out", default=None, help="default: WORKDIR/attributions")
-    p.add_argument("--name", default=None, help="folder under --out (default: METHOD-TARGET, e.g. saliency-true)")
+    p.add_argument("--name", default=None, help="folder under --out (default: METHOD-TARGET, e.g. saliency-label)")
     p.add_argument("--force", action="store_true", help="overwrite a folder holding other settings' maps")
     p.set_defaults(func=_explain)
 
     q = sub.add_parser("profile", help="segment profiles, comparisons and figures from `explain` output")
     q.add_argument("--workdir", required=True, help="the training run that was explained")
     q.add_argument("--method", default="saliency", help="which explained method (WORKDIR/attributions/METHOD-TARGET)")
-    q.add_argument("--target", default="true", help="which explained target (as given to explain)")
+    q.add_argument("--target", default="label", help="which explained target (as given to explain)")
     q.add_argument("--attr-dir", default=None, help="explain's output folder if not WORKDIR/attributions/METHOD-TARGET")
     q.add_argument("--transform", default="abs", choices=TRANSFORMS)
     q.add_argument("--reduce", default="mean", choices=("mean", "max", "absmean"))
@@ -55,9 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_profile)
 
 
+def target_word(text: str) -> str:
+    """``--target`` with the old word ``true`` replaced by ``label`` (one deprecation line)."""
+    if text == "true":
+        log.warning("--target true is deprecated: it is now called --target label")
+        return "label"
+    return text
+
+
 def parse_target(text: str, classes) -> str | int:
-    """``true``/``label``, ``pred``, ``all``, a class name (case-exact) or an index -> what the runner takes."""
-    if text in ("true", "label"):
+    """``label``, ``pred``, ``all``, a class name (case-exact) or an index -> what the runner takes."""
+    text = target_word(text)
+    if text == "label":
         return "label"
     if text in ("pred", "all"):
         return text
@@ -65,7 +77,7 @@ def parse_target(text: str, classes) -> str | int:
         return list(classes).index(text)
     if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
         return int(text)
-    raise ConfigError(f"--target {text!r}: use true, pred, all, a class name {list(classes)} or an index < {len(classes)}")
+    raise ConfigError(f"--target {text!r}: use label, pred, all, a class name {list(classes)} or an index < {len(classes)}")
 
 
 def _explain(args) -> int:
@@ -82,7 +94,8 @@ def _explain(args) -> int:
     out = args.out or f"{args.workdir}/attributions"
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
                       key=jax.random.key(args.seed), batch_size=args.batch_size,
-                      name=args.name or f"{args.method}-{args.target}", overwrite=args.force, model_info=model_identity(run))
+                      name=args.name or f"{args.method}-{target_word(args.target)}", overwrite=args.force,
+                      model_info=model_identity(run))
     print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
     return 0
 
@@ -93,7 +106,10 @@ def _profile(args) -> int:
     from ecgjax.analysis.attribution_profiles import profile_run
     from ecgjax.train import load_run
 
-    attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / f"{args.method}-{args.target}")
+    attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / f"{args.method}-{target_word(args.target)}")
+    if args.attr_dir is None and not attr_dir.exists() and args.target in ("label", "true"):
+        old = attr_dir.with_name(f"{args.method}-true")  # the folder name before `true` became `label`
+        attr_dir = old if old.exists() else attr_dir
     if not (attr_dir / "meta.json").exists():
         raise ConfigError(f"{attr_dir} holds no explain output (meta.json); run "
                           f"`ecgjax explain --workdir {args.workdir} --method {args.method} --target {args.target}` first")

@@ -13,7 +13,7 @@ from ecgjax.errors import ConfigError
 
 def test_parse_target():
     classes = ("N", "S", "V")
-    assert parse_target("true", classes) == "label" and parse_target("label", classes) == "label"
+    assert parse_target("label", classes) == "label"
     assert parse_target("pred", classes) == "pred" and parse_target("all", classes) == "all"
     assert parse_target("V", classes) == 2 and parse_target("1", classes) == 1
     for bad in ("v", "7", "-1", "x"):
@@ -52,6 +52,19 @@ def test_explain_then_profile(trained, capsys):
     out = wd / "profiles" / "saliency-c1"
     assert (out / "profiles.npz").exists() and (out / "comparisons.json").exists() and (out / "figures" / "class_heatmap.png").exists()
     assert "group comparisons and figures" in capsys.readouterr().out
+
+
+def test_old_target_word_true_still_works_with_a_deprecation_line(trained, caplog):
+    from ecgjax.attribution.cli import parse_target
+
+    caplog.set_level("WARNING")
+    assert parse_target("true", ("c0", "c1")) == "label"
+    assert "--target true is deprecated" in caplog.text
+    wd = trained
+    assert main(["explain", "--workdir", str(wd), "--method", "saliency", "--target", "true", "--name", "saliency-true"]) == 0
+    # a folder made under the old name is found by `profile` with the new word (and the default)
+    assert main(["profile", "--workdir", str(wd), "--method", "saliency", "--n-boot", "10"]) == 0
+    assert (wd / "profiles" / "saliency-true" / "comparisons.json").exists()
 
 
 def test_profile_before_explain_is_a_clear_error(trained, capsys):
