@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from ecgjax import config as config_lib
 from ecgjax.config import Config
 from ecgjax.data import BeatSet, Split
 from ecgjax.errors import EcgjaxError
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Run:
     predictions: ``{"index": i64[M], "y_true": i32[M], "y_pred": i32[M], "logits": f32[M, C], "record": U[M]}``
       (empty dict before the run finished).
     results: the ``results.json`` dict, or None before the run finished.
-    checkpoint: ``"best"`` or ``"latest"``: where the model came from.
+    checkpoint: ``"best"`` or ``"last"`` (as ``train.eval_checkpoint``): where the model came from.
     """
 
     config: Config
@@ -48,8 +51,9 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
     """Load a run from ``workdir``.
 
     Args:
-      checkpoint: ``"best"`` or ``"latest"``; default: the one the test set was
-        evaluated with (``train.eval_checkpoint``; ``last`` means the latest).
+      checkpoint: ``"best"`` or ``"last"`` (the latest checkpoint; the old word
+        ``"latest"`` is accepted with a deprecation line); default: the one the test
+        set was evaluated with (``train.eval_checkpoint``).
     """
     import jax
 
@@ -66,9 +70,12 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
     mesh = steps_lib.make_mesh()
     graphdef, _, _, state = loop.build(cfg, len(prep.beats.classes), prep.beats.x.shape[1:], mesh)
     template = loop.pack(state, dict(loop._COUNTERS), 0.0, mesh)
-    which = checkpoint or ("best" if cfg.train.eval_checkpoint == "best" else "latest")
-    if which not in ("best", "latest"):
-        raise EcgjaxError(f"checkpoint must be 'best' or 'latest', got {checkpoint!r}")
+    if checkpoint == "latest":
+        log.warning("load_run(checkpoint='latest') is deprecated: it is now called 'last', as train.eval_checkpoint")
+        checkpoint = "last"
+    which = checkpoint or cfg.train.eval_checkpoint
+    if which not in config_lib.EVAL_CHECKPOINTS:
+        raise EcgjaxError(f"checkpoint must be one of {config_lib.EVAL_CHECKPOINTS}, got {checkpoint!r}")
     with Checkpoints(workdir, cfg.train.checkpoint_every) as ck:
         tree = ck.load_best(template) if which == "best" else ck.load_latest(template)
     st = jax.device_get(tree["state"])

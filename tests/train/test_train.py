@@ -148,7 +148,8 @@ def test_early_stopping_on_validation_and_last_checkpoint(tmp_path):
     assert res["stopped_early"] and res["epochs_run"] == 2 and res["best_epoch"] == 0
     e = _epochs(tmp_path / "es")
     assert len(e) == 2 and e[0]["val_loss"] == e[1]["val_loss"]
-    assert res["evaluated_checkpoint"] == "last" and load_run(tmp_path / "es").checkpoint == "latest"
+    assert res["evaluated_checkpoint"] == "last" and load_run(tmp_path / "es").checkpoint == "last"
+    assert load_run(tmp_path / "es", checkpoint="latest").checkpoint == "last"  # the old word, deprecated
 
 
 def test_batch_not_divisible_by_device_count_is_refused(tmp_path):
