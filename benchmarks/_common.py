@@ -94,7 +94,7 @@ def time_calls(fn, repeats: int) -> list[float]:
     return out
 
 
-def summarise(items_per_call: int, seconds: list[float]) -> dict:
+def summarize(items_per_call: int, seconds: list[float]) -> dict:
     rates = [items_per_call / s for s in seconds]
     return {
         "beats_per_s": statistics.median(rates),

@@ -131,7 +131,7 @@ def run_cell(model_name, method_name, batch, args, env, probe_gflops):
     for _ in range(args.warmup):
         jax.block_until_ready(compiled(state, x, target))
     secs = C.time_calls(lambda: compiled(state, x, target), args.repeats)
-    row.update(C.summarise(batch, secs))
+    row.update(C.summarize(batch, secs))
     nominal = C.NOMINAL_FWD_FLOPS.get(model_name) if (args.length, args.leads) == (430, 2) else None
     row["fwd_flops_per_beat_xla"] = fwd
     row["fwd_flops_per_beat_nominal"] = nominal

@@ -202,7 +202,7 @@ def _compare(args, impl, graphdef, state, tmodel, torch, Saliency, sync, env):
         row = dict(env, model="ribeiro_cnn", method=method, batch=args.batch, conv_impl=impl if method.startswith("jax") else None,
                    precision=args.precision, compile_s=compile_s, logits_max_rel_diff=rel,
                    saliency_max_rel_diff_torch_vs_jax=sal_rel, captum_vs_autograd_max_rel_diff=cap_rel)
-        row.update(C.summarise(args.batch, secs))
+        row.update(C.summarize(args.batch, secs))
         rows.append(row)
         C.log(f"{method:20s} B={args.batch} {row['beats_per_s']:8.1f} beats/s [{row['beats_per_s_min']:.1f}, {row['beats_per_s_max']:.1f}]")
     return rows

@@ -74,7 +74,7 @@ def run_cell(model_name, batch, args, env, probe):
     secs = C.time_calls(call, args.repeats)
     loss1 = float(call())
     assert jnp.isfinite(loss0) and jnp.isfinite(loss1), "training loss is not finite"
-    row.update(C.summarise(batch, secs))
+    row.update(C.summarize(batch, secs))
     row.update(loss_first=loss0, loss_last=loss1)
     nominal = C.NOMINAL_FWD_FLOPS.get(model_name) if (args.length, args.leads) == (430, 2) else None
     row.update(fwd_flops_per_beat_xla=fwd, fwd_flops_per_beat_nominal=nominal,
