@@ -162,7 +162,8 @@ def _target_prob(make, params, x, target):
 @dataclasses.dataclass(frozen=True)
 class FaithfulnessResult:
     """Attributes:
-    steps: i64[K+1] number of segments deleted/inserted (0..K, K = 2 x segments x leads).
+    steps: i64[K+1] number of segments deleted/inserted (0..K, K = the most segments of
+      real signal that any beat has; a beat with fewer is fully deleted from its own count on).
     deletion, insertion: {name: f64[K+1]} mean target probability over beats.
     deletion_auc, insertion_auc: {name: f64[N]} per-beat area under the curve (x axis k/K in [0, 1]).
     """
@@ -190,6 +191,25 @@ class FaithfulnessResult:
         atomic_savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
 
 
+def _absmean_segments(m, shape, name, r, lo, hi, fs, seg_s, n_per_side) -> np.ndarray:
+    """f32[N, S]: mean |map| of each segment's real samples, NaN where the segment does not exist."""
+    from ecgjax.analysis.segments import segment_values
+
+    if np.shape(m) != shape:
+        raise ValueError(f"maps[{name!r}] has shape {np.shape(m)}, beats have {shape}")
+    return segment_values(m, r, lo, hi, fs, seg_s=seg_s, n_per_side=n_per_side, reduce="absmean", min_coverage=1e-9).flat()
+
+
+def _existing_first(key: np.ndarray, exists: np.ndarray) -> np.ndarray:
+    """i64[N, S] rank of each segment by ascending ``key`` among the segments that exist
+    (ties keep segment order); a segment that does not exist gets rank S (never reached)."""
+    N, S = key.shape
+    order = np.argsort(np.where(exists, key, np.inf), axis=1, kind="stable")
+    rk = np.empty_like(order)
+    np.put_along_axis(rk, order, np.arange(S)[None].repeat(N, 0), axis=1)
+    return np.where(exists, rk, S)
+
+
 def deletion_insertion(
     model: Any,
     x: np.ndarray,
@@ -209,9 +229,10 @@ def deletion_insertion(
 ) -> FaithfulnessResult:
     """Deletion and insertion curves over 0.1 s segments ranked by mean |attribution|.
 
-    Segments are ranked per beat by the mean of |map| over their real samples
-    (``segment_values(..., reduce="absmean")``); segments with no real sample are
-    never touched. Step k replaces the real samples of the k top segments by
+    Only segments that exist (hold at least one real sample) are ranked, per beat,
+    by the mean of |map| over their real samples (``segment_values(...,
+    reduce="absmean")``); the random control orders the same segments at random.
+    Segments with no real sample are never touched and take no step. Step k replaces the real samples of the k top segments by
     ``baseline`` (deletion) or starts from a ``baseline`` beat and restores them
     (insertion); the score is the softmax probability of ``target``.
 
@@ -224,7 +245,7 @@ def deletion_insertion(
       :class:`FaithfulnessResult` (lower deletion AUC and higher insertion AUC = more faithful).
     """
     from ecgjax import timebase
-    from ecgjax.analysis.segments import segment_ids, segment_values
+    from ecgjax.analysis.segments import segment_ids
 
     make, params = _adapt(model)
     x = np.asarray(x, np.float32)
@@ -232,19 +253,17 @@ def deletion_insertion(
     target = np.asarray(target, np.int32)
     w = timebase.to_samples(seg_s, fs)
     ids = segment_ids(r, lo, hi, T, L, w, n_per_side)
-    K = 2 * n_per_side * L
-    ranks = {}
-    for name, m in maps.items():
-        if np.shape(m) != x.shape:
-            raise ValueError(f"maps[{name!r}] has shape {np.shape(m)}, beats have {x.shape}")
-        v = segment_values(m, r, lo, hi, fs, seg_s=seg_s, n_per_side=n_per_side, reduce="absmean", min_coverage=1e-9).flat()
-        order = np.argsort(np.where(np.isnan(v), -np.inf, -v), axis=1, kind="stable")
-        rk = np.empty_like(order)
-        np.put_along_axis(rk, order, np.arange(K)[None].repeat(N, 0), axis=1)
-        ranks[name] = np.where(np.isnan(v), K + 1, rk)
+    S = 2 * n_per_side * L
+    exists = np.zeros((N, S + 1), bool)  # column S collects the samples outside every segment
+    np.put_along_axis(exists, np.where(ids >= 0, ids, S).reshape(N, -1), True, axis=1)
+    exists = exists[:, :S]
+    K = int(exists.sum(1).max(initial=0))
+    if K == 0:
+        raise ValueError("no beat has a segment of real signal: check r, lo, hi and fs")
+    ranks = {name: _existing_first(-_absmean_segments(m, x.shape, name, r, lo, hi, fs, seg_s, n_per_side), exists)
+             for name, m in maps.items()}
     if random_control:
-        rng = np.random.default_rng(seed)
-        ranks["random_order"] = np.argsort(rng.random((N, K)), axis=1).argsort(axis=1)
+        ranks["random_order"] = _existing_first(np.random.default_rng(seed).random((N, S)), exists)
     params_d = jax.device_put(params)
 
     def scores(xs):
@@ -261,7 +280,7 @@ def deletion_insertion(
     dele, ins, dauc, iauc = {}, {}, {}, {}
     base_x = np.full_like(x, baseline)
     for name, rk in ranks.items():
-        rk_s = np.where(ids >= 0, np.take_along_axis(rk, np.maximum(ids, 0).reshape(N, -1), 1).reshape(N, T, L), K + 1)
+        rk_s = np.where(ids >= 0, np.take_along_axis(rk, np.maximum(ids, 0).reshape(N, -1), 1).reshape(N, T, L), S)
         dcur, icur = np.empty((K + 1, N)), np.empty((K + 1, N))
         for k in steps:
             sel = rk_s < k

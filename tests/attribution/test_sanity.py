@@ -93,3 +93,76 @@ def test_deletion_insertion_linear(tmp_path):
 
     plotting.save_figure(plotting.plot_faithfulness(res), tmp_path / "faith.png")
     assert (tmp_path / "faith.png").stat().st_size > 1000
+
+
+def _one_segment_model(T, L, C, seg, lead):
+    """(make, params): class 0's logit is 8 x the sum of the samples of ``seg`` (a slice) in ``lead``."""
+    W = np.zeros((T, L, C), np.float32)
+    W[seg, lead, 0] = 8.0
+    return linear_make, {"W": jax.numpy.asarray(W), "b": jax.numpy.zeros(C)}
+
+
+def test_deletion_insertion_ranks_only_existing_segments():
+    """Beats with padding (most of the 48 segments do not exist); the output depends on one
+    segment only, and the map points at it: deletion drops and insertion rises at step 1."""
+    N, T, L, C, w = 5, 48, 2, 4, 2  # segments of 2 samples, 12 a side: 24 per lead, 48 in all
+    r, lo, hi = np.full(N, 24), np.full(N, 18), np.full(N, 30)  # 3 + 3 segments per lead exist
+    seg = slice(26, 28)  # segment +2 of lead 1
+    model = _one_segment_model(T, L, C, seg, 1)
+    x = np.zeros((N, T, L), np.float32)
+    x[:, 18:30] = np.random.default_rng(0).uniform(0.5, 1.0, size=(N, 12, L))
+    maps = np.zeros_like(x)
+    maps[:, seg, 1] = 1.0
+    maps[:, 18:30] += 1e-3  # every real segment has some attribution, the known one the most
+    t = np.zeros(N, np.int32)
+    res = sanity.deletion_insertion(model, x, t, {"known": maps}, r, lo, hi, 360.0, seg_s=w / 360, n_per_side=12, batch_size=8)
+    assert res.steps[-1] == 12  # the existing segments only
+    fns = linear_make(model[1])
+    prob = np.asarray(jax.nn.softmax(fns.logit_fn(x)))[:, 0]
+    p0 = np.asarray(jax.nn.softmax(fns.logit_fn(np.zeros_like(x))))[:, 0]
+    assert prob.min() > 0.9 and p0.max() < 0.3
+    np.testing.assert_allclose(res.deletion["known"][:2], [prob.mean(), p0.mean()], rtol=1e-5)  # drops at step 1
+    np.testing.assert_allclose(res.deletion["known"][1:], p0.mean(), rtol=1e-5)
+    np.testing.assert_allclose(res.insertion["known"][:2], [p0.mean(), prob.mean()], rtol=1e-5)  # rises at step 1
+    assert res.deletion_auc["known"].mean() < res.deletion_auc["random_order"].mean()
+    # the random order also walks only existing segments: everything is deleted by the last step
+    np.testing.assert_allclose(res.deletion["random_order"][-1], p0.mean(), rtol=1e-5)
+
+
+def test_saliency_beats_random_order_on_a_trained_model():
+    """A small CNN trained (seconds) on beats whose class is the signs of two bumps (one
+    0.1 s-like segment in each lead), with padding around the real signal: saliency's
+    deletion AUC is below the random order's and its insertion AUC above."""
+    import optax
+
+    from conftest import cnn_init, cnn_make
+
+    rng = np.random.default_rng(0)
+    N, T, L, C, fs = 256, 48, 2, 4, 360.0
+    w = 4
+    r, lo, hi = np.full(N, 24), np.full(N, 8), np.full(N, 40)  # 4 + 4 segments of 4 samples per lead
+    y = rng.integers(0, C, N).astype(np.int32)
+    x = rng.normal(0, 0.3, size=(N, T, L)).astype(np.float32)
+    x[:, 16:20, 0] += np.where(y % 2, 1.5, -1.5)[:, None]
+    x[:, 28:32, 1] += np.where(y // 2, 1.5, -1.5)[:, None]
+    x[:, :8], x[:, 40:] = 0.0, 0.0
+    params = cnn_init(jax.random.key(0), T, L, C)
+    opt = optax.adam(3e-2)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(p, s):
+        loss, g = jax.value_and_grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(cnn_make(p).logit_fn(x), y).mean())(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    for _ in range(150):
+        params, state, loss = step(params, state)
+    fns = cnn_make(params)
+    assert float(np.mean(np.argmax(fns.logit_fn(x), -1) == y)) > 0.95  # it learned
+    sal = np.asarray(attr.attribute(attr.get("saliency"), fns, x, y))
+    res = sanity.deletion_insertion((cnn_make, params), x, y, {"saliency": sal}, r, lo, hi, fs, seg_s=w / fs, n_per_side=12, batch_size=256)
+    assert res.steps[-1] == 16
+    d, i = res.deletion_auc, res.insertion_auc
+    assert d["saliency"].mean() < d["random_order"].mean() - 0.1
+    assert i["saliency"].mean() > i["random_order"].mean() + 0.1
