@@ -14,13 +14,17 @@ from ecgjax.errors import EcgjaxError
 from ecgjax.io import describe_device
 
 
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)  # results.json stores NaN as null
+
+
 def _cell(test: dict, value: float, key: str, pct: bool) -> str:
-    if value is None or not math.isfinite(value):
+    if not _finite(value):
         return "-"
     k = 100.0 if pct else 1.0
     s = f"{k * value:.1f}" if pct else f"{value:.3f}"
-    lo, hi = test.get("ci", {}).get(key, (math.nan, math.nan))
-    if math.isfinite(lo) and math.isfinite(hi):
+    lo, hi = test.get("ci", {}).get(key) or (None, None)
+    if _finite(lo) and _finite(hi):
         s += f" [{k * lo:.1f}, {k * hi:.1f}]" if pct else f" [{lo:.3f}, {hi:.3f}]"
     return s
 
@@ -42,7 +46,9 @@ def summarize(workdirs, classes=()) -> str:
     Columns: run, epochs run / configured, steps, wall time, device, test accuracy,
     sklearn-macro F1 (classes present in the test set or predicted: the paper's),
     macro F1 over the classes present, then Se and +P (in %) of each of ``classes``;
-    95% record-bootstrap CIs in brackets where the run computed them.
+    95% record-bootstrap CIs in brackets where the run computed them. Se of a class
+    with no test beats and +P of a class never predicted are 0/0: ``n/a`` with the
+    reason, not the 0 that the macro averages count them as.
     """
     head = ["run", "epochs", "steps", "wall", "device", "accuracy", "macro F1 (sklearn)", "macro F1 (present)"]
     for c in classes:
@@ -63,6 +69,9 @@ def summarize(workdirs, classes=()) -> str:
         ]
         for c in classes:
             pc = t["per_class"][c]
-            cells += [_cell(t, pc["recall"], f"{c}.recall", True), _cell(t, pc["precision"], f"{c}.precision", True)]
+            cells += [
+                "n/a (no test beats)" if pc["support"] == 0 else _cell(t, pc["recall"], f"{c}.recall", True),
+                "n/a (never predicted)" if pc["predicted"] == 0 else _cell(t, pc["precision"], f"{c}.precision", True),
+            ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

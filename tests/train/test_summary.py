@@ -55,3 +55,24 @@ def test_unfinished_run_and_unknown_class_are_clear_errors(tmp_path, capsys):
     assert "no results.json" in capsys.readouterr().err
     assert cli.main(["summarize", str(wd), "--classes", "V"]) == 0
     assert "| run_a | 4 / 70 |" in capsys.readouterr().out
+
+
+def test_undefined_precision_and_recall_are_na_with_the_reason(tmp_path, capsys):
+    """V never predicted (+P is 0/0), Q absent from the test set (Se is 0/0); results.json written
+    as training writes it (NaN CIs become null), which used to crash with a TypeError."""
+    from ecgjax.train.writers import dumps
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 600)
+    pred = np.where(y == 2, 0, y)  # V (2) is never predicted
+    rep = metrics.report(y, pred, CLASSES, record=np.array([f"r{i % 12}" for i in range(600)]), n_bootstrap=20)
+    wd = tmp_path / "run"
+    wd.mkdir()
+    res = {"name": "run", "test": rep, "epochs_run": 1, "steps": 10, "wall_time_s": 60.0, "config": {"train": {"epochs": 1}},
+           "device": {"count": 1, "kind": "cpu", "platform": "cpu", "cpu_count": 2}}
+    (wd / "results.json").write_text(dumps(res))
+    assert json.loads((wd / "results.json").read_text())["test"]["ci"]["V.precision"] == [None, None]
+    assert cli.main(["summarize", str(wd), "--classes", "V,Q,N"]) == 0
+    row = [c.strip() for c in capsys.readouterr().out.splitlines()[2].strip("|").split("|")]
+    assert row[8:12] == ["0.0 [0.0, 0.0]", "n/a (never predicted)", "n/a (no test beats)", "n/a (never predicted)"]
+    assert row[12] == f"{100 * rep['per_class']['N']['recall']:.1f}" + " [" + f"{100 * rep['ci']['N.recall'][0]:.1f}, {100 * rep['ci']['N.recall'][1]:.1f}]"
