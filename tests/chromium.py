@@ -37,3 +37,20 @@ def render(html: Path, workdir: Path, size=(1000, 1400)):
     shot = workdir / "screenshot.png"
     subprocess.run([*common, f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}", url], capture_output=True, timeout=180)
     return dom, mpimg.imread(shot)[..., :3]
+
+
+def figure_problems(dom: str) -> list[str]:
+    """What is wrong with the figures of a rendered report (its DOM from :func:`render`):
+    a caption used twice, or a figure with a panel that shows neither data nor a reason
+    (``data-empty-panels``, written from ``plotting.empty_panels``; -1 = unknown)."""
+    import collections
+    import html
+    import re
+
+    caps = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", dom, re.S)]
+    out = [f"caption used {n} times: {c!r}" for c, n in collections.Counter(caps).items() if n > 1]
+    figs = re.findall(r"<figure id=\"fig-([^\"]*)\" data-empty-panels=\"(-?\d+)\"", dom)
+    if len(figs) != len(caps):
+        out.append(f"{len(caps)} captions but {len(figs)} figures with a panel count")
+    out += [f"figure {name}: {n} empty panel(s)" for name, n in figs if n != "0"]
+    return out

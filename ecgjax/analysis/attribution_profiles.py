@@ -20,8 +20,8 @@ import numpy as np
 
 from ecgjax.analysis.compare import Comparison, correct_vs_incorrect, mistaken_vs_class
 from ecgjax.analysis.profiles import Profiles, class_profiles
-from ecgjax.analysis.segments import segment_values
-from ecgjax.analysis.transforms import transform_maps
+from ecgjax.analysis.segments import segment_labels, segment_values
+from ecgjax.analysis.transforms import VALUE_LABELS, transform_maps
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ class AttributionProfiles:
       profiles: per true class.
       correct_vs_incorrect: {class name: Comparison} (classes with >= ``min_n`` beats in both groups).
       mistaken_vs_class: {"c->k": Comparison} (beats of c taken for k vs correctly classified k).
+      lead_names, lead_note: the leads the columns are named after (``BeatSet.lead_axis``).
+      min_n: beats each group of a comparison needed.
+      not_compared: ``{"correct_vs_incorrect": {class: {"n_correct", "n_incorrect"}},
+        "mistaken_vs_class": {"c->k": {"n_mistaken", "n_correct_k"}}}``: every class and
+        confusion present among the beats but too small to compare, with its counts.
     """
 
     method: str
@@ -55,12 +60,18 @@ class AttributionProfiles:
     profiles: Profiles
     correct_vs_incorrect: dict[str, Comparison]
     mistaken_vs_class: dict[str, Comparison]
+    lead_names: tuple[str, ...]
+    lead_note: str
+    min_n: int
+    not_compared: dict
 
     def comparisons_dict(self) -> dict:
         """The JSON form of the comparisons (``comparisons.json``)."""
         return {"transform": self.transform, "reduce": self.reduce, "mode": self.mode, "method": self.method, "caveat": CAVEAT,
+                "lead_names": list(self.lead_names), "lead_note": self.lead_note, "min_n": self.min_n,
                 "correct_vs_incorrect": {k: c.to_dict() for k, c in self.correct_vs_incorrect.items()},
-                "mistaken_vs_class": {k: c.to_dict() for k, c in self.mistaken_vs_class.items()}}
+                "mistaken_vs_class": {k: c.to_dict() for k, c in self.mistaken_vs_class.items()},
+                "not_compared": self.not_compared}
 
     def save(self, out_dir: str | os.PathLike) -> None:
         """``profiles.npz``, ``segments.npz`` and ``comparisons.json`` in ``out_dir``, each atomically."""
@@ -88,7 +99,7 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
 
     parts = [parts] if isinstance(parts, Attributions) else parts
     idx_all, vals, y_all, p_all = [], [], [], []
-    labels, first = None, None
+    first = None
     for a in parts:
         if a.maps.ndim != 3:
             raise ValueError(f"{a.method}: profiles need one map per beat (not target='all')")
@@ -96,24 +107,34 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
         i = a.index
         seg = segment_values(transform_maps(np.asarray(a.maps), transform), beats.r[i], beats.lo[i], beats.hi[i], beats.fs,
                              reduce=reduce, mode=mode)
-        labels = seg.labels
         idx_all.append(i), vals.append(seg.values), y_all.append(a.label), p_all.append(a.pred)
     if first is None:
         raise ValueError("no attributions to profile")
     idx = np.concatenate(idx_all)
+    lead_names, lead_note = beats.lead_axis(idx)
     v, y, p = np.concatenate(vals), np.concatenate(y_all), np.concatenate(p_all)
+    labels = segment_labels(lead_names, v.shape[-1] // 2)
     classes = tuple(first.classes)
     prof = class_profiles(v, y, beats.record[idx], idx=np.arange(len(idx)), classes=classes, n_boot=n_boot, seed=seed)
     cvi, mvc = {}, {}
+    skipped: dict = {"correct_vs_incorrect": {}, "mistaken_vs_class": {}}
     C = len(classes)
     for c in range(C):
         n_ok, n_bad = int(np.sum((y == c) & (p == c))), int(np.sum((y == c) & (p != c)))
         if n_ok >= min_n and n_bad >= min_n:
             cvi[classes[c]] = correct_vs_incorrect(v, y, p, c, min_n=min_n)
+        elif n_ok + n_bad:
+            skipped["correct_vs_incorrect"][classes[c]] = {"n_correct": n_ok, "n_incorrect": n_bad}
         for k in range(C):
-            if k != c and np.sum((y == c) & (p == k)) >= min_n and np.sum((y == k) & (p == k)) >= min_n:
+            n_as_k, n_k = int(np.sum((y == c) & (p == k))), int(np.sum((y == k) & (p == k)))
+            if k == c or not n_as_k:
+                continue
+            if n_as_k >= min_n and n_k >= min_n:
                 mvc[f"{classes[c]}->{classes[k]}"] = mistaken_vs_class(v, y, p, c, k, min_n=min_n)
-    return AttributionProfiles(first.method, transform, reduce, mode, classes, idx, y, p, v, tuple(labels), prof, cvi, mvc)
+            else:
+                skipped["mistaken_vs_class"][f"{classes[c]}->{classes[k]}"] = {"n_mistaken": n_as_k, "n_correct_k": n_k}
+    return AttributionProfiles(first.method, transform, reduce, mode, classes, idx, y, p, v, labels, prof, cvi, mvc,
+                               tuple(lead_names), lead_note, min_n, skipped)
 
 
 def profile_figures(res: AttributionProfiles, fig_dir: str | os.PathLike) -> None:
@@ -124,8 +145,10 @@ def profile_figures(res: AttributionProfiles, fig_dir: str | os.PathLike) -> Non
     fig_dir = Path(fig_dir)
     v, y, p, classes, labels = res.values, res.label, res.pred, res.classes, res.labels
     C = len(classes)
+    value = f"{VALUE_LABELS[res.transform]}, segment {res.reduce}"
     plotting.save_figure(plotting.plot_class_heatmap(res.profiles.median, labels, classes, count=res.profiles.count,
-                                                     title=f"{res.method} ({res.transform}, {res.reduce}): median per segment"),
+                                                     value_label=f"median {value}",
+                                                     title=f"{res.method} ({res.transform}, {res.reduce}): median per class and segment"),
                          fig_dir / "class_heatmap.png")
     for c in range(C):
         sel = y == c
@@ -138,7 +161,8 @@ def profile_figures(res: AttributionProfiles, fig_dir: str | os.PathLike) -> Non
             groups[f"correct {classes[k]} (mistaken for)"] = v[(y == k) & (p == k)]
         cmp = res.correct_vs_incorrect.get(classes[c])
         sig = None if cmp is None else (np.nan_to_num(np.asarray(cmp.q, float), nan=1.0).ravel() < 0.05)
-        plotting.save_figure(plotting.plot_group_lines(groups, labels, title=f"class {classes[c]}", significant=sig),
+        plotting.save_figure(plotting.plot_group_lines(groups, labels, title=f"true class {classes[c]}: {res.method}",
+                                                       significant=sig, value_label=value),
                              fig_dir / f"class_{c}_lines.png")
 
 

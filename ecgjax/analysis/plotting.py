@@ -20,23 +20,64 @@ def _mpl():
     return matplotlib
 
 
-def _subplots(*args, figsize, **kwargs):
+def _subplots(*args, figsize, layout=None, **kwargs):
     """``(Figure, axes)`` on a private Agg canvas (pyplot's ``subplots`` without its global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)
     return fig, fig.subplots(*args, **kwargs)
 
 
+EMPTY_PANELS_KEY = "ecgjax-empty-panels"  # PNG text chunk: how many panels show neither data nor a reason
+_REASON_GID = "ecgjax-reason"
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Write ``fig`` to ``path`` (format from the suffix) atomically."""
+    """Write ``fig`` to ``path`` (format from the suffix) atomically; a PNG records
+    :func:`empty_panels` in its ``ecgjax-empty-panels`` text chunk (read by the report)."""
     from ecgjax.io import atomic_open
 
     fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    meta = {EMPTY_PANELS_KEY: str(empty_panels(fig))} if fmt == "png" else None
     with atomic_open(path) as f:
-        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
+        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+
+
+def _no_data(ax, reason: str) -> None:
+    """Put a one-line ``reason`` in place of a panel that has nothing to show."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes, gid=_REASON_GID)
+
+
+def empty_panels(fig) -> int:
+    """How many axes of ``fig`` (colour bars aside) show no finite data and no reason in its place."""
+    from matplotlib.collections import Collection
+    from matplotlib.image import AxesImage
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    def shows(a) -> bool:
+        if isinstance(a, Line2D):
+            return bool(np.isfinite(np.asarray(a.get_ydata(), float)).any())
+        if isinstance(a, AxesImage):
+            return bool(np.ma.count(np.ma.masked_invalid(a.get_array())))
+        if isinstance(a, Collection):
+            return any(np.isfinite(p.vertices).all() and len(p.vertices) for p in a.get_paths())
+        if isinstance(a, Rectangle):
+            return bool(np.isfinite(a.get_height()) and a.get_height() != 0)
+        return False
+
+    n = 0
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        if any(t.get_gid() == _REASON_GID for t in ax.texts):
+            continue
+        if not any(shows(a) for a in (*ax.lines, *ax.images, *ax.collections, *ax.patches)):
+            n += 1
+    return n
 
 
 def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None = None, lo: int = 0, hi: int | None = None,
@@ -50,6 +91,7 @@ def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None =
       r: R position (drawn as a dashed line); lo, hi: the valid range (padding greyed).
       segments: optional f32[L, S] segment values (``Segments.values[n]``) drawn as
         background bands of width ``seg_len`` around R instead of per-sample colour.
+      lead_names: L names for the y axes (``BeatSet.lead_axis``); default "lead 1", "lead 2", ...
       symmetric: colour scale symmetric around 0 (signed maps); False for |.| maps.
     """
     mpl = _mpl()
@@ -90,7 +132,7 @@ def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None =
         ax.set_xlim(t[0], t[-1])
         pad = 0.05 * (np.ptp(x[:, lead]) or 1)
         ax.set_ylim(x[:, lead].min() - pad, x[:, lead].max() + pad)
-        ax.set_ylabel(lead_names[lead] if lead_names else f"lead {chr(65 + lead)}")
+        ax.set_ylabel(f"{lead_names[lead] if lead_names else f'lead {lead + 1}'} (a.u.)")
     axes[-1, 0].set_xlabel("time from R (s)" if r is not None else "time (s)")
     fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cm), ax=axes[:, 0].tolist(), label="attribution")
     if title:
@@ -98,68 +140,98 @@ def plot_beat_map(x: np.ndarray, amap: np.ndarray, fs: float, *, r: int | None =
     return fig
 
 
+def _columns_with_data(*arrays: np.ndarray) -> np.ndarray:
+    """bool[K] columns (last axis) finite somewhere in any of ``arrays`` (each f[..., K])."""
+    return np.any([np.isfinite(np.asarray(a, float).reshape(-1, np.shape(a)[-1])).any(0) for a in arrays], axis=0)
+
+
+SEGMENT_AXIS = "0.1 s segment: lead, then - before / + after R"
+
+
 def plot_class_heatmap(stat: np.ndarray, labels: Sequence[str], classes: Sequence[str], *, title: str = "", cmap: str = "viridis",
-                       count: np.ndarray | None = None):
+                       count: np.ndarray | None = None, value_label: str = "median attribution (a.u.)"):
     """Per-class segment heat map (Fig. 7): rows = classes, columns = the flat segments.
 
+    Segments with no value in any class (outside every window) are left out; NaN
+    cells of the rest are grey.
+
     Args:
-      stat: f[C, L, S] (e.g. ``Profiles.median``); NaN cells are hatched grey.
+      stat: f[C, L, S] (e.g. ``Profiles.median``).
       labels: L*S column names (``Segments.labels``); classes: C row names.
       count: optional i[C, L, S]; classes' beat counts are added to the row labels.
+      value_label: the colour bar's label (what ``stat`` is, with its unit).
     """
     mpl = _mpl()
     C = stat.shape[0]
     flat = np.asarray(stat, float).reshape(C, -1)
-    fig, ax = _subplots(figsize=(max(8, 0.25 * flat.shape[1]), 0.5 * C + 1.5))
+    keep = _columns_with_data(flat)
+    fig, ax = _subplots(figsize=(max(8, 0.3 * keep.sum() + 3), 0.5 * C + 2))
+    if not keep.any():
+        _no_data(ax, "no segment has a value: every segment lies in padding or outside the windows")
+        return fig
     cm = mpl.colormaps[cmap].with_extremes(bad="0.8")
-    im = ax.imshow(np.ma.masked_invalid(flat), aspect="auto", cmap=cm, interpolation="nearest")
-    ax.set_xticks(range(flat.shape[1]), labels, rotation=90, fontsize=7)
+    im = ax.imshow(np.ma.masked_invalid(flat[:, keep]), aspect="auto", cmap=cm, interpolation="nearest")
+    ax.set_xticks(range(int(keep.sum())), np.asarray(labels)[keep], rotation=90, fontsize=7)
     rows = list(classes)
     if count is not None:
         rows = [f"{c} (n={int(np.max(count[i]))})" for i, c in enumerate(classes)]
     ax.set_yticks(range(C), rows)
-    fig.colorbar(im, ax=ax, label="median attribution")
+    ax.set_xlabel(SEGMENT_AXIS)
+    ax.set_ylabel("class (beats)")
+    fig.colorbar(im, ax=ax, label=value_label)
     if title:
         ax.set_title(title)
     return fig
 
 
 def group_summary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(median, q25, q75) f64[L*S] over beats of f[n, L, S] segment values (NaN excluded)."""
-    import warnings
-
+    """(median, q25, q75) f64[L*S] over beats of f[n, L, S] segment values (NaN excluded; NaN where no beat has a value)."""
     values = np.asarray(values, float)
     v = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.nanpercentile(v, [50, 25, 75], axis=0) if len(v) else np.full((3, v.shape[1]), np.nan)
+    q = np.full((3, v.shape[1]), np.nan)
+    ok = np.isfinite(v).any(0)
+    if ok.any():
+        q[:, ok] = np.nanpercentile(v[:, ok], [50, 25, 75], axis=0)
     return q[0], q[1], q[2]
 
 
-def plot_group_lines(groups: dict[str, np.ndarray], labels: Sequence[str], *, title: str = "", significant: np.ndarray | None = None):
-    """Median line and IQR band per group over the flat segments (Fig. 8).
+def plot_group_lines(groups: dict[str, np.ndarray], labels: Sequence[str], *, title: str = "", significant: np.ndarray | None = None,
+                     value_label: str = "segment attribution (a.u.)"):
+    """Median line and IQR band per group over the segments (Fig. 8).
+
+    Segments with no value in any group are left out; an empty group is named in
+    the legend with n=0.
 
     Args:
       groups: {name: f[n, L, S] segment values of that group}, e.g. total /
         correct / incorrect / mistaken-for class.
       labels: L*S column names.
       significant: optional bool[L*S]; columns marked with * (e.g. BH q < 0.05).
+      value_label: what the values are, with the unit (the y label adds "median, IQR").
     """
-    fig, ax = _subplots(figsize=(max(8, 0.25 * len(labels)), 3.5))
-    xs = np.arange(len(labels))
-    for name, v in groups.items():
+    flat = {k: np.asarray(v, float).reshape(len(v), len(labels)) for k, v in groups.items()}
+    keep = _columns_with_data(*[v for v in flat.values() if len(v)]) if any(len(v) for v in flat.values()) else np.zeros(len(labels), bool)
+    fig, ax = _subplots(figsize=(max(8, 0.3 * keep.sum() + 3), 3.5))
+    if not keep.any():
+        _no_data(ax, "no beats with a segment value in any group: " + ", ".join(f"{k} (n={len(v)})" for k, v in flat.items()))
+        if title:
+            ax.set_title(title)
+        return fig
+    xs = np.arange(int(keep.sum()))
+    for name, v in flat.items():
         if len(v) == 0:  # an empty group (e.g. no misclassified beats) has no line; it is named in the legend
             ax.plot([], [], ls="none", label=f"{name} (n=0)")
             continue
-        med, q25, q75 = group_summary(v)
+        med, q25, q75 = group_summary(v[:, keep])
         (ln,) = ax.plot(xs, med, marker=".", label=f"{name} (n={len(v)})")
         ax.fill_between(xs, q25, q75, color=ln.get_color(), alpha=0.2)
     if significant is not None:
         top = ax.get_ylim()[1]
-        for i in np.flatnonzero(significant):
+        for i in np.flatnonzero(np.asarray(significant).ravel()[keep]):
             ax.text(i, top, "*", ha="center", va="top")
-    ax.set_xticks(xs, labels, rotation=90, fontsize=7)
-    ax.set_ylabel("segment attribution (median, IQR)")
+    ax.set_xticks(xs, np.asarray(labels)[keep], rotation=90, fontsize=7)
+    ax.set_xlabel(SEGMENT_AXIS + ("; * BH q < 0.05" if significant is not None else ""))
+    ax.set_ylabel(f"{value_label}\nmedian, IQR")
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
@@ -167,20 +239,30 @@ def plot_group_lines(groups: dict[str, np.ndarray], labels: Sequence[str], *, ti
 
 
 def plot_cascade(result, *, title: str = ""):
-    """Median (IQR) Spearman correlation with the original maps after each randomised layer, plus the random control."""
+    """Median (IQR) Spearman correlation with the original maps after each randomised layer, plus the random control.
+
+    When the correlation is undefined for every beat (maps constant within each
+    beat, e.g. Grad-CAM on a one-step feature map) the panel says so instead.
+    """
     fig, ax = _subplots(figsize=(7, 3.5))
+    ax.set_title(title or f"cascading randomisation: {result.method}")
+    if not np.isfinite(result.spearman_signed).any() and not np.isfinite(result.spearman_abs).any():
+        _no_data(ax, f"Spearman undefined for all {result.spearman_signed.shape[-1]} beats:\n"
+                     "every map is constant within its beat (nothing to rank)")
+        return fig
     xs = np.arange(len(result.layers))
     for name, arr, ctrl in (("signed", result.spearman_signed, result.random_signed), ("|.|", result.spearman_abs, result.random_abs)):
-        q = np.nanpercentile(arr, [25, 50, 75], axis=1)
-        (ln,) = ax.plot(xs, q[1], marker="o", label=f"{name}")
-        ax.fill_between(xs, q[0], q[2], color=ln.get_color(), alpha=0.2)
-        ax.axhline(np.nanmedian(ctrl), color=ln.get_color(), ls=":", lw=1, label=f"random control {name}")
+        med, q25, q75 = group_summary(np.asarray(arr, float).T)
+        (ln,) = ax.plot(xs, med, marker="o", label=f"{name}")
+        ax.fill_between(xs, q25, q75, color=ln.get_color(), alpha=0.2)
+        c_med = group_summary(np.asarray(ctrl, float)[:, None])[0][0]
+        if np.isfinite(c_med):
+            ax.axhline(c_med, color=ln.get_color(), ls=":", lw=1, label=f"random control {name}")
     ax.set_xticks(xs, result.layers, rotation=45, ha="right")
-    ax.set_xlabel("re-initialised up to (output -> input)")
-    ax.set_ylabel("Spearman vs original")
+    ax.set_xlabel("re-initialised up to layer (output -> input)")
+    ax.set_ylabel("Spearman with the trained\nmodel's maps (median, IQR)")
     ax.set_ylim(-1.05, 1.05)
     ax.legend(fontsize=7)
-    ax.set_title(title or f"cascading randomisation: {result.method}")
     return fig
 
 
@@ -192,29 +274,33 @@ def plot_faithfulness(result, *, title: str = ""):
                                    (axes[1], result.insertion, result.insertion_auc, "insertion")):
         for k, c in curves.items():
             ax.plot(frac, c, label=f"{k} (AUC {np.mean(aucs[k]):.3f})", ls=":" if k == "random_order" else "-")
-        ax.set_xlabel("fraction of segments")
+        ax.set_xlabel(f"fraction of segments {'deleted' if name == 'deletion' else 'inserted'} (of {int(result.steps[-1])})")
         ax.set_title(name)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("target probability")
+    axes[0].set_ylabel("target-class probability\n(mean over beats)")
     if title:
         fig.suptitle(title)
     return fig
 
 
 def plot_example_beats(xs: np.ndarray, maps: np.ndarray, fs: float, *, rs: np.ndarray, his: np.ndarray, titles: Sequence[str],
-                       cmap: str = "magma_r"):
+                       lead_names: Sequence[Sequence[str]] | None = None, value_label: str = "|attribution|", cmap: str = "magma_r"):
     """Several beats, one row each and one column per lead, the |map| as the line's colour (Fig. 5).
 
     Args:
-      xs: f32[K, T, L] beats; maps: f32[K, T, L] non-negative maps (colour scaled per beat).
+      xs: f32[K, T, L] beats; maps: f32[K, T, L] non-negative maps (colour scaled per beat,
+        one colour bar per row).
       rs: i[K] R positions; his: i[K] end of the real samples (padding not drawn).
       titles: K row titles.
+      lead_names: K x L lead names, each beat's own (``BeatSet.lead_axis([n])``); default "lead 1", ...
+      value_label: what the colour shows.
     """
     mpl = _mpl()
     from matplotlib.collections import LineCollection
 
     K, T, L = xs.shape
-    fig, axes = _subplots(K, L, figsize=(4.5 * L, 1.6 * K + 0.4), squeeze=False)
+    names = [list(n) for n in lead_names] if lead_names is not None else [[f"lead {i + 1}" for i in range(L)]] * K
+    fig, axes = _subplots(K, L, figsize=(4.5 * L + 1, 1.7 * K + 0.6), squeeze=False, layout="constrained")
     cm = mpl.colormaps[cmap]
     for k in range(K):
         hi = int(his[k])
@@ -232,18 +318,21 @@ def plot_example_beats(xs: np.ndarray, maps: np.ndarray, fs: float, *, rs: np.nd
             y = xs[k, :hi, lead]
             pad = 0.05 * (np.ptp(y) or 1)
             ax.set_ylim(y.min() - pad, y.max() + pad)
-            ax.set_yticks([])
-            ax.set_title(f"{titles[k]}, lead {chr(65 + lead)}", fontsize=8)
+            ax.set_ylabel(f"{names[k][lead]} (a.u.)", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.set_title(f"{titles[k]}, {names[k][lead]}", fontsize=8)
+        cb = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cm), ax=axes[k].tolist(), fraction=0.03, pad=0.01)
+        cb.set_label(value_label, fontsize=7)
+        cb.ax.tick_params(labelsize=6)
     for lead in range(L):
         axes[-1, lead].set_xlabel("time from R (s)")
-    fig.tight_layout()
     return fig
 
 
 def plot_confusion(cm_norm: np.ndarray, classes: Sequence[str], *, counts: np.ndarray | None = None, title: str = ""):
     """Row-normalised confusion matrix (Fig. 4): rows true, columns predicted; counts written in the cells."""
     C = len(classes)
-    fig, ax = _subplots(figsize=(0.6 * C + 2.2, 0.6 * C + 1.6))
+    fig, ax = _subplots(figsize=(0.6 * C + 2.6, 0.6 * C + 1.6))
     im = ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(C):
         for j in range(C):
@@ -252,9 +341,9 @@ def plot_confusion(cm_norm: np.ndarray, classes: Sequence[str], *, counts: np.nd
             ax.text(j, i, txt, ha="center", va="center", fontsize=6, color="white" if v > 0.5 else "black")
     ax.set_xticks(range(C), classes)
     ax.set_yticks(range(C), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -269,6 +358,8 @@ def plot_per_class_scores(per_class: dict, *, title: str = ""):
     for k, m in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (k - 1) * 0.27, [per_class[c][m] for c in classes], width=0.27, label=m)
     ax.set_xticks(x, [f"{c}\n(n={per_class[c]['support']})" for c in classes], fontsize=7)
+    ax.set_xlabel("class (test beats)")
+    ax.set_ylabel("score")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, ncol=3, loc="lower left")
     if title:
@@ -281,11 +372,16 @@ def plot_noise_curves(rows: Sequence[dict]):
     """Accuracy and profile correlation against SNR, one line per noise type; rows as in the noise stress test."""
     fig, axes = _subplots(1, 2, figsize=(8, 3))
     clean = [r for r in rows if r["snr_db"] is None]
-    for name in sorted({r["noise"] for r in rows if r["snr_db"] is not None}):
+    names = sorted({r["noise"] for r in rows if r["snr_db"] is not None})
+    for name in names:
         rs = sorted((r for r in rows if r["noise"] == name), key=lambda r: r["snr_db"])
         snr = [r["snr_db"] for r in rs]
         axes[0].plot(snr, [r["accuracy"] for r in rs], "o-", label=name)
         axes[1].plot(snr, [r["profile_spearman"] for r in rs], "o-", label=name)
+    if not names:
+        for ax in axes:
+            _no_data(ax, "no noisy condition was run")
+        return fig
     if clean:
         axes[0].axhline(clean[0]["accuracy"], color="k", ls="--", lw=0.8, label="clean")
     axes[0].set_ylabel("accuracy")

@@ -5,8 +5,10 @@ For beat n with R at ``r[n]``, segment length ``w = to_samples(seg_s, fs)``
 
 * ``-k`` covers ``[r - k w, r - (k-1) w)``;  ``+k`` covers ``[r + (k-1) w, r + k w)``.
 
-Columns per lead are ordered ``-K .. -1, +1 .. +K``; leads are named A, B, ...
-so the flat order is the paper's ``-A12..-A1, +A1..+A12, -B12..-B1, +B1..+B12``.
+Columns per lead are ordered ``-K .. -1, +1 .. +K``, leads in the order of the L
+axis: the paper's ``-A12..-A1, +A1..+A12, -B12..-B1, +B1..+B12``. Columns are
+named after the leads (``MLII-12 .. MLII+12, V1-12 ..``, names from
+``BeatSet.lead_axis``), not A/B, which would clash with the class A.
 
 Two policies for samples outside the beat's real signal:
 
@@ -23,6 +25,7 @@ Reductions over a segment's used samples: ``"mean"``, ``"max"``, ``"absmean"`` (
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +42,7 @@ class Segments:
     Attributes:
       values: f32[N, L, S] (S = 2 K), NaN where excluded.
       coverage: f32[N, L, S] fraction of each segment's w samples that were used.
-      labels: the S x L column names in flat (lead-major) order, e.g. "-A12".
+      labels: the S x L column names in flat (lead-major) order, e.g. "MLII-12".
       offsets_s: f64[S] segment start relative to R, seconds (-K w / fs ... (K-1) w / fs).
       seg_len: w, samples per segment.
     """
@@ -64,13 +67,17 @@ def segment_bounds(r: np.ndarray, w: int, n_per_side: int) -> tuple[np.ndarray, 
     return a, a + w
 
 
-def segment_labels(n_leads: int, n_per_side: int) -> tuple[str, ...]:
-    """Flat column names: ``-A12 .. -A1, +A1 .. +A12, -B12 ...``."""
-    names = []
-    for lead in range(n_leads):
-        ch = chr(ord("A") + lead)
-        names += [f"-{ch}{k}" for k in range(n_per_side, 0, -1)] + [f"+{ch}{k}" for k in range(1, n_per_side + 1)]
-    return tuple(names)
+def segment_labels(leads: int | Sequence[str], n_per_side: int) -> tuple[str, ...]:
+    """Flat column names ``MLII-12 .. MLII-1, MLII+1 .. MLII+12, V1-12 ...``.
+
+    Args:
+      leads: the lead names in the order of the L axis, or their number (then ``L1``, ``L2``, ...).
+    """
+    names = [f"L{i + 1}" for i in range(leads)] if isinstance(leads, int) else list(leads)
+    out = []
+    for ch in names:
+        out += [f"{ch}-{k}" for k in range(n_per_side, 0, -1)] + [f"{ch}+{k}" for k in range(1, n_per_side + 1)]
+    return tuple(out)
 
 
 def segment_ids(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, T: int, L: int, w: int, n_per_side: int) -> np.ndarray:
@@ -99,6 +106,7 @@ def segment_values(
     reduce: str = "mean",
     mode: str = "valid",
     min_coverage: float = 1.0,
+    lead_names: Sequence[str] | None = None,
     chunk: int = 4096,
 ) -> Segments:
     """Segment statistics of attribution maps (no Python loop over beats).
@@ -112,6 +120,7 @@ def segment_values(
       reduce: "mean", "max" or "absmean".
       mode: "valid" or "paper" (module docstring).
       min_coverage: in "valid" mode, segments with a smaller covered fraction are NaN (0 < min_coverage <= 1).
+      lead_names: L names for the column labels (``BeatSet.lead_axis()[0]``); default L1, L2, ...
       chunk: beats processed at once (memory: chunk x 2K x w x L values).
 
     Returns:
@@ -165,4 +174,6 @@ def segment_values(
         values[s0:s1] = red.transpose(0, 2, 1)
         coverage[s0:s1] = np.broadcast_to(cov[:, None, :], (s1 - s0, L, S))
     offsets = np.concatenate([-np.arange(n_per_side, 0, -1), np.arange(n_per_side)]) * w / fs
-    return Segments(values, coverage, segment_labels(L, n_per_side), offsets, w)
+    if lead_names is not None and len(lead_names) != L:
+        raise ValueError(f"lead_names has {len(lead_names)} names for {L} leads")
+    return Segments(values, coverage, segment_labels(L if lead_names is None else lead_names, n_per_side), offsets, w)

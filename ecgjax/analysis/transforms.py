@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 TRANSFORMS = ("signed", "abs", "relu", "paper")
+# What a transformed map's values are, with their unit, for axis and colour-bar labels.
+VALUE_LABELS = {"signed": "attribution (a.u.)", "abs": "|attribution| (a.u.)", "relu": "max(attribution, 0) (a.u.)",
+                "paper": "|attribution|, min-max per beat (0-1)"}
 
 
 def transform_maps(maps: np.ndarray, how: str) -> np.ndarray:

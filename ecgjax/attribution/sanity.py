@@ -65,6 +65,15 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (A * B).sum(1) / den, np.nan)
 
 
+def _median_rows(v: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN; NaN (without numpy's All-NaN warning) where a row has no value."""
+    v = np.asarray(v, float)
+    out = np.full(v.shape[:-1], np.nan)
+    ok = np.isfinite(v).any(-1)
+    out[ok] = np.nanmedian(v[ok], axis=-1)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class CascadeResult:
     """Attributes:
@@ -82,10 +91,14 @@ class CascadeResult:
     method: str
 
     def summary(self) -> dict:
-        med = lambda v: np.nanmedian(v, axis=-1).tolist()  # noqa: E731
-        return {"method": self.method, "layers": list(self.layers), "median_spearman_signed": med(self.spearman_signed),
-                "median_spearman_abs": med(self.spearman_abs), "random_control_signed": float(np.nanmedian(self.random_signed)),
-                "random_control_abs": float(np.nanmedian(self.random_abs))}
+        """Medians over beats (NaN where the correlation is undefined for every beat) and
+        ``n_defined``: beats whose correlation is defined at each step (0: constant maps)."""
+        return {"method": self.method, "layers": list(self.layers),
+                "median_spearman_signed": _median_rows(self.spearman_signed).tolist(),
+                "median_spearman_abs": _median_rows(self.spearman_abs).tolist(),
+                "n_defined": np.isfinite(self.spearman_abs).sum(-1).tolist(),
+                "random_control_signed": float(_median_rows(self.random_signed)),
+                "random_control_abs": float(_median_rows(self.random_abs))}
 
     def save(self, out_dir: str | os.PathLike) -> None:
         """``cascade_<method>.json`` (summary) and ``.npz`` (per-beat values), atomically."""

@@ -100,6 +100,34 @@ class BeatSet:
         c = np.bincount(y, minlength=len(self.classes))
         return {name: int(c[i]) for i, name in enumerate(self.classes)}
 
+    def lead_axis(self, idx: np.ndarray | None = None) -> tuple[tuple[str, ...], str]:
+        """The name of each position of the L axis, read from the record headers, for figures and tables.
+
+        Args:
+          idx: i64[M] the beats shown (default all); only their records count.
+        Returns:
+          ``(names, note)``: per position the name most of those beats' records give it,
+          with ``*`` appended when some records store another lead there; ``note`` says
+          which ("" when every record agrees), e.g. ``"MLII* is V5 in 102, 104, 114"``.
+        """
+        recs = np.unique(self.record if idx is None else self.record[idx])
+        L = self.x.shape[2]
+        names, notes = [], []
+        for pos in range(L):
+            by_rec = {str(r): (self.lead_names.get(str(r)) or ())[pos:pos + 1] for r in recs}
+            got = [v[0] for v in by_rec.values() if v]
+            if not got:
+                names.append(f"lead {pos + 1}")
+                continue
+            vals, cnt = np.unique(got, return_counts=True)
+            top = str(vals[np.argmax(cnt)])
+            other = {r: v[0] for r, v in by_rec.items() if v and v[0] != top}
+            names.append(top + ("*" if other else ""))
+            if other:
+                notes.append(f"{top}* is " + "; ".join(f"{n} in {', '.join(r for r, v in other.items() if v == n)}"
+                                                       for n in sorted(set(other.values()))))
+        return tuple(names), ". ".join(notes)
+
     def subset(self, idx: np.ndarray) -> "BeatSet":
         """The beats at ``idx`` (i64[M])."""
         return dataclasses.replace(self, **{k: getattr(self, k)[idx] for k in self._ARRAYS})

@@ -25,11 +25,24 @@ class Table:
 
 @dataclasses.dataclass
 class Figure:
-    """A PNG (bytes) with a caption."""
+    """A PNG (bytes) with a caption; ``empty_panels``: panels with neither data nor a reason
+    (``plotting.empty_panels``; -1 when unknown, e.g. a PNG not written by ecgjax)."""
 
     png: bytes
     caption: str
     name: str
+    empty_panels: int = -1
+
+
+def _png_empty_panels(png: bytes) -> int:
+    """The count :func:`ecgjax.analysis.plotting.save_figure` stored in the PNG, or -1."""
+    from PIL import Image
+
+    from ecgjax.analysis.plotting import EMPTY_PANELS_KEY
+
+    with Image.open(io.BytesIO(png)) as im:
+        v = im.info.get(EMPTY_PANELS_KEY)
+    return int(v) if v is not None else -1
 
 
 @dataclasses.dataclass
@@ -47,11 +60,15 @@ class Section:
 
     def figure(self, fig_or_png, caption: str, name: str | None = None, dpi: int = 110) -> "Section":
         """Embed a matplotlib Figure (closed afterwards if pyplot made it) or PNG bytes / a PNG path."""
+        empty = None
         if isinstance(fig_or_png, (bytes, bytearray)):
             png = bytes(fig_or_png)
         elif isinstance(fig_or_png, (str, Path)):
             png = Path(fig_or_png).read_bytes()
         else:
+            from ecgjax.analysis.plotting import empty_panels
+
+            empty = empty_panels(fig_or_png)
             buf = io.BytesIO()
             fig_or_png.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
             plt = sys.modules.get("matplotlib.pyplot")  # a caller's pyplot figure is released; none is imported here
@@ -61,7 +78,8 @@ class Section:
         if not png.startswith(b"\x89PNG"):
             raise ValueError(f"figure {caption!r} is not a PNG")
         n = sum(1 for k, _ in self.items if k == "figure")
-        self.items.append(("figure", Figure(png, caption, name or f"{_slug(self.title)}-{n}")))
+        empty = _png_empty_panels(png) if empty is None else empty
+        self.items.append(("figure", Figure(png, caption, name or f"{_slug(self.title)}-{n}", empty)))
         return self
 
 
@@ -142,7 +160,7 @@ class Report:
                 else:
                     b64 = base64.b64encode(v.png).decode("ascii")
                     out.append(
-                        f"<figure id='fig-{e(v.name)}'><img alt='{e(v.caption)}' src='data:image/png;base64,{b64}'>"
+                        f"<figure id='fig-{e(v.name)}' data-empty-panels='{v.empty_panels}'><img alt='{e(v.caption)}' src='data:image/png;base64,{b64}'>"
                         f"<figcaption>{e(v.caption)}</figcaption></figure>"
                     )
         if self.meta:

@@ -212,20 +212,22 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
 def _example_beats(beats, attr_dir: Path, path: Path, transform: str) -> None:
     """Figure 5: the first correctly classified explained beat of each class, its map as colour."""
     from ecgjax.analysis import plotting
-    from ecgjax.analysis.transforms import transform_maps
+    from ecgjax.analysis.transforms import VALUE_LABELS, transform_maps
     from ecgjax.attribution.attributions import Attributions
 
-    xs, maps, rs, his, titles = [], [], [], [], []
+    xs, maps, rs, his, titles, idx = [], [], [], [], [], []
     for a in Attributions.load_classes(attr_dir):
         ok = np.flatnonzero(a.label == a.pred)
         if not len(ok):
             continue
         i, j = int(ok[0]), int(a.index[ok[0]])
-        xs.append(beats.x[j]), rs.append(beats.r[j]), his.append(beats.hi[j])
+        xs.append(beats.x[j]), rs.append(beats.r[j]), his.append(beats.hi[j]), idx.append(j)
         maps.append(np.abs(transform_maps(a.maps[i : i + 1], transform)[0]))
         titles.append(f"{beats.classes[int(a.label[i])]} ({beats.record[j]}:{beats.sample[j]})")
     if xs:
-        fig = plotting.plot_example_beats(np.stack(xs), np.stack(maps), beats.fs, rs=np.array(rs), his=np.array(his), titles=titles)
+        names = [beats.lead_axis(np.array([j]))[0] for j in idx]  # each beat's own record's leads
+        fig = plotting.plot_example_beats(np.stack(xs), np.stack(maps), beats.fs, rs=np.array(rs), his=np.array(his), titles=titles,
+                                          lead_names=names, value_label=VALUE_LABELS["abs"])
         plotting.save_figure(fig, path)
 
 

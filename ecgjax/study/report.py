@@ -100,7 +100,8 @@ def build_report(result: StudyResult) -> Report:
     for run_name, info in result.attributions.items():
         sec = rep.section(f"Attributions: {run_name}")
         sec.text(f"{info.n_beats} test beats explained (at most {cfg.explain_max_per_class} per class). Segments are 0.1 s "
-                 "wide, counted outward from R in each lead (A = lead 1, B = lead 2); segments in the zero padding are "
+                 "wide, counted outward from R in each lead and named after the lead in the record headers (MLII-1: the 0.1 s "
+                 "before R in MLII; V1+2: 0.1-0.2 s after R in V1); segments in the zero padding are "
                  "excluded, not averaged. Comparisons: Mann-Whitney U per segment, Benjamini-Hochberg q < 0.05.")
         for key, why in info.skipped.items():
             sec.text(f"{key}: not applicable to this model ({why}).")
@@ -113,10 +114,17 @@ def build_report(result: StudyResult) -> Report:
                 k = int(np.nanargmax(np.abs(eff))) if np.isfinite(eff).any() else -1
                 rows.append([key, cls, int(np.max(c["n_a"])), int(np.max(c["n_b"])), int(np.nansum(q < 0.05)),
                              seg_labels[k] if k >= 0 else "-", _fmt(float(eff[k])) if k >= 0 else "-"])
+            if comps.get("lead_note"):
+                sec.text(f"{key}: a starred lead is another lead in some records ({comps['lead_note']}).")
+            classes = results[run_name]["classes"]
             for png in m.figures:
-                what = {"class_heatmap": "Figure 7: median per class and segment",
-                        "example_beats": "Figure 5: one correctly classified test beat per class, |attribution| as colour"}.get(
-                    png.stem, "Figure 8: median and IQR per segment: all, correct, incorrect beats and the class they were taken for")
+                if png.stem.startswith("class_") and png.stem.endswith("_lines"):
+                    cls = classes[int(png.stem.split("_")[1])]
+                    what = (f"Figure 8, class {cls}: median and IQR per segment of all {cls} beats, the correctly and the "
+                            f"incorrectly classified ones, and the correct beats of the class they were most often taken for")
+                else:
+                    what = {"class_heatmap": "Figure 7: median per class and segment",
+                            "example_beats": "Figure 5: one correctly classified test beat per class, |attribution| as colour (colour scale per beat)"}[png.stem]
                 sec.figure(png, f"{what} ({run_name}, {key}).", name=f"{run_name}-{key}-{png.stem}")
         if rows:
             sec.table(["method", "class", "n correct", "n incorrect", "segments q<0.05", "largest effect at", "rank-biserial"],

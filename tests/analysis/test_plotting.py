@@ -53,3 +53,46 @@ def test_figures_touch_no_global_matplotlib_state(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_empty_panels_are_counted_and_a_reason_fills_them(tmp_path):
+    """A panel with no finite data counts as empty; one that states why it is empty does not; the
+    count travels in the PNG (the report's Chromium test reads it from there)."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure()
+    a, b, c = fig.subplots(1, 3)
+    a.plot([0, 1], [1, 2])
+    b.plot([0, 1], [np.nan, np.nan])  # drawn, but nothing visible
+    plotting._no_data(c, "no beats")
+    assert plotting.empty_panels(fig) == 1
+    plotting.save_figure(fig, tmp_path / "f.png")
+    assert Image.open(tmp_path / "f.png").info[plotting.EMPTY_PANELS_KEY] == "1"
+
+
+def test_figures_name_leads_label_axes_and_never_leave_a_panel_empty():
+    from ecgjax.analysis.segments import segment_labels
+    from ecgjax.attribution.sanity import CascadeResult
+
+    rng = np.random.default_rng(0)
+    labels = segment_labels(("MLII", "V1"), 12)
+    vals = np.full((20, 2, 24), np.nan)
+    vals[:, :, 10:15] = rng.normal(size=(20, 2, 5))  # 5 of 24 segments per lead exist (a short window)
+    lines = plotting.plot_group_lines({"V all": vals, "correct": vals[:12], "incorrect": vals[:0]}, labels, value_label="|saliency| (a.u.)")
+    ax = lines.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["MLII-2", "MLII-1", "MLII+1", "MLII+2", "MLII+3",
+                                                            "V1-2", "V1-1", "V1+1", "V1+2", "V1+3"]
+    assert ax.get_xlabel() and "|saliency| (a.u.)" in ax.get_ylabel() and plotting.empty_panels(lines) == 0
+    heat = plotting.plot_class_heatmap(vals[:2], labels, ("N", "V"), value_label="median |x| (a.u.)")
+    assert len(heat.axes[0].get_xticklabels()) == 10 and heat.axes[1].get_ylabel() == "median |x| (a.u.)"  # axes[1]: colour bar
+    beats = plotting.plot_example_beats(rng.normal(size=(2, 50, 2)), rng.random((2, 50, 2)), 360.0, rs=np.array([20, 20]),
+                                        his=np.array([50, 40]), titles=["N", "V"], lead_names=[("MLII", "V1"), ("V5", "V2")])
+    assert [a.get_title() for a in beats.axes[:4]] == ["N, MLII", "N, V1", "V, V5", "V, V2"]
+    assert sum(a.get_label() == "<colorbar>" for a in beats.axes) == 2 and beats.axes[0].get_ylabel() == "MLII (a.u.)"
+    # constant maps: Spearman undefined everywhere -> a reason, not an empty plot
+    nan = np.full((2, 6), np.nan)
+    cas = plotting.plot_cascade(CascadeResult(("head", "conv"), nan, nan, nan[0], nan[0], "grad_cam"))
+    assert plotting.empty_panels(cas) == 0 and "constant" in cas.axes[0].texts[0].get_text()
+    none = plotting.plot_group_lines({"a": vals[:0]}, labels)
+    assert plotting.empty_panels(none) == 0

@@ -51,7 +51,7 @@ def test_padding_never_averaged_in_valid_mode():
     v = seg.values[0, 0]
     assert np.all((v == 1.0) | np.isnan(v))  # no value diluted by padding zeros
     # +3 covers [172, 208): 28 of 36 samples real -> excluded at min_coverage=1, kept in paper mode as a diluted mean
-    i = seg.labels.index("+A3")
+    i = seg.labels.index("L1+3")
     assert np.isnan(v[i]) and seg.coverage[0, 0, i] == pytest.approx(28 / 36)
     paper = segment_values(maps, np.array([100]), np.array([0]), np.array([200]), 360.0, mode="paper")
     assert paper.values[0, 0, i] == pytest.approx(28 / 36)
@@ -63,7 +63,12 @@ def test_fs_aware_lengths_and_labels():
     s250 = segment_values(maps, np.array([150, 150]), np.array([0, 0]), np.array([300, 300]), 250.0, n_per_side=3)
     assert s360.seg_len == 36 and s250.seg_len == 25
     np.testing.assert_allclose(s250.offsets_s, [-0.3, -0.2, -0.1, 0.0, 0.1, 0.2])
-    assert segment_labels(2, 12)[:2] == ("-A12", "-A11") and segment_labels(2, 12)[23:26] == ("+A12", "-B12", "-B11")
+    assert segment_labels(2, 12)[:2] == ("L1-12", "L1-11") and segment_labels(2, 12)[23:26] == ("L1+12", "L2-12", "L2-11")
+    assert segment_labels(("MLII", "V1"), 2) == ("MLII-2", "MLII-1", "MLII+1", "MLII+2", "V1-2", "V1-1", "V1+1", "V1+2")
+    named = segment_values(maps, np.array([150, 150]), np.array([0, 0]), np.array([300, 300]), 360.0, n_per_side=3, lead_names=("MLII", "V5"))
+    assert named.labels[:4] == ("MLII-3", "MLII-2", "MLII-1", "MLII+1") and named.labels[-1] == "V5+3"
+    with pytest.raises(ValueError, match="1 names for 2 leads"):
+        segment_values(maps, np.array([150, 150]), np.array([0, 0]), np.array([300, 300]), 360.0, lead_names=("MLII",))
     assert s360.flat().shape == (2, 12)
 
 

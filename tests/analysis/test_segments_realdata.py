@@ -17,11 +17,11 @@ def test_segments_on_real_beats(real_data_dir):
     x, r, lo, hi = b.x[idx], b.r[idx], b.lo[idx], b.hi[idx]
     v = segment_values(x, r, lo, hi, b.fs)
     p = segment_values(x, r, lo, hi, b.fs, mode="paper")
-    assert v.seg_len == 36 and v.labels[11:13] == ("-A1", "+A1")
+    assert v.seg_len == 36 and v.labels[11:13] == ("L1-1", "L1+1")
     defined = np.isfinite(v.values)
     assert np.all(v.coverage[defined] == 1.0)  # valid mode: every defined value is all real signal
-    assert defined[:, 0, 12].mean() > 0.99  # +A1 exists for (almost) every beat
-    # the paper's +A8 column is mostly zero padding: defined in paper mode, not in valid mode
-    i = v.labels.index("+A8")
+    assert defined[:, 0, 12].mean() > 0.99  # L1+1 exists for (almost) every beat
+    # the paper's +A8 (L1+8) column is mostly zero padding: defined in paper mode, not in valid mode
+    i = v.labels.index("L1+8")
     assert np.isfinite(p.values[:, 0, i]).mean() > 0.8 and defined[:, 0, i].mean() < 0.01
 

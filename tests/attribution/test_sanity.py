@@ -166,3 +166,16 @@ def test_saliency_beats_random_order_on_a_trained_model():
     d, i = res.deletion_auc, res.insertion_auc
     assert d["saliency"].mean() < d["random_order"].mean() - 0.1
     assert i["saliency"].mean() > i["random_order"].mean() + 0.1
+
+
+def test_cascade_summary_of_constant_maps_is_nan_without_warnings():
+    """Constant maps (Grad-CAM on a one-step feature map) make every Spearman undefined: the
+    summary says so (NaN, n_defined 0) and numpy's All-NaN RuntimeWarning is not raised."""
+    import warnings
+
+    nan = np.full((2, 5), np.nan)
+    res = sanity.CascadeResult(("head", "conv"), nan, nan.copy(), nan[0], nan[0], "grad_cam")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = res.summary()
+    assert np.isnan(s["median_spearman_abs"]).all() and s["n_defined"] == [0, 0] and np.isnan(s["random_control_abs"])

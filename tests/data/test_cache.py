@@ -158,3 +158,17 @@ def test_object_arrays_are_refused_not_pickled(tmp_path):
     with pytest.raises(TypeError, match="pickle"):
         atomic_savez(tmp_path / "o.npz", o=np.array([{"a": 1}], dtype=object))
     assert not list(tmp_path.iterdir())
+
+
+def test_lead_axis_names_positions_from_the_headers():
+    """Names come from the record headers; a position some records store differently is starred and explained."""
+    from ecgjax.data.dataset import BeatSet
+
+    n = 4
+    z = np.zeros(n, np.int32)
+    b = BeatSet(x=np.zeros((n, 8, 2), np.float32), y=z, classes=("N",), record=np.array(["100", "101", "102", "114"]),
+                sample=z.astype(np.int64), symbol=np.array(["N"] * n), r=z, lo=z, hi=z + 8, rr_prev=z, rr_next=z, fs=360.0,
+                lead_names={"100": ("MLII", "V5"), "101": ("MLII", "V1"), "102": ("V5", "V2"), "114": ("MLII", "V1")}, protocol={})
+    names, note = b.lead_axis()
+    assert names == ("MLII*", "V1*") and note == "MLII* is V5 in 102. V1* is V2 in 102; V5 in 100"
+    assert b.lead_axis(np.array([1, 3])) == (("MLII", "V1"), "")

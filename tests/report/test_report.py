@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ecgjax.report import Report
-from tests.chromium import render
+from tests.chromium import figure_problems, render
 
 
 def _make_report():
@@ -42,9 +42,24 @@ def test_report_renders_in_headless_chromium(tmp_path):
     paths = _make_report().write(tmp_path / "out")
     dom, img = render(paths["html"], tmp_path)
     assert 'data-figures-loaded="2/2"' in dom, dom[:500]
+    assert figure_problems(dom) == []
     assert img.shape[0] > 100 and img.shape[1] > 100
     rgb = img
     assert rgb.std() > 0.02, "screenshot is blank"
     # the plotted orange lines (C1) are visible: some strongly orange pixels exist
     orange = (rgb[..., 0] > 0.8) & (rgb[..., 1] > 0.3) & (rgb[..., 1] < 0.65) & (rgb[..., 2] < 0.3)
     assert orange.sum() > 50
+
+
+def test_chromium_check_catches_a_duplicate_caption_and_an_empty_figure(tmp_path):
+    from ecgjax.analysis import plotting
+
+    r = _make_report()
+    s = r.sections[0]
+    s.figure(plotting.plot_per_class_scores({"N": {"precision": 1.0, "recall": 0.9, "f1": 0.95, "support": 10}}), "figure 0")
+    fig, _ = plotting._subplots(figsize=(3, 2))  # axes with nothing drawn
+    path = tmp_path / "empty.png"
+    plotting.save_figure(fig, path)
+    s.figure(path, "an empty figure")
+    dom, _ = render(r.write(tmp_path / "out")["html"], tmp_path)
+    assert figure_problems(dom) == ["caption used 2 times: 'figure 0'", "figure results-3: 1 empty panel(s)"]

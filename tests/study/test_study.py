@@ -10,7 +10,7 @@ from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConf
 from ecgjax.errors import ConfigError
 from ecgjax.study import MethodSpec, RunSpec, StudyConfig, run_study
 from ecgjax.study.subsets import explain_subset
-from tests.chromium import render
+from tests.chromium import figure_problems, render
 
 
 def _train_cfg(seed=0):
@@ -106,6 +106,7 @@ def test_report_renders_with_every_figure(finished, tmp_path):
     dom, img = render(wd / "report" / "report.html", tmp_path)
     m = re.search(r'data-figures-loaded="(\d+)/(\d+)"', dom)
     assert m and int(m.group(1)) == int(m.group(2)) == n_img, dom[:300]
+    assert figure_problems(dom) == []
     assert img.std() > 0.02, "screenshot is blank"
 
 
