@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
-
 import jax
 import numpy as np
 
@@ -18,12 +16,17 @@ from conftest import cnn_init, cnn_make
 
 
 def _beats(n=60, T=48, L=2):
+    from ecgjax.data.dataset import BeatSet
+
     rng = np.random.default_rng(0)
-    return types.SimpleNamespace(
+    z = np.zeros(n, np.int32)
+    recs = ("100", "101", "102", "103")
+    return BeatSet(
         x=rng.normal(size=(n, T, L)).astype(np.float32), y=rng.integers(0, 4, n).astype(np.int32),
-        record=rng.choice(np.array(["100", "101", "102", "103"]), n), r=rng.integers(18, 30, n).astype(np.int32),
-        lo=np.zeros(n, np.int32), hi=rng.integers(40, T + 1, n).astype(np.int32), fs=120.0,
-        classes=("N", "V", "A", "L"), protocol={"name": "synthetic"})
+        record=rng.choice(np.array(recs), n), r=rng.integers(18, 30, n).astype(np.int32),
+        lo=z, hi=rng.integers(40, T + 1, n).astype(np.int32), fs=120.0, sample=np.arange(n), symbol=np.array(["N"] * n),
+        rr_prev=z, rr_next=z, classes=("N", "V", "A", "L"), protocol={"name": "synthetic"},
+        lead_names={r: ("MLII", "V1") for r in recs})
 
 
 def test_explain_then_profile(tmp_path):
@@ -54,6 +57,17 @@ def test_explain_then_profile(tmp_path):
         assert z["median"].shape == (4, 2, 24)
         assert int(z["count"].max()) <= 50
     assert (tmp_path / "prof" / "figures" / "class_heatmap.png").exists()
+    assert comps["lead_names"] == ["MLII", "V1"] and comps["lead_note"] == ""
+    with np.load(tmp_path / "prof" / "segments.npz", allow_pickle=False) as z:
+        assert list(z["labels"][:2]) == ["MLII-12", "MLII-11"] and z["labels"][24] == "V1-12"
+    # with a minimum no class reaches, every class is listed as not compared, with its counts
+    few = profile_run(out["dir"], beats, tmp_path / "prof_few", n_boot=0, min_n=50, figures=False)
+    assert few["correct_vs_incorrect"] == {} and few["mistaken_vs_class"] == {}
+    nc = few["not_compared"]
+    y = beats.y[test_idx]
+    assert {c: d["n_correct"] + d["n_incorrect"] for c, d in nc["correct_vs_incorrect"].items()} == \
+        {beats.classes[c]: int(np.sum(y == c)) for c in np.unique(y)}
+    assert sum(d["n_mistaken"] for d in nc["mistaken_vs_class"].values()) == sum(d["n_incorrect"] for d in nc["correct_vs_incorrect"].values())
 
 
 def test_transforms_and_cli_registered():
