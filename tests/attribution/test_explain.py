@@ -1,4 +1,4 @@
-"""explain_run -> Attributions folder -> profile_run end to end on a tiny model and a synthetic BeatSet-like object."""
+"""explain_run -> Attributions folder -> profile_run end to end on a tiny model and a synthetic BeatSet."""
 
 from __future__ import annotations
 
@@ -57,11 +57,11 @@ def test_explain_then_profile(tmp_path):
         assert z["median"].shape == (4, 2, 24)
         assert int(z["count"].max()) <= 50
     assert (tmp_path / "prof" / "figures" / "class_heatmap.png").exists()
-    assert comps["lead_names"] == ["MLII", "V1"] and comps["lead_note"] == ""
+    assert res.lead_names == ("MLII", "V1") and res.lead_note == ""
     with np.load(tmp_path / "prof" / "segments.npz", allow_pickle=False) as z:
         assert list(z["labels"][:2]) == ["MLII-12", "MLII-11"] and z["labels"][24] == "V1-12"
     # with a minimum no class reaches, every class is listed as not compared, with its counts
-    few = profile_run(out["dir"], beats, tmp_path / "prof_few", n_boot=0, min_n=50, figures=False)
+    few = profile_run(out["dir"], beats, tmp_path / "prof_few", n_boot=0, min_n=50, figures=False).comparisons_dict()
     assert few["correct_vs_incorrect"] == {} and few["mistaken_vs_class"] == {}
     nc = few["not_compared"]
     y = beats.y[test_idx]
