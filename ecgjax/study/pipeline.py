@@ -3,6 +3,9 @@
 One linear function in stages. Each stage writes ``<workdir>/stages/<name>.json``
 when it finishes; a re-run skips finished stages (and training resumes from its
 checkpoints, attributions from their per-method files) unless ``force=True``.
+Each explained run is loaded once (``ecgjax.train.load_run``) and shared by the
+explain stage and the checks; the stages' outcomes are gathered into one
+:class:`~ecgjax.study.result.StudyResult`, which the report renders.
 
 Workdir layout::
 
