@@ -91,8 +91,8 @@ class LSTM(nnx.Module):
     Gates in Keras order (input, forget, cell, output); Glorot-uniform input
     kernel, orthogonal recurrent kernel, zero bias with the forget gate's set to
     1 (Keras ``unit_forget_bias``). The input projection of all time steps is
-    one matmul before the scan (for one input feature, a multiply-add fused into
-    the step); the scan carries only the recurrent product.
+    one matmul before the scan (for one or two input features, multiply-adds
+    fused into the step); the scan carries only the recurrent product.
     Written this way (not ``nnx.RNN``) so that plain ``jax.grad`` with respect
     to the input works (style.md, the nnx.RNN pitfall).
 
@@ -105,34 +105,42 @@ class LSTM(nnx.Module):
         self.w_rec = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
         self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden : 2 * hidden].set(1.0))
 
-    def __call__(self, x, *, return_sequence: bool = True):
-        """x: f32[B, T, F] -> f32[B, T, H], or the last state f32[B, H] with ``return_sequence=False``."""
+    def __call__(self, x, *, return_sequence: bool = True, mask=None):
+        """x: f32[B, T, F] -> f32[B, T, H], or the last state f32[B, H] with ``return_sequence=False``.
+
+        ``mask``: bool[B, T]; where False the step is skipped (the state is carried
+        over unchanged, as Keras's ``Masking``).
+        """
         b = x.shape[0]
         h_dim = self.hidden
         w_in, w_rec, bias = self.w_in[...], self.w_rec[...], self.bias[...]
         xt = jnp.transpose(x, (1, 0, 2))  # [T, B, F]
-        if x.shape[-1] == 1:
-            # One input feature: the input projection is a broadcast multiply-add,
+        if x.shape[-1] <= 2:
+            # One or two input features: the input projection is a broadcast multiply-add,
             # fused into the step's elementwise kernel. Precomputing it for all
             # steps (f32[T, B, 4H]) costs more memory traffic than the step itself.
             def project(x_t):
-                return x_t * w_in[0] + bias
+                return sum(x_t[:, f : f + 1] * w_in[f] for f in range(x_t.shape[-1])) + bias
         else:
             xt = jnp.einsum("tbf,fg->tbg", xt, w_in) + bias  # hoisted: one matmul for all steps
 
             def project(x_t):
                 return x_t
 
-        def step(carry, x_t):
-            h, c = carry
-            g = project(x_t) + h @ w_rec
+        def step(carry, inputs):
+            x_t, m_t = inputs
+            h0, c0 = carry
+            g = project(x_t) + h0 @ w_rec
             i, f, gg, o = jnp.split(g, 4, axis=-1)
-            c = _sigmoid(f) * c + _sigmoid(i) * jnp.tanh(gg)
+            c = _sigmoid(f) * c0 + _sigmoid(i) * jnp.tanh(gg)
             h = _sigmoid(o) * jnp.tanh(c)
+            if m_t is not None:
+                h, c = jnp.where(m_t[:, None], h, h0), jnp.where(m_t[:, None], c, c0)
             return (h, c), (h if return_sequence else None)
 
         zero = jnp.zeros((b, h_dim), x.dtype)
-        (h, _), hs = jax.lax.scan(step, (zero, zero), xt)
+        mt = None if mask is None else jnp.transpose(mask)  # [T, B]
+        (h, _), hs = jax.lax.scan(step, (zero, zero), (xt, mt))
         return jnp.transpose(hs, (1, 0, 2)) if return_sequence else h
 
 
@@ -143,24 +151,56 @@ def _sigmoid(v):
     return 0.5 * jnp.tanh(0.5 * v) + 0.5
 
 
+def trailing_padding(x):
+    """x: f32[B, T, L] -> bool[B, T]: True on the run of steps at the end equal (in every lead) to the last step.
+
+    Both presets pad a window on the right with one constant (``jones2020``: 0
+    before the min-max, so a beat-specific level after it; ``aami``: 0), so
+    this run is the padding. A window without padding loses only its final
+    sample(s) if they repeat the last value.
+    """
+    same = jnp.all(x == x[:, -1:, :], axis=-1)
+    return jnp.flip(jnp.cumprod(jnp.flip(same, 1), axis=1), 1).astype(bool)
+
+
 class Jones2020LSTM(nnx.Module):
     """The paper's LSTM: LSTM(64) over the L*T concatenated samples -> Dense(32, ReLU) -> Dense(C).
 
     x: f32[B, T, L] -> logits f32[B, C]. ``features``: the hidden-state
     sequence f32[B, L*T, 64]; ``head`` uses its last step. 19,240 parameters.
+
+    ``lead_layout="channels"`` (a correction, not the paper's model) reads the
+    L leads as L features of T steps (f32[B, T, 64] features; half the
+    sequential steps for two leads) and ``mask_padding=True`` skips the
+    trailing padding (``trailing_padding``), so the last state follows the
+    beat's last real sample instead of hundreds of constant steps.
     """
 
     layer_names = ()
     cascade_order = ("out", "dense", "lstm")
 
-    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), hidden: int = 64, rngs: nnx.Rngs):
+    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), hidden: int = 64, lead_layout: str = "concat",
+                 mask_padding: bool = False, rngs: nnx.Rngs):
+        if lead_layout not in ("concat", "channels"):
+            raise ValueError(f"lead_layout={lead_layout!r}; choose 'concat' or 'channels'")
         glorot = nnx.initializers.glorot_uniform()
-        self.lstm = LSTM(1, hidden, rngs=rngs)
+        self.lead_layout, self.mask_padding = lead_layout, mask_padding
+        self.lstm = LSTM(in_shape[1] if lead_layout == "channels" else 1, hidden, rngs=rngs)
         self.dense = nnx.Linear(hidden, 32, kernel_init=glorot, rngs=rngs)
         self.out = nnx.Linear(32, n_classes, kernel_init=glorot, rngs=rngs)
 
+    def _sequence(self, x):
+        """x f32[B, T, L] -> (the LSTM's input, its mask bool[B, T'] or None)."""
+        mask = ~trailing_padding(x) if self.mask_padding else None
+        if self.lead_layout == "channels":
+            return x, mask
+        if mask is not None:
+            mask = jnp.tile(mask, (1, x.shape[-1]))  # the same padding at the end of every lead
+        return concat_leads(x), mask
+
     def features(self, x):
-        return self.lstm(concat_leads(x))
+        seq, mask = self._sequence(x)
+        return self.lstm(seq, mask=mask)
 
     def head(self, f):
         return self._head_last(f[:, -1])
@@ -170,4 +210,5 @@ class Jones2020LSTM(nnx.Module):
 
     def __call__(self, x):
         # Same as head(features(x)) without stacking the T hidden states.
-        return self._head_last(self.lstm(concat_leads(x), return_sequence=False))
+        seq, mask = self._sequence(x)
+        return self._head_last(self.lstm(seq, return_sequence=False, mask=mask))

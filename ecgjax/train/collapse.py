@@ -12,9 +12,10 @@ sub-module's output with ``nnx.capture``) and on every evaluation's logits:
 
 * ``dead_layer``: a hidden layer's units are all <= 0 on every probe beat (a
   ReLU after it outputs zeros: the layer is dead);
-* ``constant_output``: the log-probabilities vary across the probe beats by
-  less than ``SPREAD_TOL`` nats (for every class) after having varied by more
-  than ``LEARNED`` (so an untrained model that has not started is not called
+* ``constant_output``: the log-probabilities (every class's) vary across the
+  probe beats by less than ``SPREAD_TOL`` nats, or by ``DROP`` times less
+  than the most they varied before, after having varied by more than
+  ``LEARNED`` (so a model that has not started learning is not called
   collapsed); the detail names the hidden layer whose spread fell the most;
 * ``one_class``: one class predicted for every beat of an evaluation while
   the loss is flat (changed by < ``FLAT_TOL`` since the previous evaluation) or
@@ -38,6 +39,7 @@ from flax import nnx
 log = logging.getLogger("ecgjax.train")
 
 SPREAD_TOL = 1e-2  # nats: log-probabilities this flat across beats mean the model tells no beats apart
+DROP = 20.0  # a spread this many times below the run's best so far is a collapse
 LEARNED = 0.1  # nats: the spread a model must have reached before a flat output counts as a collapse
 FLAT_TOL = 1e-3  # relative change of the evaluation loss that counts as flat
 PROBE_BEATS = 256
@@ -154,9 +156,9 @@ class Monitor:
             found.append(Finding(step, "dead_layer", "probe", (
                 f"all {int(layers[k]['units'])} units of layer {k!r} are <= 0 on every one of the probe beats: "
                 "a ReLU after it outputs 0 for every beat and passes no gradient to the layers below")))
-        if spread < SPREAD_TOL and self.best_spread >= LEARNED:
+        if self.best_spread >= LEARNED and spread < max(SPREAD_TOL, self.best_spread / DROP):
             found.append(Finding(step, "constant_output", "probe", (
-                f"the log-probabilities are the same for every probe beat (spread {spread:.2g} nats; "
+                f"the log-probabilities are nearly the same for every probe beat (spread {spread:.2g} nats; "
                 f"{self.best_spread:.3g} at step {self.best_step}){self._fallen(rel)}")))
         record = {"kind": "probe", "step": step, "logp_spread": spread, "n_predicted": int(stats["n_predicted"]),
                   "dead_layers": dead, "spread": rel, "collapsed": bool(found)}

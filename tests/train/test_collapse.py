@@ -75,6 +75,15 @@ def test_constant_output_counts_only_after_the_model_has_learned():
     assert not m.summary()["collapsed_at_end"] and m.summary()["step"] == 30
 
 
+def test_a_twentyfold_drop_of_the_spread_is_a_collapse():
+    """As the faithful LSTM's seed 1 at step 500: 1.6 nats -> 0.043 nats (threshold 1.6 / 20 = 0.08)."""
+    m = collapse.Monitor()
+    m.probe(475, _stats(1.6))
+    assert [r["kind"] for r in m.probe(490, _stats(0.2))] == ["probe"]  # an 8x dip is not a collapse
+    out = m.probe(500, _stats(0.043))
+    assert out[-1]["kind"] == "collapse" and out[-1]["reason"] == "constant_output"
+
+
 def test_one_class_with_flat_loss_on_evaluation():
     m = collapse.Monitor()
     varied = np.array([[0.0, 1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 3.0, 1.0]])  # class 1 everywhere, logits vary
