@@ -22,12 +22,12 @@ from ecgjax.attribution.noise_tunnel import NoiseTunnel, SmoothGrad, VarGrad
 from ecgjax.attribution.perturbation import Occlusion
 from ecgjax.attribution.control import RandomAttribution
 from ecgjax.attribution.attributions import Attributions, load_class_npz
-from ecgjax.attribution.runner import AttributionResult, attribute_dataset, choose_batch_size
+from ecgjax.attribution.runner import AttributionResult, attribute_dataset
 from ecgjax.attribution.explain import explain_run
 
 __all__ = [
     "AttributionMethod", "AttributionResult", "Attributions", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency", "NoiseTunnel",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
-    "attribute_dataset", "available", "choose_batch_size", "explain_run", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
+    "attribute_dataset", "available", "explain_run", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
     "row_keys", "target_grad", "upsample_to_input",
 ]

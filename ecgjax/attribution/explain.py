@@ -29,7 +29,7 @@ def model_identity(run) -> dict:
 
 
 def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.PathLike, *, target: Any = "label",
-                y_pred: np.ndarray | None = None, key=None, batch_size: int = 256, memory_budget_bytes: int | None = None,
+                y_pred: np.ndarray | None = None, key=None, batch_size: int = 256, memory_budget: int | None = None,
                 name: str | None = None, overwrite: bool = False, model_info: dict | None = None) -> dict:
     """Attribute ``beats.x[idx]`` and store them as an ``Attributions`` folder (class files by true label).
 
@@ -61,7 +61,7 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
             raise ConfigError(f"{d} already holds other attributions ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
                               "not overwritten: choose another folder name, or overwrite on purpose (--force)")
     res = attribute_dataset(model, beats.x[idx], target, method, y=beats.y[idx], key=key, batch_size=batch_size,
-                            memory_budget_bytes=memory_budget_bytes, out_dir=d, keep_maps=False, index=idx)
+                            memory_budget=memory_budget, out_dir=d, index=idx)
     if y_pred is not None and not np.array_equal(np.asarray(y_pred), res.pred):
         bad = int(np.sum(np.asarray(y_pred) != res.pred))
         raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")

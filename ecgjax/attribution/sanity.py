@@ -31,7 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecgjax.attribution.base import AttributionMethod
-from ecgjax.attribution.runner import _adapt, attribute_dataset
+from ecgjax.attribution.runner import attribute_dataset, model_parts
+from ecgjax.batched import map_batches
+from ecgjax.progress import Bar
 
 
 # -- cascading randomisation -------------------------------------------------------------
@@ -120,6 +122,7 @@ def cascading_randomization(
     *,
     key: jax.Array | None = None,
     batch_size: int = 64,
+    memory_budget: int | None = None,
 ) -> CascadeResult:
     """Cascading model-parameter randomisation test.
 
@@ -134,22 +137,25 @@ def cascading_randomization(
       x: f32[N, T, L] beats; target: as in :func:`attribute_dataset` (an int, i32[N]
         or "pred"; "pred" means the *trained* model's prediction, fixed across steps).
       key: PRNG key (for keyed methods and the random control; default key 0).
+      batch_size, memory_budget: as :func:`attribute_dataset`.
     Returns:
       :class:`CascadeResult`.
     """
-    make, params = _adapt(model)
-    key = jax.random.key(0) if key is None else key
-    base = attribute_dataset((make, params), x, target, method, key=key, batch_size=batch_size)
-    tgt = base.target  # fixed targets for every step
-    rows_s, rows_a = [], []
-    for k in range(len(order)):
-        p_k = replace_top_level(params, fresh_params, order[: k + 1])
-        m_k = attribute_dataset((make, p_k), x, tgt, method, key=key, batch_size=batch_size).maps
-        rows_s.append(spearman_rows(base.maps, m_k))
-        rows_a.append(spearman_rows(np.abs(base.maps), np.abs(m_k)))
     from ecgjax.attribution.registry import get
 
-    rnd = attribute_dataset((make, params), x, tgt, get("random"), key=jax.random.fold_in(key, 1), batch_size=batch_size).maps
+    make, params = model_parts(model)
+    key = jax.random.key(0) if key is None else key
+    kw = dict(batch_size=batch_size, memory_budget=memory_budget)
+    with Bar(f"cascading randomisation of {method.name}", len(x) * (len(order) + 2)) as bar:
+        base = attribute_dataset((make, params), x, target, method, key=key, progress=bar, **kw)
+        tgt = base.target  # fixed targets for every step
+        rows_s, rows_a = [], []
+        for k in range(len(order)):
+            p_k = replace_top_level(params, fresh_params, order[: k + 1])
+            m_k = attribute_dataset((make, p_k), x, tgt, method, key=key, progress=bar, **kw).maps
+            rows_s.append(spearman_rows(base.maps, m_k))
+            rows_a.append(spearman_rows(np.abs(base.maps), np.abs(m_k)))
+        rnd = attribute_dataset((make, params), x, tgt, get("random"), key=jax.random.fold_in(key, 1), progress=bar, **kw).maps
     return CascadeResult(tuple(order), np.array(rows_s), np.array(rows_a), spearman_rows(base.maps, rnd),
                          spearman_rows(np.abs(base.maps), np.abs(rnd)), method.name)
 
@@ -168,6 +174,7 @@ def cascade_for_model(model, fresh_model, method: AttributionMethod, x, target, 
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def _target_prob(make, params, x, target):
+    """f32[B]: softmax probability of ``target`` i32[B] for beats x f32[B, T, L]."""
     z = make(params).logit_fn(x)
     return jnp.take_along_axis(jax.nn.softmax(z, -1), target[:, None], 1)[:, 0]
 
@@ -239,6 +246,7 @@ def deletion_insertion(
     random_control: bool = True,
     seed: int = 0,
     batch_size: int = 256,
+    memory_budget: int | None = None,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves over 0.1 s segments ranked by mean |attribution|.
 
@@ -254,13 +262,14 @@ def deletion_insertion(
       x: f32[N, T, L]; target: i32[N]; maps: {name: f32[N, T, L]}.
       r, lo, hi: i[N] R position and valid range; fs: Hz.
       random_control: add a ``"random_order"`` curve (segments in a seeded random order).
+      batch_size, memory_budget: as :func:`ecgjax.batched.map_batches`.
     Returns:
       :class:`FaithfulnessResult` (lower deletion AUC and higher insertion AUC = more faithful).
     """
     from ecgjax import timebase
     from ecgjax.analysis.segments import segment_ids
 
-    make, params = _adapt(model)
+    make, params = model_parts(model)
     x = np.asarray(x, np.float32)
     N, T, L = x.shape
     target = np.asarray(target, np.int32)
@@ -277,29 +286,23 @@ def deletion_insertion(
              for name, m in maps.items()}
     if random_control:
         ranks["random_order"] = _existing_first(np.random.default_rng(seed).random((N, S)), exists)
-    params_d = jax.device_put(params)
 
     def scores(xs):
-        out = np.empty(len(xs))
-        for s in range(0, len(xs), batch_size):
-            xb = np.zeros((batch_size, T, L), np.float32)
-            tb = np.zeros(batch_size, np.int32)
-            e = min(s + batch_size, len(xs))
-            xb[: e - s], tb[: e - s] = xs[s:e], target[s:e]
-            out[s:e] = np.asarray(_target_prob(make, params_d, xb, tb))[: e - s]
-        return out
+        return map_batches(_target_prob, (params,), (xs, target), static=(make,), batch_size=batch_size,
+                           memory_budget=memory_budget, progress=bar).outputs
 
     steps = np.arange(K + 1)
     dele, ins, dauc, iauc = {}, {}, {}, {}
     base_x = np.full_like(x, baseline)
-    for name, rk in ranks.items():
-        rk_s = np.where(ids >= 0, np.take_along_axis(rk, np.maximum(ids, 0).reshape(N, -1), 1).reshape(N, T, L), S)
-        dcur, icur = np.empty((K + 1, N)), np.empty((K + 1, N))
-        for k in steps:
-            sel = rk_s < k
-            dcur[k] = scores(np.where(sel, baseline, x))
-            icur[k] = scores(np.where(sel, x, base_x))
-        dele[name], ins[name] = dcur.mean(1), icur.mean(1)
-        dauc[name] = np.trapezoid(dcur, steps / K, axis=0)
-        iauc[name] = np.trapezoid(icur, steps / K, axis=0)
+    with Bar("deletion/insertion curves", 2 * len(ranks) * len(steps) * N) as bar:
+        for name, rk in ranks.items():
+            rk_s = np.where(ids >= 0, np.take_along_axis(rk, np.maximum(ids, 0).reshape(N, -1), 1).reshape(N, T, L), S)
+            dcur, icur = np.empty((K + 1, N)), np.empty((K + 1, N))
+            for k in steps:
+                sel = rk_s < k
+                dcur[k] = scores(np.where(sel, baseline, x))
+                icur[k] = scores(np.where(sel, x, base_x))
+            dele[name], ins[name] = dcur.mean(1), icur.mean(1)
+            dauc[name] = np.trapezoid(dcur, steps / K, axis=0)
+            iauc[name] = np.trapezoid(icur, steps / K, axis=0)
     return FaithfulnessResult(steps, dele, ins, dauc, iauc)

@@ -83,20 +83,3 @@ def count_params(model: nnx.Module, *, include_batch_stats: bool = True) -> int:
     filt = nnx.Any(nnx.Param, nnx.BatchStat) if include_batch_stats else nnx.Param
     return sum(int(a.size) for a in __import__("jax").tree.leaves(nnx.state(model, filt)))
 
-
-def predict_logits(model: nnx.Module, x, *, batch_size: int = 512):
-    """Eval-mode logits of ``x: f32[N, T, L]`` -> f32[N, C] in fixed-size padded batches (one compile)."""
-    import jax
-    import numpy as np
-
-    graphdef, state = eval_split(model)
-    f = jax.jit(lambda s, xb: pure_fns(graphdef, s).logit_fn(xb))
-    n = len(x)
-    out = []
-    for i in range(0, n, batch_size):
-        xb = np.asarray(x[i : i + batch_size], np.float32)
-        pad = batch_size - len(xb)
-        if pad:
-            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), np.float32)])
-        out.append(np.asarray(f(state, xb))[: batch_size - pad])
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ecgjax import batched
 from ecgjax import config as config_lib
 from ecgjax import models
 from ecgjax.config import Config
@@ -69,7 +70,7 @@ def check_workdir(cfg: Config, workdir: Path) -> None:
     atomic_write_text(path, config_lib.to_json(cfg))
 
 
-def build(cfg: Config, n_classes: int, in_shape, mesh: steps_lib.Mesh):
+def build(cfg: Config, n_classes: int, in_shape, mesh: batched.Mesh):
     """Model, steps and the initial training state (replicated on ``mesh``)."""
     model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
     tx = optim.make_optimizer(cfg.train)
@@ -80,7 +81,7 @@ def build(cfg: Config, n_classes: int, in_shape, mesh: steps_lib.Mesh):
     return graphdef, eval_graphdef, steps, state
 
 
-def pack(state: dict, counters: dict, best_val: float, mesh: steps_lib.Mesh) -> dict:
+def pack(state: dict, counters: dict, best_val: float, mesh: batched.Mesh) -> dict:
     """The checkpointed pytree: training state + loop counters (as replicated arrays)."""
     meta = {k: jnp.asarray(v, jnp.int32) for k, v in counters.items()}
     meta["best_val"] = jnp.asarray(best_val, jnp.float32)
@@ -162,7 +163,7 @@ def train_and_evaluate(
     prep = data_lib.prepare(cfg.data, seed=tc.seed, data_dir=data_dir, cache=cache)
     beats, split, order = prep.beats, prep.split, prep.train_order
     n_classes, in_shape = len(beats.classes), beats.x.shape[1:]
-    mesh = steps_lib.make_mesh()
+    mesh = batched.make_mesh()
     if tc.batch_size % mesh.size or tc.eval_batch_size % mesh.size:
         raise ConfigError(f"train.batch_size={tc.batch_size} and eval_batch_size={tc.eval_batch_size} must be divisible by the {mesh.size} devices")
     steps_per_epoch = len(order) // tc.batch_size
@@ -246,7 +247,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
             state = {**state, "acc": jax.device_put(steps_lib.zero_acc(), mesh.replicated)}
             val_logits, val_loss = steps_lib.predict(
                 steps, state["params"], state["rest"], beats.x[split.val], beats.y[split.val].astype(np.int32),
-                batch_size=tc.eval_batch_size, mesh=mesh,
+                batch_size=tc.eval_batch_size, mesh=mesh, desc="validation",
             )
             _require_finite_outputs(val_logits, val_loss, f"validation after epoch {epoch}", workdir)
             val_rep = metrics.report(beats.y[split.val], val_logits.argmax(-1), beats.classes)
@@ -287,7 +288,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.
     test = split.test
     logits, test_loss = steps_lib.predict(
         steps, eval_state["params"], eval_state["rest"], beats.x[test], beats.y[test].astype(np.int32),
-        batch_size=tc.eval_batch_size, mesh=mesh,
+        batch_size=tc.eval_batch_size, mesh=mesh, desc="test",
     )
     _require_finite_outputs(logits, test_loss, "test evaluation", workdir)
     y_pred = logits.argmax(-1).astype(np.int32)

@@ -58,7 +58,8 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
     import jax
 
     from ecgjax.train import data as data_lib
-    from ecgjax.train import loop, steps as steps_lib
+    from ecgjax import batched
+    from ecgjax.train import loop
     from ecgjax.train.checkpoint import Checkpoints
 
     workdir = Path(workdir)
@@ -67,7 +68,7 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
         raise EcgjaxError(f"{workdir} is not an ecgjax run (no config.json)")
     cfg = config_lib.from_json(path.read_text())
     prep = data_lib.prepare(cfg.data, seed=cfg.train.seed, data_dir=data_dir, cache=cache)
-    mesh = steps_lib.make_mesh()
+    mesh = batched.make_mesh()
     graphdef, _, _, state = loop.build(cfg, len(prep.beats.classes), prep.beats.x.shape[1:], mesh)
     template = loop.pack(state, dict(loop._COUNTERS), 0.0, mesh)
     if checkpoint == "latest":

@@ -13,7 +13,7 @@ Training state (a dict pytree, replicated over the devices)::
     plateau  optax.contrib.reduce_on_plateau state (its ``scale`` multiplies the updates)
     acc      {"loss_sum", "n", "correct"}: f32 running sums over the current epoch
 
-Batches are sharded over a 1-D ``Mesh`` of all devices (axis ``"data"``);
+Batches are sharded over the 1-D mesh of ``ecgjax.batched`` (axis ``"batch"``);
 ``jax.jit`` inserts the cross-device reductions, so the loss, the gradients
 and BatchNorm's batch statistics are those of the global batch.
 """
@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ecgjax.batched import Mesh, map_batches
 from ecgjax.config import TrainConfig
 from ecgjax.errors import ConfigError
 from ecgjax.models import eval_view
@@ -52,31 +53,10 @@ def make_plateau(cfg: TrainConfig) -> optax.GradientTransformationExtraArgs:
 
 
 @dataclasses.dataclass(frozen=True)
-class Mesh:
-    """The 1-D data-parallel mesh and its two shardings."""
-
-    mesh: jax.sharding.Mesh
-    batch: jax.sharding.NamedSharding  # leading axis split over "data"
-    replicated: jax.sharding.NamedSharding
-
-    @property
-    def size(self) -> int:
-        return self.mesh.size
-
-
-def make_mesh(devices=None) -> Mesh:
-    devices = list(devices if devices is not None else jax.devices())
-    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
-    P = jax.sharding.PartitionSpec
-    return Mesh(mesh, jax.sharding.NamedSharding(mesh, P("data")), jax.sharding.NamedSharding(mesh, P()))
-
-
-@dataclasses.dataclass(frozen=True)
 class Steps:
     """Attributes:
     train: (state, x f32[B, T, L], y i32[B]) -> (state, loss f32[]); donates ``state``.
-    eval: (params, rest, x f32[B, T, L], y i32[B], mask f32[B]) -> (logits f32[B, C], loss f32[B]);
-      padded rows (mask 0) get loss 0.
+    eval: (params, rest, x f32[B, T, L], y i32[B]) -> (logits f32[B, C], loss f32[B]) per row.
     plateau: (plateau_state, value f32[]) -> plateau_state.
     """
 
@@ -128,9 +108,9 @@ def make_steps(graphdef, eval_graphdef, tx, plateau, loss_fn: Callable) -> Steps
         }
         return {**state, "params": params, "rest": rest, "opt": opt, "acc": acc}, loss
 
-    def eval_step(params, rest, x, y, mask):
+    def eval_step(params, rest, x, y):
         logits = nnx.merge(eval_graphdef, params, rest)(x)
-        return logits, loss_fn(logits, y) * mask
+        return logits, loss_fn(logits, y)
 
     def plateau_step(pstate, value):
         _, new = plateau.update(updates=jnp.zeros((), jnp.float32), state=pstate, value=value)
@@ -147,23 +127,7 @@ def loss_from_config(cfg: TrainConfig) -> Callable:
     return losses.get(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha)
 
 
-def predict(steps: Steps, params, rest, x: np.ndarray, y: np.ndarray, *, batch_size: int, mesh: Mesh):
-    """Logits f32[N, C] and mean loss over ``x`` (f32[N, T, L]) in fixed, padded, sharded batches."""
-    if batch_size % mesh.size:
-        raise ConfigError(f"train.eval_batch_size={batch_size} is not divisible by the {mesh.size} devices")
-    n = len(x)
-    out, loss_sum = [], 0.0
-    for s in range(0, n, batch_size):
-        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
-        m = len(xb)
-        mask = np.zeros(batch_size, np.float32)
-        mask[:m] = 1
-        if m < batch_size:
-            xb = np.concatenate([xb, np.zeros((batch_size - m, *xb.shape[1:]), xb.dtype)])
-            yb = np.concatenate([yb, np.zeros(batch_size - m, yb.dtype)])
-        put = lambda a: jax.device_put(a, mesh.batch)  # noqa: E731
-        logits, loss = steps.eval(params, rest, put(xb), put(yb), put(mask))
-        out.append(np.asarray(logits)[:m])
-        loss_sum += float(np.asarray(loss, np.float64).sum())
-    logits = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-    return logits, loss_sum / max(n, 1)
+def predict(steps: Steps, params, rest, x: np.ndarray, y: np.ndarray, *, batch_size: int, mesh: Mesh, desc: str = "evaluating"):
+    """Logits f32[N, C] and mean loss over ``x`` (f32[N, T, L]), ``y`` (i32[N]) with ``ecgjax.batched.map_batches``."""
+    logits, loss = map_batches(steps.eval, (params, rest), (x, y), batch_size=batch_size, mesh=mesh, desc=desc).outputs
+    return logits, float(np.sum(loss, dtype=np.float64)) / max(len(x), 1)

@@ -15,6 +15,7 @@ import pytest
 
 from ecgjax import attribution as attr
 from ecgjax.attribution import runner
+from ecgjax.batched import MemoryBudgetError
 
 N = 13
 
@@ -33,11 +34,11 @@ def test_runner_npz_equals_direct_call(tiny_models, data, tmp_path, caplog):
     m = attr.get("saliency")
     before = runner._step._cache_size()
     with caplog.at_level(logging.INFO, logger="ecgjax.attribution.runner"):
-        res = attr.attribute_dataset((make, p), x, "label", m, y=y, batch_size=4, out_dir=tmp_path, keep_maps=True)
+        res = attr.attribute_dataset((make, p), x, "label", m, y=y, batch_size=4, out_dir=tmp_path)
     assert runner._step._cache_size() - before == 1  # 4 batches, last one padded: one compile
     assert any("beats/s" in r.getMessage() for r in caplog.records)
+    assert res.maps is None  # written, not held
     direct = np.asarray(attr.attribute(m, make(p), x, y))
-    np.testing.assert_allclose(res.maps, direct, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(res.pred, np.argmax(make(p).logit_fn(x), -1))
     assert sorted(res.files) == [0, 1, 2, 3]
     seen = []
@@ -71,11 +72,13 @@ def test_runner_pred_target_and_keys_independent_of_batching(tiny_models, data):
 def test_runner_all_classes_and_fns_input(tiny_models, data, tmp_path):
     make, p = tiny_models["linear"]
     x, y = data
-    res = attr.attribute_dataset(make(p), x, "all", attr.get("saliency"), batch_size=8, out_dir=tmp_path, keep_maps=True)
+    res = attr.attribute_dataset(make(p), x, "all", attr.get("saliency"), batch_size=8)
     assert res.maps.shape == (N, 4, 48, 2)
     np.testing.assert_allclose(res.maps[3, 2], np.asarray(p["W"])[:, :, 2], rtol=1e-6)
-    z = attr.load_class_npz(res.files[1])
+    files = attr.attribute_dataset(make(p), x, "all", attr.get("saliency"), batch_size=8, out_dir=tmp_path).files
+    z = attr.load_class_npz(files[1])
     assert z["maps"].shape[1:] == (4, 48, 2) and z["meta"]["group_by"] == "pred"
+    np.testing.assert_allclose(z["maps"], res.maps[z["index"]], rtol=1e-6)
 
 
 def test_runner_failure_leaves_no_scratch(tiny_models, data, tmp_path):
@@ -107,11 +110,14 @@ def test_runner_errors(tiny_models, data):
 def test_memory_budget_picks_batch(tiny_models):
     make, p = tiny_models["cnn"]
     m = attr.get("integrated_gradients", steps=4, chunk_size=4)
-    small = runner.choose_batch_size((make, p), m, "given", 4, (48, 2), 2 * 2**20)
-    big = runner.choose_batch_size((make, p), m, "given", 4, (48, 2), 64 * 2**20)
-    assert 1 <= small < big <= 4096
-    used = runner.step_memory_bytes((make, p), m, "given", 4, small, (48, 2))
-    assert used <= 2 * 2**20 * 1.05
+    x = np.random.default_rng(0).normal(size=(300, 48, 2)).astype(np.float32)
+    small = attr.attribute_dataset((make, p), x, 1, m, batch_size=256, memory_budget=2 * 2**20)
+    big = attr.attribute_dataset((make, p), x, 1, m, batch_size=256, memory_budget=64 * 2**20)
+    assert 1 <= small.batch_size < big.batch_size == 256
+    assert runner.step_bytes((make, p), m, small.batch_size, (48, 2)) <= 2 * 2**20
+    np.testing.assert_allclose(small.maps, big.maps, rtol=1e-5, atol=1e-6)
+    with pytest.raises(MemoryBudgetError, match="memory budget"):
+        attr.attribute_dataset((make, p), x, 1, m, memory_budget=1000)
 
 
 SUBPROCESS = textwrap.dedent(
@@ -145,8 +151,8 @@ def test_runner_shards_over_devices():
 def test_ig_chunking_bounds_memory(tiny_models):
     """XLA's own accounting: IG with 64 steps in chunks of 4 needs far less than in one chunk of 65 points."""
     make, p = tiny_models["cnn"]
-    small = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=4, unroll=False), "given", 4, 64, (48, 2))
-    big = runner.step_memory_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=65, unroll=False), "given", 4, 64, (48, 2))
+    small = runner.step_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=4, unroll=False), 64, (48, 2))
+    big = runner.step_bytes((make, p), attr.get("integrated_gradients", steps=64, chunk_size=65, unroll=False), 64, (48, 2))
     assert small * 4 < big
 
 
@@ -159,8 +165,8 @@ def test_ig_unrolled_equals_rolled_and_trades_memory(tiny_models):
     a = attr.attribute_dataset((make, p), x, 1, rolled).maps
     b = attr.attribute_dataset((make, p), x, 1, unrolled).maps
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    m_rolled = runner.step_memory_bytes((make, p), rolled, "given", 4, 64, (48, 2))
-    m_unrolled = runner.step_memory_bytes((make, p), unrolled, "given", 4, 64, (48, 2))
+    m_rolled = runner.step_bytes((make, p), rolled, 64, (48, 2))
+    m_unrolled = runner.step_bytes((make, p), unrolled, 64, (48, 2))
     assert m_unrolled > m_rolled
 
 
