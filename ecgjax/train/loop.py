@@ -178,7 +178,7 @@ def train_and_evaluate(
         return _train(cfg, workdir, prep, mesh, steps_per_epoch, t_start, on_step)
 
 
-def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: steps_lib.Mesh, steps_per_epoch: int,
+def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: batched.Mesh, steps_per_epoch: int,
            t_start: float, on_step: Callable[[int], None] | None = None) -> dict:
     """The training epochs and the test evaluation of ``train_and_evaluate`` (workdir locked, config written)."""
     tc = cfg.train
