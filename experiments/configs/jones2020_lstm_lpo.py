@@ -9,8 +9,10 @@ is 4 other records drawn by seed. Upsampling is to the N count of the LPO
 training part.
 
 Expected wall time: as the hold-out LSTM (~1-2 h on one H100; not yet measured).
-Expected metric: sklearn-macro F1 in the paper's 0.36-0.39 range (test
-composition dominates; see the supports).
+Expected metric: the paper's sklearn-macro F1 is 0.36-0.39 (test composition
+dominates; see the supports), but the faithful recipe collapses to one class
+(see ``jones2020_lstm_holdout.py``; ``results.json["collapse"]`` says when).
+``:corrected`` is the corrected recipe of ``jones2020_lstm_holdout.py`` on this split.
 """
 
 from pathlib import Path
