@@ -67,7 +67,7 @@ class DataConfig:
       protocol_overrides: protocol fields to change (e.g. ``records``), or the
         keyword arguments of ``synthetic_beats``.
       limit_records: keep only the first N records of the protocol (quick runs).
-      split: ``holdout`` | ``lpo`` | ``ds1ds2`` | ``kfold``.
+      split: ``holdout`` | ``lpo`` | ``ds1ds2`` | ``ds1`` | ``kfold``.
       split_seed: seed of the split.
       split_kwargs: extra keywords of the split (``fractions``, ``n_val_records``, ``fold``).
       balance: ``none`` | ``downsample_majority`` | ``upsample`` (training part only).

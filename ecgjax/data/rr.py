@@ -27,6 +27,8 @@ Shape vocabulary: ``A`` annotations, ``K`` beat annotations, ``N`` kept beats,
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ecgjax.data.beats import BEAT_SYMBOLS
@@ -113,3 +115,19 @@ def record_features(
     if len(idx) and (idx.max() >= len(bs) or not np.array_equal(bs[idx], samples)):
         raise ValueError("kept beats are not beat annotations of the record (samples do not match)")
     return feats[idx]
+
+
+def append_channels(beats):
+    """The beats with their RR features appended to the leads as channels constant over time.
+
+    Args:
+      beats: a ``BeatSet`` with x f32[N, T, L] and rr f32[N, F].
+
+    Returns:
+      A ``BeatSet`` with x f32[N, T, L+F] (``x[:, t, L + j] == rr[:, j]``);
+      everything else (``lead_names`` too: L names) unchanged. Models read the
+      split from their own ``n_leads`` / ``rr_features``
+      (``ecgjax.models.rr_net``).
+    """
+    rr = np.broadcast_to(beats.rr[:, None, :], (len(beats), beats.x.shape[1], beats.rr.shape[1]))
+    return dataclasses.replace(beats, x=np.concatenate([beats.x, rr.astype(beats.x.dtype)], axis=-1))

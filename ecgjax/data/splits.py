@@ -12,6 +12,10 @@ every patient-wise split.
   210 as test; validation drawn by record from the rest.
 * ``ds1ds2``: de Chazal et al. (2004): train on DS1, test on DS2; validation
   drawn by record from DS1.
+* ``ds1``: DS1 only, for a run that must never read DS2 (the inter-patient
+  benchmark's training phase, ``ecgjax.interpatient``): validation drawn by
+  record from DS1, and the test part *is* the validation part, so the run's
+  own test report is a patient-wise DS1 validation score.
 * ``kfold``: patient-wise k-fold over the records.
 """
 
@@ -95,6 +99,20 @@ def ds1ds2(record: np.ndarray, *, seed: int = 0, n_val_records: int = 4) -> Spli
     return _by_records(record, set(ds1) - set(val), val, present & set(DS2), "ds1ds2")
 
 
+def ds1(record: np.ndarray, *, seed: int = 0, n_val_records: int = 4) -> Split:
+    """Train and validate on DS1 only; ``test`` is the validation part (no DS2 record is used).
+
+    Raises:
+      ConfigError: a record outside DS1 is present.
+    """
+    present = set(record.tolist())
+    if present - set(DS1):
+        raise ConfigError(f"split ds1 takes DS1 records only; got {sorted(present - set(DS1))} (load the protocol with records=DS1)")
+    val = _draw_val(_rng(seed), sorted(present), n_val_records)
+    s = _by_records(record, present - set(val), val, (), "ds1")
+    return dataclasses.replace(s, test=s.val.copy())
+
+
 def kfold(record: np.ndarray, *, fold: int, k: int = 5, seed: int = 0, n_val_records: int = 4) -> Split:
     """Patient-wise k-fold: fold ``fold`` of ``k`` record groups is the test set."""
     if not 0 <= fold < k:
@@ -108,7 +126,7 @@ def kfold(record: np.ndarray, *, fold: int, k: int = 5, seed: int = 0, n_val_rec
     return _by_records(record, set(rest) - set(val), val, test, f"kfold{fold}of{k}")
 
 
-SPLITS = ("holdout", "lpo", "ds1ds2", "kfold")
+SPLITS = ("holdout", "lpo", "ds1ds2", "ds1", "kfold")
 
 
 def check_split_args(name: str, kwargs: dict, where: str = "split") -> None:
@@ -116,7 +134,7 @@ def check_split_args(name: str, kwargs: dict, where: str = "split") -> None:
     import difflib
     import inspect
 
-    fn = {"holdout": holdout, "lpo": lpo, "ds1ds2": ds1ds2, "kfold": kfold}.get(name)
+    fn = {"holdout": holdout, "lpo": lpo, "ds1ds2": ds1ds2, "ds1": ds1, "kfold": kfold}.get(name)
     if fn is None:
         raise ConfigError(f"unknown split {name!r}; available: {', '.join(SPLITS)}")
     params = {k: p for k, p in inspect.signature(fn).parameters.items() if k not in ("y", "record", "seed")}
@@ -134,7 +152,7 @@ def check_split_args(name: str, kwargs: dict, where: str = "split") -> None:
 
 
 def make_split(name: str, y: np.ndarray, record: np.ndarray, *, seed: int = 0, **kwargs) -> Split:
-    """A split by name (``holdout``, ``lpo``, ``ds1ds2``, ``kfold``); keywords checked by ``check_split_args``."""
+    """A split by name (``holdout``, ``lpo``, ``ds1ds2``, ``ds1``, ``kfold``); keywords checked by ``check_split_args``."""
     check_split_args(name, kwargs)
     if name == "holdout":
         return holdout(y, seed=seed, **kwargs)
@@ -142,6 +160,8 @@ def make_split(name: str, y: np.ndarray, record: np.ndarray, *, seed: int = 0, *
         return lpo(record, seed=seed, **kwargs)
     if name == "ds1ds2":
         return ds1ds2(record, seed=seed, **kwargs)
+    if name == "ds1":
+        return ds1(record, seed=seed, **kwargs)
     if name == "kfold":
         return kfold(record, seed=seed, **kwargs)
     raise ConfigError(f"unknown split {name!r}; available: {', '.join(SPLITS)}")

@@ -1,6 +1,7 @@
 """Model registry: ``build(name, n_classes=..., in_shape=(T, L), rngs=...)``.
 
-Built in: ``jones2020_cnn``, ``jones2020_lstm``, ``ribeiro_cnn``. A new model
+Built in: ``jones2020_cnn``, ``jones2020_lstm``, ``ribeiro_cnn``, ``rr_net``
+(waveform + RR features). A new model
 joins with ``@register("name")`` on a class honouring ``ecgjax.models.base``'s
 contract.
 """
@@ -13,6 +14,7 @@ from ecgjax.errors import ConfigError
 from ecgjax.models.base import Fns, count_params, eval_split, eval_view, pure_fns
 from ecgjax.models.jones import Jones2020CNN, Jones2020LSTM
 from ecgjax.models.ribeiro import RibeiroCNN
+from ecgjax.models.rr_net import RRNet
 
 _MODELS: dict[str, type] = {}
 
@@ -30,6 +32,7 @@ def register(name: str):
 register("jones2020_cnn")(Jones2020CNN)
 register("jones2020_lstm")(Jones2020LSTM)
 register("ribeiro_cnn")(RibeiroCNN)
+register("rr_net")(RRNet)
 
 
 def available() -> list[str]:

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from ecgjax.config import DataConfig
-from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols
+from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols, rr
 from ecgjax.errors import ConfigError
 
 
@@ -60,7 +60,11 @@ def synthetic_beats(
 
 
 def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
-    """The BeatSet named by ``cfg`` (a protocol preset or ``synthetic``)."""
+    """The BeatSet named by ``cfg`` (a protocol preset or ``synthetic``).
+
+    A protocol with RR features gives x f32[N, T, L+F]: the features appended
+    as channels after the L leads (``ecgjax.data.rr.append_channels``).
+    """
     over = dict(cfg.protocol_overrides)
     if cfg.protocol == "synthetic":
         try:
@@ -77,7 +81,9 @@ def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
     if cfg.limit_records:
         over["records"] = tuple(over.get("records", proto.records))[: cfg.limit_records]
     proto = proto.replace(**over) if over else proto
-    return load_beats(proto, data_dir, cache=cache)
+    beats = load_beats(proto, data_dir, cache=cache)
+    # RR features ride as extra input channels after the leads (ecgjax.models.rr_net)
+    return rr.append_channels(beats) if beats.rr_names else beats
 
 
 def _cap(idx: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:

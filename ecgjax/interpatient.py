@@ -1,0 +1,419 @@
+"""The inter-patient benchmark: train on DS1, test once on DS2, AAMI classes (de Chazal et al., 2004).
+
+``run(cfg, workdir)`` does, in order:
+
+1. **Train** one run per seed (``ecgjax.train.train_and_evaluate``) on DS1
+   only: the training config's protocol reads the DS1 records only (so the
+   beat cache it reads or writes holds no DS2 record) and its split is
+   ``ds1`` (validation records drawn from DS1). Early stopping, the
+   learning-rate plateau and the evaluated checkpoint (lowest validation
+   loss) all use the DS1 validation records; there is no threshold tuning.
+2. **Test** every seed's model on DS2, loaded once, after all training:
+   per-class Se, +P, FPR and F1 with percentile bootstrap-over-records CIs
+   (``ecgjax.train.metrics.report``), and the mean and sd over seeds.
+3. **Explain** the DS2 beats of the classes in ``explain_classes`` (the true
+   class as target) with each method in ``methods``; per beat the share of the
+   attribution mass on the RR features, ``sum_j |a_rr_j| / (sum_j |a_rr_j| +
+   sum_{t,l} |a_wave[t, l]|)`` over the valid samples, and per feature; mean
+   over beats with a bootstrap-over-records CI. ``integrated_gradients`` and
+   ``gradient_x_input`` share one unit (the logit), so their shares are
+   comparable across inputs; a gradient's (``saliency``) is not, and is
+   reported as such. The waveform maps are kept per class (segment profiles as
+   for the other models: ``ecgjax.analysis``).
+
+Workdir::
+
+    runs/seed<s>/            the training runs (DS1 only)
+    ds2/seed<s>.npz          DS2 predictions: y_true, y_pred, logits, record
+    attributions/<method>/seed<s>.npz  index, y, rr f32[M, F], waveform maps f32[M, T, L]
+    results.json             everything below, plus config, versions, device
+    report.md                the AAMI table beside published results, and the RR shares
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ecgjax import config as config_lib
+from ecgjax.config import Config
+from ecgjax.data.protocols import DS1, DS2
+from ecgjax.errors import ConfigError
+from ecgjax.io import atomic_savez, atomic_write_json, atomic_write_text, describe_device, environment_info
+
+log = logging.getLogger("ecgjax.interpatient")
+
+# Published DS2 results, % (SVEB Se, +P; VEB Se, +P), as cited in issue 14.
+PUBLISHED = (
+    ("de Chazal et al. 2004", 75.9, 38.5, 77.7, 81.9),
+    ("Llamedo & Martinez 2011", 77.0, 39.0, 81.0, 87.0),
+    ("Mar et al. 2011", 83.2, 33.5, 86.8, 75.9),
+    ("Zhang et al. 2014", 79.1, 36.0, 85.5, 92.7),
+    ("Lin & Yang 2014", 81.0, 31.0, 86.0, 73.0),
+    ("Huang et al. 2014", 91.0, 42.0, 94.0, 91.0),
+    ("Garcia et al. 2017", 62.0, 53.0, 87.3, 59.4),
+)
+GOAL = {"S": {"se": 0.80, "ppv": 0.55}, "V": {"se": 0.92, "ppv": 0.92}}
+_METRICS = ("se", "ppv", "fpr", "f1")
+_REPORT_KEY = {"se": "recall", "ppv": "precision", "fpr": "fpr", "f1": "f1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class InterpatientConfig:
+    """One inter-patient benchmark.
+
+    Attributes:
+      name: shown in the report.
+      train: the training config of every seed (``train.seed`` is replaced);
+        its data must read DS1 records only, with the ``ds1`` split.
+      seeds: training seeds.
+      test_records: the records tested once at the end (DS2).
+      methods: attribution methods and their hyperparameters.
+      explain_classes: classes whose DS2 beats are explained (true class as target).
+      explain_max_beats: at most this many beats per class and seed (seeded subset).
+      bootstrap_samples: record-bootstrap resamples for every CI.
+    """
+
+    name: str
+    train: Config
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    test_records: tuple[str, ...] = DS2
+    methods: tuple[tuple[str, dict], ...] = (("integrated_gradients", {"steps": 32}), ("saliency", {}))
+    explain_classes: tuple[str, ...] = ("S", "V")
+    explain_max_beats: int = 1000
+    bootstrap_samples: int = 1000
+
+
+def load_config(spec: str) -> InterpatientConfig:
+    """``"file.py[:arg]"`` -> the ``InterpatientConfig`` its ``get_config`` returns."""
+    cfg = config_lib.call_get_config(spec)
+    if not isinstance(cfg, InterpatientConfig):
+        raise ConfigError(f"{spec}: get_config must return an InterpatientConfig, got {type(cfg).__name__}")
+    return check(cfg)
+
+
+def check(cfg: InterpatientConfig) -> InterpatientConfig:
+    """Refuse a config whose training could see a test record; validate the training config."""
+    train = config_lib.validate(cfg.train)
+    d = train.data
+    records = tuple(str(r) for r in d.protocol_overrides.get("records", ()))
+    if d.protocol == "synthetic" or not records:
+        raise ConfigError(f"{cfg.name}: train.data.protocol_overrides.records must list the DS1 training records")
+    if set(records) - set(DS1) or set(records) & set(cfg.test_records):
+        raise ConfigError(f"{cfg.name}: training records must be DS1 only and exclude the test records; got {sorted(set(records) - set(DS1))} outside DS1")
+    if d.split != "ds1":
+        raise ConfigError(f"{cfg.name}: train.data.split must be 'ds1' (validation drawn from DS1), got {d.split!r}")
+    if not cfg.seeds:
+        raise ConfigError(f"{cfg.name}: seeds is empty")
+    return dataclasses.replace(cfg, train=train)
+
+
+def seed_config(cfg: InterpatientConfig, seed: int) -> Config:
+    """The training config of one seed."""
+    return dataclasses.replace(cfg.train, name=f"{cfg.train.name}_seed{seed}", train=dataclasses.replace(cfg.train.train, seed=seed))
+
+
+def test_data(cfg: InterpatientConfig, *, data_dir=None, cache=None):
+    """The DS2 beats, prepared as the training data were (same protocol, RR channels)."""
+    from ecgjax.train import data as data_lib
+
+    over = {**cfg.train.data.protocol_overrides, "records": tuple(cfg.test_records)}
+    return data_lib.load(dataclasses.replace(cfg.train.data, protocol_overrides=over, max_beats=None), data_dir=data_dir, cache=cache)
+
+
+# ---------------------------------------------------------------------------
+# phases
+
+
+def train_phase(cfg: InterpatientConfig, workdir: Path, *, data_dir=None, cache=None) -> list[dict]:
+    """Train every seed on DS1 (resumes; a finished run is read back). Returns the results.json dicts."""
+    from ecgjax.train import train_and_evaluate
+
+    out = []
+    for seed in cfg.seeds:
+        log.info("training seed %d on DS1", seed)
+        out.append(train_and_evaluate(seed_config(cfg, seed), workdir / "runs" / f"seed{seed}", data_dir=data_dir, cache=cache))
+    return out
+
+
+def _models(cfg: InterpatientConfig, workdir: Path, *, data_dir=None, cache=None):
+    from ecgjax.train.run import load_run
+
+    for seed in cfg.seeds:
+        yield seed, load_run(workdir / "runs" / f"seed{seed}", data_dir=data_dir, cache=cache).model
+
+
+def _subset(y: np.ndarray, record: np.ndarray, c: int, n_max: int, seed: int) -> np.ndarray:
+    idx = np.flatnonzero(y == c)
+    if len(idx) > n_max:
+        idx = np.sort(np.random.default_rng(np.random.SeedSequence([seed, c])).choice(idx, n_max, replace=False))
+    return idx
+
+
+def rr_shares(wave: np.ndarray, rr: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of each beat's attribution mass on the RR features.
+
+    Args:
+      wave: f[M, T, L] waveform maps; rr: f[M, F] RR attributions; valid: bool[M, T].
+
+    Returns:
+      (share f64[M], per_feature f64[M, F]): ``sum_j |rr_j| / total`` and ``|rr_j| / total`` with
+      ``total = sum_j |rr_j| + sum over valid (t, l) of |wave|`` (0 where total is 0).
+    """
+    w = np.abs(np.asarray(wave, np.float64)) * np.asarray(valid)[..., None]
+    r = np.abs(np.asarray(rr, np.float64))
+    total = w.sum(axis=(1, 2)) + r.sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    return r.sum(axis=1) / safe, r / safe[:, None]
+
+
+def mean_ci_over_records(values: np.ndarray, record: np.ndarray, *, n_boot: int, seed: int = 0, level: float = 0.95) -> dict:
+    """Mean of ``values`` (f[M] or f[M, K]) over beats, with a percentile CI from resampling records."""
+    values = np.asarray(values, np.float64)
+    out = {"mean": values.mean(axis=0).tolist() if len(values) else float("nan"), "n_beats": int(len(values)),
+           "n_records": int(len(np.unique(record)))}
+    if not n_boot or not len(values):
+        return out
+    recs, inv = np.unique(record, return_inverse=True)
+    sums = np.zeros((len(recs), *values.shape[1:]))
+    np.add.at(sums, inv, values)
+    counts = np.bincount(inv, minlength=len(recs)).astype(np.float64)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    w = np.stack([np.bincount(rng.integers(0, len(recs), len(recs)), minlength=len(recs)) for _ in range(n_boot)])
+    boot = np.tensordot(w, sums, axes=1) / (w @ counts).reshape(-1, *([1] * (values.ndim - 1)))
+    lo, hi = np.percentile(boot, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
+    out["ci"] = [lo.tolist(), hi.tolist()]
+    return out
+
+
+def _seed_summary(reports: list[dict], classes) -> dict:
+    """Per class and metric: mean and sd (ddof 1) over seeds."""
+    out = {}
+    for c in classes:
+        out[c] = {}
+        for m in _METRICS:
+            v = np.array([r["per_class"][c][_REPORT_KEY[m]] for r in reports])
+            out[c][m] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"), "values": v.tolist()}
+    return out
+
+
+def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=None) -> dict:
+    """Train on DS1, test on DS2 once, explain; write ``results.json`` and ``report.md`` (module docstring)."""
+    import jax
+
+    from ecgjax import attribution as attr
+    from ecgjax.analysis import segments as seg_lib
+    from ecgjax.models import eval_split
+    from ecgjax.models.base import predict_logits
+    from ecgjax.models.rr_net import rr_attributions
+    from ecgjax.train import metrics
+
+    t0 = time.time()
+    cfg = check(cfg)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    # ---- 1. training: DS1 only -------------------------------------------------
+    train_results = train_phase(cfg, workdir, data_dir=data_dir, cache=cache)
+    t_train = time.time() - t0
+
+    # ---- 2. DS2, read once, after all training ---------------------------------------
+    test = test_data(cfg, data_dir=data_dir, cache=cache)
+    classes = list(test.classes)
+    y, rec = test.y, test.record
+    n_leads = len(next(iter(test.lead_names.values())))
+    per_seed, models = {}, {}
+    for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
+        logits = predict_logits(model, test.x, batch_size=cfg.train.train.eval_batch_size)
+        pred = logits.argmax(-1).astype(np.int32)
+        atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32), record=rec)
+        per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
+        models[seed] = model
+        log.info("seed %d on DS2:\n%s", seed, metrics.format_table(per_seed[seed]))
+    summary = _seed_summary(list(per_seed.values()), classes)
+
+    # ---- 3. attributions: RR versus waveform ------------------------------------
+    valid = test.valid
+    shares = {}
+    for name, hp in cfg.methods:
+        method = attr.get(name, **hp)
+        shares[name] = {}
+        per_class = {c: {"share": [], "features": [], "record": []} for c in cfg.explain_classes}
+        for seed, model in models.items():
+            path = workdir / "attributions" / name / f"seed{seed}.npz"
+            if not path.exists():
+                idx = np.concatenate([_subset(y, rec, classes.index(c), cfg.explain_max_beats, seed) for c in cfg.explain_classes])
+                res = attr.attribute_dataset(eval_split(model), test.x[idx], "label", method, y=y[idx].astype(np.int32),
+                                             key=jax.random.key(seed) if method.needs_key else None, index=idx)
+                wave, rr = rr_attributions(res.maps, n_leads)
+                atomic_savez(path, index=idx, y=y[idx], pred=res.pred, rr=rr.astype(np.float32), wave=wave.astype(np.float32))
+            with np.load(path, allow_pickle=False) as z:
+                idx, wave, rr = z["index"], z["wave"], z["rr"]
+            share, feat = rr_shares(wave, rr, valid[idx])
+            for c in cfg.explain_classes:
+                sel = y[idx] == classes.index(c)
+                per_class[c]["share"].append(share[sel])
+                per_class[c]["features"].append(feat[sel])
+                per_class[c]["record"].append(rec[idx][sel])
+            if seed == cfg.seeds[0]:
+                segs = seg_lib.segment_values(np.abs(wave), test.r[idx], test.lo[idx], test.hi[idx], test.fs, n_per_side=5)
+                shares[name]["waveform_segments"] = {
+                    "offsets_s": segs.offsets_s.tolist(), "leads": list(next(iter(test.lead_names.values()))),
+                    "median_abs": {c: _median_or_none(segs.values[y[idx] == classes.index(c)]) for c in cfg.explain_classes},
+                }
+        for c, d in per_class.items():
+            r = np.concatenate(d["record"])
+            shares[name][c] = {
+                "rr_share": mean_ci_over_records(np.concatenate(d["share"]), r, n_boot=cfg.bootstrap_samples),
+                "per_feature": mean_ci_over_records(np.concatenate(d["features"]), r, n_boot=cfg.bootstrap_samples),
+            }
+        shares[name]["rr_features"] = list(test.rr_names)
+
+    results = {
+        "name": cfg.name,
+        "classes": classes,
+        "seeds": list(cfg.seeds),
+        "train_records": list(cfg.train.data.protocol_overrides["records"]),
+        "test_records": list(cfg.test_records),
+        "ds2": {"per_seed": {str(s): r for s, r in per_seed.items()}, "summary": summary},
+        "ds1_training": {str(s): {k: r[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "wall_time_s", "split")}
+                         for s, r in zip(cfg.seeds, train_results)},
+        "attribution": shares,
+        "published": [dict(zip(("method", "sveb_se", "sveb_ppv", "veb_se", "veb_ppv"), p)) for p in PUBLISHED],
+        "goal": GOAL,
+        "train_wall_time_s": t_train,
+        "wall_time_s": time.time() - t0,
+        "config": {"name": cfg.name, "seeds": list(cfg.seeds), "methods": [list(m) for m in cfg.methods],
+                   "explain_classes": list(cfg.explain_classes), "explain_max_beats": cfg.explain_max_beats,
+                   "bootstrap_samples": cfg.bootstrap_samples, "train": config_lib.to_dict(cfg.train)},
+        **environment_info(),
+    }
+    results = json.loads(json.dumps(results, default=_json_default))
+    atomic_write_json(workdir / "results.json", results)
+    atomic_write_text(workdir / "report.md", report(results))
+    log.info("wrote %s and %s", workdir / "results.json", workdir / "report.md")
+    return results
+
+
+def _median_or_none(v: np.ndarray) -> list:
+    """Median over beats of f[M, L, S] -> [L][S] nested lists, None where no beat has a value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN segments (outside the window)
+        m = np.nanmedian(v, axis=0) if len(v) else np.full(v.shape[1:], np.nan)
+    return [[None if not np.isfinite(a) else float(a) for a in row] for row in m]
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+# ---------------------------------------------------------------------------
+# report
+
+
+def _pct(v) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
+
+
+def aami_table(results: dict) -> str:
+    """The AAMI table (SVEB and VEB: Se, +P, FPR, F1), this benchmark's seeds beside the published rows."""
+    s = results["ds2"]["summary"]
+    lines = ["| method | SVEB Se | SVEB +P | SVEB FPR | SVEB F1 | VEB Se | VEB +P | VEB FPR | VEB F1 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(c, m):
+        d = s[c][m]
+        sd = "" if not np.isfinite(d["sd"]) else f" ± {100 * d['sd']:.1f}"
+        return f"{_pct(d['mean'])}{sd}"
+
+    n = len(results["seeds"])
+    lines.append(f"| **{results['name']}** ({n} seed{'s' * (n > 1)}, mean ± sd) | "
+                 + " | ".join(cell(c, m) for c in ("S", "V") for m in _METRICS) + " |")
+    for seed, rep in results["ds2"]["per_seed"].items():
+        cells = []
+        for c in ("S", "V"):
+            for m in _METRICS:
+                v = rep["per_class"][c][_REPORT_KEY[m]]
+                lo, hi = rep.get("ci", {}).get(f"{c}.{_REPORT_KEY[m]}", [None, None])
+                cells.append(f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]" if lo is not None else _pct(v))
+        lines.append(f"| seed {seed} (95% CI over records) | " + " | ".join(cells) + " |")
+    for p in results["published"]:
+        lines.append(f"| {p['method']} | {p['sveb_se']:.1f} | {p['sveb_ppv']:.1f} | | | {p['veb_se']:.1f} | {p['veb_ppv']:.1f} | | |")
+    return "\n".join(lines)
+
+
+def report(results: dict) -> str:
+    """``report.md``: the AAMI table, the goal, and how much the S and V decisions rest on RR features."""
+    s = results["ds2"]["summary"]
+    goal = results["goal"]
+    out = [f"# Inter-patient benchmark: {results['name']}", "",
+           f"Trained on DS1 ({len(results['train_records'])} records; validation records drawn from DS1 for early stopping "
+           f"and checkpoint choice), tested once on DS2 ({len(results['test_records'])} records). Seeds {results['seeds']}. "
+           f"Percentages; CIs are 95% percentile bootstrap over DS2 records.", "", aami_table(results), "",
+           "Goal (5-seed means): " + "; ".join(
+               f"{c} Se {_pct(s[c]['se']['mean'])} (>= {_pct(g['se'])}), +P {_pct(s[c]['ppv']['mean'])} (>= {_pct(g['ppv'])})"
+               for c, g in goal.items()), "",
+           "All classes (mean over seeds): " + ", ".join(
+               f"{c} Se {_pct(s[c]['se']['mean'])} / +P {_pct(s[c]['ppv']['mean'])} / F1 {_pct(s[c]['f1']['mean'])}" for c in results["classes"]), ""]
+    out += ["## How much of the S and V decisions rests on RR features", "",
+            "Per DS2 beat of the class (true class as target): the RR features' share of the attribution mass "
+            "(|a| summed over the valid waveform samples and leads, plus |a| of each RR feature), mean over beats "
+            "of all seeds, 95% CI over records. Integrated gradients and gradient x input are in logit units "
+            "(comparable across inputs); a plain gradient (saliency) is not, so its share is only a ranking aid.", ""]
+    for name, d in results["attribution"].items():
+        feats = d["rr_features"]
+        out += [f"### {name}", "", "| class | RR share | " + " | ".join(feats) + " |", "|---|---|" + "---|" * len(feats)]
+        for c in (k for k in d if k in results["classes"]):
+            rs = d[c]["rr_share"]
+            ci = rs.get("ci", [None, None])
+            pf = d[c]["per_feature"]
+            share = f"{_pct(rs['mean'])} [{_pct(ci[0])}, {_pct(ci[1])}]" if ci[0] is not None else _pct(rs["mean"])
+            out.append(f"| {c} (n={rs['n_beats']}, {rs['n_records']} records) | {share} | "
+                       + " | ".join(_pct(v) for v in np.atleast_1d(pf["mean"])) + " |")
+        out.append("")
+    out += [f"Device: {describe_device(results)}; versions: "
+            + ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items() if k in ("ecgjax", "jax", "flax", "numpy")) + f"; wall time {results['wall_time_s'] / 60:.1f} min "
+            f"(training {results['train_wall_time_s'] / 60:.1f} min)."]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``experiments/aami_interpatient.py``: flags -> ``run``; exit 2 with one line on a user error."""
+    import argparse
+    import sys
+
+    from ecgjax.cli import setup_logging
+    from ecgjax.errors import EcgjaxError
+
+    ap = argparse.ArgumentParser(description="Inter-patient benchmark: train on DS1, test once on DS2, explain.")
+    ap.add_argument("--config", default="experiments/configs/aami_rr.py", help="FILE.py[:variant]")
+    ap.add_argument("--workdir", default=None, help="output folder (default runs/<config>[_<variant>]); re-running resumes")
+    ap.add_argument("--data-dir", default=None, help="data root holding mitdb/ (default: $ECGJAX_DATA_DIR)")
+    ap.add_argument("--cache-dir", default=None, help="beat cache folder")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    path, _, variant = args.config.partition(":")
+    workdir = args.workdir or str(Path("runs") / (Path(path).stem + (f"_{variant.replace(',', '_')}" if variant else "")))
+    try:
+        results = run(load_config(args.config), workdir, data_dir=args.data_dir, cache=args.cache_dir)
+    except EcgjaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(aami_table(results))
+    print(f"results: {Path(workdir) / 'results.json'}\nreport: {Path(workdir) / 'report.md'}")
+    return 0

@@ -1,0 +1,134 @@
+"""A two-input beat classifier: the beat's waveform and its RR-interval features.
+
+The RR vector rides in the input as F extra channels after the L waveform
+leads, each constant over time (``ecgjax.data.rr.append_channels``), so every
+pipeline that takes ``x: f32[B, T, C]`` (training, batched attribution, the
+``.npz`` maps) works unchanged. The model splits them: ``waveform =
+x[..., :L]``, ``rr = mean over time of x[..., L:]``. For a gradient-based
+attribution the attribution of RR feature j is therefore exactly the sum over
+time of channel ``L + j``'s map (chain rule through the mean), and the
+waveform map and the RR attributions come from the same call
+(``rr_attributions``).
+
+``n_leads`` and ``rr_features`` are the model's facts that analysis needs:
+segment profiles use only the first ``n_leads`` channels.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ecgjax.errors import ConfigError
+from ecgjax.models.layers import Conv1d
+
+INPUTS = ("both", "waveform", "rr")
+
+
+def _bn(n: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    return nnx.BatchNorm(n, momentum=0.99, epsilon=1e-3, rngs=rngs)
+
+
+def rr_attributions(maps: np.ndarray, n_leads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split attribution maps of a two-input model.
+
+    Args:
+      maps: f32[N, T, L+F] signed maps over the model's input.
+      n_leads: L.
+
+    Returns:
+      (waveform, rr): f32[N, T, L] the waveform maps, and f[N, F] the
+      attribution of each RR feature (the sum over time of its channel).
+    """
+    maps = np.asarray(maps)
+    return maps[..., :n_leads], maps[..., n_leads:].sum(axis=1)
+
+
+class RRNet(nnx.Module):
+    """Waveform CNN + RR MLP, fused by a dense layer.
+
+    x: f32[B, T, L+F] -> logits f32[B, C].
+
+    * waveform branch: 3 x (conv(k) -> BN -> ReLU -> max-pool 2), flatten,
+      dense ``hidden``;
+    * RR branch: log of the features (clipped to [0.05, 20]), BatchNorm,
+      dense ``rr_hidden``;
+    * fusion: concat -> ReLU -> dropout -> dense ``hidden`` -> ReLU -> dense C.
+
+    ``rr_features`` names the F trailing channels (none by default: a
+    waveform-only model of x f32[B, T, L]). ``inputs`` selects the branches for
+    ablations: ``both``, ``waveform`` (RR channels ignored, their attribution
+    is 0) or ``rr`` (waveform ignored).
+    ``features``: f32[B, T', filters[-1] + F], the last conv map with the RR
+    vector appended as channels constant over T' (so ``head(features(x)) ==
+    __call__(x)``); with ``inputs="rr"`` T' = 1 and only the RR channels.
+    """
+
+    layer_names = ()
+    cascade_order = ("out", "fuse", "rr_dense", "rr_bn", "wave_dense", "convs", "bns")
+
+    def __init__(
+        self,
+        *,
+        n_classes: int = 5,
+        in_shape=(252, 10),
+        rr_features=(),
+        inputs: str = "both",
+        filters=(16, 32, 32),
+        kernel: int = 7,
+        hidden: int = 32,
+        rr_hidden: int = 16,
+        dropout: float = 0.2,
+        conv_impl: str = "auto",
+        rngs: nnx.Rngs,
+    ):
+        t, c = in_shape
+        self.rr_features = tuple(rr_features)
+        self.n_leads = c - len(self.rr_features)
+        if self.n_leads < 1:
+            raise ConfigError(f"rr_net: in_shape {tuple(in_shape)} has {c} channels, fewer than the {len(self.rr_features)} RR features + 1 lead")
+        if inputs not in INPUTS:
+            raise ConfigError(f"rr_net: inputs must be one of {INPUTS}, got {inputs!r}")
+        if inputs == "rr" and not self.rr_features:
+            raise ConfigError(f"rr_net: inputs={inputs!r} needs rr_features")
+        self.inputs = inputs
+        use_wave, use_rr = inputs != "rr", inputs != "waveform" and bool(self.rr_features)
+        convs, bns, cin, length = [], [], self.n_leads, t
+        for f in filters if use_wave else ():
+            convs.append(Conv1d(cin, f, kernel, padding="SAME", impl=conv_impl, rngs=rngs))
+            bns.append(_bn(f, rngs))
+            cin, length = f, -(-length // 2)
+        self.convs, self.bns = nnx.List(convs), nnx.List(bns)
+        self.wave_dense = nnx.Linear(length * cin, hidden, rngs=rngs) if use_wave else None
+        self.rr_bn = _bn(len(self.rr_features), rngs) if use_rr else None
+        self.rr_dense = nnx.Linear(len(self.rr_features), rr_hidden, rngs=rngs) if use_rr else None
+        self.fuse = nnx.Linear(hidden * use_wave + rr_hidden * use_rr, hidden, rngs=rngs)
+        self.drop = nnx.Dropout(dropout, rngs=rngs)
+        self.out = nnx.Linear(hidden, n_classes, rngs=rngs)
+
+    def features(self, x):
+        rr = x[..., self.n_leads :].mean(axis=1)  # [B, F]
+        if self.inputs == "rr":
+            return rr[:, None, :]
+        h = x[..., : self.n_leads]
+        for conv, bn in zip(self.convs, self.bns):
+            h = jax.nn.relu(bn(conv(h)))
+            h = nnx.max_pool(h, (2,), strides=(2,), padding="SAME")
+        return jnp.concatenate([h, jnp.broadcast_to(rr[:, None, :], (*h.shape[:2], rr.shape[-1]))], axis=-1)
+
+    def head(self, f):
+        n_rr = len(self.rr_features)
+        parts = []
+        if self.inputs != "rr":
+            w = f[..., : f.shape[-1] - n_rr]
+            parts.append(self.wave_dense(w.reshape(w.shape[0], -1)))
+        if self.rr_dense is not None:
+            rr = f[..., f.shape[-1] - n_rr :].mean(axis=1)
+            parts.append(self.rr_dense(self.rr_bn(jnp.log(jnp.clip(rr, 0.05, 20.0)))))
+        h = self.drop(jax.nn.relu(self.fuse(jax.nn.relu(jnp.concatenate(parts, axis=-1)))))
+        return self.out(h)
+
+    def __call__(self, x):
+        return self.head(self.features(x))

@@ -1,0 +1,94 @@
+"""rr_net: the waveform + RR model; RR attributions are the time-sums of their channels' maps."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from ecgjax import attribution as attr
+from ecgjax import models
+from ecgjax.data.rr import FEATURES
+from ecgjax.errors import ConfigError
+from ecgjax.models.rr_net import rr_attributions
+
+T, L, F = 40, 2, len(FEATURES)
+
+
+def build(inputs="both", **kw):
+    return models.build("rr_net", n_classes=5, in_shape=(T, L + F), rngs=nnx.Rngs(0), rr_features=FEATURES, inputs=inputs, **kw)
+
+
+def batch(b=4, seed=0):
+    rng = np.random.default_rng(seed)
+    wave = rng.standard_normal((b, T, L)).astype(np.float32)
+    rr = rng.uniform(0.4, 1.6, (b, F)).astype(np.float32)
+    return np.concatenate([wave, np.broadcast_to(rr[:, None, :], (b, T, F))], axis=-1), wave, rr
+
+
+def test_parameter_count_and_facts():
+    m = build()
+    assert m.n_leads == L and m.rr_features == FEATURES
+    # full-size (252 samples, 2 leads + 8 RR features) count, pinned
+    full = models.build("rr_net", n_classes=5, in_shape=(252, 10), rr_features=FEATURES, rngs=nnx.Rngs(0))
+    assert models.count_params(full) == 46_085
+    with pytest.raises(ConfigError, match="fewer than"):
+        models.build("rr_net", n_classes=5, in_shape=(T, F), rr_features=FEATURES, rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="needs rr_features"):
+        models.build("rr_net", n_classes=5, in_shape=(T, L), inputs="rr", rngs=nnx.Rngs(0))
+
+
+def test_rr_attribution_is_the_gradient_wrt_the_rr_vector():
+    """sum over time of the RR channels' saliency == d logit / d rr (chain rule through the mean)."""
+    m = build()
+    gd, st = models.eval_split(m)
+    fns = models.pure_fns(gd, st)
+    x, wave, rr = batch()
+    target = jnp.array([0, 1, 2, 3])
+    maps = np.asarray(attr.attribute(attr.get("saliency"), fns, jnp.asarray(x), target))
+    w_map, rr_attr = rr_attributions(maps, L)
+
+    def logit(wave1, rr1, c):  # the model as a function of (waveform, rr vector), one beat
+        x1 = jnp.concatenate([wave1, jnp.broadcast_to(rr1[None, :], (T, F))], axis=-1)
+        return fns.logit_fn(x1[None])[0, c]
+
+    g_wave, g_rr = jax.vmap(jax.grad(logit, argnums=(0, 1)))(jnp.asarray(wave), jnp.asarray(rr), target)
+    np.testing.assert_allclose(rr_attr, np.asarray(g_rr), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(w_map, np.asarray(g_wave), rtol=1e-4, atol=1e-6)
+    assert np.abs(rr_attr).max() > 0
+
+
+def test_ablations_ignore_the_other_input():
+    x, _, _ = batch()
+    target = jnp.zeros(4, jnp.int32)
+    for inputs, zero in (("waveform", slice(L, None)), ("rr", slice(0, L))):
+        gd, st = models.eval_split(build(inputs))
+        fns = models.pure_fns(gd, st)
+        maps = np.asarray(attr.attribute(attr.get("saliency"), fns, jnp.asarray(x), target))
+        assert np.all(maps[..., zero] == 0), inputs
+        other = slice(0, L) if zero.start else slice(L, None)
+        assert np.abs(maps[..., other]).max() > 0, inputs
+        assert fns.head_fn(fns.feature_fn(jnp.asarray(x))).shape == (4, 5)
+
+
+def test_eval_rows_are_independent_and_head_of_features_is_the_model():
+    gd, st = models.eval_split(build())
+    fns = models.pure_fns(gd, st)
+    x, _, _ = batch(6, seed=3)
+    full = np.asarray(fns.logit_fn(jnp.asarray(x)))
+    one = np.asarray(fns.logit_fn(jnp.asarray(x[2:3])))
+    np.testing.assert_allclose(full[2:3], one, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(fns.head_fn(fns.feature_fn(jnp.asarray(x)))), full, rtol=1e-6)
+
+
+def test_integrated_gradients_completeness_covers_both_inputs():
+    """IG's waveform map plus RR attributions sum to f(x) - f(0): both come from the same call."""
+    gd, st = models.eval_split(build())
+    fns = models.pure_fns(gd, st)
+    x, _, _ = batch(3, seed=5)
+    target = jnp.array([1, 2, 0])
+    maps = np.asarray(attr.attribute(attr.get("integrated_gradients", steps=256), fns, jnp.asarray(x), target), np.float64)
+    w_map, rr_attr = rr_attributions(maps, L)
+    logits = np.asarray(fns.logit_fn(jnp.asarray(x)))[np.arange(3), target]
+    base = np.asarray(fns.logit_fn(jnp.zeros_like(jnp.asarray(x))))[np.arange(3), target]
+    np.testing.assert_allclose(w_map.sum(axis=(1, 2)) + rr_attr.sum(axis=1), logits - base, rtol=0.05, atol=0.02)
