@@ -121,7 +121,7 @@ def test_check_patient_disjoint_raises_on_overlap(beats):
 
 
 def test_unknown_split(beats):
-    with pytest.raises(ConfigError, match="unknown split 'loo'; available: holdout, lpo, ds1ds2, kfold"):
+    with pytest.raises(ConfigError, match="unknown split 'loo'; available: holdout, lpo, ds1ds2, ds1, kfold"):
         make_split("loo", *beats)
 
 
