@@ -69,7 +69,8 @@ def get_config(arg=None):
                           early_stopping_patience=4, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
         eval=EvalConfig(bootstrap_samples=200 if quick else 1000),
     )
-    cfg = InterpatientConfig(name=f"rr_net ({inputs}{', focal' if focal else ''})", train=train, seeds=tuple(range(n_seeds)))
+    cfg = InterpatientConfig(name=f"rr_net ({inputs}{', focal' if focal else ''})", train=train, seeds=tuple(range(n_seeds)),
+                             explain_max_beats=300)
     if quick:
         train = dataclasses.replace(
             train, name=f"aami_rr_{inputs}_quick", data=dataclasses.replace(train.data, max_beats=2000),
