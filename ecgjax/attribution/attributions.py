@@ -87,8 +87,7 @@ class Attributions:
         meta = read_meta(d)
         for fname in sorted(meta["files"].values()):
             z = load_class_npz(d / fname)
-            label = z.get("label", z["target"])
-            yield cls(z["maps"], z["target"], z["pred"], label, z["index"], meta["method"],
+            yield cls(z["maps"], z["target"], z["pred"], z["label"], z["index"], meta["method"],
                       {"hparams": meta.get("hparams", {}), "target": meta.get("target")}, meta.get("model", {}),
                       tuple(meta["classes"]), float(meta["fs"]))
 
