@@ -15,7 +15,8 @@ def _doc_modules() -> set[str]:
     out = set()
     for row in table.splitlines():
         if row.startswith("| `"):
-            out |= {m.removeprefix("ecgjax/") for m in re.findall(r"`([\w/]+\.py)`", row)}
+            out |= {m.removeprefix("ecgjax/") for m in re.findall(r"`([\w/]+\.py)`", row)
+                    if m.startswith("ecgjax/") or (ROOT / "ecgjax" / m.split("/")[0]).is_dir()}
     return out
 
 
