@@ -5,13 +5,14 @@ Pure numpy/scipy; matplotlib only inside ``ecgjax.analysis.plotting`` functions.
 """
 
 from ecgjax.analysis.attribution_profiles import AttributionProfiles, profile_attributions, profile_run
+from ecgjax.analysis.leads import LeadMatrix, class_lead_matrix, lead_relevance
 from ecgjax.analysis.compare import Comparison, benjamini_hochberg, compare_groups, correct_vs_incorrect, mistaken_vs_class
 from ecgjax.analysis.profiles import Profiles, class_profiles, weighted_median
 from ecgjax.analysis.segments import Segments, segment_values
 from ecgjax.analysis.transforms import TRANSFORMS, transform_maps
 
 __all__ = [
-    "AttributionProfiles", "Comparison", "Profiles", "Segments", "TRANSFORMS", "benjamini_hochberg", "class_profiles", "compare_groups",
-    "correct_vs_incorrect", "mistaken_vs_class", "profile_attributions", "profile_run", "segment_values",
-    "transform_maps", "weighted_median",
+    "AttributionProfiles", "Comparison", "LeadMatrix", "Profiles", "Segments", "TRANSFORMS", "benjamini_hochberg", "class_lead_matrix",
+    "class_profiles", "compare_groups", "correct_vs_incorrect", "lead_relevance", "mistaken_vs_class", "profile_attributions", "profile_run",
+    "segment_values", "transform_maps", "weighted_median",
 ]

@@ -391,3 +391,29 @@ def plot_noise_curves(rows: Sequence[dict]):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_class_lead_matrix(lm, *, title: str = "", cmap: str = "magma"):
+    """Zhang et al.'s class x lead matrix: rows = classes (with beat counts), columns = lead names, each cell a share.
+
+    Args:
+      lm: an ``ecgjax.analysis.leads.LeadMatrix`` (rows sum to 1; NaN rows are hatched grey).
+    """
+    mpl = _mpl()
+    share = np.asarray(lm.share, float)
+    C, L = share.shape
+    fig, ax = _subplots(figsize=(1.2 * L + 2.5, 0.5 * C + 1.5))
+    cm = mpl.colormaps[cmap].with_extremes(bad="0.8")
+    im = ax.imshow(np.ma.masked_invalid(share), aspect="auto", cmap=cm, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks(range(L), list(lm.leads))
+    ax.set_yticks(range(C), [f"{c} (n={int(n)})" for c, n in zip(lm.classes, lm.count)])
+    ax.set_xlabel("lead")
+    ax.set_ylabel("class")
+    for i in range(C):
+        for j in range(L):
+            if np.isfinite(share[i, j]):
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if share[i, j] > 0.5 else "white")
+    fig.colorbar(im, ax=ax, label=f"share of class relevance ({lm.transform})")
+    ax.set_title(title or "relevance per lead, normalised per class")
+    return fig

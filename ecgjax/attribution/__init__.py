@@ -10,7 +10,7 @@ Public API::
 
 Importing this package registers the built-ins (saliency, gradient_x_input,
 integrated_gradients, noise_tunnel (with its presets smoothgrad and vargrad), grad_cam, occlusion,
-jones2020_layer_saliency, random). Sanity checks: ``ecgjax.attribution.sanity``.
+jones2020_layer_saliency, random, expected_gradients, kernel_shap). Sanity checks: ``ecgjax.attribution.sanity``.
 Adding a method: docs/adding_an_attribution_method.md.
 """
 
@@ -21,13 +21,16 @@ from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_
 from ecgjax.attribution.noise_tunnel import NoiseTunnel, SmoothGrad, VarGrad
 from ecgjax.attribution.perturbation import Occlusion
 from ecgjax.attribution.control import RandomAttribution
+from ecgjax.attribution.shapley import ExpectedGradients, FrozenArray, KernelShap, background_sample
 from ecgjax.attribution.attributions import Attributions, load_class_npz
 from ecgjax.attribution.runner import AttributionResult, attribute_dataset
 from ecgjax.attribution.explain import explain_run
 
 __all__ = [
-    "AttributionMethod", "AttributionResult", "Attributions", "GradCAM", "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency", "NoiseTunnel",
+    "AttributionMethod", "AttributionResult", "Attributions", "ExpectedGradients", "FrozenArray", "GradCAM", "GradientXInput",
+    "IntegratedGradients", "Jones2020LayerSaliency", "KernelShap", "NoiseTunnel",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
-    "attribute_dataset", "available", "explain_run", "get", "get_class", "jones2020_paper_map", "load_class_npz", "register",
+    "attribute_dataset", "available", "background_sample", "explain_run", "get", "get_class", "jones2020_paper_map",
+    "load_class_npz", "register",
     "row_keys", "target_grad", "upsample_to_input",
 ]

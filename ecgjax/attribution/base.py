@@ -55,6 +55,10 @@ class AttributionMethod(abc.ABC):
         input (gradient x input, IG), as captum's ``multiplies_by_inputs``.
       uses_target: whether the output depends on ``target`` at all (False for
         class-agnostic maps such as ``jones2020_layer_saliency``).
+      needs_r: whether ``__call__`` also takes ``r: i32[B]``, each beat's R
+        position inside its window, as a keyword (methods whose features are
+        defined around R, e.g. ``kernel_shap``). The runner passes it from
+        ``attribute_dataset(..., r=...)``; row ``i`` may use ``r[i]`` only.
     """
 
     name: ClassVar[str] = ""
@@ -62,6 +66,7 @@ class AttributionMethod(abc.ABC):
     kind: ClassVar[str] = "gradient"
     multiplies_by_input: ClassVar[bool] = False
     uses_target: ClassVar[bool] = True
+    needs_r: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None) -> jax.Array:
@@ -122,7 +127,8 @@ def check_inputs(x: jax.Array, target: jax.Array) -> None:
         raise TypeError(f"target must be integer class indices, got dtype {target.dtype}")
 
 
-def attribute(method: AttributionMethod, fns: Any, x: jax.Array, target: Any, key: jax.Array | None = None) -> jax.Array:
+def attribute(method: AttributionMethod, fns: Any, x: jax.Array, target: Any, key: jax.Array | None = None,
+              r: Any = None) -> jax.Array:
     """Convenience eager entry point: checks shapes, broadcasts ``target``, derives per-beat keys.
 
     Args:
@@ -146,16 +152,22 @@ def attribute(method: AttributionMethod, fns: Any, x: jax.Array, target: Any, ke
             key = row_keys(key, x.shape[0])
     else:
         key = None
+    if method.needs_r:
+        if r is None:
+            raise ValueError(f"method {method.name!r} needs each beat's R position r (i32[B])")
+        return method(fns, x, target, key, r=jnp.broadcast_to(jnp.asarray(r, jnp.int32), (x.shape[0],)))
     return method(fns, x, target, key)
 
 
-def attribute_all_classes(method: AttributionMethod, fns: Any, x: jax.Array, n_classes: int, key: jax.Array | None = None) -> jax.Array:
+def attribute_all_classes(method: AttributionMethod, fns: Any, x: jax.Array, n_classes: int, key: jax.Array | None = None,
+                          r: Any = None) -> jax.Array:
     """Maps for every class at once: f32[B, C, T, L] (``lax.map`` over classes, so memory is one class at a time)."""
     x = jnp.asarray(x)
     keys = None if not method.needs_key else (key if (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == (x.shape[0],)) else row_keys(key, x.shape[0]))
+    extra = {"r": jnp.broadcast_to(jnp.asarray(r, jnp.int32), (x.shape[0],))} if method.needs_r else {}
 
     def one(c):
-        return method(fns, x, jnp.full((x.shape[0],), c, jnp.int32), keys)
+        return method(fns, x, jnp.full((x.shape[0],), c, jnp.int32), keys, **extra)
 
     return jnp.moveaxis(jax.lax.map(one, jnp.arange(n_classes)), 0, 1)
 

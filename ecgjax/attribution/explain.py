@@ -28,6 +28,22 @@ def model_identity(run) -> dict:
             "protocol": run.config.data.protocol, "split": run.config.data.split}
 
 
+def with_data_fs(method, fs: float):
+    """``method`` with its ``fs`` field (if it has one) set to the data's rate ``fs`` when unset (None).
+
+    A method given another rate than the data's is refused (ConfigError): its
+    seconds would be converted to the wrong number of samples.
+    """
+    if "fs" not in {f.name for f in dataclasses.fields(method)}:
+        return method
+    if method.fs is None:
+        return dataclasses.replace(method, fs=float(fs))
+    if abs(float(method.fs) - float(fs)) > 1e-9:
+        raise ConfigError(f"method {method.name!r} was given fs={method.fs} Hz but the beats are sampled at {fs} Hz; "
+                          "leave fs unset to use the data's rate")
+    return method
+
+
 def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.PathLike, *, target: Any = "label",
                 y_pred: np.ndarray | None = None, key=None, batch_size: int = 256, memory_budget: int | None = None,
                 name: str | None = None, overwrite: bool = False, model_info: dict | None = None) -> dict:
@@ -51,6 +67,7 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
     from ecgjax.attribution.runner import attribute_dataset
 
     idx = np.asarray(idx)
+    method = with_data_fs(method, beats.fs)
     d = Path(out_dir) / (name or method.name)
     settings = {"hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)}, "target": str(target)}
     if (d / "meta.json").exists() and not overwrite:
@@ -61,7 +78,7 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
             raise ConfigError(f"{d} already holds other attributions ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
                               "not overwritten: choose another folder name, or overwrite on purpose (--force)")
     res = attribute_dataset(model, beats.x[idx], target, method, y=beats.y[idx], key=key, batch_size=batch_size,
-                            memory_budget=memory_budget, out_dir=d, index=idx)
+                            memory_budget=memory_budget, out_dir=d, index=idx, r=beats.r[idx])
     if y_pred is not None and not np.array_equal(np.asarray(y_pred), res.pred):
         bad = int(np.sum(np.asarray(y_pred) != res.pred))
         raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")

@@ -84,18 +84,22 @@ def model_parts(model: Any) -> tuple[Callable, Any]:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _step(make, method, mode, params, key, x, target, rows):
-    """maps f32[B, T, L] (f32[B, C, T, L] for mode "all"), pred i32[B], explained target i32[B] (-1 for "all")."""
+def _step(make, method, mode, params, key, x, target, rows, r):
+    """maps f32[B, T, L] (f32[B, C, T, L] for mode "all"), pred i32[B], explained target i32[B] (-1 for "all").
+
+    ``r``: i32[B] R positions, passed to methods with ``needs_r`` only.
+    """
     fns = make(params)
     B = x.shape[0]
     logits = fns.logit_fn(x)
     pred = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     t = pred if mode == "pred" else target
     keys = None if key is None else jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
+    extra = {"r": r} if method.needs_r else {}
     if mode == "all":
-        maps = jax.lax.map(lambda c: method(fns, x, jnp.full((B,), c, jnp.int32), keys), jnp.arange(logits.shape[-1]))
+        maps = jax.lax.map(lambda c: method(fns, x, jnp.full((B,), c, jnp.int32), keys, **extra), jnp.arange(logits.shape[-1]))
         return jnp.moveaxis(maps, 0, 1), pred, jnp.full((B,), -1, jnp.int32)
-    return method(fns, x, t, keys), pred, t
+    return method(fns, x, t, keys, **extra), pred, t
 
 
 def step_bytes(model: Any, method: AttributionMethod, batch: int, shape: tuple[int, int], *, mode: str = "given",
@@ -107,7 +111,8 @@ def step_bytes(model: Any, method: AttributionMethod, batch: int, shape: tuple[i
     sds = lambda a, sh: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype, sharding=sh)  # noqa: E731
     args = (jax.tree.map(lambda a: sds(a, rep), params), None if key is None else sds(key, rep),
             jax.ShapeDtypeStruct((batch, *shape), jnp.float32, sharding=bs),
-            jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs), jax.ShapeDtypeStruct((batch,), jnp.uint32, sharding=bs))
+            jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs), jax.ShapeDtypeStruct((batch,), jnp.uint32, sharding=bs),
+            jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs))
     return compiled_bytes(_step.lower(make, method, mode, *args).compile())
 
 
@@ -210,6 +215,7 @@ def attribute_dataset(
     out_dir: str | os.PathLike | None = None,
     group_by: str = "auto",
     progress: bool | Bar = True,
+    r: np.ndarray | None = None,
 ) -> AttributionResult:
     """Attribution maps for every beat of ``x``.
 
@@ -230,6 +236,8 @@ def attribute_dataset(
         (:func:`save_by_class`) instead of returning the maps.
       group_by: ``"label"``, ``"pred"``, ``"target"`` or ``"auto"`` (label when
         ``y`` is given, else the explained target; for "all", else pred).
+      r: i32[N] each beat's R position inside its window (``BeatSet.r``);
+        required by methods with ``needs_r`` (``kernel_shap``), unused otherwise.
 
     Returns:
       :class:`AttributionResult`.
@@ -240,6 +248,10 @@ def attribute_dataset(
     _check_rows("y", y, N)
     _check_rows("index", index, N)
     mode, tgt = _resolve_target(target, N, y)
+    if method.needs_r and r is None:
+        raise ValueError(f"method {method.name!r} needs each beat's R position: pass r=beats.r (i32[N])")
+    _check_rows("r", r, N)
+    rr = np.zeros(N, np.int32) if r is None else np.asarray(r, np.int32)
     key = _method_key(method, key)
     make, params = model_parts(model)
     n_classes = int(jax.eval_shape(make(params).logit_fn, jax.ShapeDtypeStruct((1, T, L), jnp.float32)).shape[-1])
@@ -257,7 +269,7 @@ def attribute_dataset(
     try:
         maps = (np.lib.format.open_memmap(scratch_path, mode="w+", dtype=np.float32, shape=maps_shape)
                 if scratch_path else np.empty(maps_shape, np.float32))
-        run = map_batches(_step, (params, key), (x, tgt, np.arange(N, dtype=np.uint32)), static=(make, method, mode),
+        run = map_batches(_step, (params, key), (x, tgt, np.arange(N, dtype=np.uint32), rr), static=(make, method, mode),
                           out=(maps, np.empty(N, np.int32), np.empty(N, np.int32)), batch_size=batch_size,
                           memory_budget=memory_budget, desc=method.name, progress=progress)
         maps, pred, tout = run.outputs

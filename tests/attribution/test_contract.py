@@ -14,6 +14,8 @@ import pytest
 
 from ecgjax import attribution as attr
 
+_BG = attr.FrozenArray(np.random.default_rng(5).normal(size=(5, 48, 2)))  # a background of 5 beats (T=48, L=2)
+
 METHOD_CASES: dict[str, dict] = {
     "saliency": {},
     "gradient_x_input": {},
@@ -25,7 +27,11 @@ METHOD_CASES: dict[str, dict] = {
     "occlusion": {"window_s": 0.02, "stride_s": 0.01, "fs": 360.0, "chunk_size": 16},
     "jones2020_layer_saliency": {},
     "random": {},
+    "expected_gradients": {"n": 4, "chunk_size": 2, "background": _BG},
+    # 10-sample segments (0.1 s at 100 Hz), 2 per side: M = 2 leads x 4 = 8 features, 20 sampled coalitions
+    "kernel_shap": {"fs": 100.0, "n_per_side": 2, "n_evals": 20, "chunk_size": 8},
 }
+R = jnp.asarray([10, 20, 24, 30, 15, 40], jnp.int32)  # R positions of the 6 test beats (methods with needs_r)
 
 MODELS = ("cnn", pytest.param("rnn", marks=pytest.mark.slow))  # rnn: opt in with -m slow (CPU time)
 TOL = dict(rtol=2e-4, atol=2e-5)
@@ -46,33 +52,35 @@ def test_contract(name, model, tiny_models, beats):
     x, t = beats
     B = x.shape[0]
     keys = attr.row_keys(jax.random.key(7), B) if m.needs_key else None
+    call = (lambda xx, tt, kk, rr: m(fns, xx, tt, kk, r=rr)) if m.needs_r else (lambda xx, tt, kk, rr: m(fns, xx, tt, kk))
 
-    f = jax.jit(lambda xx, tt, kk: m(fns, xx, tt, kk))
-    out = f(x, t, keys)
+    f = jax.jit(call)
+    out = f(x, t, keys, R)
     assert out.shape == x.shape and out.dtype == x.dtype
     assert bool(jnp.all(jnp.isfinite(out)))
     assert float(jnp.max(jnp.abs(out))) > 0  # not trivially zero
 
     # jit == eager, and deterministic for a fixed key
-    eager = m(fns, x, t, keys)  # op by op (only lax.scan/map bodies compile)
+    eager = call(x, t, keys, R)  # op by op (only lax.scan/map bodies compile)
     np.testing.assert_allclose(eager, out, **TOL)
-    np.testing.assert_array_equal(f(x, t, keys), out)
+    np.testing.assert_array_equal(f(x, t, keys, R), out)
 
     # row i depends only on beat i: alone, and with the other beats changed
     for i in (B - 1,):
-        alone = f(x[i : i + 1], t[i : i + 1], None if keys is None else keys[i : i + 1])
+        alone = f(x[i : i + 1], t[i : i + 1], None if keys is None else keys[i : i + 1], R[i : i + 1])
         np.testing.assert_allclose(alone[0], out[i], **TOL)
     x2 = x.at[1:].set(x[1:] * -2.0 + 1.0)
-    np.testing.assert_allclose(f(x2, t, keys)[0], out[0], **TOL)
+    np.testing.assert_allclose(f(x2, t, keys, R.at[1:].set(5))[0], out[0], **TOL)
 
     # padding rows change nothing
     xp = jnp.concatenate([x, jnp.zeros((3,) + x.shape[1:], x.dtype)])
     tp = jnp.concatenate([t, jnp.zeros(3, t.dtype)])
     kp = None if keys is None else attr.row_keys(jax.random.key(7), B + 3)
-    np.testing.assert_allclose(f(xp, tp, kp)[:B], out, **TOL)
+    rp = jnp.concatenate([R, jnp.zeros(3, R.dtype)])
+    np.testing.assert_allclose(f(xp, tp, kp, rp)[:B], out, **TOL)
 
     # the target matters exactly when the method says it does
-    other = f(x, (t + 1) % 4, keys)
+    other = f(x, (t + 1) % 4, keys, R)
     if m.uses_target:
         assert not np.allclose(other, out)
     else:
@@ -84,6 +92,6 @@ def test_keyed_methods_differ_by_key(name, tiny_models, beats):
     m = attr.get(name, **METHOD_CASES[name])
     make, params = tiny_models["cnn"]
     x, t = beats
-    a = attr.attribute(m, make(params), x, t, jax.random.key(1))
-    b = attr.attribute(m, make(params), x, t, jax.random.key(2))
+    a = attr.attribute(m, make(params), x, t, jax.random.key(1), r=R)
+    b = attr.attribute(m, make(params), x, t, jax.random.key(2), r=R)
     assert not np.allclose(a, b)

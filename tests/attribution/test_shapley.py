@@ -1,0 +1,329 @@
+"""Shapley attributions against independent references.
+
+* Exact Shapley values by enumerating all 2^M coalitions in float64 numpy, on a
+  linear model and on a small nonlinear model (a tanh MLP written twice: numpy
+  float64 for the reference, JAX float32 for the method); the features come from
+  ``ecgjax.analysis.segments.segment_bounds`` (not from the method's own index).
+* Expected gradients on a linear model: ``(x - E[background]) * w`` within the
+  Monte-Carlo error of ``n`` samples; completeness in expectation.
+* The ``shap`` package's KernelExplainer on the same segment features (rank
+  correlation). shap's GradientExplainer needs a TensorFlow or PyTorch model, so
+  expected gradients are compared with KernelExplainer over the background
+  distribution instead (the game expected gradients approximates).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ecgjax import attribution as attr
+from ecgjax.analysis.segments import segment_bounds
+from ecgjax.attribution.shapley import coalition_plan, segment_feature_index
+from ecgjax.models.base import Fns
+
+T, L, C, H = 40, 2, 3, 5
+FS, K = 100.0, 2  # 0.1 s = 10 samples; 2 segments per side -> M = 2 leads x 4 = 8 features
+M = L * 2 * K
+R = np.array([20, 15, 27], np.int32)  # 15: segment -2 is half outside, samples 35..39 are in no segment
+
+
+def _params(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"W": rng.normal(size=(T, L, H)) * 0.3, "b": rng.normal(size=H) * 0.3, "V": rng.normal(size=(H, C))}
+
+
+def mlp_np(p, x):
+    """float64 reference model: f64[n, T, L] -> f64[n, C]."""
+    return np.tanh(np.einsum("ntl,tlh->nh", x, p["W"]) + p["b"]) @ p["V"]
+
+
+def mlp_fns(p):
+    W, b, V = (jnp.asarray(p[k], jnp.float32) for k in ("W", "b", "V"))
+    f = lambda x: jnp.tanh(jnp.einsum("btl,tlh->bh", x, W) + b) @ V  # noqa: E731
+    return Fns(logit_fn=f, feature_fn=lambda x: x, head_fn=f)
+
+
+def linear_np(Wl, x):
+    return np.einsum("ntl,tlc->nc", x, Wl)
+
+
+def linear_fns(Wl):
+    W = jnp.asarray(Wl, jnp.float32)
+    f = lambda x: jnp.einsum("btl,tlc->bc", x, W)  # noqa: E731
+    return Fns(logit_fn=f, feature_fn=lambda x: x, head_fn=f)
+
+
+def feature_masks(r: int) -> np.ndarray:
+    """bool[M, T, L] samples of each feature, from analysis.segments (lead-major, -K..-1, +1..+K)."""
+    a, b = segment_bounds(np.array([r]), int(round(0.1 * FS)), K)
+    out = np.zeros((M, T, L), bool)
+    for lead in range(L):
+        for s in range(2 * K):
+            lo, hi = max(a[0, s], 0), min(b[0, s], T)
+            out[lead * 2 * K + s, lo:hi, lead] = True
+    return out
+
+
+def exact_shapley(f_np, x, base, target, r):
+    """phi f64[M] by enumerating every coalition (the Shapley formula), float64."""
+    masks = feature_masks(r)
+    v = {}
+    for bits in itertools.product((0, 1), repeat=M):
+        keep = np.any(masks[np.asarray(bits, bool)], 0) | ~np.any(masks, 0)
+        v[bits] = f_np(np.where(keep, x, base)[None].astype(np.float64))[0, target]
+    phi = np.zeros(M)
+    for j in range(M):
+        for bits in v:
+            if bits[j]:
+                continue
+            s = sum(bits)
+            with_j = bits[:j] + (1,) + bits[j + 1 :]
+            phi[j] += math.factorial(s) * math.factorial(M - s - 1) / math.factorial(M) * (v[with_j] - v[bits])
+    return phi
+
+
+def _attr(m, fns, x, t, key, r=None):
+    """``m``'s maps under one jit (eager dispatch of the unrolled chunks is slow on CPU)."""
+    x = jnp.asarray(x)
+    t = jnp.broadcast_to(jnp.asarray(t, jnp.int32), (len(x),))
+    if m.needs_r:
+        return jax.jit(lambda xx, tt, kk, rr: m(fns, xx, tt, kk, r=rr))(x, t, attr.row_keys(key, len(x)), jnp.asarray(r))
+    return jax.jit(lambda xx, tt, kk: m(fns, xx, tt, kk))(x, t, attr.row_keys(key, len(x)))
+
+
+def _values(m, fns, x, t, key, r):
+    """``m.feature_values`` under one jit."""
+    t = jnp.broadcast_to(jnp.asarray(t, jnp.int32), (len(x),))
+    return jax.jit(lambda xx, tt, kk, rr: m.feature_values(fns, xx, tt, kk, rr))(jnp.asarray(x), t, attr.row_keys(key, len(x)), jnp.asarray(r))
+
+
+def _beats(seed=1):
+    return np.random.default_rng(seed).normal(size=(len(R), T, L)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    p = _params()
+    return p, mlp_fns(p)
+
+
+def _kernel(n_evals, baseline=None):
+    given = {} if baseline is None else {"baseline": "given", "baseline_value": baseline}
+    return attr.get("kernel_shap", fs=FS, n_per_side=K, n_evals=n_evals, chunk_size=32, **given)
+
+
+def test_feature_index_matches_analysis_segments():
+    feat = np.asarray(segment_feature_index(jnp.asarray(R), T, L, 10, K))
+    for i, r in enumerate(R):
+        masks = feature_masks(int(r))
+        for j in range(M):
+            np.testing.assert_array_equal(feat[i] == j, masks[j])
+        np.testing.assert_array_equal(feat[i] == -1, ~masks.any(0))
+
+
+def test_coalition_plan_budget_and_weights():
+    full = coalition_plan(M, 2**M - 2)
+    assert full.pairs == 0 and len(full.fixed) == 2**M - 2 and len({z.tobytes() for z in full.fixed}) == 2**M - 2
+    sizes = full.fixed.sum(1)
+    w = full.fixed_w / full.fixed_w.sum()
+    # each coalition's weight is the Shapley kernel (M-1) / (C(M,s) s (M-s)), normalised
+    kern = np.array([(M - 1) / (math.comb(M, s) * s * (M - s)) for s in sizes])
+    np.testing.assert_allclose(w, kern / kern.sum(), rtol=1e-12)
+    part = coalition_plan(M, 64)
+    assert part.n_coalitions <= 64 and part.pairs > 0
+    assert set(part.fixed.sum(1)) == {1, M - 1}  # sizes 1 and M-1 enumerated first (16 coalitions)
+    np.testing.assert_allclose(part.fixed_w.sum() + 2 * part.pairs * part.pair_w, 1.0)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_kernel_shap_full_budget_is_exact(model, mlp):
+    x = _beats()
+    if model == "linear":
+        Wl = np.random.default_rng(3).normal(size=(T, L, C))
+        f_np, fns = (lambda z: linear_np(Wl, z)), linear_fns(Wl)
+    else:
+        f_np, fns = (lambda z: mlp_np(mlp[0], z)), mlp[1]
+    base = np.random.default_rng(4).normal(size=(T, L)).astype(np.float32) * 0.5
+    m = _kernel(2**M - 2, baseline=attr.FrozenArray(base))
+    t = jnp.asarray([0, 2, 1])
+    phi, feat, fx, f0 = _values(m, fns, x, t, jax.random.key(0), R)
+    for i, r in enumerate(R):
+        ref = exact_shapley(f_np, x[i], base, int(t[i]), int(r))
+        np.testing.assert_allclose(np.asarray(phi[i]), ref, rtol=1e-3, atol=2e-5)
+        # efficiency, and the map spreads phi_j evenly over feature j's samples
+        np.testing.assert_allclose(ref.sum(), float(fx[i] - f0[i]), rtol=1e-4, atol=1e-5)
+    maps = np.asarray(_attr(m, fns, x, t, jax.random.key(0), r=R))
+    for i, r in enumerate(R):
+        masks = feature_masks(int(r))
+        for j in range(M):
+            if masks[j].any():
+                np.testing.assert_allclose(maps[i][masks[j]], float(phi[i, j]) / masks[j].sum(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(maps[i][~masks.any(0)], 0.0)
+        np.testing.assert_allclose(maps[i].sum(), float(fx[i] - f0[i]), rtol=1e-4, atol=1e-5)
+    if model == "linear":  # closed form: phi_j = sum over feature j of (x - b) * W
+        masks = feature_masks(int(R[0]))
+        closed = np.array([np.sum(((x[0] - base) * Wl[..., 0])[masks[j]]) for j in range(M)])
+        np.testing.assert_allclose(np.asarray(phi[0]), closed, rtol=1e-3, atol=2e-5)
+
+
+def test_kernel_shap_small_budget_is_close(mlp):
+    x = _beats(7)
+    t = jnp.asarray([1, 0, 2])
+    base = np.zeros((T, L))
+    m = _kernel(64)
+    phi, *_ = _values(m, mlp[1], x, t, jax.random.key(3), R)
+    for i, r in enumerate(R):
+        ref = exact_shapley(lambda z: mlp_np(mlp[0], z), x[i], base, int(t[i]), int(r))
+        err = np.abs(np.asarray(phi[i]) - ref).max()
+        assert err < 0.15 * np.abs(ref).max(), (err, np.abs(ref).max())
+        assert np.corrcoef(np.asarray(phi[i]), ref)[0, 1] > 0.97
+
+
+def test_kernel_shap_needs_r_and_fs(mlp):
+    x = jnp.asarray(_beats())
+    with pytest.raises(ValueError, match="R position"):
+        attr.attribute(_kernel(64), mlp[1], x, 0, jax.random.key(0))
+    with pytest.raises(ValueError, match="sampling rate"):
+        attr.attribute(attr.get("kernel_shap", n_per_side=K), mlp[1], x, 0, jax.random.key(0), r=R)
+    with pytest.raises(ValueError, match="n_evals=8 is below 16"):
+        attr.attribute(_kernel(8), mlp[1], x, 0, jax.random.key(0), r=R)
+
+
+def test_kernel_shap_through_the_runner(mlp):
+    x = _beats()
+    m = _kernel(40)
+    res = attr.attribute_dataset(mlp[1], x, np.array([0, 1, 2]), m, key=jax.random.key(5), batch_size=2, r=R)
+    direct = _attr(m, mlp[1], x, np.array([0, 1, 2]), jax.random.key(5), r=R)
+    np.testing.assert_allclose(res.maps, direct, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="pass r="):
+        attr.attribute_dataset(mlp[1], x, 0, m, key=jax.random.key(5))
+
+
+# -- expected gradients -------------------------------------------------------------------
+
+
+def test_expected_gradients_linear_in_expectation():
+    Wl = np.random.default_rng(3).normal(size=(T, L, C))
+    bg = np.random.default_rng(8).normal(size=(4, T, L)).astype(np.float32)
+    x = _beats()
+    n = 256
+    m = attr.get("expected_gradients", n=n, chunk_size=n, background=attr.FrozenArray(bg))
+    eg = np.asarray(_attr(m, linear_fns(Wl), x, 2, jax.random.key(0)))
+    w = Wl[..., 2]
+    expect = (x - bg.mean(0)) * w
+    sd = bg.std(0) * np.abs(w) / np.sqrt(n)  # the only randomness: which background beat (4, uniform)
+    z = np.abs(eg - expect) / np.maximum(sd, 1e-12)
+    assert z.max() < 5.0, z.max()
+    # completeness: sum = f(x) - f(x0) per sample, so on average f(x) - mean f(background)
+    f = linear_np(Wl, x)[:, 2] - linear_np(Wl, bg)[:, 2].mean()
+    sd_sum = linear_np(Wl, bg)[:, 2].std() / np.sqrt(n)
+    assert np.all(np.abs(eg.sum((1, 2)) - f) < 5 * sd_sum)
+
+
+def test_expected_gradients_completeness_nonlinear(mlp):
+    bg = np.random.default_rng(9).normal(size=(6, T, L)).astype(np.float32)
+    x = _beats()
+    m = attr.get("expected_gradients", n=512, chunk_size=512, background=bg)
+    eg = np.asarray(_attr(m, mlp[1], x, 1, jax.random.key(1)))
+    f = mlp_np(mlp[0], x)[:, 1] - mlp_np(mlp[0], bg)[:, 1].mean()
+    np.testing.assert_allclose(eg.sum((1, 2)), f, atol=0.1 * np.abs(f).max() + 0.02)
+
+
+def test_frozen_array_hash_and_background_sample():
+    a = np.arange(6.0).reshape(1, 3, 2)
+    assert attr.FrozenArray(a) == attr.FrozenArray(a.copy()) and hash(attr.FrozenArray(a)) == hash(attr.FrozenArray(a.copy()))
+    assert attr.FrozenArray(a) != attr.FrozenArray(a + 1)
+    assert "sha256=" in repr(attr.FrozenArray(a))
+    with pytest.raises(ValueError):
+        attr.FrozenArray(a).array[0, 0, 0] = 1.0
+    x = np.random.default_rng(0).normal(size=(20, 4, 2))
+    bg = attr.background_sample(x, 5, seed=1)
+    assert bg.array.shape == (5, 4, 2) and bg == attr.background_sample(x, 5, seed=1)
+    assert all(any(np.allclose(b, xi) for xi in x) for b in bg.array)
+    with pytest.raises(ValueError, match="must be in"):
+        attr.background_sample(x, 21)
+    ks = attr.KernelShap.with_background(bg, fs=FS)
+    assert ks.baseline == "given" and ks.baseline_value == attr.FrozenArray(bg.array.mean(0))
+    with pytest.raises(ValueError, match="needs baseline_value"):
+        attr.get("kernel_shap", baseline="given")
+
+
+# -- the shap package ------------------------------------------------------------------------
+
+
+def _spearman(a, b):
+    from scipy.stats import spearmanr
+
+    return spearmanr(a, b).statistic
+
+
+def test_rank_agreement_with_shap_kernel_explainer(tiny_models):
+    """kernel_shap vs shap.KernelExplainer on the same game (features kept from x or from the zero baseline)."""
+    shap = pytest.importorskip("shap")
+    make, params = tiny_models["cnn"]
+    fns = make(params)
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, 48, 2)).astype(np.float32)
+    r = np.array([24, 18, 30], np.int32)
+    fs, k = 100.0, 2  # 10-sample segments on the T=48 tiny models: M = 8
+    m = attr.get("kernel_shap", fs=fs, n_per_side=k, n_evals=100, chunk_size=50)
+    phi, feat, _, _ = _values(m, fns, x, 0, jax.random.key(0), r)
+    for i in range(3):
+        fi = np.asarray(feat[i])
+
+        def g(Z, xi=x[i], fi=fi):  # Z: [n, M] in {0, 1}; 1 keeps the feature
+            keep = np.concatenate([Z, np.ones((len(Z), 1))], 1)[:, np.where(fi < 0, M, fi)] > 0.5
+            return np.asarray(fns.logit_fn(jnp.asarray(np.where(keep, xi, 0.0), jnp.float32)))[:, 0]
+
+        ex = shap.KernelExplainer(g, np.zeros((1, M)))
+        ref = ex.shap_values(np.ones((1, M)), nsamples=2**M - 2, silent=True)[0]
+        assert _spearman(np.asarray(phi[i]), ref) > 0.9
+        np.testing.assert_allclose(np.asarray(phi[i]), ref, atol=0.15 * np.abs(ref).max())
+
+
+def test_expected_gradients_rank_agreement_with_shap(tiny_models):
+    """expected_gradients summed per segment vs shap.KernelExplainer over the background distribution.
+
+    Encoding: a feature's value is the index of the beat its samples come from
+    (0 = the explained beat, k = background beat k), so KernelExplainer's
+    interventional game is the one expected gradients approximates.
+    """
+    shap = pytest.importorskip("shap")
+    make, params = tiny_models["cnn"]
+    fns = make(params)
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, 48, 2)).astype(np.float32)
+    bg = rng.normal(size=(8, 48, 2)).astype(np.float32) * 0.5
+    r = np.array([24, 18, 30], np.int32)
+    eg = np.asarray(_attr(attr.get("expected_gradients", n=256, chunk_size=256, background=bg), fns, x, 1, jax.random.key(2)))
+    feat = np.asarray(segment_feature_index(jnp.asarray(r), 48, 2, 10, 2))
+    srcs = np.concatenate([x[:, None], np.broadcast_to(bg[None], (3,) + bg.shape)], 1)  # [3, 1 + NB, T, L]
+    for i in range(3):
+        fi = np.where(feat[i] < 0, M, feat[i])
+        eg_feat = np.bincount(fi.ravel(), eg[i].ravel(), minlength=M + 1)[:M]
+
+        def g(Z, i=i, fi=fi):  # Z: [n, M] beat index per feature
+            src = np.concatenate([Z, np.zeros((len(Z), 1))], 1)[:, fi].astype(int)  # [n, T, L]
+            beats = np.take_along_axis(srcs[i][None], src[:, None], 1)[:, 0]
+            return np.asarray(fns.logit_fn(jnp.asarray(beats, jnp.float32)))[:, 1]
+
+        data = np.repeat(np.arange(1, len(bg) + 1, dtype=float)[:, None], M, 1)
+        ref = shap.KernelExplainer(g, data).shap_values(np.zeros((1, M)), nsamples=2**M - 2, silent=True)[0]
+        assert _spearman(eg_feat, ref) > 0.8, (eg_feat, ref)
+
+
+def test_explain_fills_the_data_rate():
+    from ecgjax.attribution.explain import with_data_fs
+    from ecgjax.errors import ConfigError
+
+    assert with_data_fs(attr.get("kernel_shap"), 250.0).fs == 250.0
+    assert with_data_fs(attr.get("kernel_shap", fs=250.0), 250.0).fs == 250.0
+    with pytest.raises(ConfigError, match="fs=360.0 Hz but the beats are sampled at 250.0 Hz"):
+        with_data_fs(attr.get("kernel_shap", fs=360.0), 250.0)
+    assert with_data_fs(attr.get("saliency"), 250.0) == attr.get("saliency")  # methods without fs are unchanged
