@@ -176,6 +176,8 @@ def segment_feature_index(r: jax.Array, T: int, L: int, seg_len: int, n_per_side
     Feature ``l * 2K + s`` is segment ``s`` of lead ``l``, segments ordered
     ``-K .. -1, +1 .. +K`` around R exactly as ``ecgjax.analysis.segments``:
     ``-k`` covers ``[r - k w, r - (k-1) w)``, ``+k`` covers ``[r + (k-1) w, r + k w)``.
+    The jittable twin of ``analysis.segments.segment_ids`` with the whole window valid
+    (``r`` may be traced here; a test checks the two agree).
 
     Args:
       r: i32[B] R position inside each window; seg_len: w samples; n_per_side: K.

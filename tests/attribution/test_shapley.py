@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from ecgjax import attribution as attr
-from ecgjax.analysis.segments import segment_bounds
+from ecgjax.analysis.segments import segment_bounds, segment_ids
 from ecgjax.attribution.shapley import coalition_plan, segment_feature_index
 from ecgjax.models.base import Fns
 
@@ -125,6 +125,8 @@ def test_feature_index_matches_analysis_segments():
         for j in range(M):
             np.testing.assert_array_equal(feat[i] == j, masks[j])
         np.testing.assert_array_equal(feat[i] == -1, ~masks.any(0))
+    # the numpy twin in analysis (valid range = the whole window) gives the same ids
+    np.testing.assert_array_equal(feat, segment_ids(R, np.zeros(3), np.full(3, T), T, L, 10, K))
 
 
 def test_coalition_plan_budget_and_weights():
