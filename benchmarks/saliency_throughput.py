@@ -12,12 +12,16 @@ known (GPU table or ``--peak-tflops``), the share of it.
 Methods: ``saliency`` (one VJP of the batched logits with a one-hot
 cotangent), ``vmap_grad`` (``vmap(grad(one beat's logit))``, the
 reference), and any other name registered in ``ecgjax.attribution`` when that
-package exists (it is used for ``saliency`` too, if present).
+package exists (it is used for ``saliency`` too, if present), at its default
+hyperparameters (``expected_gradients``: 16 samples per beat; ``kernel_shap``:
+512 coalitions per beat over 48 segment x lead features).
 
   python benchmarks/saliency_throughput.py --quick --out /tmp/q.jsonl        # seconds; in the tests
   python benchmarks/saliency_throughput.py --models ribeiro_cnn --batches 256 --repeats 7 \\
       --out benchmarks/results/cpu_saliency.jsonl                              # CPU reference cell
   python benchmarks/saliency_throughput.py --out gpu.jsonl                      # GPU: default grid 256..16384
+  python benchmarks/saliency_throughput.py --models jones2020_cnn --methods expected_gradients,kernel_shap \\
+      --batches 64 --repeats 3 --out benchmarks/results/cpu_shapley.jsonl       # the Shapley methods' CPU rows
 """
 
 from __future__ import annotations
@@ -54,24 +58,42 @@ def _local_vmap_grad(fns, x, target):
 LOCAL_METHODS = {"saliency": _local_saliency, "vmap_grad": _local_vmap_grad}
 
 
-def get_method(name: str):
-    """``fn(fns, x, target) -> f32[B, T, L]``; from ``ecgjax.attribution`` when available."""
+# Hyperparameters a method needs from the data (the benchmark's beats are MIT-BIH-shaped, 360 Hz);
+# in --quick mode, smaller budgets so the smoke test stays seconds.
+DATA_HPARAMS = {"kernel_shap": {"fs": 360.0}}
+QUICK_HPARAMS = {"kernel_shap": {"n_evals": 96, "chunk_size": 48}, "expected_gradients": {"n": 4, "chunk_size": 2}}
+
+
+def get_method(name: str, quick: bool = False):
+    """``fn(fns, x, target) -> f32[B, T, L]``; from ``ecgjax.attribution`` when available.
+
+    Methods with ``needs_r`` get R at the middle of each window (``T // 2``): the
+    cost of KernelSHAP does not depend on where R is, only on its budget.
+    """
     if name == "vmap_grad":
         return LOCAL_METHODS[name], "local"
     attribution = C.import_in_tree("ecgjax.attribution")  # optional; may not exist in this tree yet
     if attribution is not None and hasattr(attribution, "get"):
         try:
-            m = attribution.get(name)
+            m = attribution.get(name, **DATA_HPARAMS.get(name, {}), **(QUICK_HPARAMS.get(name, {}) if quick else {}))
         except Exception:  # noqa: BLE001 - unknown name in the registry
             m = None
         if m is not None:
             import jax
+            import jax.numpy as jnp
 
             from ecgjax.attribution.base import row_keys
 
             key = jax.random.key(0)
-            # Methods that draw noise take one key per beat (as the library's runner passes them).
-            return (lambda fns, x, t: m(fns, x, t, row_keys(key, x.shape[0]) if m.needs_key else None)), "ecgjax.attribution"
+
+            def call(fns, x, t):
+                # Methods that draw noise take one key per beat (as the library's runner passes them).
+                keys = row_keys(key, x.shape[0]) if m.needs_key else None
+                if m.needs_r:
+                    return m(fns, x, t, keys, r=jnp.full((x.shape[0],), x.shape[1] // 2, jnp.int32))
+                return m(fns, x, t, keys)
+
+            return call, "ecgjax.attribution"
     if name in LOCAL_METHODS:
         return LOCAL_METHODS[name], "local"
     raise SystemExit(f"unknown method {name!r}; local: {sorted(LOCAL_METHODS)}")
@@ -111,7 +133,7 @@ def run_cell(model_name, method_name, batch, args, env, probe_gflops):
     n_classes = 8
     x = jax.random.normal(jax.random.key(1), (batch, args.length, args.leads), jnp.float32)
     target = jnp.arange(batch, dtype=jnp.int32) % n_classes
-    method, source = get_method(method_name)
+    method, source = get_method(method_name, quick=args.quick)
 
     def step(state, x, target):
         return method(models.pure_fns(graphdef, state), x, target)

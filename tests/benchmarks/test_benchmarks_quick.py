@@ -38,6 +38,13 @@ def test_saliency_throughput_quick(tmp_path):
     assert {r["conv_impl"] for r in rows if r["model"] == "ribeiro_cnn"} == {"auto"}
 
 
+@pytest.mark.slow  # two more model compiles: minutes on the shared 2-core CPU
+def test_saliency_throughput_quick_shapley(tmp_path):
+    rows = _run("saliency_throughput.py", tmp_path, "--models", "ribeiro_cnn", "--methods", "expected_gradients,kernel_shap")
+    assert {r["method"] for r in rows} == {"expected_gradients", "kernel_shap"}
+    assert all(r["method_source"] == "ecgjax.attribution" for r in rows)
+
+
 def test_train_throughput_quick(tmp_path):
     pytest.importorskip("optax")
     rows = _run("train_throughput.py", tmp_path, "--models", "jones2020_lstm")
