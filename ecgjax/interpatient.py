@@ -33,18 +33,21 @@ Workdir::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from ecgjax import config as config_lib
 from ecgjax.config import Config
 from ecgjax.data.protocols import DS1, DS2
 from ecgjax.errors import ConfigError
+from ecgjax.models import pure_fns
 from ecgjax.io import atomic_savez, atomic_write_json, atomic_write_text, describe_device, environment_info
 
 log = logging.getLogger("ecgjax.interpatient")
@@ -149,6 +152,12 @@ def _models(cfg: InterpatientConfig, workdir: Path, *, data_dir=None, cache=None
         yield seed, load_run(workdir / "runs" / f"seed{seed}", data_dir=data_dir, cache=cache).model
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _logits(graphdef, state, x):
+    """x f32[B, T, C] -> logits f32[B, K] of the eval-mode model ``(graphdef, state)``."""
+    return pure_fns(graphdef, state).logit_fn(x)
+
+
 def _subset(y: np.ndarray, record: np.ndarray, c: int, n_max: int, seed: int) -> np.ndarray:
     idx = np.flatnonzero(y == c)
     if len(idx) > n_max:
@@ -205,12 +214,10 @@ def _seed_summary(reports: list[dict], classes) -> dict:
 
 def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=None) -> dict:
     """Train on DS1, test on DS2 once, explain; write ``results.json`` and ``report.md`` (module docstring)."""
-    import jax
-
     from ecgjax import attribution as attr
     from ecgjax.analysis import segments as seg_lib
+    from ecgjax.batched import map_batches
     from ecgjax.models import eval_split
-    from ecgjax.models.base import predict_logits
     from ecgjax.models.rr_net import rr_attributions
     from ecgjax.train import metrics
 
@@ -230,7 +237,9 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     n_leads = len(next(iter(test.lead_names.values())))
     per_seed, models = {}, {}
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
-        logits = predict_logits(model, test.x, batch_size=cfg.train.train.eval_batch_size)
+        graphdef, state = eval_split(model)
+        logits = map_batches(_logits, (state,), (test.x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size,
+                             desc=f"DS2 seed {seed}").outputs
         pred = logits.argmax(-1).astype(np.int32)
         atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32), record=rec)
         per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
