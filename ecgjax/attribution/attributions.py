@@ -133,8 +133,9 @@ def load_class_npz(path: str | os.PathLike) -> dict[str, Any]:
     Returns a dict with ``index`` i64[n], ``maps`` f32[n, T, L] (or f32[n, C, T, L]),
     ``target``, ``pred`` (and ``label``) i32[n], and ``meta`` (a dict).
     """
-    with np.load(path, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
+    from ecgjax.io import load_npz
+
+    out = load_npz(path, "attribution file")
     out["meta"] = json.loads(str(out["meta"]))
     return out
 
@@ -151,10 +152,9 @@ def write_meta(attr_dir: Path, *, method: str, settings: dict, model: dict, clas
 
 def read_meta(attr_dir: Path) -> dict:
     """``meta.json`` of a stored ``Attributions`` folder, or a clear error naming what to run."""
+    from ecgjax.io import read_json
+
     p = Path(attr_dir) / "meta.json"
     if not p.exists():
         raise ConfigError(f"{attr_dir} holds no finished attributions (no meta.json); run `ecgjax explain` first")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{p} is damaged ({e.msg}); rerun `ecgjax explain --force`") from None
+    return read_json(p, "attributions' meta.json")

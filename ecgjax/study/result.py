@@ -10,10 +10,7 @@ that value and reads nothing else; figures are referred to by their PNG paths.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-
-import numpy as np
 
 from ecgjax.study.config import StudyConfig
 
@@ -62,11 +59,12 @@ class MethodResult:
     @classmethod
     def load(cls, key: str, info: dict) -> "MethodResult":
         """From the explain stage's entry for one method (its folders are read once here)."""
+        from ecgjax.io import load_npz, read_json
+
         pdir = Path(info["profile_dir"])
-        with np.load(pdir / "segments.npz", allow_pickle=False) as z:
-            labels = tuple(str(v) for v in z["labels"])
+        labels = tuple(str(v) for v in load_npz(pdir / "segments.npz", "segment values")["labels"])
         return cls(key=key, spec=dict(info["spec"]), attr_dir=Path(info["attr_dir"]), profile_dir=pdir,
-                   beats_per_s=info.get("beats_per_s"), comparisons=json.loads((pdir / "comparisons.json").read_text()),
+                   beats_per_s=info.get("beats_per_s"), comparisons=read_json(pdir / "comparisons.json", "comparisons"),
                    segment_labels=labels, figures=tuple(sorted((pdir / "figures").glob("*.png"))))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ecgjax.attribution import Attributions
-from ecgjax.errors import ConfigError
+from ecgjax.errors import ConfigError, DataError
 
 
 def _attrs(n=40, T=20, L=2, C=3):
@@ -49,6 +49,9 @@ def test_missing_or_damaged_meta_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no meta.json.*ecgjax explain"):
         Attributions.load(tmp_path)
     d = _attrs().save(tmp_path / "x")
+    (d / "class_1.npz").write_bytes((d / "class_1.npz").read_bytes()[:100])  # truncated
+    with pytest.raises(DataError, match="class_1.npz is damaged"):
+        Attributions.load(d)
     (d / "meta.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="damaged"):
+    with pytest.raises(DataError, match="meta.json is damaged"):
         Attributions.load(d)
