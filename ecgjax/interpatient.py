@@ -334,29 +334,31 @@ def _pct(v) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
 
 
-def aami_table(results: dict) -> str:
-    """The AAMI table (SVEB and VEB: Se, +P, FPR, F1), this benchmark's seeds beside the published rows."""
-    s = results["ds2"]["summary"]
+def aami_table(*all_results: dict) -> str:
+    """The AAMI table (SVEB and VEB: Se, +P, FPR, F1): each benchmark's seeds (mean ± sd, then each seed
+    with its 95% CI over records) beside the published rows."""
     lines = ["| method | SVEB Se | SVEB +P | SVEB FPR | SVEB F1 | VEB Se | VEB +P | VEB FPR | VEB F1 |",
              "|---|---|---|---|---|---|---|---|---|"]
+    for results in all_results:
+        s = results["ds2"]["summary"]
 
-    def cell(c, m):
-        d = s[c][m]
-        sd = "" if not np.isfinite(d["sd"]) else f" ± {100 * d['sd']:.1f}"
-        return f"{_pct(d['mean'])}{sd}"
+        def cell(c, m):
+            d = s[c][m]
+            sd = "" if not np.isfinite(d["sd"]) else f" ± {100 * d['sd']:.1f}"
+            return f"{_pct(d['mean'])}{sd}"
 
-    n = len(results["seeds"])
-    lines.append(f"| **{results['name']}** ({n} seed{'s' * (n > 1)}, mean ± sd) | "
-                 + " | ".join(cell(c, m) for c in ("S", "V") for m in _METRICS) + " |")
-    for seed, rep in results["ds2"]["per_seed"].items():
-        cells = []
-        for c in ("S", "V"):
-            for m in _METRICS:
-                v = rep["per_class"][c][_REPORT_KEY[m]]
-                lo, hi = rep.get("ci", {}).get(f"{c}.{_REPORT_KEY[m]}", [None, None])
-                cells.append(f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]" if lo is not None else _pct(v))
-        lines.append(f"| seed {seed} (95% CI over records) | " + " | ".join(cells) + " |")
-    for p in results["published"]:
+        n = len(results["seeds"])
+        lines.append(f"| **{results['name']}** ({n} seed{'s' * (n > 1)}, mean ± sd) | "
+                     + " | ".join(cell(c, m) for c in ("S", "V") for m in _METRICS) + " |")
+        for seed, rep in results["ds2"]["per_seed"].items():
+            cells = []
+            for c in ("S", "V"):
+                for m in _METRICS:
+                    v = rep["per_class"][c][_REPORT_KEY[m]]
+                    lo, hi = rep.get("ci", {}).get(f"{c}.{_REPORT_KEY[m]}", [None, None])
+                    cells.append(f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]" if lo is not None else _pct(v))
+            lines.append(f"| {results['name']}, seed {seed} (95% CI over records) | " + " | ".join(cells) + " |")
+    for p in all_results[0]["published"]:
         lines.append(f"| {p['method']} | {p['sveb_se']:.1f} | {p['sveb_ppv']:.1f} | | | {p['veb_se']:.1f} | {p['veb_ppv']:.1f} | | |")
     return "\n".join(lines)
 
@@ -413,9 +415,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="output folder (default runs/<config>[_<variant>]); re-running resumes")
     ap.add_argument("--data-dir", default=None, help="data root holding mitdb/ (default: $ECGJAX_DATA_DIR)")
     ap.add_argument("--cache-dir", default=None, help="beat cache folder")
+    ap.add_argument("--table", nargs="+", metavar="RESULTS_JSON", help="only print the AAMI table of finished benchmarks")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
+    if args.table:
+        try:
+            print(aami_table(*(json.loads(Path(p).read_text()) for p in args.table)))
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: {args.table}: not a finished inter-patient results.json ({type(e).__name__}: {e})", file=sys.stderr)
+            return 2
+        return 0
     path, _, variant = args.config.partition(":")
     workdir = args.workdir or str(Path("runs") / (Path(path).stem + (f"_{variant.replace(',', '_')}" if variant else "")))
     try:

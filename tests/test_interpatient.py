@@ -61,6 +61,8 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     text = (work / "report.md").read_text()
     assert "| de Chazal et al. 2004 | 75.9 | 38.5 |" in text and "RR share" in text
     assert results["ds2"]["summary"]["S"]["se"]["mean"] == rep["per_class"]["S"]["recall"]
+    assert interpatient.main(["--table", str(work / "results.json")]) == 0
+    assert interpatient.main(["--table", str(tmp_path / "missing.json")]) == 2
 
 
 def test_config_refuses_test_records_in_training():
