@@ -183,6 +183,7 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
     from ecgjax import attribution
     from ecgjax.attribution.layer import not_applicable
     from ecgjax.analysis.attribution_profiles import profile_run
+    from ecgjax.attribution.attributions import read_meta
     from ecgjax.attribution.explain import explain_run, model_identity
     from ecgjax.models import eval_split
 
@@ -198,17 +199,16 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
             continue
         attr_dir = workdir / "attributions" / r.name / m.key
         prof_dir = workdir / "profiles" / r.name / m.key
-        if (prof_dir / "comparisons.json").exists() and (attr_dir / method.name / "meta.json").exists():
+        stored = attr_dir / method.name
+        if (prof_dir / "comparisons.json").exists() and (stored / "meta.json").exists():
             log.info("%s / %s: attributions and profiles exist, skipped", r.name, m.key)
-            meta = json.loads((attr_dir / method.name / "meta.json").read_text())
         else:
-            res = explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed),
-                              model_info=model_identity(run))
-            profile_run(res["dir"], beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
-            _example_beats(beats, res["dir"], prof_dir / "figures" / "example_beats.png", m.transform)
-            meta = json.loads((attr_dir / method.name / "meta.json").read_text())
-        out["methods"][m.key] = {"attr_dir": str(attr_dir / method.name), "profile_dir": str(prof_dir),
-                                 "beats_per_s": meta.get("beats_per_s"), "spec": dataclasses.asdict(m)}
+            explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed),
+                        model_info=model_identity(run))
+            profile_run(stored, beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
+            _example_beats(beats, stored, prof_dir / "figures" / "example_beats.png", m.transform)
+        out["methods"][m.key] = {"attr_dir": str(stored), "profile_dir": str(prof_dir),
+                                 "beats_per_s": read_meta(stored).get("beats_per_s"), "spec": dataclasses.asdict(m)}
     return out
 
 
