@@ -95,7 +95,7 @@ def _explain(args) -> int:
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
                       key=jax.random.key(args.seed), batch_size=args.batch_size,
                       name=args.name or f"{args.method}-{target_word(args.target)}", overwrite=args.force,
-                      model_info=model_identity(run))
+                      model_info=model_identity(run), background_idx=run.split.train)
     print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
     return 0
 

@@ -44,9 +44,29 @@ def with_data_fs(method, fs: float):
     return method
 
 
+def with_data_background(method, beats, background_idx: np.ndarray | None):
+    """``method`` with a background drawn from ``beats.x[background_idx]`` when it asks for one by reference.
+
+    A method with ``background_n > 0`` and no ``background`` (``expected_gradients``)
+    gets ``background_sample(beats.x[background_idx], background_n, background_seed)``;
+    without ``background_idx`` (the training beats) that is a ConfigError.
+    """
+    from ecgjax.attribution.shapley import background_sample
+
+    names = {f.name for f in dataclasses.fields(method)}
+    if "background_n" not in names or method.background_n == 0 or method.background is not None:
+        return method
+    if background_idx is None:
+        raise ConfigError(f"method {method.name!r} asks for background_n={method.background_n} beats but no beats to draw "
+                          "them from were given (explain_run(background_idx=split.train))")
+    bg = background_sample(beats.x[np.asarray(background_idx)], method.background_n, method.background_seed)
+    return dataclasses.replace(method, background=bg)
+
+
 def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.PathLike, *, target: Any = "label",
                 y_pred: np.ndarray | None = None, key=None, batch_size: int = 256, memory_budget: int | None = None,
-                name: str | None = None, overwrite: bool = False, model_info: dict | None = None) -> dict:
+                name: str | None = None, overwrite: bool = False, model_info: dict | None = None,
+                background_idx: np.ndarray | None = None) -> dict:
     """Attribute ``beats.x[idx]`` and store them as an ``Attributions`` folder (class files by true label).
 
     Args:
@@ -61,13 +81,16 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
       y_pred: optional i32[M] stored predictions to check against the model's
         (a mismatch means the wrong weights or inputs: raises).
       model_info: the model's identity stored with the maps (:func:`model_identity`).
+      background_idx: i64[K] beats a background set may be drawn from (the training
+        part; :func:`with_data_background`). Methods with an ``fs`` field get the
+        data's rate (:func:`with_data_fs`), and methods with ``needs_r`` each beat's R.
     Returns:
       {"dir", "files", "beats_per_s", "n"}; the class files' ``index`` holds indices into ``beats``.
     """
     from ecgjax.attribution.runner import attribute_dataset
 
     idx = np.asarray(idx)
-    method = with_data_fs(method, beats.fs)
+    method = with_data_background(with_data_fs(method, beats.fs), beats, background_idx)
     d = Path(out_dir) / (name or method.name)
     settings = {"hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)}, "target": str(target)}
     if (d / "meta.json").exists() and not overwrite:

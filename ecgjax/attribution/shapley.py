@@ -123,13 +123,19 @@ class ExpectedGradients(AttributionMethod):
       n: samples (background beat, path point) per beat.
       background: f32[NB, T, L] (or f32[T, L]) as a :class:`FrozenArray`
         (:func:`background_sample`); None: one zero beat (then EG is a
-        Monte-Carlo integrated gradients from zero).
+        Monte-Carlo integrated gradients from zero), unless ``background_n`` is set.
+      background_n, background_seed: a background by data reference: ``explain_run``
+        (hence ``ecgjax explain`` and studies) fills ``background`` with
+        ``background_sample(training beats, background_n, background_seed)``
+        (Zhang et al. 2020 used 100). 0: use ``background`` as given.
       chunk_size: samples evaluated together (memory: ``chunk_size x B`` beats).
       unroll: unroll the scan over chunks (None: on CPU only, ``base.scan_unroll``).
     """
 
     n: int = 16
     background: FrozenArray | None = None
+    background_n: int = 0
+    background_seed: int = 0
     chunk_size: int = 4
     unroll: bool | None = None
 
@@ -142,6 +148,8 @@ class ExpectedGradients(AttributionMethod):
             raise ValueError(f"expected_gradients needs n >= 1 and chunk_size >= 1, got n={self.n}, chunk_size={self.chunk_size}")
         if self.background is not None and not isinstance(self.background, FrozenArray):
             object.__setattr__(self, "background", FrozenArray(self.background))
+        if self.background_n < 0:
+            raise ValueError(f"expected_gradients: background_n must be >= 0, got {self.background_n}")
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array) -> jax.Array:
         B = x.shape[0]

@@ -204,7 +204,7 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
             log.info("%s / %s: attributions and profiles exist, skipped", r.name, m.key)
         else:
             explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed),
-                        model_info=model_identity(run))
+                        model_info=model_identity(run), background_idx=run.split.train)
             profile_run(stored, beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
             _example_beats(beats, stored, prof_dir / "figures" / "example_beats.png", m.transform)
         out["methods"][m.key] = {"attr_dir": str(stored), "profile_dir": str(prof_dir),

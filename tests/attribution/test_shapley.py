@@ -329,3 +329,22 @@ def test_explain_fills_the_data_rate():
     with pytest.raises(ConfigError, match="fs=360.0 Hz but the beats are sampled at 250.0 Hz"):
         with_data_fs(attr.get("kernel_shap", fs=360.0), 250.0)
     assert with_data_fs(attr.get("saliency"), 250.0) == attr.get("saliency")  # methods without fs are unchanged
+
+
+def test_background_by_data_reference():
+    from types import SimpleNamespace
+
+    from ecgjax.attribution.explain import with_data_background
+    from ecgjax.errors import ConfigError
+
+    beats = SimpleNamespace(x=np.random.default_rng(0).normal(size=(30, 4, 2)).astype(np.float32))
+    train = np.arange(10, 30)
+    m = attr.get("expected_gradients", background_n=5, background_seed=3)
+    filled = with_data_background(m, beats, train)
+    assert filled.background == attr.background_sample(beats.x[train], 5, seed=3)  # the same draw, by content
+    assert filled == with_data_background(m, beats, train)  # deterministic: reruns find the same hyperparameters
+    with pytest.raises(ConfigError, match="background_n=5"):
+        with_data_background(m, beats, None)
+    given = attr.get("expected_gradients", background=beats.x[:2], background_n=5)
+    assert with_data_background(given, beats, train) is given  # a given background wins
+    assert with_data_background(attr.get("saliency"), beats, None) == attr.get("saliency")
