@@ -1,0 +1,1 @@
+"""Explanations by generation: a beat VAE (``vae``) and query-based latent space traversal (``traverse``)."""
