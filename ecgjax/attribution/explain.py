@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ecgjax.attribution.attributions import write_meta
+from ecgjax.attribution.gradients import IntegratedGradients
 from ecgjax.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,35 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
         raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")
     from ecgjax.io import environment_info
 
+    extra = {}
+    if isinstance(method, IntegratedGradients) and target != "all":
+        extra["completeness"] = _ig_completeness(model, beats, method, res.files.values())
     write_meta(d, method=method.name, settings=settings, model=model_info or {}, classes=beats.classes, fs=beats.fs,
                n=len(idx), files=res.files, protocol=beats.protocol, beats_per_s=res.beats_per_s, batch_size=res.batch_size,
-               n_devices=res.n_devices, environment=environment_info())
+               n_devices=res.n_devices, environment=environment_info(), **extra)
     log.info("explained %d beats with %s -> %s (%.1f beats/s)", len(idx), method.name, d, res.beats_per_s)
     return {"dir": d, "files": res.files, "beats_per_s": res.beats_per_s, "n": len(idx)}
+
+
+def _ig_completeness(model: Any, beats, method, class_files) -> dict:
+    """Integrated gradients' completeness error over the beats just explained (read back from
+    their class files), summarized; a warning names the error when the median exceeds the tolerance."""
+    from ecgjax.attribution.attributions import load_class_npz
+    from ecgjax.attribution.sanity import completeness_error, completeness_summary
+
+    if method.needs_key:  # a random baseline: its draw per beat is not stored, so sum(A) has no fixed reference
+        return {"not_measured": f"baseline {method.baseline!r} is random"}
+    i, total, target = [], [], []
+    for a in map(load_class_npz, class_files):
+        i.append(a["index"]), total.append(a["maps"].sum(axis=(1, 2), dtype=np.float64)), target.append(a["target"])
+    i = np.concatenate(i)
+    x = beats.x[i]
+    err = completeness_error(model, x, np.asarray(method.baseline_for(x)), np.concatenate(target), np.concatenate(total))
+    out = completeness_summary(err, method.steps)
+    msg = (f"integrated_gradients: median completeness error {100 * out['median_rel_error']:.2f}% over {out['n']} beats "
+           f"with steps={method.steps} (|sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|)")
+    if out["ok"]:
+        log.info(msg)
+    else:
+        log.warning(f"{msg}: above the {100 * out['tolerance']:.0f}% tolerance; raise steps (--hp steps=N)")
+    return out

@@ -207,8 +207,9 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
                         model_info=model_identity(run), background_idx=run.split.train)
             profile_run(stored, beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
             _example_beats(beats, stored, prof_dir / "figures" / "example_beats.png", m.transform)
-        out["methods"][m.key] = {"attr_dir": str(stored), "profile_dir": str(prof_dir),
-                                 "beats_per_s": read_meta(stored).get("beats_per_s"), "spec": dataclasses.asdict(m)}
+        meta = read_meta(stored)
+        out["methods"][m.key] = {"attr_dir": str(stored), "profile_dir": str(prof_dir), "beats_per_s": meta.get("beats_per_s"),
+                                 "completeness": meta.get("completeness"), "spec": dataclasses.asdict(m)}
     return out
 
 

@@ -42,6 +42,7 @@ class MethodResult:
       attr_dir: the stored ``Attributions`` folder.
       profile_dir: profiles, comparisons and figures.
       beats_per_s: attribution throughput.
+      completeness: integrated gradients' completeness error (``sanity.completeness_summary``), else None.
       comparisons: ``comparisons.json`` (correct vs incorrect, mistaken vs class).
       segment_labels: one label per (lead, segment), in the comparisons' flattened order.
       figures: the profile figures (PNG paths), sorted by name.
@@ -52,6 +53,7 @@ class MethodResult:
     attr_dir: Path
     profile_dir: Path
     beats_per_s: float | None
+    completeness: dict | None
     comparisons: dict
     segment_labels: tuple[str, ...]
     figures: tuple[Path, ...]
@@ -64,7 +66,8 @@ class MethodResult:
         pdir = Path(info["profile_dir"])
         labels = tuple(str(v) for v in load_npz(pdir / "segments.npz", "segment values")["labels"])
         return cls(key=key, spec=dict(info["spec"]), attr_dir=Path(info["attr_dir"]), profile_dir=pdir,
-                   beats_per_s=info.get("beats_per_s"), comparisons=read_json(pdir / "comparisons.json", "comparisons"),
+                   beats_per_s=info.get("beats_per_s"), completeness=info.get("completeness"),
+                   comparisons=read_json(pdir / "comparisons.json", "comparisons"),
                    segment_labels=labels, figures=tuple(sorted((pdir / "figures").glob("*.png"))))
 
 

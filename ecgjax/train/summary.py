@@ -29,6 +29,22 @@ def _cell(test: dict, value: float, key: str, pct: bool) -> str:
     return s
 
 
+# The macro averages results.json holds (``ecgjax.train.metrics.report``), in words.
+MACRO_DEFINITIONS = {
+    "sklearn": "the unweighted mean over the classes that are in the test set or predicted (sklearn's average='macro' "
+               "without labels=; the paper's definition, reference §6); a class predicted but absent scores F1 = 0",
+    "present": "the unweighted mean over the classes with test beats only",
+    "all": "the unweighted mean over every class of the protocol (0 for classes neither present nor predicted)",
+}
+
+
+def headline_cells(test: dict) -> dict[str, str]:
+    """Accuracy and the two macro F1s of a run's ``test`` metrics as ``summarize`` prints them (CIs in brackets)."""
+    return {"accuracy": _cell(test, test["accuracy"], "accuracy", False),
+            "macro F1 (sklearn)": _cell(test, test["macro"]["sklearn"]["f1"], "macro_sklearn.f1", False),
+            "macro F1 (present)": _cell(test, test["macro"]["present"]["f1"], "macro_present.f1", False)}
+
+
 def load_results(workdir: str | Path) -> dict:
     """The ``results.json`` of a finished run; a clear error when the run is not finished."""
     path = Path(workdir) / "results.json"
@@ -44,8 +60,8 @@ def summarize(workdirs, classes=()) -> str:
     """A Markdown table, one row per run.
 
     Columns: run, epochs run / configured, steps, wall time, device, test accuracy,
-    sklearn-macro F1 (classes present in the test set or predicted: the paper's),
-    macro F1 over the classes present, then Se and +P (in %) of each of ``classes``;
+    macro F1 as sklearn and the paper define it and over the classes present
+    (:data:`MACRO_DEFINITIONS`), then Se and +P (in %) of each of ``classes``;
     95% record-bootstrap CIs in brackets where the run computed them. Se of a class
     with no test beats and +P of a class never predicted are 0/0: ``n/a`` with the
     reason, not the 0 that the macro averages count them as.
@@ -61,12 +77,8 @@ def summarize(workdirs, classes=()) -> str:
         if unknown:
             raise EcgjaxError(f"{w}: classes {unknown} not in this run's classes {list(t['per_class'])}")
         epochs = f"{r['epochs_run']} / {r['config']['train']['epochs']}" + (" (early stop)" if r.get("stopped_early") else "")
-        cells = [
-            r["name"], epochs, str(r["steps"]), f"{r['wall_time_s'] / 60:.0f} min", describe_device(r),
-            _cell(t, t["accuracy"], "accuracy", False),
-            _cell(t, t["macro"]["sklearn"]["f1"], "macro_sklearn.f1", False),
-            _cell(t, t["macro"]["present"]["f1"], "macro_present.f1", False),
-        ]
+        cells = [r["name"], epochs, str(r["steps"]), f"{r['wall_time_s'] / 60:.0f} min", describe_device(r),
+                 *headline_cells(t).values()]
         for c in classes:
             pc = t["per_class"][c]
             cells += [

@@ -38,7 +38,7 @@ def get_config(arg=None):
         runs += (RunSpec("aami_jones_cnn", load_config(str(HERE / "aami_jones_cnn.py"))),)
     methods = (
         MethodSpec("saliency", target="label", transform="abs"),
-        MethodSpec("integrated_gradients", {"steps": 16 if quick else 64}, target="label", transform="abs"),
+        MethodSpec("integrated_gradients", {"steps": 16 if quick else 128}, target="label", transform="abs"),
         MethodSpec("smoothgrad", {"n": 8 if quick else 32}, target="label", transform="abs"),
         MethodSpec("grad_cam", target="label", transform="relu"),
     ) + (() if quick else (MethodSpec("occlusion", target="label", transform="signed"),))

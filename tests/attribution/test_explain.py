@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import jax
 import numpy as np
+import pytest
 
 from ecgjax import attribution as attr
 from ecgjax.analysis import AttributionProfiles, profile_attributions, profile_run, transform_maps
@@ -80,3 +81,32 @@ def test_transforms_and_cli_registered():
     from ecgjax.attribution.cli import _hparams
 
     assert _hparams(["steps=8", "baseline=zeros"]) == {"steps": 8, "baseline": "zeros"}
+
+
+def test_ig_completeness_is_measured_and_warned(tmp_path, caplog):
+    """explain_run stores IG's completeness error; too few steps on a curved model is a warning naming
+    the error; the error itself matches sum(maps) vs z(x) - z(x0) computed here."""
+    from ecgjax.attribution.sanity import completeness_error
+
+    beats = _beats()
+    p = cnn_init(jax.random.key(0))
+    idx = np.arange(0, 40)
+    caplog.set_level("INFO")
+    out = explain_run((cnn_make, p), beats, idx, attr.get("integrated_gradients", steps=1), tmp_path / "a", batch_size=16)
+    c1 = json.loads((out["dir"] / "meta.json").read_text())["completeness"]
+    assert c1["n"] == 40 and c1["steps"] == 1 and not c1["ok"]
+    assert f"median completeness error {100 * c1['median_rel_error']:.2f}% over 40 beats with steps=1" in caplog.text
+    assert "above the 5% tolerance" in caplog.text
+    stored = Attributions.load(out["dir"])
+    fns = cnn_make(p)
+    x = beats.x[stored.index]
+    z = np.asarray(fns.logit_fn(x), np.float64)[np.arange(40), stored.target]
+    z0 = np.asarray(fns.logit_fn(np.zeros_like(x)), np.float64)[np.arange(40), stored.target]
+    ref = np.abs(stored.maps.sum(axis=(1, 2), dtype=np.float64) - (z - z0)) / np.abs(z - z0)
+    assert c1["median_rel_error"] == pytest.approx(float(np.median(ref)), rel=1e-4)
+    np.testing.assert_allclose(completeness_error((cnn_make, p), x, np.zeros_like(x), stored.target,
+                                                  stored.maps.sum(axis=(1, 2))), ref, rtol=1e-4, atol=1e-6)
+    caplog.clear()
+    out = explain_run((cnn_make, p), beats, idx, attr.get("integrated_gradients", steps=128), tmp_path / "b", batch_size=16)
+    c128 = json.loads((out["dir"] / "meta.json").read_text())["completeness"]
+    assert c128["ok"] and c128["median_rel_error"] < c1["median_rel_error"] / 10 and "tolerance" not in caplog.text

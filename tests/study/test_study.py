@@ -30,7 +30,8 @@ def _study(**kw):
         runs=(RunSpec("a", _train_cfg(0), group="g", explain=True), RunSpec("b", _train_cfg(1), group="g")),
         methods=(MethodSpec("saliency", target="label", transform="abs"), MethodSpec("grad_cam", target="pred", transform="relu"),
                  # the paper's layer saliency needs jones2020_cnn's last conv: skipped for ribeiro_cnn, not a crash
-                 MethodSpec("jones2020_layer_saliency", target="label", transform="paper")),
+                 MethodSpec("jones2020_layer_saliency", target="label", transform="paper"),
+                 MethodSpec("integrated_gradients", target="label", transform="abs", hparams={"steps": 4})),
         explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",),
     )
     base.update(kw)
@@ -71,11 +72,51 @@ def test_every_stage_and_the_report(finished):
     md = (wd / "report" / "summary.md").read_text()
     assert "| a | ribeiro_cnn |" in md
     explain = json.loads((wd / "stages" / "explain.json").read_text())["runs"]["a"]
-    assert set(explain["methods"]) == {"saliency-label-abs", "grad_cam-pred-relu"}
+    assert set(explain["methods"]) == {"saliency-label-abs", "grad_cam-pred-relu", "integrated_gradients-label-abs"}
     assert "has no layer 'final_conv'" in explain["skipped"]["jones2020_layer_saliency-label-paper"]
     assert "jones2020_layer_saliency-label-paper: not applicable" in html
     sanity = json.loads((wd / "stages" / "sanity.json").read_text())
-    assert set(sanity["cascade"]) == {"saliency", "grad_cam"} and sanity["faithfulness"]["deletion_auc"]
+    assert set(sanity["cascade"]) == {"saliency", "grad_cam", "integrated_gradients"} and sanity["faithfulness"]["deletion_auc"]
+
+
+def _md_table(md: str, caption: str) -> list[list[str]]:
+    table = md.split(f"**{caption}**", 1)[1].strip().split("\n\n", 1)[0]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in table.splitlines()]
+    return [rows[0]] + rows[2:]
+
+
+def test_table_1_states_its_definitions_and_equals_summarize(finished):
+    from ecgjax.train.summary import summarize
+
+    wd, *_ = finished
+    md = (wd / "report" / "summary.md").read_text()
+    assert "'sklearn' (the paper's)" in md and "'present'" in md and "r > 0: A's values" in md
+    t1 = _md_table(md, "Table 1: test-set results beside the paper's")
+    head, rows = t1[0], {r[0]: dict(zip(t1[0], r)) for r in t1[1:]}
+    summ = [[c.strip() for c in ln.strip("|").split("|")] for ln in summarize([wd / "runs" / "a", wd / "runs" / "b"]).splitlines()]
+    for name, r in zip(("a", "b"), summ[2:]):  # summarize names a run by its config, the report by the study's run name
+        got = dict(zip(summ[0], r))
+        for col in ("accuracy", "macro F1 (sklearn)", "macro F1 (present)"):
+            assert rows[name][col] == got[col], (name, col)
+    results = json.loads((wd / "runs" / "a" / "results.json").read_text())
+    assert rows["a"]["test beats"] == str(results["test"]["n"]) and "paper macro F1 (sklearn)" in head
+    used = {r[0]: r for r in _md_table(md, "Beats each run actually used (the tables above count the whole split; a cap samples from it)")[1:]}
+    assert used["a"][5] == str(results["test"]["n"])
+
+
+def test_report_lists_comparisons_uncompared_classes_and_ig_completeness(finished):
+    wd, *_, result = finished
+    md = (wd / "report" / "summary.md").read_text()
+    comps = result.attributions["a"].methods["saliency-label-abs"].comparisons
+    listed = {r[1] for r in _md_table(md, "Not compared: fewer than 5 beats in a group")[1:] if r[0] == "saliency-label-abs"}
+    want = {f"{c}: correct vs incorrect" for c in comps["not_compared"]["correct_vs_incorrect"]}
+    want |= {f"{p.split('->')[0]} taken for {p.split('->')[1]} vs correct {p.split('->')[1]}" for p in comps["not_compared"]["mistaken_vs_class"]}
+    assert want and listed == want
+    assert ("Misclassified beats (A) vs the class they were taken for (B)" in md) == bool(comps["mistaken_vs_class"])
+    ig = _md_table(md, "Integrated gradients completeness: |sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|")
+    meta = json.loads((result.attributions["a"].methods["integrated_gradients-label-abs"].attr_dir / "meta.json").read_text())
+    assert ig[1][:4] == ["integrated_gradients-label-abs", "4", str(meta["completeness"]["n"]),
+                         f"{100 * meta['completeness']['median_rel_error']:.1f}%"]
 
 
 def test_each_run_is_loaded_once_and_the_report_renders_the_result_alone(finished, monkeypatch):
@@ -89,7 +130,7 @@ def test_each_run_is_loaded_once_and_the_report_renders_the_result_alone(finishe
     assert isinstance(result, StudyResult) and list(result.runs) == ["a", "b"] and list(result.attributions) == ["a"]
     sal = result.attributions["a"].methods["saliency-label-abs"]
     assert sal.comparisons["method"] == "saliency" and len(sal.segment_labels) > 0
-    assert result.sanity.run == "a" and set(result.sanity.cascade) == {"saliency", "grad_cam"}
+    assert result.sanity.run == "a" and set(result.sanity.cascade) == {"saliency", "grad_cam", "integrated_gradients"}
 
     def no_reading(*a, **kw):
         raise AssertionError("the report read a file")
