@@ -178,13 +178,15 @@ COMPLETENESS_TOLERANCE = 0.05  # median relative error above which a run is warn
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _target_logit(make, params, x, target):
-    z = make(params).logit_fn(x)
-    return jnp.take_along_axis(z, target[:, None], 1)[:, 0]
+def _logit_gap(make, params, x, x0, target):
+    """f32[B]: z_target(x) - z_target(x0) per beat."""
+    fns = make(params)
+    z = jnp.take_along_axis(fns.logit_fn(x), target[:, None], 1)[:, 0]
+    return z - jnp.take_along_axis(fns.logit_fn(x0), target[:, None], 1)[:, 0]
 
 
 def completeness_error(model: Any, x: np.ndarray, x0: np.ndarray, target: np.ndarray, attribution_sum: np.ndarray, *,
-                       batch_size: int = 256) -> np.ndarray:
+                       batch_size: int = 256, memory_budget: int | None = None) -> np.ndarray:
     """Relative completeness error per beat: ``|sum(A) - (z_t(x) - z_t(x0))| / |z_t(x) - z_t(x0)|``.
 
     Integrated gradients satisfies ``sum(A) = z_t(x) - z_t(x0)`` exactly in the
@@ -197,20 +199,14 @@ def completeness_error(model: Any, x: np.ndarray, x0: np.ndarray, target: np.nda
       x, x0: f32[N, T, L] beats and the baselines the method used.
       target: i32[N] explained class (logit) per beat.
       attribution_sum: f[N] the sum of each beat's map over T and L.
+      batch_size, memory_budget: as :func:`ecgjax.batched.map_batches`.
     Returns:
       f64[N] (inf where z_t(x) = z_t(x0) but the attributions do not sum to 0).
     """
-    make, params = _adapt(model)
-    params = jax.device_put(params)
-    x, x0, target = np.asarray(x, np.float32), np.asarray(x0, np.float32), np.asarray(target, np.int32)
-    N, T, L = x.shape
-    dz = np.empty(N)
-    for s in range(0, N, batch_size):
-        e = min(s + batch_size, N)
-        xb, tb = np.zeros((2, batch_size, T, L), np.float32), np.zeros(batch_size, np.int32)
-        xb[0, : e - s], xb[1, : e - s], tb[: e - s] = x[s:e], x0[s:e], target[s:e]
-        z = np.asarray(_target_logit(make, params, xb.reshape(2 * batch_size, T, L), np.tile(tb, 2)), np.float64)
-        dz[s:e] = (z[:batch_size] - z[batch_size:])[: e - s]
+    make, params = model_parts(model)
+    dz = map_batches(_logit_gap, (params,), (np.asarray(x, np.float32), np.asarray(x0, np.float32), np.asarray(target, np.int32)),
+                     static=(make,), batch_size=batch_size, memory_budget=memory_budget, desc="IG completeness").outputs
+    dz = np.asarray(dz, np.float64)
     gap = np.abs(np.asarray(attribution_sum, np.float64) - dz)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(gap == 0, 0.0, gap / np.abs(dz))
