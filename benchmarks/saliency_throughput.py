@@ -101,15 +101,17 @@ def get_method(name: str, quick: bool = False):
 
 # ---------------------------------------------------------------- models
 def build_model(name: str, conv_impl: str, n_classes: int = 8, in_shape=(430, 2), **extra):
+    """A model for synthetic MIT-BIH-shaped beats (360 Hz)."""
     from flax import nnx
 
     from ecgjax import models
     from ecgjax.errors import ConfigError
+    from ecgjax.timebase import MITBIH_FS
 
     try:
-        return models.build(name, n_classes=n_classes, in_shape=in_shape, rngs=nnx.Rngs(0), conv_impl=conv_impl, **extra), conv_impl
+        return models.build(name, n_classes=n_classes, in_shape=in_shape, fs=MITBIH_FS, rngs=nnx.Rngs(0), conv_impl=conv_impl, **extra), conv_impl
     except ConfigError:  # models without convolutions (the LSTM)
-        return models.build(name, n_classes=n_classes, in_shape=in_shape, rngs=nnx.Rngs(0), **extra), None
+        return models.build(name, n_classes=n_classes, in_shape=in_shape, fs=MITBIH_FS, rngs=nnx.Rngs(0), **extra), None
 
 
 def forward_flops_per_beat(graphdef, state, x) -> float | None:

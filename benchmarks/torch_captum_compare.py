@@ -55,7 +55,7 @@ def torch_ribeiro_from_jax(model, device: str = "cpu"):
     class TorchRibeiro(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            if model.lead_layout != "concat":
+            if model.layout != "concat":
                 raise ValueError("only the benchmark's lead_layout='concat' is mirrored")
             self.stem = torch.nn.Parameter(conv_w(model.stem), requires_grad=False)
             self.bn0 = bn(model.bn0)

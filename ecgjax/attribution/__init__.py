@@ -14,7 +14,9 @@ jones2020_layer_saliency, random, expected_gradients, kernel_shap). Sanity check
 Adding a method: docs/adding_an_attribution_method.md.
 """
 
-from ecgjax.attribution.base import AttributionMethod, attribute, attribute_all_classes, row_keys, target_grad
+from ecgjax.attribution.base import (
+    KINDS, AttributionMethod, attribute, attribute_all_classes, check_supported, refusal, row_keys, target_grad,
+)
 from ecgjax.attribution.registry import available, get, get_class, register
 from ecgjax.attribution.gradients import GradientXInput, IntegratedGradients, Saliency
 from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_paper_map, upsample_to_input
@@ -27,8 +29,8 @@ from ecgjax.attribution.runner import AttributionResult, attribute_dataset
 from ecgjax.attribution.explain import explain_run
 
 __all__ = [
-    "AttributionMethod", "AttributionResult", "Attributions", "ExpectedGradients", "FrozenArray", "GradCAM", "GradientXInput",
-    "IntegratedGradients", "Jones2020LayerSaliency", "KernelShap", "NoiseTunnel",
+    "KINDS", "AttributionMethod", "AttributionResult", "Attributions", "ExpectedGradients", "FrozenArray", "GradCAM",
+    "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency", "KernelShap", "NoiseTunnel", "check_supported", "refusal",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
     "attribute_dataset", "available", "background_sample", "explain_run", "get", "get_class", "jones2020_paper_map",
     "load_class_npz", "register",

@@ -23,10 +23,17 @@ Rules every method obeys (checked for every registered method by
   padding: the runner derives ``key[i] = fold_in(base_key, global_index_i)``.
   Methods with ``needs_key = False`` ignore ``key`` (it may be ``None``).
 
-``fns`` is an ``ecgjax.models.base.Fns`` (or anything with the same
-attributes): ``logit_fn``, ``feature_fn``, ``head_fn`` and ``layers``, all
-pure callables of batched inputs, evaluated in eval mode so rows are
-independent.
+``fns`` is an ``ecgjax.models.base.Fns``: ``logit_fn``, ``feature_fn``,
+``head_fn`` and ``layers``, all pure callables of batched inputs, evaluated in
+eval mode so rows are independent; ``info``, the model's facts (lead layout,
+sampling rate, named layers with their time lengths); and ``with_hooks``, the
+same functions with the model's nonlinearities and linear layers sent through
+a method's hooks (rule-based methods). A method reads layout, layers and
+sampling rate from ``fns.info``, never from a default of its own.
+
+A method says whether it can explain a model: ``method.supports(info)`` is
+``None`` or the reason it cannot, one line. Callers check it before any work
+(:func:`check_supported`); a method also refuses at trace time.
 """
 
 from __future__ import annotations
@@ -38,7 +45,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-KINDS = ("gradient", "perturbation", "layer", "control")
+from ecgjax.errors import ConfigError
+
+KINDS = ("gradient", "perturbation", "layer", "rule", "control")
+NO_INFO = "its facts (Fns.info: layout, sampling rate, layers) are unknown; build Fns with ecgjax.models.pure_fns"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +59,9 @@ class AttributionMethod(abc.ABC):
       name: the registry name (filled in by ``@register``).
       needs_key: whether ``__call__`` uses ``key``.
       kind: one of ``gradient`` (differentiates the logits w.r.t. the input),
-        ``perturbation`` (only evaluates the model), ``layer`` (uses
-        ``feature_fn``/``head_fn``/``layers``), ``control`` (ignores the model).
+        ``perturbation`` (only evaluates the model), ``layer`` (uses a named
+        layer), ``rule`` (changes how gradients pass through the model's
+        layers, via ``fns.with_hooks``), ``control`` (ignores the model).
       multiplies_by_input: whether the map already contains a factor of the
         input (gradient x input, IG), as captum's ``multiplies_by_inputs``.
       uses_target: whether the output depends on ``target`` at all (False for
@@ -68,6 +79,11 @@ class AttributionMethod(abc.ABC):
     uses_target: ClassVar[bool] = True
     needs_r: ClassVar[bool] = False
 
+    def supports(self, info: Any) -> str | None:
+        """``None`` if this method can explain the model described by ``info`` (a ``ModelInfo``,
+        or None when unknown), else the reason it cannot, one line without the method's name."""
+        return None
+
     @abc.abstractmethod
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None) -> jax.Array:
         """Attribution maps.
@@ -81,6 +97,22 @@ class AttributionMethod(abc.ABC):
         Returns:
           f32[B, T, L] signed attribution, same shape and dtype as ``x``.
         """
+
+
+def refusal(method: AttributionMethod, info: Any) -> str | None:
+    """The one line saying why ``method`` cannot explain the model of ``info``, or None."""
+    why = method.supports(info)
+    if why is None:
+        return None
+    model = getattr(info, "name", None) or "this model"
+    return f"{method.name or type(method).__name__} cannot explain {model}: {why}"
+
+
+def check_supported(method: AttributionMethod, info: Any) -> None:
+    """Raise ``ConfigError`` (CLI: exit 2, one line) if ``method`` cannot explain the model of ``info``."""
+    line = refusal(method, info)
+    if line is not None:
+        raise ConfigError(line)
 
 
 # -- helpers shared by the built-ins --------------------------------------------------
@@ -144,6 +176,7 @@ def attribute(method: AttributionMethod, fns: Any, x: jax.Array, target: Any, ke
     x = jnp.asarray(x)
     target = jnp.broadcast_to(jnp.asarray(target, jnp.int32), (x.shape[0],)) if jnp.ndim(target) == 0 else jnp.asarray(target, jnp.int32)
     check_inputs(x, target)
+    check_supported(method, getattr(fns, "info", None))
     if method.needs_key:
         if key is None:
             raise ValueError(f"method {method.name!r} needs a PRNG key")

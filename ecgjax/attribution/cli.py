@@ -85,12 +85,13 @@ def _explain(args) -> int:
 
     from ecgjax import attribution as attr
     from ecgjax.attribution.explain import explain_run, model_identity
-    from ecgjax.models import eval_split
+    from ecgjax.models import eval_split, model_info
     from ecgjax.train import load_run
 
-    run = load_run(args.workdir, data_dir=args.data_dir)
-    target = parse_target(args.target, run.beats.classes)
     method = attr.get(args.method, **_hparams(args.hp))
+    run = load_run(args.workdir, data_dir=args.data_dir)
+    attr.check_supported(method, model_info(run.model))  # before any attribution work: one line, exit 2
+    target = parse_target(args.target, run.beats.classes)
     out = args.out or f"{args.workdir}/attributions"
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
                       key=jax.random.key(args.seed), batch_size=args.batch_size,

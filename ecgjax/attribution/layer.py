@@ -1,6 +1,8 @@
 """Layer methods: Grad-CAM and the paper's (class-agnostic) layer saliency.
 
-Shapes: ``x: f32[B, T, L]``, features ``f32[B, T', F]``, output ``f32[B, T, L]``.
+Both read the model's named layers and lead layout from ``fns.info`` and
+refuse a model they cannot explain (``supports``).
+Shapes: ``x: f32[B, T, L]``, a layer's output ``f32[B, T', F]``, output ``f32[B, T, L]``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ecgjax.attribution.base import AttributionMethod
+from ecgjax.attribution.base import NO_INFO, AttributionMethod
 from ecgjax.attribution.registry import register
-
-_LAYOUTS = ("concat", "channels")
+from ecgjax.errors import ConfigError
+from ecgjax.models.base import LAYOUTS as _LAYOUTS
+from ecgjax.models.base import Hooks
 
 
 def upsample_to_input(cam: jax.Array, T: int, L: int, layout: str) -> jax.Array:
@@ -42,49 +45,106 @@ def upsample_to_input(cam: jax.Array, T: int, L: int, layout: str) -> jax.Array:
     raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
 
 
-def not_applicable(method, model) -> str | None:
-    """Why ``method`` cannot explain ``model`` (a layer method and a model without that layer), else None.
+class _Tap(Hooks):
+    """Adds ``delta`` to the named layer's output and records that output (``value``)."""
 
-    ``model``: an NNX model of ``ecgjax.models`` (its ``layer_names``). Studies skip such pairs
-    (the paper's layer saliency needs the CNN's last convolution; the LSTM has none).
+    def __init__(self, name: str, delta: jax.Array):
+        self.name, self.delta, self.value = name, delta, None
+
+    def tap(self, name, h):
+        if name != self.name:
+            return h
+        self.value = h
+        return h + self.delta
+
+
+def logits_and_layer_grad(fns: Any, layer: str, x: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(A, dz_target/dA)``, both f32[B, T', F], for the named layer ``A = layers[layer](x)``.
+
+    One forward pass with a zero perturbation added at the layer (``Fns.with_hooks``)
+    and one VJP, so it works for any architecture (residual paths included).
     """
-    layer = getattr(method, "layer", None)
-    names = tuple(getattr(model, "layer_names", ()))
-    if layer is not None and layer not in names:
-        return f"{type(model).__name__} has no layer {layer!r} (it has {list(names)})"
-    return None
+    spec = fns.info.layer(layer)
+    zeros = jnp.zeros((x.shape[0], spec.length, spec.channels), x.dtype)
+
+    def f(delta):
+        tap = _Tap(layer, delta)
+        z = fns.with_hooks(tap).logit_fn(x)
+        return z, tap.value
+
+    logits, vjp, A = jax.vjp(f, zeros, has_aux=True)
+    (g,) = vjp(jax.nn.one_hot(target, logits.shape[-1], dtype=logits.dtype))
+    return A, g
 
 
 @register("grad_cam")
 @dataclasses.dataclass(frozen=True)
 class GradCAM(AttributionMethod):
-    """Grad-CAM on the last feature map: ``cam[t'] = sum_f a_f A[t', f]``, ``a_f = mean_t' d z_target / d A[t', f]``.
+    """Grad-CAM on a convolutional layer: ``cam[t'] = sum_f a_f A[t', f]``, ``a_f = mean_t' d z_target / d A[t', f]``.
 
-    Uses ``fns.feature_fn`` (``A = feature_fn(x)``, f32[B, T', F]) and
-    ``fns.head_fn`` (logits from A), then :func:`upsample_to_input` with
-    ``layout``. The output is **signed** (the paper's ReLU is an analysis
-    choice). For the LSTM, A is the hidden sequence and the map is a
-    hidden-state weighting, not a spatial map in the CNN sense.
+    ``A`` is the named layer ``layer``'s output f32[B, T', F]; the map is
+    upsampled to the input with the model's lead layout
+    (:func:`upsample_to_input`, ``fns.info.layout``). The output is **signed**
+    (the paper's ReLU is an analysis choice).
+
+    A Grad-CAM map has one value per position of ``A``, so a layer with too few
+    positions gives a map that cannot tell the parts of a beat apart (with one
+    position, a constant). The time step of a layer is the beat's duration per
+    lead divided by its positions per lead (``ModelInfo.step_s``).
+
+    Fields:
+      layer: the layer's name (``ModelInfo.layers``, kind ``"conv"``), or
+        ``None`` (default): **the deepest convolutional layer whose time step is
+        at most ``max_step_s``** (the last feature map when it is fine enough).
+      max_step_s: the coarsest time step allowed, in seconds (default 0.1 s,
+        the width of the segments profiles use). A chosen layer coarser than
+        this is refused, and so is a model with no such layer.
 
     References: Selvaraju et al. 2017, "Grad-CAM" (ICCV).
     """
 
-    layout: str = "concat"
+    layer: str | None = None
+    max_step_s: float = 0.1
 
     kind = "layer"
 
     def __post_init__(self):
-        if self.layout not in _LAYOUTS:
-            raise ValueError(f"layout must be one of {_LAYOUTS}, got {self.layout!r}")
+        if not self.max_step_s > 0:
+            raise ValueError(f"max_step_s must be positive, got {self.max_step_s}")
+
+    def layer_for(self, info) -> str | None:
+        """The layer this instance explains on the model of ``info`` (None if none qualifies)."""
+        if self.layer is not None:
+            return self.layer
+        ok = [s.name for s in info.layers if s.kind == "conv" and info.step_s(s.name) <= self.max_step_s]
+        return ok[-1] if ok else None
+
+    def supports(self, info) -> str | None:
+        if info is None:
+            return NO_INFO
+        convs = [s.name for s in info.layers if s.kind == "conv"]
+        if not convs:
+            return f"it has no convolutional layer (layers: {list(info.layer_names) or 'none'}); Grad-CAM weights a conv feature map"
+        if self.layer is not None:
+            if self.layer not in convs:
+                return f"it has no convolutional layer {self.layer!r} (conv layers: {convs})"
+            if (st := info.step_s(self.layer)) > self.max_step_s:
+                return (f"layer {self.layer!r} has {info.layer(self.layer).length} positions, a time step of {st:.3f} s "
+                        f"> max_step_s={self.max_step_s} s: too coarse to tell a beat's parts apart; choose an earlier layer")
+            return None
+        if self.layer_for(info) is None:
+            return f"none of its conv layers has a time step <= max_step_s={self.max_step_s} s"
+        return None
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        info = getattr(fns, "info", None)
+        if (why := self.supports(info)) is not None:
+            raise ConfigError(f"grad_cam cannot explain {getattr(info, 'name', 'this model')}: {why}")
         B, T, L = x.shape
-        A = fns.feature_fn(x)
-        logits, vjp = jax.vjp(fns.head_fn, A)
-        (g,) = vjp(jax.nn.one_hot(target, logits.shape[-1], dtype=logits.dtype))
+        A, g = logits_and_layer_grad(fns, self.layer_for(info), x, target)
         alpha = jnp.mean(g, axis=1)  # [B, F]
         cam = jnp.einsum("bf,btf->bt", alpha, A)
-        return upsample_to_input(cam, T, L, self.layout).astype(x.dtype)
+        return upsample_to_input(cam, T, L, info.layout).astype(x.dtype)
 
 
 @register("jones2020_layer_saliency")
@@ -98,10 +158,11 @@ class Jones2020LayerSaliency(AttributionMethod):
     is the same whatever ``target`` is (``uses_target = False``): it ignores the
     class. The returned map is the signed gradient; the paper's map is
     ``|g|`` min-max normalised per beat: :func:`jones2020_paper_map`.
-    See docs reference_pipeline §4.
+    See docs reference_pipeline §4. A model without the layer is refused
+    (jones2020_lstm, ribeiro_cnn: the paper's layer is jones2020_cnn's).
 
     Fields:
-      layer: the name in ``fns.layers`` (``"final_conv"`` for jones2020_cnn).
+      layer: a named layer of the model (``"final_conv"``: jones2020_cnn's).
     """
 
     layer: str = "final_conv"
@@ -109,9 +170,17 @@ class Jones2020LayerSaliency(AttributionMethod):
     kind = "layer"
     uses_target = False
 
+    def supports(self, info) -> str | None:
+        if info is None:
+            return NO_INFO
+        if self.layer not in info.layer_names:
+            return f"it has no layer {self.layer!r} (the paper's is jones2020_cnn's last Conv1D); its layers: {list(info.layer_names)}"
+        return None
+
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        if self.layer not in fns.layers:
-            raise KeyError(f"model has no layer {self.layer!r}; it has {sorted(fns.layers)}")
+        info = getattr(fns, "info", None)
+        if (why := self.supports(info)) is not None:
+            raise ConfigError(f"jones2020_layer_saliency cannot explain {getattr(info, 'name', 'this model')}: {why}")
         f = fns.layers[self.layer]
 
         def total(xx):  # sum over beats of each beat's mean: rows stay independent

@@ -71,10 +71,9 @@ class NoiseTunnel(AttributionMethod):
         if self.sigma_mode not in SIGMA_MODES:
             raise ValueError(f"sigma_mode must be one of {SIGMA_MODES}, got {self.sigma_mode!r}")
 
-    @property
-    def layer(self) -> str | None:
-        """The base's layer, if it is a layer method (so checks of layer methods see through the tunnel)."""
-        return getattr(self.base, "layer", None)
+    def supports(self, info) -> str | None:
+        """The base's answer: the tunnel explains what its base explains."""
+        return self.base.supports(info)
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None) -> jax.Array:
         """x f32[B, T, L], target i32[B], key key[B] -> f32[B, T, L]."""

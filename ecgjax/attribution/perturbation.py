@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecgjax import timebase
-from ecgjax.attribution.base import AttributionMethod
+from ecgjax.attribution.base import NO_INFO, AttributionMethod
 from ecgjax.attribution.registry import register
+from ecgjax.errors import ConfigError
 
 
 def occlusion_masks(T: int, L: int, window: int, stride: int, per_lead: bool) -> np.ndarray:
@@ -58,8 +59,8 @@ class Occlusion(AttributionMethod):
 
     Fields:
       window_s, stride_s: window length and stride in seconds (converted with
-        ``ecgjax.timebase.to_samples`` at ``fs``).
-      fs: sampling rate (Hz).
+        ``ecgjax.timebase.to_samples`` at the model's sampling rate,
+        ``fns.info.fs``, the rate of the data it was built for).
       baseline: the value occluded samples are set to.
       per_lead: occlude one lead at a time (default) or all leads together.
       chunk_size: masks evaluated together (memory: ``chunk_size x B`` beats).
@@ -70,17 +71,27 @@ class Occlusion(AttributionMethod):
 
     window_s: float = 0.1
     stride_s: float = 0.05
-    fs: float = timebase.MITBIH_FS
     baseline: float = 0.0
     per_lead: bool = True
     chunk_size: int = 8
 
     kind = "perturbation"
 
+    def supports(self, info) -> str | None:
+        if info is None:
+            return NO_INFO
+        t = info.in_shape[0]
+        if not 1 <= timebase.to_samples(self.window_s, info.fs) <= t:
+            return f"window_s={self.window_s} s is {timebase.to_samples(self.window_s, info.fs)} samples at {info.fs:g} Hz; its beats have {t}"
+        return None
+
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        info = getattr(fns, "info", None)
+        if (why := self.supports(info)) is not None:
+            raise ConfigError(f"occlusion cannot explain {getattr(info, 'name', 'this model')}: {why}")
         B, T, L = x.shape
-        w = timebase.to_samples(self.window_s, self.fs)
-        s = max(1, timebase.to_samples(self.stride_s, self.fs))
+        w = timebase.to_samples(self.window_s, info.fs)
+        s = max(1, timebase.to_samples(self.stride_s, info.fs))
         masks = occlusion_masks(T, L, w, s, self.per_lead)
         P = masks.shape[0]
         k = self.chunk_size

@@ -132,7 +132,7 @@ def cascading_randomization(
     Args:
       model: ``(graphdef, state)`` or ``(make_fns, params)`` (the trained model).
       fresh_params: params/state of the same structure from a fresh initialisation
-        (e.g. ``eval_split(build(name, ..., rngs=nnx.Rngs(seed + 1)))[1]``).
+        (e.g. ``eval_split(build(name, ..., fs=fs, rngs=nnx.Rngs(seed + 1)))[1]``).
       order: top-level parameter names from the output back to the input
         (``model.cascade_order``); names absent from the params are skipped silently
         only if they hold no parameters (e.g. dropout).

@@ -1,9 +1,9 @@
-"""Model registry: ``build(name, n_classes=..., in_shape=(T, L), rngs=...)``.
+"""Model registry: ``build(name, n_classes=..., in_shape=(T, L), fs=..., rngs=...)``.
 
 Built in: ``jones2020_cnn``, ``jones2020_lstm``, ``ribeiro_cnn``, ``rr_net``
-(waveform + RR features). A new model
-joins with ``@register("name")`` on a class honouring ``ecgjax.models.base``'s
-contract.
+(waveform + RR features). A new model joins with ``@register("name")`` on a
+subclass of ``ecgjax.models.base.ECGModel`` (the contract: layout, sampling
+rate, named layers, hooks).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from flax import nnx
 
 from ecgjax.errors import ConfigError
-from ecgjax.models.base import Fns, count_params, eval_split, eval_view, pure_fns
+from ecgjax.models.base import ECGModel, Fns, Hooks, ModelInfo, count_params, eval_split, eval_view, model_info, pure_fns
 from ecgjax.models.jones import Jones2020CNN, Jones2020LSTM
 from ecgjax.models.ribeiro import RibeiroCNN
 from ecgjax.models.rr_net import RRNet
@@ -23,6 +23,9 @@ def register(name: str):
     def deco(cls):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
+        if not (isinstance(cls, type) and issubclass(cls, ECGModel)):
+            raise ValueError(f"{cls!r} must subclass ecgjax.models.base.ECGModel")
+        cls.registry_name = name
         _MODELS[name] = cls
         return cls
 
@@ -64,7 +67,7 @@ def check_kwargs(name: str, kwargs: dict, where: str = "model.kwargs") -> None:
 
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(available())}")
-    params = [k for k in inspect.signature(_MODELS[name].__init__).parameters if k not in ("self", "n_classes", "in_shape", "rngs")]
+    params = [k for k in inspect.signature(_MODELS[name].__init__).parameters if k not in ("self", "n_classes", "in_shape", "fs", "rngs")]
     for k, v in kwargs.items():
         if k not in params:
             close = difflib.get_close_matches(k, params, n=2, cutoff=0.5)
@@ -75,13 +78,19 @@ def check_kwargs(name: str, kwargs: dict, where: str = "model.kwargs") -> None:
             raise ConfigError(f"{where}.{k}={v!r}; must be {rule[1]}")
 
 
-def build(name: str, *, n_classes: int, in_shape=(430, 2), rngs: nnx.Rngs, **kwargs) -> nnx.Module:
-    """A freshly initialised model by name; ``kwargs`` go to its constructor (checked by ``check_kwargs``)."""
+def build(name: str, *, n_classes: int, in_shape, fs: float, rngs: nnx.Rngs, **kwargs) -> ECGModel:
+    """A freshly initialised model by name.
+
+    ``in_shape`` (T, L) and ``fs`` (Hz) come from the data the model reads
+    (``BeatSet.x.shape[1:]``, ``BeatSet.fs``); ``kwargs`` go to its constructor
+    (checked by ``check_kwargs``).
+    """
     check_kwargs(name, kwargs)
     try:
-        return _MODELS[name](n_classes=n_classes, in_shape=tuple(in_shape), rngs=rngs, **kwargs)
-    except TypeError as e:
+        return _MODELS[name](n_classes=n_classes, in_shape=tuple(in_shape), fs=float(fs), rngs=rngs, **kwargs)
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"model {name!r}: {e}") from e
 
 
-__all__ = ["Fns", "available", "build", "check_kwargs", "count_params", "eval_split", "eval_view", "pure_fns", "register"]
+__all__ = ["ECGModel", "Fns", "Hooks", "ModelInfo", "available", "build", "check_kwargs", "count_params", "eval_split",
+           "eval_view", "model_info", "pure_fns", "register"]

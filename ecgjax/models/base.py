@@ -1,14 +1,27 @@
-"""The model contract and the pure functions attribution code works with.
+"""The model contract, the hook seam, and the pure functions attribution code works with.
 
-Every model takes ``x: f32[B, T, L]`` (beats, samples, leads) and returns logits
-``f32[B, C]``, and exposes the split that layer attributions need without hooks:
+Every model subclasses :class:`ECGModel` and takes ``x: f32[B, T, L]`` (beats,
+samples, leads) to logits ``f32[B, C]``. It carries the facts methods need and
+exposes them as one frozen, hashable :class:`ModelInfo` (``model.info()``):
+its lead layout (``"concat"``: the L leads are one sequence of L*T samples;
+``"channels"``: L input channels of T samples), its sampling rate, its input
+shape, its named layers from input to output (with their time length T') and
+the parameter groups of cascading randomisation.
 
-* ``features(x) -> f32[B, T', F]``: the last convolutional feature map (CNNs) or
-  the hidden-state sequence (LSTM);
-* ``head(f) -> f32[B, C]`` with ``head(features(x)) == __call__(x)``;
-* ``layer(name, x) -> f32[B, T', F]`` for the names in ``layer_names``;
-* ``cascade_order``: its top-level sub-module attribute names from the output
-  back to the input (for cascading parameter randomisation).
+**Hooks.** The forward pass sends every elementwise nonlinearity, every
+linear map (convolution, dense, eval-mode BatchNorm) and every named layer
+through a :class:`Hooks` object::
+
+    hooks.act(fn, z)        # fn: the nonlinearity, e.g. jax.nn.relu; default fn(z)
+    hooks.linear(layer, x)  # layer: Conv1d | nnx.Linear | nnx.BatchNorm; default layer(x)
+    hooks.tap(name, h)      # a named layer's output; default h
+
+The default hooks compute exactly what the model computed before hooks
+existed (the same operations, so the same numbers bit for bit). A rule-based
+method (guided backprop, DeepLIFT, LRP) is a ``Hooks`` subclass that changes
+how gradients pass through these points; a layer method taps a named layer.
+Neither touches the models. Non-elementwise nonlinearities the hooks do not
+see (an LSTM's gates) are declared in ``ModelInfo.gated``.
 
 Attribution code never touches NNX: ``eval_split(model)`` takes an eval-mode
 view (BatchNorm on running statistics, no dropout) and splits it once, and
@@ -19,28 +32,263 @@ transform calls them (``jax.jit`` with ``state`` as an argument, ``vmap``,
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
+
+LAYOUTS = ("concat", "channels")
+LAYER_KINDS = ("conv", "recurrent", "fused")
+
+
+# -- facts ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One named layer: ``name``, its output's time length ``length`` (T'), ``channels`` (F) and ``kind``
+    (``"conv"``: a convolutional feature map; ``"recurrent"``: a hidden-state sequence; ``"fused"``: a
+    feature map joined with per-beat inputs constant over time, as rr_net's RR features)."""
+
+    name: str
+    length: int
+    channels: int
+    kind: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What attribution methods may know about a model (hashable: a static jit argument).
+
+    Attributes:
+      name: the registry name (``"jones2020_cnn"``).
+      layout: ``"concat"`` or ``"channels"`` (see the module docstring).
+      fs: sampling rate of the beats the model reads (Hz), from the data.
+      in_shape: ``(T, L)``.
+      layers: named layers from input to output; ``layer(name, x)`` returns
+        f32[B, length, channels].
+      feature_layer: the name of the layer ``features`` returns.
+      cascade: parameter groups (top-level attribute names) from the output
+        back to the input, for cascading randomisation.
+      gated: why not every nonlinearity passes through ``hooks.act``
+        (multiplicative gates, as an LSTM's), or ``""`` when all do.
+    """
+
+    name: str
+    layout: str
+    fs: float
+    in_shape: tuple[int, int]
+    layers: tuple[LayerSpec, ...]
+    feature_layer: str
+    cascade: tuple[str, ...]
+    gated: str = ""
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.layers)
+
+    def layer(self, name: str) -> LayerSpec:
+        for s in self.layers:
+            if s.name == name:
+                return s
+        raise KeyError(f"{self.name} has no layer {name!r}; layers: {list(self.layer_names)}")
+
+    def step_s(self, name: str) -> float:
+        """Seconds of one beat lead covered by one position of layer ``name`` (its time resolution)."""
+        t, n_leads = self.in_shape
+        per_lead = self.layer(name).length / (n_leads if self.layout == "concat" else 1)
+        return (t / self.fs) / per_lead
+
+
+# -- hooks -----------------------------------------------------------------------------
+
+
+class Hooks:
+    """How a forward pass computes nonlinearities, linear maps and named layers (default: unchanged).
+
+    Subclass to change gradients (custom VJPs, stop-gradient tricks) while
+    keeping forward values. Hooks are called at trace time, so they may hold
+    arrays (e.g. a perturbation to add at a named layer) and record values.
+    """
+
+    def act(self, fn: Callable, z: jax.Array) -> jax.Array:
+        """An elementwise nonlinearity ``fn`` (relu, leaky relu) applied to ``z``."""
+        return fn(z)
+
+    def linear(self, layer: Any, x: jax.Array) -> jax.Array:
+        """A linear or affine layer (Conv1d, nnx.Linear, eval-mode nnx.BatchNorm, Affine) applied to ``x``;
+        ``affine_parts(layer)`` splits it into ``fn(x, w) + b``."""
+        return layer(x)
+
+    def tap(self, name: str, h: jax.Array) -> jax.Array:
+        """The output ``h`` of the named layer ``name`` (f32[B, T', F])."""
+        return h
+
+
+DEFAULT_HOOKS = Hooks()
+
+
+class _Record(Hooks):
+    """Records named layers' outputs (``values[name]``) and leaves everything unchanged."""
+
+    def __init__(self):
+        self.values: dict[str, jax.Array] = {}
+
+    def tap(self, name, h):
+        self.values[name] = h
+        return h
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Affine:
+    """A linear layer of a model written as pure functions: ``layer(x) = fn(x, w) + b`` (``b`` may be None);
+    ``kind``: ``"conv"``, ``"dense"`` or ``"norm"`` (see :func:`layer_kind`)."""
+
+    fn: Callable
+    w: jax.Array
+    b: jax.Array | None = None
+    kind: str = "dense"
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.fn(x, self.w)
+        return y if self.b is None else y + self.b
+
+
+def affine_parts(layer: Any) -> tuple[Callable, jax.Array, jax.Array | None]:
+    """``(fn, w, b)`` with ``layer(x) == fn(x, w) + b`` (b may be None) and ``fn`` linear in x and in w.
+
+    Conv1d: the bias-free convolution; nnx.Linear: ``x @ w``; an eval-mode
+    nnx.BatchNorm: ``x * w`` with ``w = scale / sqrt(var + eps)`` and
+    ``b = bias - mean * w``. Rule-based methods use it to rewrite a layer's
+    backward pass (e.g. LRP's z+ rule uses ``fn(x, max(w, 0))``).
+    """
+    from ecgjax.models.layers import Conv1d, conv1d
+
+    if isinstance(layer, Affine):
+        return layer.fn, layer.w, layer.b
+    if isinstance(layer, Conv1d):
+        fn = lambda x, w: conv1d(x, w, stride=layer.stride, padding=layer.padding, impl=layer.impl)  # noqa: E731
+        return fn, layer.kernel[...], None if layer.bias is None else layer.bias[...]
+    if isinstance(layer, nnx.Linear):
+        return (lambda x, w: x @ w), layer.kernel[...], None if layer.bias is None else layer.bias[...]
+    if isinstance(layer, nnx.BatchNorm):
+        if not layer.use_running_average:
+            raise ValueError("affine_parts(BatchNorm) needs eval mode (use_running_average=True): use eval_view")
+        w = jax.lax.rsqrt(layer.var[...] + layer.epsilon)
+        if layer.scale is not None:
+            w = w * layer.scale[...]
+        b = -layer.mean[...] * w
+        if layer.bias is not None:
+            b = b + layer.bias[...]
+        return (lambda x, w: x * w), w, b
+    raise TypeError(f"affine_parts: unsupported layer {type(layer).__name__}")
+
+
+def layer_kind(layer: Any) -> str:
+    """``"conv"`` (Conv1d), ``"dense"`` (nnx.Linear) or ``"norm"`` (nnx.BatchNorm): rules may differ per kind."""
+    from ecgjax.models.layers import Conv1d
+
+    if isinstance(layer, Affine):
+        return layer.kind
+    if isinstance(layer, Conv1d):
+        return "conv"
+    if isinstance(layer, nnx.Linear):
+        return "dense"
+    if isinstance(layer, nnx.BatchNorm):
+        return "norm"
+    raise TypeError(f"layer_kind: unsupported layer {type(layer).__name__}")
+
+
+# -- the contract ----------------------------------------------------------------------
+
+
+class ECGModel(nnx.Module, abc.ABC):
+    """Abstract base of every model (concrete models are final).
+
+    A subclass sets ``layout``, ``fs`` and ``in_shape`` (via
+    :meth:`_set_facts` in its constructor), the class constant
+    ``cascade_order``, and implements :meth:`features`, :meth:`head` and
+    :meth:`layer_specs`, routing its nonlinearities, linear layers and named
+    layers through ``hooks``. ``head(features(x)) == __call__(x)``.
+    """
+
+    registry_name: ClassVar[str] = ""  # filled in by ecgjax.models.register
+    cascade_order: ClassVar[tuple[str, ...]] = ()
+    gated: ClassVar[str] = ""
+
+    def _set_facts(self, *, layout: str, fs: float, in_shape) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"lead layout must be one of {LAYOUTS}, got {layout!r}")
+        if not fs or fs <= 0:
+            raise ValueError(f"sampling rate fs must be positive (from the data), got {fs!r}")
+        self.layout = layout
+        self.fs = float(fs)
+        self.in_shape = tuple(int(v) for v in in_shape)
+
+    @abc.abstractmethod
+    def features(self, x: jax.Array, hooks: Hooks = DEFAULT_HOOKS) -> jax.Array:
+        """x: f32[B, T, L] -> the feature map f32[B, T', F] (the layer ``feature_layer``)."""
+
+    @abc.abstractmethod
+    def head(self, f: jax.Array, hooks: Hooks = DEFAULT_HOOKS) -> jax.Array:
+        """f32[B, T', F] -> logits f32[B, C]."""
+
+    @abc.abstractmethod
+    def layer_specs(self) -> tuple[LayerSpec, ...]:
+        """Named layers from input to output, with their lengths for ``in_shape`` (the last is the feature map)."""
+
+    def __call__(self, x: jax.Array, hooks: Hooks = DEFAULT_HOOKS) -> jax.Array:
+        """x: f32[B, T, L] -> logits f32[B, C]."""
+        return self.head(self.features(x, hooks), hooks)
+
+    def layer(self, name: str, x: jax.Array) -> jax.Array:
+        """The output of the named layer ``name``: f32[B, T', F]."""
+        if name not in {s.name for s in self.layer_specs()}:
+            raise KeyError(f"{self.registry_name} has no layer {name!r}; layers: {[s.name for s in self.layer_specs()]}")
+        rec = _Record()
+        self.features(x, rec)
+        return rec.values[name]
+
+    def info(self) -> ModelInfo:
+        specs = self.layer_specs()
+        return ModelInfo(name=self.registry_name or type(self).__name__, layout=self.layout, fs=self.fs,
+                         in_shape=self.in_shape, layers=specs, feature_layer=specs[-1].name,
+                         cascade=tuple(self.cascade_order), gated=self.gated)
+
+
+# -- pure functions ----------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Fns:
-    """Pure functions of one model in eval mode.
+    """Pure functions of one model in eval mode, and its facts.
 
     Attributes:
       logit_fn: x f32[B, T, L] -> f32[B, C].
       feature_fn: x f32[B, T, L] -> f32[B, T', F].
       head_fn: f32[B, T', F] -> f32[B, C].
       layers: named intermediate outputs, x -> f32[B, T', F].
+      info: the model's :class:`ModelInfo` (None only for hand-made Fns).
+      rebuild: ``hooks -> Fns`` of the same model with other hooks (None if the
+        model has no hook seam).
     """
 
     logit_fn: Callable
     feature_fn: Callable
     head_fn: Callable
     layers: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
+    info: ModelInfo | None = None
+    rebuild: Callable[[Hooks], "Fns"] | None = None
+
+    def with_hooks(self, hooks: Hooks) -> "Fns":
+        """The same model's functions with its nonlinearities, linear maps and taps sent through ``hooks``."""
+        if self.rebuild is None:
+            raise ValueError("these Fns have no hook seam (built by hand, not by pure_fns)")
+        return self.rebuild(hooks)
 
 
 def eval_view(model: nnx.Module) -> nnx.Module:
@@ -53,8 +301,15 @@ def eval_split(model: nnx.Module):
     return nnx.split(eval_view(model))
 
 
-def pure_fns(graphdef, state) -> Fns:
-    """Pure callables over ``nnx.merge(graphdef, state)``.
+def model_info(model: nnx.Module) -> ModelInfo:
+    """The facts of an ``ECGModel`` (or of ``(graphdef, state)``)."""
+    if isinstance(model, tuple):
+        model = nnx.merge(*model)
+    return model.info()
+
+
+def pure_fns(graphdef, state, hooks: Hooks = DEFAULT_HOOKS) -> Fns:
+    """Pure callables over ``nnx.merge(graphdef, state)``, with ``hooks`` in every forward pass.
 
     Call this *inside* ``jax.jit`` with ``state`` as a traced argument so the
     parameters are inputs of the compiled program, not constants.
@@ -63,12 +318,14 @@ def pure_fns(graphdef, state) -> Fns:
     def merged():
         return nnx.merge(graphdef, state)
 
-    names = getattr(merged(), "layer_names", ())
+    m = merged()
     return Fns(
-        logit_fn=lambda x: merged()(x),
-        feature_fn=lambda x: merged().features(x),
-        head_fn=lambda f: merged().head(f),
-        layers={n: (lambda x, n=n: merged().layer(n, x)) for n in names},
+        logit_fn=lambda x: merged()(x, hooks),
+        feature_fn=lambda x: merged().features(x, hooks),
+        head_fn=lambda f: merged().head(f, hooks),
+        layers={s.name: (lambda x, n=s.name: merged().layer(n, x)) for s in m.layer_specs()},
+        info=m.info(),
+        rebuild=lambda h: pure_fns(graphdef, state, h),
     )
 
 
@@ -81,5 +338,8 @@ def concat_leads(x: jnp.ndarray) -> jnp.ndarray:
 def count_params(model: nnx.Module, *, include_batch_stats: bool = True) -> int:
     """Parameters, with BatchNorm running statistics counted as Keras does by default."""
     filt = nnx.Any(nnx.Param, nnx.BatchStat) if include_batch_stats else nnx.Param
-    return sum(int(a.size) for a in __import__("jax").tree.leaves(nnx.state(model, filt)))
+    return sum(int(a.size) for a in jax.tree.leaves(nnx.state(model, filt)))
 
+
+__all__ = ["DEFAULT_HOOKS", "Affine", "ECGModel", "Fns", "Hooks", "LayerSpec", "ModelInfo", "affine_parts", "concat_leads",
+           "count_params", "eval_split", "eval_view", "layer_kind", "model_info", "pure_fns"]

@@ -7,14 +7,17 @@ Both read the two leads as one sequence: lead 1 (T samples) then lead 2.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ecgjax.models.base import concat_leads
+from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
 from ecgjax.models.layers import Conv1d
 
 _LEAKY = 0.3  # Keras LeakyReLU default (Flax's is 0.01)
+_lrelu = functools.partial(jax.nn.leaky_relu, negative_slope=_LEAKY)
 
 
 def _bn(n: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
@@ -30,26 +33,28 @@ class _JonesBlock(nnx.Module):
         self.conv2 = Conv1d(filters, 32, 16, padding="SAME", impl=conv_impl, rngs=rngs)
         self.drop = nnx.Dropout(0.2, rngs=rngs)
 
-    def __call__(self, x):
-        h = jax.nn.leaky_relu(self.bn1(self.conv1(x)), _LEAKY)
-        h = self.drop(jax.nn.leaky_relu(self.conv2(h), _LEAKY))
+    def __call__(self, x, hooks: Hooks = DEFAULT_HOOKS):
+        h = hooks.act(_lrelu, hooks.linear(self.bn1, hooks.linear(self.conv1, x)))
+        h = self.drop(hooks.act(_lrelu, hooks.linear(self.conv2, h)))
         return x + h
 
 
-class Jones2020CNN(nnx.Module):
+class Jones2020CNN(ECGModel):
     """The paper's CNN: 11 kernel-16 convolutions, no downsampling, a flatten-dense head.
 
     x: f32[B, T, L] -> logits f32[B, C]; the leads are concatenated to
-    f32[B, L*T, 1] (860 for T=430, L=2). ``features``: f32[B, L*T-45, 32],
-    the last conv block's output (after BN and LeakyReLU). ``layer("final_conv")``:
-    that block's convolution output before its BN (Keras layer 40, the layer the
-    paper's saliency targets).
+    f32[B, L*T, 1] (860 for T=430, L=2; layout ``"concat"``). Named layers
+    (``layer(name, x)``), input to output: ``conv1``, ``conv2`` (after BN and
+    LeakyReLU), ``block1`` .. ``block4`` (residual block outputs),
+    ``final_conv`` (the last convolution's output before its BN: Keras layer
+    40, the layer the paper's saliency targets; f32[B, L*T-45, 32]) and
+    ``features`` (after that BN and LeakyReLU, what ``head`` reads).
     """
 
-    layer_names = ("final_conv",)
     cascade_order = ("dense", "bn_out", "conv_out", "blocks", "bn2", "conv2", "bn1", "conv1")
 
-    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), conv_impl: str = "auto", rngs: nnx.Rngs):
+    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), fs: float, conv_impl: str = "auto", rngs: nnx.Rngs):
+        self._set_facts(layout="concat", fs=fs, in_shape=in_shape)
         t, l = in_shape
         self.conv1 = Conv1d(1, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
         self.bn1 = _bn(32, rngs)
@@ -62,27 +67,24 @@ class Jones2020CNN(nnx.Module):
         n_feat = (t * l - 45) * 32
         self.dense = nnx.Linear(n_feat, n_classes, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
 
-    def _trunk(self, x):
+    def layer_specs(self):
+        t, l = self.in_shape
+        n = t * l
+        return (LayerSpec("conv1", n - 15, 32, "conv"), LayerSpec("conv2", n - 30, 32, "conv"),
+                *(LayerSpec(f"block{i + 1}", n - 30, 32, "conv") for i in range(len(self.blocks))),
+                LayerSpec("final_conv", n - 45, 32, "conv"), LayerSpec("features", n - 45, 32, "conv"))
+
+    def features(self, x, hooks: Hooks = DEFAULT_HOOKS):
         h = concat_leads(x)
-        h = jax.nn.leaky_relu(self.bn1(self.conv1(h)), _LEAKY)
-        h = self.drop(jax.nn.leaky_relu(self.bn2(self.conv2(h)), _LEAKY))
-        for blk in self.blocks:
-            h = blk(h)
-        return h
+        h = hooks.tap("conv1", hooks.act(_lrelu, hooks.linear(self.bn1, hooks.linear(self.conv1, h))))
+        h = hooks.tap("conv2", self.drop(hooks.act(_lrelu, hooks.linear(self.bn2, hooks.linear(self.conv2, h)))))
+        for i, blk in enumerate(self.blocks):
+            h = hooks.tap(f"block{i + 1}", blk(h, hooks))
+        h = hooks.tap("final_conv", hooks.linear(self.conv_out, h))
+        return hooks.tap("features", hooks.act(_lrelu, hooks.linear(self.bn_out, h)))
 
-    def layer(self, name: str, x):
-        if name != "final_conv":
-            raise KeyError(f"jones2020_cnn has no layer {name!r}; layers: {self.layer_names}")
-        return self.conv_out(self._trunk(x))
-
-    def features(self, x):
-        return jax.nn.leaky_relu(self.bn_out(self.conv_out(self._trunk(x))), _LEAKY)
-
-    def head(self, f):
-        return self.dense(f.reshape(f.shape[0], -1))
-
-    def __call__(self, x):
-        return self.head(self.features(x))
+    def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
+        return hooks.linear(self.dense, f.reshape(f.shape[0], -1))
 
 
 class LSTM(nnx.Module):
@@ -163,11 +165,13 @@ def trailing_padding(x):
     return jnp.flip(jnp.cumprod(jnp.flip(same, 1), axis=1), 1).astype(bool)
 
 
-class Jones2020LSTM(nnx.Module):
+class Jones2020LSTM(ECGModel):
     """The paper's LSTM: LSTM(64) over the L*T concatenated samples -> Dense(32, ReLU) -> Dense(C).
 
-    x: f32[B, T, L] -> logits f32[B, C]. ``features``: the hidden-state
-    sequence f32[B, L*T, 64]; ``head`` uses its last step. 19,240 parameters.
+    x: f32[B, T, L] -> logits f32[B, C]. Named layer ``lstm``: the
+    hidden-state sequence f32[B, L*T, 64] (``features``); ``head`` uses its
+    last step. 19,240 parameters. The LSTM's gates are not elementwise
+    nonlinearities the hooks see (``gated``).
 
     ``lead_layout="channels"`` (a correction, not the paper's model) reads the
     L leads as L features of T steps (f32[B, T, 64] features; half the
@@ -176,15 +180,14 @@ class Jones2020LSTM(nnx.Module):
     beat's last real sample instead of hundreds of constant steps.
     """
 
-    layer_names = ()
     cascade_order = ("out", "dense", "lstm")
+    gated = "its LSTM gates multiply sigmoid and tanh outputs, which the activation hook does not see"
 
-    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), hidden: int = 64, lead_layout: str = "concat",
+    def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), fs: float, hidden: int = 64, lead_layout: str = "concat",
                  mask_padding: bool = False, rngs: nnx.Rngs):
-        if lead_layout not in ("concat", "channels"):
-            raise ValueError(f"lead_layout={lead_layout!r}; choose 'concat' or 'channels'")
+        self._set_facts(layout=lead_layout, fs=fs, in_shape=in_shape)
         glorot = nnx.initializers.glorot_uniform()
-        self.lead_layout, self.mask_padding = lead_layout, mask_padding
+        self.mask_padding = mask_padding
         self.lstm = LSTM(in_shape[1] if lead_layout == "channels" else 1, hidden, rngs=rngs)
         self.dense = nnx.Linear(hidden, 32, kernel_init=glorot, rngs=rngs)
         self.out = nnx.Linear(32, n_classes, kernel_init=glorot, rngs=rngs)
@@ -192,23 +195,29 @@ class Jones2020LSTM(nnx.Module):
     def _sequence(self, x):
         """x f32[B, T, L] -> (the LSTM's input, its mask bool[B, T'] or None)."""
         mask = ~trailing_padding(x) if self.mask_padding else None
-        if self.lead_layout == "channels":
+        if self.layout == "channels":
             return x, mask
         if mask is not None:
             mask = jnp.tile(mask, (1, x.shape[-1]))  # the same padding at the end of every lead
         return concat_leads(x), mask
 
-    def features(self, x):
+    def layer_specs(self):
+        t, l = self.in_shape
+        return (LayerSpec("lstm", t * l if self.layout == "concat" else t, self.lstm.hidden, "recurrent"),)
+
+    def features(self, x, hooks: Hooks = DEFAULT_HOOKS):
         seq, mask = self._sequence(x)
-        return self.lstm(seq, mask=mask)
+        return hooks.tap("lstm", self.lstm(seq, mask=mask))
 
-    def head(self, f):
-        return self._head_last(f[:, -1])
+    def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
+        return self._head_last(f[:, -1], hooks)
 
-    def _head_last(self, h):
-        return self.out(jax.nn.relu(self.dense(h)))
+    def _head_last(self, h, hooks):
+        return hooks.linear(self.out, hooks.act(jax.nn.relu, hooks.linear(self.dense, h)))
 
-    def __call__(self, x):
+    def __call__(self, x, hooks: Hooks = DEFAULT_HOOKS):
+        if hooks is not DEFAULT_HOOKS:  # a tap on "lstm" needs the sequence
+            return self.head(self.features(x, hooks), hooks)
         # Same as head(features(x)) without stacking the T hidden states.
         seq, mask = self._sequence(x)
-        return self._head_last(self.lstm(seq, return_sequence=False, mask=mask))
+        return self._head_last(self.lstm(seq, return_sequence=False, mask=mask), hooks)

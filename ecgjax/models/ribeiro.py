@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ecgjax.models.base import concat_leads
+from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
 from ecgjax.models.layers import Conv1d, same_padding
 
 _HE = nnx.initializers.he_normal()
@@ -40,25 +40,26 @@ class _Unit(nnx.Module):
         self.bn_out = _bn(cout, rngs, use_scale=False, use_bias=False)
         self.drop_out = nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, x, skip):
+    def __call__(self, x, skip, hooks: Hooks = DEFAULT_HOOKS):
         skip = max_pool_same(skip, 4)
         if self.skip_conv is not None:
-            skip = self.skip_conv(skip)
-        h = self.conv2(self.drop1(jax.nn.relu(self.bn1(self.conv1(x)))))
+            skip = hooks.linear(self.skip_conv, skip)
+        h = hooks.linear(self.conv1, x)
+        h = hooks.linear(self.conv2, self.drop1(hooks.act(jax.nn.relu, hooks.linear(self.bn1, h))))
         s = h + skip
-        return self.drop_out(jax.nn.relu(self.bn_out(s))), s
+        return self.drop_out(hooks.act(jax.nn.relu, hooks.linear(self.bn_out, s))), s
 
 
-class RibeiroCNN(nnx.Module):
+class RibeiroCNN(ECGModel):
     """Stem conv(64) -> 4 residual units (128, 196, 256, 320 filters, /4 each) -> flatten -> dense.
 
     x: f32[B, T, L] -> logits f32[B, C]. With ``lead_layout="concat"`` (the
     benchmark's) the leads are concatenated into one channel of L*T samples;
-    with ``"channels"`` they are L input channels of T samples.
-    ``features``: f32[B, T', 320] after the last unit.
+    with ``"channels"`` they are L input channels of T samples. Named layers:
+    ``stem`` (after BN and ReLU), ``unit1`` .. ``unit4`` (each unit's output,
+    a quarter of the previous length); ``features`` = ``unit4``, f32[B, T', 320].
     """
 
-    layer_names = ()
     cascade_order = ("dense", "units", "bn0", "stem")
 
     def __init__(
@@ -66,16 +67,15 @@ class RibeiroCNN(nnx.Module):
         *,
         n_classes: int = 8,
         in_shape=(430, 2),
+        fs: float,
         filters=(128, 196, 256, 320),
         dropout: float = 0.2,
         lead_layout: str = "concat",
         conv_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
+        self._set_facts(layout=lead_layout, fs=fs, in_shape=in_shape)
         t, l = in_shape
-        if lead_layout not in ("concat", "channels"):
-            raise ValueError(f"lead_layout must be 'concat' or 'channels', got {lead_layout!r}")
-        self.lead_layout = lead_layout
         length, cin = (t * l, 1) if lead_layout == "concat" else (t, l)
         self.stem = Conv1d(cin, 64, 16, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs)
         self.bn0 = _bn(64, rngs)
@@ -85,18 +85,26 @@ class RibeiroCNN(nnx.Module):
             c = f
             length = -(-length // 4)
         self.units = nnx.List(units)
+        self.filters = tuple(int(f) for f in filters)
         self.dense = nnx.Linear(length * c, n_classes, rngs=rngs)
 
-    def features(self, x):
-        h = concat_leads(x) if self.lead_layout == "concat" else x
-        h = jax.nn.relu(self.bn0(self.stem(h)))
+    def layer_specs(self):
+        t, l = self.in_shape
+        length = t * l if self.layout == "concat" else t
+        specs = [LayerSpec("stem", length, 64, "conv")]
+        for i, f in enumerate(self.filters):
+            length = -(-length // 4)
+            specs.append(LayerSpec(f"unit{i + 1}", length, f, "conv"))
+        return tuple(specs)
+
+    def features(self, x, hooks: Hooks = DEFAULT_HOOKS):
+        h = concat_leads(x) if self.layout == "concat" else x
+        h = hooks.tap("stem", hooks.act(jax.nn.relu, hooks.linear(self.bn0, hooks.linear(self.stem, h))))
         skip = h
-        for u in self.units:
-            h, skip = u(h, skip)
+        for i, u in enumerate(self.units):
+            h, skip = u(h, skip, hooks)
+            h = hooks.tap(f"unit{i + 1}", h)
         return h
 
-    def head(self, f):
-        return self.dense(f.reshape(f.shape[0], -1))
-
-    def __call__(self, x):
-        return self.head(self.features(x))
+    def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
+        return hooks.linear(self.dense, f.reshape(f.shape[0], -1))

@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from ecgjax.errors import ConfigError
+from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec
 from ecgjax.models.layers import Conv1d
 
 INPUTS = ("both", "waveform", "rr")
@@ -46,7 +47,12 @@ def rr_attributions(maps: np.ndarray, n_leads: int) -> tuple[np.ndarray, np.ndar
     return maps[..., :n_leads], maps[..., n_leads:].sum(axis=1)
 
 
-class RRNet(nnx.Module):
+def _log_rr(v):
+    """The RR branch's input transform: log of the features clipped to [0.05, 20] (elementwise)."""
+    return jnp.log(jnp.clip(v, 0.05, 20.0))
+
+
+class RRNet(ECGModel):
     """Waveform CNN + RR MLP, fused by a dense layer.
 
     x: f32[B, T, L+F] -> logits f32[B, C].
@@ -64,9 +70,10 @@ class RRNet(nnx.Module):
     ``features``: f32[B, T', filters[-1] + F], the last conv map with the RR
     vector appended as channels constant over T' (so ``head(features(x)) ==
     __call__(x)``); with ``inputs="rr"`` T' = 1 and only the RR channels.
+    Named layers: ``conv1`` .. (each conv block's output after its max-pool)
+    and ``features`` (kind ``"fused"``). Layout ``"channels"``.
     """
 
-    layer_names = ()
     cascade_order = ("out", "fuse", "rr_dense", "rr_bn", "wave_dense", "convs", "bns")
 
     def __init__(
@@ -82,8 +89,10 @@ class RRNet(nnx.Module):
         rr_hidden: int = 16,
         dropout: float = 0.2,
         conv_impl: str = "auto",
+        fs: float,
         rngs: nnx.Rngs,
     ):
+        self._set_facts(layout="channels", fs=fs, in_shape=in_shape)
         t, c = in_shape
         self.rr_features = tuple(rr_features)
         self.n_leads = c - len(self.rr_features)
@@ -101,6 +110,7 @@ class RRNet(nnx.Module):
             bns.append(_bn(f, rngs))
             cin, length = f, -(-length // 2)
         self.convs, self.bns = nnx.List(convs), nnx.List(bns)
+        self.filters = tuple(int(f) for f in filters) if use_wave else ()
         self.wave_dense = nnx.Linear(length * cin, hidden, rngs=rngs) if use_wave else None
         self.rr_bn = _bn(len(self.rr_features), rngs) if use_rr else None
         self.rr_dense = nnx.Linear(len(self.rr_features), rr_hidden, rngs=rngs) if use_rr else None
@@ -108,27 +118,34 @@ class RRNet(nnx.Module):
         self.drop = nnx.Dropout(dropout, rngs=rngs)
         self.out = nnx.Linear(hidden, n_classes, rngs=rngs)
 
-    def features(self, x):
+    def layer_specs(self):
+        length, specs = self.in_shape[0], []
+        for i, f in enumerate(self.filters):
+            length = -(-length // 2)
+            specs.append(LayerSpec(f"conv{i + 1}", length, f, "conv"))
+        n_rr = len(self.rr_features)
+        if not self.filters:
+            return (LayerSpec("features", 1, n_rr, "fused"),)
+        return (*specs, LayerSpec("features", length, self.filters[-1] + n_rr, "fused"))
+
+    def features(self, x, hooks: Hooks = DEFAULT_HOOKS):
         rr = x[..., self.n_leads :].mean(axis=1)  # [B, F]
         if self.inputs == "rr":
-            return rr[:, None, :]
+            return hooks.tap("features", rr[:, None, :])
         h = x[..., : self.n_leads]
-        for conv, bn in zip(self.convs, self.bns):
-            h = jax.nn.relu(bn(conv(h)))
-            h = nnx.max_pool(h, (2,), strides=(2,), padding="SAME")
-        return jnp.concatenate([h, jnp.broadcast_to(rr[:, None, :], (*h.shape[:2], rr.shape[-1]))], axis=-1)
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            h = hooks.act(jax.nn.relu, hooks.linear(bn, hooks.linear(conv, h)))
+            h = hooks.tap(f"conv{i + 1}", nnx.max_pool(h, (2,), strides=(2,), padding="SAME"))
+        return hooks.tap("features", jnp.concatenate([h, jnp.broadcast_to(rr[:, None, :], (*h.shape[:2], rr.shape[-1]))], axis=-1))
 
-    def head(self, f):
+    def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
         n_rr = len(self.rr_features)
         parts = []
         if self.inputs != "rr":
             w = f[..., : f.shape[-1] - n_rr]
-            parts.append(self.wave_dense(w.reshape(w.shape[0], -1)))
+            parts.append(hooks.linear(self.wave_dense, w.reshape(w.shape[0], -1)))
         if self.rr_dense is not None:
             rr = f[..., f.shape[-1] - n_rr :].mean(axis=1)
-            parts.append(self.rr_dense(self.rr_bn(jnp.log(jnp.clip(rr, 0.05, 20.0)))))
-        h = self.drop(jax.nn.relu(self.fuse(jax.nn.relu(jnp.concatenate(parts, axis=-1)))))
-        return self.out(h)
-
-    def __call__(self, x):
-        return self.head(self.features(x))
+            parts.append(hooks.linear(self.rr_dense, hooks.linear(self.rr_bn, hooks.act(_log_rr, rr))))
+        h = hooks.act(jax.nn.relu, hooks.linear(self.fuse, hooks.act(jax.nn.relu, jnp.concatenate(parts, axis=-1))))
+        return hooks.linear(self.out, self.drop(h))

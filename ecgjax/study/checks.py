@@ -29,7 +29,6 @@ def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
     from flax import nnx
 
     from ecgjax import attribution, models
-    from ecgjax.attribution.layer import not_applicable
     from ecgjax.analysis import plotting
     from ecgjax.attribution.sanity import cascade_for_model, deletion_insertion
 
@@ -38,14 +37,14 @@ def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
     idx = _subset(run, cfg.sanity_beats, cfg.seed)
     x, y = beats.x[idx], beats.y[idx]
     mc = run.config.model
-    fresh = models.build(mc.name, n_classes=len(beats.classes), in_shape=beats.x.shape[1:], rngs=nnx.Rngs(run.config.train.seed + 1), **mc.kwargs)
+    fresh = models.build(mc.name, n_classes=len(beats.classes), in_shape=beats.x.shape[1:], fs=beats.fs, rngs=nnx.Rngs(run.config.train.seed + 1), **mc.kwargs)
     gs = models.eval_split(run.model)
     summary = {"n_beats": int(len(idx)), "cascade": {}, "faithfulness": {}}
     maps = {}
     seen = set()
     for m in cfg.methods:
         method = attribution.get(m.name, **m.hparams)
-        if method.kind == "control" or method.name in seen or not_applicable(method, run.model):
+        if method.kind == "control" or method.name in seen or attribution.refusal(method, models.model_info(run.model)):
             continue
         seen.add(method.name)
         key = jax.random.key(cfg.seed)

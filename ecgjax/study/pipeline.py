@@ -181,11 +181,10 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
     import jax
 
     from ecgjax import attribution
-    from ecgjax.attribution.layer import not_applicable
     from ecgjax.analysis.attribution_profiles import profile_run
     from ecgjax.attribution.attributions import read_meta
     from ecgjax.attribution.explain import explain_run, model_identity
-    from ecgjax.models import eval_split
+    from ecgjax.models import eval_split, model_info
 
     beats, split = run.beats, run.split
     idx = explain_subset(beats.y, split.test, cfg.explain_max_per_class, cfg.seed)
@@ -193,7 +192,7 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
     out = {"n_beats": int(len(idx)), "methods": {}}
     for m in cfg.methods:
         method = attribution.get(m.name, **m.hparams)
-        if (why := not_applicable(method, run.model)) is not None:
+        if (why := attribution.refusal(method, model_info(run.model))) is not None:
             log.warning("%s / %s: not applicable, skipped: %s", r.name, m.key, why)
             out.setdefault("skipped", {})[m.key] = why
             continue

@@ -70,9 +70,9 @@ def check_workdir(cfg: Config, workdir: Path) -> None:
     atomic_write_text(path, config_lib.to_json(cfg))
 
 
-def build(cfg: Config, n_classes: int, in_shape, mesh: batched.Mesh):
-    """Model, steps and the initial training state (replicated on ``mesh``)."""
-    model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
+def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh):
+    """Model, steps and the initial training state (replicated on ``mesh``); ``in_shape`` and ``fs`` from the beats."""
+    model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), fs=fs, rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
     tx = optim.make_optimizer(cfg.train)
     plateau = steps_lib.make_plateau(cfg.train)
     graphdef, eval_graphdef, state = steps_lib.init_state(model, tx, plateau)
@@ -188,7 +188,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: batched.Me
              len(beats), tuple(in_shape), len(split.train), cfg.data.balance, len(order), len(split.val), len(split.test), steps_per_epoch, mesh.size)
 
     # ---- model & optimizer ----------------------------------------------------
-    graphdef, eval_graphdef, steps, state = build(cfg, n_classes, in_shape, mesh)
+    graphdef, eval_graphdef, steps, state = build(cfg, n_classes, in_shape, beats.fs, mesh)
     probe = collapse.make_probe(eval_graphdef)
     probe_x = jax.device_put(beats.x[collapse.probe_indices(beats.y, split.val)], mesh.replicated)
     counters, best_val = dict(_COUNTERS), math.inf

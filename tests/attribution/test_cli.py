@@ -89,3 +89,12 @@ def test_explain_never_overwrites_other_settings_silently(trained, capsys):
     # default folders keep targets apart
     assert main(["explain", "--workdir", str(wd), "--method", "saliency", "--target", "pred"]) == 0
     assert (wd / "attributions" / "saliency-pred" / "meta.json").exists()
+
+
+def test_explain_refuses_a_method_the_model_cannot_take(trained, capsys):
+    """One line naming the method, the model and why; exit 2; nothing written."""
+    assert main(["explain", "--workdir", str(trained), "--method", "jones2020_layer_saliency"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "jones2020_layer_saliency cannot explain ribeiro_cnn: it has no layer 'final_conv'" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (trained / "attributions" / "jones2020_layer_saliency-true").exists()

@@ -2,7 +2,9 @@
 
 Adding a method = ``@register("name")`` + one entry in ``METHOD_CASES``
 (small, fast hyperparameters). ``test_every_method_has_a_case`` fails until the
-entry exists, so no method escapes these checks.
+entry exists, so no method escapes these checks. Every (method, model) pair,
+tiny models and the registry's real ones, either gives maps that vary along
+time or is refused by ``supports`` with one line naming both.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from flax import nnx
+
 from ecgjax import attribution as attr
+from ecgjax import models
+from ecgjax.errors import ConfigError
 
 _BG = attr.FrozenArray(np.random.default_rng(5).normal(size=(5, 48, 2)))  # a background of 5 beats (T=48, L=2)
 
@@ -24,7 +30,7 @@ METHOD_CASES: dict[str, dict] = {
     "vargrad": {"n": 5, "chunk_size": 2, "sigma": 0.2},
     "noise_tunnel": {"nt_type": "smoothgrad_sq", "n": 5, "chunk_size": 2, "sigma": 0.2},
     "grad_cam": {},
-    "occlusion": {"window_s": 0.02, "stride_s": 0.01, "fs": 360.0, "chunk_size": 16},
+    "occlusion": {"window_s": 0.02, "stride_s": 0.01, "chunk_size": 16},
     "jones2020_layer_saliency": {},
     "random": {},
     "expected_gradients": {"n": 4, "chunk_size": 2, "background": _BG},
@@ -41,6 +47,26 @@ def test_every_method_has_a_case():
     assert set(attr.available()) == set(METHOD_CASES), "add new methods to METHOD_CASES"
 
 
+def assert_refuses(m, fns, x, t):
+    """A refused pair: one line naming the method and the model, raised before any work."""
+    why = m.supports(fns.info)
+    assert isinstance(why, str) and why and "\n" not in why
+    line = attr.refusal(m, fns.info)
+    assert line.startswith(f"{m.name} cannot explain {fns.info.name}: ")
+    with pytest.raises(ConfigError) as e:
+        attr.check_supported(m, fns.info)
+    assert str(e.value) == line
+    with pytest.raises(ConfigError, match=f"{m.name} cannot explain"):  # the method itself refuses at trace time
+        jax.eval_shape(lambda xx, tt: attr.attribute(m, fns, xx, tt, jax.random.key(0)), x, t)
+
+
+def assert_varies_along_time(maps):
+    """Every beat's map takes more than one value along time (in some lead)."""
+    maps = np.asarray(maps)
+    spread = (maps.max(axis=1) - maps.min(axis=1)).max(axis=-1)  # [B]
+    assert np.all(spread > 1e-6 * np.abs(maps).max()), f"maps constant along time for beats {np.flatnonzero(spread <= 1e-6 * np.abs(maps).max())}"
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", sorted(METHOD_CASES))
 def test_contract(name, model, tiny_models, beats):
@@ -48,8 +74,11 @@ def test_contract(name, model, tiny_models, beats):
     fns = make(params)
     m = attr.get(name, **METHOD_CASES[name])
     assert hash(m) == hash(attr.get(name, **METHOD_CASES[name]))  # a static jit argument
-    assert m.name == name and m.kind in ("gradient", "perturbation", "layer", "control")
+    assert m.name == name and m.kind in attr.KINDS
     x, t = beats
+    if m.supports(fns.info) is not None:
+        assert_refuses(m, fns, x, t)
+        return
     B = x.shape[0]
     keys = attr.row_keys(jax.random.key(7), B) if m.needs_key else None
     call = (lambda xx, tt, kk, rr: m(fns, xx, tt, kk, r=rr)) if m.needs_r else (lambda xx, tt, kk, rr: m(fns, xx, tt, kk))
@@ -59,6 +88,7 @@ def test_contract(name, model, tiny_models, beats):
     assert out.shape == x.shape and out.dtype == x.dtype
     assert bool(jnp.all(jnp.isfinite(out)))
     assert float(jnp.max(jnp.abs(out))) > 0  # not trivially zero
+    assert_varies_along_time(out)
 
     # jit == eager, and deterministic for a fixed key
     eager = call(x, t, keys, R)  # op by op (only lax.scan/map bodies compile)
@@ -95,3 +125,76 @@ def test_keyed_methods_differ_by_key(name, tiny_models, beats):
     a = attr.attribute(m, make(params), x, t, jax.random.key(1), r=R)
     b = attr.attribute(m, make(params), x, t, jax.random.key(2), r=R)
     assert not np.allclose(a, b)
+
+
+# -- every (method, model) pair of the registries ------------------------------------------
+
+REAL_MODELS = {  # (in_shape, kwargs): small widths and beats, the real architectures, 360 Hz
+    "jones2020_cnn": ((64, 2), {}),
+    "jones2020_lstm": ((32, 2), {"hidden": 8}),
+    # the aami window: 252 samples as channels, so the last feature map has 1 position (Grad-CAM must not use it)
+    "ribeiro_cnn": ((252, 2), {"filters": (4, 4, 4, 4), "lead_layout": "channels"}),
+    "rr_net": ((64, 4), {"rr_features": ("pre", "post"), "filters": (4, 4, 4)}),  # 2 leads + 2 RR channels
+}
+CHEAP = {  # fewer samples / masks than METHOD_CASES: the property tested does not depend on them
+    "integrated_gradients": {"steps": 2, "chunk_size": 3},
+    "smoothgrad": {"n": 2, "chunk_size": 2, "sigma": 0.2},
+    "vargrad": {"n": 2, "chunk_size": 2, "sigma": 0.2},
+    "noise_tunnel": {"nt_type": "smoothgrad_sq", "n": 2, "chunk_size": 2, "sigma": 0.2},
+    "occlusion": {"window_s": 0.05, "stride_s": 0.05, "chunk_size": 64},
+}
+REFUSED = {  # the pairs that must be refused, and a word of the reason
+    ("grad_cam", "jones2020_lstm"): "no convolutional layer",
+    ("jones2020_layer_saliency", "jones2020_lstm"): "no layer 'final_conv'",
+    ("jones2020_layer_saliency", "ribeiro_cnn"): "no layer 'final_conv'",
+    ("jones2020_layer_saliency", "rr_net"): "no layer 'final_conv'",
+}
+
+
+def real_case(name, shape):
+    """METHOD_CASES' hyperparameters, cheaper, with arrays shaped for ``shape`` (T, L)."""
+    if name == "expected_gradients":
+        return {"n": 2, "chunk_size": 2, "background": attr.FrozenArray(np.random.default_rng(5).normal(size=(3, *shape)))}
+    if name == "kernel_shap":
+        return {"fs": 360.0, "n_per_side": 1, "n_evals": 12, "chunk_size": 12}
+    return CHEAP.get(name, METHOD_CASES[name])
+
+
+@pytest.fixture(scope="module")
+def real_fns():
+    out = {}
+    for name, (shape, kw) in REAL_MODELS.items():
+        m = models.build(name, n_classes=4, in_shape=shape, fs=360.0, rngs=nnx.Rngs(0), **kw)
+        g, s = models.eval_split(m)
+        out[name] = (g, s)
+    return out
+
+
+def test_every_model_has_a_case():
+    assert set(models.available()) == set(REAL_MODELS)
+
+
+# compositions of saliency's path and sampling methods: slow on CPU
+WRAPPERS = ("integrated_gradients", "smoothgrad", "vargrad", "noise_tunnel", "expected_gradients", "kernel_shap")
+
+
+@pytest.mark.parametrize("model", sorted(REAL_MODELS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in WRAPPERS else n for n in sorted(METHOD_CASES)])
+def test_every_method_on_every_model(name, model, real_fns):
+    """Maps that vary along time for every beat, or a clear refusal (exactly the pairs in ``REFUSED``)."""
+    g, s = real_fns[model]
+    fns = models.pure_fns(g, s)
+    shape = REAL_MODELS[model][0]
+    m = attr.get(name, **real_case(name, shape))
+    x = jax.random.normal(jax.random.key(0), (3, *shape))
+    t = jnp.array([0, 1, 3], jnp.int32)
+    if (name, model) in REFUSED:
+        assert_refuses(m, fns, x, t)
+        assert REFUSED[name, model] in m.supports(fns.info)
+        return
+    assert m.supports(fns.info) is None
+    r = {"r": jnp.full((3,), shape[0] // 2, jnp.int32)} if m.needs_r else {}
+    f = jax.jit(lambda st, xx, tt, kk: m(models.pure_fns(g, st), xx, tt, kk, **r))
+    out = f(s, x, t, attr.row_keys(jax.random.key(1), 3) if m.needs_key else None)
+    assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
+    assert_varies_along_time(out)

@@ -138,7 +138,7 @@ def test_noise_tunnel_over_any_method_matches_explicit_loop(tiny_models, beats, 
     make, p = tiny_models["cnn"]
     fns = make(p)
     x, t = beats
-    base = attr.get("occlusion", window_s=0.02, stride_s=0.01, fs=360.0, chunk_size=16)
+    base = attr.get("occlusion", window_s=0.02, stride_s=0.01, chunk_size=16)
     m = attr.get("noise_tunnel", base=base, nt_type=nt_type, n=3, chunk_size=2, sigma=0.1, sigma_mode="absolute")
     assert m.kind == "perturbation"
     keys = attr.row_keys(jax.random.key(3), x.shape[0])
@@ -165,16 +165,68 @@ def test_grad_cam_reference_and_upsampling(tiny_models, beats):
     fns = make(p)
     x, t = beats
     out = attr.get("grad_cam")(fns, x, t, None)
+    assert attr.get("grad_cam").layer_for(fns.info) == "features"  # the last conv layer, fine enough
     A = fns.feature_fn(x)
     g = jax.vmap(jax.grad(lambda a, c: fns.head_fn(a[None])[0, c]))(A, t)
     cam = jnp.einsum("bf,btf->bt", g.mean(1), A)
     np.testing.assert_allclose(out, attr.upsample_to_input(cam, x.shape[1], x.shape[2], "concat"), rtol=1e-5, atol=1e-6)
+    # an earlier layer: the gradient reaches it through the tap (here through the leaky ReLU)
+    out2 = attr.get("grad_cam", layer="final_conv")(fns, x, t, None)
+    A2 = fns.layers["final_conv"](x)
+    g2 = g * jnp.where(A2 > 0, 1.0, 0.3)
+    cam2 = jnp.einsum("bf,btf->bt", g2.mean(1), A2)
+    np.testing.assert_allclose(out2, attr.upsample_to_input(cam2, x.shape[1], x.shape[2], "concat"), rtol=1e-5, atol=1e-6)
     # concat layout with T' == L*T is exactly the un-concatenation
     c = jnp.arange(2 * 5, dtype=jnp.float32)[None]
     np.testing.assert_array_equal(attr.upsample_to_input(c, 5, 2, "concat")[0], np.arange(10).reshape(2, 5).T)
     np.testing.assert_array_equal(attr.upsample_to_input(c[:, :5], 5, 2, "channels")[0], np.tile(np.arange(5)[:, None], 2))
-    with pytest.raises(ValueError):
-        attr.get("grad_cam", layout="nope")
+    with pytest.raises(ConfigError, match="no hyperparameter.*'layout'"):
+        attr.get("grad_cam", layout="channels")  # the layout is the model's (fns.info), not a setting
+
+
+def _info(**kw):
+    from ecgjax.models.base import LayerSpec, ModelInfo
+
+    base = dict(name="m", layout="channels", fs=360.0, in_shape=(252, 2), feature_layer="u4", cascade=(),
+                layers=tuple(LayerSpec(f"u{i}", n, 8, "conv") for i, n in enumerate((252, 63, 16, 4, 1))))
+    return ModelInfo(**{**base, **kw})
+
+
+def test_grad_cam_layer_choice_and_refusals():
+    """The default layer is the deepest conv layer with a time step <= 0.1 s; a coarser chosen layer is refused."""
+    gc = attr.get("grad_cam")
+    info = _info()  # 0.7 s per lead: steps 0.0028, 0.011, 0.044, 0.175, 0.7 s
+    assert gc.layer_for(info) == "u2" and gc.supports(info) is None
+    np.testing.assert_allclose(info.step_s("u3"), 0.7 / 4)
+    assert "time step of 0.175 s > max_step_s=0.1" in attr.get("grad_cam", layer="u3").supports(info)
+    assert attr.get("grad_cam", layer="u3", max_step_s=0.2).supports(info) is None
+    concat = _info(layout="concat", layers=tuple(_info().layers[:1]))  # 252 positions over 2 leads: 126 per lead
+    np.testing.assert_allclose(concat.step_s("u0"), 0.7 / 126)
+    assert "no convolutional layer" in gc.supports(_info(layers=()))
+    assert attr.get("grad_cam", max_step_s=0.001).supports(info).startswith("none of its conv layers")
+    assert "unknown" in gc.supports(None)
+    with pytest.raises(ConfigError, match="^grad_cam cannot explain m: layer 'u4'"):
+        attr.check_supported(attr.get("grad_cam", layer="u4"), info)
+    tunnel = attr.get("noise_tunnel", base=attr.get("grad_cam", layer="u4"))  # a wrapper refuses what its base refuses
+    assert tunnel.supports(info) == attr.get("grad_cam", layer="u4").supports(info)
+
+
+def test_occlusion_window_converts_with_the_models_fs(tiny_models, beats):
+    """The same window in seconds covers twice the samples at twice the sampling rate."""
+    import dataclasses as dc
+
+    make, p = tiny_models["linear"]
+    fns = make(p)
+    x, t = beats
+    m = attr.get("occlusion", window_s=4 / 360, stride_s=4 / 360, chunk_size=64)
+    at360 = m(fns, x, t, None)
+    fns720 = dc.replace(fns, info=dc.replace(fns.info, fs=720.0))
+    at720 = m(fns720, x, t, None)
+    W = np.asarray(p["W"])[:, :, np.asarray(t)].transpose(2, 0, 1) * np.asarray(x)  # per-sample contributions
+    for out, w in ((at360, 4), (at720, 8)):  # disjoint windows: each sample gets its window's total
+        blocks = W.reshape(x.shape[0], -1, w, x.shape[2]).sum(2, keepdims=True)
+        np.testing.assert_allclose(out, np.broadcast_to(blocks, blocks.shape[:2] + (w, x.shape[2])).reshape(W.shape), rtol=1e-4, atol=1e-4)
+    assert "window_s=1.0 s is 360 samples at 360 Hz" in attr.get("occlusion", window_s=1.0).supports(fns.info)
 
 
 def test_jones2020_layer_saliency_reference_and_paper_map(tiny_models, beats):
@@ -191,7 +243,7 @@ def test_jones2020_layer_saliency_reference_and_paper_map(tiny_models, beats):
     exp = (a - a.min((1, 2), keepdims=True)) / (a.max((1, 2), keepdims=True) - a.min((1, 2), keepdims=True) + 1e-7)
     np.testing.assert_allclose(pm, exp, rtol=1e-6)
     assert pm.min() >= 0 and pm.max() <= 1
-    with pytest.raises(KeyError, match="no layer"):
+    with pytest.raises(ConfigError, match="jones2020_layer_saliency cannot explain tiny_cnn: it has no layer 'conv99'"):
         attr.get("jones2020_layer_saliency", layer="conv99")(fns, x, t, None)
 
 

@@ -10,6 +10,7 @@ from flax import nnx
 
 from ecgjax import attribution as attr
 from ecgjax.attribution import runner, sanity
+from ecgjax.errors import ConfigError
 from ecgjax.models import build, eval_split, pure_fns
 
 T, L, C = 64, 2, 8
@@ -17,7 +18,7 @@ T, L, C = 64, 2, 8
 
 @pytest.fixture(scope="module", params=["jones2020_cnn", "jones2020_lstm"])
 def model(request):
-    m = build(request.param, n_classes=C, in_shape=(T, L), rngs=nnx.Rngs(0))
+    m = build(request.param, n_classes=C, in_shape=(T, L), fs=360.0, rngs=nnx.Rngs(0))
     return request.param, m, eval_split(m)
 
 
@@ -48,20 +49,22 @@ def test_layer_methods(model, x):
     name, _, (g, s) = model
     fns = pure_fns(g, s)
     t = jnp.zeros(5, jnp.int32)
-    cam = attr.get("grad_cam")(fns, x, t, None)
-    assert cam.shape == x.shape and bool(jnp.all(jnp.isfinite(cam)))
     if name == "jones2020_cnn":
+        cam = attr.get("grad_cam")(fns, x, t, None)
+        assert cam.shape == x.shape and bool(jnp.all(jnp.isfinite(cam)))
         g1 = attr.get("jones2020_layer_saliency")(fns, x, t, None)
         ref = jax.vmap(jax.grad(lambda xi: jnp.mean(fns.layers["final_conv"](xi[None]))))(x)
         np.testing.assert_allclose(g1, ref, rtol=1e-4, atol=1e-8)
     else:
-        with pytest.raises(KeyError, match="no layer"):
+        with pytest.raises(ConfigError, match="grad_cam cannot explain jones2020_lstm: it has no convolutional layer"):
+            attr.get("grad_cam")(fns, x, t, None)
+        with pytest.raises(ConfigError, match="jones2020_layer_saliency cannot explain jones2020_lstm: it has no layer 'final_conv'"):
             attr.get("jones2020_layer_saliency")(fns, x, t, None)
 
 
 def test_cascade_for_model(model, x):
     name, m, _ = model
-    fresh = build(name, n_classes=C, in_shape=(T, L), rngs=nnx.Rngs(1))
+    fresh = build(name, n_classes=C, in_shape=(T, L), fs=360.0, rngs=nnx.Rngs(1))
     res = sanity.cascade_for_model(m, fresh, attr.get("saliency"), np.asarray(x), 0, batch_size=8)
     assert res.layers == tuple(m.cascade_order)
     assert res.spearman_abs.shape == (len(m.cascade_order), 5)

@@ -87,7 +87,7 @@ def test_models_agree_across_impls_float64(name):
         t = jnp.array([1, 5])
         outs = {}
         for impl in CONV_IMPLS:
-            m = models.build(name, n_classes=8, rngs=nnx.Rngs(0), conv_impl=impl)
+            m = models.build(name, n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0), conv_impl=impl)
             gd, st = models.eval_split(m)
             st = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, st)
 

@@ -25,7 +25,7 @@ def test_trailing_padding_marks_the_constant_tail():
 
 
 def test_masked_channels_lstm_matches_a_float64_loop_over_the_real_samples():
-    m = models.build("jones2020_lstm", n_classes=5, in_shape=(20, 2), rngs=nnx.Rngs(1), lead_layout="channels",
+    m = models.build("jones2020_lstm", n_classes=5, in_shape=(20, 2), fs=360.0, rngs=nnx.Rngs(1), lead_layout="channels",
                      mask_padding=True)
     lengths = [20, 11, 4]
     x = _beats(lengths, 20)
@@ -47,7 +47,7 @@ def test_masked_channels_lstm_matches_a_float64_loop_over_the_real_samples():
 
 def test_masked_lstm_ignores_how_much_padding_follows_the_beat():
     for layout in ("channels", "concat"):
-        m = models.build("jones2020_lstm", n_classes=4, in_shape=(30, 2), rngs=nnx.Rngs(2), lead_layout=layout,
+        m = models.build("jones2020_lstm", n_classes=4, in_shape=(30, 2), fs=360.0, rngs=nnx.Rngs(2), lead_layout=layout,
                          mask_padding=True)
         short, long = _beats([9, 9], 16), _beats([9, 9], 30)
         long[:, :16] = short
@@ -55,13 +55,13 @@ def test_masked_lstm_ignores_how_much_padding_follows_the_beat():
         np.testing.assert_allclose(np.asarray(f(jnp.asarray(short))), np.asarray(f(jnp.asarray(long))), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.asarray(m.head(m.features(jnp.asarray(long)))), np.asarray(f(jnp.asarray(long))),
                                    rtol=1e-5, atol=1e-6)
-    faithful = models.build("jones2020_lstm", n_classes=4, in_shape=(30, 2), rngs=nnx.Rngs(2))
+    faithful = models.build("jones2020_lstm", n_classes=4, in_shape=(30, 2), fs=360.0, rngs=nnx.Rngs(2))
     a, b = faithful(jnp.asarray(short)), faithful(jnp.asarray(long))
     assert np.abs(np.asarray(a) - np.asarray(b)).max() > 1e-4  # the paper's LSTM does read the padding
 
 
 def test_input_gradient_works_under_plain_jax_grad():
-    m = models.build("jones2020_lstm", n_classes=3, in_shape=(12, 2), rngs=nnx.Rngs(0), lead_layout="channels",
+    m = models.build("jones2020_lstm", n_classes=3, in_shape=(12, 2), fs=360.0, rngs=nnx.Rngs(0), lead_layout="channels",
                      mask_padding=True)
     graphdef, state = models.eval_split(m)
     x = jnp.asarray(_beats([7, 12], 12))

@@ -17,17 +17,17 @@ from ecgjax.models.ribeiro import max_pool_same
 @pytest.fixture(scope="module", params=models.available())
 def built(request):
     name = request.param
-    m = models.build(name, n_classes=8, rngs=nnx.Rngs(0))
+    m = models.build(name, n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     gd, st = models.eval_split(m)
     return name, m, gd, st
 
 
 def test_pinned_parameter_counts():
-    counts = {n: models.count_params(models.build(n, n_classes=8, rngs=nnx.Rngs(0))) for n in models.available()}
+    counts = {n: models.count_params(models.build(n, n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))) for n in models.available()}
     assert counts["jones2020_cnn"] == 637_672  # Keras total incl. BN moving stats (reference §3.1)
     assert counts["jones2020_lstm"] == 19_240
     assert counts["ribeiro_cnn"] == 6_392_096
-    cnn = models.build("jones2020_cnn", n_classes=8, rngs=nnx.Rngs(0))
+    cnn = models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     assert models.count_params(cnn, include_batch_stats=False) == 637_672 - 2 * 480
 
 
@@ -56,7 +56,7 @@ def test_eval_rows_independent_and_grad_works(built):
 
 def test_train_mode_differs_from_eval_view():
     """The eval view is a view: the model itself stays in training mode (dropout active)."""
-    m = models.build("jones2020_cnn", n_classes=8, rngs=nnx.Rngs(0))
+    m = models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(4), (2, 430, 2))
     ev = models.eval_view(m)
     np.testing.assert_allclose(ev(x), ev(x))
@@ -64,13 +64,13 @@ def test_train_mode_differs_from_eval_view():
 
 
 def test_jones_layer_final_conv_shape():
-    m = models.build("jones2020_cnn", n_classes=8, rngs=nnx.Rngs(0))
+    m = models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     fns = models.pure_fns(*models.eval_split(m))
     assert fns.layers["final_conv"](jnp.ones((2, 430, 2))).shape == (2, 815, 32)
 
 
 def test_ribeiro_lengths():
-    m = models.build("ribeiro_cnn", n_classes=8, rngs=nnx.Rngs(0))
+    m = models.build("ribeiro_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     f = models.eval_view(m).features(jnp.ones((1, 430, 2)))
     assert f.shape == (1, 4, 320)  # 860 -> 215 -> 54 -> 14 -> 4
 
@@ -107,7 +107,7 @@ def test_max_pool_same_matches_reference():
 
 
 def test_lstm_matches_float64_loop():
-    m = models.build("jones2020_lstm", n_classes=8, in_shape=(20, 2), rngs=nnx.Rngs(0))
+    m = models.build("jones2020_lstm", n_classes=8, in_shape=(20, 2), fs=360.0, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(7), (3, 20, 2))
     got = models.eval_view(m)(x)
     wi, wr, b = (np.asarray(p[...], np.float64) for p in (m.lstm.w_in, m.lstm.w_rec, m.lstm.bias))
@@ -127,6 +127,87 @@ def test_lstm_matches_float64_loop():
 
 def test_unknown_model_and_bad_kwarg_raise_config_error():
     with pytest.raises(ConfigError, match="unknown model 'cnn'.*jones2020_cnn"):
-        models.build("cnn", n_classes=8, rngs=nnx.Rngs(0))
+        models.build("cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     with pytest.raises(ConfigError, match="ribeiro_cnn"):
-        models.build("ribeiro_cnn", n_classes=8, rngs=nnx.Rngs(0), filtres=(1,))
+        models.build("ribeiro_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0), filtres=(1,))
+
+
+# -- the contract: facts, named layers, hooks -------------------------------------------------
+
+from ecgjax.models.base import DEFAULT_HOOKS, Hooks, ModelInfo  # noqa: E402
+from ecgjax.models.layers import Conv1d  # noqa: E402
+
+
+class _Count(Hooks):
+    def __init__(self):
+        self.acts = self.linears = 0
+        self.taps = {}
+
+    def act(self, fn, z):
+        self.acts += 1
+        return fn(z)
+
+    def linear(self, layer, x):
+        self.linears += 1
+        return layer(x)
+
+    def tap(self, name, h):
+        self.taps[name] = h.shape
+        return h
+
+
+CONTRACT_CASES = [  # (name, in_shape, kwargs, layout, ReLU-family activations in the forward pass)
+    ("jones2020_cnn", (252, 2), {}, "concat", 2 + 2 * 4 + 1),
+    ("jones2020_lstm", (30, 2), {}, "concat", 1),
+    ("ribeiro_cnn", (252, 2), {"filters": (4, 4, 4, 4), "lead_layout": "channels"}, "channels", 1 + 2 * 4),
+    ("ribeiro_cnn", (252, 2), {"filters": (4, 4, 4, 4)}, "concat", 1 + 2 * 4),
+    ("rr_net", (64, 4), {"rr_features": ("pre", "post"), "filters": (4, 4, 4)}, "channels", 3 + 1 + 2),
+]
+
+
+@pytest.mark.parametrize("name,shape,kw,layout,n_acts", CONTRACT_CASES)
+def test_contract_facts_and_hook_seam(name, shape, kw, layout, n_acts):
+    """info() states layout, fs and shape; layer_specs give the real tapped shapes; every activation and every
+    Conv1d / Linear / BatchNorm goes through the hooks once."""
+    m = models.build(name, n_classes=5, in_shape=shape, fs=250.0, rngs=nnx.Rngs(0), **kw)
+    ev = models.eval_view(m)
+    info = m.info()
+    assert isinstance(info, ModelInfo) and hash(info) == hash(m.info())
+    assert (info.name, info.layout, info.fs, info.in_shape) == (name, layout, 250.0, shape)
+    assert info.cascade == tuple(m.cascade_order) and info.layers[-1].name == info.feature_layer
+    assert bool(info.gated) == (name == "jones2020_lstm")
+    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    count = _Count()
+    logits = jax.eval_shape(lambda v: ev(v, count), x)
+    assert logits.shape == (2, 5)
+    n_layers = sum(isinstance(v, (Conv1d, nnx.Linear, nnx.BatchNorm)) for _, v in nnx.iter_graph(m))
+    assert (count.acts, count.linears) == (n_acts, n_layers)
+    assert count.taps == {s.name: (2, s.length, s.channels) for s in info.layers}
+    for s in info.layers:
+        assert ev.layer(s.name, x).shape == (2, s.length, s.channels)
+    f = jax.eval_shape(ev.features, x)
+    assert f.shape == (2, info.layers[-1].length, info.layers[-1].channels)
+    # a hook that overrides nothing gives the default forward exactly
+    np.testing.assert_array_equal(ev(x, Hooks()), ev(x, DEFAULT_HOOKS))
+
+
+def test_ribeiro_channels_on_aami_window_has_one_position_at_the_end():
+    """The aami window (252 samples) as channels: 252 -> 63 -> 16 -> 4 -> 1 positions."""
+    m = models.build("ribeiro_cnn", n_classes=5, in_shape=(252, 2), fs=360.0, rngs=nnx.Rngs(0), filters=(4, 4, 4, 4),
+                     lead_layout="channels")
+    assert [s.length for s in m.info().layers] == [252, 63, 16, 4, 1]
+    np.testing.assert_allclose(m.info().step_s("unit2"), 0.7 / 16)
+
+
+def test_fs_comes_from_the_data_and_is_checked():
+    with pytest.raises(TypeError, match="fs"):
+        models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="sampling rate fs must be positive"):
+        models.build("jones2020_lstm", n_classes=8, in_shape=(30, 2), fs=0.0, rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="lead_layout"):
+        models.build("ribeiro_cnn", n_classes=8, in_shape=(30, 2), fs=360.0, rngs=nnx.Rngs(0), lead_layout="rows")
+
+
+def test_register_needs_the_contract():
+    with pytest.raises(ValueError, match="ECGModel"):
+        models.register("not_a_model")(object)

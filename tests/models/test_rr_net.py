@@ -16,7 +16,7 @@ T, L, F = 40, 2, len(FEATURES)
 
 
 def build(inputs="both", **kw):
-    return models.build("rr_net", n_classes=5, in_shape=(T, L + F), rngs=nnx.Rngs(0), rr_features=FEATURES, inputs=inputs, **kw)
+    return models.build("rr_net", n_classes=5, in_shape=(T, L + F), fs=360.0, rngs=nnx.Rngs(0), rr_features=FEATURES, inputs=inputs, **kw)
 
 
 def batch(b=4, seed=0):
@@ -30,12 +30,12 @@ def test_parameter_count_and_facts():
     m = build()
     assert m.n_leads == L and m.rr_features == FEATURES
     # full-size (252 samples, 2 leads + 8 RR features) count, pinned
-    full = models.build("rr_net", n_classes=5, in_shape=(252, 10), rr_features=FEATURES, rngs=nnx.Rngs(0))
+    full = models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES, rngs=nnx.Rngs(0))
     assert models.count_params(full) == 46_085
     with pytest.raises(ConfigError, match="fewer than"):
-        models.build("rr_net", n_classes=5, in_shape=(T, F), rr_features=FEATURES, rngs=nnx.Rngs(0))
+        models.build("rr_net", n_classes=5, in_shape=(T, F), fs=360.0, rr_features=FEATURES, rngs=nnx.Rngs(0))
     with pytest.raises(ConfigError, match="needs rr_features"):
-        models.build("rr_net", n_classes=5, in_shape=(T, L), inputs="rr", rngs=nnx.Rngs(0))
+        models.build("rr_net", n_classes=5, in_shape=(T, L), fs=360.0, inputs="rr", rngs=nnx.Rngs(0))
 
 
 def test_rr_attribution_is_the_gradient_wrt_the_rr_vector():

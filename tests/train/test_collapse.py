@@ -36,7 +36,7 @@ def test_a_dead_relu_collapse_is_reproduced_and_detected_with_its_step(tmp_path,
 
 
 def test_layer_stats_counts_dead_units_and_skips_the_logits():
-    model = models.build("jones2020_lstm", n_classes=3, in_shape=(16, 2), rngs=nnx.Rngs(0), hidden=4)
+    model = models.build("jones2020_lstm", n_classes=3, in_shape=(16, 2), fs=360.0, rngs=nnx.Rngs(0), hidden=4)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((20, 16, 2)), jnp.float32)
     view = models.eval_view(model)
     s = collapse.layer_stats(view, x)
