@@ -10,7 +10,7 @@ Public API::
 
 Importing this package registers the built-ins (saliency, gradient_x_input,
 integrated_gradients, noise_tunnel (with its presets smoothgrad and vargrad), grad_cam, occlusion,
-jones2020_layer_saliency, random, expected_gradients, kernel_shap). Sanity checks: ``ecgjax.attribution.sanity``.
+jones2020_layer_saliency, guided_backprop, deeplift, lrp, random, expected_gradients, kernel_shap). Sanity checks: ``ecgjax.attribution.sanity``.
 Adding a method: docs/adding_an_attribution_method.md.
 """
 
@@ -22,6 +22,7 @@ from ecgjax.attribution.gradients import GradientXInput, IntegratedGradients, Sa
 from ecgjax.attribution.layer import GradCAM, Jones2020LayerSaliency, jones2020_paper_map, upsample_to_input
 from ecgjax.attribution.noise_tunnel import NoiseTunnel, SmoothGrad, VarGrad
 from ecgjax.attribution.perturbation import Occlusion
+from ecgjax.attribution.rules import LRP, DeepLift, GuidedBackprop
 from ecgjax.attribution.control import RandomAttribution
 from ecgjax.attribution.shapley import ExpectedGradients, FrozenArray, KernelShap, background_sample
 from ecgjax.attribution.attributions import Attributions, load_class_npz
@@ -29,8 +30,8 @@ from ecgjax.attribution.runner import AttributionResult, attribute_dataset
 from ecgjax.attribution.explain import explain_run
 
 __all__ = [
-    "KINDS", "AttributionMethod", "AttributionResult", "Attributions", "ExpectedGradients", "FrozenArray", "GradCAM",
-    "GradientXInput", "IntegratedGradients", "Jones2020LayerSaliency", "KernelShap", "NoiseTunnel", "check_supported", "refusal",
+    "KINDS", "AttributionMethod", "AttributionResult", "Attributions", "DeepLift", "ExpectedGradients", "FrozenArray", "GradCAM",
+    "GradientXInput", "GuidedBackprop", "IntegratedGradients", "Jones2020LayerSaliency", "KernelShap", "LRP", "NoiseTunnel", "check_supported", "refusal",
     "Occlusion", "RandomAttribution", "Saliency", "SmoothGrad", "VarGrad", "attribute", "attribute_all_classes",
     "attribute_dataset", "available", "background_sample", "explain_run", "get", "get_class", "jones2020_paper_map",
     "load_class_npz", "register",

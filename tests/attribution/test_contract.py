@@ -32,6 +32,9 @@ METHOD_CASES: dict[str, dict] = {
     "grad_cam": {},
     "occlusion": {"window_s": 0.02, "stride_s": 0.01, "chunk_size": 16},
     "jones2020_layer_saliency": {},
+    "guided_backprop": {},
+    "deeplift": {"baseline": "mean"},
+    "lrp": {"rule": "zplus"},
     "random": {},
     "expected_gradients": {"n": 4, "chunk_size": 2, "background": _BG},
     # 10-sample segments (0.1 s at 100 Hz), 2 per side: M = 2 leads x 4 = 8 features, 20 sampled coalitions
@@ -148,6 +151,8 @@ REFUSED = {  # the pairs that must be refused, and a word of the reason
     ("jones2020_layer_saliency", "jones2020_lstm"): "no layer 'final_conv'",
     ("jones2020_layer_saliency", "ribeiro_cnn"): "no layer 'final_conv'",
     ("jones2020_layer_saliency", "rr_net"): "no layer 'final_conv'",
+    ("deeplift", "jones2020_lstm"): "LSTM gates",
+    ("lrp", "jones2020_lstm"): "LSTM gates",
 }
 
 
