@@ -419,13 +419,16 @@ class KernelShap(AttributionMethod):
         A = jnp.einsum("bkm,k,bkn->bmn", Zf, w, Zf)
         bv = jnp.einsum("bkm,k,bk->bm", Zf, w, y)
         a = active.astype(x.dtype)
-        A = A * a[:, :, None] * a[:, None, :] + jax.vmap(jnp.diag)(1.0 - a)  # null players: phi_j = 0
+        A = A * a[:, :, None] * a[:, None, :]
+        # a ridge of 1e-6 of the mean diagonal on the players keeps the system regular when a small budget
+        # leaves features that always move together (they then share their value equally); it moves
+        # phi by ~1e-6 relative otherwise and leaves the efficiency row exact. Null players: phi_j = 0.
+        ridge = 1e-6 * jnp.trace(A, axis1=1, axis2=2) / jnp.maximum(a.sum(1), 1.0)
+        A = A + jax.vmap(jnp.diag)(1.0 - a + ridge[:, None] * a)
         kkt = jnp.concatenate([jnp.concatenate([A, a[:, :, None]], 2),
                                jnp.concatenate([a[:, None, :], jnp.zeros((B, 1, 1), x.dtype)], 2)], 1)
         rhs = jnp.concatenate([bv * a, (fx - f0)[:, None]], 1)
-        # least squares (SVD): the minimum-norm solution when a small budget leaves features that always
-        # move together; equal to the plain solve when the system is regular (e.g. full enumeration)
-        phi = jax.vmap(lambda K_, b_: jnp.linalg.lstsq(K_, b_)[0])(kkt, rhs)[:, :M] * a
+        phi = jnp.linalg.solve(kkt, rhs[..., None])[:, :M, 0] * a
         return phi, feat, fx, f0
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array, r: jax.Array | None = None) -> jax.Array:

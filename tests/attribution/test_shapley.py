@@ -348,3 +348,14 @@ def test_background_by_data_reference():
     given = attr.get("expected_gradients", background=beats.x[:2], background_n=5)
     assert with_data_background(given, beats, train) is given  # a given background wins
     assert with_data_background(attr.get("saliency"), beats, None) == attr.get("saliency")
+
+
+@pytest.mark.parametrize("n_evals", [96, 2048])
+def test_kernel_shap_efficiency_is_exact_with_many_null_players(mlp, n_evals):
+    """M = 48 features (12 per side) of which only those inside the 40-sample window are players."""
+    x = _beats(5)
+    m = attr.get("kernel_shap", fs=FS, n_per_side=12, n_evals=n_evals, chunk_size=512)
+    phi, feat, fx, f0 = _values(m, mlp[1], x, jnp.asarray([0, 1, 2]), jax.random.key(4), R)
+    np.testing.assert_allclose(np.asarray(phi).sum(1), np.asarray(fx - f0), rtol=1e-4, atol=1e-5)
+    active = np.stack([np.isin(np.arange(2 * 2 * 12), np.asarray(feat[i])) for i in range(len(R))])
+    assert np.all(np.asarray(phi)[~active] == 0.0) and active.sum(1).max() < 48
