@@ -129,7 +129,8 @@ class GradCAM(AttributionMethod):
             if self.layer not in convs:
                 return f"it has no convolutional layer {self.layer!r} (conv layers: {convs})"
             if (st := info.step_s(self.layer)) > self.max_step_s:
-                return (f"layer {self.layer!r} has {info.layer(self.layer).length} positions, a time step of {st:.3f} s "
+                n = info.layer(self.layer).length
+                return (f"layer {self.layer!r} has {n} position{'s' if n != 1 else ''}, a time step of {st:.3f} s "
                         f"> max_step_s={self.max_step_s} s: too coarse to tell a beat's parts apart; choose an earlier layer")
             return None
         if self.layer_for(info) is None:
