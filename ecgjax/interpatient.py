@@ -273,7 +273,7 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
             if seed == cfg.seeds[0]:
                 segs = seg_lib.segment_values(np.abs(wave), test.r[idx], test.lo[idx], test.hi[idx], test.fs, n_per_side=5)
                 shares[name]["waveform_segments"] = {
-                    "offsets_s": segs.offsets_s.tolist(), "leads": list(next(iter(test.lead_names.values()))),
+                    "offsets_s": segs.offsets_s.tolist(), "leads": _lead_labels(test.lead_names),
                     "median_abs": {c: _median_or_none(segs.values[y[idx] == classes.index(c)]) for c in cfg.explain_classes},
                 }
         for c, d in per_class.items():
@@ -308,6 +308,12 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     atomic_write_text(workdir / "report.md", report(results))
     log.info("wrote %s and %s", workdir / "results.json", workdir / "report.md")
     return results
+
+
+def _lead_labels(lead_names: dict[str, tuple[str, ...]]) -> list[str]:
+    """One label per lead position: its name, or the names it has across records joined by '/'."""
+    n = min(len(v) for v in lead_names.values())
+    return ["/".join(sorted({v[i] for v in lead_names.values()})) for i in range(n)]
 
 
 def _median_or_none(v: np.ndarray) -> list:
@@ -392,6 +398,16 @@ def report(results: dict) -> str:
             out.append(f"| {c} (n={rs['n_beats']}, {rs['n_records']} records) | {share} | "
                        + " | ".join(_pct(v) for v in np.atleast_1d(pf["mean"])) + " |")
         out.append("")
+        ws = d.get("waveform_segments")
+        if ws:
+            offs = ws["offsets_s"]
+            out += [f"Waveform profile (seed {results['seeds'][0]}): median |attribution| per 0.1 s segment "
+                    "(start relative to R, s; empty: outside the window), per lead.", "",
+                    "| class, lead | " + " | ".join(f"{o:+.1f}" for o in offs) + " |", "|---|" + "---|" * len(offs)]
+            for c, per_lead in ws["median_abs"].items():
+                for lead, row in zip(ws["leads"], per_lead):
+                    out.append(f"| {c}, {lead} | " + " | ".join("" if v is None else f"{v:.2g}" for v in row) + " |")
+            out.append("")
     out += [f"Device: {describe_device(results)}; versions: "
             + ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items() if k in ("ecgjax", "jax", "flax", "numpy")) + f"; wall time {results['wall_time_s'] / 60:.1f} min "
             f"(training {results['train_wall_time_s'] / 60:.1f} min)."]

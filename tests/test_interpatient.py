@@ -111,3 +111,8 @@ def test_mean_ci_over_records():
     lo, hi = out["ci"]
     assert 1.0 <= lo < 2.5 < hi <= 5.0  # pooled beats: all-"a" resample gives 1, all-"c" gives 5
     assert "ci" not in interpatient.mean_ci_over_records(v, rec, n_boot=0)
+
+
+def test_lead_labels_name_every_lead_a_position_holds():
+    names = {"100": ("MLII", "V5"), "103": ("MLII", "V2"), "114": ("MLII", "V5")}
+    assert interpatient._lead_labels(names) == ["MLII", "V2/V5"]
