@@ -32,8 +32,13 @@ kernel 7, max-pool 2) -> dense 32 on the waveform, log-RR -> BatchNorm -> dense
 Adam 1e-3, batch 128, up to 20 epochs, plateau x0.1 after 2 epochs, early
 stopping after 4.
 
-Expected wall time: see benchmarks/results/aami_rr_cpu.md (CPU, per seed).
-Expected metric: docs/results.md, "Inter-patient benchmark with RR features".
+Expected wall time, measured on the project's shared, loaded 2-core CPU
+(benchmarks/results/cpu_aami_rr_train.jsonl): per seed 5-8 min training (both),
+1-2 min (rr), 2-9 min (waveform), plus ~2-5 min per seed for DS2 and the
+attributions; ``:quick`` about 1 min.
+Measured metric (docs/results.md §3, "With RR-interval features"; 5 seeds,
+both): SVEB Se 21.4 / +P 22.6, VEB Se 87.0 / +P 51.9 (%, DS2) -- far below the
+goal (SVEB 80 / 55, VEB 92 / 92) and below the published RR-based methods.
 """
 
 import dataclasses
