@@ -58,9 +58,7 @@ def _local_vmap_grad(fns, x, target):
 LOCAL_METHODS = {"saliency": _local_saliency, "vmap_grad": _local_vmap_grad}
 
 
-# Hyperparameters a method needs from the data (the benchmark's beats are MIT-BIH-shaped, 360 Hz);
-# in --quick mode, smaller budgets so the smoke test stays seconds.
-DATA_HPARAMS = {"kernel_shap": {"fs": 360.0}}
+# In --quick mode, smaller budgets so the smoke test stays seconds.
 QUICK_HPARAMS = {"kernel_shap": {"n_evals": 96, "chunk_size": 48}, "expected_gradients": {"n": 4, "chunk_size": 2}}
 
 
@@ -75,7 +73,7 @@ def get_method(name: str, quick: bool = False):
     attribution = C.import_in_tree("ecgjax.attribution")  # optional; may not exist in this tree yet
     if attribution is not None and hasattr(attribution, "get"):
         try:
-            m = attribution.get(name, **DATA_HPARAMS.get(name, {}), **(QUICK_HPARAMS.get(name, {}) if quick else {}))
+            m = attribution.get(name, **(QUICK_HPARAMS.get(name, {}) if quick else {}))
         except Exception:  # noqa: BLE001 - unknown name in the registry
             m = None
         if m is not None:

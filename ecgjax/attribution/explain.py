@@ -29,22 +29,6 @@ def model_identity(run) -> dict:
             "protocol": run.config.data.protocol, "split": run.config.data.split}
 
 
-def with_data_fs(method, fs: float):
-    """``method`` with its ``fs`` field (if it has one) set to the data's rate ``fs`` when unset (None).
-
-    A method given another rate than the data's is refused (ConfigError): its
-    seconds would be converted to the wrong number of samples.
-    """
-    if "fs" not in {f.name for f in dataclasses.fields(method)}:
-        return method
-    if method.fs is None:
-        return dataclasses.replace(method, fs=float(fs))
-    if abs(float(method.fs) - float(fs)) > 1e-9:
-        raise ConfigError(f"method {method.name!r} was given fs={method.fs} Hz but the beats are sampled at {fs} Hz; "
-                          "leave fs unset to use the data's rate")
-    return method
-
-
 def with_data_background(method, beats, background_idx: np.ndarray | None):
     """``method`` with a background drawn from ``beats.x[background_idx]`` when it asks for one by reference.
 
@@ -83,15 +67,14 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
         (a mismatch means the wrong weights or inputs: raises).
       model_info: the model's identity stored with the maps (:func:`model_identity`).
       background_idx: i64[K] beats a background set may be drawn from (the training
-        part; :func:`with_data_background`). Methods with an ``fs`` field get the
-        data's rate (:func:`with_data_fs`), and methods with ``needs_r`` each beat's R.
+        part; :func:`with_data_background`). Methods with ``needs_r`` get each beat's R.
     Returns:
       {"dir", "files", "beats_per_s", "n"}; the class files' ``index`` holds indices into ``beats``.
     """
     from ecgjax.attribution.runner import attribute_dataset
 
     idx = np.asarray(idx)
-    method = with_data_background(with_data_fs(method, beats.fs), beats, background_idx)
+    method = with_data_background(method, beats, background_idx)
     d = Path(out_dir) / (name or method.name)
     settings = {"hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)}, "target": str(target)}
     if (d / "meta.json").exists() and not overwrite:

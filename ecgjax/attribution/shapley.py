@@ -46,8 +46,9 @@ import numpy as np
 
 from ecgjax import timebase
 from ecgjax.attribution import baselines
-from ecgjax.attribution.base import AttributionMethod, scan_unroll, target_grad
+from ecgjax.attribution.base import NO_INFO, AttributionMethod, scan_unroll, target_grad
 from ecgjax.attribution.registry import register
+from ecgjax.errors import ConfigError
 
 
 # -- a hashable array hyperparameter ----------------------------------------------------
@@ -292,9 +293,8 @@ class KernelShap(AttributionMethod):
     column order of ``ecgjax.analysis.segments``).
 
     Fields:
-      fs: the data's sampling rate (Hz). None: taken from the data by
-        ``explain_run`` (a given value that disagrees with the data is refused).
-      seg_s: segment length in seconds (``timebase.to_samples(seg_s, fs)`` samples).
+      seg_s: segment length in seconds (``timebase.to_samples(seg_s, fs)`` samples at
+        the model's sampling rate ``fns.info.fs``, the rate of the data it was built for).
       n_per_side: K segments before and after R per lead.
       n_evals: coalitions evaluated per beat (the budget; plus 2 evaluations for
         ``z(x)`` and ``z(b)``). At least ``min(2M, 2^M - 2)``; ``>= 2^M - 2`` is exact.
@@ -312,7 +312,6 @@ class KernelShap(AttributionMethod):
     Coalitions are sampled per beat from ``key[i]``.
     """
 
-    fs: float | None = None
     seg_s: float = 0.1
     n_per_side: int = 12
     n_evals: int = 512
@@ -327,8 +326,6 @@ class KernelShap(AttributionMethod):
     needs_r = True
 
     def __post_init__(self):
-        if self.fs is not None and self.fs <= 0:
-            raise ValueError(f"kernel_shap: fs must be positive, got {self.fs}")
         if self.n_per_side < 1 or self.chunk_size < 1 or self.n_evals < 1:
             raise ValueError("kernel_shap needs n_per_side, chunk_size and n_evals >= 1")
         if self.baseline not in baselines.BASELINES:
@@ -344,13 +341,17 @@ class KernelShap(AttributionMethod):
         b = background.array if isinstance(background, FrozenArray) else np.asarray(background, np.float32)
         return cls(baseline="given", baseline_value=FrozenArray(b.mean(0) if b.ndim == 3 else b), **kw)
 
-    def seg_len(self) -> int:
-        if self.fs is None:
-            raise ValueError("kernel_shap needs the data's sampling rate: give fs= (explain_run fills it from the BeatSet)")
-        w = timebase.to_samples(self.seg_s, self.fs)
+    def supports(self, info) -> str | None:
+        if info is None:
+            return NO_INFO
+        w = timebase.to_samples(self.seg_s, info.fs)
         if w < 1:
-            raise ValueError(f"kernel_shap: a segment of {self.seg_s} s at {self.fs} Hz has no samples")
-        return w
+            return f"a segment of {self.seg_s} s has no samples at {info.fs:g} Hz"
+        M = info.in_shape[1] * 2 * self.n_per_side
+        need = min(2 * M, 2**M - 2)
+        if self.n_evals < need:
+            return f"n_evals={self.n_evals} is below {need} for M={M} features ({info.in_shape[1]} leads x {2 * self.n_per_side} segments)"
+        return None
 
     def feature_values(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array, r: jax.Array | None = None):
         """Shapley values per feature and the two end points.
@@ -361,13 +362,12 @@ class KernelShap(AttributionMethod):
         """
         if r is None:
             raise ValueError("kernel_shap needs each beat's R position r: i32[B] (attribute_dataset(..., r=beats.r))")
+        info = fns.info
+        if (why := self.supports(info)) is not None:
+            raise ConfigError(f"kernel_shap cannot explain {getattr(info, 'name', 'this model')}: {why}")
         B, T, L = x.shape
-        K2 = 2 * self.n_per_side
-        M = L * K2
-        need = min(2 * M, 2**M - 2)
-        if self.n_evals < need:
-            raise ValueError(f"kernel_shap: n_evals={self.n_evals} is below {need} for M={M} features ({L} leads x {K2} segments)")
-        feat = segment_feature_index(r, T, L, self.seg_len(), self.n_per_side)
+        M = L * 2 * self.n_per_side
+        feat = segment_feature_index(r, T, L, timebase.to_samples(self.seg_s, info.fs), self.n_per_side)
         fext = jnp.where(feat < 0, M, feat).reshape(B, T * L)  # column M: outside every segment, never masked
         cnt = jax.vmap(lambda f: jnp.zeros(M + 1, x.dtype).at[f].add(1.0))(fext)  # [B, M + 1]
         active = cnt[:, :M] > 0

@@ -37,8 +37,8 @@ METHOD_CASES: dict[str, dict] = {
     "lrp": {"rule": "zplus"},
     "random": {},
     "expected_gradients": {"n": 4, "chunk_size": 2, "background": _BG},
-    # 10-sample segments (0.1 s at 100 Hz), 2 per side: M = 2 leads x 4 = 8 features, 20 sampled coalitions
-    "kernel_shap": {"fs": 100.0, "n_per_side": 2, "n_evals": 20, "chunk_size": 8},
+    # 36-sample segments (0.1 s at the tiny models' 360 Hz), 1 per side: M = 2 leads x 2 = 4 features, 8 sampled coalitions
+    "kernel_shap": {"n_per_side": 1, "n_evals": 8, "chunk_size": 8},
 }
 R = jnp.asarray([10, 20, 24, 30, 15, 40], jnp.int32)  # R positions of the 6 test beats (methods with needs_r)
 

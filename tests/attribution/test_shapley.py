@@ -25,12 +25,13 @@ import pytest
 from ecgjax import attribution as attr
 from ecgjax.analysis.segments import segment_bounds, segment_ids
 from ecgjax.attribution.shapley import coalition_plan, segment_feature_index
-from ecgjax.models.base import Fns
+from ecgjax.models.base import Fns, ModelInfo
 
 T, L, C, H = 40, 2, 3, 5
 FS, K = 100.0, 2  # 0.1 s = 10 samples; 2 segments per side -> M = 2 leads x 4 = 8 features
 M = L * 2 * K
-R = np.array([20, 15, 27], np.int32)  # 15: segment -2 is half outside, samples 35..39 are in no segment
+R = np.array([20, 15, 27], np.int32)
+INFO = ModelInfo("tiny_mlp", "channels", FS, (T, L), (), "", ())  # the facts methods read: fs = 100 Hz  # 15: segment -2 is half outside, samples 35..39 are in no segment
 
 
 def _params(seed=0):
@@ -46,7 +47,7 @@ def mlp_np(p, x):
 def mlp_fns(p):
     W, b, V = (jnp.asarray(p[k], jnp.float32) for k in ("W", "b", "V"))
     f = lambda x: jnp.tanh(jnp.einsum("btl,tlh->bh", x, W) + b) @ V  # noqa: E731
-    return Fns(logit_fn=f, feature_fn=lambda x: x, head_fn=f)
+    return Fns(logit_fn=f, feature_fn=lambda x: x, head_fn=f, info=INFO)
 
 
 def linear_np(Wl, x):
@@ -56,7 +57,7 @@ def linear_np(Wl, x):
 def linear_fns(Wl):
     W = jnp.asarray(Wl, jnp.float32)
     f = lambda x: jnp.einsum("btl,tlc->bc", x, W)  # noqa: E731
-    return Fns(logit_fn=f, feature_fn=lambda x: x, head_fn=f)
+    return Fns(logit_fn=f, feature_fn=lambda x: x, head_fn=f, info=INFO)
 
 
 def feature_masks(r: int) -> np.ndarray:
@@ -115,7 +116,7 @@ def mlp():
 
 def _kernel(n_evals, baseline=None):
     given = {} if baseline is None else {"baseline": "given", "baseline_value": baseline}
-    return attr.get("kernel_shap", fs=FS, n_per_side=K, n_evals=n_evals, chunk_size=32, **given)
+    return attr.get("kernel_shap", n_per_side=K, n_evals=n_evals, chunk_size=32, **given)
 
 
 def test_feature_index_matches_analysis_segments():
@@ -187,14 +188,18 @@ def test_kernel_shap_small_budget_is_close(mlp):
         assert np.corrcoef(np.asarray(phi[i]), ref)[0, 1] > 0.97
 
 
-def test_kernel_shap_needs_r_and_fs(mlp):
+def test_kernel_shap_needs_r_and_model_facts(mlp):
+    from ecgjax.errors import ConfigError
+
     x = jnp.asarray(_beats())
     with pytest.raises(ValueError, match="R position"):
         attr.attribute(_kernel(64), mlp[1], x, 0, jax.random.key(0))
-    with pytest.raises(ValueError, match="sampling rate"):
-        attr.attribute(attr.get("kernel_shap", n_per_side=K), mlp[1], x, 0, jax.random.key(0), r=R)
-    with pytest.raises(ValueError, match="n_evals=8 is below 16"):
-        attr.attribute(_kernel(8), mlp[1], x, 0, jax.random.key(0), r=R)
+    bare = Fns(logit_fn=mlp[1].logit_fn, feature_fn=mlp[1].feature_fn, head_fn=mlp[1].head_fn)
+    with pytest.raises(ConfigError, match="sampling rate"):
+        attr.attribute(_kernel(64), bare, x, 0, jax.random.key(0), r=R)
+    assert "n_evals=8 is below 16" in _kernel(8).supports(INFO)
+    assert _kernel(16).supports(INFO) is None
+    assert "no samples" in attr.get("kernel_shap", seg_s=0.001).supports(INFO)
 
 
 def test_kernel_shap_through_the_runner(mlp):
@@ -250,7 +255,7 @@ def test_frozen_array_hash_and_background_sample():
     assert all(any(np.allclose(b, xi) for xi in x) for b in bg.array)
     with pytest.raises(ValueError, match="must be in"):
         attr.background_sample(x, 21)
-    ks = attr.KernelShap.with_background(bg, fs=FS)
+    ks = attr.KernelShap.with_background(bg)
     assert ks.baseline == "given" and ks.baseline_value == attr.FrozenArray(bg.array.mean(0))
     with pytest.raises(ValueError, match="needs baseline_value"):
         attr.get("kernel_shap", baseline="given")
@@ -273,8 +278,8 @@ def test_rank_agreement_with_shap_kernel_explainer(tiny_models):
     rng = np.random.default_rng(11)
     x = rng.normal(size=(3, 48, 2)).astype(np.float32)
     r = np.array([24, 18, 30], np.int32)
-    fs, k = 100.0, 2  # 10-sample segments on the T=48 tiny models: M = 8
-    m = attr.get("kernel_shap", fs=fs, n_per_side=k, n_evals=100, chunk_size=50)
+    # the tiny models read 360 Hz: 10-sample segments (10/360 s), 2 per side around R -> M = 8 features
+    m = attr.get("kernel_shap", seg_s=10 / 360, n_per_side=2, n_evals=100, chunk_size=50)
     phi, feat, _, _ = _values(m, fns, x, 0, jax.random.key(0), r)
     for i in range(3):
         fi = np.asarray(feat[i])
@@ -320,17 +325,6 @@ def test_expected_gradients_rank_agreement_with_shap(tiny_models):
         assert _spearman(eg_feat, ref) > 0.8, (eg_feat, ref)
 
 
-def test_explain_fills_the_data_rate():
-    from ecgjax.attribution.explain import with_data_fs
-    from ecgjax.errors import ConfigError
-
-    assert with_data_fs(attr.get("kernel_shap"), 250.0).fs == 250.0
-    assert with_data_fs(attr.get("kernel_shap", fs=250.0), 250.0).fs == 250.0
-    with pytest.raises(ConfigError, match="fs=360.0 Hz but the beats are sampled at 250.0 Hz"):
-        with_data_fs(attr.get("kernel_shap", fs=360.0), 250.0)
-    assert with_data_fs(attr.get("saliency"), 250.0) == attr.get("saliency")  # methods without fs are unchanged
-
-
 def test_background_by_data_reference():
     from types import SimpleNamespace
 
@@ -354,7 +348,7 @@ def test_background_by_data_reference():
 def test_kernel_shap_efficiency_is_exact_with_many_null_players(mlp, n_evals):
     """M = 48 features (12 per side) of which only those inside the 40-sample window are players."""
     x = _beats(5)
-    m = attr.get("kernel_shap", fs=FS, n_per_side=12, n_evals=n_evals, chunk_size=512)
+    m = attr.get("kernel_shap", n_per_side=12, n_evals=n_evals, chunk_size=512)
     phi, feat, fx, f0 = _values(m, mlp[1], x, jnp.asarray([0, 1, 2]), jax.random.key(4), R)
     np.testing.assert_allclose(np.asarray(phi).sum(1), np.asarray(fx - f0), rtol=1e-4, atol=1e-5)
     active = np.stack([np.isin(np.arange(2 * 2 * 12), np.asarray(feat[i])) for i in range(len(R))])
