@@ -161,7 +161,7 @@ def real_case(name, shape):
     if name == "expected_gradients":
         return {"n": 2, "chunk_size": 2, "background": attr.FrozenArray(np.random.default_rng(5).normal(size=(3, *shape)))}
     if name == "kernel_shap":
-        return {"fs": 360.0, "n_per_side": 1, "n_evals": 12, "chunk_size": 12}
+        return {"n_per_side": 1, "n_evals": 12, "chunk_size": 12}
     return CHEAP.get(name, METHOD_CASES[name])
 
 
