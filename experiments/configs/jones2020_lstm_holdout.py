@@ -28,8 +28,11 @@ optax's Nadam, seed 0: the Dense(32) ReLU layer dies (every unit <= 0 for
 every training beat by step 1025; no gradient reaches the LSTM); seed 1: the
 LSTM's last hidden state becomes nearly the same for every beat. The loss then
 sits at 1.592 (uniform over 8 classes) and one class is predicted for every
-beat. The run reports it: ``results.json["collapse"]`` and a warning in the
-log, with the step (``ecgjax.train.collapse``).
+beat. With Keras 2.x's Nadam (this config), seed 0's first 900 steps: the
+outputs go nearly constant across beats and recover again and again (flagged
+at steps 150, 275, 325, 850), loss 1.35-1.83. The run reports it:
+``results.json["collapse"]`` and a warning in the log, with the step
+(``ecgjax.train.collapse``).
 
 ``corrected`` (not the paper's recipe; stated deviations): the two leads are
 two input features of 430 steps (``lead_layout="channels"``, half the
