@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 T, L = 96, 2
-BUMP = (60, 76)  # the planted segment [start, stop)
+BUMP = (64, 80)  # the planted segment [start, stop): the fifth of six 16-sample segments
 
 
 def beats(n: int, *, seed: int = 0, bump: np.ndarray | None = None) -> np.ndarray:

@@ -11,12 +11,9 @@ from ecgjax.generative import vae as V
 from tests.generative import synthetic as syn
 
 
-@pytest.fixture(scope="module")
-def trained():
-    x = syn.beats(256, bump=np.arange(256) % 2 == 0)
-    st = V.VAESettings(in_shape=(syn.T, syn.L), latent=8, width=16, beta=1.0, sigma=0.05, fs=100.0)
-    model, hist = V.train_vae(x, st, epochs=12, batch_size=64, lr=3e-3, progress=False)
-    return model, hist
+@pytest.fixture
+def trained(trained_vae):
+    return trained_vae
 
 
 def test_vae_reconstructs_unseen_beats_of_the_family(trained):
