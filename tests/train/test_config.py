@@ -18,9 +18,10 @@ def test_the_required_config_files_exist():
 
 
 STUDIES = {"reproduce_jones2020", "corrected_study"}  # study configs (ecgjax.study), tested in tests/study
+BENCHMARKS = {"aami_rr"}  # inter-patient benchmark configs (ecgjax.interpatient), tested in tests/test_interpatient.py
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in STUDIES], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in STUDIES | BENCHMARKS], ids=lambda p: p.stem)
 def test_every_config_file_loads_round_trips_and_documents_itself(path):
     cfg = C.load_config(str(path))
     assert isinstance(cfg, C.Config)
