@@ -22,6 +22,7 @@ from ecgjax.analysis.compare import Comparison, correct_vs_incorrect, mistaken_v
 from ecgjax.analysis.profiles import Profiles, class_profiles
 from ecgjax.analysis.segments import segment_labels, segment_values
 from ecgjax.analysis.transforms import VALUE_LABELS, transform_maps
+from ecgjax.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
     first = None
     for a in parts:
         if a.maps.ndim != 3:
-            raise ValueError(f"{a.method}: profiles need one map per beat (not target='all')")
+            raise ConfigError(f"{a.method}: profiles need one map per beat; these maps were made with target 'all' "
+                              "(one per class): explain with target label, pred or a class")
         first = a if first is None else first
         i = a.index
         seg = segment_values(transform_maps(np.asarray(a.maps), transform), beats.r[i], beats.lo[i], beats.hi[i], beats.fs,
@@ -170,12 +172,12 @@ def profile_run(attr_dir: str | os.PathLike, beats, out_dir: str | os.PathLike, 
     """:func:`profile_attributions` of a stored folder (read one class at a time), saved to ``out_dir``
     with (optionally) its figures under ``out_dir/figures``. ``kw``: as :func:`profile_attributions`."""
     from ecgjax.attribution.attributions import Attributions
+    from ecgjax.io import atomic_dir
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    res = profile_attributions(Attributions.load_classes(attr_dir), beats, **kw)
-    res.save(out_dir)
-    if figures:
-        profile_figures(res, out_dir / "figures")
+    with atomic_dir(out_dir) as tmp:  # a kill while drawing figures leaves the previous folder (or none)
+        res = profile_attributions(Attributions.load_classes(attr_dir), beats, **kw)
+        res.save(tmp)
+        if figures:
+            profile_figures(res, tmp / "figures")
     log.info("profiles of %d beats -> %s", len(res.index), out_dir)
     return res

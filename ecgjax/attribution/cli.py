@@ -10,6 +10,7 @@ import ast
 import logging
 
 from ecgjax.analysis.transforms import TRANSFORMS
+from ecgjax.cli import nonnegative_int, positive_int
 from ecgjax.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,33 +30,52 @@ def _hparams(items: list[str]) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="attribution maps of a trained run's test beats, one npz per class")
+    p = sub.add_parser("explain", help="attribution maps of a trained run's test beats, one npz per class",
+                       epilog_fn=_explain_epilog)
     p.add_argument("--workdir", required=True, help="a training run (loaded with ecgjax.train.load_run)")
     p.add_argument("--method", default="saliency", help="a registered method (ecgjax.attribution.available())")
     p.add_argument("--hp", nargs="*", default=[], help="method hyperparameters, name=value")
     p.add_argument("--target", default="label", help="label (the true class) | pred | all | a class name or index")
     p.add_argument("--part", default="test", choices=("train", "val", "test"))
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--out", default=None, help="default: WORKDIR/attributions")
     p.add_argument("--name", default=None, help="folder under --out (default: METHOD-TARGET, e.g. saliency-label)")
     p.add_argument("--force", action="store_true", help="overwrite a folder holding other settings' maps")
     p.set_defaults(func=_explain)
 
-    q = sub.add_parser("profile", help="segment profiles, comparisons and figures from `explain` output")
+    q = sub.add_parser("profile", help="segment profiles, comparisons and figures from `explain` output",
+                       epilog_fn=_profile_epilog)
     q.add_argument("--workdir", required=True, help="the training run that was explained")
     q.add_argument("--method", default="saliency", help="which explained method (WORKDIR/attributions/METHOD-TARGET)")
-    q.add_argument("--target", default="label", help="which explained target (as given to explain)")
+    q.add_argument("--target", default="label", help="which explained target (as given to explain; not all)")
     q.add_argument("--attr-dir", default=None, help="explain's output folder if not WORKDIR/attributions/METHOD-TARGET")
     q.add_argument("--transform", default="abs", choices=TRANSFORMS)
     q.add_argument("--reduce", default="mean", choices=("mean", "max", "absmean"))
     q.add_argument("--mode", default="valid", choices=("valid", "paper"))
-    q.add_argument("--n-boot", type=int, default=1000)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--n-boot", type=positive_int, default=1000)
+    q.add_argument("--seed", type=nonnegative_int, default=0)
     q.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
     q.add_argument("--out", default=None, help="default: WORKDIR/profiles/<the attributions' folder name>")
     q.set_defaults(func=_profile)
+
+
+def _methods_line() -> str:
+    from ecgjax import attribution
+
+    return "methods: " + ", ".join(attribution.available())
+
+
+def _explain_epilog() -> str:
+    return (f"{_methods_line()}\n"
+            "targets: label (the true class), pred (the model's class), all (every class), a class name or index\n\n"
+            "example:\n  ecgjax explain --workdir runs/smoke --method integrated_gradients --hp steps=32 --target label")
+
+
+def _profile_epilog() -> str:
+    return (f"{_methods_line()}\ntargets: label, pred, a class name or index (as given to explain)\n\n"
+            "example:\n  ecgjax profile --workdir runs/smoke --method saliency --target label")
 
 
 def target_word(text: str) -> str:
@@ -84,18 +104,19 @@ def _explain(args) -> int:
     import jax
 
     from ecgjax import attribution as attr
-    from ecgjax.attribution.explain import explain_run, model_identity
+    from ecgjax.attribution.explain import check_folder_name, explain_run, model_identity
     from ecgjax.models import eval_split, model_info
     from ecgjax.train import load_run
 
-    method = attr.get(args.method, **_hparams(args.hp))
+    method = attr.get(args.method, **_hparams(args.hp))  # flags first: before the run is loaded
+    out = args.out or f"{args.workdir}/attributions"
+    name = args.name or f"{args.method}-{target_word(args.target)}"
+    check_folder_name(name, out)
     run = load_run(args.workdir, data_dir=args.data_dir)
     attr.check_supported(method, model_info(run.model))  # before any attribution work: one line, exit 2
     target = parse_target(args.target, run.beats.classes)
-    out = args.out or f"{args.workdir}/attributions"
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
-                      key=jax.random.key(args.seed), batch_size=args.batch_size,
-                      name=args.name or f"{args.method}-{target_word(args.target)}", overwrite=args.force,
+                      key=jax.random.key(args.seed), batch_size=args.batch_size, name=name, overwrite=args.force,
                       model_info=model_identity(run), background_idx=run.split.train)
     print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
     return 0
@@ -107,6 +128,9 @@ def _profile(args) -> int:
     from ecgjax.analysis.attribution_profiles import profile_run
     from ecgjax.train import load_run
 
+    if args.target == "all":
+        raise ConfigError("profile --target all: profiles need one map per beat, and `all` gives one per class; "
+                          "explain and profile with --target label, pred or a class name")
     attr_dir = Path(args.attr_dir or Path(args.workdir) / "attributions" / f"{args.method}-{target_word(args.target)}")
     if args.attr_dir is None and not attr_dir.exists() and args.target in ("label", "true"):
         old = attr_dir.with_name(f"{args.method}-true")  # the folder name before `true` became `label`

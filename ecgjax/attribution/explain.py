@@ -8,7 +8,6 @@ CLI only parses flags). Profiles of the stored maps:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgjax.attribution.attributions import write_meta
+from ecgjax.attribution.attributions import read_meta, write_meta
 from ecgjax.attribution.gradients import IntegratedGradients
 from ecgjax.errors import ConfigError
 
@@ -27,6 +26,12 @@ def model_identity(run) -> dict:
     """What identifies the model of a loaded training run (``ecgjax.train.Run``) in stored attributions."""
     return {"name": run.config.model.name, "run": str(run.workdir), "checkpoint": run.checkpoint,
             "protocol": run.config.data.protocol, "split": run.config.data.split}
+
+
+def check_folder_name(name: str, out_dir) -> None:
+    """Refuse a folder name that would put maps outside ``out_dir`` (``../x``, ``a/b``, an absolute path)."""
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise ConfigError(f"name {name!r} must be a plain folder name (no '/' or '..'): the maps stay inside {out_dir}")
 
 
 def with_data_background(method, beats, background_idx: np.ndarray | None):
@@ -74,31 +79,35 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
     from ecgjax.attribution.runner import attribute_dataset
 
     idx = np.asarray(idx)
+    if name is not None:
+        check_folder_name(name, out_dir)
     method = with_data_background(method, beats, background_idx)
     d = Path(out_dir) / (name or method.name)
     settings = {"hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)}, "target": str(target)}
     if (d / "meta.json").exists() and not overwrite:
-        old = json.loads((d / "meta.json").read_text())
+        old = read_meta(d)
         now = {"method": method.name, **settings, "n": int(len(idx))}
         diff = {k: (old.get(k), v) for k, v in now.items() if old.get(k) != v}
         if diff:
             raise ConfigError(f"{d} already holds other attributions ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
                               "not overwritten: choose another folder name, or overwrite on purpose (--force)")
-    res = attribute_dataset(model, beats.x[idx], target, method, y=beats.y[idx], key=key, batch_size=batch_size,
-                            memory_budget=memory_budget, out_dir=d, index=idx, r=beats.r[idx])
-    if y_pred is not None and not np.array_equal(np.asarray(y_pred), res.pred):
-        bad = int(np.sum(np.asarray(y_pred) != res.pred))
-        raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")
-    from ecgjax.io import environment_info
+    from ecgjax.io import atomic_dir, environment_info
 
-    extra = {}
-    if isinstance(method, IntegratedGradients) and target != "all":
-        extra["completeness"] = _ig_completeness(model, beats, method, res.files.values())
-    write_meta(d, method=method.name, settings=settings, model=model_info or {}, classes=beats.classes, fs=beats.fs,
-               n=len(idx), files=res.files, protocol=beats.protocol, beats_per_s=res.beats_per_s, batch_size=res.batch_size,
-               n_devices=res.n_devices, environment=environment_info(), **extra)
+    with atomic_dir(d) as tmp:  # maps and meta.json replace the old folder together, or not at all
+        res = attribute_dataset(model, beats.x[idx], target, method, y=beats.y[idx], key=key, batch_size=batch_size,
+                                memory_budget=memory_budget, out_dir=tmp, index=idx, r=beats.r[idx])
+        if y_pred is not None and not np.array_equal(np.asarray(y_pred), res.pred):
+            bad = int(np.sum(np.asarray(y_pred) != res.pred))
+            raise ValueError(f"{bad} of {len(idx)} stored predictions differ from the model's: wrong weights or inputs?")
+        extra = {}
+        if isinstance(method, IntegratedGradients) and target != "all":
+            extra["completeness"] = _ig_completeness(model, beats, method, res.files.values())
+        write_meta(tmp, method=method.name, settings=settings, model=model_info or {}, classes=beats.classes, fs=beats.fs,
+                   n=len(idx), files=res.files, protocol=beats.protocol, beats_per_s=res.beats_per_s,
+                   batch_size=res.batch_size, n_devices=res.n_devices, environment=environment_info(), **extra)
     log.info("explained %d beats with %s -> %s (%.1f beats/s)", len(idx), method.name, d, res.beats_per_s)
-    return {"dir": d, "files": res.files, "beats_per_s": res.beats_per_s, "n": len(idx)}
+    return {"dir": d, "files": {c: d / Path(p).name for c, p in res.files.items()}, "beats_per_s": res.beats_per_s,
+            "n": len(idx)}
 
 
 def _ig_completeness(model: Any, beats, method, class_files) -> dict:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import types
+import typing
 from typing import Callable, Iterator
 
 from ecgjax.attribution.base import KINDS, AttributionMethod
@@ -70,10 +73,41 @@ def get(name: str, **hparams) -> AttributionMethod:
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     bad = sorted(set(hparams) - fields)
     if bad:
+        close = difflib.get_close_matches(bad[0], sorted(fields), n=2, cutoff=0.5)
         raise ConfigError(
-            f"attribution method {name!r} has no hyperparameter(s) {bad}; valid: {sorted(fields) or 'none'}"
+            f"attribution method {name!r} has no hyperparameter(s) {bad}"
+            + (f"; did you mean {', '.join(close)}?" if close else "")
+            + f"; valid: {sorted(fields) or 'none'}"
         )
-    return cls(**hparams)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation this module cannot evaluate: the constructor judges
+        hints = {}
+    for k, v in hparams.items():
+        _check_type(name, k, v, hints.get(k))
+    try:
+        return cls(**hparams)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"attribution method {name!r}: {e}") from e
+
+
+_SIMPLE = {
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+    bool: lambda v: isinstance(v, bool),
+    type(None): lambda v: v is None,
+}
+
+
+def _check_type(method: str, key: str, value, tp) -> None:
+    """Refuse ``value`` when ``tp`` is int/float/str/bool (or a union of them with None) and it does not fit."""
+    arms = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    if not arms or not all(a in _SIMPLE for a in arms):
+        return
+    if not any(_SIMPLE[a](value) for a in arms):
+        want = " or ".join(getattr(a, "__name__", str(a)).replace("NoneType", "None") for a in arms)
+        raise ConfigError(f"attribution method {method!r}: {key}={value!r} should be {want}")
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ import numpy as np
 from ecgjax.attribution.attributions import write_class_file
 from ecgjax.attribution.base import AttributionMethod
 from ecgjax.batched import Mesh, compiled_bytes, make_mesh, map_batches
+from ecgjax.errors import DataError
 from ecgjax.progress import Bar
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,9 @@ def _step(make, method, mode, params, key, x, target, rows, r):
     fns = make(params)
     B = x.shape[0]
     logits = fns.logit_fn(x)
-    pred = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    t = pred if mode == "pred" else target
+    # -1 marks NaN/inf logits (argmax would call them class 0); the host refuses them.
+    pred = jnp.where(jnp.isfinite(logits).all(axis=-1), jnp.argmax(logits, axis=-1), -1).astype(jnp.int32)
+    t = jnp.maximum(pred, 0) if mode == "pred" else target
     keys = None if key is None else jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
     extra = {"r": r} if method.needs_r else {}
     if mode == "all":
@@ -114,6 +116,20 @@ def step_bytes(model: Any, method: AttributionMethod, batch: int, shape: tuple[i
             jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs), jax.ShapeDtypeStruct((batch,), jnp.uint32, sharding=bs),
             jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs))
     return compiled_bytes(_step.lower(make, method, mode, *args).compile())
+
+
+def _refuse_non_finite(name: str, maps: np.ndarray, pred: np.ndarray, index) -> None:
+    """NaN/inf logits (``pred == -1``) or maps: a ``DataError`` naming the first beat (maps read in chunks)."""
+    bad = pred < 0
+    for s in range(0, len(maps), 4096):
+        chunk = np.asarray(maps[s : s + 4096])
+        bad[s : s + 4096] |= ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "logits" if pred[i] < 0 else "attribution maps"
+        beat = i if index is None else int(np.asarray(index)[i])
+        raise DataError(f"{name}: the model's {what} are NaN or inf for {int(bad.sum())} beats, the first at row {i} "
+                        f"(beat {beat}); check the inputs and the checkpoint")
 
 
 # -- class files -------------------------------------------------------------------
@@ -273,6 +289,7 @@ def attribute_dataset(
                           out=(maps, np.empty(N, np.int32), np.empty(N, np.int32)), batch_size=batch_size,
                           memory_budget=memory_budget, desc=method.name, progress=progress)
         maps, pred, tout = run.outputs
+        _refuse_non_finite(method.name, maps, pred, index)
         log.info("%s: %d beats, %.1f beats/s after %.1f s compiling, batch %d on %d device(s)",
                  method.name, N, run.rows_per_s, run.compile_s, run.batch_size, run.n_devices)
         files = {}

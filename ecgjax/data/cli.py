@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ecgjax.cli import nonnegative_int
+
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """Flags every data-reading command shares."""
@@ -16,13 +18,21 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     data = sub.add_parser("data", help="beat extraction and protocol summaries")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    s = dsub.add_parser("summary", help="class counts overall and per split")
-    s.add_argument("--protocol", required=True, help="jones2020 | jones2020_code | aami")
+    s = dsub.add_parser("summary", help="class counts overall and per split", epilog_fn=_summary_epilog)
+    s.add_argument("--protocol", required=True, help="a protocol preset (listed below)")
     s.add_argument("--split", default=None, help="holdout | lpo | ds1ds2 | kfold (default: the protocol's)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=nonnegative_int, default=0)
     s.add_argument("--json", action="store_true", help="print JSON")
     add_data_args(s)
     s.set_defaults(func=summary_command)
+
+
+def _summary_epilog() -> str:
+    from ecgjax.data import protocols
+    from ecgjax.data.splits import SPLITS
+
+    return (f"protocols: {', '.join(protocols.available())}\nsplits: {', '.join(SPLITS)}\n\n"
+            "example:\n  ecgjax data summary --protocol jones2020 --split lpo --json")
 
 
 def summary_command(args) -> int:

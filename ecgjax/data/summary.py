@@ -6,11 +6,14 @@ from __future__ import annotations
 def summarize(protocol_name: str, split_name: str | None = None, *, seed: int = 0, data_dir=None, cache_dir=None, download=True) -> dict:
     """Class counts of a protocol, overall and per split part."""
     from ecgjax.data import load_beats, make_split, protocols
+    from ecgjax.data.splits import check_split_args
 
     proto = protocols.get(protocol_name)
-    beats = load_beats(proto, data_dir, cache=cache_dir, download=download)
     split_name = split_name or proto.default_split
-    split = make_split(split_name, beats.y, beats.record, seed=seed, **({"fold": 0} if split_name == "kfold" else {}))
+    split_kwargs = {"fold": 0} if split_name == "kfold" else {}
+    check_split_args(split_name, split_kwargs)  # before any record is read
+    beats = load_beats(proto, data_dir, cache=cache_dir, download=download)
+    split = make_split(split_name, beats.y, beats.record, seed=seed, **split_kwargs)
     return {
         "protocol": proto.name,
         "total": len(beats),

@@ -8,7 +8,8 @@ import argparse
 def add_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
     p.add_argument("--config", default=default_config, required=default_config is None, help="study config FILE.py[:arg]")
     p.add_argument("--workdir", required=True, help="output folder; re-running it skips finished stages")
-    p.add_argument("--force", action="store_true", help="redo every stage (training runs included)")
+    p.add_argument("--force", action="store_true",
+                   help="redo every stage (training runs included); only in a workdir holding this same study")
     p.add_argument("--data-dir", default=None, help="data root holding mitdb/ and nstdb/ (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=None, help="beat cache folder")
 
@@ -23,7 +24,10 @@ def run_from_args(args) -> int:
 
 
 def register(sub) -> None:
-    s = sub.add_parser("study", help="run a study config end to end (train, explain, profile, report)")
+    s = sub.add_parser("study", help="run a study config end to end (train, explain, profile, report)",
+                       epilog="configs: experiments/configs/reproduce_jones2020.py[:quick|:cpu], "
+                              "experiments/configs/corrected_study.py[:quick]\n\nexample:\n  ecgjax study --config "
+                              "experiments/configs/reproduce_jones2020.py:quick --workdir runs/reproduce_quick")
     add_args(s)
     s.set_defaults(func=run_from_args)
 

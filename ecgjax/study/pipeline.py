@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgjax.io import atomic_write_json, environment_info
+from ecgjax.errors import DataError
+from ecgjax.io import atomic_write_json, environment_info, read_json, workdir_lock
 from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
 from ecgjax.study.result import NoiseResult, RunAttributions, SanityResult, StudyResult, TrainedRun
 from ecgjax.study.subsets import explain_subset
@@ -50,7 +51,11 @@ class _Stages:
         p = self.dir / f"{name}.json"
         if self.force or not p.exists():
             return None
-        out = json.loads(p.read_text())
+        try:
+            out = read_json(p, "stage marker")
+        except DataError as e:  # a damaged marker is no marker: redo the stage
+            log.warning("%s; redoing stage %s", e, name)
+            return None
         self.timings[name] = out.get("wall_s", 0.0)
         log.info("stage %s: finished earlier, skipped (use --force to redo)", name)
         return out
@@ -72,30 +77,59 @@ def _config_json(cfg: StudyConfig) -> dict:
     return json.loads(json.dumps(d, default=list))
 
 
+_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "report")
+
+
+def check_owner(cfg_json: dict, workdir: Path) -> None:
+    """Refuse a workdir that this study did not make (before anything is deleted or written).
+
+    Raises:
+      WorkdirError: ``workdir`` holds another study's ``config.json``, or files but no ``config.json``.
+    """
+    from ecgjax.errors import WorkdirError
+
+    if not workdir.exists():
+        return
+    if not workdir.is_dir():
+        raise WorkdirError(f"--workdir {workdir} is a file, not a folder")
+    cfg_path = workdir / "config.json"
+    if cfg_path.exists():
+        if read_json(cfg_path, "study config") != cfg_json:
+            raise WorkdirError(f"{workdir} holds another study (its {cfg_path} differs from this config); nothing was "
+                               "changed or deleted, --force included: use a new --workdir, or delete that folder yourself")
+    elif any(p.name != ".lock" for p in workdir.iterdir()):
+        raise WorkdirError(f"{workdir} is not empty and holds no study config.json; nothing was changed or deleted: "
+                           "use a new or empty --workdir")
+
+
 def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, data_dir=None, cache=None) -> dict:
     """Run every stage of ``cfg`` in ``workdir``; returns the report paths.
 
     Args:
       cfg: the study.
       workdir: output folder (created). Re-running with the same folder skips
-        finished stages; ``force`` redoes everything (training runs included).
+        finished stages; ``force`` redoes everything (training runs included),
+        deleting only the study's own stage folders, and only in a workdir
+        holding this same study config (``check_owner``). One process at a time
+        (``ecgjax.io.workdir_lock``).
       data_dir, cache: passed on to the data layer.
     """
+    workdir = Path(workdir)
+    cfg_json = _config_json(cfg)
+    check_owner(cfg_json, workdir)
+    with workdir_lock(workdir):
+        check_owner(cfg_json, workdir)
+        return _run_study(cfg, cfg_json, workdir, force=force, data_dir=data_dir, cache=cache)
+
+
+def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, data_dir, cache) -> dict:
     from ecgjax.train import load_run, train_and_evaluate
 
-    workdir = Path(workdir)
     t_all = time.time()
     if force:
-        for sub in ("stages", "runs", "attributions", "profiles", "sanity", "noise", "report"):
+        for sub in _STAGE_DIRS:
             shutil.rmtree(workdir / sub, ignore_errors=True)
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg_json = _config_json(cfg)
-    old = workdir / "config.json"
-    if old.exists() and json.loads(old.read_text()) != cfg_json:
-        from ecgjax.errors import ConfigError
-
-        raise ConfigError(f"{workdir} holds another study's config ({old}); use a new --workdir or --force")
-    atomic_write_json(old, cfg_json)
+    atomic_write_json(workdir / "config.json", cfg_json)
     stages = _Stages(workdir, force)
 
     # ---- data -------------------------------------------------------------------
@@ -199,13 +233,16 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
         attr_dir = workdir / "attributions" / r.name / m.key
         prof_dir = workdir / "profiles" / r.name / m.key
         stored = attr_dir / method.name
-        if (prof_dir / "comparisons.json").exists() and (stored / "meta.json").exists():
+        done = prof_dir / "complete.json"  # written last: a kill while drawing figures redoes the method
+        if done.exists() and (stored / "meta.json").exists():
             log.info("%s / %s: attributions and profiles exist, skipped", r.name, m.key)
         else:
+            done.unlink(missing_ok=True)
             explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed),
                         model_info=model_identity(run), background_idx=run.split.train)
             profile_run(stored, beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
             _example_beats(beats, stored, prof_dir / "figures" / "example_beats.png", m.transform)
+            atomic_write_json(done, {"method": m.key})
         meta = read_meta(stored)
         out["methods"][m.key] = {"attr_dir": str(stored), "profile_dir": str(prof_dir), "beats_per_s": meta.get("beats_per_s"),
                                  "completeness": meta.get("completeness"), "spec": dataclasses.asdict(m)}

@@ -8,17 +8,16 @@ same BeatSet and Split, and the saved test predictions.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
-import numpy as np
 from flax import nnx
 
 from ecgjax import config as config_lib
 from ecgjax.config import Config
 from ecgjax.data import BeatSet, Split
-from ecgjax.errors import EcgjaxError
+from ecgjax.errors import ConfigError, DataError, EcgjaxError
+from ecgjax.io import load_npz, read_json
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,10 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
     path = workdir / "config.json"
     if not path.exists():
         raise EcgjaxError(f"{workdir} is not an ecgjax run (no config.json)")
-    cfg = config_lib.from_json(path.read_text())
+    try:
+        cfg = config_lib.from_json(path.read_text())
+    except (ConfigError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not a readable ecgjax config ({e})") from e
     prep = data_lib.prepare(cfg.data, seed=cfg.train.seed, data_dir=data_dir, cache=cache)
     mesh = batched.make_mesh()
     graphdef, _, _, state = loop.build(cfg, len(prep.beats.classes), prep.beats.x.shape[1:], prep.beats.fs, mesh)
@@ -81,9 +83,6 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
         tree = ck.load_best(template) if which == "best" else ck.load_latest(template)
     st = jax.device_get(tree["state"])
     model = nnx.merge(graphdef, st["params"], st["rest"])
-    preds = {}
-    if (workdir / "predictions.npz").exists():
-        with np.load(workdir / "predictions.npz", allow_pickle=False) as z:
-            preds = {k: z[k] for k in z.files}
-    results = json.loads((workdir / "results.json").read_text()) if (workdir / "results.json").exists() else None
+    preds = load_npz(workdir / "predictions.npz", "predictions file") if (workdir / "predictions.npz").exists() else {}
+    results = read_json(workdir / "results.json", "results file") if (workdir / "results.json").exists() else None
     return Run(cfg, workdir, model, prep.beats, prep.split, preds, results, which)

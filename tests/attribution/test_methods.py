@@ -114,7 +114,7 @@ def test_smoothgrad_wraps_by_name_and_rejects_a_control():
     m = attr.get("smoothgrad", base="integrated_gradients")
     assert isinstance(m.base, attr.IntegratedGradients)
     hash(m)
-    with pytest.raises(ValueError, match="other than a control"):
+    with pytest.raises(ConfigError, match="other than a control"):
         attr.get("smoothgrad", base="random")
     with pytest.raises(ConfigError, match="no hyperparameter.*nt_type"):
         attr.get("smoothgrad", nt_type="vargrad")  # a preset fixes its reduction

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
-from ecgjax.errors import ConfigError
+from ecgjax.errors import ConfigError, WorkdirError
 from ecgjax.study import MethodSpec, RunSpec, StudyConfig, run_study
 from ecgjax.study.subsets import explain_subset
 from tests.chromium import figure_problems, render
@@ -167,6 +167,32 @@ def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
     assert npz.stat().st_mtime_ns == npz_time and (wd / "stages" / "explain.json").exists()
 
 
+def test_a_method_killed_while_drawing_figures_is_redone(finished):
+    """Without its completion marker (written after the last figure) a method is explained and profiled again."""
+    wd, *_ = finished
+    prof = wd / "profiles" / "a" / "saliency-label-abs"
+    other = wd / "profiles" / "a" / "grad_cam-pred-relu" / "profiles.npz"
+    t_other = other.stat().st_mtime_ns
+    (prof / "complete.json").unlink()
+    (prof / "figures" / "example_beats.png").unlink()  # as a kill before the last figure leaves it
+    (wd / "stages" / "explain.json").unlink()
+    run_study(_study(), wd)
+    assert (prof / "figures" / "example_beats.png").exists() and (prof / "complete.json").exists()
+    assert other.stat().st_mtime_ns == t_other  # the finished method is reused
+
+
+def test_force_refuses_another_studys_workdir_before_deleting(finished, tmp_path):
+    wd, *_ = finished
+    before = sorted(p.relative_to(wd) for p in wd.rglob("*"))
+    with pytest.raises(WorkdirError, match="holds another study"):
+        run_study(_study(n_boot=21), wd, force=True)
+    assert sorted(p.relative_to(wd) for p in wd.rglob("*")) == before
+    (tmp_path / "mine.txt").write_text("not a study")
+    with pytest.raises(WorkdirError, match="holds no study config.json"):
+        run_study(_study(), tmp_path, force=True)
+    assert (tmp_path / "mine.txt").exists()
+
+
 def test_force_redoes_everything(tmp_path):
     cfg = _study(runs=(RunSpec("a", _train_cfg(0), explain=True),), methods=(MethodSpec("saliency"),), sanity_beats=0)
     run_study(cfg, tmp_path)
@@ -177,7 +203,7 @@ def test_force_redoes_everything(tmp_path):
 
 def test_workdir_of_another_study_is_refused(finished):
     wd, *_ = finished
-    with pytest.raises(ConfigError, match="another study"):
+    with pytest.raises(WorkdirError, match="another study"):
         run_study(_study(n_boot=21), wd)
 
 
