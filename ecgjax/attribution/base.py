@@ -205,15 +205,21 @@ def attribute_all_classes(method: AttributionMethod, fns: Any, x: jax.Array, n_c
     return jnp.moveaxis(jax.lax.map(one, jnp.arange(n_classes)), 0, 1)
 
 
-def scan_unroll(flag: bool | None) -> bool:
-    """Whether to unroll a method's ``lax.scan`` over chunks.
+#: most chunks a scan is unrolled over by default (on CPU); beyond, it stays a loop
+MAX_UNROLLED_CHUNKS = 32
 
-    ``None`` (the default of the methods' ``unroll`` field): unroll on CPU, keep
-    the loop elsewhere. XLA:CPU runs a rolled loop of convolutions far slower
-    (measured on ribeiro_cnn, 2 cores: IG 3.2x, SmoothGrad 24x); on accelerators
-    the rolled loop is what bounds memory by ``chunk_size x B`` beats (unrolled,
-    XLA keeps every chunk's buffers live).
+
+def scan_unroll(flag: bool | None, n_chunks: int) -> bool:
+    """Whether to unroll a method's ``lax.scan`` over ``n_chunks`` chunks.
+
+    ``None`` (the default of the methods' ``unroll`` field): unroll on CPU when
+    there are at most ``MAX_UNROLLED_CHUNKS`` chunks, keep the loop otherwise
+    and on accelerators. XLA:CPU runs a rolled loop of convolutions several
+    times slower, but unrolled, XLA keeps every chunk's buffers live: memory and compile time grow
+    with the number of chunks instead of staying at ``chunk_size x B`` beats.
+    Either way the runner's memory budget bounds the batch by the compiled
+    program's own memory statistics.
     """
     if flag is None:
-        return jax.default_backend() == "cpu"
+        return jax.default_backend() == "cpu" and n_chunks <= MAX_UNROLLED_CHUNKS
     return bool(flag)

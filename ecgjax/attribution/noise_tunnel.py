@@ -41,7 +41,7 @@ class NoiseTunnel(AttributionMethod):
       sigma: noise standard deviation; with ``sigma_mode="relative"`` (default,
         as Smilkov et al.) a fraction of each beat's (max - min), else absolute.
       chunk_size: noise samples evaluated together (memory: ``chunk_size x B`` beats).
-      unroll: unroll the scan over chunks; ``None``: on CPU only (``base.scan_unroll``).
+      unroll: unroll the scan over chunks; ``None``: on CPU for at most 32 chunks (``base.scan_unroll``).
 
     Keys: noise of sample j for beat i is ``normal(fold_in(key[i], 2j))``; the
     base method's own keys are ``fold_in(key[i], 2j+1)``.
@@ -107,7 +107,7 @@ class NoiseTunnel(AttributionMethod):
             w = (jchunk < self.n).astype(x.dtype)[:, None, None, None]
             return (s1 + jnp.sum(w * out, 0), s2 + jnp.sum(w * out * out, 0)), None
 
-        (s1, s2), _ = jax.lax.scan(body, (jnp.zeros_like(x), jnp.zeros_like(x)), js, unroll=scan_unroll(self.unroll))
+        (s1, s2), _ = jax.lax.scan(body, (jnp.zeros_like(x), jnp.zeros_like(x)), js, unroll=scan_unroll(self.unroll, n_chunks))
         return s1, s2
 
 

@@ -170,14 +170,14 @@ def test_ig_unrolled_equals_rolled_and_trades_memory(tiny_models):
     assert m_unrolled > m_rolled
 
 
-def test_scan_unroll_default_is_cpu_only(monkeypatch):
-    from ecgjax.attribution.base import scan_unroll
+def test_scan_unroll_default_is_cpu_only_and_bounded(monkeypatch):
+    from ecgjax.attribution.base import MAX_UNROLLED_CHUNKS, scan_unroll
 
-    assert scan_unroll(True) and not scan_unroll(False)
+    assert scan_unroll(True, 100) and not scan_unroll(False, 2)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert not scan_unroll(None)
+    assert not scan_unroll(None, 2)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert scan_unroll(None)
+    assert scan_unroll(None, MAX_UNROLLED_CHUNKS) and not scan_unroll(None, MAX_UNROLLED_CHUNKS + 1)
 
 
 def test_index_ids_are_stored_and_checked(tiny_models, tmp_path):
