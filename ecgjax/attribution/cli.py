@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hp", nargs="*", default=[], help="method hyperparameters, name=value")
     p.add_argument("--target", default="label", help="label (the true class) | pred | all | a class name or index")
     p.add_argument("--part", default="test", choices=("train", "val", "test"))
-    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="beats per step at most (the memory budget may lower it)")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="memory one step may hold: 4G, 512M or a share of the available memory like 30%% (default 50%%)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--data-dir", default=None, help="data root (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--out", default=None, help="default: WORKDIR/attributions")
@@ -112,13 +114,16 @@ def _explain(args) -> int:
     out = args.out or f"{args.workdir}/attributions"
     name = args.name or f"{args.method}-{target_word(args.target)}"
     check_folder_name(name, out)
+    from ecgjax.batched import parse_memory
+
+    budget = parse_memory(args.memory_budget)
     run = load_run(args.workdir, data_dir=args.data_dir)
     attr.check_supported(method, model_info(run.model))  # before any attribution work: one line, exit 2
     target = parse_target(args.target, run.beats.classes)
     res = explain_run(eval_split(run.model), run.beats, getattr(run.split, args.part), method, out, target=target,
-                      key=jax.random.key(args.seed), batch_size=args.batch_size, name=name, overwrite=args.force,
+                      key=jax.random.key(args.seed), batch_size=args.batch_size, memory_budget=budget, name=name, overwrite=args.force,
                       model_info=model_identity(run), background_idx=run.split.train)
-    print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.0f} beats/s) -> {res['dir']}")
+    print(f"{res['n']} beats explained with {method.name} ({res['beats_per_s']:.1f} beats/s) -> {res['dir']}")
     return 0
 
 

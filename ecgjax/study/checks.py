@@ -18,7 +18,7 @@ def _subset(run, n: int, seed: int) -> np.ndarray:
     return balanced_subset(run.beats.y, run.split.test, n, seed)
 
 
-def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
+def sanity_checks(cfg: StudyConfig, run, out_dir: Path, *, memory_budget: int | None = None) -> dict:
     """Cascading randomisation (each method) and deletion/insertion curves on a test subset.
 
     Args:
@@ -49,14 +49,15 @@ def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
         seen.add(method.name)
         key = jax.random.key(cfg.seed)
         log.info("sanity: cascading randomisation of %s on %d beats", method.name, len(idx))
-        res = cascade_for_model(run.model, fresh, method, x, y, key=key)
+        res = cascade_for_model(run.model, fresh, method, x, y, key=key, memory_budget=memory_budget)
         res.save(out_dir)
         plotting.save_figure(plotting.plot_cascade(res, title=f"{method.name}: cascading randomisation"), out_dir / f"cascade_{method.name}.png")
         summary["cascade"][method.name] = res.summary()
-        maps[method.name] = attribution.attribute_dataset(gs, x, y, method, key=key).maps
+        maps[method.name] = attribution.attribute_dataset(gs, x, y, method, key=key, memory_budget=memory_budget).maps
     if maps:
         log.info("sanity: deletion/insertion curves for %s", sorted(maps))
-        faith = deletion_insertion(gs, x, y, maps, beats.r[idx], beats.lo[idx], beats.hi[idx], beats.fs, seed=cfg.seed)
+        faith = deletion_insertion(gs, x, y, maps, beats.r[idx], beats.lo[idx], beats.hi[idx], beats.fs, seed=cfg.seed,
+                                   memory_budget=memory_budget)
         faith.save(out_dir)
         plotting.save_figure(plotting.plot_faithfulness(faith, title="deletion / insertion by 0.1 s segment"), out_dir / "faithfulness.png")
         s = faith.summary()
@@ -65,7 +66,7 @@ def sanity_checks(cfg: StudyConfig, run, out_dir: Path) -> dict:
     return summary
 
 
-def noise_stress(cfg: StudyConfig, run, out_dir: Path, *, data_dir=None, cache=None) -> dict:
+def noise_stress(cfg: StudyConfig, run, out_dir: Path, *, data_dir=None, cache=None, memory_budget: int | None = None) -> dict:
     """Accuracy and saliency-profile shift against SNR with nstdb ``bw``/``ma`` noise added to test beats.
 
     The noise is added to the unnormalised beats (the run's protocol with
@@ -100,7 +101,7 @@ def noise_stress(cfg: StudyConfig, run, out_dir: Path, *, data_dir=None, cache=N
     classes = beats.classes
 
     def evaluate(x):
-        res = attribution.attribute_dataset(gs, x, y, sal, key=jax.random.key(cfg.seed))
+        res = attribution.attribute_dataset(gs, x, y, sal, key=jax.random.key(cfg.seed), memory_budget=memory_budget)
         seg = segment_values(np.abs(res.maps), beats.r[idx], beats.lo[idx], beats.hi[idx], beats.fs)
         prof = class_profiles(seg.values, y, beats.record[idx], idx=np.arange(len(idx)), classes=classes, n_boot=0)
         return float(np.mean(res.pred == y)), prof.median

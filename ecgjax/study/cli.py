@@ -12,13 +12,18 @@ def add_args(p: argparse.ArgumentParser, default_config: str | None = None) -> N
                    help="redo every stage (training runs included); only in a workdir holding this same study")
     p.add_argument("--data-dir", default=None, help="data root holding mitdb/ and nstdb/ (default: $ECGJAX_DATA_DIR)")
     p.add_argument("--cache-dir", default=None, help="beat cache folder")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="memory each evaluation may hold: 4G, 512M or a share of the available memory like 30%% (default 50%%)")
 
 
 def run_from_args(args) -> int:
     from ecgjax.study.config import load_study_config
     from ecgjax.study.pipeline import run_study
 
-    paths = run_study(load_study_config(args.config), args.workdir, force=args.force, data_dir=args.data_dir, cache=args.cache_dir)
+    from ecgjax.batched import parse_memory
+
+    paths = run_study(load_study_config(args.config), args.workdir, force=args.force, data_dir=args.data_dir, cache=args.cache_dir,
+                      memory_budget=parse_memory(args.memory_budget))
     print(f"report: {paths['html']}\nsummary: {paths['markdown']}")
     return 0
 

@@ -102,7 +102,8 @@ def check_owner(cfg_json: dict, workdir: Path) -> None:
                            "use a new or empty --workdir")
 
 
-def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, data_dir=None, cache=None) -> dict:
+def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, data_dir=None, cache=None,
+              memory_budget: int | None = None) -> dict:
     """Run every stage of ``cfg`` in ``workdir``; returns the report paths.
 
     Args:
@@ -113,16 +114,17 @@ def run_study(cfg: StudyConfig, workdir: str | Path, *, force: bool = False, dat
         holding this same study config (``check_owner``). One process at a time
         (``ecgjax.io.workdir_lock``).
       data_dir, cache: passed on to the data layer.
+      memory_budget: bytes each evaluation may hold (default a share of the available memory; ``ecgjax.batched``).
     """
     workdir = Path(workdir)
     cfg_json = _config_json(cfg)
     check_owner(cfg_json, workdir)
     with workdir_lock(workdir):
         check_owner(cfg_json, workdir)
-        return _run_study(cfg, cfg_json, workdir, force=force, data_dir=data_dir, cache=cache)
+        return _run_study(cfg, cfg_json, workdir, force=force, data_dir=data_dir, cache=cache, memory_budget=memory_budget)
 
 
-def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, data_dir, cache) -> dict:
+def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, data_dir, cache, memory_budget: int | None) -> dict:
     from ecgjax.train import load_run, train_and_evaluate
 
     t_all = time.time()
@@ -167,7 +169,7 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
         attrib = {}
         for i, r in enumerate(explained):
             run = first_run() if i == 0 else load_run(workdir / "runs" / r.name, data_dir=data_dir, cache=cache)
-            attrib[r.name] = _explain_run(cfg, r, workdir, run)
+            attrib[r.name] = _explain_run(cfg, r, workdir, run, memory_budget)
         attrib = stages.finish("explain", t0, {"runs": attrib})
 
     # ---- sanity checks ----------------------------------------------------------------
@@ -178,7 +180,7 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
             t0 = time.time()
             from ecgjax.study.checks import sanity_checks
 
-            summary = stages.finish("sanity", t0, sanity_checks(cfg, first_run(), out_dir))
+            summary = stages.finish("sanity", t0, sanity_checks(cfg, first_run(), out_dir, memory_budget=memory_budget))
         sanity = SanityResult(explained[0].name, summary["n_beats"], summary["cascade"], summary["faithfulness"],
                               tuple(sorted(out_dir.glob("*.png"))))
 
@@ -190,7 +192,7 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
             from ecgjax.study.checks import noise_stress
 
             summary = stages.finish("noise", t0, noise_stress(cfg, first_run(), workdir / "noise" / explained[0].name,
-                                                              data_dir=data_dir, cache=cache))
+                                                              data_dir=data_dir, cache=cache, memory_budget=memory_budget))
         noise = NoiseResult(explained[0].name, summary["n_beats"], tuple(summary["rows"]), summary["method"])
     first = None
 
@@ -210,7 +212,7 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
     return {k: str(v) for k, v in paths.items()}
 
 
-def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
+def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run, memory_budget: int | None = None) -> dict:
     """Every method on (a per-class subset of) the run's test beats, then profiles."""
     import jax
 
@@ -239,7 +241,7 @@ def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run) -> dict:
         else:
             done.unlink(missing_ok=True)
             explain_run(model, beats, idx, method, attr_dir, target=m.target, key=jax.random.key(cfg.seed),
-                        model_info=model_identity(run), background_idx=run.split.train)
+                        model_info=model_identity(run), background_idx=run.split.train, memory_budget=memory_budget)
             profile_run(stored, beats, prof_dir, transform=m.transform, n_boot=cfg.n_boot, seed=cfg.seed)
             _example_beats(beats, stored, prof_dir / "figures" / "example_beats.png", m.transform)
             atomic_write_json(done, {"method": m.key})
