@@ -99,16 +99,22 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
     from ecgjax.attribution.attributions import Attributions
 
     parts = [parts] if isinstance(parts, Attributions) else parts
+    # Only the waveform leads are cut into segments: a model with RR features (rr_net) carries
+    # them as trailing constant channels, whose attributions are per feature, not per segment.
+    n_leads = len(next(iter(beats.lead_names.values()))) if beats.lead_names else beats.x.shape[-1]
     idx_all, vals, y_all, p_all = [], [], [], []
     first = None
     for a in parts:
         if a.maps.ndim != 3:
             raise ConfigError(f"{a.method}: profiles need one map per beat; these maps were made with target 'all' "
                               "(one per class): explain with target label, pred or a class")
+        if a.maps.shape[-1] != n_leads + len(beats.rr_names) and a.maps.shape[-1] != n_leads:
+            raise ConfigError(f"{a.method}: maps have {a.maps.shape[-1]} channels; the beats have {n_leads} leads and "
+                              f"{len(beats.rr_names)} RR features: were they explained on another data set?")
         first = a if first is None else first
         i = a.index
-        seg = segment_values(transform_maps(np.asarray(a.maps), transform), beats.r[i], beats.lo[i], beats.hi[i], beats.fs,
-                             reduce=reduce, mode=mode)
+        seg = segment_values(transform_maps(np.asarray(a.maps[..., :n_leads]), transform), beats.r[i], beats.lo[i], beats.hi[i],
+                             beats.fs, reduce=reduce, mode=mode)
         idx_all.append(i), vals.append(seg.values), y_all.append(a.label), p_all.append(a.pred)
     if first is None:
         raise ValueError("no attributions to profile")

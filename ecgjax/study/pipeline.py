@@ -268,7 +268,8 @@ def _example_beats(beats, attr_dir: Path, path: Path, transform: str) -> None:
         titles.append(f"{beats.classes[int(a.label[i])]} ({beats.record[j]}:{beats.sample[j]})")
     if xs:
         names = [beats.lead_axis(np.array([j]))[0] for j in idx]  # each beat's own record's leads
-        fig = plotting.plot_example_beats(np.stack(xs), np.stack(maps), beats.fs, rs=np.array(rs), his=np.array(his), titles=titles,
+        n = len(names[0])  # waveform leads only (rr_net's trailing RR channels are not a trace)
+        fig = plotting.plot_example_beats(np.stack(xs)[..., :n], np.stack(maps)[..., :n], beats.fs, rs=np.array(rs), his=np.array(his), titles=titles,
                                           lead_names=names, value_label=VALUE_LABELS["abs"])
         plotting.save_figure(fig, path)
 

@@ -110,3 +110,22 @@ def test_ig_completeness_is_measured_and_warned(tmp_path, caplog):
     out = explain_run((cnn_make, p), beats, idx, attr.get("integrated_gradients", steps=128), tmp_path / "b", batch_size=16)
     c128 = json.loads((out["dir"] / "meta.json").read_text())["completeness"]
     assert c128["ok"] and c128["median_rel_error"] < c1["median_rel_error"] / 10 and "tolerance" not in caplog.text
+
+
+def test_profiles_cut_only_the_waveform_leads_of_a_model_with_rr_features():
+    """rr_net's inputs carry RR features as trailing channels: profiles segment the L leads only."""
+    import dataclasses
+
+    beats = _beats()
+    rr = np.random.default_rng(1).normal(size=(len(beats), 3)).astype(np.float32)
+    with_rr = dataclasses.replace(beats, rr=rr, rr_names=("pre", "post", "local"),
+                                  x=np.concatenate([beats.x, np.broadcast_to(rr[:, None], (len(beats), beats.x.shape[1], 3))], -1))
+    rng = np.random.default_rng(2)
+    idx = np.arange(len(beats))
+    maps = rng.normal(size=with_rr.x.shape).astype(np.float32)
+    maps[..., 2:] *= 1e3  # RR channels: any leak into the segments would dominate them
+    kw = dict(pred=beats.y, label=beats.y, index=idx, method="saliency", settings={}, model={}, classes=beats.classes, fs=beats.fs)
+    both = profile_attributions(Attributions(maps=maps, target=beats.y, **kw), with_rr, n_boot=0, min_n=2)
+    wave = profile_attributions(Attributions(maps=maps[..., :2], target=beats.y, **kw), beats, n_boot=0, min_n=2)
+    assert both.values.shape == wave.values.shape == (len(beats), 2, 24)
+    np.testing.assert_array_equal(both.values, wave.values)
