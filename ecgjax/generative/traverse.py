@@ -18,8 +18,8 @@ classifier's decision moves. Where qLST trains a query network, this
 optimises per beat: no network to fit per classifier, and beats are
 independent (Adam is elementwise), so whole classes run as one batch.
 
-Only the pure ``logit_fn`` of the model contract (``models.base.pure_fns``)
-is used, so any classifier with that contract works; both models' parameters
+Only the classifier's forward pass (``x -> logits``, in eval mode) is used,
+so any classifier of the model contract works; both models' parameters
 are traced arguments of one compiled program, run over the beats by
 ``batched.map_batches``.
 """
@@ -38,7 +38,7 @@ from scipy import stats
 
 from ecgjax.batched import map_batches
 from ecgjax.errors import DataError
-from ecgjax.models.base import eval_split, pure_fns
+from ecgjax.models.base import eval_split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
 
     @jax.jit
     def run(cls_state, vae_params, x, target):
-        logit_fn = pure_fns(cls_graphdef, cls_state).logit_fn
+        logit_fn = nnx.merge(cls_graphdef, cls_state)  # x f32[B, T, L] -> logits f32[B, C]
         vae = nnx.merge(vae_graphdef, vae_params)
         z0 = vae.encode(x)[0]
 
