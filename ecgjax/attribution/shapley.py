@@ -172,7 +172,7 @@ class ExpectedGradients(AttributionMethod):
             w = (j < self.n).astype(x.dtype)[:, None, None, None]
             return acc + jnp.sum(w * d * g, 0), None
 
-        total, _ = jax.lax.scan(body, jnp.zeros_like(x), js, unroll=scan_unroll(self.unroll))
+        total, _ = jax.lax.scan(body, jnp.zeros_like(x), js, unroll=scan_unroll(self.unroll, n_chunks))
         return total / self.n
 
 
@@ -411,7 +411,7 @@ class KernelShap(AttributionMethod):
             xm = jnp.where(keep, x[None], base[None])
             return None, tz(xm.reshape(k * B, T, L)).reshape(k, B)
 
-        _, ys = jax.lax.scan(body, None, Zp, unroll=scan_unroll(self.unroll))
+        _, ys = jax.lax.scan(body, None, Zp, unroll=scan_unroll(self.unroll, n_chunks))
         y = jnp.moveaxis(ys.reshape(n_chunks * k, B), 0, 1)[:, :Kn] - f0[:, None]  # [B, Kn]
 
         Zf = Z.astype(x.dtype)

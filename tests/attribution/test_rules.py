@@ -10,6 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ecgjax.errors import ConfigError
 import pytest
 from flax import nnx
 
@@ -219,9 +221,9 @@ def test_rules_refuse_the_lstm_and_say_why():
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError, match="deeplift's baseline must be one of"):
+    with pytest.raises(ConfigError, match="deeplift's baseline must be one of"):
         attr.get("deeplift", baseline="uniform")
-    with pytest.raises(ValueError, match="rule must be one of"):
+    with pytest.raises(ConfigError, match="rule must be one of"):
         attr.get("lrp", rule="z")
-    with pytest.raises(ValueError, match="alpha - beta = 1"):
+    with pytest.raises(ConfigError, match="alpha - beta = 1"):
         attr.get("lrp", rule="alpha_beta", alpha=2.0, beta=0.5)

@@ -257,7 +257,9 @@ def test_frozen_array_hash_and_background_sample():
         attr.background_sample(x, 21)
     ks = attr.KernelShap.with_background(bg)
     assert ks.baseline == "given" and ks.baseline_value == attr.FrozenArray(bg.array.mean(0))
-    with pytest.raises(ValueError, match="needs baseline_value"):
+    from ecgjax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs baseline_value"):
         attr.get("kernel_shap", baseline="given")
 
 
