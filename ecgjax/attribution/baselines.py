@@ -45,6 +45,14 @@ def mean_beat(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, np.float64).mean(axis=0).astype(np.float32)
 
 
+def given_value(beat: np.ndarray) -> tuple:
+    """A given baseline beat f32[T, L] as the hashable nested tuple a method stores in ``baseline_value``."""
+    b = np.asarray(beat, np.float32)
+    if b.ndim != 2:
+        raise ValueError(f"baseline must be f32[T, L], got shape {b.shape}")
+    return tuple(map(tuple, b.tolist()))
+
+
 def baseline(kind: str, x: jax.Array, *, value=None, sigma: float = 18.0, key: jax.Array | None = None) -> jax.Array:
     """The baseline ``x0: f32[B, T, L]`` of kind ``kind`` for beats ``x: f32[B, T, L]``.
 

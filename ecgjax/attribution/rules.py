@@ -171,10 +171,7 @@ class DeepLift(AttributionMethod):
     @classmethod
     def with_baseline(cls, baseline: np.ndarray, **kw) -> "DeepLift":
         """An instance with a given baseline f32[T, L] (stored as a hashable nested tuple)."""
-        b = np.asarray(baseline, np.float32)
-        if b.ndim != 2:
-            raise ValueError(f"baseline must be f32[T, L], got shape {b.shape}")
-        return cls(baseline="given", baseline_value=tuple(map(tuple, b.tolist())), **kw)
+        return cls(baseline="given", baseline_value=baselines.given_value(baseline), **kw)
 
     def baseline_for(self, x: jax.Array) -> jax.Array:
         """x0: f32[B, T, L] for beats x: f32[B, T, L] (``ecgjax.attribution.baselines.baseline``)."""
