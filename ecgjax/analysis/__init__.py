@@ -10,9 +10,10 @@ from ecgjax.analysis.compare import Comparison, benjamini_hochberg, compare_grou
 from ecgjax.analysis.profiles import Profiles, class_profiles, weighted_median
 from ecgjax.analysis.segments import Segments, segment_values
 from ecgjax.analysis.transforms import TRANSFORMS, transform_maps
+from ecgjax.analysis.waves import wave_labels, wave_masks, wave_values
 
 __all__ = [
     "AttributionProfiles", "Comparison", "LeadMatrix", "Profiles", "Segments", "TRANSFORMS", "benjamini_hochberg", "class_lead_matrix",
     "class_profiles", "compare_groups", "correct_vs_incorrect", "lead_relevance", "mistaken_vs_class", "profile_attributions", "profile_run",
-    "segment_values", "transform_maps", "weighted_median",
+    "segment_values", "transform_maps", "wave_labels", "wave_masks", "wave_values", "weighted_median",
 ]

@@ -1,0 +1,141 @@
+"""Beat delineation (neurokit2): waves found where they were planted, the quality flag, the per-record cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgjax.data import delineation, load_beats, protocols
+from ecgjax.data.delineation import BOUNDS, delineate, load_waves, quality
+
+FS = 360
+
+
+def synthetic_ecg(n_beats: int = 30, rr_s: float = 0.8, qrs_half_s: float = 0.025, fs: float = FS):
+    """f64[S] a sum of Gaussians per beat (P at -180 ms, Q at -qrs_half, R at 0, S at +qrs_half,
+    T at +280 ms; sd 20, 8, 10, 8, 40 ms) and i64[K] its R samples.
+
+    Planted extents (+-2.5 sd): P [-230, -130] ms, QRS [-qrs_half - 20, qrs_half + 20] ms, T [180, 380] ms.
+    """
+    S = int((n_beats + 1) * rr_s * fs)
+    t = np.arange(S) / fs
+    r = ((np.arange(n_beats) + 0.5) * rr_s * fs).astype(np.int64)
+    rt = r / fs
+
+    def g(c, a, sd):
+        return a * np.exp(-0.5 * ((t[:, None] - c[None]) / sd) ** 2).sum(1)
+
+    x = (g(rt - 0.18, 0.15, 0.02) + g(rt - qrs_half_s, -0.1, 0.008) + g(rt, 1.2, 0.01)
+         + g(rt + qrs_half_s, -0.25, 0.008) + g(rt + 0.28, 0.3, 0.04))
+    return x, r
+
+
+def planted_ms(qrs_half_s: float) -> np.ndarray:
+    q = 1000 * qrs_half_s + 20
+    return np.array([-230, -130, -q, q, 180, 380], float)
+
+
+@pytest.mark.parametrize("qrs_half_s", [0.025, 0.05])
+def test_synthetic_waves_are_found_where_planted(qrs_half_s):
+    x, r = synthetic_ecg(qrs_half_s=qrs_half_s)
+    b = delineate(x, r, FS)
+    assert b.shape == (len(r), len(BOUNDS))
+    inner = slice(2, -2)  # neurokit2's first/last beats lack context
+    rel_ms = (b[inner] - r[inner, None]) / FS * 1000
+    err = np.abs(np.nanmedian(rel_ms, 0) - planted_ms(qrs_half_s))
+    assert (err <= [20, 20, 20, 20, 35, 35]).all(), (np.nanmedian(rel_ms, 0), err)
+    assert quality(b, r, FS)[inner].mean() >= 0.9
+
+
+def test_wider_qrs_is_measured_wider():
+    widths = []
+    for h in (0.025, 0.05):
+        x, r = synthetic_ecg(qrs_half_s=h)
+        b = delineate(x, r, FS)[2:-2]
+        widths.append(np.nanmedian(b[:, 3] - b[:, 2]) / FS)
+    # planted: 90 ms and 140 ms
+    assert widths[1] - widths[0] == pytest.approx(0.05, abs=0.02), widths
+
+
+def test_quality_closed_form():
+    r = np.array([100] * 7)
+    good = [40, 60, 85, 115, 150, 200]  # P 20 samples, QRS 30 (83 ms), T 50
+    cases = np.array([
+        good,
+        [np.nan] + good[1:],  # missing P onset
+        [40, 60, 85, 99, 150, 200],  # QRS ends before R
+        [40, 90, 85, 115, 150, 200],  # P overlaps the QRS
+        [40, 60, 95, 105, 150, 200],  # QRS 10 samples = 28 ms: too narrow
+        [40, 60, 50, 150, 160, 200],  # QRS 100 samples = 278 ms: too wide
+        [-60, -40, 85, 115, 150, 200],  # P onset 160 samples = 444 ms before R
+    ], float)
+    np.testing.assert_array_equal(quality(cases, r, FS), [True, False, False, False, False, False, False])
+
+
+def test_delineate_rejects_unknown_method():
+    from ecgjax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose one of"):
+        delineate(np.zeros(1000), np.array([100, 400, 700]), FS, method="nope")
+
+
+# -- load_waves: window-relative, cached per record ------------------------------------------------------
+
+
+@pytest.fixture
+def syn_db(tiny_db):
+    x, r = synthetic_ecg(n_beats=20)
+    sym = ["N"] * len(r)
+    sym[7] = "V"
+    digital = np.round(np.stack([x, -x], 1) * 200).astype(np.int16)
+    tiny_db.record("s1", list(zip(r.tolist(), sym)), signal=digital)
+    return tiny_db, r
+
+
+@pytest.mark.parametrize("proto", ["jones2020", "aami"])
+def test_load_waves_window_relative_and_cached(syn_db, cache_path, monkeypatch, proto):
+    db, r = syn_db
+    beats = load_beats(protocols.get(proto, records=("s1",)), db.root, cache=cache_path, download=False)
+    waves = load_waves(beats, db.root, cache=cache_path, download=False)
+    assert waves.bounds.shape == (len(beats), 6) and waves.lead == {"s1": "MLII"}
+    # the same numbers as delineating the record directly, shifted into each window
+    ref = delineate(db.physical("s1")[:, 0], r, FS)
+    rows = np.searchsorted(r, beats.sample)
+    start = beats.sample - beats.r
+    np.testing.assert_allclose(waves.bounds, ref[rows] - start[:, None], atol=1e-3, equal_nan=True)
+    np.testing.assert_array_equal(waves.quality, quality(waves.bounds, beats.r, FS))
+    (cached,) = (cache_path / "waves").iterdir()
+    monkeypatch.setattr(delineation, "delineate", lambda *a, **k: pytest.fail("cache hit must not delineate"))
+    again = load_waves(beats.subset(np.arange(1, len(beats))), db.root, cache=cache_path, download=False)
+    np.testing.assert_array_equal(again.bounds, waves.bounds[1:])
+    # a damaged cache file is rebuilt, not trusted
+    cached.write_bytes(b"garbage")
+    monkeypatch.setattr(delineation, "delineate", lambda s, rr, fs, method: np.zeros((len(rr), 6)))
+    rebuilt = load_waves(beats, db.root, cache=cache_path, download=False)
+    assert (rebuilt.bounds == -start[:, None]).all()
+
+
+def test_load_waves_refuses_beats_of_other_files(syn_db, cache_path):
+    import dataclasses
+
+    from ecgjax.errors import RecordError
+
+    db, _ = syn_db
+    beats = load_beats(protocols.get("aami", records=("s1",)), db.root, cache=cache_path, download=False)
+    moved = dataclasses.replace(beats, sample=beats.sample + 3)
+    with pytest.raises(RecordError, match="record s1: .* not beat annotations"):
+        load_waves(moved, db.root, cache=False, download=False)
+
+
+@pytest.mark.realdata
+def test_real_record_waves_are_physiological(real_data_dir, tmp_path):
+    """Record 100 (normal and supraventricular beats): most beats pass the quality flag, with a QRS of
+    60-130 ms, a P wave of 50-150 ms ending 50-250 ms before R, and a T wave ending 250-500 ms after R."""
+    beats = load_beats(protocols.get("aami", records=("100",)), real_data_dir, cache=tmp_path, download=False)
+    waves = load_waves(beats, real_data_dir, cache=tmp_path, download=False)
+    assert waves.quality.mean() > 0.8
+    ok = waves.quality
+    d = np.median(waves.durations(FS)[ok], 0)
+    rel = np.median(waves.bounds[ok] - beats.r[ok, None], 0) / FS
+    assert 0.06 <= d[2] <= 0.13 and 0.05 <= d[0] <= 0.15, d
+    assert -0.25 <= rel[1] <= -0.05 and 0.25 <= rel[5] <= 0.5, rel
