@@ -14,3 +14,5 @@ done
 $PY benchmarks/saliency_throughput.py --models ribeiro_cnn --methods saliency --batches 64 --repeats 3 --conv-impl auto --out "$R/cpu_saliency_convimpl.jsonl"
 $PY benchmarks/train_throughput.py --models ribeiro_cnn,jones2020_cnn,jones2020_lstm --batches 128 --repeats 5 --matmul-probe --out "$R/cpu_train.jsonl"
 $PY benchmarks/torch_captum_compare.py --batch 256 --repeats 3 --out "$R/cpu_torch_compare.jsonl" || echo "torch compare skipped"
+# ecgjax against TensorFlow and PyTorch in one invocation (peers in their own venvs: ECGJAX_TF_PYTHON, ECGJAX_TORCH_PYTHON)
+$PY benchmarks/cpu_vs_peers.py --wait-load 2.5 --label suite --out "$R/cpu_vs_peers.jsonl"
