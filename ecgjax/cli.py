@@ -24,7 +24,7 @@ import traceback
 from ecgjax.errors import EcgjaxError
 
 # Areas whose cli module provides register(subparsers), in --help order.
-_AREAS = ("ecgjax.data.cli", "ecgjax.train.cli", "ecgjax.attribution.cli", "ecgjax.study.cli")
+_AREAS = ("ecgjax.data.cli", "ecgjax.train.cli", "ecgjax.attribution.cli", "ecgjax.study.cli", "ecgjax.generative.cli")
 
 
 class Parser(argparse.ArgumentParser):
@@ -105,6 +105,7 @@ def run_guarded(func, args, prog: str = "ecgjax") -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for result files
     setup_logging(args.verbose)
     return run_guarded(args.func, args)
 

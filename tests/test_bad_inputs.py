@@ -605,6 +605,18 @@ CASES: list[Case] = [
          _nan_logits, "logits are NaN or inf for 1 beats, the first at row 1"),
     Case("layer_method", "bare traceback", "a layer method on a model without that layer",
          lambda env: explain_args(env, "--method", "jones2020_layer_saliency"), "jones2020_layer_saliency"),
+    # ---- traverse --------------------------------------------------------------------------------
+    Case("traverse_target", "clear error", "traverse towards a class the run does not have",
+         lambda env: ["traverse", "--workdir", str(env.run()), "--target", "X", "--source", "c0"],
+         "--target 'X': not a class of this run; classes: c0"),
+    Case("traverse_same_class", "clear error", "traverse with the same --target and --source",
+         lambda env: ["traverse", "--workdir", str(env.run()), "--target", "c0", "--source", "c0"], "are both 'c0'"),
+    Case("traverse_points", "clear error", "traverse --points 1 (a path without an end)",
+         lambda env: ["traverse", "--workdir", str(env.run()), "--target", "c1", "--source", "c0", "--points", "1"],
+         "--points 1: a path needs at least 2 points"),
+    Case("traverse_method", "clear error", "traverse with an unknown attribution method for the profile",
+         lambda env: ["traverse", "--workdir", str(env.run()), "--target", "c1", "--source", "c0", "--method", "salency"],
+         "--method 'salency': not a registered attribution method"),
     # ---- studies --------------------------------------------------------------------------------
     Case("study_force_other", "lost data", "study --force on another study's workdir (deleted 91 of 92 files)",
          lambda env: _study_world(env, config_json={"name": "another study"}), "holds another study",

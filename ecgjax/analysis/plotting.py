@@ -417,3 +417,76 @@ def plot_class_lead_matrix(lm, *, title: str = "", cmap: str = "magma"):
     fig.colorbar(im, ax=ax, label=f"share of class relevance ({lm.transform})")
     ax.set_title(title or "relevance per lead, normalised per class")
     return fig
+
+
+def plot_morph_strip(beats: np.ndarray, prob: np.ndarray, fs: float, *, r: int, lead_names: Sequence[str],
+                     target: str, units: str = "per-lead z-score", title: str = ""):
+    """A traversal's generated beats, one panel per lead, coloured by the classifier's probability of the target.
+
+    Args:
+      beats: f32[P, T, L] the decoded points along one path (``Traversal.beats[b]``).
+      prob: f32[P] the target's probability at each point.
+      fs: Hz; r: the R position in the window (time axis relative to R).
+      lead_names: L names; target: the target class's name; units: the beats' amplitude unit.
+    """
+    mpl = _mpl()
+    beats, prob = np.asarray(beats), np.asarray(prob)
+    P, T, L = beats.shape
+    t = (np.arange(T) - r) / fs
+    norm = mpl.colors.Normalize(0.0, 1.0)
+    cm = mpl.colormaps["plasma"]
+    fig, axes = _subplots(L, 1, figsize=(7, 2.2 * L + 0.6), sharex=True, squeeze=False, layout="constrained")
+    for lead in range(L):
+        ax = axes[lead, 0]
+        for p in range(P):
+            ax.plot(t, beats[p, :, lead], color=cm(norm(prob[p])), lw=1.6 if p in (0, P - 1) else 0.8,
+                    ls="--" if p == 0 else "-")
+        ax.axvline(0, color="k", ls=":", lw=0.8)
+        ax.set_ylabel(f"{lead_names[lead]} ({units})")
+    axes[-1, 0].set_xlabel("time from R (s)")
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cm), ax=axes[:, 0].tolist(), label=f"P({target})")
+    fig.suptitle(title or f"towards {target}: dashed = start (the beat's reconstruction), bold = end")
+    return fig
+
+
+def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: np.ndarray | None = None,
+                        row_label: str = "position along the path", units: str = "per-lead z-score", title: str = ""):
+    """How much each 0.1 s segment changed, as a heat map with a colour bar, and the class's saliency profile beside it.
+
+    Args:
+      change: f[R, K] per-segment change (rows: points along the path, or beats), NaN outside the signal.
+      labels: K column names (``lead-k`` / ``lead+k``).
+      profile: optional f[K] the target class's saliency profile, drawn under the map (scaled to its maximum,
+        with the last row of ``change`` scaled the same way, for comparing their shapes).
+    """
+    mpl = _mpl()
+    change = np.asarray(change, float)
+    keep = _columns_with_data(change)
+    rows = 2 if profile is not None else 1
+    fig, axes = _subplots(rows, 1, figsize=(max(7, 0.35 * keep.sum() + 3), 3.2 * rows), squeeze=False, layout="constrained")
+    ax = axes[0, 0]
+    if not keep.any():
+        _no_data(ax, "no segment has a value: every segment lies in padding")
+        return fig
+    cm = mpl.colormaps["magma"].with_extremes(bad="0.8")
+    im = ax.imshow(np.ma.masked_invalid(change[:, keep]), aspect="auto", cmap=cm, interpolation="nearest")
+    cols = np.asarray(labels)[keep]
+    ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+    ax.set_ylabel(row_label)
+    fig.colorbar(im, ax=ax, label=f"mean |change| ({units})")
+    if title:
+        ax.set_title(title)
+    if profile is not None:
+        ax2 = axes[1, 0]
+        prof = np.asarray(profile, float)[keep]
+        end = change[-1, keep]
+        x = np.arange(len(cols))
+        ax2.bar(x - 0.2, end / (np.nanmax(end) or 1), 0.4, label="change at the path's end")
+        ax2.bar(x + 0.2, prof / (np.nanmax(prof) or 1), 0.4, label="saliency profile of the target class")
+        ax2.set_xticks(x, cols, rotation=90, fontsize=7)
+        ax2.set_xlabel(SEGMENT_AXIS)
+        ax2.set_ylabel("fraction of the maximum")
+        ax2.legend(fontsize=7)
+    else:
+        ax.set_xlabel(SEGMENT_AXIS)
+    return fig

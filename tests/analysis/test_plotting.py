@@ -96,3 +96,20 @@ def test_figures_name_leads_label_axes_and_never_leave_a_panel_empty():
     assert plotting.empty_panels(cas) == 0 and "constant" in cas.axes[0].texts[0].get_text()
     none = plotting.plot_group_lines({"a": vals[:0]}, labels)
     assert plotting.empty_panels(none) == 0
+
+
+def test_traversal_figures_name_leads_units_and_colour_bars():
+    rng = np.random.default_rng(1)
+    P, T, K = 5, 252, 12
+    beats = np.cumsum(rng.normal(size=(P, T, 2)), axis=1)
+    strip = plotting.plot_morph_strip(beats, np.linspace(0.1, 0.9, P), 360.0, r=90, lead_names=("MLII", "V1"), target="V")
+    labels = [ax.get_ylabel() for ax in strip.axes]
+    assert "MLII (per-lead z-score)" in labels and "V1 (per-lead z-score)" in labels and "P(V)" in labels
+    change = np.abs(rng.normal(size=(P, K)))
+    change[:, 0] = np.nan  # a segment outside the signal: dropped
+    names = [f"L{k}" for k in range(K)]
+    heat = plotting.plot_change_heatmap(change, names, profile=rng.random(K))
+    assert "mean |change| (per-lead z-score)" in [ax.get_ylabel() for ax in heat.axes]  # the colour bar
+    assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == names[1:]
+    for fig in (strip, heat):
+        assert plotting.empty_panels(fig) == 0

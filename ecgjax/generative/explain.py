@@ -1,0 +1,235 @@
+"""Explanations by generation: where a traversal changed a beat, whether saliency agrees, and sanity checks.
+
+A traversal (``generative.traverse``) morphs a beat towards a target class.
+This module reads it with the project's 0.1 s segmenter
+(``analysis.segments``):
+
+* ``segment_change``: the mean |generated beat - the path's first beat| per
+  segment and lead at every point of the path, f32[B, P, L, S];
+* ``class_saliency_profile``: the class's saliency profile, the median over
+  that class's beats of the mean |map| per segment (any registered
+  attribution method, class-targeted), f32[L, S];
+* ``agreement``: per beat, the Spearman rank correlation between the
+  traversal's change (at the path's end) and that profile;
+* ``consistency``: the median pairwise Spearman correlation of the beats'
+  change profiles (a trained classifier's traversals move the same segments
+  from beat to beat; a randomised one's should not);
+* ``reconstruction_fidelity``: the classifier's accuracy on beats and on their
+  VAE reconstructions (explanations happen where it behaves as on real data).
+
+``explain_class`` runs the traversal, the profile and the measures for one
+query and returns a :class:`TraversalExplanation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from scipy import stats
+
+from ecgjax import timebase
+from ecgjax.analysis.segments import segment_values
+from ecgjax.batched import map_batches
+from ecgjax.generative.traverse import PRIOR_MASS, Traversal, prior_bound, traverse
+from ecgjax.models.base import eval_split
+
+
+
+def _n_side(r, t: int, fs: float, seg_s: float) -> int:
+    """Segments per side of R that cover the whole window (the rest would be NaN columns only)."""
+    return -(-max(int(np.max(r)), t - int(np.min(r))) // max(1, timebase.to_samples(seg_s, fs)))
+
+
+def segment_change(beats: np.ndarray, r, lo, hi, fs: float, *, lead_names: Sequence[str] | None = None,
+                   seg_s: float = 0.1) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Change along each path per segment: mean |beats[:, p] - beats[:, 0]| over each segment's valid samples.
+
+    Args:
+      beats: f32[B, P, T, L] generated beats (``Traversal.beats``).
+      r, lo, hi: i[B] the source beats' R position and valid range (``BeatSet.r``, ``lo``, ``hi``).
+      fs: Hz; seg_s: segment length (s).
+
+    Returns:
+      (f32[B, P, L*S] NaN where a segment is outside the beat's real signal, the L*S column labels).
+    """
+    b, p, t, n_leads = beats.shape
+    d = np.abs(beats - beats[:, :1]).reshape(b * p, t, n_leads)
+    seg = segment_values(d, np.repeat(r, p), np.repeat(lo, p), np.repeat(hi, p), fs, seg_s=seg_s,
+                         n_per_side=_n_side(r, t, fs, seg_s), lead_names=lead_names)
+    return seg.flat().reshape(b, p, -1), seg.labels
+
+
+def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs: float, *, n_leads: int,
+                           method: str = "saliency", lead_names: Sequence[str] | None = None, seg_s: float = 0.1,
+                           batch_size: int = 256, memory_budget: int | None = None, progress: bool = True) -> np.ndarray:
+    """The class's saliency profile: the median over beats of the mean |map| per segment, f32[L*S] (the leads only).
+
+    Args:
+      classifier: any model of the contract (or an ``Fns``); x: f32[N, T, L(+F)] the class's beats (its input); target: the class.
+      r, lo, hi: i[N]; fs: Hz; n_leads: L (a two-input model's extra channels are left out).
+      method: a registered attribution method (``ecgjax.attribution.available()``).
+    """
+    from ecgjax import attribution
+
+    model = eval_split(classifier) if isinstance(classifier, nnx.Module) else classifier
+    maps = attribution.attribute_dataset(model, x, int(target), attribution.get(method),
+                                         key=jax.random.key(0), batch_size=batch_size, memory_budget=memory_budget,
+                                         progress=progress, r=np.asarray(r, np.int32)).maps[..., :n_leads]
+    seg = segment_values(np.abs(maps), r, lo, hi, fs, seg_s=seg_s,
+                         n_per_side=_n_side(r, maps.shape[1], fs, seg_s), lead_names=lead_names)
+    return _nan_stat(np.nanmedian, seg.flat())
+
+
+def _nan_stat(fn, v: np.ndarray) -> np.ndarray:
+    """``fn(v, axis=0)`` for a NaN-ignoring numpy statistic, NaN (without numpy's warning) for an all-NaN column."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(np.asarray(v, np.float64), axis=0)
+
+
+def nan_median(v: np.ndarray) -> float:
+    """The median of the finite values of f[N]; NaN when there are none."""
+    return float(_nan_stat(np.nanmedian, np.ravel(v)))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(stats.spearmanr(a[ok], b[ok]).statistic)
+
+
+def agreement(change: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """f64[B]: Spearman rho between each beat's change f[B, K] and the profile f[K] over the segments both have."""
+    return np.array([_spearman(c, np.asarray(profile)) for c in np.asarray(change)], np.float64)
+
+
+def paired_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """f64[B]: Spearman rho between row b of two changes f[B, K] (e.g. two classifiers' traversals of the same beats)."""
+    return np.array([_spearman(u, v) for u, v in zip(np.asarray(a), np.asarray(b))], np.float64)
+
+
+def consistency(change: np.ndarray) -> float:
+    """The median pairwise Spearman rho between beats' change profiles f[B, K] (NaN columns dropped; NaN if B < 2)."""
+    c = np.asarray(change, np.float64)
+    keep = np.isfinite(c).all(axis=0)
+    c = c[:, keep]
+    if len(c) < 2 or c.shape[1] < 3:
+        return float("nan")
+    rho = stats.spearmanr(c, axis=1).statistic
+    rho = np.atleast_2d(rho)
+    return nan_median(rho[np.triu_indices(len(c), 1)])
+
+
+# ---------------------------------------------------------------- the classifier on reconstructions
+
+
+def _fidelity_step(cls_graphdef, vae_graphdef):
+    @jax.jit
+    def step(cls_state, vae_params, x):
+        model = nnx.merge(cls_graphdef, cls_state)
+        vae = nnx.merge(vae_graphdef, vae_params)
+        n_leads = vae.settings.in_shape[1]
+        rec = jnp.concatenate([vae(x[..., :n_leads]), x[..., n_leads:]], axis=-1)
+        return jnp.argmax(model(x), -1), jnp.argmax(model(rec), -1)
+
+    return step
+
+
+def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512,
+                            memory_budget: int | None = None, progress: bool = True) -> dict:
+    """The classifier on beats and on their reconstructions (the decoded posterior means; extra channels kept).
+
+    Args:
+      x: f32[N, T, L(+F)] the classifier's input; y: i[N] true classes.
+
+    Returns:
+      dict: ``n``, ``acc_original``, ``acc_reconstructed``, ``acc_gap`` (original - reconstructed),
+      ``pred_agreement`` (same prediction on both), ``recall_original`` / ``recall_reconstructed``
+      (per class present, by class index as str), ``pred_original``, ``pred_reconstructed`` (i32[N]).
+    """
+    cg, cs = eval_split(classifier)
+    vg, vp = nnx.split(vae)
+    p0, p1 = map_batches(_fidelity_step(cg, vg), (cs, vp), (np.asarray(x, np.float32),), batch_size=batch_size,
+                         memory_budget=memory_budget, desc="classifying reconstructions", progress=progress).outputs
+    y = np.asarray(y)
+    acc0, acc1 = float((p0 == y).mean()), float((p1 == y).mean())
+    rec = lambda p: {str(int(c)): float((p[y == c] == c).mean()) for c in np.unique(y)}  # noqa: E731
+    return {"n": int(len(y)), "acc_original": acc0, "acc_reconstructed": acc1, "acc_gap": acc0 - acc1,
+            "pred_agreement": float((p0 == p1).mean()), "recall_original": rec(p0), "recall_reconstructed": rec(p1),
+            "pred_original": np.asarray(p0, np.int32), "pred_reconstructed": np.asarray(p1, np.int32)}
+
+
+# ---------------------------------------------------------------- one query
+
+
+@dataclasses.dataclass(frozen=True)
+class TraversalExplanation:
+    """One query's traversals and what they changed.
+
+    Attributes:
+      traversal: the ``Traversal`` of B beats (P points).
+      change: f32[B, P, K] per-segment change along each path (K = L*S columns, NaN outside the signal).
+      labels: the K column names (``MLII-2`` ...).
+      profile: f32[K] the target class's saliency profile (NaN when not computed).
+      agreement: f64[B] Spearman rho of each beat's end change with ``profile``.
+      latent: D, the VAE's latent size (for the prior bound).
+    """
+
+    traversal: Traversal
+    change: np.ndarray
+    labels: tuple[str, ...]
+    profile: np.ndarray
+    agreement: np.ndarray
+    latent: int
+
+    def summary(self) -> dict:
+        """The query's numbers: monotonicity, crossing, the prior bound, agreement and consistency."""
+        tr = self.traversal
+        rho = tr.spearman()
+        bound = prior_bound(self.latent, PRIOR_MASS)
+        end = self.change[:, -1]
+        mean_change = _nan_stat(np.nanmean, end)
+        return {
+            "n": int(len(rho)),
+            "median_spearman": nan_median(rho),
+            "frac_spearman_ge_0_9": float(np.mean(rho >= 0.9)),
+            "frac_start_below_0_5": float(np.mean(tr.prob[:, 0] < 0.5)),
+            "frac_cross_0_5": float(np.mean((tr.prob[:, 0] < 0.5) & (tr.prob[:, -1] > 0.5))),
+            "frac_end_above_0_5": float(np.mean(tr.prob[:, -1] > 0.5)),
+            "median_prob_start": float(np.median(tr.prob[:, 0])),
+            "median_prob_end": float(np.median(tr.prob[:, -1])),
+            "prior_mass": PRIOR_MASS,
+            "prior_bound_logpdf": bound,
+            "frac_start_inside_prior_bound": float(np.mean(tr.prior_logpdf[:, 0] >= bound)),
+            "frac_inside_prior_bound": float(np.mean(tr.prior_logpdf.min(axis=1) >= bound)),
+            "frac_no_lower_than_start": float(np.mean(tr.prior_logpdf.min(axis=1) >= np.minimum(bound, tr.prior_logpdf[:, 0]) - 1e-3)),
+            "median_agreement": nan_median(self.agreement),
+            "class_agreement": _spearman(mean_change, self.profile),
+            "consistency": consistency(end),
+            "top_segment": self.labels[int(np.nanargmax(mean_change))] if np.isfinite(mean_change).any() else "",
+        }
+
+
+def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target: int, r, lo, hi, fs: float, *,
+                  profile: np.ndarray | None = None, lead_names: Sequence[str] | None = None, seg_s: float = 0.1,
+                  **traverse_kw) -> TraversalExplanation:
+    """Traverse beats towards ``target`` and measure what changed.
+
+    Args:
+      classifier, vae: as ``traverse``; x: f32[B, T, L(+F)] the source beats (the classifier's input).
+      target: the query class; r, lo, hi: i[B] the beats' R positions and valid ranges; fs: Hz.
+      profile: f32[L*S] the target's saliency profile (``class_saliency_profile``), or None (agreement NaN).
+      traverse_kw: ``steps``, ``lr``, ``proximity``, ``n_points``, ``batch_size``, ``memory_budget``, ``progress``.
+    """
+    tr = traverse(classifier, vae, x, target, **traverse_kw)
+    change, labels = segment_change(tr.beats, np.asarray(r), np.asarray(lo), np.asarray(hi), fs, lead_names=lead_names,
+                                    seg_s=seg_s)
+    prof = np.full(change.shape[2], np.nan) if profile is None else np.asarray(profile, np.float64)
+    return TraversalExplanation(tr, change, labels, prof, agreement(change[:, -1], prof), vae.settings.latent)

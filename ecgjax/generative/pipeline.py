@@ -1,0 +1,187 @@
+"""``traverse_run``: generative explanations of a trained run, end to end (what ``ecgjax traverse`` calls).
+
+For a run (``ecgjax train``'s workdir) and a query (target class, source class):
+
+1. the beat VAE: loaded from ``vae_dir``, or trained on the run's *training*
+   beats (the leads only; valid samples) and saved there;
+2. the classifier on reconstructed test beats against the originals
+   (``explain.reconstruction_fidelity``);
+3. the target class's saliency profile over its test beats;
+4. the traversals of test beats of the source class towards the target
+   (``explain.explain_class``), and the same for a randomised classifier
+   (the registry's freshly initialised model of the same config: the sanity check);
+5. ``summary.json``, ``summary.md``, ``traversal.npz`` and figures (morph
+   strips, change heat maps) under ``out``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from ecgjax.errors import ConfigError, DataError
+from ecgjax.io import atomic_savez, atomic_write_json, atomic_write_text, environment_info
+
+log = logging.getLogger(__name__)
+
+
+def _subset(idx: np.ndarray, n: int, seed: int) -> np.ndarray:
+    idx = np.asarray(idx)
+    if len(idx) <= n:
+        return idx
+    return np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
+
+
+def get_vae(run, vae_dir: Path, *, latent: int, beta: float, width: int, epochs: int, max_train: int, seed: int,
+            progress: bool = True):
+    """The VAE in ``vae_dir``, or one trained on the run's training beats (at most ``max_train``) and saved there."""
+    from ecgjax.generative import vae as V
+
+    n_leads = run.beats.x.shape[2] - len(run.beats.rr_names)  # a two-input run's RR channels follow the leads
+    shape = (run.beats.x.shape[1], n_leads)
+    if (Path(vae_dir) / "vae.json").is_file():
+        vae = V.load_vae(vae_dir)
+        if tuple(vae.settings.in_shape) != shape:
+            raise DataError(f"the VAE in {vae_dir} reads beats of shape {vae.settings.in_shape}, the run's leads are "
+                            f"{shape}; pass another --vae folder")
+        log.info("VAE loaded from %s (latent %d, beta %g)", vae_dir, vae.settings.latent, vae.settings.beta)
+        return vae
+    tr = _subset(run.split.train, max_train, seed)
+    st = V.VAESettings(in_shape=shape, latent=latent, width=width, beta=beta, sigma=0.1, fs=run.beats.fs)
+    mask = V.valid_mask(run.beats.lo[tr], run.beats.hi[tr], shape[0])
+    vae, hist = V.train_vae(run.beats.x[tr][..., :n_leads], st, mask=mask, epochs=epochs, batch_size=128, seed=seed,
+                            progress=progress)
+    V.save_vae(vae, vae_dir, history=hist)
+    return vae
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, max_beats: int = 200,
+                 fidelity_beats: int = 4000, latent: int = 16, beta: float = 1.0, width: int = 16, vae_epochs: int = 10,
+                 vae_max_train: int = 20000, steps: int = 300, proximity: float = 0.05, n_points: int = 11,
+                 method: str = "saliency", seed: int = 0, batch_size: int = 256, memory_budget: int | None = None,
+                 data_dir=None, command: str = "", progress: bool = True) -> dict:
+    """Generative explanations of the run in ``workdir`` for one query; returns the summary dict (also written).
+
+    Args:
+      target, source: class names of the run's classes (the query: source beats morphed towards target).
+      out: output folder (default ``WORKDIR/traversals/SOURCE-to-TARGET``); vae_dir: default ``WORKDIR/vae``.
+      max_beats: source beats traversed (and target beats for the saliency profile), a seeded subset of the test part.
+      fidelity_beats: test beats for the classifier-on-reconstructions check.
+      latent, beta, width, vae_epochs, vae_max_train: the VAE trained when ``vae_dir`` holds none.
+      steps, proximity, n_points: the traversal (``generative.traverse``); method: the attribution method of the profile.
+    """
+    from ecgjax import attribution, models
+    from ecgjax.analysis import plotting
+    from ecgjax.generative import explain as EX
+    from ecgjax.train import load_run
+
+    if method not in attribution.available():
+        raise ConfigError(f"--method {method!r}: not a registered attribution method; available: {', '.join(attribution.available())}")
+    run = load_run(workdir, data_dir=data_dir)
+    classes = list(run.beats.classes)
+    for what, c in (("--target", target), ("--source", source)):
+        if c not in classes:
+            raise ConfigError(f"{what} {c!r}: not a class of this run; classes: {', '.join(classes)}")
+    if target == source:
+        raise ConfigError(f"--target and --source are both {target!r}; a traversal moves beats of one class towards another")
+    t_idx, s_idx = classes.index(target), classes.index(source)
+    out = Path(out or Path(workdir) / "traversals" / f"{source}-to-{target}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    vae = get_vae(run, Path(vae_dir or Path(workdir) / "vae"), latent=latent, beta=beta, width=width, epochs=vae_epochs,
+                  max_train=vae_max_train, seed=seed, progress=progress)
+    n_leads = vae.settings.in_shape[1]
+    b = run.beats
+    test = np.asarray(run.split.test)
+    names, _ = b.lead_axis(test)
+    names = list(names)[:n_leads]
+    kw = dict(batch_size=batch_size, memory_budget=memory_budget, progress=progress)
+
+    fid_idx = _subset(test, fidelity_beats, seed)
+    fid = EX.reconstruction_fidelity(run.model, vae, b.x[fid_idx], b.y[fid_idx], **kw)
+
+    src = _subset(test[b.y[test] == s_idx], max_beats, seed)
+    tgt = _subset(test[b.y[test] == t_idx], max_beats, seed)
+    if len(src) == 0 or len(tgt) == 0:
+        raise DataError(f"the run's test part has {len(src)} {source} and {len(tgt)} {target} beats; choose classes present in both")
+    where = lambda i: (b.r[i], b.lo[i], b.hi[i])  # noqa: E731
+    profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads, method=method,
+                                        lead_names=names, **kw)
+    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, **kw)
+    ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, lead_names=names, **tkw)
+    cfg = run.config.model
+    fresh = models.build(cfg.name, n_classes=len(classes), in_shape=run.model.in_shape, fs=b.fs, rngs=nnx.Rngs(seed + 1),
+                         **dict(cfg.kwargs))
+    ex_rand = EX.explain_class(fresh, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, lead_names=names, **tkw)
+
+    summary = {
+        "command": command, "workdir": str(workdir), "model": cfg.name, "classes": classes, "target": target, "source": source,
+        "vae": {"latent": vae.settings.latent, "beta": vae.settings.beta, "width": vae.settings.width,
+                "sigma": vae.settings.sigma},
+        "traverse": {"steps": steps, "proximity": proximity, "n_points": n_points, "method": method, "seed": seed},
+        "fidelity": {k: v for k, v in fid.items() if k not in ("pred_original", "pred_reconstructed")},
+        "trained": ex.summary(), "randomised": ex_rand.summary(),
+        "randomised_vs_trained_change": float(EX.nan_median(EX.paired_agreement(ex.change[:, -1], ex_rand.change[:, -1]))),
+        "wall_s": time.perf_counter() - t0, **environment_info(),
+    }
+    tr = ex.traversal
+    atomic_savez(out / "traversal.npz", index=src, target=tr.target, z=tr.z, beats=tr.beats, prob=tr.prob,
+                 prior_logpdf=tr.prior_logpdf, direction=tr.direction, change=ex.change, profile=ex.profile,
+                 agreement=ex.agreement, labels=np.asarray(ex.labels), prob_randomised=ex_rand.traversal.prob,
+                 change_randomised=ex_rand.change)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    _figures(out / "figures", ex, ex_rand, b, src, names, target, plotting)
+    return summary
+
+
+def _figures(fig_dir: Path, ex, ex_rand, b, src, names, target, plotting) -> None:
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    tr = ex.traversal
+    rho = tr.spearman()
+    order = np.argsort(-np.nan_to_num(rho - 2 * (tr.prob[:, -1] <= 0.5)))[:3]  # monotone paths that reach the target first
+    for k, i in enumerate(order):
+        fig = plotting.plot_morph_strip(tr.beats[i], tr.prob[i], b.fs, r=int(b.r[src[i]]), lead_names=names, target=target,
+                                        title=f"record {b.record[src[i]]}, beat at sample {b.sample[src[i]]}: towards "
+                                              f"{target} (P {tr.prob[i, 0]:.2f} -> {tr.prob[i, -1]:.2f})")
+        plotting.save_figure(fig, fig_dir / f"morph_{k}.png")
+    med = np.nanmedian(ex.change, axis=0) if np.isfinite(ex.change).any() else ex.change[0]
+    plotting.save_figure(plotting.plot_change_heatmap(med, ex.labels, profile=ex.profile,
+                                                      title=f"median change over {len(src)} beats along the path towards {target}"),
+                         fig_dir / "change_path.png")
+    plotting.save_figure(plotting.plot_change_heatmap(ex.change[:, -1], ex.labels, row_label="beat",
+                                                      title=f"change at the path's end, per beat (towards {target})"),
+                         fig_dir / "change_beats.png")
+    med_r = np.nanmedian(ex_rand.change, axis=0) if np.isfinite(ex_rand.change).any() else ex_rand.change[0]
+    plotting.save_figure(plotting.plot_change_heatmap(med_r, ex_rand.labels, profile=ex.profile,
+                                                      title=f"randomised classifier: median change towards {target}"),
+                         fig_dir / "change_path_randomised.png")
+
+
+def summary_markdown(s: dict) -> str:
+    """The summary as Markdown: the fidelity line and one table, trained against randomised."""
+    f = s["fidelity"]
+    rows = [("median Spearman rho (position, P(target))", "median_spearman"), ("beats with rho >= 0.9", "frac_spearman_ge_0_9"),
+            ("beats starting below 0.5", "frac_start_below_0_5"), ("beats crossing 0.5", "frac_cross_0_5"),
+            ("median P(target) start", "median_prob_start"), ("median P(target) end", "median_prob_end"),
+            (f"starts inside the prior's {s['trained']['prior_mass']:.0%} sphere", "frac_start_inside_prior_bound"),
+            (f"paths inside the prior's {s['trained']['prior_mass']:.0%} sphere", "frac_inside_prior_bound"),
+            ("paths inside that sphere or (starting outside it) no further out than their start", "frac_no_lower_than_start"),
+            ("median agreement with the saliency profile (Spearman)", "median_agreement"),
+            ("class-level agreement (mean change vs profile)", "class_agreement"),
+            ("consistency across beats (median pairwise Spearman)", "consistency"), ("most changed segment", "top_segment")]
+    lines = [f"**{s['model']}**, {s['source']} -> {s['target']} ({s['trained']['n']} beats); VAE latent {s['vae']['latent']}, "
+             f"beta {s['vae']['beta']:g}; classifier accuracy on {f['n']} test beats: originals {f['acc_original']:.3f}, "
+             f"reconstructions {f['acc_reconstructed']:.3f} (gap {100 * f['acc_gap']:+.1f} points; same prediction "
+             f"{f['pred_agreement']:.3f})", "", "| | trained | randomised |", "|---|---|---|"]
+    lines += [f"| {name} | {_fmt(s['trained'][k])} | {_fmt(s['randomised'][k])} |" for name, k in rows]
+    lines += ["", f"Randomised vs trained change, per beat (median Spearman): {s['randomised_vs_trained_change']:.3f}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,47 @@
+"""Classifiers for the generative explanations (``ecgjax traverse``): DS1 -> DS2 on AAMI beats, short CPU recipes.
+
+Command::
+
+    ecgjax train --config experiments/configs/traverse_aami.py:rr_net --workdir runs/traverse_rr_net
+    ecgjax traverse --workdir runs/traverse_rr_net --target V --source N
+
+Variants (``:name``): ``rr_net`` (the two-input model: waveform + the 8 RR
+features of ``aami_rr``; small, trains on a CPU in minutes), ``jones2020_cnn``
+and ``jones2020_lstm`` (the paper's models on the ``aami`` window; GPU
+recipes: the CNN's 11 full-length convolutions take seconds per step on a
+2-core CPU). DS1's training records (4 held out for validation, split seed 4
+as ``aami_rr.py``) -> DS2, at most ``max_beats`` beats per split part, N
+downsampled to the second-largest class, cross-entropy, Adam 1e-3, best
+validation checkpoint tested. ``:rr_net,full`` lifts the beat cap.
+
+Expected wall time: rr_net ~5 min on a shared 2-core CPU.
+Expected metric: see docs/results.md (section 5b); a short recipe, not a tuned classifier.
+"""
+
+from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from ecgjax.data.rr import FEATURES
+
+_MODELS = {
+    "rr_net": ("aami_rr", ModelConfig(name="rr_net", kwargs={"rr_features": FEATURES})),
+    "jones2020_cnn": ("aami", ModelConfig(name="jones2020_cnn")),
+    "jones2020_lstm": ("aami", ModelConfig(name="jones2020_lstm")),
+}
+
+
+def get_config(arg=None):
+    opts = [a for a in (arg or "rr_net").split(",") if a]
+    name = next((a for a in opts if a in _MODELS), "rr_net")
+    unknown = [a for a in opts if a not in _MODELS and a != "full"]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full")
+    protocol, model = _MODELS[name]
+    return Config(
+        name=f"traverse_aami_{name}",
+        data=DataConfig(protocol=protocol, split="ds1ds2", split_seed=4, split_kwargs={"n_val_records": 4},
+                        balance="downsample_majority", max_beats=None if "full" in opts else 20000),
+        model=model,
+        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=6, loss="ce",
+                          plateau=True, plateau_factor=0.1, plateau_patience=2, plateau_min_lr=1e-5,
+                          early_stopping_patience=3, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
+        eval=EvalConfig(bootstrap_samples=200),
+    )
