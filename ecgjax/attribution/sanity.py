@@ -10,16 +10,26 @@
   layer is re-initialised, because the gradient magnitude decays with the
   distance from the last time step whatever the weights. For recurrent models
   read the signed correlation (about -0.6 there) or rank within time bins.
-* :func:`completeness_error`: how far a path method's attributions (integrated
-  gradients) miss their completeness axiom, sum(A) = z(x) - z(baseline), per beat;
-  the numerical integral's error, measured per run because it depends on the model.
+* :func:`independent_randomization`: each parameter group re-initialised alone.
+* :func:`data_randomization`: maps of the model against maps of a copy trained
+  on permuted labels; :func:`random_logit`: the predicted class's map against a
+  random other class's. Both by Spearman and SSIM (:func:`ssim_rows`) per beat.
+* :func:`completeness_error`, :func:`method_completeness`: how far attributions
+  miss their completeness axiom, sum(A) = z(x) - z(baseline) (integrated
+  gradients, DeepLIFT, expected gradients in expectation, LRP-epsilon against
+  z(x)), per beat; measured per run because it depends on the model.
 * :func:`deletion_insertion`: delete (set to ``baseline``) the most-attributed
   0.1 s segments first and watch the target probability fall (deletion), or
   insert them into a baseline beat and watch it rise (insertion); areas under
   the curves summarize faithfulness. A random segment order is the control.
+* :func:`road`: remove and debias: the same rankings, removed segments filled
+  by noisy linear imputation, most (MoRF) and least (LeRF) relevant first.
 
 References: Adebayo et al. 2018, "Sanity checks for saliency maps" (NeurIPS);
-Petsiuk, Das & Saenko 2018, "RISE" (BMVC) for deletion/insertion.
+Sixt, Granz & Landgraf 2020, "When explanations lie" (ICML) for random-logit;
+Petsiuk, Das & Saenko 2018, "RISE" (BMVC) for deletion/insertion; Rong, Leemann,
+Borisov, Kasneci & Kasneci 2022, "A consistent and efficient evaluation strategy
+for attribution methods" (ICML) for ROAD.
 """
 
 from __future__ import annotations
@@ -82,10 +92,13 @@ def _median_rows(v: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class CascadeResult:
     """Attributes:
-    layers: the randomised prefix after each step (step k re-initialised ``layers[:k+1]``).
+    layers: the parameter groups in randomisation order.
     spearman_signed, spearman_abs: f64[K, N] per step and beat.
     random_signed, random_abs: f64[N] the control: original maps vs the random-attribution method.
     method: name.
+    mode: ``"cascade"`` (step k re-initialised ``layers[:k+1]``) or ``"independent"``
+      (step k re-initialised ``layers[k]`` alone).
+    ssim_abs: f64[K, N] :func:`ssim_rows` of the |maps| per step and beat (None for results made without it).
     """
 
     layers: tuple[str, ...]
@@ -94,25 +107,54 @@ class CascadeResult:
     random_signed: np.ndarray
     random_abs: np.ndarray
     method: str
+    mode: str = "cascade"
+    ssim_abs: np.ndarray | None = None
 
     def summary(self) -> dict:
         """Medians over beats (NaN where the correlation is undefined for every beat) and
         ``n_defined``: beats whose correlation is defined at each step (0: constant maps)."""
-        return {"method": self.method, "layers": list(self.layers),
-                "median_spearman_signed": _median_rows(self.spearman_signed).tolist(),
-                "median_spearman_abs": _median_rows(self.spearman_abs).tolist(),
-                "n_defined": np.isfinite(self.spearman_abs).sum(-1).tolist(),
-                "random_control_signed": float(_median_rows(self.random_signed)),
-                "random_control_abs": float(_median_rows(self.random_abs))}
+        out = {"method": self.method, "mode": self.mode, "layers": list(self.layers),
+               "median_spearman_signed": _median_rows(self.spearman_signed).tolist(),
+               "median_spearman_abs": _median_rows(self.spearman_abs).tolist(),
+               "n_defined": np.isfinite(self.spearman_abs).sum(-1).tolist(),
+               "random_control_signed": float(_median_rows(self.random_signed)),
+               "random_control_abs": float(_median_rows(self.random_abs))}
+        if self.ssim_abs is not None:
+            out["median_ssim_abs"] = _median_rows(self.ssim_abs).tolist()
+        return out
 
     def save(self, out_dir: str | os.PathLike) -> None:
-        """``cascade_<method>.json`` (summary) and ``.npz`` (per-beat values), atomically."""
+        """``<mode>_<method>.json`` (summary) and ``.npz`` (per-beat values), atomically."""
         from ecgjax.io import atomic_savez, atomic_write_json
 
-        atomic_write_json(os.path.join(out_dir, f"cascade_{self.method}.json"), self.summary())
-        atomic_savez(os.path.join(out_dir, f"cascade_{self.method}.npz"), layers=np.asarray(self.layers),
+        atomic_write_json(os.path.join(out_dir, f"{self.mode}_{self.method}.json"), self.summary())
+        extra = {} if self.ssim_abs is None else {"ssim_abs": self.ssim_abs}
+        atomic_savez(os.path.join(out_dir, f"{self.mode}_{self.method}.npz"), layers=np.asarray(self.layers),
                      spearman_signed=self.spearman_signed, spearman_abs=self.spearman_abs,
-                     random_signed=self.random_signed, random_abs=self.random_abs)
+                     random_signed=self.random_signed, random_abs=self.random_abs, **extra)
+
+
+def _parameter_randomization(model, fresh_params, order, method, x, target, *, mode, key, batch_size, memory_budget) -> CascadeResult:
+    from ecgjax.attribution.registry import get
+
+    make, params = model_parts(model)
+    key = jax.random.key(0) if key is None else key
+    kw = dict(batch_size=batch_size, memory_budget=memory_budget)
+    title = "cascading" if mode == "cascade" else "independent layer"
+    with Bar(f"{title} randomisation of {method.name}", len(x) * (len(order) + 2)) as bar:
+        base = attribute_dataset((make, params), x, target, method, key=key, progress=bar, **kw)
+        tgt = base.target  # fixed targets for every step
+        rows_s, rows_a, rows_ssim = [], [], []
+        for k in range(len(order)):
+            groups = order[: k + 1] if mode == "cascade" else order[k : k + 1]
+            m_k = attribute_dataset((make, replace_top_level(params, fresh_params, groups)), x, tgt, method, key=key,
+                                    progress=bar, **kw).maps
+            rows_s.append(spearman_rows(base.maps, m_k))
+            rows_a.append(spearman_rows(np.abs(base.maps), np.abs(m_k)))
+            rows_ssim.append(ssim_rows(np.abs(base.maps), np.abs(m_k)))
+        rnd = attribute_dataset((make, params), x, tgt, get("random"), key=jax.random.fold_in(key, 1), progress=bar, **kw).maps
+    return CascadeResult(tuple(order), np.array(rows_s), np.array(rows_a), spearman_rows(base.maps, rnd),
+                         spearman_rows(np.abs(base.maps), np.abs(rnd)), method.name, mode, np.array(rows_ssim))
 
 
 def cascading_randomization(
@@ -142,34 +184,156 @@ def cascading_randomization(
       key: PRNG key (for keyed methods and the random control; default key 0).
       batch_size, memory_budget: as :func:`attribute_dataset`.
     Returns:
-      :class:`CascadeResult`.
+      :class:`CascadeResult` (``mode="cascade"``).
+    """
+    return _parameter_randomization(model, fresh_params, tuple(order), method, x, target, mode="cascade", key=key,
+                                    batch_size=batch_size, memory_budget=memory_budget)
+
+
+def independent_randomization(model: Any, fresh_params: Any, order: Sequence[str], method: AttributionMethod, x: np.ndarray,
+                              target: Any, *, key: jax.Array | None = None, batch_size: int = 64,
+                              memory_budget: int | None = None) -> CascadeResult:
+    """Independent layer randomisation (Adebayo et al. 2018, Sec. 3.1): each parameter group of ``order``
+    re-initialised *alone*, the others trained. A map that does not change when a layer is randomised
+    does not depend on that layer. Arguments as :func:`cascading_randomization`; ``mode="independent"``."""
+    return _parameter_randomization(model, fresh_params, tuple(order), method, x, target, mode="independent", key=key,
+                                    batch_size=batch_size, memory_budget=memory_budget)
+
+
+def cascade_for_model(model, fresh_model, method: AttributionMethod, x, target, *, mode: str = "cascade",
+                      key: jax.Array | None = None, batch_size: int = 64, memory_budget: int | None = None) -> CascadeResult:
+    """:func:`cascading_randomization` (``mode="cascade"``) or :func:`independent_randomization`
+    (``"independent"``) for two NNX models of the same architecture (uses ``model.cascade_order``)."""
+    from ecgjax.models.base import eval_split
+
+    if mode not in ("cascade", "independent"):
+        raise ValueError(f"mode must be 'cascade' or 'independent', got {mode!r}")
+    g, s = eval_split(model)
+    _, fresh = eval_split(fresh_model)
+    return _parameter_randomization((g, s), fresh, tuple(model.cascade_order), method, x, target, mode=mode, key=key,
+                                    batch_size=batch_size, memory_budget=memory_budget)
+
+
+# -- similarity of two sets of maps ---------------------------------------------------------
+
+
+def ssim_rows(a: np.ndarray, b: np.ndarray, *, win: int = 7) -> np.ndarray:
+    """Structural similarity of each row pair, SSIM along time per lead, averaged: f64[N] for a, b: f[N, T, L].
+
+    Wang et al. (2004)'s index with a uniform window of ``win`` samples along T (``scipy.ndimage``,
+    reflected at the ends), ``C1 = (0.01 D)^2``, ``C2 = (0.03 D)^2`` and D the pair's data range
+    (max - min over both maps of the beat), as Adebayo et al. (2018) compare maps. 1 for identical
+    rows; NaN where both rows are constant and equal-valued is impossible to judge (D = 0).
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"ssim_rows needs two f[N, T, L] arrays of one shape, got {a.shape} and {b.shape}")
+    D = np.maximum(a.max((1, 2)), b.max((1, 2))) - np.minimum(a.min((1, 2)), b.min((1, 2)))
+    c1, c2 = ((0.01 * D) ** 2)[:, None, None], ((0.03 * D) ** 2)[:, None, None]
+    f = lambda v: uniform_filter1d(v, win, axis=1, mode="reflect")  # noqa: E731
+    ma, mb = f(a), f(b)
+    va, vb, cab = f(a * a) - ma * ma, f(b * b) - mb * mb, f(a * b) - ma * mb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = ((2 * ma * mb + c1) * (2 * cab + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+        return np.where(D > 0, s.mean((1, 2)), np.nan)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapSimilarity:
+    """Maps of one method under two conditions compared beat by beat (random-logit, data randomisation).
+
+    Attributes:
+      check: ``"random_logit"`` or ``"data_randomization"``.
+      method: name.
+      spearman_signed, spearman_abs, ssim_abs: f64[N] per beat.
+      random_abs: f64[N] the control: |original maps| vs |random-attribution maps| (Spearman).
+    """
+
+    check: str
+    method: str
+    spearman_signed: np.ndarray
+    spearman_abs: np.ndarray
+    ssim_abs: np.ndarray
+    random_abs: np.ndarray
+
+    def summary(self) -> dict:
+        med = lambda v: float(_median_rows(np.asarray(v)[None])[0])  # noqa: E731
+        return {"check": self.check, "method": self.method, "n": int(len(self.spearman_abs)),
+                "median_spearman_signed": med(self.spearman_signed), "median_spearman_abs": med(self.spearman_abs),
+                "median_ssim_abs": med(self.ssim_abs), "random_control_abs": med(self.random_abs)}
+
+    def save(self, out_dir: str | os.PathLike) -> None:
+        """``<check>_<method>.json`` and ``.npz``, atomically."""
+        from ecgjax.io import atomic_savez, atomic_write_json
+
+        atomic_write_json(os.path.join(out_dir, f"{self.check}_{self.method}.json"), self.summary())
+        atomic_savez(os.path.join(out_dir, f"{self.check}_{self.method}.npz"), spearman_signed=self.spearman_signed,
+                     spearman_abs=self.spearman_abs, ssim_abs=self.ssim_abs, random_abs=self.random_abs)
+
+
+def _similarity(check, method, a, b, rnd) -> MapSimilarity:
+    return MapSimilarity(check, method.name, spearman_rows(a, b), spearman_rows(np.abs(a), np.abs(b)),
+                         ssim_rows(np.abs(a), np.abs(b)), spearman_rows(np.abs(a), np.abs(rnd)))
+
+
+def other_class(pred: np.ndarray, n_classes: int, seed: int = 0) -> np.ndarray:
+    """i32[N]: a class drawn uniformly among the ``n_classes - 1`` classes other than ``pred`` i[N] (seeded)."""
+    if n_classes < 2:
+        raise ValueError("random-logit needs at least 2 classes")
+    shift = np.random.default_rng(seed).integers(1, n_classes, len(pred))
+    return ((np.asarray(pred) + shift) % n_classes).astype(np.int32)
+
+
+def random_logit(model: Any, method: AttributionMethod, x: np.ndarray, *, key: jax.Array | None = None, seed: int = 0,
+                 batch_size: int = 64, memory_budget: int | None = None) -> MapSimilarity:
+    """Random-logit test (Sixt, Granz & Landgraf 2020; Adebayo et al. 2018): the map of the predicted class
+    against the map of a random *other* class, per beat. A class-sensitive method gives different maps
+    (low similarity); maps that barely change explain the input, not the decision.
+
+    Args:
+      model: ``(graphdef, state)``, ``(make_fns, params)`` or ``Fns``; x: f32[N, T, L].
+      key: PRNG key (keyed methods, the random control); seed: draws the other class (:func:`other_class`).
+    Returns:
+      :class:`MapSimilarity` (``check="random_logit"``).
     """
     from ecgjax.attribution.registry import get
 
-    make, params = model_parts(model)
     key = jax.random.key(0) if key is None else key
-    kw = dict(batch_size=batch_size, memory_budget=memory_budget)
-    with Bar(f"cascading randomisation of {method.name}", len(x) * (len(order) + 2)) as bar:
-        base = attribute_dataset((make, params), x, target, method, key=key, progress=bar, **kw)
-        tgt = base.target  # fixed targets for every step
-        rows_s, rows_a = [], []
-        for k in range(len(order)):
-            p_k = replace_top_level(params, fresh_params, order[: k + 1])
-            m_k = attribute_dataset((make, p_k), x, tgt, method, key=key, progress=bar, **kw).maps
-            rows_s.append(spearman_rows(base.maps, m_k))
-            rows_a.append(spearman_rows(np.abs(base.maps), np.abs(m_k)))
-        rnd = attribute_dataset((make, params), x, tgt, get("random"), key=jax.random.fold_in(key, 1), progress=bar, **kw).maps
-    return CascadeResult(tuple(order), np.array(rows_s), np.array(rows_a), spearman_rows(base.maps, rnd),
-                         spearman_rows(np.abs(base.maps), np.abs(rnd)), method.name)
+    kw = dict(key=key, batch_size=batch_size, memory_budget=memory_budget)
+    with Bar(f"random-logit test of {method.name}", 3 * len(x)) as bar:
+        top = attribute_dataset(model, x, "pred", method, progress=bar, **kw)
+        make, params = model_parts(model)
+        n_classes = int(jax.eval_shape(make(params).logit_fn, jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32)).shape[-1])
+        other = attribute_dataset(model, x, other_class(top.pred, n_classes, seed), method, progress=bar, **kw).maps
+        rnd = attribute_dataset(model, x, top.target, get("random"), progress=bar,
+                                **{**kw, "key": jax.random.fold_in(key, 1)}).maps
+    return _similarity("random_logit", method, top.maps, other, rnd)
 
 
-def cascade_for_model(model, fresh_model, method: AttributionMethod, x, target, **kw) -> CascadeResult:
-    """:func:`cascading_randomization` for two NNX models of the same architecture (uses ``model.cascade_order``)."""
-    from ecgjax.models.base import eval_split
+def data_randomization(model: Any, permuted_model: Any, method: AttributionMethod, x: np.ndarray, target: Any, *,
+                       key: jax.Array | None = None, batch_size: int = 64, memory_budget: int | None = None) -> MapSimilarity:
+    """Data (label) randomisation test (Adebayo et al. 2018, Sec. 3.2): maps of the trained model against
+    maps of the same architecture trained on *permuted* labels (which can only memorise), for the same
+    targets. High similarity means the method does not depend on what the model learned from the labels.
 
-    g, s = eval_split(model)
-    _, fresh = eval_split(fresh_model)
-    return cascading_randomization((g, s), fresh, tuple(model.cascade_order), method, x, target, **kw)
+    Args:
+      model, permuted_model: ``(graphdef, state)`` / ``(make_fns, params)`` of the two models.
+      x: f32[N, T, L]; target: as :func:`attribute_dataset` ("pred": the trained model's prediction, used for both).
+    Returns:
+      :class:`MapSimilarity` (``check="data_randomization"``).
+    """
+    from ecgjax.attribution.registry import get
+
+    key = jax.random.key(0) if key is None else key
+    kw = dict(key=key, batch_size=batch_size, memory_budget=memory_budget)
+    with Bar(f"data randomisation test of {method.name}", 3 * len(x)) as bar:
+        base = attribute_dataset(model, x, target, method, progress=bar, **kw)
+        perm = attribute_dataset(permuted_model, x, base.target, method, progress=bar, **kw).maps
+        rnd = attribute_dataset(model, x, base.target, get("random"), progress=bar, **{**kw, "key": jax.random.fold_in(key, 1)}).maps
+    return _similarity("data_randomization", method, base.maps, perm, rnd)
 
 
 # -- completeness of path attributions --------------------------------------------------
@@ -206,27 +370,87 @@ def completeness_error(model: Any, x: np.ndarray, x0: np.ndarray, target: np.nda
     make, params = model_parts(model)
     dz = map_batches(_logit_gap, (params,), (np.asarray(x, np.float32), np.asarray(x0, np.float32), np.asarray(target, np.int32)),
                      static=(make,), batch_size=batch_size, memory_budget=memory_budget, desc="IG completeness").outputs
+    return relative_gap(attribution_sum, dz)
+
+
+def completeness_summary(err: np.ndarray, steps: int | None) -> dict:
+    """JSON-ready summary of :func:`completeness_error`: median, 90th percentile, beats, steps (samples) and
+    whether the median is within :data:`COMPLETENESS_TOLERANCE`."""
+    err = np.asarray(err, float)
+    med = float(np.median(err)) if len(err) else float("nan")
+    return {"median_rel_error": med, "p90_rel_error": float(np.percentile(err, 90)) if len(err) else float("nan"),
+            "n": int(len(err)), "steps": None if steps is None else int(steps), "tolerance": COMPLETENESS_TOLERANCE,
+            "ok": bool(med <= COMPLETENESS_TOLERANCE)}
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _logits(make, params, x):
+    return make(params).logit_fn(x)
+
+
+def completeness_reference(model: Any, method: AttributionMethod, x: np.ndarray, target: np.ndarray, *,
+                           batch_size: int = 256, memory_budget: int | None = None) -> tuple[np.ndarray | None, str]:
+    """What ``sum(map)`` of ``method`` should equal per beat, by the method's completeness axiom.
+
+    * ``integrated_gradients``, ``deeplift``: ``z_t(x) - z_t(x0)`` with ``x0 = method.baseline_for(x)``
+      (exact for DeepLIFT on networks of linear layers and elementwise nonlinearities; IG's quadrature error).
+    * ``expected_gradients``: ``z_t(x) - mean_b z_t(b)`` over its background (a zero beat when none): in expectation only.
+    * ``lrp`` with the epsilon rule everywhere: ``z_t(x)`` (less what the biases and ``eps`` absorb).
+
+    Args:
+      model: as :func:`completeness_error`; x: f32[N, T, L]; target: i32[N].
+    Returns:
+      ``(dz f64[N], "")``, or ``(None, why)`` for methods without an axiom here (or a random baseline).
+    """
+    make, params = model_parts(model)
+    x = np.asarray(x, np.float32)
+    t = np.asarray(target, np.int32)
+    kw = dict(static=(make,), batch_size=batch_size, memory_budget=memory_budget)
+    name = method.name
+    if name in ("integrated_gradients", "deeplift"):
+        if method.needs_key:
+            return None, f"baseline {method.baseline!r} is random"
+        x0 = np.asarray(method.baseline_for(x), np.float32)
+        dz = map_batches(_logit_gap, (params,), (x, x0, t), desc=f"{name} completeness", **kw).outputs
+        return np.asarray(dz, np.float64), ""
+    if name == "expected_gradients":
+        bg = np.zeros((1, *x.shape[1:]), np.float32) if method.background is None else np.asarray(method.background.array, np.float32)
+        bg = bg[None] if bg.ndim == 2 else bg
+        z_bg = np.asarray(map_batches(_logits, (params,), (bg,), desc="background logits", **kw).outputs, np.float64).mean(0)
+        z = np.asarray(map_batches(_logits, (params,), (x,), desc=f"{name} completeness", **kw).outputs, np.float64)
+        return np.take_along_axis(z, t[:, None], 1)[:, 0] - z_bg[t], ""
+    if name == "lrp":
+        if (method.rule, method.dense_rule) != ("epsilon", "epsilon"):
+            return None, "only LRP's epsilon rule conserves relevance"
+        z = np.asarray(map_batches(_logits, (params,), (x,), desc=f"{name} completeness", **kw).outputs, np.float64)
+        return np.take_along_axis(z, t[:, None], 1)[:, 0], ""
+    return None, f"{name} has no completeness axiom here"
+
+
+def relative_gap(attribution_sum: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    """``|sum(A) - dz| / |dz|`` per beat, 0 where both agree exactly (inf where dz = 0 and sum(A) != 0)."""
     dz = np.asarray(dz, np.float64)
     gap = np.abs(np.asarray(attribution_sum, np.float64) - dz)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(gap == 0, 0.0, gap / np.abs(dz))
 
 
-def completeness_summary(err: np.ndarray, steps: int) -> dict:
-    """JSON-ready summary of :func:`completeness_error`: median, 90th percentile, beats, steps and whether
-    the median is within :data:`COMPLETENESS_TOLERANCE`."""
-    err = np.asarray(err, float)
-    med = float(np.median(err)) if len(err) else float("nan")
-    return {"median_rel_error": med, "p90_rel_error": float(np.percentile(err, 90)) if len(err) else float("nan"),
-            "n": int(len(err)), "steps": int(steps), "tolerance": COMPLETENESS_TOLERANCE,
-            "ok": bool(med <= COMPLETENESS_TOLERANCE)}
+def method_completeness(model: Any, method: AttributionMethod, x: np.ndarray, target: np.ndarray, maps: np.ndarray,
+                        **kw) -> dict:
+    """:func:`completeness_summary` of ``method``'s maps f[N, T, L] against :func:`completeness_reference`, with
+    ``"method"``; ``{"method", "not_measured": why}`` when the method has no axiom here."""
+    dz, why = completeness_reference(model, method, x, target, **kw)
+    if dz is None:
+        return {"method": method.name, "not_measured": why}
+    err = relative_gap(np.asarray(maps).sum((1, 2), dtype=np.float64), dz)
+    return {"method": method.name, **completeness_summary(err, getattr(method, "steps", getattr(method, "n", None)))}
 
 
 # -- deletion / insertion by segment ---------------------------------------------------
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _target_prob(make, params, x, target):
+def target_prob(make, params, x, target):
     """f32[B]: softmax probability of ``target`` i32[B] for beats x f32[B, T, L]."""
     z = make(params).logit_fn(x)
     return jnp.take_along_axis(jax.nn.softmax(z, -1), target[:, None], 1)[:, 0]
@@ -283,6 +507,35 @@ def _existing_first(key: np.ndarray, exists: np.ndarray) -> np.ndarray:
     return np.where(exists, rk, S)
 
 
+def _segment_ranking(shape, maps, r, lo, hi, fs, seg_s, n_per_side, random_control, seed):
+    """``(ids i32[N, T, L], exists bool[N, S], {name: rank i64[N, S]})``: each sample's segment
+    (``segment_ids``), which segments hold real signal, and each map's ranking of them by mean |map|
+    (0 = most attributed; S for a segment that does not exist), plus ``"random_order"``."""
+    from ecgjax import timebase
+    from ecgjax.analysis.segments import segment_ids
+
+    N, T, L = shape
+    w = timebase.to_samples(seg_s, fs)
+    ids = segment_ids(r, lo, hi, T, L, w, n_per_side)
+    S = 2 * n_per_side * L
+    exists = np.zeros((N, S + 1), bool)  # column S collects the samples outside every segment
+    np.put_along_axis(exists, np.where(ids >= 0, ids, S).reshape(N, -1), True, axis=1)
+    exists = exists[:, :S]
+    if not exists.any():
+        raise ValueError("no beat has a segment of real signal: check r, lo, hi and fs")
+    ranks = {name: _existing_first(-_absmean_segments(m, shape, name, r, lo, hi, fs, seg_s, n_per_side), exists)
+             for name, m in maps.items()}
+    if random_control:
+        ranks["random_order"] = _existing_first(np.random.default_rng(seed).random((N, S)), exists)
+    return ids, exists, ranks
+
+
+def _sample_rank(rk: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """i64[N, T, L]: the rank of each sample's segment (S for samples outside every segment)."""
+    N, S = rk.shape
+    return np.where(ids >= 0, np.take_along_axis(rk, np.maximum(ids, 0).reshape(N, -1), 1).reshape(ids.shape), S)
+
+
 def deletion_insertion(
     model: Any,
     x: np.ndarray,
@@ -319,29 +572,16 @@ def deletion_insertion(
     Returns:
       :class:`FaithfulnessResult` (lower deletion AUC and higher insertion AUC = more faithful).
     """
-    from ecgjax import timebase
-    from ecgjax.analysis.segments import segment_ids
-
     make, params = model_parts(model)
     x = np.asarray(x, np.float32)
     N, T, L = x.shape
     target = np.asarray(target, np.int32)
-    w = timebase.to_samples(seg_s, fs)
-    ids = segment_ids(r, lo, hi, T, L, w, n_per_side)
-    S = 2 * n_per_side * L
-    exists = np.zeros((N, S + 1), bool)  # column S collects the samples outside every segment
-    np.put_along_axis(exists, np.where(ids >= 0, ids, S).reshape(N, -1), True, axis=1)
-    exists = exists[:, :S]
-    K = int(exists.sum(1).max(initial=0))
-    if K == 0:
-        raise ValueError("no beat has a segment of real signal: check r, lo, hi and fs")
-    ranks = {name: _existing_first(-_absmean_segments(m, x.shape, name, r, lo, hi, fs, seg_s, n_per_side), exists)
-             for name, m in maps.items()}
-    if random_control:
-        ranks["random_order"] = _existing_first(np.random.default_rng(seed).random((N, S)), exists)
+    ids, exists, ranks = _segment_ranking(x.shape, maps, r, lo, hi, fs, seg_s, n_per_side, random_control, seed)
+    S = exists.shape[1]
+    K = int(exists.sum(1).max())
 
     def scores(xs):
-        return map_batches(_target_prob, (params,), (xs, target), static=(make,), batch_size=batch_size,
+        return map_batches(target_prob, (params,), (xs, target), static=(make,), batch_size=batch_size,
                            memory_budget=memory_budget, progress=bar).outputs
 
     steps = np.arange(K + 1)
@@ -349,7 +589,7 @@ def deletion_insertion(
     base_x = np.full_like(x, baseline)
     with Bar("deletion/insertion curves", 2 * len(ranks) * len(steps) * N) as bar:
         for name, rk in ranks.items():
-            rk_s = np.where(ids >= 0, np.take_along_axis(rk, np.maximum(ids, 0).reshape(N, -1), 1).reshape(N, T, L), S)
+            rk_s = _sample_rank(rk, ids)
             dcur, icur = np.empty((K + 1, N)), np.empty((K + 1, N))
             for k in steps:
                 sel = rk_s < k
@@ -359,3 +599,141 @@ def deletion_insertion(
             dauc[name] = np.trapezoid(dcur, steps / K, axis=0)
             iauc[name] = np.trapezoid(icur, steps / K, axis=0)
     return FaithfulnessResult(steps, dele, ins, dauc, iauc)
+
+
+# -- ROAD: remove and debias ---------------------------------------------------------------
+
+ROAD_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def linear_impute(x: np.ndarray, remove: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """ROAD's linear imputation in one dimension: removed samples take the values that make each the
+    mean of its neighbours in time (within the beat's real signal ``lo <= t < hi``, lead by lead).
+
+    In 1-D that system's solution is the straight line between the nearest kept samples on either
+    side of a removed run, and the nearest kept value where the run touches the end of the real
+    signal; a lead with nothing kept becomes 0. Samples outside the real signal are left as they are.
+
+    Args:
+      x: f[N, T, L]; remove: bool[N, T, L]; lo, hi: i[N] valid range.
+    Returns:
+      f32[N, T, L].
+    """
+    x = np.asarray(x, np.float32)
+    N, T, L = x.shape
+    t = np.arange(T)[None, :, None]
+    valid = (t >= np.asarray(lo)[:, None, None]) & (t < np.asarray(hi)[:, None, None])
+    gone = np.asarray(remove, bool) & valid
+    known = valid & ~gone
+    prev = np.maximum.accumulate(np.where(known, t, -1), axis=1)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(known, t, T), 1), axis=1), 1)
+    xp = np.take_along_axis(x, np.clip(prev, 0, T - 1), 1)
+    xn = np.take_along_axis(x, np.clip(nxt, 0, T - 1), 1)
+    has_p, has_n = prev >= 0, nxt < T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(has_p & has_n, (t - prev) / np.maximum(nxt - prev, 1), 0.0)
+    v = np.where(has_p & has_n, xp + w * (xn - xp), np.where(has_p, xp, np.where(has_n, xn, 0.0)))
+    return np.where(gone, v, x).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class RoadResult:
+    """Attributes:
+    fractions: f64[P] share of each beat's real segments removed.
+    morf, lerf: {name: f64[P]} mean target probability over beats with the most (MoRF) or the
+      least (LeRF) relevant segments removed and imputed.
+    morf_auc, lerf_auc: {name: f64[N]} per-beat area under the curve over ``fractions``
+      (normalised by its span, so a constant probability p gives p).
+    noise: the imputation noise's standard deviation (units of x).
+    """
+
+    fractions: np.ndarray
+    morf: dict
+    lerf: dict
+    morf_auc: dict
+    lerf_auc: dict
+    noise: float
+
+    def summary(self) -> dict:
+        m = {k: float(np.mean(v)) for k, v in self.morf_auc.items()}
+        lr = {k: float(np.mean(v)) for k, v in self.lerf_auc.items()}
+        return {"fractions": self.fractions.tolist(), "noise": self.noise, "morf_auc": m, "lerf_auc": lr,
+                "lerf_minus_morf": {k: lr[k] - m[k] for k in m},
+                "morf": {k: v.tolist() for k, v in self.morf.items()}, "lerf": {k: v.tolist() for k, v in self.lerf.items()}}
+
+    def save(self, out_dir: str | os.PathLike, name: str = "road") -> None:
+        from ecgjax.io import atomic_savez, atomic_write_json
+
+        atomic_write_json(os.path.join(out_dir, f"{name}.json"), self.summary())
+        arrays = {"fractions": self.fractions}
+        for k in self.morf:
+            arrays[f"morf_auc__{k}"] = self.morf_auc[k]
+            arrays[f"lerf_auc__{k}"] = self.lerf_auc[k]
+        atomic_savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
+
+
+def road(
+    model: Any,
+    x: np.ndarray,
+    target: np.ndarray,
+    maps: dict[str, np.ndarray],
+    r: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    fs: float,
+    *,
+    fractions: Sequence[float] = ROAD_FRACTIONS,
+    noise: float = 0.01,
+    seg_s: float = 0.1,
+    n_per_side: int = 12,
+    random_control: bool = True,
+    seed: int = 0,
+    batch_size: int = 256,
+    memory_budget: int | None = None,
+) -> RoadResult:
+    """ROAD, remove and debias (Rong et al. 2022): MoRF and LeRF curves with noisy linear imputation.
+
+    Deletion by a constant leaves the shape of what was removed in the beat (a flat run is itself
+    class information, and out of distribution); ROAD fills removed samples by :func:`linear_impute`
+    plus Gaussian noise of std ``noise`` (the same draw for every ranking), so the model sees a
+    plausible beat and the curve measures the information removed. Segments (0.1 s, real signal only)
+    are ranked per beat by mean |map| as in :func:`deletion_insertion`; at fraction p the
+    ``round(p n_i)`` most (MoRF) or least (LeRF) relevant of beat i's ``n_i`` segments are removed.
+
+    Args:
+      model, x, target, maps, r, lo, hi, fs, seg_s, n_per_side, random_control, seed: as :func:`deletion_insertion`.
+      fractions: shares of segments removed (Rong et al. use 10-90 %).
+      noise: imputation noise std, in the units of x.
+    Returns:
+      :class:`RoadResult`: a faithful map gives a low MoRF curve and a high LeRF curve.
+    """
+    make, params = model_parts(model)
+    x = np.asarray(x, np.float32)
+    target = np.asarray(target, np.int32)
+    N = len(x)
+    fr = np.asarray(fractions, np.float64)
+    if fr.ndim != 1 or len(fr) < 2 or (fr < 0).any() or (fr > 1).any() or (np.diff(fr) <= 0).any():
+        raise ValueError(f"fractions must be at least two increasing values in [0, 1], got {list(fractions)}")
+    ids, exists, ranks = _segment_ranking(x.shape, maps, r, lo, hi, fs, seg_s, n_per_side, random_control, seed)
+    n_i = exists.sum(1)
+    eps = [np.random.default_rng([seed, j]).normal(0.0, noise, x.shape).astype(np.float32) for j in range(len(fr))]
+
+    def scores(xs):
+        return map_batches(target_prob, (params,), (xs, target), static=(make,), batch_size=batch_size,
+                           memory_budget=memory_budget, progress=bar).outputs
+
+    morf, lerf, mauc, lauc = {}, {}, {}, {}
+    with Bar("ROAD curves", 2 * len(ranks) * len(fr) * N) as bar:
+        for name, rk in ranks.items():
+            rk_s = _sample_rank(rk, ids)
+            cur = {"morf": np.empty((len(fr), N)), "lerf": np.empty((len(fr), N))}
+            for j, p in enumerate(fr):
+                k = np.rint(p * n_i).astype(np.int64)[:, None, None]
+                n3 = n_i[:, None, None]
+                for kind, gone in (("morf", rk_s < k), ("lerf", (rk_s >= n3 - k) & (rk_s < n3))):
+                    cur[kind][j] = scores(np.where(gone, linear_impute(x, gone, lo, hi) + eps[j], x))
+            morf[name], lerf[name] = cur["morf"].mean(1), cur["lerf"].mean(1)
+            span = fr[-1] - fr[0]
+            mauc[name] = np.trapezoid(cur["morf"], fr, axis=0) / span
+            lauc[name] = np.trapezoid(cur["lerf"], fr, axis=0) / span
+    return RoadResult(fr, morf, lerf, mauc, lauc, float(noise))
