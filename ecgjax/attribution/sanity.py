@@ -384,7 +384,8 @@ def completeness_summary(err: np.ndarray, steps: int | None) -> dict:
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _logits(make, params, x):
+def logits_step(make, params, x):
+    """f32[B, C]: the logits of beats x f32[B, T, L] (a ``map_batches`` step)."""
     return make(params).logit_fn(x)
 
 
@@ -416,13 +417,13 @@ def completeness_reference(model: Any, method: AttributionMethod, x: np.ndarray,
     if name == "expected_gradients":
         bg = np.zeros((1, *x.shape[1:]), np.float32) if method.background is None else np.asarray(method.background.array, np.float32)
         bg = bg[None] if bg.ndim == 2 else bg
-        z_bg = np.asarray(map_batches(_logits, (params,), (bg,), desc="background logits", **kw).outputs, np.float64).mean(0)
-        z = np.asarray(map_batches(_logits, (params,), (x,), desc=f"{name} completeness", **kw).outputs, np.float64)
+        z_bg = np.asarray(map_batches(logits_step, (params,), (bg,), desc="background logits", **kw).outputs, np.float64).mean(0)
+        z = np.asarray(map_batches(logits_step, (params,), (x,), desc=f"{name} completeness", **kw).outputs, np.float64)
         return np.take_along_axis(z, t[:, None], 1)[:, 0] - z_bg[t], ""
     if name == "lrp":
         if (method.rule, method.dense_rule) != ("epsilon", "epsilon"):
             return None, "only LRP's epsilon rule conserves relevance"
-        z = np.asarray(map_batches(_logits, (params,), (x,), desc=f"{name} completeness", **kw).outputs, np.float64)
+        z = np.asarray(map_batches(logits_step, (params,), (x,), desc=f"{name} completeness", **kw).outputs, np.float64)
         return np.take_along_axis(z, t[:, None], 1)[:, 0], ""
     return None, f"{name} has no completeness axiom here"
 

@@ -210,3 +210,20 @@ def read_record(
         ann_samples=samples,
         ann_symbols=symbols,
     )
+
+
+def read_header_comments(folder: str | Path, record: str) -> tuple[str, ...]:
+    """The comment lines of ``record``'s header (``wfdb.rdheader(...).comments``, without the ``#``).
+
+    Raises:
+      RecordError: the header is missing or wfdb cannot parse it.
+    """
+    import wfdb
+
+    base = Path(folder) / record
+    if not Path(f"{base}.hea").is_file():
+        raise RecordError(record, f"header file {base}.hea is missing")
+    try:
+        return tuple(str(c).strip() for c in (wfdb.rdheader(str(base)).comments or []))
+    except Exception as e:
+        raise RecordError(record, f"cannot parse header {base}.hea ({type(e).__name__}: {e})") from e
