@@ -259,7 +259,8 @@ def plot_cascade(result, *, title: str = ""):
         if np.isfinite(c_med):
             ax.axhline(c_med, color=ln.get_color(), ls=":", lw=1, label=f"random control {name}")
     ax.set_xticks(xs, result.layers, rotation=45, ha="right")
-    ax.set_xlabel("re-initialised up to layer (output -> input)")
+    ax.set_xlabel("re-initialised up to layer (output -> input)" if getattr(result, "mode", "cascade") == "cascade"
+                  else "re-initialised layer (alone)")
     ax.set_ylabel("Spearman with the trained\nmodel's maps (median, IQR)")
     ax.set_ylim(-1.05, 1.05)
     ax.legend(fontsize=7)
@@ -489,4 +490,96 @@ def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: n
         ax2.legend(fontsize=7)
     else:
         ax.set_xlabel(SEGMENT_AXIS)
+
+
+def plot_road(result, *, title: str = ""):
+    """ROAD's MoRF and LeRF curves (mean target probability vs share of segments removed and imputed), AUCs in the legend."""
+    fig, axes = _subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for ax, curves, aucs, name in ((axes[0], result.morf, result.morf_auc, "MoRF: most relevant removed first (lower = better)"),
+                                   (axes[1], result.lerf, result.lerf_auc, "LeRF: least relevant removed first (higher = better)")):
+        for k, c in curves.items():
+            ax.plot(result.fractions, c, marker=".", label=f"{k} (AUC {np.mean(aucs[k]):.3f})", ls=":" if k == "random_order" else "-")
+        ax.set_xlabel("share of real 0.1 s segments removed (noisy linear imputation)")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("target-class probability\n(mean over beats)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_glocal(table, labels: Sequence[str], *, title: str = "", value_label: str = "mean |attribution| (a.u.)"):
+    """Glocal aggregation: one panel per class, one line per subgroup (mean, record-bootstrap CI band) over the
+    aligned positions.
+
+    Args:
+      table: an ``ecgjax.analysis.glocal.GlocalTable``; labels: the L*S position names.
+    """
+    G, C = table.mean.shape[:2]
+    flat = lambda a: np.asarray(a, float).reshape(G, C, -1)  # noqa: E731
+    mean, lo, hi = flat(table.mean), flat(table.ci_lo), flat(table.ci_hi)
+    keep = _columns_with_data(mean.reshape(-1, mean.shape[-1]))
+    fig, axes = _subplots(C, 1, figsize=(max(8, 0.25 * keep.sum() + 3), 2.2 * C + 0.8), squeeze=False, sharex=True)
+    xs = np.arange(int(keep.sum()))
+    for c, ax in enumerate(axes[:, 0]):
+        if not keep.any() or not np.isfinite(mean[:, c][:, keep]).any():
+            _no_data(ax, f"{table.classes[c]}: no beats in any {table.subgrouping or 'group'}")
+            continue
+        for g in range(G):
+            if table.n_beats[g, c] == 0:
+                continue
+            (ln,) = ax.plot(xs, mean[g, c, keep], marker=".", label=f"{table.groups[g]} (n={table.n_beats[g, c]}, "
+                                                                     f"{table.n_records[g, c]} rec.)")
+            ax.fill_between(xs, lo[g, c, keep], hi[g, c, keep], color=ln.get_color(), alpha=0.2)
+        ax.set_ylabel(f"{table.classes[c]}", rotation=0, ha="right")
+        ax.legend(fontsize=6, loc="upper right")
+    axes[-1, 0].set_xticks(xs, np.asarray(labels)[keep], rotation=90, fontsize=6)
+    axes[-1, 0].set_xlabel(SEGMENT_AXIS)
+    fig.suptitle(title or f"{value_label} by {table.subgrouping}: mean and {int(100 * table.ci)}% CI over records")
+    return fig
+
+
+def plot_split_half(result, *, title: str = ""):
+    """Split-half stability: per class, the distribution over random record splits of the correlation between
+    the two halves' class profiles."""
+    fig, ax = _subplots(figsize=(1.0 * len(result.classes) + 3, 3.5))
+    data, names = [], []
+    for c, name in enumerate(result.classes):
+        v = result.r[:, c][np.isfinite(result.r[:, c])]
+        if len(v):
+            data.append(v)
+            names.append(f"{name}\n({result.n_records[c]} rec.)")
+    if not data:
+        _no_data(ax, "no class has beats in both halves of any split")
+        return fig
+    ax.boxplot(data, whis=(2.5, 97.5), showfliers=False)
+    ax.set_xticks(range(1, len(data) + 1), names)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("Pearson r, half A vs half B\nclass profile (2.5-97.5 %)")
+    ax.set_title(title or f"split-half stability over {result.r.shape[0]} random splits of the records")
+    return fig
+
+
+def plot_cluster_centroids(clusters: dict, labels: Sequence[str], *, title: str = ""):
+    """Clusters of aligned relevance within each class: one panel per class, each cluster's centroid as a line.
+
+    Args:
+      clusters: {class name: ``ecgjax.analysis.clusters.Clusters``}; labels: the L*S position names.
+    """
+    fig, axes = _subplots(max(1, len(clusters)), 1, figsize=(10, 2.2 * max(1, len(clusters)) + 0.8), squeeze=False)
+    if not clusters:
+        _no_data(axes[0, 0], "no class had enough beats to cluster")
+        return fig
+    for ax, (name, c) in zip(axes[:, 0], clusters.items()):
+        xs = np.arange(int(np.sum(c.kept)))
+        for j, cen in enumerate(c.centroids):
+            ax.plot(xs, cen, marker=".", label=f"cluster {j + 1} (n={int(c.sizes[j])})")
+        ax.set_title(f"{name}: k={c.k}, silhouette {c.silhouette:.2f}, adjusted Rand vs records {c.ari_record:.2f}", fontsize=9)
+        ax.set_xticks(xs, np.asarray(labels)[np.asarray(c.kept)], rotation=90, fontsize=6)
+        ax.set_ylabel("share of\nrelevance")
+        ax.legend(fontsize=6, loc="upper right")
+    axes[-1, 0].set_xlabel(SEGMENT_AXIS)
+    if title:
+        fig.suptitle(title)
     return fig

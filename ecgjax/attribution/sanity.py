@@ -214,6 +214,12 @@ def cascade_for_model(model, fresh_model, method: AttributionMethod, x, target, 
                                     batch_size=batch_size, memory_budget=memory_budget)
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def logits_step(make, params, x):
+    """f32[B, C]: the logits of beats x f32[B, T, L] (a ``map_batches`` step)."""
+    return make(params).logit_fn(x)
+
+
 # -- similarity of two sets of maps ---------------------------------------------------------
 
 
@@ -303,14 +309,16 @@ def random_logit(model: Any, method: AttributionMethod, x: np.ndarray, *, key: j
 
     key = jax.random.key(0) if key is None else key
     kw = dict(key=key, batch_size=batch_size, memory_budget=memory_budget)
-    with Bar(f"random-logit test of {method.name}", 3 * len(x)) as bar:
-        top = attribute_dataset(model, x, "pred", method, progress=bar, **kw)
-        make, params = model_parts(model)
-        n_classes = int(jax.eval_shape(make(params).logit_fn, jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32)).shape[-1])
-        other = attribute_dataset(model, x, other_class(top.pred, n_classes, seed), method, progress=bar, **kw).maps
-        rnd = attribute_dataset(model, x, top.target, get("random"), progress=bar,
-                                **{**kw, "key": jax.random.fold_in(key, 1)}).maps
-    return _similarity("random_logit", method, top.maps, other, rnd)
+    make, params = model_parts(model)
+    x = np.asarray(x, np.float32)
+    z = map_batches(logits_step, (params,), (x,), static=(make,), batch_size=batch_size, memory_budget=memory_budget,
+                    desc="random-logit: predictions", progress=False).outputs
+    pred = np.argmax(z, -1).astype(np.int32)
+    with Bar(f"random-logit test of {method.name}", 3 * len(x)) as bar:  # given targets: the step other checks compiled
+        top = attribute_dataset(model, x, pred, method, progress=bar, **kw).maps
+        other = attribute_dataset(model, x, other_class(pred, z.shape[-1], seed), method, progress=bar, **kw).maps
+        rnd = attribute_dataset(model, x, pred, get("random"), progress=bar, **{**kw, "key": jax.random.fold_in(key, 1)}).maps
+    return _similarity("random_logit", method, top, other, rnd)
 
 
 def data_randomization(model: Any, permuted_model: Any, method: AttributionMethod, x: np.ndarray, target: Any, *,
@@ -381,12 +389,6 @@ def completeness_summary(err: np.ndarray, steps: int | None) -> dict:
     return {"median_rel_error": med, "p90_rel_error": float(np.percentile(err, 90)) if len(err) else float("nan"),
             "n": int(len(err)), "steps": None if steps is None else int(steps), "tolerance": COMPLETENESS_TOLERANCE,
             "ok": bool(med <= COMPLETENESS_TOLERANCE)}
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def logits_step(make, params, x):
-    """f32[B, C]: the logits of beats x f32[B, T, L] (a ``map_batches`` step)."""
-    return make(params).logit_fn(x)
 
 
 def completeness_reference(model: Any, method: AttributionMethod, x: np.ndarray, target: np.ndarray, *,

@@ -57,6 +57,47 @@ class MethodSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditSpec:
+    """The audit checks of issue 17 on the first explained run (``ecgjax.study.audit``); 0 skips a check.
+
+    Attributes:
+      sanity_beats: test beats (an equal number per class) for independent layer and data
+        randomisation, random-logit, completeness and ROAD.
+      permuted_steps: optimiser steps of the copy trained on permuted labels (data randomisation).
+      road_fractions: shares of segments ROAD removes; road_noise: its imputation noise sd.
+      glocal_splits: random record splits of the split-half stability (0: no glocal stage).
+      medications: drugs whose use (from the record headers) defines a subgroup.
+      methods: names of the study's methods the sanity checks run on (empty: all that apply).
+      cluster_ks: numbers of clusters tried within each class (empty: no clusters stage).
+      cluster_min_beats: classes with fewer explained beats are not clustered.
+    """
+
+    sanity_beats: int = 0
+    permuted_steps: int = 200
+    road_fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    road_noise: float = 0.01
+    glocal_splits: int = 0
+    medications: tuple[str, ...] = ("Digoxin",)
+    methods: tuple[str, ...] = ()
+    cluster_ks: tuple[int, ...] = ()
+    cluster_min_beats: int = 20
+
+    def __post_init__(self):
+        if any(not isinstance(k, int) or k < 2 for k in self.cluster_ks):
+            raise ConfigError(f"audit.cluster_ks must be integers >= 2, got {list(self.cluster_ks)}")
+        for f in ("sanity_beats", "permuted_steps", "glocal_splits", "cluster_min_beats"):
+            if not isinstance(getattr(self, f), int) or getattr(self, f) < 0:
+                raise ConfigError(f"audit.{f} must be a non-negative integer, got {getattr(self, f)!r}")
+        if self.sanity_beats and self.permuted_steps < 1:
+            raise ConfigError("audit.permuted_steps must be >= 1 when audit.sanity_beats > 0")
+        fr = list(self.road_fractions)
+        if len(fr) < 2 or any(not 0 <= v <= 1 for v in fr) or any(b <= a for a, b in zip(fr, fr[1:])):
+            raise ConfigError(f"audit.road_fractions must be at least two increasing shares in [0, 1], got {fr}")
+        if self.road_noise < 0:
+            raise ConfigError(f"audit.road_noise must be >= 0, got {self.road_noise}")
+
+
+@dataclasses.dataclass(frozen=True)
 class StudyConfig:
     """Attributes:
     name: study name (report title).
@@ -70,6 +111,7 @@ class StudyConfig:
     noise_max_beats: test beats used for the noise stress test.
     seed: subsets and noise.
     notes: paragraphs shown at the top of the report.
+    audit: the audit checks (``AuditSpec``); None: none.
     """
 
     name: str
@@ -83,6 +125,7 @@ class StudyConfig:
     noise_max_beats: int = 2000
     seed: int = 0
     notes: tuple[str, ...] = ()
+    audit: AuditSpec | None = None
 
     def __post_init__(self):
         names = [r.name for r in self.runs]
@@ -101,6 +144,11 @@ class StudyConfig:
 
         for m in self.methods:
             attribution.get(m.name, **m.hparams)  # unknown method or hyperparameter -> clear error
+        if self.audit is not None and not isinstance(self.audit, AuditSpec):
+            raise ConfigError(f"study {self.name}: audit must be an AuditSpec, got {type(self.audit).__name__}")
+        if self.audit is not None and (unknown := set(self.audit.methods) - {m.name for m in self.methods}):
+            raise ConfigError(f"study {self.name}: audit.methods names {sorted(unknown)}, which the study does not run; "
+                              f"choose from {sorted({m.name for m in self.methods})}")
         if self.methods and not any(r.explain for r in self.runs):
             raise ConfigError(f"study {self.name}: methods are given but no run has explain=True")
 

@@ -15,6 +15,7 @@ Workdir layout::
     attributions/<run>/<method-key>/   per-class npz + meta.json
     profiles/<run>/<method-key>/       profiles.npz, comparisons.json, figures/
     sanity/<run>/          cascading randomisation, deletion/insertion
+    audit/<run>/           more sanity checks, ROAD, glocal aggregation (ecgjax.study.audit)
     noise/<run>/           noise stress test
     report/report.html, report/summary.md, report/figures/
 """
@@ -71,13 +72,15 @@ class _Stages:
 def _config_json(cfg: StudyConfig) -> dict:
     from ecgjax import config as config_lib
 
-    d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "runs"}
+    d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("runs", "audit")}
+    if cfg.audit is not None:  # absent when None: studies made before the audit field keep their config.json
+        d["audit"] = dataclasses.asdict(cfg.audit)
     d["methods"] = [dataclasses.asdict(m) for m in cfg.methods]
     d["runs"] = [{"name": r.name, "group": r.group, "explain": r.explain, "config": config_lib.to_dict(r.config)} for r in cfg.runs]
     return json.loads(json.dumps(d, default=list))
 
 
-_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "report")
+_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "audit", "report")
 
 
 def check_owner(cfg_json: dict, workdir: Path) -> None:
@@ -194,6 +197,14 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
             summary = stages.finish("noise", t0, noise_stress(cfg, first_run(), workdir / "noise" / explained[0].name,
                                                               data_dir=data_dir, cache=cache, memory_budget=memory_budget))
         noise = NoiseResult(explained[0].name, summary["n_beats"], tuple(summary["rows"]), summary["method"])
+
+    # ---- audit: more sanity checks, glocal aggregation (ecgjax.study.audit) ------------------
+    audit = None
+    if cfg.audit is not None and explained:
+        from ecgjax.study.audit import run_audit
+
+        audit = run_audit(cfg, stages, first_run, explained[0].name, attrib["runs"].get(explained[0].name, {}).get("methods"),
+                          workdir, memory_budget=memory_budget, data_dir=data_dir)
     first = None
 
     # ---- report -----------------------------------------------------------------------
@@ -204,7 +215,7 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
         config=cfg, config_json=cfg_json, environment=environment_info(), data=data["summaries"],
         runs={r.name: TrainedRun(r.name, r.group, r.explain, trained["results"][r.name]) for r in cfg.runs},
         attributions={name: RunAttributions.load(info) for name, info in attrib["runs"].items()},
-        sanity=sanity, noise=noise, timings=dict(stages.timings))
+        sanity=sanity, noise=noise, timings=dict(stages.timings), audit=audit)
     rep = build_report(result)
     paths = rep.write(workdir / "report")
     stages.finish("report", t0, {"html": str(paths["html"]), "markdown": str(paths["markdown"])})

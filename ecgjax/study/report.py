@@ -215,4 +215,9 @@ def build_report(result: StudyResult) -> Report:
         sec.table(["noise", "SNR dB", "accuracy", "profile Spearman"],
                   [[r["noise"], "-" if r["snr_db"] is None else r["snr_db"], _fmt(r["accuracy"]), _fmt(r["profile_spearman"])] for r in noise.rows])
         sec.figure(plotting.plot_noise_curves(list(noise.rows)), "Accuracy and profile correlation against SNR.", name="noise")
+
+    if result.audit is not None:
+        from ecgjax.study.audit import render
+
+        render(rep, result.audit)
     return rep

@@ -12,7 +12,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ecgjax.study.config import StudyConfig
+
+if TYPE_CHECKING:
+    from ecgjax.study.audit import AuditResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +144,7 @@ class StudyResult:
       attributions: {run name: RunAttributions} for the explained runs.
       sanity, noise: the checks on the first explained run (None when not configured).
       timings: {stage: wall seconds}.
+      audit: the audit stages on the first explained run (``ecgjax.study.audit.AuditResult``), or None.
     """
 
     config: StudyConfig
@@ -150,3 +156,4 @@ class StudyResult:
     sanity: SanityResult | None
     noise: NoiseResult | None
     timings: dict[str, float]
+    audit: "AuditResult | None" = None

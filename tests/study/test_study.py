@@ -8,7 +8,7 @@ import pytest
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from ecgjax.errors import ConfigError, WorkdirError
-from ecgjax.study import MethodSpec, RunSpec, StudyConfig, run_study
+from ecgjax.study import AuditSpec, MethodSpec, RunSpec, StudyConfig, run_study
 from ecgjax.study.subsets import explain_subset
 from tests.chromium import figure_problems, render
 
@@ -33,6 +33,9 @@ def _study(**kw):
                  MethodSpec("jones2020_layer_saliency", target="label", transform="paper"),
                  MethodSpec("integrated_gradients", target="label", transform="abs", hparams={"steps": 4})),
         explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",),
+        # the audit's subset equals the sanity checks' (12 beats): their compiled steps are shared
+        audit=AuditSpec(sanity_beats=12, permuted_steps=3, road_fractions=(0.0, 0.5, 0.9), glocal_splits=5,
+                        methods=("saliency", "integrated_gradients")),
     )
     base.update(kw)
     return StudyConfig(**base)
@@ -153,7 +156,7 @@ def test_report_renders_with_every_figure(finished, tmp_path):
 
 def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
     wd, *_ = finished
-    marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity")}
+    marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity", "audit_sanity", "glocal")}
     npz = sorted((wd / "attributions").rglob("class_*.npz"))[0]
     npz_time = npz.stat().st_mtime_ns
     caplog.set_level("INFO")
@@ -259,3 +262,35 @@ def test_cpu_reproduction_is_the_faithful_recipe_with_capped_epochs():
         assert [k for k, _, _ in d] == ["train.epochs"], (r.name, d)
         assert d[0][2] < d[0][1]
     assert cpu.explain_max_per_class and [r.name for r in cpu.runs if r.explain] == ["cnn_holdout", "lstm_holdout"]
+
+
+def test_audit_stages_files_and_report(finished):
+    wd, *_ = finished
+    s = json.loads((wd / "stages" / "audit_sanity.json").read_text())
+    both = {"saliency", "integrated_gradients"}
+    assert set(s["independent"]) == set(s["random_logit"]) == set(s["data_randomization"]) == both
+    assert set(s["completeness"]) == {"integrated_gradients"} and s["completeness"]["integrated_gradients"]["n"] == 12
+    assert set(s["road"]["morf_auc"]) == both | {"random_order"}
+    assert all(v["beats_per_s"] > 0 for v in s["throughput"].values())
+    assert 0 <= s["permuted"]["train_accuracy"] <= 1 and s["permuted"]["steps"] == 3
+    g = json.loads((wd / "stages" / "glocal.json").read_text())
+    assert set(g["methods"]) == {"saliency-label-abs", "grad_cam-pred-relu", "integrated_gradients-label-abs"}
+    assert list(g["subgroupings"]) == ["record"]  # synthetic records have no demographic headers
+    assert all(abs(sum(r) - 1) < 1e-9 for r in g["methods"]["saliency-label-abs"]["lead_matrix"]["share"])
+    assert (wd / "audit" / "a" / "glocal" / "saliency-label-abs" / "glocal_record.npz").exists()
+    assert (wd / "audit" / "a" / "sanity" / "road.png").exists()
+    html = (wd / "report" / "report.html").read_text()
+    for needle in ("More sanity checks", "Independent layer randomisation", "ROAD", "Completeness:", "Glocal aggregation",
+                   "Split-half stability", "class x lead matrix", "Throughput of each check"):
+        assert needle in html, needle
+
+
+def test_audit_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="road_fractions"):
+        AuditSpec(road_fractions=(0.5, 0.1))
+    with pytest.raises(ConfigError, match="sanity_beats"):
+        AuditSpec(sanity_beats=-1)
+    with pytest.raises(ConfigError, match="AuditSpec"):
+        _study(audit={"sanity_beats": 3})
+    with pytest.raises(ConfigError, match="does not run"):
+        _study(audit=AuditSpec(methods=("lrp",)))
