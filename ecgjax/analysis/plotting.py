@@ -490,6 +490,7 @@ def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: n
         ax2.legend(fontsize=7)
     else:
         ax.set_xlabel(SEGMENT_AXIS)
+    return fig
 
 
 def plot_road(result, *, title: str = ""):
@@ -582,4 +583,36 @@ def plot_cluster_centroids(clusters: dict, labels: Sequence[str], *, title: str 
     axes[-1, 0].set_xlabel(SEGMENT_AXIS)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_tcav(rows: Sequence[dict], *, alpha: float, title: str = ""):
+    """TCAV scores per concept and class (mean and sd over the CAVs), the random-CAV mean as a dot; * marks
+    a score significantly different from the random ones (p < ``alpha``).
+
+    Args:
+      rows: ``TcavResult.summary()`` dicts.
+    """
+    fig, ax = _subplots(figsize=(max(6, 0.5 * len(rows) + 2), 3.5))
+    if not rows:
+        _no_data(ax, "no concept had enough example beats")
+        return fig
+    concepts = sorted({r["concept"] for r in rows})
+    classes = sorted({r["class"] for r in rows}, key=[r["class"] for r in rows].index)
+    w = 0.8 / max(1, len(concepts))
+    for i, con in enumerate(concepts):
+        sub = {r["class"]: r for r in rows if r["concept"] == con}
+        xs = np.array([j + (i - (len(concepts) - 1) / 2) * w for j, c in enumerate(classes) if c in sub])
+        rs = [sub[c] for c in classes if c in sub]
+        ax.bar(xs, [r["score_mean"] for r in rs], w, yerr=[r["score_sd"] for r in rs], label=con, alpha=0.8)
+        ax.plot(xs, [r["random_mean"] for r in rs], "k.", ms=4)
+        for x, r in zip(xs, rs):
+            if r["p_value"] < alpha:
+                ax.text(x, min(1.02, r["score_mean"] + r["score_sd"] + 0.02), "*", ha="center")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("TCAV score (share of the class's\nbeats pushed up by the concept)")
+    ax.set_xlabel(f"class (black dots: random CAVs; * p < {alpha:.2g})")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "TCAV")
     return fig

@@ -12,8 +12,8 @@ Stages, each with its marker ``stages/<name>.json`` (skipped when finished):
   lead matrix, for every explained method.
 * ``clusters``: k-means of the aligned attributions within each class, with
   silhouette and adjusted Rand index against the records.
-* ``tcav``: concept activation vectors for beat concepts (wide QRS, premature
-  beat, ...) at a named layer, tested against random concepts.
+* ``tcav``: concept activation vectors for beat concepts (wide QRS, absent P
+  wave, premature beat) at a named layer, tested against random concepts.
 
 Files go to ``<workdir>/audit/<run>/``. :func:`run_audit` is the pipeline's one
 call; :func:`render` adds the report sections from the :class:`AuditResult`.
@@ -251,6 +251,69 @@ def clusters_stage(cfg, run, methods_info: dict, out_dir: Path) -> dict:
     return summary
 
 
+TCAV_ALPHA = 0.05  # family-wise, Bonferroni over the concept x class tests
+
+
+def tcav_stage(cfg, run, out_dir: Path, *, data_dir=None, cache=None, memory_budget: int | None = None) -> dict:
+    """TCAV of the beat concepts (``ecgjax.attribution.tcav.beat_concepts``) for every class, at one named layer."""
+    from ecgjax import models
+    from ecgjax.analysis import plotting
+    from ecgjax.attribution import tcav
+    from ecgjax.errors import ConfigError, DataError
+    from ecgjax.study.subsets import balanced_subset
+
+    a = cfg.audit
+    out_dir.mkdir(parents=True, exist_ok=True)
+    beats, split = run.beats, run.split
+    info = models.model_info(run.model)
+    layer = a.tcav_layer or info.feature_layer
+    if layer not in info.layer_names:
+        raise ConfigError(f"audit.tcav_layer={layer!r}: {info.name} has the layers {list(info.layer_names)}")
+    rng = np.random.default_rng(cfg.seed)
+    pool = np.sort(rng.choice(split.train, size=min(len(split.train), 40 * a.tcav_concept_beats), replace=False))
+    waves, why = None, ""
+    if run.config.data.protocol == "synthetic":
+        why = "synthetic beats have no records to delineate"
+    else:
+        from ecgjax.data.delineation import load_waves
+
+        try:
+            waves = load_waves(beats.subset(pool), data_dir, cache=cache, download=False)
+        except (DataError, OSError) as e:
+            why = f"delineation failed ({e})"
+    if why:
+        log.warning("tcav: concepts from the delineation left out: %s", why)
+    concepts = tcav.beat_concepts(beats, pool, waves)
+    gs = models.eval_split(run.model)
+    kw = dict(memory_budget=memory_budget)
+    rand_idx = rng.choice(pool, size=min(len(pool), 4 * a.tcav_concept_beats), replace=False)
+    rand_acts, _ = tcav.activations_and_gradients(gs, layer, beats.x[rand_idx], np.zeros(len(rand_idx), np.int32), **kw)
+    test = balanced_subset(beats.y, split.test, a.tcav_beats * len(beats.classes), cfg.seed)
+    grads = {}
+    for c, name in enumerate(beats.classes):
+        rows = test[beats.y[test] == c]
+        if len(rows):
+            grads[name] = tcav.activations_and_gradients(gs, layer, beats.x[rows], np.full(len(rows), c, np.int32), **kw)[1]
+    summary = {"layer": layer, "left_out": why, "concept_beats": {k: int(len(v)) for k, v in concepts.items()}, "rows": []}
+    for con, idx in concepts.items():
+        if len(idx) < 10:
+            log.info("tcav: concept %s has %d example beats (< 10), skipped", con, len(idx))
+            continue
+        idx = rng.choice(idx, size=min(len(idx), a.tcav_concept_beats), replace=False)
+        acts, _ = tcav.activations_and_gradients(gs, layer, beats.x[idx], np.zeros(len(idx), np.int32), **kw)
+        n = min(len(idx), len(rand_acts) // 2)
+        for name, g in grads.items():
+            r = tcav.tcav(acts, rand_acts, g, n_random=a.tcav_random_sets, set_size=n, seed=cfg.seed, concept=con, cls=name, layer=layer)
+            summary["rows"].append(r.summary())
+    n_tests = max(1, len(summary["rows"]))
+    for r in summary["rows"]:
+        r["significant"] = bool(r["p_value"] < TCAV_ALPHA / n_tests)
+    summary["alpha"] = TCAV_ALPHA / n_tests
+    plotting.save_figure(plotting.plot_tcav(summary["rows"], alpha=summary["alpha"], title=f"TCAV at {layer}"), out_dir / "tcav.png")
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary
+
+
 def _separated(t) -> dict:
     """{class: positions where two groups' CIs do not overlap} (a quick 'subgroups differ here' count)."""
     G, C = t.mean.shape[:2]
@@ -270,7 +333,7 @@ def _separated(t) -> dict:
 
 
 def run_audit(cfg, stages, first_run, run_name: str, methods_info: dict | None, workdir: Path, *,
-              memory_budget: int | None = None, data_dir=None) -> AuditResult:
+              memory_budget: int | None = None, data_dir=None, cache=None) -> AuditResult:
     """Run (or skip, when finished) each configured audit stage on the run ``run_name``.
 
     Args:
@@ -296,6 +359,12 @@ def run_audit(cfg, stages, first_run, run_name: str, methods_info: dict | None, 
             t0 = time.time()
             s = stages.finish("clusters", t0, clusters_stage(cfg, first_run(), methods_info, out / "clusters"))
         found["clusters"] = s
+    if a.tcav_beats:
+        if (s := stages.done("tcav")) is None:
+            t0 = time.time()
+            s = stages.finish("tcav", t0, tcav_stage(cfg, first_run(), out / "tcav", data_dir=data_dir, cache=cache,
+                                                     memory_budget=memory_budget))
+        found["tcav"] = s
     figures = {k: tuple(sorted((out / k).glob("*.png"))) for k in found}
     return AuditResult(run_name, found.get("sanity"), found.get("glocal"), found.get("clusters"), found.get("tcav"), figures)
 
@@ -315,6 +384,8 @@ def render(rep, audit: AuditResult) -> None:
         _render_glocal(rep, audit, g)
     if (c := audit.clusters) is not None:
         _render_clusters(rep, audit, c)
+    if (t := audit.tcav) is not None:
+        _render_tcav(rep, audit, t)
 
 
 def _render_sanity(rep, audit, s) -> None:
@@ -412,3 +483,21 @@ def _render_clusters(rep, audit, c) -> None:
                   rows, caption="Clusters per class")
     for png in audit.figures.get("clusters", ()):
         sec.figure(png, f"{png.stem.replace('_', ' ')}: cluster centroids per class.", name=f"audit-{png.stem}")
+
+
+def _render_tcav(rep, audit, t) -> None:
+    sec = rep.section("Concepts (TCAV)")
+    counts = ", ".join(f"{k} {v}" for k, v in t["concept_beats"].items())
+    sec.text(f"TCAV (Kim et al. 2018) at layer {t['layer']} of {audit.run}: a concept's activation vector separates its example "
+             f"training beats from random training beats (logistic regression); the score is the share of a class's test beats "
+             f"whose logit rises along it. Concepts: wide QRS (> 120 ms, delineation), absent P wave (delineation), premature "
+             f"beat (RR before < 0.85 x the record's median). Candidate example beats: {counts}. Scores are compared with those "
+             f"of random-vs-random vectors (Welch t-test); significant: p < {t['alpha']:.2g} (0.05 Bonferroni-corrected)."
+             + (f" Left out: {t['left_out']}." if t.get("left_out") else ""))
+    if t["rows"]:
+        sec.table(["concept", "class", "TCAV score (mean ± sd)", "random CAVs", "p", "significant", "CAV accuracy", "concept beats", "class beats"],
+                  [[r["concept"], r["class"], f"{r['score_mean']:.2f} ± {r['score_sd']:.2f}", _fmt(r["random_mean"], 2),
+                    f"{r['p_value']:.2g}", "yes" if r["significant"] else "no", _fmt(r["cav_accuracy"], 2), r["n_concept"], r["n_class"]]
+                   for r in t["rows"]], caption="TCAV per concept and class")
+    for png in audit.figures.get("tcav", ()):
+        sec.figure(png, "TCAV scores per concept and class.", name=f"audit-{png.stem}")

@@ -70,6 +70,10 @@ class AuditSpec:
       methods: names of the study's methods the sanity checks run on (empty: all that apply).
       cluster_ks: numbers of clusters tried within each class (empty: no clusters stage).
       cluster_min_beats: classes with fewer explained beats are not clustered.
+      tcav_beats: test beats per class whose gradients TCAV scores (0: no tcav stage).
+      tcav_concept_beats: example beats per concept (drawn from the training part).
+      tcav_random_sets: random sets (CAVs) per concept and for the null.
+      tcav_layer: a named layer of the model (``ModelInfo.layers``); "" for its feature layer.
     """
 
     sanity_beats: int = 0
@@ -81,11 +85,15 @@ class AuditSpec:
     methods: tuple[str, ...] = ()
     cluster_ks: tuple[int, ...] = ()
     cluster_min_beats: int = 20
+    tcav_beats: int = 0
+    tcav_concept_beats: int = 50
+    tcav_random_sets: int = 10
+    tcav_layer: str = ""
 
     def __post_init__(self):
         if any(not isinstance(k, int) or k < 2 for k in self.cluster_ks):
             raise ConfigError(f"audit.cluster_ks must be integers >= 2, got {list(self.cluster_ks)}")
-        for f in ("sanity_beats", "permuted_steps", "glocal_splits", "cluster_min_beats"):
+        for f in ("sanity_beats", "permuted_steps", "glocal_splits", "cluster_min_beats", "tcav_beats", "tcav_concept_beats"):
             if not isinstance(getattr(self, f), int) or getattr(self, f) < 0:
                 raise ConfigError(f"audit.{f} must be a non-negative integer, got {getattr(self, f)!r}")
         if self.sanity_beats and self.permuted_steps < 1:
@@ -93,6 +101,8 @@ class AuditSpec:
         fr = list(self.road_fractions)
         if len(fr) < 2 or any(not 0 <= v <= 1 for v in fr) or any(b <= a for a, b in zip(fr, fr[1:])):
             raise ConfigError(f"audit.road_fractions must be at least two increasing shares in [0, 1], got {fr}")
+        if self.tcav_beats and self.tcav_random_sets < 2:
+            raise ConfigError(f"audit.tcav_random_sets must be >= 2 (its t-test needs two scores per group), got {self.tcav_random_sets}")
         if self.road_noise < 0:
             raise ConfigError(f"audit.road_noise must be >= 0, got {self.road_noise}")
 

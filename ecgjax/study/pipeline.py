@@ -198,13 +198,13 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
                                                               data_dir=data_dir, cache=cache, memory_budget=memory_budget))
         noise = NoiseResult(explained[0].name, summary["n_beats"], tuple(summary["rows"]), summary["method"])
 
-    # ---- audit: more sanity checks, glocal aggregation (ecgjax.study.audit) ------------------
+    # ---- audit: more sanity checks, glocal aggregation, clusters, TCAV (ecgjax.study.audit) ------
     audit = None
     if cfg.audit is not None and explained:
         from ecgjax.study.audit import run_audit
 
         audit = run_audit(cfg, stages, first_run, explained[0].name, attrib["runs"].get(explained[0].name, {}).get("methods"),
-                          workdir, memory_budget=memory_budget, data_dir=data_dir)
+                          workdir, memory_budget=memory_budget, data_dir=data_dir, cache=cache)
     first = None
 
     # ---- report -----------------------------------------------------------------------

@@ -76,3 +76,17 @@ def test_torch_compare_quick_or_clean_exit(tmp_path):
         rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
         assert {r["method"] for r in rows} == {"torch_autograd_grad", "captum_saliency", "jax_saliency"}
         assert all(r["logits_max_rel_diff"] < 1e-4 and r["beats_per_s"] > 0 for r in rows)
+
+
+@pytest.mark.slow  # compiles every check's program on a small LSTM: about a minute on the shared 2-core CPU
+def test_audit_throughput_quick(tmp_path):
+    out = tmp_path / "audit.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "audit_throughput.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["method"] for r in rows} == {"independent_randomization", "random_logit", "data_randomization",
+                                            "completeness_integrated_gradients", "road", "glocal_means", "split_half",
+                                            "cluster_class", "tcav"}
+    for r in rows:
+        assert not (ENV_FIELDS - set(r)) and r["beats_per_s"] > 0 and r["n"] == 40 and "audit_throughput.py" in r["command"]

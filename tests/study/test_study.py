@@ -35,7 +35,8 @@ def _study(**kw):
         explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",),
         # the audit's subset equals the sanity checks' (12 beats): their compiled steps are shared
         audit=AuditSpec(sanity_beats=12, permuted_steps=3, road_fractions=(0.0, 0.5, 0.9), glocal_splits=5,
-                        methods=("saliency", "integrated_gradients")),
+                        methods=("saliency", "integrated_gradients"), cluster_ks=(2, 3), cluster_min_beats=5,
+                        tcav_beats=4, tcav_concept_beats=10, tcav_random_sets=3),
     )
     base.update(kw)
     return StudyConfig(**base)
@@ -156,7 +157,7 @@ def test_report_renders_with_every_figure(finished, tmp_path):
 
 def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
     wd, *_ = finished
-    marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity", "audit_sanity", "glocal")}
+    marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity", "audit_sanity", "glocal", "clusters", "tcav")}
     npz = sorted((wd / "attributions").rglob("class_*.npz"))[0]
     npz_time = npz.stat().st_mtime_ns
     caplog.set_level("INFO")
@@ -197,7 +198,7 @@ def test_force_refuses_another_studys_workdir_before_deleting(finished, tmp_path
 
 
 def test_force_redoes_everything(tmp_path):
-    cfg = _study(runs=(RunSpec("a", _train_cfg(0), explain=True),), methods=(MethodSpec("saliency"),), sanity_beats=0)
+    cfg = _study(runs=(RunSpec("a", _train_cfg(0), explain=True),), methods=(MethodSpec("saliency"),), sanity_beats=0, audit=None)
     run_study(cfg, tmp_path)
     t = (tmp_path / "runs" / "a" / "results.json").stat().st_mtime_ns
     run_study(cfg, tmp_path, force=True)
@@ -279,9 +280,15 @@ def test_audit_stages_files_and_report(finished):
     assert all(abs(sum(r) - 1) < 1e-9 for r in g["methods"]["saliency-label-abs"]["lead_matrix"]["share"])
     assert (wd / "audit" / "a" / "glocal" / "saliency-label-abs" / "glocal_record.npz").exists()
     assert (wd / "audit" / "a" / "sanity" / "road.png").exists()
+    c = json.loads((wd / "stages" / "clusters.json").read_text())["methods"]["saliency-label-abs"]
+    assert c and all(r["k"] in (2, 3) and -1 <= r["silhouette"] <= 1 for r in c.values())
+    t = json.loads((wd / "stages" / "tcav.json").read_text())
+    assert "synthetic" in t["left_out"] and set(t["concept_beats"]) == {"premature"}
+    assert all(0 <= r["score_mean"] <= 1 and 0 <= r["p_value"] <= 1 for r in t["rows"])
     html = (wd / "report" / "report.html").read_text()
     for needle in ("More sanity checks", "Independent layer randomisation", "ROAD", "Completeness:", "Glocal aggregation",
-                   "Split-half stability", "class x lead matrix", "Throughput of each check"):
+                   "Split-half stability", "class x lead matrix", "Throughput of each check", "Clusters of attributions",
+                   "Concepts (TCAV)"):
         assert needle in html, needle
 
 
