@@ -7,9 +7,10 @@ Stages, each with its marker ``stages/<name>.json`` (skipped when finished):
   methods that have an axiom, and ROAD (MoRF/LeRF) beside deletion/insertion;
   throughput of each check.
 * ``glocal``: mean aligned relevance per subgroup (record, sex, age band, the
-  medications named) x class x lead x 0.1 s segment with record-bootstrap CIs,
-  the split-half stability of the class profiles, and Zhang et al.'s class x
-  lead matrix, for every explained method.
+  medications named) x class x lead x 0.1 s segment, and x wave (P, PR, QRS,
+  ST, T from ``ecgjax.data.delineation``), with record-bootstrap CIs, the
+  split-half stability of the class profiles, and Zhang et al.'s class x lead
+  matrix, for every explained method.
 * ``clusters``: k-means of the aligned attributions within each class, with
   silhouette and adjusted Rand index against the records.
 * ``tcav``: concept activation vectors for beat concepts (wide QRS, absent P
@@ -167,8 +168,24 @@ def _subgroupings(cfg, run, data_dir) -> dict[str, dict[str, str]]:
     return {**out, **demographics.subgroups(info, medications=cfg.audit.medications)}
 
 
-def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None) -> dict:
-    """Glocal tables, split-half stability and the class x lead matrix for every explained method.
+def _explained_waves(run, index: np.ndarray, *, data_dir, cache):
+    """``(Waves of beats.subset(u), u)`` for the sorted unique beats ``u`` of ``index``, or ``(None, why)``."""
+    from ecgjax.errors import DataError
+
+    if run.config.data.protocol == "synthetic":
+        return None, "synthetic beats have no records to delineate"
+    from ecgjax.data.delineation import load_waves
+
+    u = np.unique(index)
+    try:
+        return (load_waves(run.beats.subset(u), data_dir, cache=cache, download=False), u), ""
+    except (DataError, OSError) as e:
+        return None, f"delineation failed ({e})"
+
+
+def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, cache=None) -> dict:
+    """Glocal tables by 0.1 s segment and by wave, split-half stability and the class x lead matrix for every
+    explained method.
 
     Args:
       methods_info: the explain stage's ``{method key: {"attr_dir", "profile_dir", "spec", ...}}`` for the run.
@@ -176,6 +193,8 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None) 
     from ecgjax.analysis import plotting
     from ecgjax.analysis.glocal import glocal_means, split_half
     from ecgjax.analysis.leads import class_lead_matrix, lead_relevance
+    from ecgjax.analysis.transforms import transform_maps
+    from ecgjax.analysis.waves import wave_labels, wave_masks, wave_values
     from ecgjax.attribution.attributions import Attributions
     from ecgjax.io import load_npz
 
@@ -183,16 +202,20 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None) 
     out_dir.mkdir(parents=True, exist_ok=True)
     beats = run.beats
     classes = tuple(beats.classes)
+    T = beats.x.shape[1]
     groupings = _subgroupings(cfg, run, data_dir)
-    summary = {"subgroupings": {k: sorted(set(v.values())) for k, v in groupings.items()}, "methods": {}}
+    summary = {"subgroupings": {k: sorted(set(v.values())) for k, v in groupings.items()}, "methods": {}, "waves_left_out": ""}
+    waves = None
     for i, (key, info) in enumerate(methods_info.items()):
         seg = load_npz(Path(info["profile_dir"]) / "segments.npz", "segment values")
         values, label, index = seg["values"], seg["label"].astype(np.int64), seg["index"].astype(np.int64)
         labels = [str(s) for s in seg["labels"]]
         record = beats.record[index].astype(str)
+        if i == 0:
+            waves, summary["waves_left_out"] = _explained_waves(run, index, data_dir=data_dir, cache=cache)
         mdir = out_dir / key
         mdir.mkdir(parents=True, exist_ok=True)
-        res = {"split_half": None, "separated": {}, "lead_matrix": None}
+        res = {"split_half": None, "separated": {}, "lead_matrix": None, "waves": None}
         for name, group_of in groupings.items():
             t = glocal_means(values, label, record, classes, group_of, subgrouping=name, n_boot=cfg.n_boot, seed=cfg.seed)
             t.save(mdir / f"glocal_{name}.npz")
@@ -203,16 +226,38 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None) 
         res["split_half"] = sh.summary()
         plotting.save_figure(plotting.plot_split_half(sh, title=f"{key}: split-half stability over {a.glocal_splits} record splits"),
                              out_dir / f"split_half_{key}.png")
-        transform = info["spec"]["transform"] if info["spec"]["transform"] in ("abs", "relu", "signed") else "abs"
+        how = info["spec"]["transform"]
         names = beats.lead_axis(index)[0]
-        rel, grp = [], []
+        rel, grp, wv, widx = [], [], [], []
         for part in Attributions.load_classes(info["attr_dir"]):
             j = part.index.astype(np.int64)
-            rel.append(lead_relevance(part.maps[..., : len(names)], transform=transform, lo=beats.lo[j], hi=beats.hi[j]))
+            m = transform_maps(part.maps[..., : len(names)], how)
+            rel.append(lead_relevance(m, transform="signed" if how == "signed" else "abs", lo=beats.lo[j], hi=beats.hi[j]))
             grp.append(part.label)
-        lm = class_lead_matrix(np.concatenate(rel), np.concatenate(grp).astype(np.int64), classes, names, transform=transform)
-        res["lead_matrix"] = {"share": lm.share.tolist(), "count": lm.count.tolist(), "leads": list(lm.leads), "transform": transform}
+            if waves is not None:
+                w, u = waves
+                rows = np.searchsorted(u, j)
+                wv.append(wave_values(m, wave_masks(w.bounds[rows], T, beats.lo[j], beats.hi[j]), reduce="mean"))
+                widx.append(j)
+        lm_how = "signed" if how == "signed" else "abs"
+        lm = class_lead_matrix(np.concatenate(rel), np.concatenate(grp).astype(np.int64), classes, names, transform=lm_how)
+        res["lead_matrix"] = {"share": lm.share.tolist(), "count": lm.count.tolist(), "leads": list(lm.leads), "transform": how}
         plotting.save_figure(plotting.plot_class_lead_matrix(lm, title=f"{key}: class x lead (Zhang et al.)"), out_dir / f"lead_matrix_{key}.png")
+        if wv:
+            wvals, wj, wy = np.concatenate(wv), np.concatenate(widx), np.concatenate(grp).astype(np.int64)
+            wrec = beats.record[wj].astype(str)
+            wl = list(wave_labels(names))
+            for name, group_of in groupings.items():
+                glocal_means(wvals, wy, wrec, classes, group_of, subgrouping=name, n_boot=cfg.n_boot, seed=cfg.seed).save(
+                    mdir / f"glocal_waves_{name}.npz")
+            allb = glocal_means(wvals, wy, wrec, classes, {r: "all" for r in np.unique(wrec)}, subgrouping="all",
+                                n_boot=cfg.n_boot, seed=cfg.seed)
+            res["waves"] = {"labels": wl, "mean": allb.mean[0].reshape(len(classes), -1).tolist(),
+                            "ci_lo": allb.ci_lo[0].reshape(len(classes), -1).tolist(),
+                            "ci_hi": allb.ci_hi[0].reshape(len(classes), -1).tolist(), "n_beats": allb.n_beats[0].tolist()}
+            if i == 0 and "sex" in groupings:
+                t = glocal_means(wvals, wy, wrec, classes, groupings["sex"], subgrouping="sex", n_boot=cfg.n_boot, seed=cfg.seed)
+                plotting.save_figure(plotting.plot_glocal(t, wl, title=f"{key}: by sex, per wave"), out_dir / "glocal_waves_sex.png")
         summary["methods"][key] = res
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
@@ -352,7 +397,7 @@ def run_audit(cfg, stages, first_run, run_name: str, methods_info: dict | None, 
     if a.glocal_splits and methods_info:
         if (s := stages.done("glocal")) is None:
             t0 = time.time()
-            s = stages.finish("glocal", t0, glocal_stage(cfg, first_run(), methods_info, out / "glocal", data_dir=data_dir))
+            s = stages.finish("glocal", t0, glocal_stage(cfg, first_run(), methods_info, out / "glocal", data_dir=data_dir, cache=cache))
         found["glocal"] = s
     if a.cluster_ks and methods_info:
         if (s := stages.done("clusters")) is None:
@@ -460,6 +505,18 @@ def _render_glocal(rep, audit, g) -> None:
         leads = next(iter(g["methods"].values()))["lead_matrix"]["leads"]
         sec.table(["method", "class", *leads], rows, caption="Zhang et al.'s class x lead matrix: each lead's share of the class's "
                                                              "relevance (rows sum to 1)")
+    rows = []
+    for key, res in g["methods"].items():
+        w = res.get("waves")
+        if w:
+            for c, (m, lo, hi, n) in enumerate(zip(w["mean"], w["ci_lo"], w["ci_hi"], w["n_beats"])):
+                rows.append([key, f"{classes[c]} (n={n})", *[f"{_fmt(a, 3)} [{_fmt(b, 3)}, {_fmt(d, 3)}]" for a, b, d in zip(m, lo, hi)]])
+    if rows:
+        wl = next(r["waves"]["labels"] for r in g["methods"].values() if r.get("waves"))
+        sec.table(["method", "class", *wl], rows, caption="Mean relevance per wave (P, PR, QRS, ST, T from the delineation), per lead, "
+                                                          "with 95% CIs over records")
+    elif g.get("waves_left_out"):
+        sec.text(f"Relevance by wave left out: {g['waves_left_out']}.")
     for png in audit.figures.get("glocal", ()):
         sec.figure(png, f"{png.stem.replace('_', ' ')}.", name=f"audit-{png.stem}")
 

@@ -232,7 +232,7 @@ def test_explain_subset_caps_each_class():
     np.testing.assert_array_equal(explain_subset(y, idx, None, seed=0), idx)
 
 
-@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick"])
+@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "audit_study.py", "audit_study.py:quick"])
 def test_study_config_files_load_and_document_their_commands(spec):
     from pathlib import Path
 
