@@ -79,7 +79,24 @@ def env_record(argv=None) -> dict:
         "command": " ".join([Path(sys.executable).name] + list(sys.argv if argv is None else argv)),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "git_commit": git_commit(),
     }
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (``git rev-parse HEAD``, "+dirty" with uncommitted changes to tracked files), else
+    ``$ECGJAX_GIT_COMMIT`` (set by benchmarks/gpu_session.sh where the tree travels without .git), else None."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return os.environ.get("ECGJAX_GIT_COMMIT") or None
 
 
 def time_calls(fn, repeats: int) -> list[float]:
