@@ -616,3 +616,37 @@ def plot_tcav(rows: Sequence[dict], *, alpha: float, title: str = ""):
     ax.legend(fontsize=7)
     ax.set_title(title or "TCAV")
     return fig
+
+
+def plot_ground_truth_shares(targets: dict, *, title: str = ""):
+    """The ground-truth check: per target, each method's mean share of |attribution| in the defining segment
+    (bars, record-bootstrap CI) with the random-map (dashed) and |x|-proportional (dotted) levels.
+
+    Args:
+      targets: ``{target: {"methods": {method: {"share", "share_ci", "random", "amplitude"} | {"skipped"}}}}``
+        (``ecgjax.study.groundtruth.ground_truth_check``'s ``"targets"``).
+    """
+    fig, axes = _subplots(1, max(len(targets), 1), figsize=(4.2 * max(len(targets), 1), 3.6), squeeze=False)
+    for ax, (target, res) in zip(axes[0], targets.items()):
+        rows = {m: s for m, s in res["methods"].items() if "share" in s}
+        if not rows:
+            _no_data(ax, "no method applied")
+            continue
+        names = sorted(rows, key=lambda m: -np.nan_to_num(rows[m]["share"], nan=-1))
+        share = np.array([rows[m]["share"] for m in names])
+        ci = np.array([rows[m]["share_ci"] for m in names], float)
+        err = np.abs(np.stack([share - ci[:, 0], ci[:, 1] - share]))
+        ax.barh(np.arange(len(names)), share, xerr=np.nan_to_num(err), color="tab:blue", alpha=0.8)
+        first = rows[names[0]]
+        ax.axvline(first["random"], color="k", ls="--", lw=1, label="random map")
+        ax.axvline(first["amplitude"], color="tab:red", ls=":", lw=1.5, label="|x|-proportional")
+        ax.set_yticks(np.arange(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of |attribution| in the defining segment")
+        ax.set_title(target, fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -221,6 +221,8 @@ def load_waves(beats, data_dir: str | os.PathLike | None = None, *, cache: str |
     if method not in METHODS:
         raise ConfigError(f"delineation method {method!r}; choose one of {list(METHODS)}")
     protocol = beats.protocol
+    if "database" not in protocol:
+        raise ConfigError(f"beats of protocol {protocol.get('name')!r} come from no records, so they cannot be delineated")
     folder = locate.find_database(protocol["database"], data_dir, download=download)
     sums = locate.read_sha256sums(folder)
     where = None

@@ -13,6 +13,7 @@ import dataclasses
 from ecgjax.analysis.transforms import TRANSFORMS
 from ecgjax.config import Config, call_get_config, validate
 from ecgjax.errors import ConfigError
+from ecgjax.study.groundtruth import GroundTruthSpec
 
 TARGETS = ("label", "pred")
 
@@ -119,6 +120,9 @@ class StudyConfig:
     noise_snr_db: SNRs of the noise stress test (empty: skip it).
     noise_records: nstdb noise records to add (``bw``, ``ma``).
     noise_max_beats: test beats used for the noise stress test.
+    expert_rules: check each class's relevance against the wave that defines it
+      (``ecgjax.study.expert_rules``) on the first explained run's stored maps.
+    ground_truth: the ground-truth regressions of Wagner et al. (``ecgjax.study.groundtruth``); None: skip.
     seed: subsets and noise.
     notes: paragraphs shown at the top of the report.
     audit: the audit checks (``AuditSpec``); None: none.
@@ -133,6 +137,8 @@ class StudyConfig:
     noise_snr_db: tuple[float, ...] = ()
     noise_records: tuple[str, ...] = ("bw", "ma")
     noise_max_beats: int = 2000
+    expert_rules: bool = False
+    ground_truth: GroundTruthSpec | None = None
     seed: int = 0
     notes: tuple[str, ...] = ()
     audit: AuditSpec | None = None
@@ -159,6 +165,10 @@ class StudyConfig:
         if self.audit is not None and (unknown := set(self.audit.methods) - {m.name for m in self.methods}):
             raise ConfigError(f"study {self.name}: audit.methods names {sorted(unknown)}, which the study does not run; "
                               f"choose from {sorted({m.name for m in self.methods})}")
+        if self.expert_rules and not self.methods:
+            raise ConfigError(f"study {self.name}: expert_rules checks the explained maps, but no methods are given")
+        if self.ground_truth is not None and not isinstance(self.ground_truth, GroundTruthSpec):
+            raise ConfigError(f"study {self.name}: ground_truth must be a GroundTruthSpec, got {type(self.ground_truth).__name__}")
         if self.methods and not any(r.explain for r in self.runs):
             raise ConfigError(f"study {self.name}: methods are given but no run has explain=True")
 

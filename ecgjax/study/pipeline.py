@@ -17,6 +17,7 @@ Workdir layout::
     sanity/<run>/          cascading randomisation, deletion/insertion
     audit/<run>/           more sanity checks, ROAD, glocal aggregation (ecgjax.study.audit)
     noise/<run>/           noise stress test
+    wave_checks/           expert-rule checks (<run>/expert_rules.json) and ground truth (ground_truth.json)
     report/report.html, report/summary.md, report/figures/
 """
 
@@ -72,15 +73,21 @@ class _Stages:
 def _config_json(cfg: StudyConfig) -> dict:
     from ecgjax import config as config_lib
 
-    d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("runs", "audit")}
-    if cfg.audit is not None:  # absent when None: studies made before the audit field keep their config.json
+    later = ("runs", "audit", "expert_rules", "ground_truth")
+    d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in later}
+    # absent when off: studies made before these fields keep their config.json
+    if cfg.audit is not None:
         d["audit"] = dataclasses.asdict(cfg.audit)
+    if cfg.expert_rules:
+        d["expert_rules"] = True
+    if cfg.ground_truth is not None:
+        d["ground_truth"] = dataclasses.asdict(cfg.ground_truth)
     d["methods"] = [dataclasses.asdict(m) for m in cfg.methods]
     d["runs"] = [{"name": r.name, "group": r.group, "explain": r.explain, "config": config_lib.to_dict(r.config)} for r in cfg.runs]
     return json.loads(json.dumps(d, default=list))
 
 
-_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "audit", "report")
+_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "audit", "wave_checks", "report")
 
 
 def check_owner(cfg_json: dict, workdir: Path) -> None:
@@ -205,6 +212,26 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
 
         audit = run_audit(cfg, stages, first_run, explained[0].name, attrib["runs"].get(explained[0].name, {}).get("methods"),
                           workdir, memory_budget=memory_budget, data_dir=data_dir, cache=cache)
+
+    # ---- checks by wave: expert rules on the explained maps, ground-truth regressions ------------
+    waves = {}
+    if cfg.expert_rules and explained:
+        if (summary := stages.done("expert_rules")) is None:
+            t0 = time.time()
+            from ecgjax.study.expert_rules import expert_rule_check
+
+            summary = stages.finish("expert_rules", t0, expert_rule_check(
+                first_run(), attrib["runs"][explained[0].name], workdir / "wave_checks" / explained[0].name,
+                data_dir=data_dir, cache=cache, n_boot=cfg.n_boot, seed=cfg.seed))
+        waves["expert_rules"] = {**summary, "run": explained[0].name}
+    if cfg.ground_truth is not None:
+        if (summary := stages.done("ground_truth")) is None:
+            t0 = time.time()
+            from ecgjax.study.groundtruth import ground_truth_check
+
+            summary = stages.finish("ground_truth", t0, ground_truth_check(
+                cfg.ground_truth, workdir / "wave_checks", data_dir=data_dir, cache=cache, memory_budget=memory_budget))
+        waves["ground_truth"] = summary
     first = None
 
     # ---- report -----------------------------------------------------------------------
@@ -215,7 +242,7 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
         config=cfg, config_json=cfg_json, environment=environment_info(), data=data["summaries"],
         runs={r.name: TrainedRun(r.name, r.group, r.explain, trained["results"][r.name]) for r in cfg.runs},
         attributions={name: RunAttributions.load(info) for name, info in attrib["runs"].items()},
-        sanity=sanity, noise=noise, timings=dict(stages.timings), audit=audit)
+        sanity=sanity, noise=noise, timings=dict(stages.timings), audit=audit, wave_checks=waves)
     rep = build_report(result)
     paths = rep.write(workdir / "report")
     stages.finish("report", t0, {"html": str(paths["html"]), "markdown": str(paths["markdown"])})

@@ -220,4 +220,8 @@ def build_report(result: StudyResult) -> Report:
         from ecgjax.study.audit import render
 
         render(rep, result.audit)
+    # ---- checks by wave ----
+    from ecgjax.study.report_waves import add_wave_sections
+
+    add_wave_sections(rep, result.wave_checks)
     return rep

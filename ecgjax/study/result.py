@@ -145,6 +145,8 @@ class StudyResult:
       sanity, noise: the checks on the first explained run (None when not configured).
       timings: {stage: wall seconds}.
       audit: the audit stages on the first explained run (``ecgjax.study.audit.AuditResult``), or None.
+      wave_checks: ``{"expert_rules": ..., "ground_truth": ...}``, the summaries of
+        ``ecgjax.study.expert_rules`` and ``ecgjax.study.groundtruth`` that ran (empty: none).
     """
 
     config: StudyConfig
@@ -157,3 +159,4 @@ class StudyResult:
     noise: NoiseResult | None
     timings: dict[str, float]
     audit: "AuditResult | None" = None
+    wave_checks: dict = dataclasses.field(default_factory=dict)

@@ -12,13 +12,20 @@ capped beats and epochs). Attributions on DS2 test beats: saliency,
 integrated gradients, SmoothGrad, Grad-CAM (and occlusion in the full study),
 all targeted at the true class; cascading randomisation and deletion/insertion
 sanity checks; the noise stress test adds nstdb ``bw`` and ``ma`` noise at
-24 ... -6 dB SNR to test beats.
+24 ... -6 dB SNR to test beats. Checks by wave (``ecgjax.study.expert_rules``,
+``ecgjax.study.groundtruth``): each class's relevance in the wave that defines
+it, and small models regressing RR interval, QRS width and R amplitude explained
+by every registered method (quick: 6 DS1 training and 3 DS2 test records).
+The ground-truth check alone, with its tables printed::
+
+    python experiments/ground_truth.py --config experiments/configs/corrected_study.py:quick --workdir runs/ground_truth_quick
 """
 
 from pathlib import Path
 
 from ecgjax.config import load_config
 from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
+from ecgjax.study.groundtruth import GroundTruthSpec
 
 HERE = Path(__file__).parent
 
@@ -42,11 +49,14 @@ def get_config(arg=None):
         MethodSpec("smoothgrad", {"n": 8 if quick else 32}, target="label", transform="abs"),
         MethodSpec("grad_cam", target="label", transform="relu"),
     ) + (() if quick else (MethodSpec("occlusion", target="label", transform="signed"),))
+    ground_truth = (GroundTruthSpec(train_records=("101", "106", "108", "109", "112", "114"), test_records=("100", "103", "105"),
+                                    max_train=3000, max_test=100, epochs=4, n_boot=200) if quick else GroundTruthSpec())
     return StudyConfig(
         name="Corrected study: inter-patient AAMI benchmark" + (" (quick)" if quick else ""),
         runs=runs, methods=methods, explain_max_per_class=20 if quick else 500,
         n_boot=100 if quick else 1000, sanity_beats=64 if quick else 500,
         noise_snr_db=(24.0, 12.0, 6.0, 0.0, -6.0), noise_max_beats=300 if quick else 5000,
+        expert_rules=True, ground_truth=ground_truth,
         notes=("Honest protocol: AAMI classes, de Chazal's DS1/DS2 record lists (train and test patients disjoint), "
                "validation records drawn from DS1, metrics with record-level bootstrap CIs, class-targeted attributions "
                "on test beats only, sanity checks, and a noise stress test.",)

@@ -32,7 +32,7 @@ def _study(**kw):
                  # the paper's layer saliency needs jones2020_cnn's last conv: skipped for ribeiro_cnn, not a crash
                  MethodSpec("jones2020_layer_saliency", target="label", transform="paper"),
                  MethodSpec("integrated_gradients", target="label", transform="abs", hparams={"steps": 4})),
-        explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",),
+        explain_max_per_class=10, n_boot=20, sanity_beats=12, notes=("a note",), expert_rules=True,
         # the audit's subset equals the sanity checks' (12 beats): their compiled steps are shared
         audit=AuditSpec(sanity_beats=12, permuted_steps=3, road_fractions=(0.0, 0.5, 0.9), glocal_splits=5,
                         methods=("saliency", "integrated_gradients"), cluster_ks=(2, 3), cluster_min_beats=5,
@@ -60,7 +60,7 @@ def finished(tmp_path_factory):
 
 def test_every_stage_and_the_report(finished):
     wd, paths, *_ = finished
-    for stage in ("data", "train", "explain", "sanity", "report"):
+    for stage in ("data", "train", "explain", "sanity", "expert_rules", "report"):
         assert (wd / "stages" / f"{stage}.json").exists(), stage
     assert (wd / "runs" / "a" / "results.json").exists() and (wd / "runs" / "b" / "results.json").exists()
     for key in ("saliency-label-abs", "grad_cam-pred-relu"):
@@ -71,7 +71,8 @@ def test_every_stage_and_the_report(finished):
     n_img = html.count("<img ")
     # confusion + per-class per run (4), then per method heat map + example beats + class lines, then sanity figures
     assert n_img >= 4 + 2 * 3 + 2
-    for needle in ("Table 1", "Across seeds", "Sanity checks", "a note", "Provenance"):
+    for needle in ("Table 1", "Across seeds", "Sanity checks", "a note", "Provenance",
+                   "Expert rules: relevance in the defining wave (a)", "come from no records to delineate"):
         assert needle in html, needle
     md = (wd / "report" / "summary.md").read_text()
     assert "| a | ribeiro_cnn |" in md

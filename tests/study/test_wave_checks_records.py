@@ -1,0 +1,66 @@
+"""The ground-truth and expert-rule checks end to end on tiny WFDB records of a synthetic ECG (delineated by neurokit2)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from ecgjax.data import load_beats, protocols
+from ecgjax.study.groundtruth import GroundTruthSpec, ground_truth_check
+from tests.data.test_delineation import synthetic_ecg
+
+RECORDS = {"g1": (0.8, 0.025), "g2": (0.7, 0.03), "g3": (0.9, 0.02), "g4": (0.75, 0.04)}  # RR s, QRS half-width s
+
+
+@pytest.fixture
+def gdb(tiny_db):
+    for name, (rr, h) in RECORDS.items():
+        x, r = synthetic_ecg(n_beats=30, rr_s=rr, qrs_half_s=h)
+        sym = ["V" if i % 5 == 2 else "N" for i in range(len(r))]
+        tiny_db.record(name, list(zip(r.tolist(), sym)), signal=np.round(np.stack([x, 0.5 * x], 1) * 200).astype(np.int16))
+    return tiny_db
+
+
+@pytest.mark.slow  # three regressors trained and explained: minutes on a loaded 2-core CPU
+def test_ground_truth_check_on_records(gdb, cache_path, tmp_path):
+    spec = GroundTruthSpec(train_records=("g1", "g2"), test_records=("g3", "g4"), max_train=48, max_test=20, epochs=1,
+                           batch_size=16, methods=("saliency", "random"), n_boot=20,
+                           model_kwargs={"filters": (4, 4, 4, 4), "lead_layout": "channels", "dropout": 0.0})
+    out = ground_truth_check(spec, tmp_path, data_dir=gdb.root, cache=cache_path)
+    assert set(out["targets"]) == {"rr", "qrs_width", "r_amplitude"}
+    for t, res in out["targets"].items():
+        assert res["n_test_records"] == 2 and 0 < res["n_test"] <= 20 and np.isfinite(res["r2_test"]), t
+        rnd = res["methods"]["random"]
+        assert 0 < rnd["random"] < 0.5 and rnd["share"] == pytest.approx(rnd["random"], abs=0.1), t
+        sal = res["methods"]["saliency"]
+        assert 0 <= sal["share_ci"][0] <= sal["share"] <= sal["share_ci"][1] <= 1
+    assert {d["method"] for d in out["ranking"]} == {"saliency", "random"}
+    assert json.loads((tmp_path / "ground_truth.json").read_text())["ranking"] == out["ranking"]
+
+
+def test_expert_rules_on_records(gdb, cache_path, tmp_path):
+    """V beats' maps all in their QRS (from the delineation), N beats' maps uniform: V's QRS share is 1 and enriched."""
+    from ecgjax.analysis.waves import wave_masks
+    from ecgjax.attribution.attributions import Attributions
+    from ecgjax.data.delineation import load_waves
+    from ecgjax.study.expert_rules import expert_rule_check
+
+    beats = load_beats(protocols.get("aami", records=tuple(RECORDS)), gdb.root, cache=cache_path)
+    idx = np.arange(len(beats))
+    waves = load_waves(beats, gdb.root, cache=cache_path)
+    qrs = wave_masks(waves.bounds, beats.x.shape[1], beats.lo, beats.hi)[:, 2]
+    v = beats.classes.index("V")
+    maps = np.where((beats.y == v)[:, None, None], qrs[:, :, None], 1.0).astype(np.float32) * np.ones_like(beats.x)
+    a = Attributions(maps, beats.y, beats.y, beats.y, idx, "saliency", {"hparams": {}, "target": "label"}, {}, beats.classes, beats.fs)
+    a.save(tmp_path / "attr")
+    run = types.SimpleNamespace(beats=beats)
+    out = expert_rule_check(run, {"methods": {"saliency-label-abs": {"attr_dir": str(tmp_path / "attr")}}}, tmp_path,
+                            data_dir=gdb.root, cache=cache_path, n_boot=20)
+    st = out["methods"]["saliency-label-abs"]["V"]
+    assert out["classes"] == {"V": "QRS", "S": "P", "F": "QRS"}
+    assert st["wave"] == "QRS" and st["share"] == pytest.approx(1.0) and st["enrichment"] > 3 and st["enrichment_others"] == 0
+    assert st["n"] == out["quality"]["V"][0] > 0 and st["n_records"] == 4
+    assert (tmp_path / "expert_rules.json").exists()
