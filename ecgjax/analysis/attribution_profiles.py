@@ -22,6 +22,7 @@ from ecgjax.analysis.compare import Comparison, correct_vs_incorrect, mistaken_v
 from ecgjax.analysis.profiles import Profiles, class_profiles
 from ecgjax.analysis.segments import segment_labels, segment_values
 from ecgjax.analysis.transforms import VALUE_LABELS, transform_maps
+from ecgjax.analysis.waves import wave_labels, wave_masks, wave_values
 from ecgjax.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ class AttributionProfiles:
 
 
 def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", reduce: str = "mean", mode: str = "valid",
-                         n_boot: int = 1000, seed: int = 0, min_n: int = 5) -> AttributionProfiles:
-    """Segment values, profiles by true class and comparisons of the explained beats.
+                         n_boot: int = 1000, seed: int = 0, min_n: int = 5, waves=None) -> AttributionProfiles:
+    """Segment (or wave) values, profiles by true class and comparisons of the explained beats.
 
     Args:
       parts: ``Attributions`` (one, or an iterable such as ``Attributions.load_classes(dir)``),
@@ -95,6 +96,9 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
       beats: the BeatSet the attributions' ``index`` points into (R, valid range, record, fs).
       transform: ``ecgjax.analysis.transforms.TRANSFORMS``; reduce, mode: as ``segment_values``.
       min_n: beats needed in each group of a comparison.
+      waves: ``ecgjax.data.delineation.Waves`` of all of ``beats`` (``load_waves(beats)``): the columns are
+        then the waves P, PR, QRS, ST, T of each lead (``ecgjax.analysis.waves``; reduce "mean" or "sum",
+        samples in the padding left out) instead of 0.1 s segments; ``mode`` is then ignored.
     """
     from ecgjax.attribution.attributions import Attributions
 
@@ -113,15 +117,20 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
                               f"{len(beats.rr_names)} RR features: were they explained on another data set?")
         first = a if first is None else first
         i = a.index
-        seg = segment_values(transform_maps(np.asarray(a.maps[..., :n_leads]), transform), beats.r[i], beats.lo[i], beats.hi[i],
-                             beats.fs, reduce=reduce, mode=mode)
-        idx_all.append(i), vals.append(seg.values), y_all.append(a.label), p_all.append(a.pred)
+        m = transform_maps(np.asarray(a.maps[..., :n_leads]), transform)
+        if waves is None:
+            v = segment_values(m, beats.r[i], beats.lo[i], beats.hi[i], beats.fs, reduce=reduce, mode=mode).values
+        else:
+            if len(waves) != len(beats):
+                raise ValueError(f"waves has {len(waves)} rows, the beats {len(beats)}: pass load_waves(beats)")
+            v = wave_values(m, wave_masks(waves.bounds[i], m.shape[1], beats.lo[i], beats.hi[i]), reduce=reduce)
+        idx_all.append(i), vals.append(v), y_all.append(a.label), p_all.append(a.pred)
     if first is None:
         raise ValueError("no attributions to profile")
     idx = np.concatenate(idx_all)
     lead_names, lead_note = beats.lead_axis(idx)
     v, y, p = np.concatenate(vals), np.concatenate(y_all), np.concatenate(p_all)
-    labels = segment_labels(lead_names, v.shape[-1] // 2)
+    labels = segment_labels(lead_names, v.shape[-1] // 2) if waves is None else wave_labels(lead_names)
     classes = tuple(first.classes)
     prof = class_profiles(v, y, beats.record[idx], idx=np.arange(len(idx)), classes=classes, n_boot=n_boot, seed=seed)
     cvi, mvc = {}, {}
@@ -141,7 +150,7 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
                 mvc[f"{classes[c]}->{classes[k]}"] = mistaken_vs_class(v, y, p, c, k, min_n=min_n)
             else:
                 skipped["mistaken_vs_class"][f"{classes[c]}->{classes[k]}"] = {"n_mistaken": n_as_k, "n_correct_k": n_k}
-    return AttributionProfiles(first.method, transform, reduce, mode, classes, idx, y, p, v, labels, prof, cvi, mvc,
+    return AttributionProfiles(first.method, transform, reduce, mode if waves is None else "waves", classes, idx, y, p, v, labels, prof, cvi, mvc,
                                tuple(lead_names), lead_note, min_n, skipped)
 
 
