@@ -102,8 +102,9 @@ def train_steps(tiny: bool, runs: Path, tiny_dir: Path) -> list[Step]:
 
     ``est_s`` is a guess from each recipe's step count times a per-step time that was not measured on a GPU:
     jones2020_cnn ~10 ms per batch of 128 (~0.27 TFLOP at a few tens of TFLOP/s), the LSTM's 860-step scan
-    ~15 ms (latency-bound, ~10 us per scan step forward and backward), the corrected LSTM's 430 steps ~8 ms.
-    CNN hold-out: 30 epochs x ~330 steps; LPO: 15 x ~300; LSTM: 20 x 2,978 steps.
+    ~15 ms (latency-bound, ~10 us per scan step forward and backward), the corrected LSTM's 54 steps (8 samples
+    per step) ~2 ms. CNN hold-out: 30 epochs x ~330 steps; LPO: 15 x ~300; LSTM: 20 x 2,978 steps; corrected LSTM:
+    at most 8 x 533 steps.
     """
     cfg = "experiments/configs/"
     if tiny:
@@ -119,7 +120,7 @@ def train_steps(tiny: bool, runs: Path, tiny_dir: Path) -> list[Step]:
                                       "--workdir", str(runs / "aami_rr")), 240, 900, "aami_rr"),
         Step("train_lstm_holdout_corrected_s0", (*train, "--config", cfg + "jones2020_lstm_holdout.py:corrected",
                                                   "--workdir", str(runs / "lstm_corrected_s0"), "--set", "train.seed=0"),
-             500, 1800, "lstm_corrected_s0"),
+             120, 1800, "lstm_corrected_s0"),
         Step("corrected_study", (PY, "experiments/corrected_study.py", "--config", cfg + "corrected_study.py",
                                  "--workdir", str(runs / "corrected")), 900, 3600, "corrected"),
         Step("train_lstm_holdout", (*train, "--config", cfg + "jones2020_lstm_holdout.py", "--workdir", str(runs / "jones2020_lstm_holdout")),
@@ -130,7 +131,7 @@ def train_steps(tiny: bool, runs: Path, tiny_dir: Path) -> list[Step]:
     for seed in (1, 2):
         s.append(Step(f"train_lstm_holdout_corrected_s{seed}", (*train, "--config", cfg + "jones2020_lstm_holdout.py:corrected",
                                                                 "--workdir", str(runs / f"lstm_corrected_s{seed}"), "--set", f"train.seed={seed}"),
-                      500, 1800, f"lstm_corrected_s{seed}"))
+                      120, 1800, f"lstm_corrected_s{seed}"))
     if tiny:  # every config in one file of the tiny folder, so the commands above keep their shape
         s = [dataclasses.replace(x, est_s=5, max_s=300) for x in s]
     return s

@@ -54,6 +54,8 @@ _KWARG_RULES = {
     "filters": (_positive_ints, "whole numbers >= 1"),
     "lead_layout": (lambda v: v in ("concat", "channels"), "'concat' or 'channels'"),
     "conv_impl": (lambda v: isinstance(v, str), "a string"),
+    "frame": (lambda v: _positive_ints(v) and not isinstance(v, (tuple, list)), "a whole number >= 1"),
+    "readout": (lambda v: v in ("last", "max"), "'last' or 'max'"),
 }
 
 

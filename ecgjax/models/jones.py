@@ -16,6 +16,7 @@ from flax import nnx
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
 from ecgjax.models.layers import Conv1d
 
+READOUTS = ("last", "max")  # jones2020_lstm's readouts of the hidden-state sequence
 _LEAKY = 0.3  # Keras LeakyReLU default (Flax's is 0.01)
 _lrelu = functools.partial(jax.nn.leaky_relu, negative_slope=_LEAKY)
 
@@ -107,12 +108,8 @@ class LSTM(nnx.Module):
         self.w_rec = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
         self.bias = nnx.Param(jnp.zeros((4 * hidden,)).at[hidden : 2 * hidden].set(1.0))
 
-    def __call__(self, x, *, return_sequence: bool = True, mask=None):
-        """x: f32[B, T, F] -> f32[B, T, H], or the last state f32[B, H] with ``return_sequence=False``.
-
-        ``mask``: bool[B, T]; where False the step is skipped (the state is carried
-        over unchanged, as Keras's ``Masking``).
-        """
+    def __call__(self, x, *, return_sequence: bool = True):
+        """x: f32[B, T, F] -> f32[B, T, H], or the last state f32[B, H] with ``return_sequence=False``."""
         b = x.shape[0]
         h_dim = self.hidden
         w_in, w_rec, bias = self.w_in[...], self.w_rec[...], self.bias[...]
@@ -129,20 +126,16 @@ class LSTM(nnx.Module):
             def project(x_t):
                 return x_t
 
-        def step(carry, inputs):
-            x_t, m_t = inputs
+        def step(carry, x_t):
             h0, c0 = carry
             g = project(x_t) + h0 @ w_rec
             i, f, gg, o = jnp.split(g, 4, axis=-1)
             c = _sigmoid(f) * c0 + _sigmoid(i) * jnp.tanh(gg)
             h = _sigmoid(o) * jnp.tanh(c)
-            if m_t is not None:
-                h, c = jnp.where(m_t[:, None], h, h0), jnp.where(m_t[:, None], c, c0)
             return (h, c), (h if return_sequence else None)
 
         zero = jnp.zeros((b, h_dim), x.dtype)
-        mt = None if mask is None else jnp.transpose(mask)  # [T, B]
-        (h, _), hs = jax.lax.scan(step, (zero, zero), (xt, mt))
+        (h, _), hs = jax.lax.scan(step, (zero, zero), xt)
         return jnp.transpose(hs, (1, 0, 2)) if return_sequence else h
 
 
@@ -153,18 +146,6 @@ def _sigmoid(v):
     return 0.5 * jnp.tanh(0.5 * v) + 0.5
 
 
-def trailing_padding(x):
-    """x: f32[B, T, L] -> bool[B, T]: True on the run of steps at the end equal (in every lead) to the last step.
-
-    Both presets pad a window on the right with one constant (``jones2020``: 0
-    before the min-max, so a beat-specific level after it; ``aami``: 0), so
-    this run is the padding. A window without padding loses only its final
-    sample(s) if they repeat the last value.
-    """
-    same = jnp.all(x == x[:, -1:, :], axis=-1)
-    return jnp.flip(jnp.cumprod(jnp.flip(same, 1), axis=1), 1).astype(bool)
-
-
 class Jones2020LSTM(ECGModel):
     """The paper's LSTM: LSTM(64) over the L*T concatenated samples -> Dense(32, ReLU) -> Dense(C).
 
@@ -173,51 +154,58 @@ class Jones2020LSTM(ECGModel):
     last step. 19,240 parameters. The LSTM's gates are not elementwise
     nonlinearities the hooks see (``gated``).
 
-    ``lead_layout="channels"`` (a correction, not the paper's model) reads the
-    L leads as L features of T steps (f32[B, T, 64] features; half the
-    sequential steps for two leads) and ``mask_padding=True`` skips the
-    trailing padding (``trailing_padding``), so the last state follows the
-    beat's last real sample instead of hundreds of constant steps.
+    Corrections (not the paper's model; ``jones2020_lstm_holdout.py:corrected``
+    gives the reasons): ``lead_layout="channels"`` reads the L leads as L
+    features of T steps (half the sequential steps for two leads);
+    ``frame=k`` feeds k consecutive samples of every lead as one step of k*L
+    features (ceil(T/k) steps, the last frame filled up with zeros; the input
+    map is learned, so nothing is discarded); ``readout="max"`` reads each
+    hidden unit's maximum over the steps instead of the last state, a direct
+    gradient path to wherever in the beat a unit fires. Named layer ``lstm``:
+    f32[B, S, hidden] with S = ceil(L*T/k) (``"concat"``) or ceil(T/k)
+    (``"channels"``).
     """
 
     cascade_order = ("out", "dense", "lstm")
     gated = "its LSTM gates multiply sigmoid and tanh outputs, which the activation hook does not see"
 
     def __init__(self, *, n_classes: int = 8, in_shape=(430, 2), fs: float, hidden: int = 64, lead_layout: str = "concat",
-                 mask_padding: bool = False, rngs: nnx.Rngs):
+                 frame: int = 1, readout: str = "last", rngs: nnx.Rngs):
         self._set_facts(layout=lead_layout, fs=fs, in_shape=in_shape)
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         glorot = nnx.initializers.glorot_uniform()
-        self.mask_padding = mask_padding
-        self.lstm = LSTM(in_shape[1] if lead_layout == "channels" else 1, hidden, rngs=rngs)
+        self.frame, self.readout = frame, readout
+        self.lstm = LSTM(frame * (in_shape[1] if lead_layout == "channels" else 1), hidden, rngs=rngs)
         self.dense = nnx.Linear(hidden, 32, kernel_init=glorot, rngs=rngs)
         self.out = nnx.Linear(32, n_classes, kernel_init=glorot, rngs=rngs)
 
     def _sequence(self, x):
-        """x f32[B, T, L] -> (the LSTM's input, its mask bool[B, T'] or None)."""
-        mask = ~trailing_padding(x) if self.mask_padding else None
-        if self.layout == "channels":
-            return x, mask
-        if mask is not None:
-            mask = jnp.tile(mask, (1, x.shape[-1]))  # the same padding at the end of every lead
-        return concat_leads(x), mask
+        """x f32[B, T, L] -> the LSTM's input f32[B, S, F] (S steps of F = frame * (L or 1) features)."""
+        seq = concat_leads(x) if self.layout == "concat" else x
+        if self.frame == 1:
+            return seq
+        b, n, f = seq.shape
+        pad = -n % self.frame
+        seq = jnp.pad(seq, ((0, 0), (0, pad), (0, 0)))
+        return seq.reshape(b, (n + pad) // self.frame, self.frame * f)
 
     def layer_specs(self):
         t, l = self.in_shape
-        return (LayerSpec("lstm", t * l if self.layout == "concat" else t, self.lstm.hidden, "recurrent"),)
+        n = t * l if self.layout == "concat" else t
+        return (LayerSpec("lstm", -(-n // self.frame), self.lstm.hidden, "recurrent"),)
 
     def features(self, x, hooks: Hooks = DEFAULT_HOOKS):
-        seq, mask = self._sequence(x)
-        return hooks.tap("lstm", self.lstm(seq, mask=mask))
+        return hooks.tap("lstm", self.lstm(self._sequence(x)))
 
     def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
-        return self._head_last(f[:, -1], hooks)
+        return self._head_last(f[:, -1] if self.readout == "last" else jnp.max(f, axis=1), hooks)
 
     def _head_last(self, h, hooks):
         return hooks.linear(self.out, hooks.act(jax.nn.relu, hooks.linear(self.dense, h)))
 
     def __call__(self, x, hooks: Hooks = DEFAULT_HOOKS):
-        if hooks is not DEFAULT_HOOKS:  # a tap on "lstm" needs the sequence
+        if hooks is not DEFAULT_HOOKS or self.readout != "last":  # a tap on "lstm" or a max over steps needs the sequence
             return self.head(self.features(x, hooks), hooks)
         # Same as head(features(x)) without stacking the T hidden states.
-        seq, mask = self._sequence(x)
-        return self._head_last(self.lstm(seq, return_sequence=False, mask=mask), hooks)
+        return self._head_last(self.lstm(self._sequence(x), return_sequence=False), hooks)

@@ -1,70 +1,101 @@
-"""The corrected LSTM options of jones2020_lstm: leads as features, trailing padding masked."""
+"""The corrected LSTM options of jones2020_lstm: leads as features, frames of samples, max readout."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
+from ecgjax import attribution as attr
 from ecgjax import models
-from ecgjax.models.jones import trailing_padding
+from ecgjax.attribution.sanity import completeness_error
+from ecgjax.errors import ConfigError
 
 
-def _beats(lengths, t, seed=0, level=0.3):
-    """f32[B, t, 2]: random samples up to each length, then the constant ``level`` in both leads."""
-    x = np.random.default_rng(seed).standard_normal((len(lengths), t, 2)).astype(np.float32)
-    for i, n in enumerate(lengths):
-        x[i, n:] = level
-    return x
+def _corrected(t, *, seed=1, n_classes=5, **kw):
+    kw = {"lead_layout": "channels", "frame": 4, "readout": "max", **kw}
+    return models.build("jones2020_lstm", n_classes=n_classes, in_shape=(t, 2), fs=360.0, rngs=nnx.Rngs(seed), **kw)
 
 
-def test_trailing_padding_marks_the_constant_tail():
-    x = _beats([5, 8, 3], 8)
-    got = np.asarray(trailing_padding(jnp.asarray(x)))
-    want = np.arange(8)[None, :] >= np.array([5, 7, 3])[:, None]  # no padding: only the last sample counts
-    np.testing.assert_array_equal(got, want)
-
-
-def test_masked_channels_lstm_matches_a_float64_loop_over_the_real_samples():
-    m = models.build("jones2020_lstm", n_classes=5, in_shape=(20, 2), fs=360.0, rngs=nnx.Rngs(1), lead_layout="channels",
-                     mask_padding=True)
-    lengths = [20, 11, 4]
-    x = _beats(lengths, 20)
-    got = np.asarray(models.eval_view(m)(jnp.asarray(x)))
+def _reference(m, x, frame, readout):
+    """float64 loop: the LSTM over frames of ``frame`` samples x 2 leads (zero-filled), then the head."""
     wi, wr, b = (np.asarray(p[...], np.float64) for p in (m.lstm.w_in, m.lstm.w_rec, m.lstm.bias))
-    assert wi.shape == (2, 256)  # two leads, two input features
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    for i, n in enumerate(lengths):
-        h, c = np.zeros(64), np.zeros(64)
-        for t in range(min(n, 19)):  # a window without padding loses its last sample (it "repeats" itself)
-            g = x[i, t].astype(np.float64) @ wi + h @ wr + b
+    out = []
+    for beat in np.asarray(x, np.float64):
+        n = -(-len(beat) // frame)
+        padded = np.zeros((n * frame, 2))
+        padded[: len(beat)] = beat
+        h, c, hs = np.zeros(m.lstm.hidden), np.zeros(m.lstm.hidden), []
+        for s in range(n):
+            g = padded[s * frame : (s + 1) * frame].reshape(-1) @ wi + h @ wr + b  # sample-major: (t0 l0, t0 l1, t1 l0, ...)
             gi, gf, gg, go = np.split(g, 4)
             c = sig(gf) * c + sig(gi) * np.tanh(gg)
             h = sig(go) * np.tanh(c)
-        d1 = np.maximum(h @ np.asarray(m.dense.kernel[...], np.float64) + np.asarray(m.dense.bias[...]), 0)
-        ref = d1 @ np.asarray(m.out.kernel[...], np.float64) + np.asarray(m.out.bias[...])
-        np.testing.assert_allclose(got[i], ref, rtol=1e-4, atol=1e-5)
+            hs.append(h)
+        r = np.max(hs, axis=0) if readout == "max" else hs[-1]
+        d1 = np.maximum(r @ np.asarray(m.dense.kernel[...], np.float64) + np.asarray(m.dense.bias[...]), 0)
+        out.append(d1 @ np.asarray(m.out.kernel[...], np.float64) + np.asarray(m.out.bias[...]))
+    return np.stack(out)
 
 
-def test_masked_lstm_ignores_how_much_padding_follows_the_beat():
-    for layout in ("channels", "concat"):
-        m = models.build("jones2020_lstm", n_classes=4, in_shape=(30, 2), fs=360.0, rngs=nnx.Rngs(2), lead_layout=layout,
-                         mask_padding=True)
-        short, long = _beats([9, 9], 16), _beats([9, 9], 30)
-        long[:, :16] = short
-        f = models.eval_view(m)
-        np.testing.assert_allclose(np.asarray(f(jnp.asarray(short))), np.asarray(f(jnp.asarray(long))), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(np.asarray(m.head(m.features(jnp.asarray(long)))), np.asarray(f(jnp.asarray(long))),
-                                   rtol=1e-5, atol=1e-6)
-    faithful = models.build("jones2020_lstm", n_classes=4, in_shape=(30, 2), fs=360.0, rngs=nnx.Rngs(2))
-    a, b = faithful(jnp.asarray(short)), faithful(jnp.asarray(long))
-    assert np.abs(np.asarray(a) - np.asarray(b)).max() > 1e-4  # the paper's LSTM does read the padding
+@pytest.mark.parametrize("t,frame,readout", [(20, 4, "max"), (22, 4, "max"), (21, 8, "last"), (9, 1, "max")])
+def test_framed_lstm_matches_a_float64_loop(t, frame, readout):
+    m = _corrected(t, frame=frame, readout=readout)
+    assert m.lstm.w_in.shape == (2 * frame, 256)  # frame samples x two leads per step
+    x = np.random.default_rng(0).standard_normal((3, t, 2)).astype(np.float32)
+    got = np.asarray(models.eval_view(m)(jnp.asarray(x)))
+    np.testing.assert_allclose(got, _reference(m, x, frame, readout), rtol=1e-4, atol=1e-5)
+    # head(features(x)) is the model, and the named layer has the length it declares
+    f = m.features(jnp.asarray(x))
+    assert f.shape == (3, -(-t // frame), 64) == (3, m.info().layer("lstm").length, 64)
+    np.testing.assert_allclose(np.asarray(m.head(f)), got, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_time_step_follows_the_frame():
+    info = _corrected(430, frame=8).info()
+    assert info.layout == "channels" and info.fs == 360.0
+    assert info.layer("lstm").length == 54
+    assert info.step_s("lstm") == pytest.approx((430 / 360) / 54)
+
+
+def test_max_readout_sends_gradient_to_where_a_unit_peaks_far_from_the_end():
+    """With the last-state readout a spike 100 frames before the end barely reaches the logits; with the
+    max readout its gradient is as large as near the end."""
+    t = 800
+    x = np.zeros((1, t, 2), np.float32)
+    x[0, 40:48] = 3.0  # a spike early in the beat
+    ratio = {}
+    for readout in ("last", "max"):
+        m = _corrected(t, frame=8, readout=readout, seed=3)
+        g = jax.grad(lambda x: models.eval_view(m)(x)[0].max())(jnp.asarray(x))
+        g = np.abs(np.asarray(g)).sum(-1)[0]
+        ratio[readout] = g[40:48].sum() / g[-80:].sum()
+    assert ratio["max"] > 100 * ratio["last"]
+
+
+def test_integrated_gradients_is_complete_on_the_corrected_lstm():
+    """A smooth model of its input (no input-dependent mask): the default IG sums to f(x) - f(0) within 5%."""
+    m = _corrected(64, frame=8, seed=2)
+    graphdef, state = models.eval_split(m)
+    x = np.random.default_rng(1).uniform(0, 1, (6, 64, 2)).astype(np.float32)
+    target = np.arange(6, dtype=np.int32) % 5
+    ig = attr.get("integrated_gradients")
+    maps = jax.jit(lambda x, t: ig(models.pure_fns(graphdef, state), x, t))(jnp.asarray(x), jnp.asarray(target))
+    err = completeness_error((graphdef, state), x, np.zeros_like(x), target, np.asarray(maps).sum(axis=(1, 2)))
+    assert np.median(err) < 0.05
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ConfigError, match="readout"):
+        _corrected(20, readout="mean")
+    with pytest.raises(ConfigError, match="frame"):
+        _corrected(20, frame=0)
 
 
 def test_input_gradient_works_under_plain_jax_grad():
-    m = models.build("jones2020_lstm", n_classes=3, in_shape=(12, 2), fs=360.0, rngs=nnx.Rngs(0), lead_layout="channels",
-                     mask_padding=True)
+    m = _corrected(12, frame=4)
     graphdef, state = models.eval_split(m)
-    x = jnp.asarray(_beats([7, 12], 12))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 12, 2)).astype(np.float32))
     g = jax.grad(lambda x: models.pure_fns(graphdef, state).logit_fn(x)[:, 0].sum())(x)
-    g = np.asarray(g)
-    assert np.all(np.isfinite(g)) and np.abs(g[0, :7]).sum() > 0 and np.all(g[0, 8:] == 0)
+    assert np.all(np.isfinite(np.asarray(g))) and np.abs(np.asarray(g)).sum() > 0

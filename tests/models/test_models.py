@@ -159,6 +159,7 @@ class _Count(Hooks):
 CONTRACT_CASES = [  # (name, in_shape, kwargs, layout, ReLU-family activations in the forward pass)
     ("jones2020_cnn", (252, 2), {}, "concat", 2 + 2 * 4 + 1),
     ("jones2020_lstm", (30, 2), {}, "concat", 1),
+    ("jones2020_lstm", (30, 2), {"lead_layout": "channels", "frame": 4, "readout": "max"}, "channels", 1),
     ("ribeiro_cnn", (252, 2), {"filters": (4, 4, 4, 4), "lead_layout": "channels"}, "channels", 1 + 2 * 4),
     ("ribeiro_cnn", (252, 2), {"filters": (4, 4, 4, 4)}, "concat", 1 + 2 * 4),
     ("rr_net", (64, 4), {"rr_features": ("pre", "post"), "filters": (4, 4, 4)}, "channels", 3 + 1 + 2),
