@@ -130,5 +130,7 @@ def _ig_completeness(model: Any, beats, method, class_files) -> dict:
     if out["ok"]:
         log.info(msg)
     else:
-        log.warning(f"{msg}: above the {100 * out['tolerance']:.0f}% tolerance; raise steps (--hp steps=N)")
+        log.warning(f"{msg}: above the {100 * out['tolerance']:.0f}% tolerance; raise steps (--hp steps=N), or, if that "
+                    "does not lower it (the model's output changes sharply somewhere along the path), choose another "
+                    "baseline (--hp baseline=blurred)")
     return out

@@ -96,7 +96,7 @@ def test_ig_completeness_is_measured_and_warned(tmp_path, caplog):
     c1 = json.loads((out["dir"] / "meta.json").read_text())["completeness"]
     assert c1["n"] == 40 and c1["steps"] == 1 and not c1["ok"]
     assert f"median completeness error {100 * c1['median_rel_error']:.2f}% over 40 beats with steps=1" in caplog.text
-    assert "above the 5% tolerance" in caplog.text
+    assert "above the 5% tolerance" in caplog.text and "--hp steps=N" in caplog.text and "--hp baseline=blurred" in caplog.text
     stored = Attributions.load(out["dir"])
     fns = cnn_make(p)
     x = beats.x[stored.index]

@@ -17,7 +17,7 @@ def test_the_required_config_files_exist():
             "aami_ribeiro", "aami_jones_cnn", "smoke"} <= names
 
 
-STUDIES = {"reproduce_jones2020", "corrected_study"}  # study configs (ecgjax.study), tested in tests/study
+STUDIES = {"reproduce_jones2020", "corrected_study", "audit_study"}  # study configs (ecgjax.study), tested in tests/study
 BENCHMARKS = {"aami_rr"}  # inter-patient benchmark configs (ecgjax.interpatient), tested in tests/test_interpatient.py
 
 
@@ -46,6 +46,20 @@ def test_faithful_hyperparameters():
     lstm = C.load_config(str(ROOT / "experiments/configs/jones2020_lstm_lpo.py"))
     assert (lstm.train.optimizer, lstm.train.lr, lstm.train.loss, lstm.train.focal_gamma, lstm.train.focal_alpha) == ("keras2_nadam", 2e-3, "focal", 2.0, 1.0)
     assert (lstm.train.epochs, lstm.data.balance, lstm.data.split) == (20, "upsample", "lpo")
+
+
+def test_corrected_lstm_keeps_the_papers_split_and_states_its_deviations():
+    from ecgjax import models
+
+    faithful = C.load_config(str(ROOT / "experiments/configs/jones2020_lstm_holdout.py"))
+    cfg = C.load_config(str(ROOT / "experiments/configs/jones2020_lstm_holdout.py:corrected"))
+    assert cfg.data.split == faithful.data.split == "holdout" and cfg.data.split_seed == faithful.data.split_seed
+    assert cfg.data.protocol == faithful.data.protocol
+    assert cfg.model.kwargs == {"lead_layout": "channels", "frame": 8, "readout": "max"}
+    models.check_kwargs(cfg.model.name, cfg.model.kwargs)
+    doc = (ROOT / "experiments/configs/jones2020_lstm_holdout.py").read_text()
+    for k in (*cfg.model.kwargs, "data.balance", "clip", "early stopping"):  # every deviation is named in the docstring
+        assert k in doc
 
 
 def test_overrides_are_typed():
