@@ -59,7 +59,7 @@ def add_ground_truth_section(rep: Report, gt: dict) -> None:
             s = gt["targets"][t]["methods"].get(d["method"], {})
             cells.append(_ci(s["share"], s["share_ci"], 2) if "share" in s else "-")
         rows.append([i, d["method"], _f(d["mean_rank"], 1), *cells])
-    for label, key in (("random map (expected)", "random"), ("|x|-proportional map", "amplitude")):
+    for label, key in (("random map (expected)", "random"), ("abs(x)-proportional map", "amplitude")):
         ref = [next((s[key] for s in gt["targets"][t]["methods"].values() if key in s), float("nan")) for t in targets]
         rows.append(["", label, "", *[_f(v, 2) for v in ref]])
     sec.table(["rank", "method", "mean rank", *[f"share: {t}" for t in targets]], rows,
@@ -72,8 +72,8 @@ def add_ground_truth_section(rep: Report, gt: dict) -> None:
                 continue
             rows.append([t, m, _ci(s["share"], s["share_ci"]), _ci(s["vs_random"], s["vs_random_ci"]), _verdict(s["vs_random_ci"]),
                          _ci(s["vs_amplitude"], s["vs_amplitude_ci"]), _verdict(s["vs_amplitude_ci"])])
-    sec.table(["target", "method", "share [CI]", "share - random [CI]", "vs random", "share - |x| share [CI]", "vs |x|"], rows,
-              caption="Per target and method: the share against the random and the |x|-proportional levels (paired per beat)")
+    sec.table(["target", "method", "share [CI]", "share - random [CI]", "vs random", "share - abs(x) share [CI]", "vs abs(x)"], rows,
+              caption="Per target and method: the share against the random and the abs(x)-proportional levels (paired per beat)")
     sec.figure(plotting.plot_ground_truth_shares(gt["targets"], title="Share of |attribution| in the defining segment"),
                "Ground truth: each method's share per target (bars, 95% CI over records); dashed: random map, dotted: |x|.",
                name="ground-truth-shares")
@@ -105,7 +105,7 @@ def add_expert_rules_section(rep: Report, er: dict) -> None:
             if er.get("rr_features"):
                 row.append(_ci(s["rr_share"], s["rr_share_ci"]))
             rows.append(row)
-    head = ["method", "class", "wave", "beats (records)", "share [CI]", "uniform", "|x|", "enrichment [CI]", "others", "p (records)"]
+    head = ["method", "class", "wave", "beats (records)", "share [CI]", "uniform", "abs(x)", "enrichment [CI]", "others", "p (records)"]
     if er.get("rr_features"):
         head.append("RR share [CI]")
     if rows:

@@ -33,7 +33,7 @@ def test_sections_render_every_row():
     assert "| saliency-label-abs | V | QRS | 8 (3) | 0.500 [0.400, 0.600] |" in md
     assert "V 8/10, A 0/3" in md
     assert "| 1 | saliency | 1.0 | 0.80 [0.75, 0.85] |" in md
-    assert "| | |x|-proportional map | |" in md.replace("|  |", "| |")
+    assert "| | abs(x)-proportional map | |" in md.replace("|  |", "| |")  # no "|" inside a Markdown cell
     assert "not applicable: no layer" in md
     # saliency's share is above |x| (CI 0.35-0.45 > 0), lrp's is not different (-0.05-0.05)
     assert "| rr | saliency | 0.800 [0.750, 0.850] | 0.700 [0.650, 0.750] | above | 0.400 [0.350, 0.450] | above |" in md
