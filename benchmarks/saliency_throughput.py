@@ -27,6 +27,7 @@ hyperparameters (``expected_gradients``: 16 samples per beat; ``kernel_shap``:
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 
 import _common as C
@@ -62,7 +63,7 @@ LOCAL_METHODS = {"saliency": _local_saliency, "vmap_grad": _local_vmap_grad}
 QUICK_HPARAMS = {"kernel_shap": {"n_evals": 96, "chunk_size": 48}, "expected_gradients": {"n": 4, "chunk_size": 2}}
 
 
-def get_method(name: str, quick: bool = False):
+def get_method(name: str, quick: bool = False, hparams: dict | None = None):
     """``fn(fns, x, target) -> f32[B, T, L]``; from ``ecgjax.attribution`` when available.
 
     Methods with ``needs_r`` get R at the middle of each window (``T // 2``): the
@@ -73,7 +74,7 @@ def get_method(name: str, quick: bool = False):
     attribution = C.import_in_tree("ecgjax.attribution")  # optional; may not exist in this tree yet
     if attribution is not None and hasattr(attribution, "get"):
         try:
-            m = attribution.get(name, **(QUICK_HPARAMS.get(name, {}) if quick else {}))
+            m = attribution.get(name, **(QUICK_HPARAMS.get(name, {}) if quick else {}), **(hparams or {}))
         except Exception:  # noqa: BLE001 - unknown name in the registry
             m = None
         if m is not None:
@@ -135,13 +136,14 @@ def run_cell(model_name, method_name, batch, args, env, probe_gflops):
     n_classes = 8
     x = jax.random.normal(jax.random.key(1), (batch, args.length, args.leads), jnp.float32)
     target = jnp.arange(batch, dtype=jnp.int32) % n_classes
-    method, source = get_method(method_name, quick=args.quick)
+    method, source = get_method(method_name, quick=args.quick, hparams=args.hp)
 
     def step(state, x, target):
         return method(models.pure_fns(graphdef, state), x, target)
 
     row = dict(env, model=model_name, method=method_name, method_source=source, batch=batch,
-               conv_impl=impl, precision=args.precision, dtype="float32", in_shape=[args.length, args.leads])
+               conv_impl=impl, precision=args.precision, dtype="float32", in_shape=[args.length, args.leads],
+               hparams={k: repr(v) for k, v in args.hp.items()})
     with jax.default_matmul_precision(C.matmul_precision(args.precision)):
         t0 = C.time.perf_counter()
         lowered = jax.jit(step).lower(state, x, target)
@@ -187,10 +189,12 @@ def main(argv=None):
     p.add_argument("--matmul-probe", action="store_true", help="measure a 2048^3 matmul first (a yardstick on shared CPUs)")
     p.add_argument("--length", type=int, default=430)
     p.add_argument("--leads", type=int, default=2)
+    p.add_argument("--hp", nargs="*", default=[], help="the method's hyperparameters, name=value (e.g. unroll=False)")
     p.add_argument("--xla-flags", default=None, help="appended to XLA_FLAGS before jax starts")
     p.add_argument("--quick", action="store_true", help="tiny grid, one repeat: a smoke test that runs in seconds")
     p.add_argument("--out", required=True, help="JSON lines are appended here")
     args = p.parse_args(argv)
+    args.hp = {k: ast.literal_eval(v) for k, v in (it.split("=", 1) for it in args.hp)}
     C.set_xla_flags(args.xla_flags)
     if args.quick:
         args.models = "jones2020_lstm,ribeiro_cnn" if args.models == ",".join(DEFAULT_MODELS) else args.models

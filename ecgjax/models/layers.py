@@ -70,26 +70,54 @@ def _polyphase(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int):
     return xr, kr
 
 
-def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str | None = None) -> str:
+_LOOP_BODIES = frozenset({"scan", "fori_loop", "while_body", "while_cond"})
+
+
+def in_loop_body() -> bool:
+    """Whether the function being traced now is (inside) the body of a ``lax.scan``/``fori_loop``/``while_loop``.
+
+    Read from jax's trace stack at trace time: every staged computation being
+    traced records what it is traced for (``"jit"``, ``"scan"``, ...). Uses
+    jax internals (``jax._src.core.trace_ctx``); ``tests/models/test_conv_impls.py``
+    checks the answer in and outside loops, so a jax change that breaks it fails there.
+    """
+    from jax._src import core  # noqa: PLC0415 - internal; see the docstring
+
+    t = core.trace_ctx.trace
+    while t is not None:
+        info = getattr(getattr(t, "frame", None), "debug_info", None)
+        if getattr(info, "traced_for", None) in _LOOP_BODIES:
+            return True
+        t = getattr(t, "parent_trace", None)
+    return False
+
+
+def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str | None = None, in_loop: bool = False) -> str:
     """The implementation ``impl="auto"`` picks for one convolution.
 
-    Rule (measured, see benchmarks/README.md):
+    Rule (measured per layer by ``benchmarks/conv_layers.py``, see docs/performance.md):
 
     * not CPU (GPU, TPU): ``"xla"``: cuDNN / the TPU compiler handle 1-D
       convolutions directly.
-    * CPU: ``"patches"`` when the output is shorter than the (polyphase)
+    * CPU inside a loop body (``in_loop``: a rolled ``lax.scan``, e.g. a
+      chunked attribution method): ``"patches"``. XLA:CPU compiles a
+      convolution inside a while loop to a slow generic kernel: 20-70x slower
+      than the same im2col matmul on every layer of the models.
+    * CPU otherwise: ``"patches"`` when the output is shorter than the (polyphase)
       kernel, where XLA:CPU's convolution falls off a cliff (a 14-sample,
       kernel-16 'SAME' convolution runs ~40x slower than its matmul), and
       ``"phase"`` otherwise (XLA's convolution, which reaches matmul speed
       for long sequences, with strided convolutions recast as stride-1 ones
       so that their input gradient is fast too).
 
-    The choice depends only on static shapes and the backend, so it is made
-    at trace time and costs nothing at run time.
+    The choice depends only on static shapes, the backend and where the call is
+    traced, so it is made at trace time and costs nothing at run time.
     """
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return "xla"
+    if in_loop:
+        return "patches"
     left, right = _resolve_padding(length, kernel_size, stride, padding)
     t_out = (length + left + right - kernel_size) // stride + 1
     k_eff = -(-kernel_size // stride)
@@ -113,8 +141,8 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
           phases (``_polyphase``), then ``lax.conv``; stride 1 is ``"xla"``.
         * ``"patches"``: im2col: the K shifted, strided views side by side
           (f32[B, T', K*Cin]) times the flattened kernel, one matmul.
-        * ``"auto"`` (default): ``auto_impl`` per call, from the static shapes
-          and ``jax.default_backend()``.
+        * ``"auto"`` (default): ``auto_impl`` per call, from the static shapes,
+          ``jax.default_backend()`` and whether the call is traced inside a loop body.
 
     Returns:
       f32[B, T', Cout] with T' = (T + left + right - K) // S + 1.
@@ -122,7 +150,7 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
     k = kernel.shape[0]
     pad = _resolve_padding(x.shape[1], k, stride, padding)
     if impl == "auto":
-        impl = auto_impl(x.shape[1], k, stride, pad)
+        impl = auto_impl(x.shape[1], k, stride, pad, in_loop=in_loop_body())
     if impl == "xla":
         return jax.lax.conv_general_dilated(
             x, kernel, window_strides=(stride,), padding=[pad], dimension_numbers=("NWC", "WIO", "NWC")
