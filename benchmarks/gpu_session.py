@@ -133,7 +133,7 @@ def train_steps(tiny: bool, runs: Path, tiny_dir: Path) -> list[Step]:
                                                                 "--workdir", str(runs / f"lstm_corrected_s{seed}"), "--set", f"train.seed={seed}"),
                       120, 1800, f"lstm_corrected_s{seed}"))
     if tiny:  # every config in one file of the tiny folder, so the commands above keep their shape
-        s = [dataclasses.replace(x, est_s=5, max_s=300) for x in s]
+        s = [dataclasses.replace(x, est_s=5, max_s=600) for x in s]
     return s
 
 
@@ -157,10 +157,10 @@ def write_tiny_configs(folder: Path) -> None:
         f"    c = load_config({str(real / 'aami_rr.py') + ':seeds2'!r})\n"
         f"    return dataclasses.replace(c, train=apply_overrides(c.train, list({over})), explain_max_beats=8, bootstrap_samples=10)\n")
     (folder / "corrected_study.py").write_text(
-        "import dataclasses\nfrom ecgjax.config import apply_overrides, load_config\n\n"
+        "import dataclasses\nfrom ecgjax.config import apply_overrides\nfrom ecgjax.study.config import load_study_config\n\n"
         "def get_config(arg=None):\n"
-        f"    c = load_config({str(real / 'corrected_study.py') + ':quick'!r})\n"
-        f"    runs = tuple(dataclasses.replace(r, config=apply_overrides(r.config, list({over}))) for r in c.runs)\n"
+        f"    c = load_study_config({str(real / 'corrected_study.py') + ':quick'!r})\n"
+        f"    runs = tuple(dataclasses.replace(r, config=apply_overrides(r.config, list({over}))) for r in c.runs[:1])\n"
         "    methods = tuple(dataclasses.replace(m, hparams={k: 2 for k in m.hparams}) for m in c.methods)\n"
         "    return dataclasses.replace(c, runs=runs, methods=methods, explain_max_per_class=4, n_boot=10, sanity_beats=8,\n"
         "                               noise_snr_db=(6.0,), noise_max_beats=10)\n")

@@ -146,7 +146,7 @@ def render(results: Path) -> str:
     env = last[-1]
     lines += [f"Device: {env.get('device_kind')} ({env.get('n_devices')} device), jax {env.get('jax')}, jaxlib "
               f"{env.get('jaxlib')}, flax {env.get('flax')}, Python {env.get('python')}, commit {env.get('git_commit')}.", "",
-              "| step | status | seconds | estimate (guess) s | when |", "|---|---|---|---|---|"]
+              "| step | status | seconds | estimate (guess) s | phase started |", "|---|---|---|---|---|"]
     lines += [f"| {r['step']} | {r['status']} | {fmt(r.get('seconds'), '.0f')} | {r.get('est_s')} | {r.get('timestamp')} |" for r in last]
     left = [r["step"] for r in last if r["status"] != "ok"]
     lines += ["", f"Left for the next session (not ok yet): {', '.join(left) if left else 'none'}.", ""]
@@ -218,13 +218,16 @@ def training_tables(runs: Path) -> list[str]:
     if train_dirs:
         jones = [d for d in train_dirs if json.loads((d / "results.json").read_text())["name"].startswith("jones2020")]
         aami = [d for d in train_dirs if d not in jones]
+        def folders(ds):
+            return "Rows in order: " + ", ".join(f"`{d.relative_to(runs)}`" for d in ds) + "."
+
         if jones:
             out += ["**Trained runs, Jones et al. recipes** (`ecgjax summarize benchmarks/results/gpu_runs/...`; the paper's "
                     "hold-out CNN macro-F1 is 0.851, the goal >= 0.90; the hold-out split mixes patients):", "",
-                    summarize(jones), ""]
+                    summarize(jones), "", folders(jones), ""]
         if aami:
             out += ["**Trained runs, AAMI DS1 -> DS2** (the corrected study's and the inter-patient benchmark's runs; "
-                    "S and V in %):", "", summarize(aami, classes=("S", "V")), ""]
+                    "S and V in %):", "", summarize(aami, classes=("S", "V")), "", folders(aami), ""]
     bench = [json.loads(f.read_text()) for f in sorted(runs.rglob("results.json"))]
     bench = [r for r in bench if "ds2" in r]
     if bench:

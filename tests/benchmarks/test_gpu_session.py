@@ -64,6 +64,11 @@ def test_steps_are_unique_and_fit_the_returned_files(tmp_path, tiny):
         cfg = load_config(str(tmp_path / "cfg" / "jones2020_cnn_holdout.py"))
         assert (cfg.data.max_beats, cfg.train.epochs) == (240, 1)
         assert load_config(str(tmp_path / "cfg" / "jones2020_lstm_holdout.py:corrected")).model.kwargs["mask_padding"] is True
+        from ecgjax.interpatient import load_config as load_interpatient
+        from ecgjax.study.config import load_study_config
+
+        assert load_interpatient(str(tmp_path / "cfg" / "aami_rr.py")).train.train.epochs == 1
+        assert all(r.config.data.max_beats == 240 for r in load_study_config(str(tmp_path / "cfg" / "corrected_study.py")).runs)
 
 
 def test_done_steps_latest_row_wins(tmp_path):
