@@ -72,6 +72,9 @@ class DataConfig:
       split_kwargs: extra keywords of the split (``fractions``, ``n_val_records``, ``fold``).
       balance: ``none`` | ``downsample_majority`` | ``upsample`` (training part only).
       max_beats: cap each split part at this many beats (seeded subset; quick runs).
+      template_beats: when > 0, every beat minus the mean of its record's
+        ``template_beats`` preceding beats (``ecgjax.data.template``; causal,
+        per patient); 0 keeps the beats as the protocol gives them.
     """
 
     protocol: str = "jones2020"
@@ -82,6 +85,7 @@ class DataConfig:
     split_kwargs: dict = dataclasses.field(default_factory=dict)
     balance: str = "none"
     max_beats: int | None = None
+    template_beats: int = 0
 
     def __post_init__(self):
         from ecgjax.data import protocols, splits
@@ -92,6 +96,7 @@ class DataConfig:
         _choice("data.balance", self.balance, BALANCING)
         _positive("data.limit_records", self.limit_records, allow_none=True)
         _positive("data.max_beats", self.max_beats, allow_none=True)
+        _nonnegative_int("data.template_beats", self.template_beats)
         _nonnegative_int("data.split_seed", self.split_seed)
         splits.check_split_args(self.split, self.split_kwargs, where="data.split_kwargs of split")
 
@@ -119,6 +124,9 @@ class TrainConfig:
       eval_batch_size: evaluation batch (padded with a mask).
       epochs: maximum number of epochs.
       loss: ``ce`` (softmax cross-entropy) | ``focal`` (``focal_gamma``, ``focal_alpha``).
+      class_weight_power: each example's loss (training and validation) times its class's
+        weight ``(n / (C * n_c)) ** power`` over the training order, mean weight 1
+        (``ecgjax.train.losses.class_weights``); 0: unweighted, 1: balanced, 0.5: square root.
       plateau: reduce the learning rate on a validation-loss plateau
         (``optax.contrib.reduce_on_plateau``; factor, patience in epochs, min lr,
         absolute min delta as Keras's ``min_delta``).
@@ -141,6 +149,7 @@ class TrainConfig:
     loss: str = "ce"
     focal_gamma: float = 2.0
     focal_alpha: float = 1.0
+    class_weight_power: float = 0.0
     plateau: bool = True
     plateau_factor: float = 0.1
     plateau_patience: int = 2
@@ -162,6 +171,8 @@ class TrainConfig:
         _positive("train.clip_global_norm", self.clip_global_norm, allow_none=True)
         _positive("train.plateau_patience", self.plateau_patience)
         _nonnegative_int("train.seed", self.seed)
+        if not isinstance(self.class_weight_power, (int, float)) or not 0 <= self.class_weight_power <= 2:
+            raise ConfigError(f"train.class_weight_power={self.class_weight_power!r}; must be in [0, 2] (0: no class weights)")
         if not isinstance(self.plateau_factor, (int, float)) or not 0 < self.plateau_factor < 1:
             raise ConfigError(f"train.plateau_factor={self.plateau_factor!r}; must be in (0, 1)")
         if isinstance(self.plateau_min_lr, (int, float)) and self.plateau_min_lr > self.lr:

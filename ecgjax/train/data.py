@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from ecgjax.config import DataConfig
-from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols, rr
+from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols, rr, template
 from ecgjax.errors import ConfigError
 
 
@@ -62,8 +62,10 @@ def synthetic_beats(
 def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
     """The BeatSet named by ``cfg`` (a protocol preset or ``synthetic``).
 
-    A protocol with RR features gives x f32[N, T, L+F]: the features appended
-    as channels after the L leads (``ecgjax.data.rr.append_channels``).
+    With ``cfg.template_beats`` the leads are each beat minus its record's
+    running template (``ecgjax.data.template``). A protocol with RR features
+    gives x f32[N, T, L+F]: the features appended as channels after the L
+    leads (``ecgjax.data.rr.append_channels``).
     """
     over = dict(cfg.protocol_overrides)
     if cfg.protocol == "synthetic":
@@ -82,6 +84,8 @@ def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
         over["records"] = tuple(over.get("records", proto.records))[: cfg.limit_records]
     proto = proto.replace(**over) if over else proto
     beats = load_beats(proto, data_dir, cache=cache)
+    if cfg.template_beats:
+        beats = template.subtract_template(beats, cfg.template_beats)
     # RR features ride as extra input channels after the leads (ecgjax.models.rr_net)
     return rr.append_channels(beats) if beats.rr_names else beats
 

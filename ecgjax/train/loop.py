@@ -39,7 +39,7 @@ from ecgjax import models
 from ecgjax.config import Config
 from ecgjax.errors import ConfigError, DataError
 from ecgjax.train import data as data_lib
-from ecgjax.train import collapse, metrics, optim
+from ecgjax.train import collapse, losses, metrics, optim
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
 from ecgjax.io import atomic_savez, atomic_write_text, environment_info, read_json, workdir_lock
@@ -70,13 +70,20 @@ def check_workdir(cfg: Config, workdir: Path) -> None:
     atomic_write_text(path, config_lib.to_json(cfg))
 
 
-def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh):
-    """Model, steps and the initial training state (replicated on ``mesh``); ``in_shape`` and ``fs`` from the beats."""
+def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, train_labels: np.ndarray | None = None):
+    """Model, steps and the initial training state (replicated on ``mesh``); ``in_shape`` and ``fs`` from the beats.
+
+    ``train_labels`` (i[K], the training order's labels) set the loss's class weights when
+    ``cfg.train.class_weight_power`` > 0 (``losses.class_weights``; the validation loss is weighted alike).
+    """
     model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), fs=fs, rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
     tx = optim.make_optimizer(cfg.train)
     plateau = steps_lib.make_plateau(cfg.train)
     graphdef, eval_graphdef, state = steps_lib.init_state(model, tx, plateau)
-    steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, steps_lib.loss_from_config(cfg.train))
+    weights = None
+    if cfg.train.class_weight_power and train_labels is not None:
+        weights = losses.class_weights(train_labels, n_classes, cfg.train.class_weight_power)
+    steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, steps_lib.loss_from_config(cfg.train, weights))
     state = jax.device_put(state, mesh.replicated)
     return graphdef, eval_graphdef, steps, state
 
@@ -188,7 +195,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: batched.Me
              len(beats), tuple(in_shape), len(split.train), cfg.data.balance, len(order), len(split.val), len(split.test), steps_per_epoch, mesh.size)
 
     # ---- model & optimizer ----------------------------------------------------
-    graphdef, eval_graphdef, steps, state = build(cfg, n_classes, in_shape, beats.fs, mesh)
+    graphdef, eval_graphdef, steps, state = build(cfg, n_classes, in_shape, beats.fs, mesh, beats.y[order])
     probe = collapse.make_probe(eval_graphdef)
     probe_x = jax.device_put(beats.x[collapse.probe_indices(beats.y, split.val)], mesh.replicated)
     counters, best_val = dict(_COUNTERS), math.inf

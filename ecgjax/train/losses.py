@@ -1,14 +1,16 @@
 """Per-example classification losses and their masked mean.
 
 ``logits: f32[B, C]``, ``labels: i32[B]`` -> ``f32[B]``. Class imbalance is
-handled by balancing the training set (``ecgjax.data.balance``) or by the
-focal loss, never inside the optimizer.
+handled by balancing the training set (``ecgjax.data.balance``), by per-class
+weights on the loss (``class_weights``), or by the focal loss, never inside
+the optimizer.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -34,13 +36,43 @@ def focal(logits: jax.Array, labels: jax.Array, *, gamma: float = 2.0, alpha: fl
     return alpha * (1.0 - p_t) ** gamma * -logp_t
 
 
-def get(name: str, *, gamma: float = 2.0, alpha: float = 1.0):
-    """``ce`` | ``focal`` -> ``fn(logits, labels) -> f32[B]``."""
+def class_weights(labels: np.ndarray, n_classes: int, power: float) -> np.ndarray:
+    """Per-class loss weights ``w_c = (n / (C' * n_c)) ** power`` from the training labels.
+
+    ``power`` 0 gives 1 everywhere, 1 the "balanced" weights (every class
+    carries the same total weight), 0.5 their square root (a rare class is
+    not weighted up by its full rarity, which overfits its few beats). C' is
+    the number of classes present; a class with no training beat gets 0. The
+    weights are then scaled so that their mean over the training beats is 1
+    (the loss keeps its scale).
+
+    Args:
+      labels: i[M] training labels (with the repeats of any resampling).
+      n_classes: C.
+      power: >= 0.
+
+    Returns:
+      f32[C].
+    """
+    n_c = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float64)
+    present = n_c > 0
+    w = np.where(present, (n_c.sum() / (present.sum() * np.where(present, n_c, 1.0))) ** power, 0.0)
+    return (w / (w @ n_c / n_c.sum())).astype(np.float32)
+
+
+def get(name: str, *, gamma: float = 2.0, alpha: float = 1.0, weights=None):
+    """``ce`` | ``focal`` -> ``fn(logits, labels) -> f32[B]``, each example times ``weights[label]`` when given (f32[C])."""
     if name == "ce":
-        return cross_entropy
-    if name == "focal":
-        return lambda logits, labels: focal(logits, labels, gamma=gamma, alpha=alpha)
-    raise ValueError(f"unknown loss {name!r}")
+        base = cross_entropy
+    elif name == "focal":
+        def base(logits, labels):
+            return focal(logits, labels, gamma=gamma, alpha=alpha)
+    else:
+        raise ValueError(f"unknown loss {name!r}")
+    if weights is None:
+        return base
+    w = jnp.asarray(weights, jnp.float32)
+    return lambda logits, labels: base(logits, labels) * w[labels]
 
 
 def masked_mean(per_example: jax.Array, mask: jax.Array) -> jax.Array:

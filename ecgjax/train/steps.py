@@ -123,8 +123,9 @@ def make_steps(graphdef, eval_graphdef, tx, plateau, loss_fn: Callable) -> Steps
     )
 
 
-def loss_from_config(cfg: TrainConfig) -> Callable:
-    return losses.get(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha)
+def loss_from_config(cfg: TrainConfig, weights=None) -> Callable:
+    """The per-example loss of ``cfg``; ``weights`` f32[C] per-class weights (``losses.class_weights``) or None."""
+    return losses.get(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha, weights=weights)
 
 
 def predict(steps: Steps, params, rest, x: np.ndarray, y: np.ndarray, *, batch_size: int, mesh: Mesh, desc: str = "evaluating"):

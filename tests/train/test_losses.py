@@ -48,3 +48,27 @@ def test_masked_mean_ignores_padding():
     assert float(losses.masked_mean(v, jnp.zeros(4))) == 0.0
     with pytest.raises(ValueError):
         losses.get("hinge")
+
+
+def test_class_weights_closed_form():
+    labels = np.array([0] * 80 + [1] * 16 + [2] * 4)
+    np.testing.assert_allclose(losses.class_weights(labels, 4, 0.0), [1, 1, 1, 0])
+    w = losses.class_weights(labels, 4, 1.0)
+    # balanced: every present class carries the same total weight, an absent class 0, mean over beats 1
+    totals = w[:3] * np.array([80, 16, 4])
+    np.testing.assert_allclose(totals, totals[0], rtol=1e-6)
+    assert w[3] == 0
+    np.testing.assert_allclose(w[labels].mean(), 1.0, rtol=1e-6)
+    # power 0.5: the square root of the balanced ratios, rescaled to mean 1
+    h = losses.class_weights(labels, 4, 0.5)
+    np.testing.assert_allclose(h[:3] / h[0], np.sqrt(w[:3] / w[0]), rtol=1e-6)
+    np.testing.assert_allclose(h[labels].mean(), 1.0, rtol=1e-6)
+
+
+def test_weighted_loss_is_each_example_times_its_class_weight():
+    logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, -1.0, 3.0]])
+    labels = jnp.array([0, 1, 2])
+    w = np.array([0.5, 2.0, 4.0], np.float32)
+    for name in ("ce", "focal"):
+        plain = np.asarray(losses.get(name)(logits, labels))
+        np.testing.assert_allclose(np.asarray(losses.get(name, weights=w)(logits, labels)), plain * w, rtol=1e-6)
