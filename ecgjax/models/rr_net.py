@@ -47,9 +47,41 @@ def rr_attributions(maps: np.ndarray, n_leads: int) -> tuple[np.ndarray, np.ndar
     return maps[..., :n_leads], maps[..., n_leads:].sum(axis=1)
 
 
+RR_TRANSFORMS = ("log", "ratios")
+# rr_transform="ratios": log ratios of the raw features, (numerator, denominator) by name
+RATIOS = (("pre", "local"), ("post", "pre"), ("pre", "long"), ("local", "long"), ("post", "local"))
+
+
 def _log_rr(v):
     """The RR branch's input transform: log of the features clipped to [0.05, 20] (elementwise)."""
     return jnp.log(jnp.clip(v, 0.05, 20.0))
+
+
+def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
+    """The RR branch's input as a fixed linear map of the log features: ``log(rr) @ M``.
+
+    ``log``: M is the identity (every feature). ``ratios``: only quantities free
+    of the patient's heart rate, the log of each ``*_norm`` feature and the log
+    ratios of ``RATIOS`` (prematurity ``pre/local``, compensatory pause
+    ``post/pre``, ...); the absolute intervals enter only through those ratios.
+
+    Returns:
+      f32[F, F'].
+    """
+    f = len(rr_features)
+    if transform == "log":
+        return np.eye(f, dtype=np.float32)
+    if transform != "ratios":
+        raise ConfigError(f"rr_net: rr_transform must be one of {RR_TRANSFORMS}, got {transform!r}")
+    missing = sorted({n for pair in RATIOS for n in pair} - set(rr_features))
+    if missing:
+        raise ConfigError(f"rr_net: rr_transform='ratios' needs the RR features {missing}; got {list(rr_features)}")
+    cols = [np.eye(f, dtype=np.float32)[:, i] for i, n in enumerate(rr_features) if n.endswith("_norm")]
+    for num, den in RATIOS:
+        c = np.zeros(f, np.float32)
+        c[rr_features.index(num)], c[rr_features.index(den)] = 1.0, -1.0
+        cols.append(c)
+    return np.stack(cols, axis=1)
 
 
 class RRNet(ECGModel):
@@ -59,8 +91,9 @@ class RRNet(ECGModel):
 
     * waveform branch: 3 x (conv(k) -> BN -> ReLU -> max-pool 2), flatten,
       dense ``hidden``;
-    * RR branch: log of the features (clipped to [0.05, 20]), BatchNorm,
-      dense ``rr_hidden``;
+    * RR branch: ``rr_transform`` of the features (``log``: the log of each,
+      clipped to [0.05, 20]; ``ratios``: heart-rate-free log ratios,
+      ``rr_input_matrix``), BatchNorm, dense ``rr_hidden``;
     * fusion: concat -> ReLU -> dropout -> dense ``hidden`` -> ReLU -> dense C.
 
     ``rr_features`` names the F trailing channels (none by default: a
@@ -87,6 +120,7 @@ class RRNet(ECGModel):
         kernel: int = 7,
         hidden: int = 32,
         rr_hidden: int = 16,
+        rr_transform: str = "log",
         dropout: float = 0.2,
         conv_impl: str = "auto",
         fs: float,
@@ -112,8 +146,10 @@ class RRNet(ECGModel):
         self.convs, self.bns = nnx.List(convs), nnx.List(bns)
         self.filters = tuple(int(f) for f in filters) if use_wave else ()
         self.wave_dense = nnx.Linear(length * cin, hidden, rngs=rngs) if use_wave else None
-        self.rr_bn = _bn(len(self.rr_features), rngs) if use_rr else None
-        self.rr_dense = nnx.Linear(len(self.rr_features), rr_hidden, rngs=rngs) if use_rr else None
+        self.rr_transform = rr_transform
+        n_rr_in = rr_input_matrix(self.rr_features, rr_transform).shape[1] if use_rr else 0
+        self.rr_bn = _bn(n_rr_in, rngs) if use_rr else None
+        self.rr_dense = nnx.Linear(n_rr_in, rr_hidden, rngs=rngs) if use_rr else None
         self.fuse = nnx.Linear(hidden * use_wave + rr_hidden * use_rr, hidden, rngs=rngs)
         self.drop = nnx.Dropout(dropout, rngs=rngs)
         self.out = nnx.Linear(hidden, n_classes, rngs=rngs)
@@ -146,6 +182,7 @@ class RRNet(ECGModel):
             parts.append(hooks.linear(self.wave_dense, w.reshape(w.shape[0], -1)))
         if self.rr_dense is not None:
             rr = f[..., f.shape[-1] - n_rr :].mean(axis=1)
-            parts.append(hooks.linear(self.rr_dense, hooks.linear(self.rr_bn, hooks.act(_log_rr, rr))))
+            z = hooks.act(_log_rr, rr) @ jnp.asarray(rr_input_matrix(self.rr_features, self.rr_transform))
+            parts.append(hooks.linear(self.rr_dense, hooks.linear(self.rr_bn, z)))
         h = hooks.act(jax.nn.relu, hooks.linear(self.fuse, hooks.act(jax.nn.relu, jnp.concatenate(parts, axis=-1))))
         return hooks.linear(self.out, self.drop(h))

@@ -10,7 +10,7 @@ from ecgjax import attribution as attr
 from ecgjax import models
 from ecgjax.data.rr import FEATURES
 from ecgjax.errors import ConfigError
-from ecgjax.models.rr_net import rr_attributions
+from ecgjax.models.rr_net import rr_attributions, rr_input_matrix
 
 T, L, F = 40, 2, len(FEATURES)
 
@@ -32,15 +32,18 @@ def test_parameter_count_and_facts():
     # full-size (252 samples, 2 leads + 8 RR features) count, pinned
     full = models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES, rngs=nnx.Rngs(0))
     assert models.count_params(full) == 46_085
+    ratios = models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES, rr_transform="ratios", rngs=nnx.Rngs(0))
+    assert models.count_params(ratios) == 46_105  # 9 RR inputs (4 *_norm + 5 ratios) instead of 8
     with pytest.raises(ConfigError, match="fewer than"):
         models.build("rr_net", n_classes=5, in_shape=(T, F), fs=360.0, rr_features=FEATURES, rngs=nnx.Rngs(0))
     with pytest.raises(ConfigError, match="needs rr_features"):
         models.build("rr_net", n_classes=5, in_shape=(T, L), fs=360.0, inputs="rr", rngs=nnx.Rngs(0))
 
 
-def test_rr_attribution_is_the_gradient_wrt_the_rr_vector():
+@pytest.mark.parametrize("rr_transform", ["log", "ratios"])
+def test_rr_attribution_is_the_gradient_wrt_the_rr_vector(rr_transform):
     """sum over time of the RR channels' saliency == d logit / d rr (chain rule through the mean)."""
-    m = build()
+    m = build(rr_transform=rr_transform)
     gd, st = models.eval_split(m)
     fns = models.pure_fns(gd, st)
     x, wave, rr = batch()
@@ -81,9 +84,10 @@ def test_eval_rows_are_independent_and_head_of_features_is_the_model():
     np.testing.assert_allclose(np.asarray(fns.head_fn(fns.feature_fn(jnp.asarray(x)))), full, rtol=1e-6)
 
 
-def test_integrated_gradients_completeness_covers_both_inputs():
+@pytest.mark.parametrize("rr_transform", ["log", "ratios"])
+def test_integrated_gradients_completeness_covers_both_inputs(rr_transform):
     """IG's waveform map plus RR attributions sum to f(x) - f(0): both come from the same call."""
-    gd, st = models.eval_split(build())
+    gd, st = models.eval_split(build(rr_transform=rr_transform))
     fns = models.pure_fns(gd, st)
     x, _, _ = batch(3, seed=5)
     target = jnp.array([1, 2, 0])
@@ -92,3 +96,30 @@ def test_integrated_gradients_completeness_covers_both_inputs():
     logits = np.asarray(fns.logit_fn(jnp.asarray(x)))[np.arange(3), target]
     base = np.asarray(fns.logit_fn(jnp.zeros_like(jnp.asarray(x))))[np.arange(3), target]
     np.testing.assert_allclose(w_map.sum(axis=(1, 2)) + rr_attr.sum(axis=1), logits - base, rtol=0.05, atol=0.02)
+
+
+def test_ratio_inputs_closed_form():
+    m = rr_input_matrix(FEATURES, "ratios")
+    rr = np.array([[0.5, 1.2, 0.8, 0.9, 0.6, 1.4, 0.95, 1.05]], np.float32)
+    got = np.log(rr.astype(np.float64)) @ m
+    p, q, lo, ln = rr[0, :4].astype(np.float64)
+    want = [*np.log(rr[0, 4:].astype(np.float64)), np.log(p / lo), np.log(q / p), np.log(p / ln), np.log(lo / ln), np.log(q / lo)]
+    np.testing.assert_allclose(got[0], want, rtol=1e-6)
+    np.testing.assert_array_equal(rr_input_matrix(FEATURES, "log"), np.eye(F))
+    with pytest.raises(ConfigError, match="needs the RR features"):
+        rr_input_matrix(("pre", "post"), "ratios")
+    with pytest.raises(ConfigError, match="rr_transform must be one of"):
+        build(rr_transform="raw")
+
+
+def test_ratio_inputs_ignore_the_heart_rate():
+    """With ``ratios`` the model sees no absolute interval: scaling pre/post/local/long together changes nothing."""
+    gd, st = models.eval_split(build("rr", rr_transform="ratios"))
+    fns = models.pure_fns(gd, st)
+    x, _, _ = batch(5, seed=2)
+    faster = x.copy()
+    faster[..., L:L + 4] *= 0.7  # the raw intervals; the *_norm ratios stay
+    np.testing.assert_allclose(np.asarray(fns.logit_fn(jnp.asarray(faster))), np.asarray(fns.logit_fn(jnp.asarray(x))), rtol=1e-5, atol=1e-5)
+    gd, st = models.eval_split(build("rr", rr_transform="log"))
+    fns = models.pure_fns(gd, st)
+    assert not np.allclose(np.asarray(fns.logit_fn(jnp.asarray(faster))), np.asarray(fns.logit_fn(jnp.asarray(x))), atol=1e-4)
