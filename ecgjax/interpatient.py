@@ -7,10 +7,14 @@
    beat cache it reads or writes holds no DS2 record) and its split is
    ``ds1`` (validation records drawn from DS1). Early stopping, the
    learning-rate plateau and the evaluated checkpoint (lowest validation
-   loss) all use the DS1 validation records; there is no threshold tuning.
+   loss) all use the DS1 validation records. With ``tune_offsets``, per-class
+   logit offsets (the decision thresholds) are chosen on the same DS1
+   validation beats (``choose_offsets``: the mean F1 of those classes).
 2. **Test** every seed's model on DS2, loaded once, after all training:
-   per-class Se, +P, FPR and F1 with percentile bootstrap-over-records CIs
-   (``ecgjax.train.metrics.report``), and the mean and sd over seeds.
+   the prediction is ``argmax(logits + offsets)``; per-class Se, +P, FPR and
+   F1 with percentile bootstrap-over-records CIs
+   (``ecgjax.train.metrics.report``), and the mean and sd over seeds (also
+   without the offsets, ``summary_argmax``).
 3. **Explain** the DS2 beats of the classes in ``explain_classes`` (the true
    class as target) with each method in ``methods``; per beat the share of the
    attribution mass on the RR features, ``sum_j |a_rr_j| / (sum_j |a_rr_j| +
@@ -24,7 +28,7 @@
 Workdir::
 
     runs/seed<s>/            the training runs (DS1 only)
-    ds2/seed<s>.npz          DS2 predictions: y_true, y_pred, logits, record
+    ds2/seed<s>.npz          DS2 predictions: y_true, y_pred (with the offsets), logits, offsets, record
     attributions/<method>/seed<s>.npz  index, y, rr f32[M, F], waveform maps f32[M, T, L]
     results.json             everything below, plus config, versions, device
     report.md                the AAMI table beside published results, and the RR shares
@@ -81,6 +85,8 @@ class InterpatientConfig:
       explain_classes: classes whose DS2 beats are explained (true class as target).
       explain_max_beats: at most this many beats per class and seed (seeded subset).
       bootstrap_samples: record-bootstrap resamples for every CI.
+      tune_offsets: classes whose logit offsets are chosen on the DS1
+        validation beats (``choose_offsets``); empty: plain argmax.
     """
 
     name: str
@@ -91,6 +97,7 @@ class InterpatientConfig:
     explain_classes: tuple[str, ...] = ("S", "V")
     explain_max_beats: int = 1000
     bootstrap_samples: int = 1000
+    tune_offsets: tuple[str, ...] = ()
 
 
 def load_config(spec: str) -> InterpatientConfig:
@@ -114,6 +121,8 @@ def check(cfg: InterpatientConfig) -> InterpatientConfig:
         raise ConfigError(f"{cfg.name}: train.data.split must be 'ds1' (validation drawn from DS1), got {d.split!r}")
     if not cfg.seeds:
         raise ConfigError(f"{cfg.name}: seeds is empty")
+    if set(cfg.tune_offsets) - {"N", "S", "V", "F", "Q"}:
+        raise ConfigError(f"{cfg.name}: tune_offsets {list(cfg.tune_offsets)} must name AAMI classes (N, S, V, F, Q)")
     return dataclasses.replace(cfg, train=train)
 
 
@@ -201,6 +210,49 @@ def mean_ci_over_records(values: np.ndarray, record: np.ndarray, *, n_boot: int,
     return out
 
 
+OFFSET_GRID = np.round(np.arange(-4.0, 4.01, 0.25), 2)
+
+
+def _f1(y: np.ndarray, pred: np.ndarray, c: int) -> float:
+    tp = np.sum((pred == c) & (y == c))
+    return float(2 * tp / max(2 * tp + np.sum(pred == c) + np.sum(y == c) - 2 * tp, 1))
+
+
+def choose_offsets(logits: np.ndarray, y: np.ndarray, tune: list[int], *, grid=OFFSET_GRID, sweeps: int = 3) -> np.ndarray:
+    """Per-class logit offsets that maximise the mean F1 of the ``tune`` classes on (validation) beats.
+
+    Coordinate ascent: ``sweeps`` times, each tuned class's offset in turn is set to the
+    grid value with the highest mean F1 of the tuned classes (first such value; the
+    other offsets fixed). Untuned classes keep offset 0, so ``offsets == 0`` is the argmax.
+
+    Args:
+      logits: f[M, C]; y: i[M] true classes; tune: class indices.
+
+    Returns:
+      f32[C] offsets; the decision is ``argmax(logits + offsets)``.
+    """
+    logits = np.asarray(logits, np.float64)
+    b = np.zeros(logits.shape[1])
+    for _ in range(sweeps if tune else 0):
+        for c in tune:
+            scores = []
+            for g in grid:
+                b[c] = g
+                pred = (logits + b).argmax(-1)
+                scores.append(np.mean([_f1(y, pred, k) for k in tune]))
+            b[c] = grid[int(np.argmax(scores))]
+    return b.astype(np.float32)
+
+
+def validation_offsets(cfg: InterpatientConfig, run_dir: Path, classes: list[str]) -> np.ndarray:
+    """``choose_offsets`` on one seed's DS1 validation predictions (its ``predictions.npz``: the ``ds1`` split tests on its validation records)."""
+    with np.load(run_dir / "predictions.npz", allow_pickle=False) as z:
+        logits, y, record = z["logits"], z["y_true"], z["record"]
+    if set(record.tolist()) & set(cfg.test_records):
+        raise ConfigError(f"{run_dir}/predictions.npz holds test records; offsets must come from DS1 validation beats")
+    return choose_offsets(logits, y, [classes.index(c) for c in cfg.tune_offsets])
+
+
 def _seed_summary(reports: list[dict], classes) -> dict:
     """Per class and metric: mean and sd (ddof 1) over seeds."""
     out = {}
@@ -235,14 +287,17 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     classes = list(test.classes)
     y, rec = test.y, test.record
     n_leads = len(next(iter(test.lead_names.values())))
-    per_seed, models = {}, {}
+    per_seed, models, offsets, argmax_reports = {}, {}, {}, []
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
         graphdef, state = eval_split(model)
         logits = map_batches(_logits, (state,), (test.x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size,
                              desc=f"DS2 seed {seed}").outputs
-        pred = logits.argmax(-1).astype(np.int32)
-        atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32), record=rec)
+        offsets[seed] = validation_offsets(cfg, workdir / "runs" / f"seed{seed}", classes)
+        pred = (logits + offsets[seed]).argmax(-1).astype(np.int32)
+        atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32),
+                     offsets=offsets[seed], record=rec)
         per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
+        argmax_reports.append(metrics.report(y, logits.argmax(-1).astype(np.int32), classes, record=rec, n_bootstrap=0))
         models[seed] = model
         log.info("seed %d on DS2:\n%s", seed, metrics.format_table(per_seed[seed]))
     summary = _seed_summary(list(per_seed.values()), classes)
@@ -290,7 +345,9 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "seeds": list(cfg.seeds),
         "train_records": list(cfg.train.data.protocol_overrides["records"]),
         "test_records": list(cfg.test_records),
-        "ds2": {"per_seed": {str(s): r for s, r in per_seed.items()}, "summary": summary},
+        "ds2": {"per_seed": {str(s): r for s, r in per_seed.items()}, "summary": summary,
+                "summary_argmax": _seed_summary(argmax_reports, classes),
+                "offsets": {str(s): dict(zip(classes, o.tolist())) for s, o in offsets.items()}},
         "ds1_training": {str(s): {k: r[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "wall_time_s", "split")}
                          for s, r in zip(cfg.seeds, train_results)},
         "attribution": shares,
@@ -300,7 +357,8 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "wall_time_s": time.time() - t0,
         "config": {"name": cfg.name, "seeds": list(cfg.seeds), "methods": [list(m) for m in cfg.methods],
                    "explain_classes": list(cfg.explain_classes), "explain_max_beats": cfg.explain_max_beats,
-                   "bootstrap_samples": cfg.bootstrap_samples, "train": config_lib.to_dict(cfg.train)},
+                   "bootstrap_samples": cfg.bootstrap_samples, "tune_offsets": list(cfg.tune_offsets),
+                   "train": config_lib.to_dict(cfg.train)},
         **environment_info(),
     }
     results = json.loads(json.dumps(results, default=_json_default))
@@ -345,17 +403,21 @@ def aami_table(*all_results: dict) -> str:
     with its 95% CI over records) beside the published rows."""
     lines = ["| method | SVEB Se | SVEB +P | SVEB FPR | SVEB F1 | VEB Se | VEB +P | VEB FPR | VEB F1 |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for results in all_results:
-        s = results["ds2"]["summary"]
 
+    def cells(s):
         def cell(c, m):
             d = s[c][m]
             sd = "" if not np.isfinite(d["sd"]) else f" ± {100 * d['sd']:.1f}"
             return f"{_pct(d['mean'])}{sd}"
+        return " | ".join(cell(c, m) for c in ("S", "V") for m in _METRICS)
 
+    for results in all_results:
         n = len(results["seeds"])
-        lines.append(f"| **{results['name']}** ({n} seed{'s' * (n > 1)}, mean ± sd) | "
-                     + " | ".join(cell(c, m) for c in ("S", "V") for m in _METRICS) + " |")
+        tuned = results["config"].get("tune_offsets")
+        lines.append(f"| **{results['name']}** ({n} seed{'s' * (n > 1)}, mean ± sd"
+                     + (f"; {'/'.join(tuned)} offsets from DS1 validation" if tuned else "") + f") | {cells(results['ds2']['summary'])} |")
+        if tuned:
+            lines.append(f"| {results['name']}, plain argmax (the same models, no offsets) | {cells(results['ds2']['summary_argmax'])} |")
         for seed, rep in results["ds2"]["per_seed"].items():
             cells = []
             for c in ("S", "V"):
@@ -373,9 +435,11 @@ def report(results: dict) -> str:
     """``report.md``: the AAMI table, the goal, and how much the S and V decisions rest on RR features."""
     s = results["ds2"]["summary"]
     goal = results["goal"]
+    tuned = results["config"].get("tune_offsets")
     out = [f"# Inter-patient benchmark: {results['name']}", "",
-           f"Trained on DS1 ({len(results['train_records'])} records; validation records drawn from DS1 for early stopping "
-           f"and checkpoint choice), tested once on DS2 ({len(results['test_records'])} records). Seeds {results['seeds']}. "
+           f"Trained on DS1 ({len(results['train_records'])} records; validation records drawn from DS1 for early stopping, "
+           f"checkpoint choice{' and the ' + '/'.join(tuned) + ' logit offsets' if tuned else ''}), tested once on DS2 "
+           f"({len(results['test_records'])} records). Seeds {results['seeds']}. "
            f"Percentages; CIs are 95% percentile bootstrap over DS2 records.", "", aami_table(results), "",
            "Goal (5-seed means): " + "; ".join(
                f"{c} Se {_pct(s[c]['se']['mean'])} (>= {_pct(g['se'])}), +P {_pct(s[c]['ppv']['mean'])} (>= {_pct(g['ppv'])})"
@@ -386,7 +450,10 @@ def report(results: dict) -> str:
             "Per DS2 beat of the class (true class as target): the RR features' share of the attribution mass "
             "(|a| summed over the valid waveform samples and leads, plus |a| of each RR feature), mean over beats "
             "of all seeds, 95% CI over records. Integrated gradients and gradient x input are in logit units "
-            "(comparable across inputs); a plain gradient (saliency) is not, so its share is only a ranking aid.", ""]
+            "(comparable across inputs); a plain gradient (saliency) is not, so its share is only a ranking aid."
+            + (f" The waveform input is each beat minus the mean of its record's {k} preceding beats, so the waveform "
+               "maps (and integrated gradients' zero baseline: the record's usual beat) are about how the beat differs "
+               "from that template." if (k := results["config"]["train"]["data"].get("template_beats")) else ""), ""]
     for name, d in results["attribution"].items():
         feats = d["rr_features"]
         out += [f"### {name}", "", "| class | RR share | " + " | ".join(feats) + " |", "|---|---|" + "---|" * len(feats)]

@@ -53,6 +53,10 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     with np.load(work / "ds2" / "seed0.npz") as z:
         assert set(z["record"].tolist()) == set(DS2)
         np.testing.assert_array_equal(np.bincount(z["y_true"], minlength=5), [rep["per_class"][c]["support"] for c in on_disk["classes"]])
+        # the decision: argmax of the logits plus the offsets chosen on DS1 validation beats (N, F, Q untuned)
+        np.testing.assert_array_equal(z["y_pred"], (z["logits"] + z["offsets"]).argmax(-1))
+        assert z["offsets"][[0, 3, 4]].tolist() == [0, 0, 0]
+    assert on_disk["ds2"]["offsets"]["0"]["N"] == 0 and "summary_argmax" in on_disk["ds2"]
     for method in ("integrated_gradients", "saliency"):
         for c in ("S", "V"):
             share = on_disk["attribution"][method][c]["rr_share"]
@@ -116,3 +120,31 @@ def test_mean_ci_over_records():
 def test_lead_labels_name_every_lead_a_position_holds():
     names = {"100": ("MLII", "V5"), "103": ("MLII", "V2"), "114": ("MLII", "V5")}
     assert interpatient._lead_labels(names) == ["MLII", "V2/V5"]
+
+
+def test_choose_offsets_finds_the_threshold_and_leaves_untuned_classes_at_zero():
+    # class 1 is always under-scored by 1.0: its beats have logit 1 below class 0; a few class-0 beats sit lower
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 200 + [1] * 20)
+    logits = np.zeros((220, 3))
+    logits[:, 0] = 2.0
+    logits[:200, 1] = rng.uniform(-2.0, 0.0, 200)  # class-0 beats: class 1 at least 2 below
+    logits[200:, 1] = rng.uniform(0.5, 1.0, 20)  # class-1 beats: 1.0-1.5 below class 0
+    assert np.all(logits.argmax(-1) == 0)
+    b = interpatient.choose_offsets(logits, y, [1])
+    assert b[0] == 0 and b[2] == 0
+    pred = (logits + b).argmax(-1)
+    assert interpatient._f1(y, pred, 1) == 1.0
+    assert 1.0 < b[1] <= 2.0  # the first grid value that separates them
+    np.testing.assert_array_equal(interpatient.choose_offsets(logits, y, []), np.zeros(3, np.float32))
+
+
+def test_offsets_come_from_ds1_validation_predictions_only(tmp_path):
+    cfg = interpatient.load_config(QUICK)
+    assert cfg.tune_offsets == ("S", "V")
+    run = tmp_path / "run"
+    run.mkdir()
+    logits = np.zeros((4, 5), np.float32)
+    np.savez(run / "predictions.npz", logits=logits, y_true=np.zeros(4, np.int32), record=np.array(["101", "106", "108", "100"]))
+    with pytest.raises(ConfigError, match="holds test records"):
+        interpatient.validation_offsets(cfg, run, ["N", "S", "V", "F", "Q"])

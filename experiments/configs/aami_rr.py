@@ -8,37 +8,48 @@ Variants (``:a,b``): ``both`` (default: waveform + RR features), ``waveform``
 (the same model with the RR branch off), ``rr`` (the RR branch only),
 ``quick`` (one seed, 2 epochs, 2,000 training beats, 200 explained beats per
 class: a smoke test of the whole pipeline; scores are meaningless), ``seedsN``
-(the first N of seeds 0..4), ``focal`` (class imbalance by the focal loss,
-gamma 2, on every training beat instead of balanced sampling).
+(the first N of seeds 0..4). Ablations of the recipe, one ingredient each:
+``rawwave`` (the beats themselves, no template subtraction), ``logrr`` (the
+log of all 8 RR features instead of the ratios), ``cwP`` (class-weight power
+P, e.g. ``cw0``: unweighted, ``cw1``: fully balanced), ``nooffsets`` (plain
+argmax; changes no training, so it can re-test a workdir's seeds), ``focal``
+(focal loss, gamma 2, unweighted), ``legacy`` (the first recipe: raw beats,
+log-RR, balanced resampling, argmax, patience 4).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
 RR features of ``ecgjax.data.rr``, appended as input channels after the two
-leads). The training runs read **the DS1 records only** (the beat cache they
-use holds no DS2 record) with split ``ds1``: 4 DS1 records drawn by
-``split_seed`` (see ``VAL_SEED``) are the validation set for early stopping, the learning-rate
-plateau and the evaluated checkpoint (lowest validation loss). No threshold is
-tuned. DS2 is loaded once, after every seed has trained, for the final table
-(``ecgjax.interpatient``).
+leads). Each lead is then the beat minus the mean of its record's 32 preceding
+beats (``TEMPLATE_BEATS``, ``ecgjax.data.template``: causal, per patient; the
+network sees how a beat differs from the patient's usual beat, not the
+patient's morphology). The training runs read **the DS1 records only** (the
+beat cache they use holds no DS2 record) with split ``ds1``: 4 DS1 records
+drawn by ``split_seed`` (see ``VAL_SEED``) are the validation set for early
+stopping, the learning-rate plateau, the evaluated checkpoint (lowest
+validation loss) and the S and V logit offsets (decision thresholds, chosen to
+maximise the mean F1 of S and V on those records:
+``ecgjax.interpatient.choose_offsets``). DS2 is loaded once, after every seed
+has trained, for the final table (``ecgjax.interpatient``).
 
-Class imbalance: balanced sampling on the training part
-(``downsample_majority``: N drawn down to the size of the second-largest class,
-V; S, F and Q drawn with replacement up to it; a new draw per seed), plain
-cross-entropy.
+Class imbalance: every DS1 training beat once per epoch (no resampling), the
+cross-entropy of each beat weighted by ``(n / (5 n_c)) ** 0.5``
+(``CLASS_WEIGHT_POWER``; mean weight 1: N 0.72, S 4.8, V 2.7, F 6.9, Q 69 for the
+36,561 / 835 / 2,660 / 394 / 4 training beats).
 
 Model ``rr_net`` (``ecgjax.models.rr_net``): 3 conv blocks (16, 32, 32 filters,
-kernel 7, max-pool 2) -> dense 32 on the waveform, log-RR -> BatchNorm -> dense
-16 on the RR features, fused by dense 32 -> dense 5; 46,085 parameters (both).
-Adam 1e-3, batch 128, up to 20 epochs, plateau x0.1 after 2 epochs, early
-stopping after 4.
+kernel 7, max-pool 2) -> dense 32 on the waveform; on the RR features the
+heart-rate-free log ratios (``rr_transform="ratios"``: the 4 ``*_norm``
+features and pre/local, post/pre, pre/long, local/long, post/local) ->
+BatchNorm -> dense 16; fused by dense 32 -> dense 5; 46,105 parameters (both).
+Adam 1e-3, batch 128, up to 10 epochs, plateau x0.1 after 1 epoch, early
+stopping after 2.
 
 Expected wall time, measured on the project's shared, loaded 2-core CPU
-(benchmarks/results/cpu_aami_rr_train.jsonl): per seed 5-8 min training (both),
-1-2 min (rr), 2-9 min (waveform), plus ~2-5 min per seed for DS2 and the
+(benchmarks/results/cpu_aami_rr_train.jsonl): per seed WALL_BOTH training (both),
+WALL_RR (rr), WALL_WAVE (waveform), plus ~1-2 min per seed for DS2 and the
 attributions; ``:quick`` about 1 min.
 Measured metric (docs/results.md §3, "With RR-interval features"; 5 seeds,
-both): SVEB Se 21.4 / +P 22.6, VEB Se 87.0 / +P 51.9 (%, DS2) -- far below the
-goal (SVEB 80 / 55, VEB 92 / 92) and below the published RR-based methods.
+both): METRIC_BOTH.
 """
 
 import dataclasses
@@ -53,6 +64,13 @@ from ecgjax.interpatient import InterpatientConfig
 # validation records hold 5-35% of DS1's S, V and F beats each (seed 0 drew 208, which
 # holds 373 of DS1's 415 F beats, leaving ~40 F beats to train on). Chosen on DS1 only.
 VAL_SEED = 4
+# Each beat minus the mean of its record's 32 preceding beats (ecgjax.data.template).
+TEMPLATE_BEATS = 32
+# Loss weights (n / (C n_c)) ** 0.5 over every DS1 training beat (ecgjax.train.losses.class_weights).
+CLASS_WEIGHT_POWER = 0.5
+
+
+_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets")
 
 
 def get_config(arg=None):
@@ -60,27 +78,39 @@ def get_config(arg=None):
     inputs = next((a for a in opts if a in ("both", "waveform", "rr")), "both")
     quick = "quick" in opts
     n_seeds = next((int(a[5:]) for a in opts if a.startswith("seeds")), 1 if quick else 5)
-    focal = "focal" in opts
-    unknown = [a for a in opts if a not in ("both", "waveform", "rr", "quick", "focal") and not a.startswith("seeds")]
+    cw = next((float(a[2:]) for a in opts if a.startswith("cw")), None)
+    unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, focal, seedsN")
+        raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal")
+    legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
+    focal = "focal" in opts
+    template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
+    rr_transform = "log" if legacy or "logrr" in opts else "ratios"
+    if cw is None:
+        cw = 0.0 if legacy or focal else CLASS_WEIGHT_POWER
+    balance = "downsample_majority" if legacy else "none"
+    tune = () if legacy or "nooffsets" in opts else ("S", "V")
+    tag = "".join(f"_{o}" for o in opts if o not in ("both", "waveform", "rr", "quick") and not o.startswith("seeds"))
     train = Config(
-        name=f"aami_rr_{inputs}" + ("_focal" if focal else ""),
+        # nooffsets changes no training: its workdir can re-test the trained seeds without offsets
+        name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
         data=DataConfig(protocol="aami_rr", protocol_overrides={"records": DS1}, split="ds1", split_seed=VAL_SEED,
-                        split_kwargs={"n_val_records": 4}, balance="none" if focal else "downsample_majority"),
-        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": FEATURES}),
-        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20, loss="focal" if focal else "ce", focal_gamma=2.0,
-                          plateau=True, plateau_factor=0.1, plateau_patience=2, plateau_min_lr=1e-5,
-                          early_stopping_patience=4, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
+                        split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template),
+        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": FEATURES, "rr_transform": rr_transform}),
+        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
+                          loss="focal" if focal else "ce", focal_gamma=2.0, class_weight_power=cw,
+                          plateau=True, plateau_factor=0.1, plateau_patience=2 if legacy else 1, plateau_min_lr=1e-5,
+                          early_stopping_patience=4 if legacy else 2, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
         eval=EvalConfig(bootstrap_samples=200 if quick else 1000),
     )
-    cfg = InterpatientConfig(name=f"rr_net ({inputs}{', focal' if focal else ''})", train=train, seeds=tuple(range(n_seeds)),
-                             explain_max_beats=300)
+    name = f"rr_net ({inputs}{tag.replace('_', ', ')})"
+    cfg = InterpatientConfig(name=name, train=train, seeds=tuple(range(n_seeds)), explain_max_beats=300, tune_offsets=tune)
     if quick:
         train = dataclasses.replace(
-            train, name=f"aami_rr_{inputs}_quick", data=dataclasses.replace(train.data, max_beats=2000),
+            train, name=f"{train.name}_quick", data=dataclasses.replace(train.data, max_beats=2000),
             train=dataclasses.replace(train.train, epochs=2, batch_size=32, eval_batch_size=256),
         )
-        cfg = dataclasses.replace(cfg, name=f"rr_net ({inputs}, quick)", train=train, explain_max_beats=200,
+        cfg = dataclasses.replace(cfg, name=f"rr_net ({inputs}{tag.replace('_', ', ')}, quick)", train=train, explain_max_beats=200,
                                   bootstrap_samples=200, methods=(("integrated_gradients", {"steps": 8}), ("saliency", {})))
     return cfg
