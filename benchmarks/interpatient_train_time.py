@@ -22,8 +22,11 @@ from _common import append_jsonl, env_record
 
 def seed_rows(workdir: Path) -> list[dict]:
     """One row per finished seed run under ``workdir/runs`` (seed order)."""
+    runs = sorted((workdir / "runs").glob("seed*"), key=lambda p: int(p.name[4:]))
+    if not runs:
+        raise FileNotFoundError(f"no {workdir / 'runs' / 'seed*'}")
     rows = []
-    for run in sorted((workdir / "runs").glob("seed*"), key=lambda p: int(p.name[4:])):
+    for run in runs:
         res = json.loads((run / "results.json").read_text())
         epochs = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == "epoch"]
         cfg = json.loads((run / "config.json").read_text())

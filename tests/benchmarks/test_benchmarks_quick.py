@@ -90,3 +90,24 @@ def test_audit_throughput_quick(tmp_path):
                                             "cluster_class", "tcav"}
     for r in rows:
         assert not (ENV_FIELDS - set(r)) and r["beats_per_s"] > 0 and r["n"] == 40 and "audit_throughput.py" in r["command"]
+
+
+def test_interpatient_train_time_reads_a_workdir(tmp_path):
+    """One row per seed run, values read from its results.json and metrics.jsonl; a missing workdir exits 2."""
+    for seed, (wall, epochs) in {0: (300.0, [60.0, 70.0, 80.0]), 1: (120.0, [40.0])}.items():
+        run = tmp_path / "work" / "runs" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"wall_time_s": wall, "epochs_run": len(epochs), "best_epoch": 0,
+                                                      "split": {"train_balanced": 1000}}))
+        (run / "config.json").write_text(json.dumps({"name": "x", "model": {"name": "rr_net", "kwargs": {"inputs": "both"}}}))
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"kind": "epoch", "epoch_time_s": t, "beats_per_s": 1000 / t}) + "\n"
+                                                   for t in epochs) + json.dumps({"kind": "step"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    script = str(ROOT / "benchmarks" / "interpatient_train_time.py")
+    proc = subprocess.run([sys.executable, script, str(tmp_path / "work"), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["seed"], r["wall_time_s"], r["epochs_run"], r["median_epoch_time_s"]) for r in rows] == [(0, 300.0, 3, 70.0), (1, 120.0, 1, 40.0)]
+    assert rows[0]["inputs"] == "both" and not (ENV_FIELDS - set(rows[0]))
+    bad = subprocess.run([sys.executable, script, str(tmp_path / "nothing"), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "not a finished inter-patient workdir" in bad.stderr
