@@ -191,6 +191,32 @@ def rr_shares(wave: np.ndarray, rr: np.ndarray, valid: np.ndarray) -> tuple[np.n
     return r.sum(axis=1) / safe, r / safe[:, None]
 
 
+# Waveform time segments relative to R (s) for the RR-versus-waveform shares: the aami window, 0.25 s
+# before to 0.45 s after R, in 0.1 s steps from R.
+SEGMENT_EDGES_S = (-0.25, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.45)
+
+
+def segment_shares(wave: np.ndarray, rr: np.ndarray, valid: np.ndarray, r: np.ndarray, fs: float,
+                   edges_s=SEGMENT_EDGES_S) -> np.ndarray:
+    """Share of each beat's attribution mass on each waveform time segment (both leads together).
+
+    Args:
+      wave: f[M, T, L] waveform maps; rr: f[M, F] RR attributions; valid: bool[M, T];
+      r: i[M] R position in each window; fs: Hz; edges_s: S+1 segment edges in seconds from R.
+
+    Returns:
+      f64[M, S]: ``sum over valid t in [r + e_k fs, r + e_{k+1} fs) and leads of |wave| / total``,
+      ``total`` as in ``rr_shares`` (0 where total is 0). With edges covering the window,
+      ``segment_shares.sum(1) + rr_shares(...)[0] == 1``.
+    """
+    w = (np.abs(np.asarray(wave, np.float64)) * np.asarray(valid)[..., None]).sum(axis=2)
+    total = w.sum(axis=1) + np.abs(np.asarray(rr, np.float64)).sum(axis=1)
+    c = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w, axis=1)], axis=1)
+    idx = np.clip(np.asarray(r)[:, None] + np.round(np.asarray(edges_s) * fs).astype(np.int64)[None, :], 0, w.shape[1])
+    seg = np.diff(np.take_along_axis(c, idx, axis=1), axis=1)
+    return seg / np.where(total > 0, total, 1.0)[:, None]
+
+
 def mean_ci_over_records(values: np.ndarray, record: np.ndarray, *, n_boot: int, seed: int = 0, level: float = 0.95) -> dict:
     """Mean of ``values`` (f[M] or f[M, K]) over beats, with a percentile CI from resampling records."""
     values = np.asarray(values, np.float64)
@@ -308,7 +334,7 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     for name, hp in cfg.methods:
         method = attr.get(name, **hp)
         shares[name] = {}
-        per_class = {c: {"share": [], "features": [], "record": []} for c in cfg.explain_classes}
+        per_class = {c: {"share": [], "features": [], "segments": [], "record": []} for c in cfg.explain_classes}
         for seed, model in models.items():
             path = workdir / "attributions" / name / f"seed{seed}.npz"
             if not path.exists():
@@ -320,10 +346,12 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
             with np.load(path, allow_pickle=False) as z:
                 idx, wave, rr = z["index"], z["wave"], z["rr"]
             share, feat = rr_shares(wave, rr, valid[idx])
+            seg_share = segment_shares(wave, rr, valid[idx], test.r[idx], test.fs)
             for c in cfg.explain_classes:
                 sel = y[idx] == classes.index(c)
                 per_class[c]["share"].append(share[sel])
                 per_class[c]["features"].append(feat[sel])
+                per_class[c]["segments"].append(seg_share[sel])
                 per_class[c]["record"].append(rec[idx][sel])
             if seed == cfg.seeds[0]:
                 segs = seg_lib.segment_values(np.abs(wave), test.r[idx], test.lo[idx], test.hi[idx], test.fs, n_per_side=5)
@@ -336,8 +364,10 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
             shares[name][c] = {
                 "rr_share": mean_ci_over_records(np.concatenate(d["share"]), r, n_boot=cfg.bootstrap_samples),
                 "per_feature": mean_ci_over_records(np.concatenate(d["features"]), r, n_boot=cfg.bootstrap_samples),
+                "per_segment": mean_ci_over_records(np.concatenate(d["segments"]), r, n_boot=cfg.bootstrap_samples),
             }
         shares[name]["rr_features"] = list(test.rr_names)
+        shares[name]["segment_edges_s"] = list(SEGMENT_EDGES_S)
 
     results = {
         "name": cfg.name,
@@ -431,6 +461,30 @@ def aami_table(*all_results: dict) -> str:
     return "\n".join(lines)
 
 
+def _mean_ci(d: dict, k: int | None = None) -> str:
+    """``mean [lo, hi]`` in % of a ``mean_ci_over_records`` dict (element ``k`` of a vector)."""
+    pick = (lambda v: v) if k is None else (lambda v: v[k])
+    ci = d.get("ci")
+    return f"{_pct(pick(d['mean']))} [{_pct(pick(ci[0]))}, {_pct(pick(ci[1]))}]" if ci else _pct(pick(d["mean"]))
+
+
+def rr_versus_segments_table(results: dict, method: str) -> list[str]:
+    """Markdown lines: per class, the RR features' share and each waveform segment's share of |attribution|
+    (mean over beats of all seeds, 95% CI over records); the row sums to 100%."""
+    d = results["attribution"][method]
+    edges = d.get("segment_edges_s")
+    if not edges:
+        return []
+    heads = [f"{a:+.2f}..{b:+.2f} s" for a, b in zip(edges[:-1], edges[1:])]
+    out = [f"RR versus waveform segments ({method}): share of |attribution| on the 8 RR features and on each "
+           "time segment of the waveform (both leads, seconds from R); mean over beats [95% CI over records], %.", "",
+           "| class | RR features | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
+    for c in (k for k in d if k in results["classes"]):
+        seg = d[c]["per_segment"]
+        out.append(f"| {c} | {_mean_ci(d[c]['rr_share'])} | " + " | ".join(_mean_ci(seg, k) for k in range(len(heads))) + " |")
+    return out + [""]
+
+
 def report(results: dict) -> str:
     """``report.md``: the AAMI table, the goal, and how much the S and V decisions rest on RR features."""
     s = results["ds2"]["summary"]
@@ -465,6 +519,7 @@ def report(results: dict) -> str:
             out.append(f"| {c} (n={rs['n_beats']}, {rs['n_records']} records) | {share} | "
                        + " | ".join(_pct(v) for v in np.atleast_1d(pf["mean"])) + " |")
         out.append("")
+        out += rr_versus_segments_table(results, name)
         ws = d.get("waveform_segments")
         if ws:
             offs = ws["offsets_s"]

@@ -148,3 +148,21 @@ def test_offsets_come_from_ds1_validation_predictions_only(tmp_path):
     np.savez(run / "predictions.npz", logits=logits, y_true=np.zeros(4, np.int32), record=np.array(["101", "106", "108", "100"]))
     with pytest.raises(ConfigError, match="holds test records"):
         interpatient.validation_offsets(cfg, run, ["N", "S", "V", "F", "Q"])
+
+
+def test_segment_shares_partition_the_attribution_mass():
+    rng = np.random.default_rng(0)
+    fs, t = 360.0, 252
+    wave = rng.standard_normal((6, t, 2))
+    rr = rng.standard_normal((6, 8))
+    valid = np.ones((6, t), bool)
+    valid[0, :30] = False  # padding at a record's start: not counted anywhere
+    r = np.full(6, 90)
+    seg = interpatient.segment_shares(wave, rr, valid, r, fs)
+    share, _ = interpatient.rr_shares(wave, rr, valid)
+    np.testing.assert_allclose(seg.sum(axis=1) + share, 1.0, rtol=1e-12)
+    # closed form: all waveform mass in [R, R + 0.1 s) -> that segment holds it
+    one = np.zeros((1, t, 2))
+    one[0, 90 + 5, 1] = 3.0
+    got = interpatient.segment_shares(one, np.array([[1.0] + [0.0] * 7]), np.ones((1, t), bool), np.array([90]), fs)
+    np.testing.assert_allclose(got[0], [0, 0, 0, 0.75, 0, 0, 0, 0])
