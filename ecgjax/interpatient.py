@@ -14,7 +14,8 @@
    the prediction is ``argmax(logits + offsets)``; per-class Se, +P, FPR and
    F1 with percentile bootstrap-over-records CIs
    (``ecgjax.train.metrics.report``), and the mean and sd over seeds (also
-   without the offsets, ``summary_argmax``).
+   without the offsets, ``summary_argmax``); besides, the seeds as one
+   ensemble (``ensemble``: mean log-probabilities, offsets from DS1 validation).
 3. **Explain** the DS2 beats of the classes in ``explain_classes`` (the true
    class as target) with each method in ``methods``; per beat the share of the
    attribution mass on the RR features, ``sum_j |a_rr_j| / (sum_j |a_rr_j| +
@@ -270,13 +271,38 @@ def choose_offsets(logits: np.ndarray, y: np.ndarray, tune: list[int], *, grid=O
     return b.astype(np.float32)
 
 
-def validation_offsets(cfg: InterpatientConfig, run_dir: Path, classes: list[str]) -> np.ndarray:
-    """``choose_offsets`` on one seed's DS1 validation predictions (its ``predictions.npz``: the ``ds1`` split tests on its validation records)."""
+def validation_logits(cfg: InterpatientConfig, run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One seed's DS1 validation predictions (its ``predictions.npz``: the ``ds1`` split tests on its
+    validation records): (index i64[M], logits f32[M, C], y i32[M]); refuses a file holding a test record."""
     with np.load(run_dir / "predictions.npz", allow_pickle=False) as z:
-        logits, y, record = z["logits"], z["y_true"], z["record"]
+        index, logits, y, record = z["index"], z["logits"], z["y_true"], z["record"]
     if set(record.tolist()) & set(cfg.test_records):
         raise ConfigError(f"{run_dir}/predictions.npz holds test records; offsets must come from DS1 validation beats")
+    return index, logits, y
+
+
+def validation_offsets(cfg: InterpatientConfig, run_dir: Path, classes: list[str]) -> np.ndarray:
+    """``choose_offsets`` on one seed's DS1 validation predictions (``validation_logits``)."""
+    _, logits, y = validation_logits(cfg, run_dir)
     return choose_offsets(logits, y, [classes.index(c) for c in cfg.tune_offsets])
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def ensemble(cfg: InterpatientConfig, workdir: Path, test_logits: dict, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The seeds as one model: the mean of their log-probabilities, with offsets chosen on the mean of
+    their DS1 validation log-probabilities. Returns (prediction i32[N] on DS2, offsets f32[C])."""
+    val = [validation_logits(cfg, workdir / "runs" / f"seed{s}") for s in test_logits]
+    if any(not np.array_equal(v[0], val[0][0]) for v in val):
+        raise ConfigError(f"{workdir}: the seeds were validated on different beats; no ensemble")
+    offsets = choose_offsets(np.mean([_log_softmax(v[1]) for v in val], axis=0), val[0][2],
+                             [classes.index(c) for c in cfg.tune_offsets])
+    mean = np.mean([_log_softmax(z) for z in test_logits.values()], axis=0)
+    return (mean + offsets).argmax(-1).astype(np.int32), offsets
 
 
 def _seed_summary(reports: list[dict], classes) -> dict:
@@ -313,7 +339,7 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     classes = list(test.classes)
     y, rec = test.y, test.record
     n_leads = len(next(iter(test.lead_names.values())))
-    per_seed, models, offsets, argmax_reports = {}, {}, {}, []
+    per_seed, models, offsets, argmax_reports, test_logits = {}, {}, {}, [], {}
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
         graphdef, state = eval_split(model)
         logits = map_batches(_logits, (state,), (test.x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size,
@@ -325,8 +351,14 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
         argmax_reports.append(metrics.report(y, logits.argmax(-1).astype(np.int32), classes, record=rec, n_bootstrap=0))
         models[seed] = model
+        test_logits[seed] = logits
         log.info("seed %d on DS2:\n%s", seed, metrics.format_table(per_seed[seed]))
     summary = _seed_summary(list(per_seed.values()), classes)
+    ens = None
+    if len(test_logits) > 1:
+        ens_pred, ens_offsets = ensemble(cfg, workdir, test_logits, classes)
+        ens = {"report": metrics.report(y, ens_pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=0),
+               "offsets": dict(zip(classes, ens_offsets.tolist()))}
 
     # ---- 3. attributions: RR versus waveform ------------------------------------
     valid = test.valid
@@ -377,7 +409,8 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "test_records": list(cfg.test_records),
         "ds2": {"per_seed": {str(s): r for s, r in per_seed.items()}, "summary": summary,
                 "summary_argmax": _seed_summary(argmax_reports, classes),
-                "offsets": {str(s): dict(zip(classes, o.tolist())) for s, o in offsets.items()}},
+                "offsets": {str(s): dict(zip(classes, o.tolist())) for s, o in offsets.items()},
+                "ensemble": ens},
         "ds1_training": {str(s): {k: r[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "wall_time_s", "split")}
                          for s, r in zip(cfg.seeds, train_results)},
         "attribution": shares,
@@ -428,6 +461,13 @@ def _pct(v) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
 
 
+def _with_ci(rep: dict, c: str, m: str) -> str:
+    """``value [lo, hi]`` in % of metric ``m`` of class ``c`` in a ``metrics.report`` dict."""
+    v = rep["per_class"][c][_REPORT_KEY[m]]
+    lo, hi = rep.get("ci", {}).get(f"{c}.{_REPORT_KEY[m]}", [None, None])
+    return f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]" if lo is not None else _pct(v)
+
+
 def aami_table(*all_results: dict) -> str:
     """The AAMI table (SVEB and VEB: Se, +P, FPR, F1): each benchmark's seeds (mean ± sd, then each seed
     with its 95% CI over records) beside the published rows."""
@@ -448,14 +488,13 @@ def aami_table(*all_results: dict) -> str:
                      + (f"; {'/'.join(tuned)} offsets from DS1 validation" if tuned else "") + f") | {cells(results['ds2']['summary'])} |")
         if tuned:
             lines.append(f"| {results['name']}, plain argmax (the same models, no offsets) | {cells(results['ds2']['summary_argmax'])} |")
+        ens = results["ds2"].get("ensemble")
+        if ens:
+            lines.append(f"| {results['name']}, ensemble of the {n} seeds (mean log-probability; 95% CI over records) | "
+                         + " | ".join(_with_ci(ens["report"], c, m) for c in ("S", "V") for m in _METRICS) + " |")
         for seed, rep in results["ds2"]["per_seed"].items():
-            cells = []
-            for c in ("S", "V"):
-                for m in _METRICS:
-                    v = rep["per_class"][c][_REPORT_KEY[m]]
-                    lo, hi = rep.get("ci", {}).get(f"{c}.{_REPORT_KEY[m]}", [None, None])
-                    cells.append(f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]" if lo is not None else _pct(v))
-            lines.append(f"| {results['name']}, seed {seed} (95% CI over records) | " + " | ".join(cells) + " |")
+            lines.append(f"| {results['name']}, seed {seed} (95% CI over records) | "
+                         + " | ".join(_with_ci(rep, c, m) for c in ("S", "V") for m in _METRICS) + " |")
     for p in all_results[0]["published"]:
         lines.append(f"| {p['method']} | {p['sveb_se']:.1f} | {p['sveb_ppv']:.1f} | | | {p['veb_se']:.1f} | {p['veb_ppv']:.1f} | | |")
     return "\n".join(lines)

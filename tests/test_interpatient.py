@@ -145,7 +145,8 @@ def test_offsets_come_from_ds1_validation_predictions_only(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     logits = np.zeros((4, 5), np.float32)
-    np.savez(run / "predictions.npz", logits=logits, y_true=np.zeros(4, np.int32), record=np.array(["101", "106", "108", "100"]))
+    np.savez(run / "predictions.npz", index=np.arange(4), logits=logits, y_true=np.zeros(4, np.int32),
+             record=np.array(["101", "106", "108", "100"]))
     with pytest.raises(ConfigError, match="holds test records"):
         interpatient.validation_offsets(cfg, run, ["N", "S", "V", "F", "Q"])
 
@@ -166,3 +167,22 @@ def test_segment_shares_partition_the_attribution_mass():
     one[0, 90 + 5, 1] = 3.0
     got = interpatient.segment_shares(one, np.array([[1.0] + [0.0] * 7]), np.ones((1, t), bool), np.array([90]), fs)
     np.testing.assert_allclose(got[0], [0, 0, 0, 0.75, 0, 0, 0, 0])
+
+
+def test_ensemble_of_identical_seeds_is_the_seed_and_averages_log_probabilities(tmp_path):
+    cfg = dataclasses.replace(interpatient.load_config(QUICK), tune_offsets=())
+    classes = ["N", "S", "V", "F", "Q"]
+    rng = np.random.default_rng(1)
+    val = rng.standard_normal((30, 5)).astype(np.float32)
+    for s in (0, 1):
+        (tmp_path / "runs" / f"seed{s}").mkdir(parents=True)
+        np.savez(tmp_path / "runs" / f"seed{s}" / "predictions.npz", index=np.arange(30), logits=val,
+                 y_true=rng.integers(0, 5, 30).astype(np.int32), record=np.array(["101"] * 30))
+    test = rng.standard_normal((50, 5))
+    pred, offsets = interpatient.ensemble(cfg, tmp_path, {0: test, 1: test + 3.0}, classes)  # a shift changes no probability
+    np.testing.assert_array_equal(pred, test.argmax(-1))
+    np.testing.assert_array_equal(offsets, np.zeros(5))
+    other = rng.standard_normal((50, 5))
+    pred, _ = interpatient.ensemble(cfg, tmp_path, {0: test, 1: other}, classes)
+    ls = lambda z: z - np.log(np.exp(z).sum(-1, keepdims=True))
+    np.testing.assert_array_equal(pred, (ls(test) + ls(other)).argmax(-1))
