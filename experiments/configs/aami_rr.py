@@ -45,11 +45,12 @@ Adam 1e-3, batch 128, up to 10 epochs, plateau x0.1 after 1 epoch, early
 stopping after 2.
 
 Expected wall time, measured on the project's shared, loaded 2-core CPU
-(benchmarks/results/cpu_aami_rr_train.jsonl): per seed WALL_BOTH training (both),
-WALL_RR (rr), WALL_WAVE (waveform), plus ~1-2 min per seed for DS2 and the
-attributions; ``:quick`` about 1 min.
+(benchmarks/results/cpu_aami_rr_train.jsonl): per seed 2.4-7.2 min training
+(both, 3-6 epochs), plus ~1 min per seed for DS2 and the attributions; the
+5 seeds of ``both`` took 35 min in all; ``:quick`` about 1 min.
 Measured metric (docs/results.md §3, "With RR-interval features"; 5 seeds,
-both): METRIC_BOTH.
+both, S/V offsets from DS1 validation): SVEB Se 33.6 / +P 38.6, VEB Se 95.5 / +P
+77.2 (%, DS2); goal SVEB 80 / 55, VEB 92 / 92: VEB Se reached, the rest not.
 """
 
 import dataclasses
