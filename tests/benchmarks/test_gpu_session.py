@@ -63,7 +63,8 @@ def test_steps_are_unique_and_fit_the_returned_files(tmp_path, tiny):
 
         cfg = load_config(str(tmp_path / "cfg" / "jones2020_cnn_holdout.py"))
         assert (cfg.data.max_beats, cfg.train.epochs) == (240, 1)
-        assert load_config(str(tmp_path / "cfg" / "jones2020_lstm_holdout.py:corrected")).model.kwargs["mask_padding"] is True
+        corrected = load_config(str(tmp_path / "cfg" / "jones2020_lstm_holdout.py:corrected"))
+        assert (corrected.name, corrected.train.epochs) == ("jones2020_lstm_holdout_corrected", 1)
         from ecgjax.interpatient import load_config as load_interpatient
         from ecgjax.study.config import load_study_config
 
