@@ -77,13 +77,13 @@ the paper's. Command (seeds 0, 1, 2)::
 
     nice -n 5 ecgjax train --config experiments/configs/jones2020_lstm_holdout.py:corrected --workdir runs/lstm_corrected_s0 --set train.seed=0
 
-Expected wall time (``corrected``): 8 epochs of 533 steps; 17-20 min per seed on the
+Expected wall time (``corrected``): 8 epochs of 533 steps; 17-32 min per seed on the
 project's shared, loaded 2-core CPU, ~13 min on an idle one. Expected metric:
 hold-out sklearn macro-F1 above 0.80 (j, with 135 training beats, is the class it
 misses most); per seed, with the command, in docs/results.md, "The corrected LSTM"
 (the table is ``ecgjax summarize``'s output). Integrated gradients with the zeros
-baseline does not converge on this model (the logit switches on within a sliver
-of the path): use ``--hp baseline=blurred``.
+baseline misses completeness on two of three seeds, whatever the steps (the logit
+switches on within a sliver of the path): use ``--hp baseline=blurred``.
 """
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, apply_overrides
