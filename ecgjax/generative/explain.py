@@ -6,9 +6,11 @@ This module reads it with the project's 0.1 s segmenter
 
 * ``segment_change``: the mean |generated beat - the path's first beat| per
   segment and lead at every point of the path, f32[B, P, L, S];
+* ``wave_change``: the same per wave (P, PR, QRS, ST, T of the source beat's
+  delineation, ``data.delineation`` / ``analysis.waves``), f32[B, P, L*5];
 * ``class_saliency_profile``: the class's saliency profile, the median over
-  that class's beats of the mean |map| per segment (any registered
-  attribution method, class-targeted), f32[L, S];
+  that class's beats of the mean |map| per segment (and per wave, given the
+  beats' wave bounds; any registered attribution method, class-targeted);
 * ``agreement``: per beat, the Spearman rank correlation between the
   traversal's change (at the path's end) and that profile;
 * ``consistency``: the median pairwise Spearman correlation of the beats'
@@ -65,16 +67,42 @@ def segment_change(beats: np.ndarray, r, lo, hi, fs: float, *, lead_names: Seque
     return seg.flat().reshape(b, p, -1), seg.labels
 
 
+def wave_change(beats: np.ndarray, bounds: np.ndarray, lo, hi, *, lead_names: Sequence[str] | None = None
+                ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Change along each path per wave: mean |beats[:, p] - beats[:, 0]| over each wave of the source beat.
+
+    Args:
+      beats: f32[B, P, T, L]; bounds: f[B, 6] the source beats' window-relative wave bounds (``Waves.bounds``);
+      lo, hi: i[B] valid ranges.
+
+    Returns:
+      (f32[B, P, L*5] NaN where a wave is absent, the column labels ``MLII:P`` ...).
+    """
+    from ecgjax.analysis.waves import wave_labels, wave_masks, wave_values
+
+    b, p, t, n_leads = beats.shape
+    masks = np.repeat(wave_masks(bounds, t, lo, hi), p, axis=0)
+    v = wave_values(np.abs(beats - beats[:, :1]).reshape(b * p, t, n_leads), masks)
+    return v.reshape(b, p, -1), wave_labels(lead_names or n_leads)
+
+
 def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs: float, *, n_leads: int,
                            method: str = "saliency", lead_names: Sequence[str] | None = None, seg_s: float = 0.1,
-                           batch_size: int = 256, memory_budget: int | None = None, progress: bool = True) -> np.ndarray:
-    """The class's saliency profile: the median over beats of the mean |map| per segment, f32[L*S] (the leads only).
+                           bounds: np.ndarray | None = None, batch_size: int = 256, memory_budget: int | None = None,
+                           progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """The class's saliency profile: the median over beats of the mean |map| per segment and per wave (the leads only).
 
     Args:
       classifier: any model of the contract (or an ``Fns``); x: f32[N, T, L(+F)] the class's beats (its input); target: the class.
       r, lo, hi: i[N]; fs: Hz; n_leads: L (a two-input model's extra channels are left out).
       method: a registered attribution method (``ecgjax.attribution.available()``).
+      bounds: optional f[N, 6] the beats' wave bounds (``Waves.bounds``).
+
+    Returns:
+      (f64[L*S] per segment, f64[L*5] per wave or None without ``bounds``).
     """
+    from ecgjax.analysis.waves import wave_masks, wave_values
+
     from ecgjax import attribution
 
     model = eval_split(classifier) if isinstance(classifier, nnx.Module) else classifier
@@ -83,7 +111,10 @@ def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs
                                          progress=progress, r=np.asarray(r, np.int32)).maps[..., :n_leads]
     seg = segment_values(np.abs(maps), r, lo, hi, fs, seg_s=seg_s,
                          n_per_side=_n_side(r, maps.shape[1], fs, seg_s), lead_names=lead_names)
-    return _nan_stat(np.nanmedian, seg.flat())
+    per_wave = None
+    if bounds is not None:
+        per_wave = _nan_stat(np.nanmedian, wave_values(np.abs(maps), wave_masks(bounds, maps.shape[1], lo, hi)).reshape(len(maps), -1))
+    return _nan_stat(np.nanmedian, seg.flat()), per_wave
 
 
 def _nan_stat(fn, v: np.ndarray) -> np.ndarray:
@@ -180,6 +211,7 @@ class TraversalExplanation:
       profile: f32[K] the target class's saliency profile (NaN when not computed).
       agreement: f64[B] Spearman rho of each beat's end change with ``profile``.
       latent: D, the VAE's latent size (for the prior bound).
+      waves: None, or ``(change f32[B, P, L*5], labels, profile f64[L*5])`` per wave.
     """
 
     traversal: Traversal
@@ -188,6 +220,7 @@ class TraversalExplanation:
     profile: np.ndarray
     agreement: np.ndarray
     latent: int
+    waves: tuple | None = None
 
     def summary(self) -> dict:
         """The query's numbers: monotonicity, crossing, the prior bound, agreement and consistency."""
@@ -213,23 +246,43 @@ class TraversalExplanation:
             "median_agreement": nan_median(self.agreement),
             "class_agreement": _spearman(mean_change, self.profile),
             "consistency": consistency(end),
-            "top_segment": self.labels[int(np.nanargmax(mean_change))] if np.isfinite(mean_change).any() else "",
+            "top_segment": _top(self.labels, mean_change),
+            **self._wave_summary(),
         }
+
+    def _wave_summary(self) -> dict:
+        if self.waves is None:
+            return {}
+        change, labels, profile = self.waves
+        mean = _nan_stat(np.nanmean, change[:, -1])
+        return {"top_wave": _top(labels, mean), "mean_wave_change": dict(zip(labels, map(float, mean))),
+                "median_wave_agreement": nan_median(agreement(change[:, -1], profile)),
+                "class_wave_agreement": _spearman(mean, profile)}
+
+
+def _top(labels, values) -> str:
+    return labels[int(np.nanargmax(values))] if np.isfinite(values).any() else ""
 
 
 def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target: int, r, lo, hi, fs: float, *,
-                  profile: np.ndarray | None = None, lead_names: Sequence[str] | None = None, seg_s: float = 0.1,
-                  **traverse_kw) -> TraversalExplanation:
+                  profile: np.ndarray | None = None, bounds: np.ndarray | None = None, wave_profile: np.ndarray | None = None,
+                  lead_names: Sequence[str] | None = None, seg_s: float = 0.1, **traverse_kw) -> TraversalExplanation:
     """Traverse beats towards ``target`` and measure what changed.
 
     Args:
       classifier, vae: as ``traverse``; x: f32[B, T, L(+F)] the source beats (the classifier's input).
       target: the query class; r, lo, hi: i[B] the beats' R positions and valid ranges; fs: Hz.
       profile: f32[L*S] the target's saliency profile (``class_saliency_profile``), or None (agreement NaN).
+      bounds: optional f[B, 6] the source beats' wave bounds: adds the per-wave change (and its agreement
+        with ``wave_profile`` f[L*5], the target's per-wave saliency profile, when given).
       traverse_kw: ``steps``, ``lr``, ``proximity``, ``n_points``, ``batch_size``, ``memory_budget``, ``progress``.
     """
     tr = traverse(classifier, vae, x, target, **traverse_kw)
     change, labels = segment_change(tr.beats, np.asarray(r), np.asarray(lo), np.asarray(hi), fs, lead_names=lead_names,
                                     seg_s=seg_s)
     prof = np.full(change.shape[2], np.nan) if profile is None else np.asarray(profile, np.float64)
-    return TraversalExplanation(tr, change, labels, prof, agreement(change[:, -1], prof), vae.settings.latent)
+    waves = None
+    if bounds is not None:
+        wc, wl = wave_change(tr.beats, bounds, np.asarray(lo), np.asarray(hi), lead_names=lead_names)
+        waves = (wc, wl, np.full(wc.shape[2], np.nan) if wave_profile is None else np.asarray(wave_profile, np.float64))
+    return TraversalExplanation(tr, change, labels, prof, agreement(change[:, -1], prof), vae.settings.latent, waves)

@@ -59,6 +59,17 @@ def get_vae(run, vae_dir: Path, *, latent: int, beta: float, width: int, epochs:
     return vae
 
 
+def _wave_bounds(b, src: np.ndarray, tgt: np.ndarray, data_dir) -> tuple[np.ndarray, np.ndarray]:
+    """The wave bounds (``Waves.bounds``) of the source and target beats, NaN where the delineation's quality flag is off."""
+    from ecgjax.data.delineation import load_waves
+
+    out = []
+    for idx in (src, tgt):
+        w = load_waves(b.subset(idx), data_dir)
+        out.append(np.where(w.quality[:, None], w.bounds, np.nan).astype(np.float32))
+    return out[0], out[1]
+
+
 def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
@@ -67,7 +78,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
                  fidelity_beats: int = 4000, latent: int = 16, beta: float = 1.0, width: int = 16, vae_epochs: int = 10,
                  vae_max_train: int = 20000, steps: int = 300, proximity: float = 0.05, n_points: int = 11,
                  method: str = "saliency", seed: int = 0, batch_size: int = 256, memory_budget: int | None = None,
-                 data_dir=None, command: str = "", progress: bool = True) -> dict:
+                 waves: bool = True, data_dir=None, command: str = "", progress: bool = True) -> dict:
     """Generative explanations of the run in ``workdir`` for one query; returns the summary dict (also written).
 
     Args:
@@ -77,6 +88,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
       fidelity_beats: test beats for the classifier-on-reconstructions check.
       latent, beta, width, vae_epochs, vae_max_train: the VAE trained when ``vae_dir`` holds none.
       steps, proximity, n_points: the traversal (``generative.traverse``); method: the attribution method of the profile.
+      waves: also the per-wave change (neurokit2's delineation of the records, ``data.delineation``; beats whose
+        delineation fails its quality flag count as absent).
     """
     from ecgjax import attribution, models
     from ecgjax.analysis import plotting
@@ -113,14 +126,20 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     if len(src) == 0 or len(tgt) == 0:
         raise DataError(f"the run's test part has {len(src)} {source} and {len(tgt)} {target} beats; choose classes present in both")
     where = lambda i: (b.r[i], b.lo[i], b.hi[i])  # noqa: E731
-    profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads, method=method,
-                                        lead_names=names, **kw)
-    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, **kw)
-    ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, lead_names=names, **tkw)
+    if waves and "database" not in b.protocol:
+        log.info("no per-wave change: the %s beats come from no database to delineate", b.protocol.get("name"))
+        waves = False
+    bounds = _wave_bounds(b, src, tgt, data_dir) if waves else None
+    profile, wave_profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads,
+                                                      method=method, lead_names=names,
+                                                      bounds=None if bounds is None else bounds[1], **kw)
+    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, lead_names=names, **kw)
+    wkw = {} if bounds is None else {"bounds": bounds[0], "wave_profile": wave_profile}
+    ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
     cfg = run.config.model
     fresh = models.build(cfg.name, n_classes=len(classes), in_shape=run.model.in_shape, fs=b.fs, rngs=nnx.Rngs(seed + 1),
                          **dict(cfg.kwargs))
-    ex_rand = EX.explain_class(fresh, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, lead_names=names, **tkw)
+    ex_rand = EX.explain_class(fresh, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
 
     summary = {
         "command": command, "workdir": str(workdir), "model": cfg.name, "classes": classes, "target": target, "source": source,
@@ -133,7 +152,9 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
         "wall_s": time.perf_counter() - t0, **environment_info(),
     }
     tr = ex.traversal
-    atomic_savez(out / "traversal.npz", index=src, target=tr.target, z=tr.z, beats=tr.beats, prob=tr.prob,
+    extra = {} if ex.waves is None else {"wave_change": ex.waves[0], "wave_labels": np.asarray(ex.waves[1]),
+                                         "wave_profile": ex.waves[2]}
+    atomic_savez(out / "traversal.npz", **extra, index=src, target=tr.target, z=tr.z, beats=tr.beats, prob=tr.prob,
                  prior_logpdf=tr.prior_logpdf, direction=tr.direction, change=ex.change, profile=ex.profile,
                  agreement=ex.agreement, labels=np.asarray(ex.labels), prob_randomised=ex_rand.traversal.prob,
                  change_randomised=ex_rand.change)
@@ -178,6 +199,9 @@ def summary_markdown(s: dict) -> str:
             ("median agreement with the saliency profile (Spearman)", "median_agreement"),
             ("class-level agreement (mean change vs profile)", "class_agreement"),
             ("consistency across beats (median pairwise Spearman)", "consistency"), ("most changed segment", "top_segment")]
+    if "top_wave" in s["trained"]:
+        rows += [("most changed wave", "top_wave"), ("median agreement with the per-wave saliency profile", "median_wave_agreement"),
+                 ("class-level per-wave agreement", "class_wave_agreement")]
     lines = [f"**{s['model']}**, {s['source']} -> {s['target']} ({s['trained']['n']} beats); VAE latent {s['vae']['latent']}, "
              f"beta {s['vae']['beta']:g}; classifier accuracy on {f['n']} test beats: originals {f['acc_original']:.3f}, "
              f"reconstructions {f['acc_reconstructed']:.3f} (gap {100 * f['acc_gap']:+.1f} points; same prediction "

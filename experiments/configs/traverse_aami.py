@@ -40,7 +40,7 @@ def get_config(arg=None):
         data=DataConfig(protocol=protocol, split="ds1ds2", split_seed=4, split_kwargs={"n_val_records": 4},
                         balance="downsample_majority", max_beats=None if "full" in opts else 20000),
         model=model,
-        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=6, loss="ce",
+        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=15, loss="ce",
                           plateau=True, plateau_factor=0.1, plateau_patience=2, plateau_min_lr=1e-5,
                           early_stopping_patience=3, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
         eval=EvalConfig(bootstrap_samples=200),

@@ -20,6 +20,7 @@ from tests.generative.conftest import fit_bump
 FS = 100.0  # the synthetic beats' rate: 0.1 s segments of 10 samples
 R = 40  # the synthetic QRS peak
 BUMP_SEG = "+4"  # the bump's peak (sample 72) lies in [R + 30, R + 40)
+WAVE_BOUNDS = (10, 25, 33, 47, 62, 82)  # P_on .. T_off of the synthetic beats: the planted bump (64-80) is the "T wave"
 
 
 def _where(n):
@@ -65,6 +66,25 @@ def test_segment_change_against_a_loop():
     assert np.all(got[:, 0][np.isfinite(got[:, 0])] == 0)  # the path's first beat did not change
 
 
+def test_wave_change_against_a_loop():
+    rng = np.random.default_rng(2)
+    beats = rng.normal(size=(2, 3, syn.T, 2)).astype(np.float32)
+    bounds = np.array([WAVE_BOUNDS, (np.nan, np.nan, 30, 50, 60, 90)], np.float32)  # beat 1: no P wave found
+    lo, hi = np.zeros(2, int), np.array([96, 85])
+    got, labels = EX.wave_change(beats, bounds, lo, hi, lead_names=("MLII", "V1"))
+    assert labels[:5] == ("MLII:P", "MLII:PR", "MLII:QRS", "MLII:ST", "MLII:T") and got.shape == (2, 3, 10)
+    for b in range(2):
+        for w in range(5):
+            a, e = bounds[b, w], bounds[b, w + 1]
+            for lead in range(2):
+                if np.isnan(a) or np.isnan(e):
+                    assert np.isnan(got[b, :, lead * 5 + w]).all()
+                    continue
+                sl = slice(int(a), min(int(e), hi[b]))
+                want = np.abs(beats[b, :, sl, lead] - beats[b, :1, sl, lead]).mean(axis=1)
+                np.testing.assert_allclose(got[b, :, lead * 5 + w], want, rtol=1e-5)
+
+
 def test_agreement_and_consistency_against_scipy():
     rng = np.random.default_rng(1)
     prof = rng.normal(size=12)
@@ -85,10 +105,15 @@ def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(
     vae, _ = trained_vae
     x = syn.beats(30, seed=9)  # no bump: class 0
     bump = syn.beats(30, seed=11, bump=np.ones(30, bool))
-    prof = EX.class_saliency_profile(_fns(bump_classifier), bump, 1, *_where(30), FS, n_leads=2, progress=False)
-    ex = EX.explain_class(bump_classifier, vae, x, 1, *_where(30), FS, profile=prof, progress=False)
+    bounds = np.tile(np.array(WAVE_BOUNDS, np.float32), (30, 1))
+    prof, wave_prof = EX.class_saliency_profile(_fns(bump_classifier), bump, 1, *_where(30), FS, n_leads=2,
+                                                bounds=bounds, progress=False)
+    ex = EX.explain_class(bump_classifier, vae, x, 1, *_where(30), FS, profile=prof, bounds=bounds, wave_profile=wave_prof,
+                          progress=False)
     s = ex.summary()
     assert s["top_segment"].endswith(BUMP_SEG), s
+    assert s["top_wave"].endswith(":T"), s  # the bump is the planted "T wave"
+    assert ex.waves[1][int(np.nanargmax(wave_prof))].endswith(":T")  # and the T wave is where saliency is highest
     assert s["frac_inside_prior_bound"] == 1.0  # (monotonicity and crossing: test_traverse's planted test)
     assert s["median_agreement"] > 0.5 and s["class_agreement"] > 0.5, s
     assert s["consistency"] > 0.8, s
@@ -109,8 +134,8 @@ def test_randomised_classifier_traversals_disagree_with_saliency(trained_vae):
     where = _where(16)
     kw = dict(steps=150, progress=False)
     trained = fit_bump(_Whole(rngs=nnx.Rngs(0)), steps=100)
-    prof = EX.class_saliency_profile(_fns(trained), syn.beats(16, seed=13, bump=np.ones(16, bool)), 1, *where, FS,
-                                     n_leads=2, progress=False)
+    prof, _ = EX.class_saliency_profile(_fns(trained), syn.beats(16, seed=13, bump=np.ones(16, bool)), 1, *where, FS,
+                                        n_leads=2, progress=False)
     agree_t = EX.explain_class(trained, vae, x, 1, *where, FS, profile=prof, **kw).summary()["median_agreement"]
     for seed in (2, 3):
         agree_r = EX.explain_class(_Whole(rngs=nnx.Rngs(seed)), vae, x, 1, *where, FS, profile=prof, **kw).summary()["median_agreement"]
@@ -149,5 +174,5 @@ def test_every_model_family_is_traversed_through_the_contract(name, kwargs, trai
     np.testing.assert_allclose(ex.traversal.prob[:, 0], want, rtol=1e-4, atol=1e-6)
     assert (ex.traversal.prob[:, -1] > ex.traversal.prob[:, 0]).all()
     assert ex.change.shape[:2] == (4, 5) and np.isfinite(ex.change[:, -1]).any()
-    prof = EX.class_saliency_profile(model, x, 2, *_where(4), FS, n_leads=2, progress=False)
+    prof, _ = EX.class_saliency_profile(model, x, 2, *_where(4), FS, n_leads=2, progress=False)
     assert prof.shape == (ex.change.shape[2],) and np.isfinite(prof).any()
