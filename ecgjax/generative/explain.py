@@ -113,11 +113,11 @@ def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs
                          n_per_side=_n_side(r, maps.shape[1], fs, seg_s), lead_names=lead_names)
     per_wave = None
     if bounds is not None:
-        per_wave = _nan_stat(np.nanmedian, wave_values(np.abs(maps), wave_masks(bounds, maps.shape[1], lo, hi)).reshape(len(maps), -1))
-    return _nan_stat(np.nanmedian, seg.flat()), per_wave
+        per_wave = nan_stat(np.nanmedian, wave_values(np.abs(maps), wave_masks(bounds, maps.shape[1], lo, hi)).reshape(len(maps), -1))
+    return nan_stat(np.nanmedian, seg.flat()), per_wave
 
 
-def _nan_stat(fn, v: np.ndarray) -> np.ndarray:
+def nan_stat(fn, v: np.ndarray) -> np.ndarray:
     """``fn(v, axis=0)`` for a NaN-ignoring numpy statistic, NaN (without numpy's warning) for an all-NaN column."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -126,7 +126,7 @@ def _nan_stat(fn, v: np.ndarray) -> np.ndarray:
 
 def nan_median(v: np.ndarray) -> float:
     """The median of the finite values of f[N]; NaN when there are none."""
-    return float(_nan_stat(np.nanmedian, np.ravel(v)))
+    return float(nan_stat(np.nanmedian, np.ravel(v)))
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -228,7 +228,7 @@ class TraversalExplanation:
         rho = tr.spearman()
         bound = prior_bound(self.latent, PRIOR_MASS)
         end = self.change[:, -1]
-        mean_change = _nan_stat(np.nanmean, end)
+        mean_change = nan_stat(np.nanmean, end)
         return {
             "n": int(len(rho)),
             "median_spearman": nan_median(rho),
@@ -254,7 +254,7 @@ class TraversalExplanation:
         if self.waves is None:
             return {}
         change, labels, profile = self.waves
-        mean = _nan_stat(np.nanmean, change[:, -1])
+        mean = nan_stat(np.nanmean, change[:, -1])
         return {"top_wave": _top(labels, mean), "mean_wave_change": dict(zip(labels, map(float, mean))),
                 "median_wave_agreement": nan_median(agreement(change[:, -1], profile)),
                 "class_wave_agreement": _spearman(mean, profile)}

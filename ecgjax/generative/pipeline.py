@@ -165,6 +165,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
 
 
 def _figures(fig_dir: Path, ex, ex_rand, b, src, names, target, plotting) -> None:
+    from ecgjax.generative import explain as EX
+
     fig_dir.mkdir(parents=True, exist_ok=True)
     tr = ex.traversal
     rho = tr.spearman()
@@ -174,14 +176,14 @@ def _figures(fig_dir: Path, ex, ex_rand, b, src, names, target, plotting) -> Non
                                         title=f"record {b.record[src[i]]}, beat at sample {b.sample[src[i]]}: towards "
                                               f"{target} (P {tr.prob[i, 0]:.2f} -> {tr.prob[i, -1]:.2f})")
         plotting.save_figure(fig, fig_dir / f"morph_{k}.png")
-    med = np.nanmedian(ex.change, axis=0) if np.isfinite(ex.change).any() else ex.change[0]
+    med = EX.nan_stat(np.nanmedian, ex.change)
     plotting.save_figure(plotting.plot_change_heatmap(med, ex.labels, profile=ex.profile,
                                                       title=f"median change over {len(src)} beats along the path towards {target}"),
                          fig_dir / "change_path.png")
     plotting.save_figure(plotting.plot_change_heatmap(ex.change[:, -1], ex.labels, row_label="beat",
                                                       title=f"change at the path's end, per beat (towards {target})"),
                          fig_dir / "change_beats.png")
-    med_r = np.nanmedian(ex_rand.change, axis=0) if np.isfinite(ex_rand.change).any() else ex_rand.change[0]
+    med_r = EX.nan_stat(np.nanmedian, ex_rand.change)
     plotting.save_figure(plotting.plot_change_heatmap(med_r, ex_rand.labels, profile=ex.profile,
                                                       title=f"randomised classifier: median change towards {target}"),
                          fig_dir / "change_path_randomised.png")
