@@ -166,7 +166,9 @@ def write_tiny_configs(folder: Path) -> None:
         f"    runs = tuple(dataclasses.replace(r, config=apply_overrides(r.config, list({over}))) for r in c.runs[:1])\n"
         "    methods = tuple(dataclasses.replace(m, hparams={k: 2 for k in m.hparams}) for m in c.methods)\n"
         "    return dataclasses.replace(c, runs=runs, methods=methods, explain_max_per_class=4, n_boot=10, sanity_beats=8,\n"
-        "                               noise_snr_db=(6.0,), noise_max_beats=10)\n")
+        "                               noise_snr_db=(6.0,), noise_max_beats=10, expert_rules=False, ground_truth=None)\n")
+    # (the wave checks are off in the tiny study: they delineate every test record with neurokit2, ~50 s a record
+    # on a loaded CPU; tests/study covers them)
 
 
 # ---------------------------------------------------------------- bookkeeping

@@ -58,6 +58,9 @@ PY
     fi
   fi
   echo "data: $(ls "$DATA/mitdb" | wc -l) files in mitdb, $(ls "$DATA/nstdb" 2>/dev/null | wc -l) in nstdb"
+  # delineations made here (offline_bundle.sh BUNDLE_WAVES=1): the study's wave checks skip neurokit2's CPU time
+  [ -d .devdata/cache/waves ] && mkdir -p "$ECGJAX_CACHE_DIR/waves" && cp -rn .devdata/cache/waves/. "$ECGJAX_CACHE_DIR/waves/" \
+    && echo "waves cache: $(ls "$ECGJAX_CACHE_DIR/waves" | wc -l) files from .devdata/cache/waves"
   timeout 120 $PY - <<'PY'
 import importlib, platform
 print("python", platform.python_version())

@@ -42,6 +42,28 @@ mv .devdata/data.tar.xz.tmp .devdata/data.tar.xz
 rm -f .devdata/mitdb.tar.xz
 git rev-parse HEAD > .devdata/SOURCE_COMMIT
 
+# BUNDLE_WAVES=1: also delineate every record (neurokit2, sequential CPU work: ~50 s a record on the loaded
+# 2-core machine) for the aami protocol (~6 MB) into .devdata/cache/waves, which gpu_session.sh
+# copies into the beat cache, so the study's wave checks spend no device time on it. BUNDLE_WAVES_RECORDS
+# (e.g. "100 101") limits the records (a check of this step).
+if [ "${BUNDLE_WAVES:-0}" = 1 ]; then
+  tmpcache=$(mktemp -d)
+  ECGJAX_DATA_DIR=$DATA ECGJAX_CACHE_DIR=$tmpcache $PY - "${BUNDLE_WAVES_RECORDS:-}" <<'PY'
+import sys
+from ecgjax.data import protocols
+from ecgjax.data.dataset import load_beats
+from ecgjax.data.delineation import load_waves
+only = tuple(sys.argv[1].split())
+for name in ("aami",):  # the study and the inter-patient runs; ~130 kB a record
+    proto = protocols.get(name, **({"records": only} if only else {}))
+    beats = load_beats(proto, download=False)
+    w = load_waves(beats, download=False)
+    print(f"{name}: {len(beats)} beats, waves found for {int(w.quality.sum())}")
+PY
+  mkdir -p .devdata/cache && rm -rf .devdata/cache/waves && mv "$tmpcache/waves" .devdata/cache/waves && rm -rf "$tmpcache"
+  du -sh .devdata/cache/waves
+fi
+
 tracked=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
 untracked=$(git ls-files -z --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 carried=$(du -sb .whl .devdata | awk '{s += $1} END {print s}')
