@@ -84,8 +84,14 @@ def main(argv=None):
     p.add_argument("--passes", default="fwd,sal,train")
     p.add_argument("--impls", default=",".join(IMPLS))
     p.add_argument("--scan", action="store_true", help="inside a rolled lax.scan over 4 chunks of the batch")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--table", nargs="+", metavar="JSONL", help="print the Markdown table of these result files and exit")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
+    if not args.out:
+        p.error("--out is required")
     import jax
     import jax.numpy as jnp
 
@@ -113,6 +119,26 @@ def main(argv=None):
             C.log(f"{model:14s} {layer:18s} {pas:5s} " + "  ".join(f"{r['impl']} {r['ms_median']:8.1f}" for r in rows)
                   + f"  ms (auto={rows[0]['auto']}, load {rows[0]['load_avg_1m']:.1f})")
     return 0
+
+
+def table(paths) -> str:
+    """Markdown: per (layer, pass, plain or in a scan), the median ms of each impl and the fastest."""
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["layer"], r["pass_"], r["scan"], r["batch"]), {})[r["impl"]] = r
+    out = ["| model | layer | pass | in a scan | batch | " + " | ".join(f"{i} ms" for i in IMPLS) + " | fastest | auto | load |",
+           "|---|---|---|---|---|" + "---|" * len(IMPLS) + "---|---|---|"]
+    for (model, layer, pas, scan, b), by in groups.items():
+        best = min(by, key=lambda i: by[i]["ms_median"])
+        auto = "patches" if scan else next(iter(by.values()))["auto"]
+        load = statistics.median(r["load_avg_1m"] for r in by.values())
+        out.append(f"| {model} | {layer} | {pas} | {'yes' if scan else 'no'} | {b} | "
+                   + " | ".join(f"{by[i]['ms_median']:.0f}" if i in by else "-" for i in IMPLS) + f" | {best} | {auto} | {load:.0f} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
