@@ -240,9 +240,9 @@ class TraversalExplanation:
             "median_prob_end": float(np.median(tr.prob[:, -1])),
             "prior_mass": PRIOR_MASS,
             "prior_bound_logpdf": bound,
-            "frac_start_inside_prior_bound": float(np.mean(tr.prior_logpdf[:, 0] >= bound)),
-            "frac_inside_prior_bound": float(np.mean(tr.prior_logpdf.min(axis=1) >= bound)),
-            "frac_no_lower_than_start": float(np.mean(tr.prior_logpdf.min(axis=1) >= np.minimum(bound, tr.prior_logpdf[:, 0]) - 1e-3)),
+            "frac_start_inside_prior_bound": float(np.mean(tr.prior_logpdf[:, 0] >= bound - _ON_SPHERE)),
+            "frac_inside_prior_bound": float(np.mean(tr.prior_logpdf.min(axis=1) >= bound - _ON_SPHERE)),
+            "frac_no_lower_than_start": float(np.mean(tr.prior_logpdf.min(axis=1) >= np.minimum(bound, tr.prior_logpdf[:, 0]) - _ON_SPHERE)),
             "median_agreement": nan_median(self.agreement),
             "class_agreement": _spearman(mean_change, self.profile),
             "consistency": consistency(end),
@@ -258,6 +258,9 @@ class TraversalExplanation:
         return {"top_wave": _top(labels, mean), "mean_wave_change": dict(zip(labels, map(float, mean))),
                 "median_wave_agreement": nan_median(agreement(change[:, -1], profile)),
                 "class_wave_agreement": _spearman(mean, profile)}
+
+
+_ON_SPHERE = 1e-3  # log-density tolerance: float32 rounding of points the traversal projected onto the sphere
 
 
 def _top(labels, values) -> str:
