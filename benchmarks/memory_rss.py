@@ -7,7 +7,8 @@ beats, one compile, the batch shrunk to the memory budget if needed, the maps
 copied back to a host array f32[N, 430, 2]) and reports ``resource.getrusage``
 max RSS; the parent appends one JSON line to ``--out``. With ``--max-chunks``
 only the first chunks are computed (the input is still full size and touched).
-``--entry attribute`` goes through ``attr.attribute(method, fns, x, target, key)`` instead.
+``--entry attribute`` goes through ``attr.attribute(method, fns, x, target, key)`` instead (the same
+batched path, at most ``--chunk`` beats a batch).
 
   python benchmarks/memory_rss.py --model ribeiro_cnn --n-beats 104000 --chunk 256 --max-chunks 6 \\
       --out benchmarks/results/cpu_memory.jsonl
@@ -53,7 +54,8 @@ def child(args) -> dict:
 
     def run(n):
         if args.entry == "attribute":  # the documented one-call API: attr.attribute(method, fns, x, target, key)
-            return attribution.attribute(method, fns, x_host[:n], target[:n], jax.random.key(0), memory_budget=budget), None
+            return attribution.attribute(method, fns, x_host[:n], target[:n], jax.random.key(0), batch_size=args.chunk,
+                                         memory_budget=budget), None
         res = attribution.attribute_dataset(models.eval_split(model), x_host[:n], target[:n], method, key=jax.random.key(0),
                                             batch_size=args.chunk, memory_budget=budget)
         return res.maps, res.batch_size

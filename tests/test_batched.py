@@ -3,6 +3,7 @@ evaluates many beats compiles once (a second call with the same model and shapes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 
@@ -15,7 +16,7 @@ from jax import monitoring
 
 from ecgjax import attribution as attr
 from ecgjax import batched, models
-from ecgjax.attribution import sanity
+from ecgjax.attribution import runner, sanity
 from ecgjax.progress import Bar
 
 T, L, C = 64, 2, 5
@@ -117,10 +118,34 @@ def test_runner_and_attribute_compile_once(cnn, beats):
     assert compiles(lambda: attr.attribute_dataset(gs, x, y, sal, batch_size=8).maps) > 0
     assert compiles(lambda: attr.attribute_dataset(models.eval_split(cnn), x, y, sal, batch_size=8).maps) == 0
     fns = models.pure_fns(*gs)
-    assert compiles(lambda: attr.attribute(sal, fns, x, y)) > 0
-    assert compiles(lambda: attr.attribute(sal, fns, x, y)) == 0  # the same Fns object: no recompilation
-    assert compiles(lambda: attr.attribute_dataset(fns, x, y, sal, batch_size=8).maps) > 0
+    # attribute() runs the runner's step in batches: the model's params are arguments, so another Fns of the
+    # same model, or the runner called with it, reuses the program
+    assert compiles(lambda: attr.attribute(sal, fns, x, y, batch_size=8)) == 0
+    assert compiles(lambda: attr.attribute(sal, models.pure_fns(*models.eval_split(cnn)), x, y, batch_size=8)) == 0
     assert compiles(lambda: attr.attribute_dataset(fns, x, y, sal, batch_size=8).maps) == 0
+    ig = attr.get("integrated_gradients", steps=16, chunk_size=8)
+    assert compiles(lambda: attr.attribute(ig, fns, x, 1, batch_size=8)) > 0
+    assert compiles(lambda: attr.attribute(ig, fns, x, 1, batch_size=8)) == 0
+    assert compiles(lambda: attr.attribute(ig, fns, x[:13], 1, batch_size=8)) == 0  # another N, the same padded batch
+    # a hand-made Fns is a compile-time constant: the same object compiles once
+    hand = dataclasses.replace(fns, source=None)
+    assert compiles(lambda: attr.attribute(sal, hand, x, y)) > 0
+    assert compiles(lambda: attr.attribute(sal, hand, x, y)) == 0
+
+
+def test_attribute_batches_within_the_memory_budget_and_equals_one_direct_call(cnn, beats, caplog):
+    x, y = beats
+    fns = models.pure_fns(*models.eval_split(cnn))
+    sal = attr.get("saliency")
+    direct = np.asarray(sal(fns, jnp.asarray(x), jnp.asarray(y), None))  # the method on all 21 beats at once
+    budget = runner.step_bytes(fns, sal, 4, (T, L))  # what a batch of 4 needs
+    with caplog.at_level(logging.INFO, logger="ecgjax.batched"):
+        maps = attr.attribute(sal, fns, x, y, memory_budget=budget)
+    (line,) = [r.getMessage() for r in caplog.records if "-> batch" in r.getMessage()]
+    assert 1 <= int(line.split("-> batch ")[1].split()[0]) <= 4, line
+    np.testing.assert_allclose(maps, direct, rtol=1e-4, atol=1e-6)
+    with pytest.raises(batched.MemoryBudgetError, match="memory budget"):
+        attr.attribute(sal, fns, x, y, memory_budget=1000)
 
 
 def test_training_evaluation_compiles_once(cnn, beats):

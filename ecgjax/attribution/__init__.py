@@ -5,7 +5,7 @@ Public API::
     from ecgjax import attribution as attr
     attr.available()                                   # registered names
     m = attr.get("integrated_gradients", steps=64)     # a hashable, jittable value
-    maps = attr.attribute(m, fns, x, target, key)      # f32[B, T, L], signed
+    maps = attr.attribute(m, fns, x, target, key)      # f32[B, T, L], signed; batched within the memory budget
     attr.attribute_dataset(fns, x, "pred", m, out_dir=...)  # whole dataset, per-class npz
 
 Importing this package registers the built-ins (saliency, gradient_x_input,
@@ -15,7 +15,7 @@ Adding a method: docs/adding_an_attribution_method.md.
 """
 
 from ecgjax.attribution.base import (
-    KINDS, AttributionMethod, attribute, attribute_all_classes, check_supported, refusal, row_keys, target_grad,
+    KINDS, AttributionMethod, attribute_all_classes, check_supported, refusal, row_keys, target_grad,
 )
 from ecgjax.attribution.registry import available, get, get_class, register
 from ecgjax.attribution.gradients import GradientXInput, IntegratedGradients, Saliency
@@ -26,7 +26,7 @@ from ecgjax.attribution.rules import LRP, DeepLift, GuidedBackprop
 from ecgjax.attribution.control import RandomAttribution
 from ecgjax.attribution.shapley import ExpectedGradients, FrozenArray, KernelShap, background_sample
 from ecgjax.attribution.attributions import Attributions, load_class_npz
-from ecgjax.attribution.runner import AttributionResult, attribute_dataset
+from ecgjax.attribution.runner import AttributionResult, attribute, attribute_dataset
 from ecgjax.attribution.explain import explain_run
 
 __all__ = [

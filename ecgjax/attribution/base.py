@@ -159,39 +159,6 @@ def check_inputs(x: jax.Array, target: jax.Array) -> None:
         raise TypeError(f"target must be integer class indices, got dtype {target.dtype}")
 
 
-def attribute(method: AttributionMethod, fns: Any, x: jax.Array, target: Any, key: jax.Array | None = None,
-              r: Any = None) -> jax.Array:
-    """Convenience eager entry point: checks shapes, broadcasts ``target``, derives per-beat keys.
-
-    Args:
-      method: an ``AttributionMethod``.
-      fns: pure model callables.
-      x: f32[B, T, L].
-      target: an int (same class for every beat) or i32[B].
-      key: one PRNG key (per-beat keys are ``fold_in(key, i)``), per-beat keys
-        key[B], or None (allowed only if ``method.needs_key`` is False).
-    Returns:
-      f32[B, T, L].
-    """
-    x = jnp.asarray(x)
-    target = jnp.broadcast_to(jnp.asarray(target, jnp.int32), (x.shape[0],)) if jnp.ndim(target) == 0 else jnp.asarray(target, jnp.int32)
-    check_inputs(x, target)
-    check_supported(method, getattr(fns, "info", None))
-    if method.needs_key:
-        if key is None:
-            raise ValueError(f"method {method.name!r} needs a PRNG key")
-        is_typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-        if not (is_typed and key.shape == (x.shape[0],)):
-            key = row_keys(key, x.shape[0])
-    else:
-        key = None
-    if method.needs_r:
-        if r is None:
-            raise ValueError(f"method {method.name!r} needs each beat's R position r (i32[B])")
-        return method(fns, x, target, key, r=jnp.broadcast_to(jnp.asarray(r, jnp.int32), (x.shape[0],)))
-    return method(fns, x, target, key)
-
-
 def attribute_all_classes(method: AttributionMethod, fns: Any, x: jax.Array, n_classes: int, key: jax.Array | None = None,
                           r: Any = None) -> jax.Array:
     """Maps for every class at once: f32[B, C, T, L] (``lax.map`` over classes, so memory is one class at a time)."""

@@ -1,19 +1,23 @@
-"""Whole-dataset attribution: ``attribute_dataset`` on top of ``ecgjax.batched``.
+"""Attribution of many beats on top of ``ecgjax.batched``: ``attribute`` and ``attribute_dataset``.
 
-``attribute_dataset(model, x, target, method, ...)`` explains every beat of
-``x: f32[N, T, L]`` and (optionally) writes one ``class_<c>.npz`` per class.
+``attribute(method, fns, x, target, key)`` returns the maps of ``x: f32[N, T, L]``;
+``attribute_dataset(model, x, target, method, ...)`` also predicts and
+(optionally) writes one ``class_<c>.npz`` per class. Both run the same compiled
+step in batches that fit the memory budget, whatever the method, its steps and N.
 
 * **Params are arguments.** ``model`` is ``(graphdef, state)`` (from
   ``ecgjax.models.eval_split``), ``(make_fns, params)`` with a hashable
-  ``make_fns(params) -> Fns``, or an ``Fns`` (its closed-over params are then
-  compile-time constants: fine for tiny models, avoid for real ones; the same
-  ``Fns`` object compiles once). One ``jax.jit`` step per (model, method,
-  target mode, batch shape): nothing recompiles across batches or calls.
+  ``make_fns(params) -> Fns``, or an ``Fns``. An ``Fns`` built by
+  ``ecgjax.models.pure_fns`` is taken apart into its graphdef and state (the
+  params stay arguments); a hand-made one is a compile-time constant, the
+  same object compiling once. One ``jax.jit`` step per (model, method, target
+  mode, batch shape): nothing recompiles across batches or calls.
 * **Batches, sharding, memory, progress**: :func:`ecgjax.batched.map_batches`
   (fixed padded batches over one mesh; the batch shrinks to fit the memory
   budget, which defaults to a share of the available memory).
-* **Keys.** Beat ``i`` (global index) gets ``fold_in(key, i)``, so results do
-  not depend on the batch size or device count.
+* **Keys.** Beat ``i`` (global index) gets ``fold_in(key, i)``, or its own key
+  when per-beat keys ``key[N]`` are given, so results do not depend on the
+  batch size or device count.
 * **Streaming.** With ``out_dir``, maps go batch by batch into a disk-backed
   scratch array, then :func:`save_by_class` writes each class's npz from it.
 """
@@ -32,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecgjax.attribution.attributions import write_class_file
-from ecgjax.attribution.base import AttributionMethod
+from ecgjax.attribution.base import AttributionMethod, check_inputs, check_supported, row_keys
 from ecgjax.batched import Mesh, compiled_bytes, make_mesh, map_batches
 from ecgjax.errors import DataError
 from ecgjax.progress import Bar
@@ -46,11 +50,12 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class _FromGraphdef:
     graphdef: Any
+    hooks: Any = None  # None: the model's default hooks
 
     def __call__(self, state):
         from ecgjax.models.base import pure_fns  # lazy: models are optional at import
 
-        return pure_fns(self.graphdef, state)
+        return pure_fns(self.graphdef, state) if self.hooks is None else pure_fns(self.graphdef, state, self.hooks)
 
 
 class _Const:
@@ -77,17 +82,34 @@ def model_parts(model: Any) -> tuple[Callable, Any]:
             return first, params
         return _FromGraphdef(first), params
     if hasattr(model, "logit_fn"):
+        source = getattr(model, "source", None)  # (graphdef, state, hooks) of an Fns from pure_fns
+        if source is not None and _hashable(source[2]):
+            graphdef, state, hooks = source
+            from ecgjax.models.base import DEFAULT_HOOKS
+
+            return _FromGraphdef(graphdef, None if hooks is DEFAULT_HOOKS else hooks), state
         return _Const(model), None
     raise TypeError("model must be an Fns, (graphdef, state) or (make_fns, params)")
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
 
 
 # -- the compiled step ---------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _step(make, method, mode, params, key, x, target, rows, r):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _step(make, method, mode, key_impl, params, key, x, target, ids, r):
     """maps f32[B, T, L] (f32[B, C, T, L] for mode "all"), pred i32[B], explained target i32[B] (-1 for "all").
 
+    Beat i's key is ``fold_in(key, ids[i])`` (``ids``: u32[B] global beat
+    indices) or, with ``key_impl`` (per-beat keys), the key whose data is
+    ``ids[i]`` (u32[B, k]); None when ``key`` and ``key_impl`` are None.
     ``r``: i32[B] R positions, passed to methods with ``needs_r`` only.
     """
     fns = make(params)
@@ -96,7 +118,8 @@ def _step(make, method, mode, params, key, x, target, rows, r):
     # -1 marks NaN/inf logits (argmax would call them class 0); the host refuses them.
     pred = jnp.where(jnp.isfinite(logits).all(axis=-1), jnp.argmax(logits, axis=-1), -1).astype(jnp.int32)
     t = jnp.maximum(pred, 0) if mode == "pred" else target
-    keys = None if key is None else jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
+    keys = (jax.random.wrap_key_data(ids, impl=key_impl) if key_impl is not None
+            else None if key is None else jax.vmap(lambda i: jax.random.fold_in(key, i))(ids))
     extra = {"r": r} if method.needs_r else {}
     if mode == "all":
         maps = jax.lax.map(lambda c: method(fns, x, jnp.full((B,), c, jnp.int32), keys, **extra), jnp.arange(logits.shape[-1]))
@@ -115,7 +138,7 @@ def step_bytes(model: Any, method: AttributionMethod, batch: int, shape: tuple[i
             jax.ShapeDtypeStruct((batch, *shape), jnp.float32, sharding=bs),
             jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs), jax.ShapeDtypeStruct((batch,), jnp.uint32, sharding=bs),
             jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs))
-    return compiled_bytes(_step.lower(make, method, mode, *args).compile())
+    return compiled_bytes(_step.lower(make, method, mode, None, *args).compile())
 
 
 def _refuse_non_finite(name: str, maps: np.ndarray, pred: np.ndarray, index) -> None:
@@ -204,12 +227,21 @@ def _resolve_target(target, n, y):
     return "given", t.astype(np.int32)
 
 
-def _method_key(method: AttributionMethod, key: jax.Array | None) -> jax.Array | None:
+def _method_keys(method: AttributionMethod, key: jax.Array | None, n: int) -> tuple[jax.Array | None, str | None, np.ndarray]:
+    """``(key, key_impl, ids)`` for :func:`_step`: one key folded with the beat indices ``ids`` u32[N],
+    or per-beat typed keys key[N] carried as their data ``ids`` u32[N, k] with ``key_impl``."""
+    ids = np.arange(n, dtype=np.uint32)
     if not method.needs_key:
-        return None
+        return None, None, ids
     if key is None:
         raise ValueError(f"method {method.name!r} needs a PRNG key")
-    return key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(key), None, ids
+    if key.ndim == 0:
+        return key, None, ids
+    if key.shape != (n,):
+        raise ValueError(f"per-beat keys must have shape ({n},), got {key.shape}")
+    return None, str(jax.random.key_impl(key)), np.asarray(jax.random.key_data(key))
 
 
 def _check_rows(name: str, a: np.ndarray | None, n: int) -> None:
@@ -243,7 +275,8 @@ def attribute_dataset(
         (every class: maps f32[N, C, T, L]).
       method: an ``AttributionMethod`` instance (``ecgjax.attribution.get``).
       y: i32[N] true labels (for ``"label"`` and for grouping by label).
-      key: one PRNG key; required if ``method.needs_key`` (beat i uses ``fold_in(key, i)``).
+      key: one PRNG key (beat i uses ``fold_in(key, i)``) or per-beat keys key[N];
+        required if ``method.needs_key``.
       index: i64[N] ids stored as the npz ``index`` (e.g. positions in a BeatSet); default ``arange(N)``.
       batch_size: beats per step at most; memory_budget: bytes a step may hold
         (default a share of the available memory); progress: show a bar, or
@@ -268,7 +301,7 @@ def attribute_dataset(
         raise ValueError(f"method {method.name!r} needs each beat's R position: pass r=beats.r (i32[N])")
     _check_rows("r", r, N)
     rr = np.zeros(N, np.int32) if r is None else np.asarray(r, np.int32)
-    key = _method_key(method, key)
+    key, key_impl, ids = _method_keys(method, key, N)
     make, params = model_parts(model)
     n_classes = int(jax.eval_shape(make(params).logit_fn, jax.ShapeDtypeStruct((1, T, L), jnp.float32)).shape[-1])
     if mode == "given" and N and (tgt.min() < 0 or tgt.max() >= n_classes):
@@ -285,7 +318,7 @@ def attribute_dataset(
     try:
         maps = (np.lib.format.open_memmap(scratch_path, mode="w+", dtype=np.float32, shape=maps_shape)
                 if scratch_path else np.empty(maps_shape, np.float32))
-        run = map_batches(_step, (params, key), (x, tgt, np.arange(N, dtype=np.uint32), rr), static=(make, method, mode),
+        run = map_batches(_step, (params, key), (x, tgt, ids, rr), static=(make, method, mode, key_impl),
                           out=(maps, np.empty(N, np.int32), np.empty(N, np.int32)), batch_size=batch_size,
                           memory_budget=memory_budget, desc=method.name, progress=progress)
         maps, pred, tout = run.outputs
@@ -307,3 +340,53 @@ def attribute_dataset(
             maps = None
             scratch_path.unlink(missing_ok=True)
     return AttributionResult(None if out_dir else maps, tout, pred, files, run.batch_size, run.n_devices, run.compile_s, run.rows_per_s)
+
+
+def attribute(method: AttributionMethod, fns: Any, x: Any, target: Any, key: jax.Array | None = None, r: Any = None, *,
+              batch_size: int = 256, memory_budget: int | None = None, progress: bool = True) -> Any:
+    """The eager entry point: maps of the beats ``x`` for the classes ``target``.
+
+    Concrete inputs run through :func:`attribute_dataset`: fixed batches of at
+    most ``batch_size`` beats whose compiled step fits ``memory_budget`` bytes
+    (default a share of the available memory; ``ecgjax.batched``), one program
+    per (model, method, batch shape), so a second call with the same model and
+    shapes compiles nothing. Inside a traced function (``jit``, ``vmap``,
+    ``grad``, ``eval_shape``) the method is called on the whole batch directly.
+
+    Args:
+      method: an ``AttributionMethod``.
+      fns: pure model callables (``ecgjax.models.pure_fns``, or hand-made ``Fns``).
+      x: f32[B, T, L].
+      target: an int (same class for every beat) or i32[B].
+      key: one PRNG key (beat i uses ``fold_in(key, i)``), per-beat keys
+        key[B], or None (allowed only if ``method.needs_key`` is False).
+      r: i32[B] or an int, each beat's R position (methods with ``needs_r``).
+      batch_size, memory_budget, progress: as :func:`attribute_dataset`.
+    Returns:
+      f32[B, T, L] signed maps (a numpy array for concrete inputs).
+    Raises:
+      ConfigError: the method cannot explain this model (``check_supported``).
+      DataError: the model's logits or the maps are NaN or inf.
+    """
+    source = getattr(fns, "source", None)
+    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((x, target, key, r, None if source is None else source[1])))
+    xp = jnp if traced else np
+    x = xp.asarray(x)
+    target = xp.broadcast_to(xp.asarray(target, np.int32), (x.shape[0],)) if np.ndim(target) == 0 else xp.asarray(target)
+    check_inputs(x, target)
+    check_supported(method, getattr(fns, "info", None))
+    if method.needs_r:
+        if r is None:
+            raise ValueError(f"method {method.name!r} needs each beat's R position r (i32[B])")
+        r = xp.broadcast_to(xp.asarray(r, np.int32), (x.shape[0],))
+    if not traced:
+        return attribute_dataset(fns, x, target, method, key=key, r=r, batch_size=batch_size, memory_budget=memory_budget,
+                                 progress=progress).maps
+    if not method.needs_key:
+        key = None
+    elif key is None:
+        raise ValueError(f"method {method.name!r} needs a PRNG key")
+    elif not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == (x.shape[0],)):
+        key = row_keys(key, x.shape[0])
+    extra = {"r": r} if method.needs_r else {}
+    return method(fns, x, target.astype(jnp.int32), key, **extra)

@@ -275,6 +275,9 @@ class Fns:
       info: the model's :class:`ModelInfo` (None only for hand-made Fns).
       rebuild: ``hooks -> Fns`` of the same model with other hooks (None if the
         model has no hook seam).
+      source: ``(graphdef, state, hooks)`` the functions were built from (None
+        for hand-made Fns): the attribution runner passes ``state`` to its
+        compiled step as an argument instead of baking it in as constants.
     """
 
     logit_fn: Callable
@@ -283,6 +286,7 @@ class Fns:
     layers: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
     info: ModelInfo | None = None
     rebuild: Callable[[Hooks], "Fns"] | None = None
+    source: tuple[Any, Any, Hooks] | None = None
 
     def with_hooks(self, hooks: Hooks) -> "Fns":
         """The same model's functions with its nonlinearities, linear maps and taps sent through ``hooks``."""
@@ -326,6 +330,7 @@ def pure_fns(graphdef, state, hooks: Hooks = DEFAULT_HOOKS) -> Fns:
         layers={s.name: (lambda x, n=s.name: merged().layer(n, x)) for s in m.layer_specs()},
         info=m.info(),
         rebuild=lambda h: pure_fns(graphdef, state, h),
+        source=(graphdef, state, hooks),
     )
 
 

@@ -36,13 +36,14 @@ def _peak(tmp_path, model, *, n_beats, length, budget, entry, extra=()):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("model", ["jones2020_cnn", "jones2020_lstm", pytest.param("ribeiro_cnn", marks=pytest.mark.slow)])
 def test_ig_512_steps_within_budget_fast(model, tmp_path):
-    _peak(tmp_path, model, n_beats=2, length=64, budget="256M", entry="attribute_dataset", extra=("--conv-impl", "patches"))
+    """The documented one-call API, ``attr.attribute(get("integrated_gradients", steps=512), fns, x, target, key)``."""
+    _peak(tmp_path, model, n_beats=2, length=64, budget="256M", entry="attribute", extra=("--conv-impl", "patches"))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("model", MODELS)
 def test_ig_512_steps_on_256_beats_within_budget(model, tmp_path):
-    row = _peak(tmp_path, model, n_beats=256, length=430, budget="2G", entry="attribute_dataset")
+    row = _peak(tmp_path, model, n_beats=256, length=430, budget="2G", entry="attribute")
     print(f"{model}: peak {row['peak_rss_after_warmup_bytes'] / 2**30:.2f} GiB over {row['rss_before_bytes'] / 2**30:.2f} GiB "
           f"before, batch {row['batch_run']}, {row['wall_s']:.0f} s")
