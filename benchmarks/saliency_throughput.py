@@ -7,7 +7,15 @@ device-resident batch. One JSON line per cell is appended to ``--out``:
 ``model, method, batch, beats_per_s`` (median) with ``_min``/``_max``,
 ``compile_s``, ``device``, ``device_kind``, versions, the command, the
 timestamp, the conv impl, the precision, FLOP/s achieved and, where a peak is
-known (GPU table or ``--peak-tflops``), the share of it.
+known (GPU table or ``--peak-tflops``), the share of it. This is ``--path
+kernel`` (the default): the method's compiled program alone, no host transfers.
+
+``--path library`` times what a user's call costs instead: each repeat is one
+``ecgjax.attribution.attribute_dataset`` call (``ecgjax.batched.map_batches``:
+padded batches of ``--batch``, shrunk to the memory budget if needed, keys per
+beat, maps copied back to the host) over ``LIBRARY_BATCHES x batch`` host
+beats; ``compile_s`` is the first call's time, ``batch_run`` the batch that ran.
+Registered methods only.
 
 Methods: ``saliency`` (one VJP of the batched logits with a one-hot
 cotangent), ``vmap_grad`` (``vmap(grad(one beat's logit))``, the
@@ -35,6 +43,7 @@ import _common as C
 DEFAULT_MODELS = ("ribeiro_cnn", "jones2020_cnn", "jones2020_lstm")
 CPU_BATCHES = (64, 256)
 GPU_BATCHES = (256, 1024, 4096, 16384)
+LIBRARY_BATCHES = 4  # batches per library call: the host copies overlap the next batch's dispatch
 
 
 # ---------------------------------------------------------------- methods
@@ -125,11 +134,51 @@ def forward_flops_per_beat(graphdef, state, x) -> float | None:
     return (lambda v: v / x.shape[0] if v else None)(C.cost_flops(f.lower(state, x).compile()))
 
 
+def run_library_cell(model_name, method_name, batch, args, env):
+    """One repeat = ``attribute_dataset`` over ``LIBRARY_BATCHES x batch`` host beats (see the module docstring)."""
+    import jax
+    import numpy as np
+
+    from ecgjax import models
+
+    attribution = C.import_in_tree("ecgjax.attribution")
+    if attribution is None or method_name not in attribution.available():
+        raise SystemExit(f"--path library needs a method registered in ecgjax.attribution, not {method_name!r}")
+    m = attribution.get(method_name, **(QUICK_HPARAMS.get(method_name, {}) if args.quick else {}), **args.hp)
+    model, impl = build_model(model_name, args.conv_impl, in_shape=(args.length, args.leads))
+    gs = models.eval_split(model)
+    n = LIBRARY_BATCHES * batch
+    x = np.asarray(jax.random.normal(jax.random.key(1), (n, args.length, args.leads)))
+    target = np.arange(n, dtype=np.int32) % 8
+    r = np.full(n, args.length // 2, np.int32)
+
+    def call():
+        return attribution.attribute_dataset(gs, x, target, m, key=jax.random.key(0), r=r, batch_size=batch, progress=False)
+
+    row = dict(env, model=model_name, method=method_name, method_source="ecgjax.attribution", path="library", batch=batch,
+               n_beats_per_call=n, conv_impl=impl, precision=args.precision, dtype="float32", in_shape=[args.length, args.leads],
+               hparams={k: repr(v) for k, v in args.hp.items()})
+    with jax.default_matmul_precision(C.matmul_precision(args.precision)):
+        t0 = C.time.perf_counter()
+        first = call()
+        row["compile_s"] = C.time.perf_counter() - t0
+        assert np.isfinite(first.maps).all(), "maps are not finite"
+        row["batch_run"] = first.batch_size
+        for _ in range(args.warmup):
+            call()
+        secs = C.time_calls(lambda: call().maps, args.repeats)
+    row.update(C.summarize(n, secs))
+    return row
+
+
 def run_cell(model_name, method_name, batch, args, env, probe_gflops):
     import jax
     import jax.numpy as jnp
 
     from ecgjax import models
+
+    if args.path == "library":
+        return run_library_cell(model_name, method_name, batch, args, env)
 
     model, impl = build_model(model_name, args.conv_impl, in_shape=(args.length, args.leads))
     graphdef, state = models.eval_split(model)
@@ -141,7 +190,7 @@ def run_cell(model_name, method_name, batch, args, env, probe_gflops):
     def step(state, x, target):
         return method(models.pure_fns(graphdef, state), x, target)
 
-    row = dict(env, model=model_name, method=method_name, method_source=source, batch=batch,
+    row = dict(env, model=model_name, method=method_name, method_source=source, path="kernel", batch=batch,
                conv_impl=impl, precision=args.precision, dtype="float32", in_shape=[args.length, args.leads],
                hparams={k: repr(v) for k, v in args.hp.items()})
     with jax.default_matmul_precision(C.matmul_precision(args.precision)):
@@ -180,6 +229,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(DEFAULT_MODELS))
     p.add_argument("--methods", default="saliency,vmap_grad")
+    p.add_argument("--path", default="kernel", choices=("kernel", "library"),
+                   help="kernel: the compiled method on a device-resident batch; library: attribute_dataset over host beats")
     p.add_argument("--batches", default=None, help="comma list; default 64,256 on CPU, 256..16384 on GPU")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)

@@ -36,6 +36,13 @@ def test_saliency_throughput_quick(tmp_path):
     rows = _run("saliency_throughput.py", tmp_path)
     assert {(r["model"], r["method"]) for r in rows} >= {("ribeiro_cnn", "saliency"), ("jones2020_lstm", "vmap_grad")}
     assert {r["conv_impl"] for r in rows if r["model"] == "ribeiro_cnn"} == {"auto"}
+    assert {r["path"] for r in rows} == {"kernel"}
+
+
+def test_saliency_throughput_quick_library_path(tmp_path):
+    """--path library times attribute_dataset (ecgjax.batched.map_batches) over host beats."""
+    (row,) = _run("saliency_throughput.py", tmp_path, "--path", "library", "--models", "jones2020_lstm", "--methods", "saliency")
+    assert row["path"] == "library" and row["n_beats_per_call"] == 4 * row["batch"] and row["batch_run"] == row["batch"]
 
 
 @pytest.mark.slow  # two more model compiles: minutes on the shared 2-core CPU
