@@ -4,7 +4,8 @@
 live bar (description, bar, done/total, rate, elapsed, ETA; it disappears when
 the stage ends, so the caller's summary line stays). Elsewhere (a log file, CI,
 a captured stream) rich draws nothing live, so the same task's numbers, as rich
-computes them, are logged as one line every ``every_s`` seconds.
+computes them, are logged as one line every ``every_s`` seconds (default
+:data:`EVERY_S`).
 
 ``bar.compiling()`` marks the first, compiling call: the line says
 ``compiling <desc> (first call)`` and the rate is measured from the end of
@@ -21,6 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 log = logging.getLogger("ecgjax.progress")
+
+#: seconds between two logged progress lines when the output is not a terminal
+EVERY_S = 10.0
 
 
 class _Rate(ProgressColumn):
@@ -43,12 +47,13 @@ class Bar:
       desc: what runs (``"saliency"``, ``"validation"``).
       total: items to process.
       unit: the items' name in the rate (``beats``).
-      every_s: log period when the output is not a terminal.
+      every_s: log period when the output is not a terminal (None: :data:`EVERY_S`).
       enabled: False gives a bar that shows nothing (for inner loops of a stage that has its own bar).
     """
 
-    def __init__(self, desc: str, total: int, *, unit: str = "beats", every_s: float = 10.0, enabled: bool = True):
-        self.desc, self.total, self.unit, self.every_s, self.enabled = desc, int(total), unit, every_s, enabled
+    def __init__(self, desc: str, total: int, *, unit: str = "beats", every_s: float | None = None, enabled: bool = True):
+        self.desc, self.total, self.unit, self.enabled = desc, int(total), unit, enabled
+        self.every_s = EVERY_S if every_s is None else every_s
         console = Console(stderr=True)
         self.live = enabled and console.is_terminal and not console.is_dumb_terminal
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),

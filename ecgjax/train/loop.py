@@ -43,6 +43,7 @@ from ecgjax.train import collapse, losses, metrics, optim
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
 from ecgjax.io import atomic_savez, atomic_write_text, environment_info, read_json, workdir_lock
+from ecgjax.progress import Bar
 from ecgjax.train.writers import JsonlWriter, LogWriter, MultiWriter, dumps
 
 log = logging.getLogger("ecgjax.train")
@@ -224,29 +225,33 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: batched.Me
             perm = epoch_order(tc.seed, epoch, len(order))
             t_epoch, t_timed, timed_beats = time.perf_counter(), None, 0
             loss = None
-            for b in range(counters["pos"], steps_per_epoch):
-                idx = order[perm[b * tc.batch_size : (b + 1) * tc.batch_size]]
-                x = jax.device_put(beats.x[idx], mesh.batch)
-                y = jax.device_put(beats.y[idx].astype(np.int32), mesh.batch)
-                state, loss = steps.train(state, x, y)
-                step += 1
-                if t_timed is None:  # time from the 2nd step on: the 1st may include compilation
+            with Bar(f"training epoch {epoch + 1}/{tc.epochs}", (steps_per_epoch - counters["pos"]) * tc.batch_size) as bar:
+                if step == counters["step"] and epoch == counters["epoch"]:  # this process's first step compiles
+                    bar.compiling()
+                for b in range(counters["pos"], steps_per_epoch):
+                    idx = order[perm[b * tc.batch_size : (b + 1) * tc.batch_size]]
+                    x = jax.device_put(beats.x[idx], mesh.batch)
+                    y = jax.device_put(beats.y[idx].astype(np.int32), mesh.batch)
+                    state, loss = steps.train(state, x, y)
+                    step += 1
+                    if t_timed is None:  # time from the 2nd step on: the 1st may include compilation
+                        jax.block_until_ready(loss)
+                        t_timed = time.perf_counter()
+                    else:
+                        timed_beats += tc.batch_size
+                    bar.advance(tc.batch_size)
+                    if step % tc.log_every == 0:
+                        out.write({"kind": "step", "step": step, "epoch": epoch, "loss": float(loss)})
+                        for r in monitor.probe(step, probe(state["params"], state["rest"], probe_x)):
+                            writer.write(r)
+                    if on_step is not None:
+                        on_step(step)
+                    if b + 1 < steps_per_epoch and ckpts.should_save(step):
+                        c = {**counters, "step": step, "epoch": epoch, "pos": b + 1}
+                        ckpts.save(step, pack(state, c, best_val, mesh))
+                        elapsed.mark(step)
+                if loss is not None:
                     jax.block_until_ready(loss)
-                    t_timed = time.perf_counter()
-                else:
-                    timed_beats += tc.batch_size
-                if step % tc.log_every == 0:
-                    out.write({"kind": "step", "step": step, "epoch": epoch, "loss": float(loss)})
-                    for r in monitor.probe(step, probe(state["params"], state["rest"], probe_x)):
-                        writer.write(r)
-                if on_step is not None:
-                    on_step(step)
-                if b + 1 < steps_per_epoch and ckpts.should_save(step):
-                    c = {**counters, "step": step, "epoch": epoch, "pos": b + 1}
-                    ckpts.save(step, pack(state, c, best_val, mesh))
-                    elapsed.mark(step)
-            if loss is not None:
-                jax.block_until_ready(loss)
             t_train = time.perf_counter()
             beats_per_s = timed_beats / (t_train - t_timed) if timed_beats else float("nan")
 

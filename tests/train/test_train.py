@@ -3,7 +3,9 @@
 
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 from ecgjax import config as C
-from ecgjax import models
+from ecgjax import models, progress
 from ecgjax.errors import ConfigError
 from ecgjax.train import load_run, train_and_evaluate
 from ecgjax.train import data as data_lib
@@ -50,10 +52,42 @@ def _subprocess(cfg, wd: Path, delay: float, env_extra=None):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def progress_lines() -> list[str]:
+    """The progress lines (``ecgjax.progress``) the reference run logged, one per step."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, progress_lines):
     wd = tmp_path_factory.mktemp("ref") / "run"
     cfg = tiny_config()
-    return cfg, wd, train_and_evaluate(cfg, wd)
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: progress_lines.append(record.getMessage())
+    logger = logging.getLogger("ecgjax.progress")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(progress, "EVERY_S", 0.0)  # a line per step instead of one per 10 s
+            res = train_and_evaluate(cfg, wd)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return cfg, wd, res
+
+
+def test_training_epochs_show_progress_with_rate_and_eta(reference, progress_lines):
+    cfg, wd, res = reference
+    assert progress_lines[0] == "compiling training epoch 1/3 (first call) ..."
+    per_epoch = res["split"]["train_balanced"] // cfg.train.batch_size * cfg.train.batch_size
+    for e in (1, 2, 3):
+        mine = [m for m in progress_lines if m.startswith(f"training epoch {e}/3: ")]
+        assert mine and mine[-1].startswith(f"training epoch {e}/3: {per_epoch}/{per_epoch} beats, "), mine[-1:]
+        assert all("elapsed" in m and "ETA" in m for m in mine)
+        assert any(re.search(r", [0-9,.]+ beats/s,", m) for m in mine), mine  # a measured rate, not "?"
+    assert not any("compiling training epoch 2" in m for m in progress_lines)  # compiled once
+    assert any(m.startswith("validation: ") for m in progress_lines)
 
 
 def test_outputs_are_complete_and_consistent(reference):
