@@ -218,7 +218,7 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: batched.Me
         monitor = collapse.Monitor(writer.read())
 
         # ---- training epochs -------------------------------------------------------
-        step = counters["step"]
+        step, compiling = counters["step"], True
         for epoch in range(counters["epoch"], tc.epochs):
             if counters["stopped"]:
                 break
@@ -226,8 +226,9 @@ def _train(cfg: Config, workdir: Path, prep: data_lib.Prepared, mesh: batched.Me
             t_epoch, t_timed, timed_beats = time.perf_counter(), None, 0
             loss = None
             with Bar(f"training epoch {epoch + 1}/{tc.epochs}", (steps_per_epoch - counters["pos"]) * tc.batch_size) as bar:
-                if step == counters["step"] and epoch == counters["epoch"]:  # this process's first step compiles
+                if compiling:  # this process's first step compiles the train step
                     bar.compiling()
+                    compiling = False
                 for b in range(counters["pos"], steps_per_epoch):
                     idx = order[perm[b * tc.batch_size : (b + 1) * tc.batch_size]]
                     x = jax.device_put(beats.x[idx], mesh.batch)

@@ -38,7 +38,7 @@ def test_runner_npz_equals_direct_call(tiny_models, data, tmp_path, caplog):
     assert runner._step._cache_size() - before == 1  # 4 batches, last one padded: one compile
     assert any("beats/s" in r.getMessage() for r in caplog.records)
     assert res.maps is None  # written, not held
-    direct = np.asarray(attr.attribute(m, make(p), x, y))
+    direct = np.asarray(m(make(p), x, y, None))  # the method on all beats at once
     np.testing.assert_array_equal(res.pred, np.argmax(make(p).logit_fn(x), -1))
     assert sorted(res.files) == [0, 1, 2, 3]
     seen = []
@@ -65,7 +65,7 @@ def test_runner_pred_target_and_keys_independent_of_batching(tiny_models, data):
     b = attr.attribute_dataset((make, p), x, "pred", m, batch_size=16, key=jax.random.key(5))
     np.testing.assert_array_equal(a.target, a.pred)
     np.testing.assert_allclose(a.maps, b.maps, rtol=1e-5, atol=1e-6)
-    direct = attr.attribute(m, make(p), x, a.pred, jax.random.key(5))  # fold_in(key, i) per beat
+    direct = m(make(p), x, a.pred, attr.row_keys(jax.random.key(5), N))  # fold_in(key, i) per beat
     np.testing.assert_allclose(a.maps, direct, rtol=1e-5, atol=1e-6)
 
 
@@ -131,7 +131,7 @@ SUBPROCESS = textwrap.dedent(
     p = cnn_init(jax.random.key(0))
     x = np.random.default_rng(2).normal(size=(11, 48, 2)).astype(np.float32)
     res = attr.attribute_dataset((cnn_make, p), x, 1, attr.get("saliency"), batch_size=6)
-    direct = np.asarray(attr.attribute(attr.get("saliency"), cnn_make(p), x, 1))
+    direct = np.asarray(attr.get("saliency")(cnn_make(p), x, np.ones(11, np.int32), None))  # one call, one device
     print(json.dumps({"n_devices": res.n_devices, "batch": res.batch_size,
                       "err": float(np.max(np.abs(res.maps - direct)))}))
     """
