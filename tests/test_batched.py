@@ -123,10 +123,7 @@ def test_runner_and_attribute_compile_once(cnn, beats):
     assert compiles(lambda: attr.attribute(sal, fns, x, y, batch_size=8)) == 0
     assert compiles(lambda: attr.attribute(sal, models.pure_fns(*models.eval_split(cnn)), x, y, batch_size=8)) == 0
     assert compiles(lambda: attr.attribute_dataset(fns, x, y, sal, batch_size=8).maps) == 0
-    ig = attr.get("integrated_gradients", steps=16, chunk_size=8)
-    assert compiles(lambda: attr.attribute(ig, fns, x, 1, batch_size=8)) > 0
-    assert compiles(lambda: attr.attribute(ig, fns, x, 1, batch_size=8)) == 0
-    assert compiles(lambda: attr.attribute(ig, fns, x[:13], 1, batch_size=8)) == 0  # another N, the same padded batch
+    assert compiles(lambda: attr.attribute(sal, fns, x[:13], 1, batch_size=8)) == 0  # another N and target, the same batch
     # a hand-made Fns is a compile-time constant: the same object compiles once
     hand = dataclasses.replace(fns, source=None)
     assert compiles(lambda: attr.attribute(sal, hand, x, y)) > 0
