@@ -85,6 +85,6 @@ case $phase in
   bench|train)
     [ -f "$SITE/.gpu_session_ready" ] || setup || { echo "setup failed: $phase not run"; exit 1; }
     echo "=== $phase $(date -u +%FT%TZ)"
-    $PY benchmarks/gpu_session.py "$phase" --out "$OUT" "$@" ;;
+    exec $PY benchmarks/gpu_session.py "$phase" --out "$OUT" "$@" ;;  # exec: bash reads no more of this file
   *) echo "unknown phase $phase: setup|bench|train" >&2; exit 2 ;;
 esac
