@@ -22,6 +22,7 @@ learning for ECG analysis: building blocks for auditing and knowledge discovery"
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -108,8 +109,6 @@ def glocal_means(values: np.ndarray, y: np.ndarray, record: np.ndarray, classes:
                 if n_boot > 0:
                     w = np.stack([np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq)) for _ in range(n_boot)])
                     bm = (w @ sums) / (w @ cnt)
-                    import warnings
-
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
                         q = np.nanquantile(bm, [a, 1 - a], axis=0)

@@ -60,9 +60,9 @@ def train_on_permuted_labels(cfg: Config, x: np.ndarray, y: np.ndarray, n_classe
     ys = rng.permutation(np.asarray(y)[idx]).astype(np.int32)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + 1))
     mesh = batched.make_mesh()
-    graphdef, eval_graphdef, step_fns, state = build(cfg, n_classes, xs.shape[1:], fs, mesh)
+    _, eval_graphdef, step_fns, state = build(cfg, n_classes, xs.shape[1:], fs, mesh)
     bs = max(mesh.size, min(cfg.train.batch_size, len(xs)) // mesh.size * mesh.size)
-    for s in range(steps):
+    for _ in range(steps):
         b = rng.choice(len(xs), size=bs, replace=False)
         state, _ = step_fns.train(state, jax.device_put(xs[b], mesh.batch), jax.device_put(ys[b], mesh.batch))
     model = nnx.merge(eval_graphdef, state["params"], state["rest"])
