@@ -62,8 +62,6 @@ def _methods(cfg, run):
 
     out, seen = [], set()
     for m in cfg.methods:
-        if cfg.audit.methods and m.name not in cfg.audit.methods:
-            continue
         method = attribution.get(m.name, **m.hparams)
         if method.kind == "control" or method.name in seen or attribution.refusal(method, models.model_info(run.model)):
             continue
@@ -86,7 +84,8 @@ def _timed(rows: dict, name: str, n: int, fn):
 
 
 def audit_sanity(cfg, run, out_dir: Path, *, memory_budget: int | None = None) -> dict:
-    """Independent layer and data randomisation, random-logit, completeness and ROAD on a balanced test subset.
+    """Independent layer and data randomisation, random-logit (``audit.methods``, default all), completeness and
+    ROAD (every method) on a balanced test subset.
 
     Returns a JSON-ready summary; files (``independent_*``, ``random_logit_*``, ``data_randomization_*``,
     ``road.*``, figures) land in ``out_dir``.
@@ -122,7 +121,13 @@ def audit_sanity(cfg, run, out_dir: Path, *, memory_budget: int | None = None) -
     maps = {}
     for method in _methods(cfg, run):
         name = method.name
-        log.info("audit: sanity checks of %s on %d beats", name, n)
+        maps[name] = attribution.attribute_dataset(gs, x, y, method, r=beats.r[idx], **kw).maps
+        comp = _timed(thr, "completeness", n, lambda: sanity.method_completeness(gs, method, x, y, maps[name], memory_budget=memory_budget))
+        if "not_measured" not in comp:
+            summary["completeness"][name] = comp
+        if a.methods and name not in a.methods:
+            continue
+        log.info("audit: randomisation checks of %s on %d beats", name, n)
         ind = _timed(thr, "independent layer randomisation", n,
                      lambda: sanity.cascade_for_model(run.model, fresh, method, x, y, mode="independent", **kw))
         ind.save(out_dir)
@@ -134,10 +139,6 @@ def audit_sanity(cfg, run, out_dir: Path, *, memory_budget: int | None = None) -
         dr = _timed(thr, "data randomisation (attribution only)", n, lambda: sanity.data_randomization(gs, perm_gs, method, x, y, **kw))
         dr.save(out_dir)
         summary["data_randomization"][name] = dr.summary()
-        maps[name] = attribution.attribute_dataset(gs, x, y, method, r=beats.r[idx], **kw).maps
-        comp = _timed(thr, "completeness", n, lambda: sanity.method_completeness(gs, method, x, y, maps[name], memory_budget=memory_budget))
-        if "not_measured" not in comp:
-            summary["completeness"][name] = comp
     if maps:
         log.info("audit: ROAD curves for %s", sorted(maps))
         road = _timed(thr, f"ROAD ({len(maps) + 1} rankings x {2 * len(a.road_fractions)} points)", n,

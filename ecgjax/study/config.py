@@ -68,7 +68,8 @@ class AuditSpec:
       road_fractions: shares of segments ROAD removes; road_noise: its imputation noise sd.
       glocal_splits: random record splits of the split-half stability (0: no glocal stage).
       medications: drugs whose use (from the record headers) defines a subgroup.
-      methods: names of the study's methods the sanity checks run on (empty: all that apply).
+      methods: names of the study's methods the randomisation checks (independent layer, data, random-logit)
+        run on (empty: all that apply); completeness and ROAD cover every method.
       cluster_ks: numbers of clusters tried within each class (empty: no clusters stage).
       cluster_min_beats: classes with fewer explained beats are not clustered.
       tcav_beats: test beats per class whose gradients TCAV scores (0: no tcav stage).

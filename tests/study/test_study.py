@@ -272,7 +272,7 @@ def test_audit_stages_files_and_report(finished):
     both = {"saliency", "integrated_gradients"}
     assert set(s["independent"]) == set(s["random_logit"]) == set(s["data_randomization"]) == both
     assert set(s["completeness"]) == {"integrated_gradients"} and s["completeness"]["integrated_gradients"]["n"] == 12
-    assert set(s["road"]["morf_auc"]) == both | {"random_order"}
+    assert set(s["road"]["morf_auc"]) == both | {"grad_cam", "random_order"}  # completeness and ROAD: every method
     assert all(v["beats_per_s"] > 0 for v in s["throughput"].values())
     assert 0 <= s["permuted"]["train_accuracy"] <= 1 and s["permuted"]["steps"] == 3
     g = json.loads((wd / "stages" / "glocal.json").read_text())
