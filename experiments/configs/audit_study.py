@@ -43,7 +43,7 @@ def get_config(arg=None):
     )
     # the randomisation checks re-attribute every beat once per parameter group: the path methods
     # (IG, expected gradients) are left to the full study
-    audit = AuditSpec(sanity_beats=40 if quick else 500, permuted_steps=100 if quick else 1000,
+    audit = AuditSpec(sanity_beats=40 if quick else 500, permuted_steps=20 if quick else 1000,
                       methods=("saliency", "deeplift", "lrp", "guided_backprop", "grad_cam") if quick else (),
                       glocal_splits=50 if quick else 200, cluster_ks=(2, 3, 4), cluster_min_beats=15 if quick else 50,
                       tcav_beats=20 if quick else 200, tcav_concept_beats=30 if quick else 100, tcav_random_sets=10)
