@@ -169,12 +169,14 @@ def _subgroupings(cfg, run, data_dir) -> dict[str, dict[str, str]]:
     return {**out, **demographics.subgroups(info, medications=cfg.audit.medications)}
 
 
-def _explained_waves(run, index: np.ndarray, *, data_dir, cache):
+def _explained_waves(run, index: np.ndarray, *, data_dir, cache, waves_on: bool = True):
     """``(Waves of beats.subset(u), u)`` for the sorted unique beats ``u`` of ``index``, or ``(None, why)``."""
     from ecgjax.errors import DataError
 
     if run.config.data.protocol == "synthetic":
         return None, "synthetic beats have no records to delineate"
+    if not waves_on:
+        return None, "audit.waves is off"
     from ecgjax.data.delineation import load_waves
 
     u = np.unique(index)
@@ -213,7 +215,7 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
         labels = [str(s) for s in seg["labels"]]
         record = beats.record[index].astype(str)
         if i == 0:
-            waves, summary["waves_left_out"] = _explained_waves(run, index, data_dir=data_dir, cache=cache)
+            waves, summary["waves_left_out"] = _explained_waves(run, index, data_dir=data_dir, cache=cache, waves_on=a.waves)
         mdir = out_dir / key
         mdir.mkdir(parents=True, exist_ok=True)
         res = {"split_half": None, "separated": {}, "lead_matrix": None, "waves": None}
@@ -320,6 +322,8 @@ def tcav_stage(cfg, run, out_dir: Path, *, data_dir=None, cache=None, memory_bud
     waves, why = None, ""
     if run.config.data.protocol == "synthetic":
         why = "synthetic beats have no records to delineate"
+    elif not a.waves:
+        why = "audit.waves is off"
     else:
         from ecgjax.data.delineation import load_waves
 
