@@ -65,4 +65,4 @@ def test_missing_peer_is_a_note(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["framework"] == "ecgjax" and row["beats_per_s"] > 0 and row["ratio_to_best_peer"] is None
-    assert "not found" in row["peer_notes"]["tensorflow"] and row["repeats"] == 5
+    assert "not found" in row["peer_notes"]["tensorflow"] and row["repeats"] == 10 and len(row["seconds_after_peers"]) == 5
