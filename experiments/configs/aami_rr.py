@@ -46,8 +46,9 @@ stopping after 2.
 
 Expected wall time, measured on the project's shared, loaded 2-core CPU
 (benchmarks/results/cpu_aami_rr_train.jsonl): per seed 2.4-7.2 min training
-(both, 3-6 epochs), plus ~1 min per seed for DS2 and the attributions; the
-5 seeds of ``both`` took 35 min in all; ``:quick`` about 1 min.
+(both, 3-6 epochs), 1.1-1.6 min (rr), 2.3-5.3 min (waveform), plus ~1 min per
+seed for DS2 and the attributions; the 5 seeds of ``both`` took 35 min in all;
+``:quick`` about 1 min.
 Measured metric (docs/results.md §3, "With RR-interval features"; 5 seeds,
 both, S/V offsets from DS1 validation): SVEB Se 33.6 / +P 38.6, VEB Se 95.5 / +P
 77.2 (%, DS2); goal SVEB 80 / 55, VEB 92 / 92: VEB Se reached, the rest not.
