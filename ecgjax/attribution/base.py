@@ -31,6 +31,10 @@ same functions with the model's nonlinearities and linear layers sent through
 a method's hooks (rule-based methods). A method reads layout, layers and
 sampling rate from ``fns.info``, never from a default of its own.
 
+A setting a method leaves to the model is resolved by ``method.for_model(info)``
+(callers that record or reuse settings resolve first; ``__call__`` resolves from
+``fns.info``).
+
 A method says whether it can explain a model: ``method.supports(info)`` is
 ``None`` or the reason it cannot, one line. Callers check it before any work
 (:func:`check_supported`); a method also refuses at trace time.
@@ -83,6 +87,11 @@ class AttributionMethod(abc.ABC):
         """``None`` if this method can explain the model described by ``info`` (a ``ModelInfo``,
         or None when unknown), else the reason it cannot, one line without the method's name."""
         return None
+
+    def for_model(self, info: Any) -> "AttributionMethod":
+        """This method with the settings it leaves to the model (e.g. integrated gradients'
+        ``baseline="model"``) filled in from ``info`` (a ``ModelInfo``, or None when unknown)."""
+        return self
 
     @abc.abstractmethod
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None) -> jax.Array:

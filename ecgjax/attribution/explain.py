@@ -76,12 +76,12 @@ def explain_run(model: Any, beats, idx: np.ndarray, method, out_dir: str | os.Pa
     Returns:
       {"dir", "files", "beats_per_s", "n"}; the class files' ``index`` holds indices into ``beats``.
     """
-    from ecgjax.attribution.runner import attribute_dataset
+    from ecgjax.attribution.runner import attribute_dataset, model_info_of
 
     idx = np.asarray(idx)
     if name is not None:
         check_folder_name(name, out_dir)
-    method = with_data_background(method, beats, background_idx)
+    method = with_data_background(method, beats, background_idx).for_model(model_info_of(model))  # settings recorded resolved
     d = Path(out_dir) / (name or method.name)
     settings = {"hparams": {f.name: repr(getattr(method, f.name)) for f in dataclasses.fields(method)}, "target": str(target)}
     if (d / "meta.json").exists() and not overwrite:
@@ -126,7 +126,7 @@ def _ig_completeness(model: Any, beats, method, class_files) -> dict:
     err = completeness_error(model, x, np.asarray(method.baseline_for(x)), np.concatenate(target), np.concatenate(total))
     out = completeness_summary(err, method.steps)
     msg = (f"integrated_gradients: median completeness error {100 * out['median_rel_error']:.2f}% over {out['n']} beats "
-           f"with steps={method.steps} (|sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|)")
+           f"with steps={method.steps}, baseline={method.baseline} (|sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|)")
     if out["ok"]:
         log.info(msg)
     else:

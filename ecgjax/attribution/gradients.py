@@ -61,18 +61,29 @@ class IntegratedGradients(AttributionMethod):
     ``IG(x) = (x - x0) * sum_k w_k * grad z_target(x0 + a_k (x - x0))`` with the
     trapezoid rule on ``steps`` intervals of [0, 1] (``steps + 1`` points), so
     ``sum(IG) ~= z_target(x) - z_target(x0)`` (completeness; exact for a model
-    linear in x).
+    linear in x). Every explained run measures and reports the error of that
+    sum (``sanity.completeness_error``) and warns when its median exceeds 5%.
+
+    The baseline is a fact of the model by default (``baseline="model"``:
+    ``ModelInfo.ig_baseline``; ``"zeros"`` for models that declare none and for
+    hand-made ``Fns`` without info), not more quadrature: on the trained
+    corrected LSTM the logit along the path from the all-zeros beat swings by
+    several units within tiny fractions of the path (in float64 as in float32:
+    the recurrence, not the piecewise-linear readout), so neither thousands of
+    uniform steps nor an adaptive rule in float32 resolve it, while from the
+    blurred beat the default steps do (docs/results.md, "Integrated gradients'
+    completeness").
 
     Fields:
-      steps: number of intervals of the path integral. The default, 128, is chosen so
-        that the completeness error that every explained run measures and reports
-        (``sanity.completeness_error``) stays small on trained ReLU networks, whose
-        path integrand is piecewise constant; fewer steps warn when it is not.
-      baseline: one of ``ecgjax.attribution.baselines.BASELINES``: ``"zeros"``
-        (x0 = 0), ``"mean"`` (each beat's per-lead mean over time), ``"blurred"``
-        (each lead Gaussian-blurred, ``blur_sigma`` samples), ``"uniform"`` (noise
-        in the beat's range; the method then needs a key) or ``"given"`` (x0 =
-        ``baseline_value``).
+      steps: number of intervals of the path integral (128: enough for trained
+        ReLU networks, whose path integrand is piecewise constant).
+      baseline: ``"model"`` (the model's ``ModelInfo.ig_baseline``) or one of
+        ``ecgjax.attribution.baselines.BASELINES``: ``"zeros"`` (x0 = 0),
+        ``"mean"`` (each beat's per-lead mean over time), ``"blurred"`` (each
+        lead Gaussian-blurred, ``blur_sigma`` samples), ``"uniform"`` (noise in
+        the beat's range; the method then needs a key) or ``"given"`` (x0 =
+        ``baseline_value``). :meth:`for_model` resolves ``"model"``; runs record
+        the resolved name.
       baseline_value: for ``"given"``: a nested tuple of floats of shape (T, L)
         (hashable; build it with :meth:`with_baseline` from an array, e.g. the
         training-set mean beat).
@@ -88,7 +99,7 @@ class IntegratedGradients(AttributionMethod):
     """
 
     steps: int = 128
-    baseline: str = "zeros"
+    baseline: str = "model"
     baseline_value: tuple | None = None
     blur_sigma: float = 18.0
     chunk_size: int = 8
@@ -98,8 +109,8 @@ class IntegratedGradients(AttributionMethod):
     multiplies_by_input = True
 
     def __post_init__(self):
-        if self.baseline not in baselines.BASELINES:
-            raise ValueError(f"baseline must be one of {baselines.BASELINES}, got {self.baseline!r}")
+        if self.baseline != "model" and self.baseline not in baselines.BASELINES:
+            raise ValueError(f"baseline must be 'model' or one of {baselines.BASELINES}, got {self.baseline!r}")
         if self.baseline in baselines.NEEDS_KEY:
             object.__setattr__(self, "needs_key", True)  # an instance constant, not a field
         if self.baseline == "given" and self.baseline_value is None:
@@ -112,12 +123,25 @@ class IntegratedGradients(AttributionMethod):
         """An instance with a given baseline f32[T, L] (stored as a hashable nested tuple)."""
         return cls(baseline="given", baseline_value=baselines.given_value(baseline), **kw)
 
+    def for_model(self, info: Any) -> "IntegratedGradients":
+        """This method with ``baseline="model"`` replaced by the model's ``info.ig_baseline``
+        (``"zeros"`` when ``info`` is None: a hand-made ``Fns``); other baselines unchanged."""
+        if self.baseline != "model":
+            return self
+        name = "zeros" if info is None else info.ig_baseline
+        if name not in baselines.BASELINES or name in baselines.NEEDS_KEY or name == "given":
+            raise ValueError(f"{getattr(info, 'name', 'the model')} declares ig_baseline={name!r}; it must be one of "
+                             f"{[b for b in baselines.BASELINES if b not in baselines.NEEDS_KEY and b != 'given']}")
+        return dataclasses.replace(self, baseline=name)
+
     def baseline_for(self, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
         """x0: f32[B, T, L] for beats x: f32[B, T, L] (``ecgjax.attribution.baselines.baseline``)."""
+        if self.baseline == "model":
+            raise ValueError("baseline='model' names no baseline until resolved: use method.for_model(model_info)")
         return baselines.baseline(self.baseline, x, value=self.baseline_value, sigma=self.blur_sigma, key=key)
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        x0 = self.baseline_for(x, key)
+        x0 = self.for_model(fns.info).baseline_for(x, key)
         n_pts = self.steps + 1
         n_chunks = -(-n_pts // self.chunk_size)
         pad = n_chunks * self.chunk_size - n_pts

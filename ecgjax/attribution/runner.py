@@ -100,6 +100,12 @@ def _hashable(v: Any) -> bool:
     return True
 
 
+def model_info_of(model: Any) -> Any:
+    """The ``ModelInfo`` of any accepted form of ``model`` (None for a hand-made ``Fns`` without one)."""
+    make, params = model_parts(model)
+    return make(params).info
+
+
 # -- the compiled step ---------------------------------------------------------------
 
 

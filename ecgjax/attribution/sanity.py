@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecgjax.attribution.base import AttributionMethod
-from ecgjax.attribution.runner import attribute_dataset, model_parts
+from ecgjax.attribution.runner import attribute_dataset, model_info_of, model_parts
 from ecgjax.batched import map_batches
 from ecgjax.progress import Bar
 
@@ -411,6 +411,7 @@ def completeness_reference(model: Any, method: AttributionMethod, x: np.ndarray,
     kw = dict(static=(make,), batch_size=batch_size, memory_budget=memory_budget)
     name = method.name
     if name in ("integrated_gradients", "deeplift"):
+        method = method.for_model(model_info_of(model))
         if method.needs_key:
             return None, f"baseline {method.baseline!r} is random"
         x0 = np.asarray(method.baseline_for(x), np.float32)

@@ -76,6 +76,10 @@ class ModelInfo:
         back to the input, for cascading randomisation.
       gated: why not every nonlinearity passes through ``hooks.act``
         (multiplicative gates, as an LSTM's), or ``""`` when all do.
+      ig_baseline: the baseline (``ecgjax.attribution.baselines.BASELINES``, a deterministic
+        one) that integrated gradients uses for this model unless told otherwise: the one
+        from which its straight path has no near-jump of the logit that a quadrature
+        cannot resolve (``integrated_gradients``' docstring; docs/results.md measures it).
     """
 
     name: str
@@ -86,6 +90,7 @@ class ModelInfo:
     feature_layer: str
     cascade: tuple[str, ...]
     gated: str = ""
+    ig_baseline: str = "zeros"
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -219,6 +224,7 @@ class ECGModel(nnx.Module, abc.ABC):
     registry_name: ClassVar[str] = ""  # filled in by ecgjax.models.register
     cascade_order: ClassVar[tuple[str, ...]] = ()
     gated: ClassVar[str] = ""
+    ig_baseline: ClassVar[str] = "zeros"
 
     def _set_facts(self, *, layout: str, fs: float, in_shape) -> None:
         if layout not in LAYOUTS:
@@ -257,7 +263,7 @@ class ECGModel(nnx.Module, abc.ABC):
         specs = self.layer_specs()
         return ModelInfo(name=self.registry_name or type(self).__name__, layout=self.layout, fs=self.fs,
                          in_shape=self.in_shape, layers=specs, feature_layer=specs[-1].name,
-                         cascade=tuple(self.cascade_order), gated=self.gated)
+                         cascade=tuple(self.cascade_order), gated=self.gated, ig_baseline=self.ig_baseline)
 
 
 # -- pure functions ----------------------------------------------------------------------

@@ -93,9 +93,11 @@ def test_ig_completeness_is_measured_and_warned(tmp_path, caplog):
     idx = np.arange(0, 40)
     caplog.set_level("INFO")
     out = explain_run((cnn_make, p), beats, idx, attr.get("integrated_gradients", steps=1), tmp_path / "a", batch_size=16)
-    c1 = json.loads((out["dir"] / "meta.json").read_text())["completeness"]
+    meta = json.loads((out["dir"] / "meta.json").read_text())
+    c1 = meta["completeness"]
+    assert meta["hparams"]["baseline"] == "'zeros'"  # the default "model" is recorded resolved (a CNN declares zeros)
     assert c1["n"] == 40 and c1["steps"] == 1 and not c1["ok"]
-    assert f"median completeness error {100 * c1['median_rel_error']:.2f}% over 40 beats with steps=1" in caplog.text
+    assert f"median completeness error {100 * c1['median_rel_error']:.2f}% over 40 beats with steps=1, baseline=zeros" in caplog.text
     assert "above the 5% tolerance" in caplog.text and "--hp steps=N" in caplog.text and "--hp baseline=blurred" in caplog.text
     stored = Attributions.load(out["dir"])
     fns = cnn_make(p)
