@@ -307,9 +307,11 @@ def attribute_dataset(
         raise ValueError(f"method {method.name!r} needs each beat's R position: pass r=beats.r (i32[N])")
     _check_rows("r", r, N)
     rr = np.zeros(N, np.int32) if r is None else np.asarray(r, np.int32)
-    key, key_impl, ids = _method_keys(method, key, N)
     make, params = model_parts(model)
-    n_classes = int(jax.eval_shape(make(params).logit_fn, jax.ShapeDtypeStruct((1, T, L), jnp.float32)).shape[-1])
+    fns = make(params)
+    method = method.for_model(fns.info)  # settings left to the model, resolved (the class files record them)
+    key, key_impl, ids = _method_keys(method, key, N)
+    n_classes = int(jax.eval_shape(fns.logit_fn, jax.ShapeDtypeStruct((1, T, L), jnp.float32)).shape[-1])
     if mode == "given" and N and (tgt.min() < 0 or tgt.max() >= n_classes):
         raise ValueError(f"target classes must be in [0, {n_classes}), got range [{tgt.min()}, {tgt.max()}]")
     if group_by == "auto":
