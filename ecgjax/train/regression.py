@@ -61,7 +61,7 @@ def recalibrate_batchnorm(model: nnx.Module, x: np.ndarray) -> nnx.Module:
     One training-mode forward pass with momentum 0 (each layer normalised by the batch statistics, as in
     training); the model is changed in place and returned. Dropout layers are left as they are.
     """
-    bns = [m for _, m in model.iter_modules() if isinstance(m, nnx.BatchNorm)]
+    bns = [m for _, m in nnx.iter_graph(model) if isinstance(m, nnx.BatchNorm)]
     if not bns:
         return model
     saved = [m.momentum for m in bns]
