@@ -32,6 +32,7 @@ def _run(script, tmp_path, *extra):
     return rows
 
 
+@pytest.mark.slow  # two models through the subprocess (22 s); the library-path test below runs the script by default
 def test_saliency_throughput_quick(tmp_path):
     rows = _run("saliency_throughput.py", tmp_path)
     assert {(r["model"], r["method"]) for r in rows} >= {("ribeiro_cnn", "saliency"), ("jones2020_lstm", "vmap_grad")}
