@@ -460,8 +460,36 @@ def target_prob(make, params, x, target):
     return jnp.take_along_axis(jax.nn.softmax(z, -1), target[:, None], 1)[:, 0]
 
 
+class _CurvePair:
+    """Two probability curves per map (``CURVES``, e.g. deletion and insertion) over an x axis
+    (the field named ``AXIS``), with per-beat AUCs in ``<curve>_auc``: the summary and the atomic
+    save that every such check shares. Subclasses are frozen dataclasses holding those fields."""
+
+    AXIS: str
+    CURVES: tuple[str, str]
+
+    def _extra_summary(self) -> dict:
+        return {}
+
+    def summary(self) -> dict:
+        out = {f"{c}_auc": {k: float(np.mean(v)) for k, v in getattr(self, f"{c}_auc").items()} for c in self.CURVES}
+        out.update({c: {k: v.tolist() for k, v in getattr(self, c).items()} for c in self.CURVES})
+        out.update(self._extra_summary())
+        return out
+
+    def save(self, out_dir: str | os.PathLike, name: str) -> None:
+        """``<name>.json`` (the summary) and ``<name>.npz`` (the axis and per-beat AUCs), each atomic."""
+        from ecgjax.io import atomic_savez, atomic_write_json
+
+        atomic_write_json(os.path.join(out_dir, f"{name}.json"), self.summary())
+        arrays = {self.AXIS: getattr(self, self.AXIS)}
+        for k in getattr(self, self.CURVES[0]):
+            arrays.update({f"{c}_auc__{k}": getattr(self, f"{c}_auc")[k] for c in self.CURVES})
+        atomic_savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
+
+
 @dataclasses.dataclass(frozen=True)
-class FaithfulnessResult:
+class FaithfulnessResult(_CurvePair):
     """Attributes:
     steps: i64[K+1] number of segments deleted/inserted (0..K, K = the most segments of
       real signal that any beat has; a beat with fewer is fully deleted from its own count on).
@@ -469,27 +497,16 @@ class FaithfulnessResult:
     deletion_auc, insertion_auc: {name: f64[N]} per-beat area under the curve (x axis k/K in [0, 1]).
     """
 
+    AXIS = "steps"
+    CURVES = ("deletion", "insertion")
     steps: np.ndarray
     deletion: dict
     insertion: dict
     deletion_auc: dict
     insertion_auc: dict
 
-    def summary(self) -> dict:
-        return {"deletion_auc": {k: float(np.mean(v)) for k, v in self.deletion_auc.items()},
-                "insertion_auc": {k: float(np.mean(v)) for k, v in self.insertion_auc.items()},
-                "deletion": {k: v.tolist() for k, v in self.deletion.items()},
-                "insertion": {k: v.tolist() for k, v in self.insertion.items()}}
-
     def save(self, out_dir: str | os.PathLike, name: str = "faithfulness") -> None:
-        from ecgjax.io import atomic_savez, atomic_write_json
-
-        atomic_write_json(os.path.join(out_dir, f"{name}.json"), self.summary())
-        arrays = {"steps": self.steps}
-        for k in self.deletion:
-            arrays[f"deletion_auc__{k}"] = self.deletion_auc[k]
-            arrays[f"insertion_auc__{k}"] = self.insertion_auc[k]
-        atomic_savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
+        super().save(out_dir, name)
 
 
 def _absmean_segments(m, shape, name, r, lo, hi, fs, seg_s, n_per_side) -> np.ndarray:
@@ -641,7 +658,7 @@ def linear_impute(x: np.ndarray, remove: np.ndarray, lo: np.ndarray, hi: np.ndar
 
 
 @dataclasses.dataclass(frozen=True)
-class RoadResult:
+class RoadResult(_CurvePair):
     """Attributes:
     fractions: f64[P] share of each beat's real segments removed.
     morf, lerf: {name: f64[P]} mean target probability over beats with the most (MoRF) or the
@@ -651,6 +668,8 @@ class RoadResult:
     noise: the imputation noise's standard deviation (units of x).
     """
 
+    AXIS = "fractions"
+    CURVES = ("morf", "lerf")
     fractions: np.ndarray
     morf: dict
     lerf: dict
@@ -658,22 +677,13 @@ class RoadResult:
     lerf_auc: dict
     noise: float
 
-    def summary(self) -> dict:
+    def _extra_summary(self) -> dict:
         m = {k: float(np.mean(v)) for k, v in self.morf_auc.items()}
-        lr = {k: float(np.mean(v)) for k, v in self.lerf_auc.items()}
-        return {"fractions": self.fractions.tolist(), "noise": self.noise, "morf_auc": m, "lerf_auc": lr,
-                "lerf_minus_morf": {k: lr[k] - m[k] for k in m},
-                "morf": {k: v.tolist() for k, v in self.morf.items()}, "lerf": {k: v.tolist() for k, v in self.lerf.items()}}
+        return {"fractions": self.fractions.tolist(), "noise": self.noise,
+                "lerf_minus_morf": {k: float(np.mean(self.lerf_auc[k])) - m[k] for k in m}}
 
     def save(self, out_dir: str | os.PathLike, name: str = "road") -> None:
-        from ecgjax.io import atomic_savez, atomic_write_json
-
-        atomic_write_json(os.path.join(out_dir, f"{name}.json"), self.summary())
-        arrays = {"fractions": self.fractions}
-        for k in self.morf:
-            arrays[f"morf_auc__{k}"] = self.morf_auc[k]
-            arrays[f"lerf_auc__{k}"] = self.lerf_auc[k]
-        atomic_savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
+        super().save(out_dir, name)
 
 
 def road(
