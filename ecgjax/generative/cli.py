@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--points", type=positive_int, default=11, help="points along each path (start and end included)")
     p.add_argument("--method", default="saliency", help="attribution method of the target's profile")
     p.add_argument("--no-waves", action="store_true", help="skip the per-wave change (it delineates the records with neurokit2)")
+    p.add_argument("--compare", default=None, metavar="WORKDIR",
+                   help="a second run of the same config from another training seed: the seed sanity check")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--memory-budget", default=None, metavar="SIZE", help="4G, 512M or a share like 30%% (default 50%%)")
@@ -70,7 +72,7 @@ def _traverse(args) -> int:
     s = traverse_run(args.workdir, target=args.target, source=args.source, out=args.out, vae_dir=args.vae,
                      max_beats=args.max_beats, fidelity_beats=args.fidelity_beats, latent=args.latent, beta=args.beta,
                      width=args.width, vae_epochs=args.vae_epochs, vae_max_train=args.vae_max_train, steps=args.steps,
-                     proximity=args.proximity, n_points=args.points, method=args.method, waves=not args.no_waves, seed=args.seed,
+                     proximity=args.proximity, n_points=args.points, method=args.method, waves=not args.no_waves, compare=args.compare, seed=args.seed,
                      batch_size=args.batch_size, memory_budget=parse_memory(args.memory_budget), data_dir=args.data_dir,
                      command="ecgjax " + " ".join(shlex.quote(a) for a in args.argv))
     t, f = s["trained"], s["fidelity"]

@@ -16,6 +16,12 @@ This module reads it with the project's 0.1 s segmenter
 * ``consistency``: the median pairwise Spearman correlation of the beats'
   change profiles (a trained classifier's traversals move the same segments
   from beat to beat; a randomised one's should not);
+* ``direction_agreement``: the cosine between two traversals' directions
+  (latent, or the generated beats' signed change) for the same query and
+  beats: across classifiers trained from different seeds it should be high
+  (they learned the same class), between a trained and a randomised
+  classifier low (the seed sanity check; two random initialisations may agree
+  with each other: they share the architecture's bias, not a class);
 * ``reconstruction_fidelity``: the classifier's accuracy on beats and on their
   VAE reconstructions (explanations happen where it behaves as on real data).
 
@@ -156,6 +162,29 @@ def consistency(change: np.ndarray) -> float:
     rho = stats.spearmanr(c, axis=1).statistic
     rho = np.atleast_2d(rho)
     return nan_median(rho[np.triu_indices(len(c), 1)])
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 0, n, np.nan)
+
+
+def direction_agreement(a: np.ndarray, b: np.ndarray) -> dict:
+    """How two traversals of the same beats for the same query agree (e.g. two classifiers trained from
+    different seeds, a trained and a randomised one: the seed sanity check).
+
+    Args:
+      a, b: f[B, ...] the traversals' directions, row i of both the same beat: in latent space
+        (``Traversal.direction``, f[B, D]) or in beat space (``Traversal.signed_change()``, f[B, T, L]).
+
+    Returns:
+      dict: ``class_cosine``, the cosine between the two mean unit directions (what the class query does);
+      ``median_beat_cosine``, the median over beats of the cosine between the beat's two directions.
+    """
+    a, b = (np.asarray(v, np.float64).reshape(len(v), -1) for v in (a, b))
+    ua, ub = _unit(a), _unit(b)
+    ma, mb = _unit(nan_stat(np.nanmean, ua)), _unit(nan_stat(np.nanmean, ub))
+    return {"class_cosine": float(np.sum(ma * mb)), "median_beat_cosine": nan_median(np.sum(ua * ub, axis=-1))}
 
 
 # ---------------------------------------------------------------- the classifier on reconstructions

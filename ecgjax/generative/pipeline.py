@@ -8,8 +8,11 @@ For a run (``ecgjax train``'s workdir) and a query (target class, source class):
    (``explain.reconstruction_fidelity``);
 3. the target class's saliency profile over its test beats;
 4. the traversals of test beats of the source class towards the target
-   (``explain.explain_class``), and the same for a randomised classifier
-   (the registry's freshly initialised model of the same config: the sanity check);
+   (``explain.explain_class``), and the same for two randomised classifiers
+   (the registry's freshly initialised models of the same config, two seeds)
+   and, given ``compare``, for a second trained run (another training seed):
+   the sanity check compares the directions (``explain.direction_agreement``:
+   trained vs trained should agree, trained vs randomised should not);
 5. ``summary.json``, ``summary.md``, ``traversal.npz`` and figures (morph
    strips, change heat maps) under ``out``.
 """
@@ -78,7 +81,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
                  fidelity_beats: int = 4000, latent: int = 16, beta: float = 1.0, width: int = 16, vae_epochs: int = 10,
                  vae_max_train: int = 20000, steps: int = 300, proximity: float = 0.05, n_points: int = 11,
                  method: str = "saliency", seed: int = 0, batch_size: int = 256, memory_budget: int | None = None,
-                 waves: bool = True, data_dir=None, command: str = "", progress: bool = True) -> dict:
+                 waves: bool = True, compare=None, data_dir=None, command: str = "", progress: bool = True) -> dict:
     """Generative explanations of the run in ``workdir`` for one query; returns the summary dict (also written).
 
     Args:
@@ -90,6 +93,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
       steps, proximity, n_points: the traversal (``generative.traverse``); method: the attribution method of the profile.
       waves: also the per-wave change (neurokit2's delineation of the records, ``data.delineation``; beats whose
         delineation fails its quality flag count as absent).
+      compare: optional workdir of a second run of the same data and model config (another training seed): its
+        traversals of the same beats, and their agreement with this run's (the seed sanity check).
     """
     from ecgjax import attribution, models
     from ecgjax.analysis import plotting
@@ -100,6 +105,12 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
         raise ConfigError(f"--method {method!r}: not a registered attribution method; available: {', '.join(attribution.available())}")
     run = load_run(workdir, data_dir=data_dir)
     classes = list(run.beats.classes)
+    other = None
+    if compare is not None:
+        other = load_run(compare, data_dir=data_dir)
+        if other.config.data != run.config.data or other.config.model != run.config.model:
+            raise ConfigError(f"--compare {compare}: its data or model config differs from {workdir}'s; compare runs "
+                              "that differ only in their training seed")
     for what, c in (("--target", target), ("--source", source)):
         if c not in classes:
             raise ConfigError(f"{what} {c!r}: not a class of this run; classes: {', '.join(classes)}")
@@ -137,9 +148,12 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     wkw = {} if bounds is None else {"bounds": bounds[0], "wave_profile": wave_profile}
     ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
     cfg = run.config.model
-    fresh = models.build(cfg.name, n_classes=len(classes), in_shape=run.model.in_shape, fs=b.fs, rngs=nnx.Rngs(seed + 1),
-                         **dict(cfg.kwargs))
-    ex_rand = EX.explain_class(fresh, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
+    fresh = [models.build(cfg.name, n_classes=len(classes), in_shape=run.model.in_shape, fs=b.fs, rngs=nnx.Rngs(seed + k),
+                          **dict(cfg.kwargs)) for k in (1, 2)]
+    ex_rand, ex_rand2 = (EX.explain_class(m, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
+                         for m in fresh)
+    ex_cmp = None if other is None else EX.explain_class(other.model, vae, b.x[src], t_idx, *where(src), b.fs,
+                                                         profile=profile, **wkw, **tkw)
 
     summary = {
         "command": command, "workdir": str(workdir), "model": cfg.name, "classes": classes, "target": target, "source": source,
@@ -149,6 +163,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
         "fidelity": {k: v for k, v in fid.items() if k not in ("pred_original", "pred_reconstructed")},
         "trained": ex.summary(), "randomised": ex_rand.summary(),
         "randomised_vs_trained_change": float(EX.nan_median(EX.paired_agreement(ex.change[:, -1], ex_rand.change[:, -1]))),
+        "directions": _directions(ex, ex_rand, ex_rand2, ex_cmp), "compare": None if compare is None else str(compare),
+        "compared": None if ex_cmp is None else ex_cmp.summary(),
         "wall_s": time.perf_counter() - t0, **environment_info(),
     }
     tr = ex.traversal
@@ -162,6 +178,19 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     _figures(out / "figures", ex, ex_rand, b, src, names, target, plotting)
     return summary
+
+
+def _directions(ex, ex_rand, ex_rand2, ex_cmp) -> dict:
+    """The seed sanity check: ``direction_agreement`` of pairs of traversals of the same beats, in latent and beat space."""
+    from ecgjax.generative import explain as EX
+
+    pairs = {"trained_vs_randomised": (ex, ex_rand), "trained_vs_randomised_2": (ex, ex_rand2),
+             "randomised_vs_randomised_2": (ex_rand, ex_rand2)}
+    if ex_cmp is not None:
+        pairs["trained_vs_trained_2"] = (ex, ex_cmp)
+    return {k: {"latent": EX.direction_agreement(a.traversal.direction, b.traversal.direction),
+                "beats": EX.direction_agreement(a.traversal.signed_change(), b.traversal.signed_change())}
+            for k, (a, b) in pairs.items()}
 
 
 def _figures(fig_dir: Path, ex, ex_rand, b, src, names, target, plotting) -> None:
@@ -210,4 +239,16 @@ def summary_markdown(s: dict) -> str:
              f"{f['pred_agreement']:.3f})", "", "| | trained | randomised |", "|---|---|---|"]
     lines += [f"| {name} | {_fmt(s['trained'][k])} | {_fmt(s['randomised'][k])} |" for name, k in rows]
     lines += ["", f"Randomised vs trained change, per beat (median Spearman): {s['randomised_vs_trained_change']:.3f}."]
+    if s.get("compared"):
+        c = s["compared"]
+        lines += ["", f"The second trained run ({s['compare']}): median rho {c['median_spearman']:.3f}, crossing 0.5 "
+                      f"{c['frac_cross_0_5']:.3f}, median agreement with the saliency profile {c['median_agreement']:.3f}."]
+    if s.get("directions"):
+        lines += ["", "Seed sanity check: cosine between the directions of two traversals of the same beats (class: of the "
+                      "mean unit directions; beat: median over beats). Trained runs from different seeds should agree, "
+                      "a trained and a randomised classifier should not.", "",
+                  "| pair | latent, class | latent, beat | beat space, class | beat space, beat |", "|---|---|---|---|---|"]
+        for k, v in s["directions"].items():
+            lines.append(f"| {k.replace('_', ' ')} | {v['latent']['class_cosine']:.3f} | {v['latent']['median_beat_cosine']:.3f} "
+                         f"| {v['beats']['class_cosine']:.3f} | {v['beats']['median_beat_cosine']:.3f} |")
     return "\n".join(lines) + "\n"

@@ -24,6 +24,12 @@ are traced arguments of one compiled program, run over the beats by
 ``batched.map_batches``. A two-input classifier (``rr_net``: RR features as
 F channels after the L leads) is traversed with the beat's extra channels held
 fixed: the VAE generates the L leads, the RR context stays the beat's own.
+
+A *parameter query* (``traverse_parameter``) asks instead for a measured
+parameter changed by a given amount ("QRS width + 40 ms"): the model is a
+regressor of the parameter (or any differentiable measurement), and the
+objective the squared distance of its output on the generated beat to the
+value on the beat's reconstruction plus the change.
 """
 
 from __future__ import annotations
@@ -66,14 +72,15 @@ class Traversal:
 
     def spearman(self) -> np.ndarray:
         """f64[B]: Spearman rho between the position along the path and the target's probability (NaN if constant)."""
-        pos = np.arange(self.prob.shape[1])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", stats.ConstantInputWarning)
-            return np.array([stats.spearmanr(pos, p).statistic for p in self.prob], np.float64)
+        return _spearman_rows(self.prob)
 
     def change(self) -> np.ndarray:
         """f32[B, T, L]: |end - start| of the generated beats (where the traversal changed each beat)."""
-        return np.abs(self.beats[:, -1] - self.beats[:, 0])
+        return np.abs(self.signed_change())
+
+    def signed_change(self) -> np.ndarray:
+        """f32[B, T, L]: end - start of the generated beats (the traversal's direction in beat space)."""
+        return self.beats[:, -1] - self.beats[:, 0]
 
 
 def normal_logpdf(z: jnp.ndarray) -> jnp.ndarray:
@@ -91,7 +98,11 @@ def prior_bound(latent: int, mass: float = PRIOR_MASS) -> float:
 
 
 @functools.cache
-def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: float, n_points: int, radius2: float):
+def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: float, n_points: int, radius2: float,
+                 query: str = "class"):
+    """The compiled traversal. ``query``: ``"class"`` (``target`` i32[B]: minimise -log p(target), report p(target))
+    or ``"value"`` (``target`` f32[B]: the change of output 0 asked for; minimise (out0 - (out0(decode(z0)) +
+    target))^2 / 2, report out0)."""
     tx = optax.adam(lr)
 
     @jax.jit
@@ -106,11 +117,17 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
             return model(jnp.concatenate([beats, jnp.repeat(extra, reps, axis=0)], axis=-1))
 
         z0 = vae.encode(leads)[0]
+        if query == "value":
+            goal = jax.lax.stop_gradient(logit_fn(vae.decode(z0))[:, 0]) + target  # from the reconstruction's value
+
+        def query_loss(z):  # f32[B]
+            out = logit_fn(vae.decode(z))
+            if query == "value":
+                return 0.5 * (out[:, 0] - goal) ** 2
+            return -jnp.take_along_axis(jax.nn.log_softmax(out, axis=-1), target[:, None], axis=1)[:, 0]
 
         def objective(z):  # the sum over beats: each beat's gradient is its own (beats are independent)
-            logp = jax.nn.log_softmax(logit_fn(vae.decode(z)), axis=-1)
-            nll = -jnp.take_along_axis(logp, target[:, None], axis=1)[:, 0]
-            return jnp.sum(nll + proximity * 0.5 * jnp.sum((z - z0) ** 2, axis=-1))
+            return jnp.sum(query_loss(z) + proximity * 0.5 * jnp.sum((z - z0) ** 2, axis=-1))
 
         radius = jnp.maximum(jnp.sqrt(radius2), jnp.linalg.norm(z0, axis=-1, keepdims=True))  # [B, 1]
 
@@ -126,9 +143,13 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
         zs = z0[:, None] + a[None, :, None] * (z_end - z0)[:, None]  # [B, P, D]
         b, p, d = zs.shape
         beats = vae.decode(zs.reshape(b * p, d))
-        probs = jax.nn.softmax(logit_fn(beats), axis=-1)
-        prob = jnp.take_along_axis(probs.reshape(b, p, -1), jnp.broadcast_to(target[:, None, None], (b, p, 1)), axis=2)[..., 0]
-        return {"z": zs, "beats": beats.reshape(b, p, *beats.shape[1:]), "prob": prob,
+        out = logit_fn(beats)
+        if query == "value":
+            score = out[:, 0].reshape(b, p)
+        else:
+            probs = jax.nn.softmax(out, axis=-1)
+            score = jnp.take_along_axis(probs.reshape(b, p, -1), jnp.broadcast_to(target[:, None, None], (b, p, 1)), axis=2)[..., 0]
+        return {"z": zs, "beats": beats.reshape(b, p, *beats.shape[1:]), "score": score,
                 "prior_logpdf": normal_logpdf(zs), "direction": z_end - z0}
 
     return run
@@ -166,6 +187,14 @@ def traverse(
     Returns:
       A ``Traversal`` of the N beats (``beats``: the L generated leads only).
     """
+    x = _check_beats(classifier, vae, x)
+    target = np.ascontiguousarray(np.broadcast_to(np.asarray(target, np.int32), (len(x),)))
+    out = _run(classifier, vae, x, target, "class", steps=steps, lr=lr, proximity=proximity, n_points=n_points,
+               prior_mass=prior_mass, batch_size=batch_size, memory_budget=memory_budget, progress=progress)
+    return Traversal(target=np.asarray(target), prob=out.pop("score"), **out)
+
+
+def _check_beats(classifier, vae, x) -> np.ndarray:
     x = np.asarray(x, np.float32)
     t, n_leads = vae.settings.in_shape
     if x.ndim != 3 or x.shape[1] != t or x.shape[2] < n_leads:
@@ -175,11 +204,92 @@ def traverse(
     if want is not None and tuple(want) != x.shape[1:]:
         raise DataError(f"the classifier reads beats of shape {tuple(want)} but the beats to traverse are "
                         f"{x.shape[1:]}; pass the classifier's own input (leads, then its extra channels)")
-    target = np.ascontiguousarray(np.broadcast_to(np.asarray(target, np.int32), (len(x),)))
-    cls_graphdef, cls_state = eval_split(classifier)
+    return x
+
+
+def _run(model, vae, x, target, query: str, *, steps, lr, proximity, n_points, prior_mass, batch_size, memory_budget,
+         progress) -> dict:
+    cls_graphdef, cls_state = eval_split(model)
     vae_graphdef, vae_params = nnx.split(vae)
     radius2 = float("inf") if prior_mass is None else float(stats.chi2.ppf(prior_mass, vae.settings.latent))
-    run = _traverse_fn(cls_graphdef, vae_graphdef, int(steps), float(lr), float(proximity), int(n_points), radius2)
-    out = map_batches(run, (cls_state, vae_params), (x, target), batch_size=batch_size, memory_budget=memory_budget,
-                      desc=f"traversing ({steps} steps)", progress=progress).outputs
-    return Traversal(target=np.asarray(target), **out)
+    run = _traverse_fn(cls_graphdef, vae_graphdef, int(steps), float(lr), float(proximity), int(n_points), radius2, query)
+    return dict(map_batches(run, (cls_state, vae_params), (x, target), batch_size=batch_size, memory_budget=memory_budget,
+                            desc=f"traversing ({steps} steps)", progress=progress).outputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterTraversal:
+    """Paths of B beats towards a changed value of a measured parameter (QRS width, RR, ...), P points each.
+
+    Attributes:
+      z, beats, prior_logpdf, direction: as ``Traversal``.
+      value: f32[B, P] the regressor's prediction of the parameter at each point (the parameter's unit).
+      goal: f32[B] the value asked for: the prediction on the beat's reconstruction plus the query's change.
+      delta: the query's change (the parameter's unit).
+    """
+
+    z: np.ndarray
+    beats: np.ndarray
+    value: np.ndarray
+    goal: np.ndarray
+    prior_logpdf: np.ndarray
+    direction: np.ndarray
+    delta: float
+
+    def spearman(self) -> np.ndarray:
+        """f64[B]: Spearman rho between the position along the path and the parameter's value (NaN if constant)."""
+        return _spearman_rows(self.value)
+
+    def reached(self, tolerance: float = 0.5) -> np.ndarray:
+        """bool[B]: the path's end moved the value at least ``1 - tolerance`` of ``delta`` the asked way."""
+        return (self.value[:, -1] - self.value[:, 0]) / self.delta >= 1.0 - tolerance
+
+
+def _spearman_rows(v: np.ndarray) -> np.ndarray:
+    pos = np.arange(v.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return np.array([stats.spearmanr(pos, p).statistic for p in v], np.float64)
+
+
+def traverse_parameter(
+    regressor: nnx.Module,
+    vae: nnx.Module,
+    x: np.ndarray,
+    delta: float,
+    *,
+    mean: float = 0.0,
+    std: float = 1.0,
+    steps: int = 300,
+    lr: float = 0.1,
+    proximity: float = 0.05,
+    n_points: int = 11,
+    prior_mass: float | None = PRIOR_MASS,
+    batch_size: int = 256,
+    memory_budget: int | None = None,
+    progress: bool = True,
+) -> ParameterTraversal:
+    """A parameter query: traverse each beat towards "its parameter + ``delta``" (e.g. QRS width +0.04 s).
+
+    The parameter is read from the generated beats by ``regressor`` (any model of the contract with output 0
+    the standardised prediction, as ``train.regression.train_regressor`` trains: value = ``mean + std * out0``;
+    or any differentiable measurement with one output). Adam in latent space minimises
+    ``(out0(decode(z)) - goal)^2 / 2 + proximity * ||z - z0||^2 / 2`` with ``goal`` the value on the beat's
+    reconstruction plus ``delta / std``, inside the prior's ball as ``traverse``.
+
+    Args:
+      regressor: ``x: f32[B, T, L(+F)] -> f32[B, >=1]`` (output 0 read); vae, x, and the rest: as ``traverse``.
+      delta: the change asked for, in the parameter's unit; mean, std: the regressor's standardisation.
+
+    Returns:
+      A ``ParameterTraversal`` (values in the parameter's unit).
+    """
+    x = _check_beats(regressor, vae, x)
+    if not std > 0 or not np.isfinite(delta) or delta == 0:
+        raise DataError(f"a parameter query needs a nonzero finite change and a positive std; got delta {delta}, std {std}")
+    target = np.full(len(x), delta / std, np.float32)
+    out = _run(regressor, vae, x, target, "value", steps=steps, lr=lr, proximity=proximity, n_points=n_points,
+               prior_mass=prior_mass, batch_size=batch_size, memory_budget=memory_budget, progress=progress)
+    value = mean + std * np.asarray(out.pop("score"), np.float64)
+    return ParameterTraversal(value=value.astype(np.float32), goal=(value[:, 0] + delta).astype(np.float32),
+                              delta=float(delta), **out)

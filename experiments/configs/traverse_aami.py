@@ -12,7 +12,10 @@ recipes: the CNN's 11 full-length convolutions take seconds per step on a
 2-core CPU). DS1's training records (4 held out for validation, split seed 4
 as ``aami_rr.py``) -> DS2, at most ``max_beats`` beats per split part, N
 downsampled to the second-largest class, cross-entropy, Adam 1e-3, best
-validation checkpoint tested. ``:rr_net,full`` lifts the beat cap.
+validation checkpoint tested. ``:rr_net,full`` lifts the beat cap;
+``:jones2020_cnn,quick`` (any model) caps each split part at 3,000 beats and
+trains 4 epochs: what a shared CPU allows for the CNN and the LSTM
+(``experiments/traverse_real.py``).
 
 Expected wall time: rr_net ~5 min on a shared 2-core CPU.
 Expected metric: see docs/results.md (section 5b); a short recipe, not a tuned classifier.
@@ -31,16 +34,18 @@ _MODELS = {
 def get_config(arg=None):
     opts = [a for a in (arg or "rr_net").split(",") if a]
     name = next((a for a in opts if a in _MODELS), "rr_net")
-    unknown = [a for a in opts if a not in _MODELS and a != "full"]
+    unknown = [a for a in opts if a not in _MODELS and a not in ("full", "quick")]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full")
+        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full or quick")
+    quick = "quick" in opts
     protocol, model = _MODELS[name]
     return Config(
         name=f"traverse_aami_{name}",
         data=DataConfig(protocol=protocol, split="ds1ds2", split_seed=4, split_kwargs={"n_val_records": 4},
-                        balance="downsample_majority", max_beats=None if "full" in opts else 20000),
+                        balance="downsample_majority",
+                        max_beats=None if "full" in opts else 3000 if quick else 20000),
         model=model,
-        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=15, loss="ce",
+        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=4 if quick else 15, loss="ce",
                           plateau=True, plateau_factor=0.1, plateau_patience=2, plateau_min_lr=1e-5,
                           early_stopping_patience=3, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
         eval=EvalConfig(bootstrap_samples=200),

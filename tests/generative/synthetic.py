@@ -22,3 +22,44 @@ def beats(n: int, *, seed: int = 0, bump: np.ndarray | None = None) -> np.ndarra
         mid, half = (BUMP[0] + BUMP[1]) / 2, (BUMP[1] - BUMP[0]) / 4
         x += (np.asarray(bump, float)[:, None] * 0.8 * np.exp(-0.5 * ((t - mid) / half) ** 2))[..., None]
     return (x + 0.01 * rng.standard_normal(x.shape)).astype(np.float32)
+
+
+QRS_AT = 48  # the peak of ``qrs_beats``' QRS
+
+
+def qrs_beats(n: int, *, seed: int = 0, sigma: tuple[float, float] = (1.5, 6.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Beats whose QRS width is known: (f32[n, T, L], f64[n] the QRS's full width at half maximum in samples).
+
+    A Gaussian QRS (sigma drawn from ``sigma`` samples, amplitude 0.8-1.2) at ``QRS_AT`` and a small T wave
+    at sample 84; lead 2 is -0.6 x the QRS plus the T wave.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[None]
+    s = rng.uniform(*sigma, (n, 1))
+    qrs = rng.uniform(0.8, 1.2, (n, 1)) * np.exp(-0.5 * ((t - QRS_AT) / s) ** 2)
+    twave = 0.25 * np.exp(-0.5 * ((t - 84) / 4.0) ** 2)
+    x = np.stack([qrs + twave, -0.6 * qrs + twave], axis=-1)
+    return (x + 0.005 * rng.standard_normal(x.shape)).astype(np.float32), 2 * np.sqrt(2 * np.log(2)) * s[:, 0]
+
+
+def fwhm(x: np.ndarray) -> np.ndarray:
+    """f64[n]: the full width at half maximum (samples) of lead 1's peak in [QRS_AT - 20, QRS_AT + 20], f[n, T, L] beats.
+
+    A measurement independent of any model: the half-maximum crossings on either side of the peak, linearly
+    interpolated between samples.
+    """
+    out = []
+    for b in np.asarray(x, np.float64)[..., 0]:
+        lo, hi = QRS_AT - 20, QRS_AT + 20
+        k = lo + int(np.argmax(b[lo:hi]))
+        half = b[k] / 2
+        i = k
+        while i > lo and b[i - 1] > half:
+            i -= 1
+        left = i - 1 + (half - b[i - 1]) / (b[i] - b[i - 1])
+        j = k
+        while j < hi and b[j + 1] > half:
+            j += 1
+        right = j + (b[j] - half) / (b[j] - b[j + 1])
+        out.append(right - left)
+    return np.asarray(out)

@@ -27,7 +27,7 @@ def test_traverse_command(tmp_path, capsys):
     wd = tmp_path / "run"
     train_and_evaluate(cfg, wd)
     args = ["traverse", "--workdir", str(wd), "--target", "c1", "--source", "c0", "--max-beats", "4", "--fidelity-beats", "8",
-            "--vae-epochs", "1", "--latent", "4", "--steps", "5", "--points", "3"]
+            "--vae-epochs", "1", "--latent", "4", "--steps", "5", "--points", "3", "--compare", str(wd)]
     assert main(args) == 0
     out = wd / "traversals" / "c0-to-c1"
     s = json.loads((out / "summary.json").read_text())
@@ -39,5 +39,11 @@ def test_traverse_command(tmp_path, capsys):
     assert {p.name for p in (out / "figures").glob("*.png")} >= {"morph_0.png", "change_path.png", "change_beats.png",
                                                                  "change_path_randomised.png"}
     assert "| median Spearman rho" in (out / "summary.md").read_text()
+    # the seed check: compared with itself (this one-epoch run's traversals may not move: cosines NaN), a run's
+    # traversals are the same; the four pairs are reported
+    d = s["directions"]
+    assert set(d) == {"trained_vs_randomised", "trained_vs_randomised_2", "randomised_vs_randomised_2", "trained_vs_trained_2"}
+    assert json.dumps(s["compared"], sort_keys=True) == json.dumps(s["trained"], sort_keys=True)
+    assert "| trained vs trained 2 |" in (out / "summary.md").read_text()
     assert (wd / "vae" / "vae.json").is_file()  # trained on the run's training beats, saved for the next query
     assert "beats towards c1" in capsys.readouterr().out

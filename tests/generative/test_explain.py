@@ -136,10 +136,15 @@ def test_randomised_classifier_traversals_disagree_with_saliency(trained_vae):
     trained = fit_bump(_Whole(rngs=nnx.Rngs(0)), steps=100)
     prof, _ = EX.class_saliency_profile(_fns(trained), syn.beats(16, seed=13, bump=np.ones(16, bool)), 1, *where, FS,
                                         n_leads=2, progress=False)
-    agree_t = EX.explain_class(trained, vae, x, 1, *where, FS, profile=prof, **kw).summary()["median_agreement"]
+    ex_t = EX.explain_class(trained, vae, x, 1, *where, FS, profile=prof, **kw)
+    agree_t = ex_t.summary()["median_agreement"]
     for seed in (2, 3):
-        agree_r = EX.explain_class(_Whole(rngs=nnx.Rngs(seed)), vae, x, 1, *where, FS, profile=prof, **kw).summary()["median_agreement"]
+        ex_r = EX.explain_class(_Whole(rngs=nnx.Rngs(seed)), vae, x, 1, *where, FS, profile=prof, **kw)
+        agree_r = ex_r.summary()["median_agreement"]
         assert agree_t - agree_r > 0.2, (agree_t, agree_r)
+        # and the randomised classifier moves the beats another way than the trained one (slow test: trained seeds agree)
+        same = EX.direction_agreement(ex_t.traversal.signed_change(), ex_r.traversal.signed_change())
+        assert same["class_cosine"] < 0.5, same
 
 
 def test_classifier_on_reconstructions(bump_classifier, trained_vae):
@@ -176,3 +181,35 @@ def test_every_model_family_is_traversed_through_the_contract(name, kwargs, trai
     assert ex.change.shape[:2] == (4, 5) and np.isfinite(ex.change[:, -1]).any()
     prof, _ = EX.class_saliency_profile(model, x, 2, *_where(4), FS, n_leads=2, progress=False)
     assert prof.shape == (ex.change.shape[2],) and np.isfinite(prof).any()
+
+
+def test_direction_agreement_against_a_loop():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    got = EX.direction_agreement(a, b)
+    cos = lambda u, v: u @ v / np.linalg.norm(u) / np.linalg.norm(v)  # noqa: E731
+    ua, ub = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    assert got["class_cosine"] == pytest.approx(cos(ua.mean(0), ub.mean(0)))
+    assert got["median_beat_cosine"] == pytest.approx(np.median([cos(u, v) for u, v in zip(a, b)]))
+    assert EX.direction_agreement(a, 3 * a)["class_cosine"] == pytest.approx(1.0)
+    assert EX.direction_agreement(a, -a)["median_beat_cosine"] == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_traversal_directions_agree_across_trained_seeds_not_with_random_ones(trained_vae):
+    """The seed sanity check: two classifiers trained from different initialisations move the same beats the same
+    way (the generated beats' signed change; they learned the same class); a randomised classifier's traversal
+    agrees with neither. (Two random initialisations can agree with each other, ~0.7 here: they share the
+    architecture's bias, not a class; the check is trained-vs-trained against trained-vs-random.)"""
+    vae, _ = trained_vae
+    x = syn.beats(16, seed=12)
+    kw = dict(steps=150, progress=False)
+    d = lambda m: EX.explain_class(m, vae, x, 1, *_where(16), FS, **kw).traversal.signed_change()  # noqa: E731
+    trained = [d(fit_bump(_Whole(rngs=nnx.Rngs(s)), steps=100)) for s in (0, 1)]
+    seeds = EX.direction_agreement(*trained)
+    assert seeds["class_cosine"] > 0.8 and seeds["median_beat_cosine"] > 0.7, seeds
+    for s in (2, 3):
+        rand = d(_Whole(rngs=nnx.Rngs(s)))
+        for t in trained:
+            vs = EX.direction_agreement(t, rand)
+            assert vs["class_cosine"] < seeds["class_cosine"] - 0.3, (seeds, vs)
