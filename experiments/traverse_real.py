@@ -105,13 +105,15 @@ def render(out: Path, results: Path) -> str:
                   "written by `python experiments/traverse_real.py`; quick classifiers, AAMI DS1 -> DS2, one VAE; "
                   "each row's `command` field holds its exact command). rho: median Spearman rho between the "
                   "position along the path and P(target); agreement: median Spearman of a beat's per-0.1 s-segment "
-                  "change with the target's |saliency| profile; directions: cosine of the class-mean unit signed "
+                  "change with the target's |saliency| profile (median over the target class's beats); own-saliency "
+                  "agreement: the same with the traversed beat's own |saliency| of the target (same beat, same R: no "
+                  "class profile); directions: cosine of the class-mean unit signed "
                   "change of the generated beats between two traversals of the same beats (trained vs a second "
                   "trained seed; trained vs a randomised classifier; two randomised classifiers).", "",
               "| model | query (beats) | test acc. | acc. originals / reconstructions (beats) | rho (>= 0.9) | cross 0.5 "
-              "| P start -> end | inside 99% ball | agreement (randomised) | trained vs trained seed | trained vs randomised "
+              "| P start -> end | inside 99% ball | agreement (randomised) | own-saliency agreement (randomised) | trained vs trained seed | trained vs randomised "
               "| randomised vs randomised | randomised crosses 0.5 | wall s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, r in rows.items():
         t, rd, f, d = r["trained"], r["randomised"], r["fidelity"], r.get("directions", {})
         cos = lambda k: _f(d[k]["beats"]["class_cosine"]) if k in d else "-"  # noqa: E731
@@ -120,7 +122,8 @@ def render(out: Path, results: Path) -> str:
             f"{f['acc_original']:.3f} / {f['acc_reconstructed']:.3f} ({f['n']}) | {t['median_spearman']:.3f} "
             f"({t['frac_spearman_ge_0_9']:.2f}) | {t['frac_cross_0_5']:.2f} | {t['median_prob_start']:.3f} -> "
             f"{t['median_prob_end']:.3f} | {t['frac_no_lower_than_start']:.2f} | {_f(t['median_agreement'])} "
-            f"({_f(rd['median_agreement'])}) | {cos('trained_vs_trained_2')} | {cos('trained_vs_randomised')}, "
+            f"({_f(rd['median_agreement'])}) | {_f(t.get('median_source_agreement'))} "
+            f"({_f(rd.get('median_source_agreement'))}) | {cos('trained_vs_trained_2')} | {cos('trained_vs_randomised')}, "
             f"{cos('trained_vs_randomised_2')} | {cos('randomised_vs_randomised_2')} | {rd['frac_cross_0_5']:.2f} | "
             f"{r['wall_s']:.0f} |")
     if rows:

@@ -13,6 +13,9 @@ This module reads it with the project's 0.1 s segmenter
   beats' wave bounds; any registered attribution method, class-targeted);
 * ``agreement``: per beat, the Spearman rank correlation between the
   traversal's change (at the path's end) and that profile;
+* ``source_saliency``: each traversed beat's own |map| of the target per
+  segment (where the target's logit is sensitive on that beat: the
+  first-order answer to the query), compared beat by beat with its change;
 * ``consistency``: the median pairwise Spearman correlation of the beats'
   change profiles (a trained classifier's traversals move the same segments
   from beat to beat; a randomised one's should not);
@@ -109,18 +112,42 @@ def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs
     """
     from ecgjax.analysis.waves import wave_masks, wave_values
 
+    maps = _abs_maps(classifier, x, target, r, n_leads=n_leads, method=method, batch_size=batch_size,
+                     memory_budget=memory_budget, progress=progress)
+    seg = segment_values(maps, r, lo, hi, fs, seg_s=seg_s, n_per_side=_n_side(r, maps.shape[1], fs, seg_s),
+                         lead_names=lead_names)
+    per_wave = None
+    if bounds is not None:
+        per_wave = nan_stat(np.nanmedian, wave_values(maps, wave_masks(bounds, maps.shape[1], lo, hi)).reshape(len(maps), -1))
+    return nan_stat(np.nanmedian, seg.flat()), per_wave
+
+
+def _abs_maps(classifier, x, target, r, *, n_leads, method, batch_size, memory_budget, progress) -> np.ndarray:
+    """f32[N, T, L]: |the method's map| of ``target`` on beats x (the leads only)."""
     from ecgjax import attribution
 
     model = eval_split(classifier) if isinstance(classifier, nnx.Module) else classifier
-    maps = attribution.attribute_dataset(model, x, int(target), attribution.get(method),
-                                         key=jax.random.key(0), batch_size=batch_size, memory_budget=memory_budget,
-                                         progress=progress, r=np.asarray(r, np.int32)).maps[..., :n_leads]
-    seg = segment_values(np.abs(maps), r, lo, hi, fs, seg_s=seg_s,
-                         n_per_side=_n_side(r, maps.shape[1], fs, seg_s), lead_names=lead_names)
-    per_wave = None
-    if bounds is not None:
-        per_wave = nan_stat(np.nanmedian, wave_values(np.abs(maps), wave_masks(bounds, maps.shape[1], lo, hi)).reshape(len(maps), -1))
-    return nan_stat(np.nanmedian, seg.flat()), per_wave
+    return np.abs(attribution.attribute_dataset(model, x, int(target), attribution.get(method), key=jax.random.key(0),
+                                                batch_size=batch_size, memory_budget=memory_budget, progress=progress,
+                                                r=np.asarray(r, np.int32)).maps[..., :n_leads])
+
+
+def source_saliency(classifier, x: np.ndarray, target: int, r, lo, hi, fs: float, *, n_leads: int, method: str = "saliency",
+                    lead_names: Sequence[str] | None = None, seg_s: float = 0.1, batch_size: int = 256,
+                    memory_budget: int | None = None, progress: bool = True) -> np.ndarray:
+    """Per beat, the mean |map| of ``target`` per segment on the beats being traversed (not the target class's beats).
+
+    The first-order answer to the query: where the target's logit is sensitive on *this* beat, the direction
+    the traversal starts along (for a traversal in input space it would be its first step). Compared beat by
+    beat with the traversal's change (``paired_agreement``), it needs no class profile: same beats, same R.
+
+    Returns:
+      f32[B, L*S] (NaN outside the beats' signal), the columns of ``segment_change``.
+    """
+    maps = _abs_maps(classifier, x, target, r, n_leads=n_leads, method=method, batch_size=batch_size,
+                     memory_budget=memory_budget, progress=progress)
+    return segment_values(maps, r, lo, hi, fs, seg_s=seg_s, n_per_side=_n_side(r, maps.shape[1], fs, seg_s),
+                          lead_names=lead_names).flat()
 
 
 def nan_stat(fn, v: np.ndarray) -> np.ndarray:
@@ -241,6 +268,8 @@ class TraversalExplanation:
       agreement: f64[B] Spearman rho of each beat's end change with ``profile``.
       latent: D, the VAE's latent size (for the prior bound).
       waves: None, or ``(change f32[B, P, L*5], labels, profile f64[L*5])`` per wave.
+      source_agreement: None, or f64[B] Spearman rho of each beat's end change with its own |saliency| of the
+        target per segment (``source_saliency``).
     """
 
     traversal: Traversal
@@ -250,6 +279,7 @@ class TraversalExplanation:
     agreement: np.ndarray
     latent: int
     waves: tuple | None = None
+    source_agreement: np.ndarray | None = None
 
     def summary(self) -> dict:
         """The query's numbers: monotonicity, crossing, the prior bound, agreement and consistency."""
@@ -276,6 +306,7 @@ class TraversalExplanation:
             "class_agreement": _spearman(mean_change, self.profile),
             "consistency": consistency(end),
             "top_segment": _top(self.labels, mean_change),
+            "median_source_agreement": float("nan") if self.source_agreement is None else nan_median(self.source_agreement),
             **self._wave_summary(),
         }
 
@@ -298,7 +329,8 @@ def _top(labels, values) -> str:
 
 def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target: int, r, lo, hi, fs: float, *,
                   profile: np.ndarray | None = None, bounds: np.ndarray | None = None, wave_profile: np.ndarray | None = None,
-                  lead_names: Sequence[str] | None = None, seg_s: float = 0.1, **traverse_kw) -> TraversalExplanation:
+                  lead_names: Sequence[str] | None = None, seg_s: float = 0.1, source_saliency_method: str | None = None,
+                  **traverse_kw) -> TraversalExplanation:
     """Traverse beats towards ``target`` and measure what changed.
 
     Args:
@@ -307,6 +339,8 @@ def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target
       profile: f32[L*S] the target's saliency profile (``class_saliency_profile``), or None (agreement NaN).
       bounds: optional f[B, 6] the source beats' wave bounds: adds the per-wave change (and its agreement
         with ``wave_profile`` f[L*5], the target's per-wave saliency profile, when given).
+      source_saliency_method: a registered method: also each beat's agreement with its own |map| of the target
+        (``source_saliency``), or None.
       traverse_kw: ``steps``, ``lr``, ``proximity``, ``n_points``, ``batch_size``, ``memory_budget``, ``progress``.
     """
     tr = traverse(classifier, vae, x, target, **traverse_kw)
@@ -317,4 +351,11 @@ def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target
     if bounds is not None:
         wc, wl = wave_change(tr.beats, bounds, np.asarray(lo), np.asarray(hi), lead_names=lead_names)
         waves = (wc, wl, np.full(wc.shape[2], np.nan) if wave_profile is None else np.asarray(wave_profile, np.float64))
-    return TraversalExplanation(tr, change, labels, prof, agreement(change[:, -1], prof), vae.settings.latent, waves)
+    src_agree = None
+    if source_saliency_method is not None:
+        kw = {k: traverse_kw[k] for k in ("batch_size", "memory_budget", "progress") if k in traverse_kw}
+        own = source_saliency(classifier, x, target, r, lo, hi, fs, n_leads=vae.settings.in_shape[1],
+                              method=source_saliency_method, lead_names=lead_names, seg_s=seg_s, **kw)
+        src_agree = paired_agreement(change[:, -1], own)
+    return TraversalExplanation(tr, change, labels, prof, agreement(change[:, -1], prof), vae.settings.latent, waves,
+                                src_agree)

@@ -144,7 +144,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     profile, wave_profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads,
                                                       method=method, lead_names=names,
                                                       bounds=None if bounds is None else bounds[1], **kw)
-    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, lead_names=names, **kw)
+    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, lead_names=names, source_saliency_method=method, **kw)
     wkw = {} if bounds is None else {"bounds": bounds[0], "wave_profile": wave_profile}
     ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
     cfg = run.config.model
@@ -229,6 +229,7 @@ def summary_markdown(s: dict) -> str:
             ("paths inside that sphere or (starting outside it) no further out than their start", "frac_no_lower_than_start"),
             ("median agreement with the saliency profile (Spearman)", "median_agreement"),
             ("class-level agreement (mean change vs profile)", "class_agreement"),
+            ("median agreement with the beat's own saliency of the target (Spearman)", "median_source_agreement"),
             ("consistency across beats (median pairwise Spearman)", "consistency"), ("most changed segment", "top_segment")]
     if "top_wave" in s["trained"]:
         rows += [("most changed wave", "top_wave"), ("median agreement with the per-wave saliency profile", "median_wave_agreement"),
@@ -237,7 +238,7 @@ def summary_markdown(s: dict) -> str:
              f"beta {s['vae']['beta']:g}; classifier accuracy on {f['n']} test beats: originals {f['acc_original']:.3f}, "
              f"reconstructions {f['acc_reconstructed']:.3f} (gap {100 * f['acc_gap']:+.1f} points; same prediction "
              f"{f['pred_agreement']:.3f})", "", "| | trained | randomised |", "|---|---|---|"]
-    lines += [f"| {name} | {_fmt(s['trained'][k])} | {_fmt(s['randomised'][k])} |" for name, k in rows]
+    lines += [f"| {name} | {_fmt(s['trained'].get(k))} | {_fmt(s['randomised'].get(k))} |" for name, k in rows]
     lines += ["", f"Randomised vs trained change, per beat (median Spearman): {s['randomised_vs_trained_change']:.3f}."]
     if s.get("compared"):
         c = s["compared"]

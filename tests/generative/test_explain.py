@@ -117,6 +117,10 @@ def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(
     assert s["frac_inside_prior_bound"] == 1.0  # (monotonicity and crossing: test_traverse's planted test)
     assert s["median_agreement"] > 0.5 and s["class_agreement"] > 0.5, s
     assert s["consistency"] > 0.8, s
+    # each beat's own saliency of the target ranks the segments as its change does (the beats being traversed)
+    own = EX.source_saliency(_fns(bump_classifier), x, 1, *_where(30), FS, n_leads=2, progress=False)
+    assert own.shape == ex.change[:, -1].shape
+    assert np.nanmedian(EX.paired_agreement(ex.change[:, -1], own)) > 0.5
     # the change grows along the path at the planted segment
     col = ex.labels.index("L1" + BUMP_SEG)
     assert (np.diff(np.median(ex.change[:, :, col], axis=0)) >= -1e-6).all()
