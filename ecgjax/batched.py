@@ -22,8 +22,8 @@ benchmarks) calls :func:`map_batches`::
 * **Streaming.** Inputs are read one batch at a time (numpy or a disk memmap);
   outputs are copied batch by batch into host arrays (``out=`` can be a memmap).
   The next batch is dispatched before the previous one is copied back.
-* **Progress.** A rich bar with rate and ETA (``ecgjax.progress``); the first,
-  compiling call is shown as such.
+* **Progress.** A rich bar with rate and ETA (``ecgjax.progress``); a call that
+  compiles (the first per step and shapes) is shown as such, a later one is not.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import dataclasses
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -148,6 +149,10 @@ def _round_up(b: int, d: int) -> int:
     return -(-b // d) * d
 
 
+#: per jitted step, the programs compiled so far: (static, constants' shapes, rows' shapes, batch, devices)
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class _Program:
     """A jitted step bound to its static arguments, its constants (placed) and the row specs."""
 
@@ -155,10 +160,26 @@ class _Program:
         self.step, self.static, self.mesh = step, tuple(static), mesh
         self.consts = jax.device_put(tuple(consts), mesh.replicated)
         self.row_specs = [(np.shape(a)[1:], np.asarray(a[:0]).dtype) for a in rows]
+        leaves, tree = jax.tree.flatten(self.consts)
+        self._shapes = (tree, tuple((np.shape(a), str(getattr(a, "dtype", type(a))), getattr(a, "weak_type", False)) for a in leaves),
+                        tuple(self.row_specs), tuple(d.id for d in mesh.mesh.devices.flat))
+
+    def _key(self, batch: int):
+        return (self.static, self._shapes, batch)
+
+    def compiled(self, batch: int) -> bool:
+        """Whether this step was already compiled for ``batch`` rows in this process (a call compiles nothing)."""
+        try:
+            return self._key(batch) in _COMPILED.get(self.step, ())
+        except TypeError:  # a step that cannot be weakly referenced, or an unhashable static argument
+            return False
 
     def compile(self, batch: int):
         rows = [jax.ShapeDtypeStruct((batch, *s), dt, sharding=self.mesh.batch) for s, dt in self.row_specs]
-        return self.step.lower(*self.static, *self.consts, *rows).compile()
+        out = self.step.lower(*self.static, *self.consts, *rows).compile()
+        with contextlib.suppress(TypeError):
+            _COMPILED.setdefault(self.step, set()).add(self._key(batch))
+        return out
 
     def __call__(self, *rows):
         return self.step(*self.static, *self.consts, *rows)
@@ -251,8 +272,10 @@ def map_batches(
     prog = _Program(step, static, consts, rows, mesh)
     own = not isinstance(progress, Bar)
     with (Bar(desc, n, unit=unit, enabled=bool(progress)) if own else contextlib.nullcontext(progress)) as bar:
-        bar.compiling()
-        B, step_bytes, compile_s = _fit(prog, min(int(batch_size), max(n, 1)), budget)
+        first = min(int(batch_size), max(n, 1))
+        if not prog.compiled(_round_up(max(1, first), d)):
+            bar.compiling()  # only the first call per shape compiles (jax caches the program)
+        B, step_bytes, compile_s = _fit(prog, first, budget)
 
         def launch(s: int):
             e = min(s + B, n)

@@ -88,6 +88,8 @@ def test_training_epochs_show_progress_with_rate_and_eta(reference, progress_lin
         assert any(re.search(r", [0-9,.]+ beats/s,", m) for m in mine), mine  # a measured rate, not "?"
     assert not any("compiling training epoch 2" in m for m in progress_lines)  # compiled once
     assert any(m.startswith("validation: ") for m in progress_lines)
+    # three validation passes of one shape: only the first compiles, and only it says so
+    assert [m for m in progress_lines if m.startswith("compiling validation")] == ["compiling validation (first call) ..."]
 
 
 def test_outputs_are_complete_and_consistent(reference):
