@@ -47,11 +47,12 @@ def run_model(model: str, root: Path, args) -> dict:
     runs = [train_quick(model, root / f"{model}_seed{s}", s) for s in range(args.seeds)]
     train_s = time.perf_counter() - t0
     s = traverse_run(runs[0], target=args.target, source=args.source, vae_dir=root / "vae", max_beats=args.max_beats,
-                     fidelity_beats=args.fidelity_beats, steps=args.steps, waves=False,
+                     fidelity_beats=args.fidelity_beats, steps=args.steps, waves=False, batch_size=args.batch_size,
+                     vae_epochs=args.vae_epochs, vae_max_train=args.vae_max_train,
                      compare=runs[1] if len(runs) > 1 else None, progress=True,
                      command=" ".join(["python experiments/traverse_real.py", *sys.argv[1:]]))
     test = json.loads((runs[0] / "results.json").read_text())
-    return s | {"experiment": "traverse_real", "config": f"traverse_aami.py:{model},quick", "seeds": args.seeds,
+    return s | {"experiment": "traverse_real", "config": f"traverse_aami.py:{model},quick", "args": vars(args),
                 "train_s": train_s, "test_accuracy": _accuracy(test)}
 
 
@@ -153,9 +154,12 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=1, help="trained runs per model (2: the seed sanity check)")
     p.add_argument("--target", default="V")
     p.add_argument("--source", default="N")
-    p.add_argument("--max-beats", type=int, default=100)
+    p.add_argument("--max-beats", type=int, default=64, help="N beats traversed (and V beats profiled)")
     p.add_argument("--fidelity-beats", type=int, default=2000)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=64, help="beats per compiled batch (pad: keep it near --max-beats)")
+    p.add_argument("--vae-epochs", type=int, default=10, help="of the shared VAE, when the root holds none")
+    p.add_argument("--vae-max-train", type=int, default=20000)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_traverse.jsonl"))
     p.add_argument("--render", action="store_true", help="only regenerate docs/results.md's section")
     p.add_argument("--doc", default=str(ROOT / "docs" / "results.md"))
