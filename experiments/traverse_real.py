@@ -10,6 +10,7 @@ rebuilds docs/results.md's generated section (between ``<!-- traverse-results:be
 
     ECGJAX_DATA_DIR=... python experiments/traverse_real.py --root /work/runs/vae/traverse --models rr_net \\
         --seeds 2 --out benchmarks/results/cpu_traverse.jsonl
+    ECGJAX_DATA_DIR=... python experiments/traverse_real.py --root /work/runs/vae/traverse --parameter --delta 0.04
     python experiments/traverse_real.py --render --out benchmarks/results/cpu_traverse.jsonl
 
 Finished runs and a trained VAE are reused (resume); a model's row is appended when its traversal finishes.
@@ -22,6 +23,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the ecgjax next to this file
@@ -66,6 +69,71 @@ def _accuracy(results: dict):
     return None
 
 
+def run_parameter(root: Path, args) -> dict:
+    """A parameter query on real beats: "QRS width + ``args.delta`` s" for DS2 N beats, through a regressor.
+
+    The regressor (``train.regression.train_regressor``, ``study.groundtruth``'s small ``ribeiro_cnn``) learns the
+    delineated QRS width (``data.delineation``, quality-flagged beats; ``study.groundtruth.targets_and_segments``)
+    of AAMI beats from DS1 records already delineated in the cache (``--param-records``), is tested on DS2
+    records, and reads the generated beats; the shared VAE (``ROOT/vae``) generates them. The same query
+    through a re-initialised regressor is the control.
+    """
+    from flax import nnx
+
+    from ecgjax import models
+    from ecgjax.data import load_beats, protocols
+    from ecgjax.data.delineation import load_waves
+    from ecgjax.generative import explain as EX
+    from ecgjax.generative import vae as V
+    from ecgjax.generative.traverse import PRIOR_MASS, prior_bound, traverse_parameter
+    from ecgjax.study.groundtruth import targets_and_segments
+    from ecgjax.train.regression import train_regressor
+
+    t0 = time.perf_counter()
+    train_recs = tuple(r for r in args.param_records.split(",") if r)
+    test_recs = tuple(protocols.DS2)
+    beats = load_beats(protocols.get("aami", records=train_recs + test_recs))
+    waves = load_waves(beats)
+    width, _, usable = targets_and_segments(beats, waves)["qrs_width"]
+    rng = np.random.default_rng(0)
+    draw = lambda rows, n: np.sort(rows if len(rows) <= n else rng.choice(rows, n, replace=False))  # noqa: E731
+    train = draw(np.flatnonzero(usable & np.isin(beats.record, train_recs)), args.param_train)
+    is_test = usable & np.isin(beats.record, test_recs)
+    test = draw(np.flatnonzero(is_test), 1000)
+    kw = {"filters": (16, 16, 32, 32), "lead_layout": "channels", "dropout": 0.0}
+    reg = train_regressor("ribeiro_cnn", beats.x, width, train, test, fs=beats.fs, epochs=args.param_epochs, batch_size=64,
+                          lr=1e-3, seed=0, **kw)
+    model = nnx.merge(*reg.model)
+    vae = V.load_vae(root / "vae")
+    n_idx = beats.classes.index(args.source)
+    src = draw(np.flatnonzero(is_test & (beats.y == n_idx)), args.max_beats)
+    x = beats.x[src]
+    common = dict(mean=reg.mean, std=reg.std, steps=args.steps, batch_size=args.batch_size, progress=True)
+    out = {}
+    fresh = models.build("ribeiro_cnn", n_classes=1, in_shape=beats.x.shape[1:], fs=beats.fs, rngs=nnx.Rngs(1), **kw)
+    for name, m in (("trained", model), ("randomised", fresh)):
+        tr = traverse_parameter(m, vae, x, args.delta, **common)
+        change, labels = EX.segment_change(tr.beats, beats.r[src], beats.lo[src], beats.hi[src], beats.fs,
+                                           lead_names=("MLII", "V1"))
+        mean_change = EX.nan_stat(np.nanmean, change[:, -1])
+        qrs = [i for i, lab in enumerate(labels) if lab.endswith(("-1", "+1"))]  # the 0.2 s around R
+        bound = prior_bound(vae.settings.latent, PRIOR_MASS)
+        rho = tr.spearman()
+        out[name] = {"n": int(len(src)), "median_spearman": EX.nan_median(rho), "frac_spearman_ge_0_9": float(np.mean(rho >= 0.9)),
+                     "frac_reached_half": float(tr.reached().mean()),
+                     "median_value_start": float(np.median(tr.value[:, 0])), "median_value_end": float(np.median(tr.value[:, -1])),
+                     "median_gain": float(np.median(tr.value[:, -1] - tr.value[:, 0])),
+                     "frac_no_lower_than_start": float(np.mean(tr.prior_logpdf.min(axis=1) >= np.minimum(bound, tr.prior_logpdf[:, 0]) - 1e-3)),
+                     "top_segment": labels[int(np.nanargmax(mean_change))],
+                     "qrs_share_of_change": float(np.nansum(mean_change[qrs]) / np.nansum(mean_change))}
+    return {"experiment": "traverse_parameter", "parameter": "qrs_width", "unit": "s", "delta": args.delta,
+            "source": args.source, "train_records": list(train_recs), "n_train": int(len(train)), "n_test": int(len(test)),
+            "r2_test": reg.r2_test, "mae_test": reg.mae_test, "regressor_train_s": reg.train_s,
+            "vae": {"latent": vae.settings.latent, "beta": vae.settings.beta, "width": vae.settings.width},
+            "steps": args.steps, **out, "wall_s": time.perf_counter() - t0, "args": vars(args),
+            "command": " ".join(["python experiments/traverse_real.py", *sys.argv[1:]])}
+
+
 # ---------------------------------------------------------------- docs
 
 
@@ -101,7 +169,8 @@ def render(out: Path, results: Path) -> str:
                      f"{r['device']}, load {r['load_avg_1m']:.1f}, jax {r['jax']} |")
     rows = {}
     for r in _rows(out):
-        rows[r["model"]] = r
+        if r.get("experiment") == "traverse_real":
+            rows[r["model"]] = r
     lines += ["", f"**Traversals of real beats** (`{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}`, "
                   "written by `python experiments/traverse_real.py`; quick classifiers, AAMI DS1 -> DS2, one VAE; "
                   "each row's `command` field holds its exact command). rho: median Spearman rho between the "
@@ -127,6 +196,25 @@ def render(out: Path, results: Path) -> str:
             f"({_f(rd.get('median_source_agreement'))}) | {cos('trained_vs_trained_2')} | {cos('trained_vs_randomised')}, "
             f"{cos('trained_vs_randomised_2')} | {cos('randomised_vs_randomised_2')} | {rd['frac_cross_0_5']:.2f} | "
             f"{r['wall_s']:.0f} |")
+    params = [r for r in _rows(out) if r.get("experiment") == "traverse_parameter"]
+    if params:
+        lines += ["", "**A parameter query on real beats** (rows of the same file, `experiment: traverse_parameter`): "
+                      "DS2 N beats asked for QRS width + delta through a regressor of the delineated QRS width (a small "
+                      "`ribeiro_cnn` trained on DS1 beats whose delineation passes its quality flag; its held-out R^2 "
+                      "and MAE on DS2 beats say how well it measures), against a re-initialised regressor. rho: median "
+                      "Spearman between the position and the regressor's reading of the generated beat; reached: share "
+                      "whose reading moved at least half the asked change; QRS share: the share of the mean |change| "
+                      "in the two 0.1 s segments around R (both leads).", "",
+                  "| delta | regressor R^2 / MAE (test beats) | model | beats | rho (>= 0.9) | reached | reading start -> end "
+                  "| inside 99% ball | most changed segment | QRS share | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        r = params[-1]
+        for name in ("trained", "randomised"):
+            t = r[name]
+            lines.append(f"| +{1000 * r['delta']:.0f} ms | {r['r2_test']:.3f} / {1000 * r['mae_test']:.1f} ms ({r['n_test']}) | "
+                         f"{name} | {t['n']} | {t['median_spearman']:.3f} ({t['frac_spearman_ge_0_9']:.2f}) | "
+                         f"{t['frac_reached_half']:.2f} | {1000 * t['median_value_start']:.0f} -> {1000 * t['median_value_end']:.0f} ms | "
+                         f"{t['frac_no_lower_than_start']:.2f} | {t['top_segment']} | {t['qrs_share_of_change']:.2f} | {r['wall_s']:.0f} |")
+    rows = {k: v for k, v in rows.items() if v.get("experiment") != "traverse_parameter"}
     if rows:
         r = next(iter(rows.values()))
         lines += ["", f"Traversal: {r['traverse']['steps']} Adam steps (lr 0.1), proximity {r['traverse']['proximity']}, "
@@ -161,6 +249,12 @@ def main(argv=None) -> int:
     p.add_argument("--vae-epochs", type=int, default=10, help="of the shared VAE, when the root holds none")
     p.add_argument("--vae-max-train", type=int, default=20000)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_traverse.jsonl"))
+    p.add_argument("--parameter", action="store_true", help="the QRS-width query instead of the class queries")
+    p.add_argument("--delta", type=float, default=0.04, help="the parameter query's change (s)")
+    p.add_argument("--param-records", default="101,106,108,109,112,114,115,116,118,119,122,124",
+                   help="DS1 records the width regressor trains on (delineated in the cache)")
+    p.add_argument("--param-train", type=int, default=3000)
+    p.add_argument("--param-epochs", type=int, default=5)
     p.add_argument("--render", action="store_true", help="only regenerate docs/results.md's section")
     p.add_argument("--doc", default=str(ROOT / "docs" / "results.md"))
     args = p.parse_args(argv)
@@ -170,12 +264,14 @@ def main(argv=None) -> int:
 
         root = Path(args.root)
         root.mkdir(parents=True, exist_ok=True)
-        for model in [m for m in args.models.split(",") if m]:
-            row = run_model(model, root, args) | {k: v for k, v in environment_info().items() if k not in ("command",)}
+        jobs = [("parameter", run_parameter)] if args.parameter else \
+            [(m, lambda root, a, m=m: run_model(m, root, a)) for m in args.models.split(",") if m]
+        for name, job in jobs:
+            row = job(root, args) | environment_info()
             out.parent.mkdir(parents=True, exist_ok=True)
             with out.open("a") as fh:
                 fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
-            print(f"{model}: row appended to {out}", flush=True)
+            print(f"{name}: row appended to {out}", flush=True)
     update_docs(Path(args.doc), out, ROOT / "benchmarks" / "results")
     return 0
 
