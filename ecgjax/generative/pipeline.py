@@ -193,27 +193,33 @@ def _directions(ex, ex_rand, ex_rand2, ex_cmp) -> dict:
             for k, (a, b) in pairs.items()}
 
 
+_UNITS = {"zscore_lead": "per-lead z-score", "minmax_beat": "min-max scaled over the window",
+          "minmax_lead": "per-lead min-max scaled", "none": "record units"}
+
+
 def _figures(fig_dir: Path, ex, ex_rand, b, src, names, target, plotting) -> None:
     from ecgjax.generative import explain as EX
 
     fig_dir.mkdir(parents=True, exist_ok=True)
+    units = _UNITS.get(b.protocol.get("normalisation"), "normalised units")
     tr = ex.traversal
     rho = tr.spearman()
     order = np.argsort(-np.nan_to_num(rho - 2 * (tr.prob[:, -1] <= 0.5)))[:3]  # monotone paths that reach the target first
     for k, i in enumerate(order):
         fig = plotting.plot_morph_strip(tr.beats[i], tr.prob[i], b.fs, r=int(b.r[src[i]]), lead_names=names, target=target,
+                                        units=units,
                                         title=f"record {b.record[src[i]]}, beat at sample {b.sample[src[i]]}: towards "
                                               f"{target} (P {tr.prob[i, 0]:.2f} -> {tr.prob[i, -1]:.2f})")
         plotting.save_figure(fig, fig_dir / f"morph_{k}.png")
     med = EX.nan_stat(np.nanmedian, ex.change)
-    plotting.save_figure(plotting.plot_change_heatmap(med, ex.labels, profile=ex.profile,
+    plotting.save_figure(plotting.plot_change_heatmap(med, ex.labels, profile=ex.profile, units=units,
                                                       title=f"median change over {len(src)} beats along the path towards {target}"),
                          fig_dir / "change_path.png")
-    plotting.save_figure(plotting.plot_change_heatmap(ex.change[:, -1], ex.labels, row_label="beat",
+    plotting.save_figure(plotting.plot_change_heatmap(ex.change[:, -1], ex.labels, row_label="beat", units=units,
                                                       title=f"change at the path's end, per beat (towards {target})"),
                          fig_dir / "change_beats.png")
     med_r = EX.nan_stat(np.nanmedian, ex_rand.change)
-    plotting.save_figure(plotting.plot_change_heatmap(med_r, ex_rand.labels, profile=ex.profile,
+    plotting.save_figure(plotting.plot_change_heatmap(med_r, ex_rand.labels, profile=ex.profile, units=units,
                                                       title=f"randomised classifier: median change towards {target}"),
                          fig_dir / "change_path_randomised.png")
 
