@@ -47,10 +47,22 @@ def add_ground_truth_section(rep: Report, gt: dict) -> None:
              "the segment's fraction of the samples (the expected share of any map with exchangeable values); "
              "|x|-proportional: the share of a map equal to |x| (a method at that level follows the signal's amplitude, "
              "the bias Wagner et al. found, not the question the model answers).")
-    rows = [[t, r["unit"], r["n_train"], f"{r['n_test']} ({r['n_test_records']})", _f(r["r2_test"]), _f(r["mae_test"], 4),
+    if spec.get("min_record_quality") or spec.get("width_outlier_mad"):
+        sec.text(f"QRS width only: beats of records where fewer than {spec.get('min_record_quality', 0):.0%} of the beats pass the "
+                 f"quality flag are left out, and beats whose width lies more than {spec.get('width_outlier_mad', 0):g} robust SDs "
+                 "(1.4826 MAD, at least one sample) from the median of their record and beat symbol (delineation errors, "
+                 "which no model of the signal can learn).")
+
+    def _n(r, k):
+        return f"{r[k]} ({r[k + '_records']})" if k + "_records" in r else r[k]
+
+    rows = [[t, r["unit"], _n(r, "n_train"), _n(r, "n_test"), _f(r.get("r2_train", float("nan"))), _f(r["r2_test"]),
+             _f(r["mae_test"], 4), _f(r.get("mae_test_mean_predictor", float("nan")), 4), _f(r.get("sd_test", float("nan")), 4),
              r["train_s"]] for t, r in gt["targets"].items()]
-    sec.table(["target", "unit", "train beats", "test beats (records)", "R² test", "MAE test", "train s"], rows,
-              caption="The regressors (R² near 1: the model learned the quantity, so its explanations can be checked)")
+    sec.table(["target", "unit", "train beats (records)", "test beats (records)", "R² train", "R² test", "MAE test",
+               "MAE of the training mean", "SD test", "train s"], rows,
+              caption="The regressors (R² near 1: the model learned the quantity, so its explanations can be checked; "
+                      "R² is relative to the test beats' spread, SD test)")
     targets = list(gt["targets"])
     rows = []
     for i, d in enumerate(gt["ranking"], 1):

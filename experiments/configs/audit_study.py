@@ -4,6 +4,8 @@ Commands::
 
     python experiments/corrected_study.py --config experiments/configs/audit_study.py:quick --workdir runs/audit_quick
     python experiments/corrected_study.py --config experiments/configs/audit_study.py --workdir runs/audit
+    python experiments/corrected_study.py --config experiments/configs/audit_study.py:cpu --workdir runs/audit_cpu
+    python scripts/audit_results.py runs/audit_cpu   # docs/results.md's section from the run's files
 
 (``ecgjax study --config ... --workdir ...`` is the same.) Run: ``jones2020_cnn`` on the AAMI DS1 -> DS2
 protocol (``aami_jones_cnn.py``; quick: capped beats and epochs). Methods, all targeted at the true class:
@@ -14,21 +16,71 @@ ROAD; glocal aggregation by record, sex, age band and digoxin with split-half st
 matrix, by 0.1 s segment and by wave; clusters of attributions within each class; TCAV of wide QRS, absent P
 wave and premature beat at the feature layer.
 
+Variant ``cpu``: the largest audit this project's shared 2-core CPU runs in about an hour. Run: ``rr_net``
+(waveform + RR features) with the recipe of ``aami_rr.py`` (template-subtracted beats, ratio RR features,
+square-root class weights, every DS1 training beat, up to 10 epochs, early stopping on 4 DS1 validation
+records; plain argmax, no tuned offsets) trained on DS1 and tested on all of DS2 (split ``ds1ds2``). Methods
+as above without Grad-CAM's sibling checks on the path methods (IG 32 steps, expected gradients 16 x 64);
+200 explained DS2 beats per class; audit checks on 100 beats, glocal with 100 record splits, TCAV on 100
+beats per class with 50 concept beats; the expert-rule check (QRS for V/F, P wave and RR features for S);
+and the ground-truth check (``GT_CPU``: regressors trained on DS1, explained on DS2).
+
 Expected wall time: quick about 30-60 min on the project's 2-core CPU (not yet measured on an idle machine);
 the full study is a GPU job. Expected metric: none (quick-mode scores mean nothing beyond "every stage ran").
 """
 
 from pathlib import Path
 
-from ecgjax.config import load_config
+import dataclasses
+
+from ecgjax.config import call_get_config, load_config, validate
+from ecgjax.data.protocols import DS1, DS2
 from ecgjax.study.config import AuditSpec, MethodSpec, RunSpec, StudyConfig
+from ecgjax.study.groundtruth import GroundTruthSpec
 
 HERE = Path(__file__).parent
 
 
+# The ground-truth check of the cpu variant: every DS1 record trains, every DS2 record tests.
+GT_CPU = GroundTruthSpec(train_records=DS1, test_records=DS2, max_train=4000, max_test=300, epochs=6, n_boot=1000,
+                         methods=("saliency", "gradient_x_input", "integrated_gradients", "expected_gradients", "deeplift",
+                                  "lrp", "guided_backprop", "grad_cam", "smoothgrad", "vargrad", "occlusion", "random"))
+
+
+def _rr_run() -> RunSpec:
+    """aami_rr.py's recipe (both inputs) on the ds1ds2 split: DS1 trains (the same 4 DS1 records validate), DS2 tests."""
+    train = call_get_config(str(HERE / "aami_rr.py")).train
+    data = dataclasses.replace(train.data, protocol_overrides={}, split="ds1ds2")
+    return RunSpec("aami_rr_net", validate(dataclasses.replace(train, name="audit_rr_net", data=data)), explain=True)
+
+
+def _cpu_config() -> StudyConfig:
+    methods = (
+        MethodSpec("saliency"),
+        MethodSpec("integrated_gradients", {"steps": 32}),
+        MethodSpec("expected_gradients", {"n": 16, "background_n": 64}),
+        MethodSpec("deeplift"),
+        MethodSpec("lrp", {"rule": "epsilon"}),
+        MethodSpec("guided_backprop"),
+        MethodSpec("grad_cam", transform="relu"),
+    )
+    audit = AuditSpec(sanity_beats=100, permuted_steps=300, glocal_splits=100, cluster_ks=(2, 3, 4), cluster_min_beats=30,
+                      tcav_beats=100, tcav_concept_beats=50, tcav_random_sets=10)
+    return StudyConfig(
+        name="Audit study: explanations that can be checked (CPU size)", runs=(_rr_run(),), methods=methods,
+        explain_max_per_class=200, n_boot=1000, sanity_beats=100, audit=audit, expert_rules=True, ground_truth=GT_CPU,
+        notes=("Wagner et al. (2023)'s building blocks for auditing ECG models on the project's inter-patient rr_net "
+               "(aami_rr.py's recipe, DS1 -> DS2): sanity checks, glocal aggregation over patient subgroups and waves, "
+               "clusters of attributions, concept explanations, expert rules by wave and the ground-truth regressions.",
+               "CPU SIZE: 200 explained beats per class, 100 for the checks; the full audit is a GPU job."),
+    )
+
+
 def get_config(arg=None):
-    if arg not in (None, "quick"):
-        raise ValueError(f"variant must be empty or 'quick', got {arg!r}")
+    if arg not in (None, "quick", "cpu"):
+        raise ValueError(f"variant must be empty, 'quick' or 'cpu', got {arg!r}")
+    if arg == "cpu":
+        return _cpu_config()
     quick = arg == "quick"
     over = ("data.max_beats=1500", "train.epochs=3", "eval.bootstrap_samples=100") if quick else ()
     runs = (RunSpec("aami_jones_cnn", load_config(str(HERE / "aami_jones_cnn.py"), over), explain=True),)

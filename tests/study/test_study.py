@@ -233,7 +233,24 @@ def test_explain_subset_caps_each_class():
     np.testing.assert_array_equal(explain_subset(y, idx, None, seed=0), idx)
 
 
-@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "audit_study.py", "audit_study.py:quick"])
+def test_audit_cpu_run_is_the_rr_recipe_on_ds1ds2():
+    """audit_study.py:cpu trains aami_rr.py's model and recipe, changing only the split (DS2 as the test part)
+    and the records (all of the protocol's, so DS2 is there to test on)."""
+    import dataclasses
+    from pathlib import Path
+
+    from ecgjax.config import call_get_config
+    from ecgjax.study import load_study_config
+
+    root = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    run = load_study_config(str(root / "audit_study.py:cpu")).runs[0].config
+    rr = call_get_config(str(root / "aami_rr.py")).train
+    assert run.data.split == "ds1ds2" and rr.data.split == "ds1" and run.data.protocol_overrides == {}
+    assert run.model == rr.model and run.train == rr.train and run.eval == rr.eval
+    assert dataclasses.replace(run.data, split="ds1", protocol_overrides=rr.data.protocol_overrides) == rr.data
+
+
+@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "audit_study.py", "audit_study.py:quick", "audit_study.py:cpu"])
 def test_study_config_files_load_and_document_their_commands(spec):
     from pathlib import Path
 
