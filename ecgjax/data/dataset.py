@@ -101,7 +101,9 @@ class BeatSet:
         return {name: int(c[i]) for i, name in enumerate(self.classes)}
 
     def lead_axis(self, idx: np.ndarray | None = None) -> tuple[tuple[str, ...], str]:
-        """The name of each position of the L axis, read from the record headers, for figures and tables.
+        """The name of each waveform lead on the L axis, read from the record headers, for figures and tables.
+
+        RR-feature channels (``rr_names``, trailing the leads) are no lead and get no name here.
 
         Args:
           idx: i64[M] the beats shown (default all); only their records count.
@@ -111,7 +113,7 @@ class BeatSet:
           which ("" when every record agrees), e.g. ``"MLII* is V5 in 102, 104, 114"``.
         """
         recs = np.unique(self.record if idx is None else self.record[idx])
-        L = self.x.shape[2]
+        L = self.x.shape[2] - len(self.rr_names)
         names, notes = [], []
         for pos in range(L):
             by_rec = {str(r): (self.lead_names.get(str(r)) or ())[pos:pos + 1] for r in recs}

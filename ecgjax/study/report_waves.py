@@ -47,11 +47,20 @@ def add_ground_truth_section(rep: Report, gt: dict) -> None:
              "the segment's fraction of the samples (the expected share of any map with exchangeable values); "
              "|x|-proportional: the share of a map equal to |x| (a method at that level follows the signal's amplitude, "
              "the bias Wagner et al. found, not the question the model answers).")
-    if spec.get("min_record_quality") or spec.get("width_outlier_mad"):
-        sec.text(f"QRS width only: beats of records where fewer than {spec.get('min_record_quality', 0):.0%} of the beats pass the "
-                 f"quality flag are left out, and beats whose width lies more than {spec.get('width_outlier_mad', 0):g} robust SDs "
-                 "(1.4826 MAD, at least one sample) from the median of their record and beat symbol (delineation errors, "
-                 "which no model of the signal can learn).")
+    filters = []
+    if spec.get("normal_qrs_max_s") and spec.get("normal_qrs_symbols"):
+        filters.append(f"beats annotated {'/'.join(spec['normal_qrs_symbols'])} (normal conduction) whose delineated QRS is wider "
+                       f"than {1000 * spec['normal_qrs_max_s']:.0f} ms (the delineation contradicts the annotation)")
+    if spec.get("width_outlier_mad"):
+        filters.append(f"beats whose width lies more than {spec['width_outlier_mad']:g} robust SDs (1.4826 MAD, at least one "
+                       "sample) from the median of their record and beat symbol")
+    if spec.get("min_record_quality"):
+        filters.append(f"the beats of records where fewer than {spec['min_record_quality']:.0%} of the beats pass the quality flag")
+    if filters:
+        q = gt["targets"].get("qrs_width", {})
+        counts = (f" ({q['usable']} of {q['usable_unfiltered']} quality-passing beats kept)"
+                  if "usable_unfiltered" in q else "")
+        sec.text("QRS width only, left out as delineation errors no model of the beat can learn: " + "; ".join(filters) + counts + ".")
 
     def _n(r, k):
         return f"{r[k]} ({r[k + '_records']})" if k + "_records" in r else r[k]

@@ -131,6 +131,8 @@ def test_profiles_cut_only_the_waveform_leads_of_a_model_with_rr_features():
     wave = profile_attributions(Attributions(maps=maps[..., :2], target=beats.y, **kw), beats, n_boot=0, min_n=2)
     assert both.values.shape == wave.values.shape == (len(beats), 2, 24)
     np.testing.assert_array_equal(both.values, wave.values)
+    # one column name per value (the figures index the names by the values' columns)
+    assert both.labels == wave.labels and len(both.labels) == 48 and both.lead_names == ("MLII", "V1")
 
 
 def test_profiles_by_wave_equal_wave_values_of_each_beat():

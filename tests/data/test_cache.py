@@ -172,3 +172,16 @@ def test_lead_axis_names_positions_from_the_headers():
     names, note = b.lead_axis()
     assert names == ("MLII*", "V1*") and note == "MLII* is V5 in 102. V1* is V2 in 102; V5 in 100"
     assert b.lead_axis(np.array([1, 3])) == (("MLII", "V1"), "")
+
+
+def test_lead_axis_names_only_the_waveform_leads():
+    """A BeatSet with RR-feature channels (aami_rr: 2 leads + 8 features) names its 2 leads, not 10 positions."""
+    from ecgjax.data.dataset import BeatSet
+
+    n = 2
+    z = np.zeros(n, np.int32)
+    b = BeatSet(x=np.zeros((n, 8, 5), np.float32), y=z, classes=("N",), record=np.array(["100", "101"]),
+                sample=z.astype(np.int64), symbol=np.array(["N"] * n), r=z, lo=z, hi=z + 8, rr_prev=z, rr_next=z, fs=360.0,
+                lead_names={"100": ("MLII", "V5"), "101": ("MLII", "V5")}, protocol={}, rr=np.zeros((n, 3), np.float32),
+                rr_names=("pre", "post", "local"))
+    assert b.lead_axis() == (("MLII", "V5"), "")

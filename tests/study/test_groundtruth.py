@@ -109,11 +109,13 @@ def test_width_outliers_against_the_group_median():
 
 
 def test_qrs_width_filters_in_targets_and_segments():
-    """A record whose beats mostly fail the quality flag, and a stray width, leave qrs_width's usable beats only."""
+    """Each filter of qrs_width leaves out what it names, and only from qrs_width."""
     beats, waves = _fake()
     n = 12
-    b = np.tile(np.array([[100, 110, 140, 170, 180, 195]], np.float32), (n, 1))
-    b[5, 3] = 200  # beat 5: QRS 60 samples instead of 30
+    b = np.tile(np.array([[100, 110, 140, 170, 180, 195]], np.float32), (n, 1))  # QRS 30 samples (83 ms)
+    b[5, 3] = 200  # beat 5 (N): QRS 60 samples (167 ms): wider than normal conduction, and an outlier of r1/N
+    b[2, 3] = 190  # beat 2 (L): QRS 50 samples (139 ms): a bundle branch block beat may be wide
+    b[11, 3] = 184  # beat 11 (N, record r2): 44 samples (122 ms), the only N beat of r2 that passes
     q = np.ones(n, bool)
     q[9:11] = False  # record "r2" (beats 8..11): 2 of 4 pass
     beats.x = np.zeros((n, 200, 2), np.float32)
@@ -121,13 +123,18 @@ def test_qrs_width_filters_in_targets_and_segments():
     beats.lo, beats.hi = np.zeros(n, np.int32), np.full(n, 200, np.int32)
     beats.rr_prev = np.full(n, 100)
     beats.record = np.array(["r1"] * 8 + ["r2"] * 4)
-    beats.symbol = np.array(["N"] * n)
+    beats.symbol = np.array(["N", "N", "L"] + ["N"] * 5 + ["V", "N", "N", "N"])
     w = Waves(b, q, {}, "dwt")
-    _, _, plain = targets_and_segments(beats, w)["qrs_width"]
-    assert plain.tolist() == q.tolist()
-    _, _, ok = targets_and_segments(beats, w, min_record_quality=0.6, width_outlier_mad=4.0)["qrs_width"]
-    assert np.flatnonzero(ok).tolist() == [0, 1, 2, 3, 4, 6, 7]
-    _, _, ok_rr = targets_and_segments(beats, w, min_record_quality=0.6, width_outlier_mad=4.0)["rr"]
+
+    def usable(**kw):
+        return np.flatnonzero(targets_and_segments(beats, w, **kw)["qrs_width"][2]).tolist()
+
+    assert usable() == np.flatnonzero(q).tolist()
+    assert usable(normal_qrs_symbols=("N",), normal_qrs_max_s=0.12) == [0, 1, 2, 3, 4, 6, 7, 8]
+    assert usable(width_outlier_mad=4.0) == [0, 1, 2, 3, 4, 6, 7, 8, 11]  # beat 11 is its group's median
+    assert usable(min_record_quality=0.6) == list(range(8))
+    _, _, ok_rr = targets_and_segments(beats, w, min_record_quality=0.6, width_outlier_mad=4.0, normal_qrs_symbols=("N",),
+                                       normal_qrs_max_s=0.12)["rr"]
     assert ok_rr.tolist() == q.tolist()  # the filters are qrs_width's only
 
 
