@@ -1,0 +1,86 @@
+"""neurokit2's delineation methods on whole MIT-BIH records: the quality flag's pass rate and the QRS widths they give.
+
+One JSON line per record and method to ``--out``: beats, seconds of cleaning + delineating lead 0 (``dwt``: read
+from the project's cache when there, then not timed: ``seconds`` null), the share of beats passing
+``ecgjax.data.delineation.quality`` (all beats, and V beats), and the median QRS width (QRS_off - QRS_on) of the
+passing N and V beats. ``prominence`` (Emrich et al. 2023) is not one of ``delineation.METHODS``: it is called
+here directly, the same way (``nk.ecg_clean`` then ``nk.ecg_delineate`` at the annotated R peaks), on the beats
+at least 1 s from the record's ends (it returns fewer values for beats at the edges). Its "QRS" bounds are the
+R wave's base from ``scipy.signal.peak_prominences`` within ``max_r_basepoint_interval`` (100 ms by default),
+so its widths cannot exceed 100 ms: a pass rate, not a QRS delineation. Needs the MIT-BIH records.
+
+  python benchmarks/delineation_methods.py --records 100,103,105 --out benchmarks/results/cpu_delineation_methods.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import _common as C
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--records", default="100,103,105")
+    p.add_argument("--methods", default="dwt,prominence")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--cache-dir", default=None, help="the beat cache holding the dwt delineation (default: $ECGJAX_CACHE_DIR)")
+    p.add_argument("--note", default="")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    import numpy as np
+
+    from ecgjax.data import load_beats, locate, protocols, wfdb_io
+    from ecgjax.data.beats import BEAT_SYMBOLS
+    from ecgjax.data.dataset import _order_leads
+    from ecgjax.data.delineation import _NK_KEYS, load_waves, quality
+
+    folder = locate.find_database("mitdb", args.data_dir, download=False)
+    proto = protocols.get("aami")
+    rows = []
+    for rec_name in args.records.split(","):
+        rec = wfdb_io.read_record(folder, rec_name, fs=float(proto.fs))
+        sig, names = _order_leads(rec, proto.lead_order)
+        keep = np.isin(rec.ann_symbols, list(BEAT_SYMBOLS))
+        r, sym = rec.ann_samples[keep], rec.ann_symbols[keep]
+        for method in args.methods.split(","):
+            t0 = time.perf_counter()
+            if method == "dwt":  # the project's path, cached
+                beats = load_beats(protocols.get("aami", records=(rec_name,)), args.data_dir, cache=args.cache_dir)
+                w = load_waves(beats, args.data_dir, cache=args.cache_dir, download=False)
+                b, rr, ss = w.bounds + (beats.sample - beats.r)[:, None], beats.sample, beats.symbol
+                seconds = None
+            elif method == "prominence":
+                import neurokit2 as nk
+
+                inner = (r > rec.fs) & (r < len(sig) - rec.fs)
+                rr, ss = r[inner], sym[inner]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    clean = nk.ecg_clean(np.asarray(sig[:, 0], np.float64), sampling_rate=int(round(rec.fs)))
+                    _, d = nk.ecg_delineate(clean, rpeaks=rr, sampling_rate=int(round(rec.fs)), method="prominence")
+                b = np.stack([np.asarray(d[k], np.float64) for k in _NK_KEYS], 1)
+                seconds = time.perf_counter() - t0
+            else:
+                raise SystemExit(f"delineation_methods: unknown method {method!r}; use dwt or prominence")
+            q = quality(b, rr, rec.fs)
+            width = (b[:, 3] - b[:, 2]) / rec.fs * 1000
+
+            def med(k):
+                return float(np.median(width[k])) if k.any() else None
+
+            import neurokit2
+
+            row = {**C.env_record(), "neurokit2": neurokit2.__version__, "method": f"delineation_{method}", "model": None, "record": rec_name, "lead": names[0],
+                   "beats": int(len(rr)), "seconds": seconds, "quality_share": float(q.mean()),
+                   "quality_share_V": float(q[ss == "V"].mean()) if (ss == "V").any() else None,
+                   "qrs_ms_median_N": med(q & (ss == "N")), "qrs_ms_median_V": med(q & (ss == "V")), "note": args.note}
+            C.log(f"record {rec_name} {method}: quality {row['quality_share']:.2f}, QRS N {row['qrs_ms_median_N']} ms")
+            rows.append(row)
+    C.append_jsonl(args.out, rows)
+
+
+if __name__ == "__main__":
+    main()
