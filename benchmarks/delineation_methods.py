@@ -10,6 +10,7 @@ R wave's base from ``scipy.signal.peak_prominences`` within ``max_r_basepoint_in
 so its widths cannot exceed 100 ms: a pass rate, not a QRS delineation. Needs the MIT-BIH records.
 
   python benchmarks/delineation_methods.py --records 100,103,105 --out benchmarks/results/cpu_delineation_methods.jsonl
+  python benchmarks/delineation_methods.py --summary benchmarks/results/cpu_delineation_methods.jsonl   # the Markdown table
 """
 
 from __future__ import annotations
@@ -21,7 +22,37 @@ import warnings
 import _common as C
 
 
+def summary(path: str) -> str:
+    """A Markdown table per method over the records of ``path`` (the latest row per record and method)."""
+    import json
+    import statistics as st
+
+    last = {}
+    for line in open(path):
+        if line.strip():
+            r = json.loads(line)
+            last[(r["method"], r["record"])] = r
+    out = ["| method | records | median share passing (min-max) | records with >= 50% passing | median share of V beats passing "
+           "| median over records of the N beats' median QRS, ms (min-max) | median s per record |", "|---|---|---|---|---|---|---|"]
+    for m in sorted({k[0] for k in last}):
+        rs = [r for k, r in last.items() if k[0] == m]
+        q = [r["quality_share"] for r in rs]
+        v = [r["quality_share_V"] for r in rs if r["quality_share_V"] is not None]
+        n = [r["qrs_ms_median_N"] for r in rs if r["qrs_ms_median_N"] is not None]
+        sec = [r["seconds"] for r in rs if r["seconds"] is not None]
+        out.append(f"| {m.replace('delineation_', '')} | {len(rs)} | {st.median(q):.2f} ({min(q):.2f}-{max(q):.2f}) | "
+                   f"{sum(x >= 0.5 for x in q)} | {st.median(v):.2f} | {st.median(n):.0f} ({min(n):.0f}-{max(n):.0f}) | "
+                   + (f"{st.median(sec):.1f}" if sec else "not timed (cached)") + " |")
+    return "\n".join(out)
+
+
 def main(argv=None):
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--summary"]:
+        print(summary(argv[1]))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--records", default="100,103,105")
     p.add_argument("--methods", default="dwt,prominence")

@@ -119,3 +119,25 @@ def test_interpatient_train_time_reads_a_workdir(tmp_path):
     assert rows[0]["inputs"] == "both" and not (ENV_FIELDS - set(rows[0]))
     bad = subprocess.run([sys.executable, script, str(tmp_path / "nothing"), "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not a finished inter-patient workdir" in bad.stderr
+
+
+def test_delineation_methods_summary_takes_the_latest_row(tmp_path):
+    """The --summary table: one row per method over its records, the latest row of a record winning."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import delineation_methods
+
+    rows = [{"method": "delineation_dwt", "record": "100", "quality_share": 0.1, "quality_share_V": None, "qrs_ms_median_N": 150.0,
+             "seconds": None},
+            {"method": "delineation_dwt", "record": "100", "quality_share": 0.8, "quality_share_V": 0.5, "qrs_ms_median_N": 90.0,
+             "seconds": None},
+            {"method": "delineation_prominence", "record": "100", "quality_share": 0.9, "quality_share_V": 0.6,
+             "qrs_ms_median_N": 80.0, "seconds": 2.0},
+            {"method": "delineation_prominence", "record": "101", "quality_share": 0.3, "quality_share_V": 0.2,
+             "qrs_ms_median_N": 70.0, "seconds": 4.0}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = delineation_methods.summary(str(path)).splitlines()
+    assert lines[2] == "| dwt | 1 | 0.80 (0.80-0.80) | 1 | 0.50 | 90 (90-90) | not timed (cached) |"
+    assert lines[3] == "| prominence | 2 | 0.60 (0.30-0.90) | 1 | 0.40 | 75 (70-80) | 3.0 |"
