@@ -30,10 +30,44 @@ def _resolve_padding(length: int, k: int, stride: int, padding) -> tuple[int, in
     return tuple(int(p) for p in padding)
 
 
+_DN = ("NWC", "WIO", "NWC")
+
+
 def _conv_xla(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
-    return jax.lax.conv_general_dilated(
-        xp, kernel, window_strides=(stride,), padding=[(0, 0)], dimension_numbers=("NWC", "WIO", "NWC")
-    )
+    return jax.lax.conv_general_dilated(xp, kernel, window_strides=(stride,), padding=[(0, 0)], dimension_numbers=_DN)
+
+
+@jax.custom_vjp
+def _conv_s1(xp: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """Stride-1 'VALID' convolution f32[B, Tp, Cin] x f32[K, Cin, Cout] -> f32[B, Tp-K+1, Cout] (``lax.conv``).
+
+    Only the input gradient's form differs from ``lax.conv``'s: it is written out as
+    a stride-1 convolution of the cotangent (padded K-1 each side) with the kernel
+    flipped in time and transposed to f32[K, Cout, Cin], so it has the forward's
+    canonical (W, I, O) kernel layout. JAX's own transpose rule passes the kernel in
+    (W, O, I) layout instead; outside loops XLA:CPU canonicalises that by copying the
+    kernel, but inside a while loop body (a rolled ``lax.scan``: chunked integrated
+    gradients) it leaves the convolution in a loop fusion, compiled to a generic
+    kernel 20x slower than the library convolution (``benchmarks/conv_layers.py --scan``).
+    The kernel gradient is ``lax.conv``'s (its linear transpose).
+    """
+    return _conv_xla(xp, kernel, 1)
+
+
+def _conv_s1_fwd(xp, kernel):
+    return _conv_xla(xp, kernel, 1), (xp, kernel)
+
+
+def _conv_s1_bwd(res, g):
+    xp, kernel = res
+    k = kernel.shape[0]
+    flipped = jnp.flip(kernel, 0).transpose(0, 2, 1)  # f32[K, Cout, Cin]
+    dx = jax.lax.conv_general_dilated(g, flipped, window_strides=(1,), padding=[(k - 1, k - 1)], dimension_numbers=_DN)
+    (dk,) = jax.linear_transpose(lambda w: _conv_xla(xp, w, 1), kernel)(g)
+    return dx, dk
+
+
+_conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
 
 
 def _conv_patches(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
@@ -70,54 +104,28 @@ def _polyphase(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int):
     return xr, kr
 
 
-_LOOP_BODIES = frozenset({"scan", "fori_loop", "while_body", "while_cond"})
-
-
-def in_loop_body() -> bool:
-    """Whether the function being traced now is (inside) the body of a ``lax.scan``/``fori_loop``/``while_loop``.
-
-    Read from jax's trace stack at trace time: every staged computation being
-    traced records what it is traced for (``"jit"``, ``"scan"``, ...). Uses
-    jax internals (``jax._src.core.trace_ctx``); ``tests/models/test_conv_impls.py``
-    checks the answer in and outside loops, so a jax change that breaks it fails there.
-    """
-    from jax._src import core  # noqa: PLC0415 - internal; see the docstring
-
-    t = core.trace_ctx.trace
-    while t is not None:
-        info = getattr(getattr(t, "frame", None), "debug_info", None)
-        if getattr(info, "traced_for", None) in _LOOP_BODIES:
-            return True
-        t = getattr(t, "parent_trace", None)
-    return False
-
-
-def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str | None = None, in_loop: bool = False) -> str:
+def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str | None = None) -> str:
     """The implementation ``impl="auto"`` picks for one convolution.
 
-    Rule (measured per layer by ``benchmarks/conv_layers.py``, see docs/performance.md):
+    Rule (measured per layer by ``benchmarks/conv_layers.py``, plain and inside a
+    rolled ``lax.scan``, see docs/performance.md):
 
     * not CPU (GPU, TPU): ``"xla"``: cuDNN / the TPU compiler handle 1-D
       convolutions directly.
-    * CPU inside a loop body (``in_loop``: a rolled ``lax.scan``, e.g. a
-      chunked attribution method): ``"patches"``. XLA:CPU compiles a
-      convolution inside a while loop to a slow generic kernel: 20-70x slower
-      than the same im2col matmul on every layer of the models.
-    * CPU otherwise: ``"patches"`` when the output is shorter than the (polyphase)
+    * CPU: ``"patches"`` when the output is shorter than the (polyphase)
       kernel, where XLA:CPU's convolution falls off a cliff (a 14-sample,
       kernel-16 'SAME' convolution runs ~40x slower than its matmul), and
       ``"phase"`` otherwise (XLA's convolution, which reaches matmul speed
       for long sequences, with strided convolutions recast as stride-1 ones
-      so that their input gradient is fast too).
+      so that their input gradient is fast too, and that input gradient written
+      in the kernel layout XLA:CPU runs fast inside loop bodies as well: ``_conv_s1``).
 
-    The choice depends only on static shapes, the backend and where the call is
-    traced, so it is made at trace time and costs nothing at run time.
+    The choice depends only on static shapes and the backend, so it is made at
+    trace time and costs nothing at run time.
     """
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return "xla"
-    if in_loop:
-        return "patches"
     left, right = _resolve_padding(length, kernel_size, stride, padding)
     t_out = (length + left + right - kernel_size) // stride + 1
     k_eff = -(-kernel_size // stride)
@@ -138,11 +146,12 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
 
         * ``"xla"``: ``lax.conv_general_dilated`` as is.
         * ``"phase"``: stride-S convolutions rewritten as stride-1 ones over S
-          phases (``_polyphase``), then ``lax.conv``; stride 1 is ``"xla"``.
+          phases (``_polyphase``), then ``lax.conv`` with the input gradient
+          written out in the forward's kernel layout (``_conv_s1``).
         * ``"patches"``: im2col: the K shifted, strided views side by side
           (f32[B, T', K*Cin]) times the flattened kernel, one matmul.
         * ``"auto"`` (default): ``auto_impl`` per call, from the static shapes,
-          ``jax.default_backend()`` and whether the call is traced inside a loop body.
+          ``jax.default_backend()``.
 
     Returns:
       f32[B, T', Cout] with T' = (T + left + right - K) // S + 1.
@@ -150,7 +159,7 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
     k = kernel.shape[0]
     pad = _resolve_padding(x.shape[1], k, stride, padding)
     if impl == "auto":
-        impl = auto_impl(x.shape[1], k, stride, pad, in_loop=in_loop_body())
+        impl = auto_impl(x.shape[1], k, stride, pad)
     if impl == "xla":
         return jax.lax.conv_general_dilated(
             x, kernel, window_strides=(stride,), padding=[pad], dimension_numbers=("NWC", "WIO", "NWC")
@@ -159,9 +168,7 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
         raise ValueError(f"conv impl must be one of {CONV_IMPLS}, got {impl!r}")
     xp = jnp.pad(x, ((0, 0), pad, (0, 0))) if pad != (0, 0) else x
     if impl == "phase":
-        if stride == 1:
-            return _conv_xla(xp, kernel, 1)
-        return _conv_xla(*_polyphase(xp, kernel, stride), 1)
+        return _conv_s1(xp, kernel) if stride == 1 else _conv_s1(*_polyphase(xp, kernel, stride))
     return _conv_patches(xp, kernel, stride)
 
 
