@@ -35,6 +35,7 @@ def child(args) -> dict:
     import numpy as np
 
     from ecgjax import attribution, models
+    from ecgjax.attribution import runner
     from ecgjax.batched import parse_memory
     from saliency_throughput import build_model
 
@@ -55,26 +56,35 @@ def child(args) -> dict:
     def run(n):
         if args.entry == "attribute":  # the documented one-call API: attr.attribute(method, fns, x, target, key)
             return attribution.attribute(method, fns, x_host[:n], target[:n], jax.random.key(0), batch_size=args.chunk,
-                                         memory_budget=budget), None
+                                         memory_budget=budget, progress=False), None
         res = attribution.attribute_dataset(models.eval_split(model), x_host[:n], target[:n], method, key=jax.random.key(0),
-                                            batch_size=args.chunk, memory_budget=budget)
+                                            batch_size=args.chunk, memory_budget=budget, progress=False)
         return res.maps, res.batch_size
 
-    if args.warmup:  # compile first (same batch shape), then restart the high-water mark: the peak is the evaluation's
-        run(min(args.chunk, done))
+    resolved = method.for_model(fns.info)
+    # the batch the run will use (fitted to the budget; its step compiled here) and XLA's bytes for it and for one unbatched step
+    batch, batch_bytes = runner.plan_batch(fns, method, x_host[:done], target[:done], key=jax.random.key(0),
+                                           batch_size=args.chunk, memory_budget=budget)
+    unbatched_bytes = runner.step_bytes(fns, resolved, done, (t, l), key=jax.random.key(0) if resolved.needs_key else None)
+    if args.warmup:  # one batch of the same program first, then restart the high-water mark: the peak is the evaluation's
+        runner.attribute_dataset(fns, x_host[:batch], target[:batch], method, key=jax.random.key(0), batch_size=batch,
+                                 memory_budget=budget, progress=False)
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
     rss_before = _rss_now()
     t0 = time.perf_counter()
-    maps, batch = run(done)
+    maps, ran = run(done)
     secs = time.perf_counter() - t0
     peak_since = _vm_hwm() if args.warmup else None
+    assert ran in (None, batch), (ran, batch)
     return {
         "model": args.model, "method": args.method, "hparams": {k: repr(v) for k, v in args.hp.items()}, "conv_impl": impl,
         "n_beats": args.n_beats, "beats_computed": done, "chunk": args.chunk, "batch_run": batch, "entry": args.entry,
         "chunks_computed": todo, "chunks_total": n_chunks, "in_shape": [t, l], "memory_budget": args.memory_budget,
-        "memory_budget_bytes": budget, "host_array_bytes": int(x_host.nbytes + maps.nbytes), "rss_before_bytes": rss_before,
+        "memory_budget_bytes": budget, "xla_step_bytes": batch_bytes, "xla_unbatched_step_bytes": unbatched_bytes,
+        "host_array_bytes": int(x_host.nbytes + maps.nbytes), "rss_before_bytes": rss_before,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cpus_allowed": len(__import__("os").sched_getaffinity(0)),
         "peak_rss_after_warmup_bytes": peak_since, "finite": bool(np.isfinite(maps).all()), "beats_per_s": done / secs, "wall_s": secs,
     }
 
@@ -135,9 +145,12 @@ def main(argv=None):
     row.update(C.env_record(sys.argv if argv is None else ["benchmarks/memory_rss.py", *argv]))
     row["under_limit"] = row["peak_rss_bytes"] < args.limit_gb * 2**30
     C.append_jsonl(args.out, [row])
-    C.log(f"{row['model']} {row['method']} {row['hparams']}: peak RSS {row['peak_rss_bytes'] / 2**30:.2f} GiB for {row['n_beats']} beats "
-          f"({row['chunks_computed']}/{row['chunks_total']} chunks of {row['chunk']}; host arrays "
-          f"{row['host_array_bytes'] / 2**30:.2f} GiB); limit {args.limit_gb} GB: {'OK' if row['under_limit'] else 'OVER'}")
+    gib = lambda b: f"{b / 2**30:.2f} GiB" if b is not None else "-"  # noqa: E731
+    C.log(f"{row['model']} {row['method']} {row['hparams']}: peak RSS {gib(row['peak_rss_bytes'])} for {row['n_beats']} beats "
+          f"({row['chunks_computed']}/{row['chunks_total']} chunks of {row['chunk']}; host arrays {gib(row['host_array_bytes'])}); "
+          f"batch {row['batch_run']} ({gib(row['xla_step_bytes'])} per step, unbatched {gib(row['xla_unbatched_step_bytes'])}) "
+          f"under a budget of {gib(row['memory_budget_bytes'])}; after warmup {gib(row['peak_rss_after_warmup_bytes'])} "
+          f"over {gib(row['rss_before_bytes'])} before; {row['wall_s']:.0f} s; limit {args.limit_gb} GB: {'OK' if row['under_limit'] else 'OVER'}")
     return 0 if row["under_limit"] else 1
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ecgjax.attribution.attributions import write_class_file
 from ecgjax.attribution.base import AttributionMethod, check_inputs, check_supported, row_keys
-from ecgjax.batched import Mesh, compiled_bytes, make_mesh, map_batches
+from ecgjax.batched import Mesh, compiled_bytes, default_memory_budget, fit_batch_size, make_mesh, map_batches
 from ecgjax.errors import DataError
 from ecgjax.progress import Bar
 
@@ -145,6 +145,24 @@ def step_bytes(model: Any, method: AttributionMethod, batch: int, shape: tuple[i
             jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs), jax.ShapeDtypeStruct((batch,), jnp.uint32, sharding=bs),
             jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=bs))
     return compiled_bytes(_step.lower(make, method, mode, None, *args).compile())
+
+
+def plan_batch(model: Any, method: AttributionMethod, x: np.ndarray, target: Any, *, key: jax.Array | None = None,
+               batch_size: int = 256, memory_budget: int | None = None) -> tuple[int, int]:
+    """``(batch, bytes per device of its step)``: the batch ``attribute_dataset(model, x, target, method, key=key,
+    batch_size=..., memory_budget=...)`` runs (``batch_size`` fitted to the budget as ``batched.map_batches`` fits it).
+
+    Compiles that step (ahead of time, nothing evaluated), so the run that follows
+    compiles nothing. ``target``: a class index, i32[N], ``"pred"`` or ``"all"``.
+    """
+    n = len(x)
+    mode, tgt = _resolve_target(target, n, None)
+    make, params = model_parts(model)
+    method = method.for_model(make(params).info)
+    key, key_impl, ids = _method_keys(method, key, n)
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    return fit_batch_size(_step, (params, key), (x, tgt, ids, np.zeros(n, np.int32)), min(int(batch_size), max(n, 1)), budget,
+                          static=(make, method, mode, key_impl))
 
 
 def _refuse_non_finite(name: str, maps: np.ndarray, pred: np.ndarray, index) -> None:
