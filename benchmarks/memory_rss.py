@@ -29,6 +29,7 @@ import _common as C
 
 
 def child(args) -> dict:
+    import os
     import time
 
     import jax
@@ -84,7 +85,7 @@ def child(args) -> dict:
         "memory_budget_bytes": budget, "xla_step_bytes": batch_bytes, "xla_unbatched_step_bytes": unbatched_bytes,
         "host_array_bytes": int(x_host.nbytes + maps.nbytes), "rss_before_bytes": rss_before,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "cpus_allowed": len(__import__("os").sched_getaffinity(0)),
+        "cpus_allowed": len(os.sched_getaffinity(0)),
         "peak_rss_after_warmup_bytes": peak_since, "finite": bool(np.isfinite(maps).all()), "beats_per_s": done / secs, "wall_s": secs,
     }
 
