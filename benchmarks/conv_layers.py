@@ -122,21 +122,26 @@ def main(argv=None):
 
 
 def table(paths) -> str:
-    """Markdown: per (layer, pass, plain or in a scan), the median ms of each impl and the fastest."""
+    """Markdown: per (layer, pass, plain or in a scan, round of measurement), the median ms of each impl and the fastest.
+
+    A round is one commit's run (rows from before ``git_commit`` was recorded: the 2026-11-28 round, when ``auto``
+    picked ``patches`` in every loop body and ``phase``'s input gradient was jax's transpose rule)."""
     import json
     from pathlib import Path
 
     rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
     groups = {}
     for r in rows:
-        groups.setdefault((r["model"], r["layer"], r["pass_"], r["scan"], r["batch"]), {})[r["impl"]] = r
-    out = ["| model | layer | pass | in a scan | batch | " + " | ".join(f"{i} ms" for i in IMPLS) + " | fastest | auto | load |",
-           "|---|---|---|---|---|" + "---|" * len(IMPLS) + "---|---|---|"]
-    for (model, layer, pas, scan, b), by in groups.items():
+        key = (r.get("git_commit") or "")[:8] or r["timestamp"][:10]
+        groups.setdefault((key, r["model"], r["layer"], r["pass_"], r["scan"], r["batch"]), {})[r["impl"]] = r
+    out = ["| round | model | layer | pass | in a scan | batch | " + " | ".join(f"{i} ms" for i in IMPLS) + " | fastest | auto | load |",
+           "|---|---|---|---|---|---|" + "---|" * len(IMPLS) + "---|---|---|"]
+    for (key, model, layer, pas, scan, b), by in groups.items():
         best = min(by, key=lambda i: by[i]["ms_median"])
-        auto = "patches" if scan else next(iter(by.values()))["auto"]
+        first = next(iter(by.values()))
+        auto = "patches" if scan and not first.get("git_commit") else first["auto"]
         load = statistics.median(r["load_avg_1m"] for r in by.values())
-        out.append(f"| {model} | {layer} | {pas} | {'yes' if scan else 'no'} | {b} | "
+        out.append(f"| {key} | {model} | {layer} | {pas} | {'yes' if scan else 'no'} | {b} | "
                    + " | ".join(f"{by[i]['ms_median']:.0f}" if i in by else "-" for i in IMPLS) + f" | {best} | {auto} | {load:.0f} |")
     return "\n".join(out)
 

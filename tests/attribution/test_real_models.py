@@ -76,3 +76,21 @@ def test_cascade_for_model(model, x):
     # re-initialisation: the gradient decays with distance from the last step
     # whatever the weights, so |.| rank correlation is uninformative for it;
     # see the sanity module docstring.)
+
+
+@pytest.mark.slow
+def test_rolled_ig_on_jones2020_cnn_equal_across_conv_impls(x):
+    """Integrated gradients' rolled scan (the path of 512 steps) on jones2020_cnn: the maps with ``auto`` (``phase``
+    convolutions whose input gradient is written in (W, I, O) layout) equal those with ``lax.conv`` and its own
+    transpose rule (``xla``) and with im2col (``patches``, what ``auto`` picked in loop bodies before) within 1e-5.
+    Slow: ``xla`` runs XLA:CPU's generic kernel in the loop. The per-layer checks are in tests/models/test_conv_impls.py."""
+    ig = attr.get("integrated_gradients", steps=16, chunk_size=3, unroll=False)
+    t = jnp.array([0, 3, 7, 1, 2])
+    maps = {}
+    for impl in ("xla", "auto", "patches"):
+        fns = pure_fns(*eval_split(build("jones2020_cnn", n_classes=C, in_shape=(T, L), fs=360.0, rngs=nnx.Rngs(0), conv_impl=impl)))
+        maps[impl] = np.asarray(jax.jit(lambda x, t: ig(fns, x, t, None))(x, t))
+    scale = np.abs(maps["xla"]).max()
+    assert scale > 0
+    for impl in ("auto", "patches"):
+        assert np.abs(maps[impl] - maps["xla"]).max() / scale < 1e-5, impl
