@@ -198,7 +198,8 @@ def table(path) -> str:
                    f"{gib(r['memory_budget_bytes'])} | {r['batch_run']} | {gib(r['xla_step_bytes'])} | "
                    f"{gib(r['xla_unbatched_step_bytes'])} | {gib(r['rss_before_bytes'])} | **{gib(grew)}** | {gib(allowed)} | "
                    f"{grew / r['xla_unbatched_step_bytes']:.2f} | {r['wall_s']:.0f} | {r['beats_per_s']:.2f} | "
-                   f"{r.get('cpus_allowed', '-')}, {r['load_avg_1m']:.1f} | {r['jax']}, {r['device_kind']} | "
+                   f"{r.get('cpus_allowed', '-')}, {r['load_avg_1m']:.1f} | {r['jax']}, {r['device_kind']}"
+                   f"{', `XLA_FLAGS=' + r['xla_flags'] + '`' if r['xla_flags'] else ''} | "
                    f"{(r['git_commit'] or '-')[:8]}, {r['timestamp'][:16]} |")
     out += ["", "Commands:", "", "```bash", *dict.fromkeys(r["command"] for r in rows), "```"]
     return "\n".join(out)
