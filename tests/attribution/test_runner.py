@@ -107,7 +107,7 @@ def test_runner_errors(tiny_models, data):
         attr.attribute_dataset((make, p), x[0], 0, m)
 
 
-def test_memory_budget_picks_batch(tiny_models):
+def test_memory_budget_picks_batch(tiny_models, caplog):
     make, p = tiny_models["cnn"]
     m = attr.get("integrated_gradients", steps=4, chunk_size=4)
     x = np.random.default_rng(0).normal(size=(300, 48, 2)).astype(np.float32)
@@ -118,6 +118,13 @@ def test_memory_budget_picks_batch(tiny_models):
     np.testing.assert_allclose(small.maps, big.maps, rtol=1e-5, atol=1e-6)
     with pytest.raises(MemoryBudgetError, match="memory budget"):
         attr.attribute_dataset((make, p), x, 1, m, memory_budget=1000)
+    # plan_batch names that batch ahead of the run and compiles its step: the run then compiles nothing
+    m2 = attr.get("integrated_gradients", steps=5, chunk_size=4)
+    planned, nbytes = runner.plan_batch((make, p), m2, x, 1, batch_size=256, memory_budget=2 * 2**20)
+    assert 1 <= planned < 256 and 0 < nbytes <= 2 * 2**20
+    with caplog.at_level(logging.DEBUG, logger="jax"), jax.log_compiles(True):
+        assert attr.attribute_dataset((make, p), x, 1, m2, batch_size=256, memory_budget=2 * 2**20).batch_size == planned
+    assert not [r for r in caplog.records if "XLA compilation of jit(_step)" in r.getMessage()]
 
 
 SUBPROCESS = textwrap.dedent(
