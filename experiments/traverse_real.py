@@ -170,7 +170,7 @@ def render(out: Path, results: Path) -> str:
     rows = {}
     for r in _rows(out):
         if r.get("experiment") == "traverse_real":
-            rows[r["model"]] = r
+            rows[r["config"].split(":")[-1].removesuffix(",quick")] = r
     lines += ["", f"**Traversals of real beats** (`{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}`, "
                   "written by `python experiments/traverse_real.py`; quick classifiers, AAMI DS1 -> DS2, one VAE; "
                   "each row's `command` field holds its exact command). rho: median Spearman rho between the "

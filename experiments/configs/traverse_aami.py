@@ -7,7 +7,8 @@ Command::
 
 Variants (``:name``): ``rr_net`` (the two-input model: waveform + the 8 RR
 features of ``aami_rr``; small, trains on a CPU in minutes), ``jones2020_cnn``
-and ``jones2020_lstm`` (the paper's models on the ``aami`` window; GPU
+and ``jones2020_lstm`` (the paper's models on the ``aami`` window;
+``jones2020_lstm_corrected``: the corrected LSTM of ``jones2020_lstm_holdout.py``; GPU
 recipes: the CNN's 11 full-length convolutions take seconds per step on a
 2-core CPU). DS1's training records (4 held out for validation, split seed 4
 as ``aami_rr.py``) -> DS2, at most ``max_beats`` beats per split part, N
@@ -28,6 +29,10 @@ _MODELS = {
     "rr_net": ("aami_rr", ModelConfig(name="rr_net", kwargs={"rr_features": FEATURES})),
     "jones2020_cnn": ("aami", ModelConfig(name="jones2020_cnn")),
     "jones2020_lstm": ("aami", ModelConfig(name="jones2020_lstm")),
+    # the corrected LSTM of jones2020_lstm_holdout.py:corrected (leads as features, 8-sample frames, max
+    # readout): the paper's LSTM collapses to one class on a short recipe
+    "jones2020_lstm_corrected": ("aami", ModelConfig(name="jones2020_lstm", kwargs={"lead_layout": "channels", "frame": 8,
+                                                                                     "readout": "max"})),
 }
 
 
