@@ -181,17 +181,17 @@ def render(out: Path, results: Path) -> str:
                   "change of the generated beats between two traversals of the same beats (trained vs a second "
                   "trained seed; trained vs a randomised classifier; two randomised classifiers).", "",
               "| model | query (beats) | test acc. | acc. originals / reconstructions (beats) | rho (>= 0.9) | cross 0.5 "
-              "| P start -> end | inside 99% ball | agreement (randomised) | own-saliency agreement (randomised) | trained vs trained seed | trained vs randomised "
+              "| P start -> end | starts inside 99% ball | stays inside (or no further out) | agreement (randomised) | own-saliency agreement (randomised) | trained vs trained seed | trained vs randomised "
               "| randomised vs randomised | randomised crosses 0.5 | wall s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, r in rows.items():
         t, rd, f, d = r["trained"], r["randomised"], r["fidelity"], r.get("directions", {})
         cos = lambda k: _f(d[k]["beats"]["class_cosine"]) if k in d else "-"  # noqa: E731
         lines.append(
-            f"| {model} | {r['source']} -> {r['target']} ({t['n']}) | {_f(r.get('test_accuracy'))} | "
+            f"| {model} | {r['source']} -> {r['target']} ({t['n']} beats, {r['traverse']['steps']} steps) | {_f(r.get('test_accuracy'))} | "
             f"{f['acc_original']:.3f} / {f['acc_reconstructed']:.3f} ({f['n']}) | {t['median_spearman']:.3f} "
             f"({t['frac_spearman_ge_0_9']:.2f}) | {t['frac_cross_0_5']:.2f} | {t['median_prob_start']:.3f} -> "
-            f"{t['median_prob_end']:.3f} | {t['frac_no_lower_than_start']:.2f} | {_f(t['median_agreement'])} "
+            f"{t['median_prob_end']:.3f} | {t['frac_start_inside_prior_bound']:.2f} | {t['frac_no_lower_than_start']:.2f} | {_f(t['median_agreement'])} "
             f"({_f(rd['median_agreement'])}) | {_f(t.get('median_source_agreement'))} "
             f"({_f(rd.get('median_source_agreement'))}) | {cos('trained_vs_trained_2')} | {cos('trained_vs_randomised')}, "
             f"{cos('trained_vs_randomised_2')} | {cos('randomised_vs_randomised_2')} | {rd['frac_cross_0_5']:.2f} | "
@@ -206,7 +206,7 @@ def render(out: Path, results: Path) -> str:
                       "whose reading moved at least half the asked change; QRS share: the share of the mean |change| "
                       "in the two 0.1 s segments around R (both leads).", "",
                   "| delta | regressor R^2 / MAE (test beats) | model | beats | rho (>= 0.9) | reached | reading start -> end "
-                  "| inside 99% ball | most changed segment | QRS share | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| stays inside 99% ball (or no further out) | most changed segment | QRS share | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         r = params[-1]
         for name in ("trained", "randomised"):
             t = r[name]
@@ -217,7 +217,7 @@ def render(out: Path, results: Path) -> str:
     rows = {k: v for k, v in rows.items() if v.get("experiment") != "traverse_parameter"}
     if rows:
         r = next(iter(rows.values()))
-        lines += ["", f"Traversal: {r['traverse']['steps']} Adam steps (lr 0.1), proximity {r['traverse']['proximity']}, "
+        lines += ["", f"Traversal: Adam (lr 0.1; steps per row), proximity {r['traverse']['proximity']}, "
                       f"{r['traverse']['n_points']} points, the prior's 99% ball (or the beat's own norm when its "
                       f"encoding lies outside: 'inside' counts those that go no further out); VAE latent "
                       f"{r['vae']['latent']}, beta {r['vae']['beta']:g}, width {r['vae']['width']}. Device of the "
