@@ -21,6 +21,35 @@ import pytest
 REAL_DATA_SKIP = "set ECGJAX_DATA_DIR to the folder holding mitdb/ to run real-data tests"
 
 
+_XLA_CACHE_ENV = "ECGJAX_TEST_XLA_CACHE"
+
+
+def pytest_configure(config):
+    """One XLA compilation per program per test run: jax's persistent compilation cache in one folder of this
+    run (made here, or by the xdist controller for its workers; removed when the run ends), so the many tests
+    that build the same models (initialisers compile per parameter shape), train the same tiny config or rerun
+    a study compile once. Subprocesses that tests start compile on their own (they never load this file).
+    ``ECGJAX_TEST_NO_COMPILE_CACHE=1`` turns it off."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if os.environ.get("ECGJAX_TEST_NO_COMPILE_CACHE"):
+        return
+    folder = os.environ.get(_XLA_CACHE_ENV)
+    if not folder:  # this run's own folder; xdist workers inherit the variable
+        folder = tempfile.mkdtemp(prefix="ecgjax-test-xla-")
+        os.environ[_XLA_CACHE_ENV] = folder
+        atexit.register(shutil.rmtree, folder, True)
+    if getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+        return  # the xdist controller runs no test
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
     """No test reads the user's data, cache or network by accident.
