@@ -98,29 +98,36 @@ def test_contract(name, model, tiny_models, beats):
     np.testing.assert_allclose(eager, out, **TOL)
     np.testing.assert_array_equal(f(x, t, keys, R), out)
 
-    # row i depends only on beat i: alone, and with the other beats changed
-    for i in (B - 1,):
-        alone = f(x[i : i + 1], t[i : i + 1], None if keys is None else keys[i : i + 1], R[i : i + 1])
-        np.testing.assert_allclose(alone[0], out[i], **TOL)
+    # row i depends only on beat i: with the other beats changed; and the last beat moved to row 0 of another
+    # batch size, followed by zero (padding) rows, with its own key (one more compiled shape, not two)
     x2 = x.at[1:].set(x[1:] * -2.0 + 1.0)
     np.testing.assert_allclose(f(x2, t, keys, R.at[1:].set(5))[0], out[0], **TOL)
+    i, pad = B - 1, 2
+    xp = jnp.concatenate([x[i : i + 1], jnp.zeros((pad,) + x.shape[1:], x.dtype)])
+    kp = None if keys is None else jnp.concatenate([keys[i : i + 1], attr.row_keys(jax.random.key(8), pad)])
+    moved = f(xp, jnp.concatenate([t[i : i + 1], jnp.zeros(pad, t.dtype)]), kp, jnp.concatenate([R[i : i + 1], jnp.zeros(pad, R.dtype)]))
+    np.testing.assert_allclose(moved[0], out[i], **TOL)
+    if keys is not None:  # a padded batch's keys: the first B are the unpadded batch's
+        longer = attr.row_keys(jax.random.key(7), B + 3)[:B]
+        np.testing.assert_array_equal(jax.random.key_data(longer), jax.random.key_data(keys))
 
-    # padding rows change nothing
-    xp = jnp.concatenate([x, jnp.zeros((3,) + x.shape[1:], x.dtype)])
-    tp = jnp.concatenate([t, jnp.zeros(3, t.dtype)])
-    kp = None if keys is None else attr.row_keys(jax.random.key(7), B + 3)
-    rp = jnp.concatenate([R, jnp.zeros(3, R.dtype)])
-    np.testing.assert_allclose(f(xp, tp, kp, rp)[:B], out, **TOL)
-
-    # the target matters exactly when the method says it does
+    # the target matters exactly when the method says it does; the key exactly when the method needs one
     other = f(x, (t + 1) % 4, keys, R)
     if m.uses_target:
         assert not np.allclose(other, out)
     else:
         np.testing.assert_allclose(other, out, **TOL)
+    if keys is not None:
+        assert not np.allclose(f(x, t, attr.row_keys(jax.random.key(9), B), R), out)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in METHOD_CASES if n in attr.available() and attr.get_class(n).needs_key))
+# each keyed method's dependence on its key is checked in test_contract; through attribute() (the runner's
+# step, which derives each beat's key from the key given) one method by default, every one with -m slow
+KEYED_BY_RUNNER = [n if n == "random" else pytest.param(n, marks=pytest.mark.slow)
+                   for n in sorted(n for n in METHOD_CASES if n in attr.available() and attr.get_class(n).needs_key)]
+
+
+@pytest.mark.parametrize("name", KEYED_BY_RUNNER)
 def test_keyed_methods_differ_by_key(name, tiny_models, beats):
     m = attr.get(name, **METHOD_CASES[name])
     make, params = tiny_models["cnn"]
