@@ -14,10 +14,15 @@ from ecgjax.models.layers import conv1d
 from ecgjax.models.ribeiro import max_pool_same
 
 
+# small widths for the shape / row-independence / gradient checks (they do not depend on the width; the full
+# sizes: test_pinned_parameter_counts, test_ribeiro_lengths, test_jones_layer_final_conv_shape)
+SMALL = {"jones2020_lstm": {"hidden": 8}, "ribeiro_cnn": {"filters": (4, 4, 4, 4)}, "rr_net": {"filters": (4, 4, 4)}}
+
+
 @pytest.fixture(scope="module", params=models.available())
 def built(request):
     name = request.param
-    m = models.build(name, n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
+    m = models.build(name, n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0), **SMALL.get(name, {}))
     gd, st = models.eval_split(m)
     return name, m, gd, st
 
@@ -72,8 +77,10 @@ def test_jones_layer_final_conv_shape():
 
 
 def test_ribeiro_lengths():
-    m = models.build("ribeiro_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
-    f = models.eval_view(m).features(jnp.ones((1, 430, 2)))
+    # the full-size model, abstract (nnx.eval_shape: shapes only, no initialisation run); its forward traced for shapes
+    m = nnx.eval_shape(lambda: models.build("ribeiro_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0)))
+    gd, st = models.eval_split(m)
+    f = jax.eval_shape(lambda s: models.pure_fns(gd, s).feature_fn(jnp.ones((1, 430, 2))), st)
     assert f.shape == (1, 4, 320)  # 860 -> 215 -> 54 -> 14 -> 4
 
 
