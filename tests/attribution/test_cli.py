@@ -25,9 +25,10 @@ def test_parse_target():
 def trained(tmp_path_factory):
     from ecgjax.train import train_and_evaluate
 
+    # the shapes of test_bad_inputs' trained run (t=64): their compiled programs are shared (conftest's compile cache)
     cfg = Config(
         name="cli",
-        data=DataConfig(protocol="synthetic", protocol_overrides={"n_records": 6, "beats_per_record": 20, "t": 150},
+        data=DataConfig(protocol="synthetic", protocol_overrides={"n_records": 6, "beats_per_record": 20, "t": 64},
                         split="kfold", split_kwargs={"fold": 0, "k": 3, "n_val_records": 1}),
         model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4, 4, 4), "lead_layout": "channels"}),
         train=TrainConfig(batch_size=16, eval_batch_size=32, epochs=1, checkpoint_every=100),
@@ -47,7 +48,7 @@ def test_explain_then_profile(trained, capsys):
     files = sorted(d.glob("class_*.npz"))
     assert files
     with np.load(files[0]) as z:
-        assert z["maps"].shape[1:] == (150, 2)
+        assert z["maps"].shape[1:] == (64, 2)
     assert main(["profile", "--workdir", str(wd), "--method", "saliency", "--target", "c1", "--n-boot", "10"]) == 0
     out = wd / "profiles" / "saliency-c1"
     assert (out / "profiles.npz").exists() and (out / "comparisons.json").exists() and (out / "figures" / "class_heatmap.png").exists()
