@@ -100,7 +100,7 @@ def test_parameter_query_reaches_its_goal_monotonically(trained_vae):
             return (jnp.mean(x[:, 30:50, :1], axis=1) - mean) / std  # f32[B, 1]
 
     delta = 2 * std
-    tr = TR.traverse_parameter(_Level(), vae, x, delta, mean=mean, std=std, steps=100, n_points=6, progress=False)
+    tr = TR.traverse_parameter(_Level(), vae, x, delta, mean=mean, std=std, steps=50, n_points=6, progress=False)
     assert np.median(tr.spearman()) >= 0.9 and tr.reached().mean() >= 0.9
     np.testing.assert_allclose(np.median(tr.value[:, -1] - tr.goal), 0.0, atol=0.3 * delta)
     got = mean + std * np.asarray(_Level()(jnp.asarray(tr.beats.reshape(-1, syn.T, syn.L))))[:, 0]
