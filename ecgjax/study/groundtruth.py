@@ -13,11 +13,11 @@ Three targets, measured per beat from the delineation (``ecgjax.data.delineation
 Only beats whose delineation passes ``Waves.quality`` are used. The QRS width
 is the delineator's, and its errors are the target's noise. On MIT-BIH's lead
 MLII they are mostly errors of whole records, not of single beats: the wavelet
-search puts the QRS onset 150-180 ms before R on every beat of some records
-(the N beats of records 121, 123, 202 and 210 then measure 150-180 ms wide,
-against 94 ms in records 100 and 103), which a model cannot learn from the
-beat (trained on 12 DS2 records and tested on 7 others: R² 0.83 on its
-training beats, -0.05 on the others). Three filters leave such widths out of ``qrs_width``: beats annotated with a
+search puts the QRS onset into the P wave on every beat of some records (the N
+beats of records 121, 123, 202 and 210 measure 153-178 ms,
+``benchmarks/results/cpu_delineation_methods.jsonl``), which a model cannot
+learn from the beat (it fits its training beats, not other patients': docs/results.md
+section 5e gives both R²). Three filters leave such widths out of ``qrs_width``: beats annotated with a
 normal-conduction symbol (``normal_qrs_symbols``, N by default) whose width
 exceeds ``normal_qrs_max_s`` (120 ms: a wider QRS is by definition not normal
 conduction, which the annotators would have marked L, R or V; the delineation
