@@ -70,8 +70,10 @@ class Protocol:
         the signal, annotation samples rescaled).
       rr_features: RR-interval features stored with each beat (names from
         ``ecgjax.data.rr.FEATURES``, in that order; empty: none), computed over
-        all beat annotations with a local mean over ``rr_local_beats`` beats and
-        a long-run mean over ``rr_long_s`` seconds (``ecgjax.data.rr``).
+        all beat annotations with a local mean over ``rr_local_beats`` beats,
+        a long-run mean over ``rr_long_s`` seconds and the ``*_norm`` features
+        over the running median of the last ``rr_ref_beats`` RR intervals
+        (``ecgjax.data.rr``).
       default_split: split used when none is named.
     """
 
@@ -92,6 +94,7 @@ class Protocol:
     rr_features: tuple[str, ...] = ()
     rr_local_beats: int = 10
     rr_long_s: float = 300.0
+    rr_ref_beats: int = 64
     default_split: str = "holdout"
 
     def __post_init__(self):
@@ -116,9 +119,10 @@ class Protocol:
             raise ConfigError(
                 f"protocol {self.name}: rr_features={self.rr_features!r}; use names from {list(FEATURES)} in that order"
             )
-        if self.rr_local_beats < 1 or self.rr_long_s <= 0:
+        if self.rr_local_beats < 1 or self.rr_long_s <= 0 or self.rr_ref_beats < 1:
             raise ConfigError(
-                f"protocol {self.name}: need rr_local_beats >= 1 and rr_long_s > 0, got {self.rr_local_beats}, {self.rr_long_s}"
+                f"protocol {self.name}: need rr_local_beats >= 1, rr_long_s > 0 and rr_ref_beats >= 1, "
+                f"got {self.rr_local_beats}, {self.rr_long_s}, {self.rr_ref_beats}"
             )
 
     @property

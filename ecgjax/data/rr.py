@@ -15,11 +15,15 @@ file order), in seconds:
 * ``long``: mean ``pre`` of the beats in the last ``long_s`` seconds, this one
   included (past only);
 
-and each of the four divided by the record's *running* mean ``pre`` over the
-beats so far (this one included): ``pre_norm``, ``post_norm``, ``local_norm``,
-``long_norm``. No statistic looks at a record's future or at the whole record,
-so a test beat's features are known when the next beat arrives. A ratio with a
-zero running mean (a record whose beats all share one sample) is 1.
+and each of the four divided by the record's *running reference*, the median
+``pre`` of the last ``ref_beats`` beats (this one included): ``pre_norm``,
+``post_norm``, ``local_norm``, ``long_norm``. A median, not a mean, so that the
+reference follows the dominant rhythm and neither a burst of premature beats
+nor a few long pauses move it much (a running mean over all past beats ranked
+S beats worse in a leave-one-record-out screen inside DS1: docs/results.md §3).
+No statistic looks at a record's future or at the whole record, so a test
+beat's features are known when the next beat arrives. A ratio with a zero
+reference (beats sharing one sample) is 1.
 
 Shape vocabulary: ``A`` annotations, ``K`` beat annotations, ``N`` kept beats,
 ``F`` features.
@@ -43,13 +47,23 @@ def _window_mean(v: np.ndarray, start: np.ndarray) -> np.ndarray:
     return (c[i + 1] - c[start]) / (i + 1 - start)
 
 
-def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0) -> np.ndarray:
+def running_median(v: np.ndarray, k: int) -> np.ndarray:
+    """f64[K]: median of ``v[max(0, i - k + 1) : i + 1]`` for every i (past and present only)."""
+    v = np.asarray(v, np.float64)
+    if not len(v):
+        return v.copy()
+    padded = np.concatenate([np.full(k - 1, np.nan), v])
+    return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1)
+
+
+def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 64) -> np.ndarray:
     """RR features of a sequence of beats.
 
     Args:
       times: f64[K] beat times in seconds, in file order (non-decreasing).
       local_beats: beats in the local mean (>= 1).
       long_s: seconds in the long-run mean (> 0).
+      ref_beats: beats in the running median the ``*_norm`` features divide by (>= 1).
 
     Returns:
       f32[K, 8], columns in the order of ``FEATURES``; all zero when K < 2
@@ -67,16 +81,16 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     i = np.arange(k)
     local = _window_mean(pre, np.maximum(i - local_beats + 1, 0))
     long = _window_mean(pre, np.minimum(np.searchsorted(t, t - long_s, side="left"), i))
-    running = _window_mean(pre, np.zeros(k, np.int64))
+    ref = running_median(pre, ref_beats)
     raw = np.stack([pre, post, local, long], axis=1)
-    safe = np.where(running > 0, running, 1.0)[:, None]
-    norm = np.where(running[:, None] > 0, raw / safe, 1.0)
+    safe = np.where(ref > 0, ref, 1.0)[:, None]
+    norm = np.where(ref[:, None] > 0, raw / safe, 1.0)
     return np.concatenate([raw, norm], axis=1).astype(np.float32)
 
 
 def record_features(
     ann_samples: np.ndarray, ann_symbols: np.ndarray, samples: np.ndarray, fs: float, *,
-    local_beats: int = 10, long_s: float = 300.0,
+    local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 64,
 ) -> np.ndarray:
     """RR features of the kept beats of one record.
 
@@ -91,7 +105,7 @@ def record_features(
       samples: i64[N] samples of the kept beats (a subsequence of the beat
         annotations).
       fs: sampling rate of the samples (Hz).
-      local_beats, long_s: see ``beat_features``.
+      local_beats, long_s, ref_beats: see ``beat_features``.
 
     Returns:
       f32[N, 8] in the order of ``FEATURES``.
@@ -102,7 +116,7 @@ def record_features(
     ann_samples = np.asarray(ann_samples, np.int64)
     is_beat = np.isin(np.asarray(ann_symbols), list(BEAT_SYMBOLS))
     bs = ann_samples[is_beat]
-    feats = beat_features(bs / float(fs), local_beats=local_beats, long_s=long_s)
+    feats = beat_features(bs / float(fs), local_beats=local_beats, long_s=long_s, ref_beats=ref_beats)
     samples = np.asarray(samples, np.int64)
     first = np.searchsorted(bs, samples, side="left")
     # rank of each kept sample among the earlier kept beats on the same sample

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,8 @@ from ecgjax.data.dataset import BeatSet, cache_key
 from ecgjax.errors import ConfigError, RecordError
 
 
-def loop_features(times, *, local_beats=10, long_s=300.0):
-    """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64."""
+def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=64):
+    """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``)."""
     t = [float(v) for v in times]
     k = len(t)
     if k < 2:
@@ -23,7 +25,7 @@ def loop_features(times, *, local_beats=10, long_s=300.0):
         post = t[i + 1] - t[i] if i + 1 < k else pre[i]
         loc = pre[max(0, i - local_beats + 1) : i + 1]
         lng = [pre[j] for j in range(i + 1) if t[j] >= t[i] - long_s]
-        run = sum(pre[: i + 1]) / (i + 1)
+        run = statistics.median(pre[max(0, i - ref_beats + 1) : i + 1])
         raw = [pre[i], post, sum(loc) / len(loc), sum(lng) / len(lng)]
         rows.append(raw + [v / run if run > 0 else 1.0 for v in raw])
     return np.array(rows)
@@ -40,9 +42,31 @@ def test_closed_form_on_a_regular_rhythm_with_one_premature_beat():
     np.testing.assert_allclose(col["local"][5], (1 + 1 + 0.6) / 3, rtol=1e-6)
     # long window of 4 s at t=4.6: beats at 1, 2, 3, 4, 4.6 (t >= 0.6)
     np.testing.assert_allclose(col["long"][5], (1 + 1 + 1 + 1 + 0.6) / 5, rtol=1e-6)
-    np.testing.assert_allclose(col["pre_norm"][5], 0.6 / ((1 * 5 + 0.6) / 6), rtol=1e-6)
+    # the reference is the median pre-RR of the beats so far: 1 s, untouched by the premature beat
+    np.testing.assert_allclose(col["pre_norm"][5], 0.6, rtol=1e-6)
+    np.testing.assert_allclose(col["post_norm"][5], 1.4, rtol=1e-6)
     assert col["pre_norm"][5] < 0.7 < col["post_norm"][5]  # premature, then compensatory pause
     np.testing.assert_allclose(f, loop_features(t, local_beats=3, long_s=4.0), rtol=1e-5)
+
+
+def test_the_reference_follows_the_dominant_rhythm_not_pauses_or_bursts():
+    # 1 s rhythm; a 6 s pause, then a run of 5 premature beats at 0.6 s
+    pre = [1.0] * 40 + [6.0] + [1.0] * 10 + [0.6] * 5 + [1.0] * 5
+    t = np.concatenate([[0.0], np.cumsum(pre)])
+    f = rr.beat_features(t, ref_beats=32)
+    col = {n: f[:, i] for i, n in enumerate(rr.FEATURES)}
+    run = slice(52, 57)  # the 5 premature beats
+    np.testing.assert_allclose(col["pre"][run], 0.6, rtol=1e-5)
+    np.testing.assert_allclose(col["pre_norm"][run], 0.6, rtol=1e-5)  # reference still 1 s
+    # (a running mean over all past beats is pulled up to 1.09 s by the pause: 0.55 at the first of them)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 64])
+def test_running_median_matches_the_loop(k):
+    v = np.random.default_rng(k).uniform(0, 2, 40)
+    want = [statistics.median(v[max(0, i - k + 1) : i + 1]) for i in range(len(v))]
+    np.testing.assert_allclose(rr.running_median(v, k), want, rtol=1e-12)
+    assert rr.running_median(np.zeros(0), k).shape == (0,)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -50,10 +74,10 @@ def test_random_rhythms_match_the_loop(seed):
     rng = np.random.default_rng(seed)
     k = int(rng.integers(0, 60))
     t = np.cumsum(rng.uniform(0.0, 2.0, k))  # zero-length intervals allowed
-    lb, ls = int(rng.integers(1, 12)), float(rng.uniform(0.5, 20))
-    f = rr.beat_features(t, local_beats=lb, long_s=ls)
+    lb, ls, rb = int(rng.integers(1, 12)), float(rng.uniform(0.5, 20)), int(rng.integers(1, 20))
+    f = rr.beat_features(t, local_beats=lb, long_s=ls, ref_beats=rb)
     assert f.shape == (k, 8) and f.dtype == np.float32
-    np.testing.assert_allclose(f, loop_features(t, local_beats=lb, long_s=ls), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f, loop_features(t, local_beats=lb, long_s=ls, ref_beats=rb), rtol=1e-5, atol=1e-6)
 
 
 def test_features_never_look_past_the_next_beat():
@@ -100,6 +124,7 @@ def test_rr_fields_are_in_the_cache_key_and_leave_other_keys_alone():
     assert cache_key(base, sums) != cache_key(with_rr, sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_local_beats=5), sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_long_s=60.0), sums)
+    assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_ref_beats=32), sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_features=("pre",)), sums)
     # without RR features the local/long settings are not part of the beats
     assert cache_key(base, sums) == cache_key(base.replace(rr_local_beats=5), sums)
