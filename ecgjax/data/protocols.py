@@ -94,7 +94,7 @@ class Protocol:
     rr_features: tuple[str, ...] = ()
     rr_local_beats: int = 10
     rr_long_s: float = 300.0
-    rr_ref_beats: int = 64
+    rr_ref_beats: int = 32
     default_split: str = "holdout"
 
     def __post_init__(self):

@@ -56,7 +56,7 @@ def running_median(v: np.ndarray, k: int) -> np.ndarray:
     return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1)
 
 
-def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 64) -> np.ndarray:
+def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32) -> np.ndarray:
     """RR features of a sequence of beats.
 
     Args:
@@ -90,7 +90,7 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
 
 def record_features(
     ann_samples: np.ndarray, ann_symbols: np.ndarray, samples: np.ndarray, fs: float, *,
-    local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 64,
+    local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32,
 ) -> np.ndarray:
     """RR features of the kept beats of one record.
 

@@ -13,7 +13,7 @@ from ecgjax.data.dataset import BeatSet, cache_key
 from ecgjax.errors import ConfigError, RecordError
 
 
-def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=64):
+def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32):
     """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``)."""
     t = [float(v) for v in times]
     k = len(t)
@@ -124,7 +124,7 @@ def test_rr_fields_are_in_the_cache_key_and_leave_other_keys_alone():
     assert cache_key(base, sums) != cache_key(with_rr, sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_local_beats=5), sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_long_s=60.0), sums)
-    assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_ref_beats=32), sums)
+    assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_ref_beats=64), sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_features=("pre",)), sums)
     # without RR features the local/long settings are not part of the beats
     assert cache_key(base, sums) == cache_key(base.replace(rr_local_beats=5), sums)
