@@ -208,7 +208,7 @@ def _semantic_fields(protocol: Protocol) -> dict:
     d.pop("name")
     d.pop("default_split")
     if not d["rr_features"]:  # keeps the keys of protocols without RR features unchanged
-        for k in ("rr_features", "rr_local_beats", "rr_long_s", "rr_ref_beats"):
+        for k in ("rr_features", "rr_local_beats", "rr_long_s", "rr_ref_beats", "rr_reference"):
             d.pop(k)
     return d
 
@@ -283,6 +283,7 @@ def _record_rr(protocol: Protocol, rec: wfdb_io.RecordData, samples: np.ndarray,
         feats = rr_lib.record_features(
             rec.ann_samples, rec.ann_symbols, samples, protocol.fs,
             local_beats=protocol.rr_local_beats, long_s=protocol.rr_long_s, ref_beats=protocol.rr_ref_beats,
+            reference=protocol.rr_reference,
         )
     except ValueError as e:
         raise RecordError(name, f"RR features: {e}") from e

@@ -31,6 +31,7 @@ import dataclasses
 
 from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.data.rr import FEATURES
+from ecgjax.data.rr import REFERENCES as RR_REFERENCES
 from ecgjax.errors import ConfigError
 
 MITDB_RECORDS = (
@@ -72,8 +73,9 @@ class Protocol:
         ``ecgjax.data.rr.FEATURES``, in that order; empty: none), computed over
         all beat annotations with a local mean over ``rr_local_beats`` beats,
         a long-run mean over ``rr_long_s`` seconds and the ``*_norm`` features
-        over the running median of the last ``rr_ref_beats`` RR intervals
-        (``ecgjax.data.rr``).
+        over ``rr_reference``: the running ``"median"`` of the last
+        ``rr_ref_beats`` RR intervals or the running ``"mean"`` of all past
+        ones (``ecgjax.data.rr``).
       default_split: split used when none is named.
     """
 
@@ -95,6 +97,7 @@ class Protocol:
     rr_local_beats: int = 10
     rr_long_s: float = 300.0
     rr_ref_beats: int = 32
+    rr_reference: str = "median"
     default_split: str = "holdout"
 
     def __post_init__(self):
@@ -119,6 +122,7 @@ class Protocol:
             raise ConfigError(
                 f"protocol {self.name}: rr_features={self.rr_features!r}; use names from {list(FEATURES)} in that order"
             )
+        _check_choice("rr_reference", self.rr_reference, RR_REFERENCES)
         if self.rr_local_beats < 1 or self.rr_long_s <= 0 or self.rr_ref_beats < 1:
             raise ConfigError(
                 f"protocol {self.name}: need rr_local_beats >= 1, rr_long_s > 0 and rr_ref_beats >= 1, "

@@ -15,12 +15,15 @@ file order), in seconds:
 * ``long``: mean ``pre`` of the beats in the last ``long_s`` seconds, this one
   included (past only);
 
-and each of the four divided by the record's *running reference*, the median
-``pre`` of the last ``ref_beats`` beats (this one included): ``pre_norm``,
-``post_norm``, ``local_norm``, ``long_norm``. A median, not a mean, so that the
-reference follows the dominant rhythm and neither a burst of premature beats
-nor a few long pauses move it much (a running mean over all past beats ranked
-S beats worse in a leave-one-record-out screen inside DS1: docs/results.md §3).
+and each of the four divided by the record's *running reference*
+(``reference``): ``"median"``, the median ``pre`` of the last ``ref_beats``
+beats (this one included), or ``"mean"``, the mean ``pre`` of every beat so
+far (the previous recipe): ``pre_norm``, ``post_norm``, ``local_norm``,
+``long_norm``. The median follows the dominant rhythm, and neither a burst of
+premature beats nor a few long pauses move it much; it ranked S beats better in
+a leave-one-record-out screen inside DS1 (``experiments/ds1_rr_screen.py``),
+but on DS2 it hides record 232's S beats, which are most of that record's
+beats (docs/results.md §3).
 No statistic looks at a record's future or at the whole record, so a test
 beat's features are known when the next beat arrives. A ratio with a zero
 reference (beats sharing one sample) is 1.
@@ -38,6 +41,7 @@ import numpy as np
 from ecgjax.data.beats import BEAT_SYMBOLS
 
 FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm")
+REFERENCES = ("median", "mean")
 
 
 def _window_mean(v: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -56,7 +60,8 @@ def running_median(v: np.ndarray, k: int) -> np.ndarray:
     return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1)
 
 
-def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32) -> np.ndarray:
+def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32,
+                  reference: str = "median") -> np.ndarray:
     """RR features of a sequence of beats.
 
     Args:
@@ -64,11 +69,14 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
       local_beats: beats in the local mean (>= 1).
       long_s: seconds in the long-run mean (> 0).
       ref_beats: beats in the running median the ``*_norm`` features divide by (>= 1).
+      reference: ``"median"`` (of the last ``ref_beats``) or ``"mean"`` (of all beats so far).
 
     Returns:
       f32[K, 8], columns in the order of ``FEATURES``; all zero when K < 2
       (ratios 1).
     """
+    if reference not in REFERENCES:
+        raise ValueError(f"RR reference must be one of {REFERENCES}, got {reference!r}")
     t = np.asarray(times, np.float64)
     k = len(t)
     out = np.zeros((k, len(FEATURES)), np.float64)
@@ -81,7 +89,7 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     i = np.arange(k)
     local = _window_mean(pre, np.maximum(i - local_beats + 1, 0))
     long = _window_mean(pre, np.minimum(np.searchsorted(t, t - long_s, side="left"), i))
-    ref = running_median(pre, ref_beats)
+    ref = running_median(pre, ref_beats) if reference == "median" else _window_mean(pre, np.zeros(k, np.int64))
     raw = np.stack([pre, post, local, long], axis=1)
     safe = np.where(ref > 0, ref, 1.0)[:, None]
     norm = np.where(ref[:, None] > 0, raw / safe, 1.0)
@@ -90,7 +98,7 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
 
 def record_features(
     ann_samples: np.ndarray, ann_symbols: np.ndarray, samples: np.ndarray, fs: float, *,
-    local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32,
+    local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32, reference: str = "median",
 ) -> np.ndarray:
     """RR features of the kept beats of one record.
 
@@ -105,7 +113,7 @@ def record_features(
       samples: i64[N] samples of the kept beats (a subsequence of the beat
         annotations).
       fs: sampling rate of the samples (Hz).
-      local_beats, long_s, ref_beats: see ``beat_features``.
+      local_beats, long_s, ref_beats, reference: see ``beat_features``.
 
     Returns:
       f32[N, 8] in the order of ``FEATURES``.
@@ -116,7 +124,7 @@ def record_features(
     ann_samples = np.asarray(ann_samples, np.int64)
     is_beat = np.isin(np.asarray(ann_symbols), list(BEAT_SYMBOLS))
     bs = ann_samples[is_beat]
-    feats = beat_features(bs / float(fs), local_beats=local_beats, long_s=long_s, ref_beats=ref_beats)
+    feats = beat_features(bs / float(fs), local_beats=local_beats, long_s=long_s, ref_beats=ref_beats, reference=reference)
     samples = np.asarray(samples, np.int64)
     first = np.searchsorted(bs, samples, side="left")
     # rank of each kept sample among the earlier kept beats on the same sample

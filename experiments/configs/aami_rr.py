@@ -13,8 +13,11 @@ class: a smoke test of the whole pipeline; scores are meaningless), ``seedsN``
 log of all 8 RR features instead of the ratios), ``cwP`` (class-weight power
 P, e.g. ``cw0``: unweighted, ``cw1``: fully balanced), ``nooffsets`` (plain
 argmax; changes no training, so it can re-test a workdir's seeds), ``focal``
-(focal loss, gamma 2, unweighted), ``legacy`` (the first recipe: raw beats,
-log-RR, balanced resampling, argmax, patience 4).
+(focal loss, gamma 2, unweighted), ``meanref`` (the ``*_norm`` RR features over
+the running mean of all past RR intervals, the previous recipe's reference,
+instead of the running median of the last 32), ``legacy`` (the first recipe:
+raw beats, log-RR, running-mean reference, balanced resampling, argmax,
+patience 4).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
@@ -39,7 +42,11 @@ cross-entropy of each beat weighted by ``(n / (5 n_c)) ** 0.5``
 Model ``rr_net`` (``ecgjax.models.rr_net``): 3 conv blocks (16, 32, 32 filters,
 kernel 7, max-pool 2) -> dense 32 on the waveform; on the RR features the
 heart-rate-free log ratios (``rr_transform="ratios"``: the 4 ``*_norm``
-features and pre/local, post/pre, pre/long, local/long, post/local) ->
+features, each interval over the running median of the record's last 32 RR
+intervals (``aami_rr``'s ``rr_ref_beats``; chosen among the running mean,
+medians of 32/64/128 beats or 300 s and a premature-rejecting mean by a
+leave-one-record-out screen inside DS1: ``experiments/ds1_rr_screen.py``),
+and pre/local, post/pre, pre/long, local/long, post/local) ->
 BatchNorm -> dense 16; fused by dense 32 -> dense 5; 46,105 parameters (both).
 Adam 1e-3, batch 128, up to 10 epochs, plateau x0.1 after 1 epoch, early
 stopping after 2.
@@ -72,7 +79,7 @@ TEMPLATE_BEATS = 32
 CLASS_WEIGHT_POWER = 0.5
 
 
-_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets")
+_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref")
 
 
 def get_config(arg=None):
@@ -84,11 +91,12 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
     rr_transform = "log" if legacy or "logrr" in opts else "ratios"
+    reference = "mean" if legacy or "meanref" in opts else "median"
     if cw is None:
         cw = 0.0 if legacy or focal else CLASS_WEIGHT_POWER
     balance = "downsample_majority" if legacy else "none"
@@ -97,7 +105,7 @@ def get_config(arg=None):
     train = Config(
         # nooffsets changes no training: its workdir can re-test the trained seeds without offsets
         name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
-        data=DataConfig(protocol="aami_rr", protocol_overrides={"records": DS1}, split="ds1", split_seed=VAL_SEED,
+        data=DataConfig(protocol="aami_rr", protocol_overrides={"records": DS1, "rr_reference": reference}, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template),
         model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": FEATURES, "rr_transform": rr_transform}),
         train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,

@@ -13,7 +13,7 @@ from ecgjax.data.dataset import BeatSet, cache_key
 from ecgjax.errors import ConfigError, RecordError
 
 
-def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32):
+def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, reference="median"):
     """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``)."""
     t = [float(v) for v in times]
     k = len(t)
@@ -25,7 +25,10 @@ def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32):
         post = t[i + 1] - t[i] if i + 1 < k else pre[i]
         loc = pre[max(0, i - local_beats + 1) : i + 1]
         lng = [pre[j] for j in range(i + 1) if t[j] >= t[i] - long_s]
-        run = statistics.median(pre[max(0, i - ref_beats + 1) : i + 1])
+        if reference == "median":
+            run = statistics.median(pre[max(0, i - ref_beats + 1) : i + 1])
+        else:
+            run = sum(pre[: i + 1]) / (i + 1)
         raw = [pre[i], post, sum(loc) / len(loc), sum(lng) / len(lng)]
         rows.append(raw + [v / run if run > 0 else 1.0 for v in raw])
     return np.array(rows)
@@ -58,7 +61,11 @@ def test_the_reference_follows_the_dominant_rhythm_not_pauses_or_bursts():
     run = slice(52, 57)  # the 5 premature beats
     np.testing.assert_allclose(col["pre"][run], 0.6, rtol=1e-5)
     np.testing.assert_allclose(col["pre_norm"][run], 0.6, rtol=1e-5)  # reference still 1 s
-    # (a running mean over all past beats is pulled up to 1.09 s by the pause: 0.55 at the first of them)
+    # the running mean over all past beats is pulled up to 57.6 / 53 s by the pause
+    mean = rr.beat_features(t, reference="mean")[:, rr.FEATURES.index("pre_norm")]
+    np.testing.assert_allclose(mean[52], 0.6 / (57.6 / 53), rtol=1e-5)
+    with pytest.raises(ValueError, match="reference"):
+        rr.beat_features(t, reference="mode")
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 64])
@@ -75,9 +82,10 @@ def test_random_rhythms_match_the_loop(seed):
     k = int(rng.integers(0, 60))
     t = np.cumsum(rng.uniform(0.0, 2.0, k))  # zero-length intervals allowed
     lb, ls, rb = int(rng.integers(1, 12)), float(rng.uniform(0.5, 20)), int(rng.integers(1, 20))
-    f = rr.beat_features(t, local_beats=lb, long_s=ls, ref_beats=rb)
-    assert f.shape == (k, 8) and f.dtype == np.float32
-    np.testing.assert_allclose(f, loop_features(t, local_beats=lb, long_s=ls, ref_beats=rb), rtol=1e-5, atol=1e-6)
+    for ref in rr.REFERENCES:
+        f = rr.beat_features(t, local_beats=lb, long_s=ls, ref_beats=rb, reference=ref)
+        assert f.shape == (k, 8) and f.dtype == np.float32
+        np.testing.assert_allclose(f, loop_features(t, local_beats=lb, long_s=ls, ref_beats=rb, reference=ref), rtol=1e-5, atol=1e-6)
 
 
 def test_features_never_look_past_the_next_beat():
@@ -125,6 +133,9 @@ def test_rr_fields_are_in_the_cache_key_and_leave_other_keys_alone():
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_local_beats=5), sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_long_s=60.0), sums)
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_ref_beats=64), sums)
+    assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_reference="mean"), sums)
+    with pytest.raises(ConfigError, match="rr_reference"):
+        protocols.get("aami_rr", rr_reference="mode")
     assert cache_key(with_rr, sums) != cache_key(with_rr.replace(rr_features=("pre",)), sums)
     # without RR features the local/long settings are not part of the beats
     assert cache_key(base, sums) == cache_key(base.replace(rr_local_beats=5), sums)
