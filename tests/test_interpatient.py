@@ -79,10 +79,12 @@ def test_config_refuses_test_records_in_training():
 
 
 def test_every_variant_loads():
-    for arg in ("both", "waveform", "rr", "quick", "rr,quick", "seeds2"):
+    for arg in ("both", "waveform", "rr", "quick", "rr,quick", "seeds2", "meanref"):
         cfg = interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}")
         assert cfg.train.model.name == "rr_net"
     assert interpatient.load_config("experiments/configs/aami_rr.py").seeds == (0, 1, 2, 3, 4)
+    ref = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.data.protocol_overrides["rr_reference"]  # noqa: E731
+    assert (ref("both"), ref("meanref"), ref("legacy")) == ("median", "mean", "mean")
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")
 

@@ -51,14 +51,16 @@ BatchNorm -> dense 16; fused by dense 32 -> dense 5; 46,105 parameters (both).
 Adam 1e-3, batch 128, up to 10 epochs, plateau x0.1 after 1 epoch, early
 stopping after 2.
 
-Expected wall time, measured on the project's shared, loaded 2-core CPU
-(benchmarks/results/cpu_aami_rr_train.jsonl): per seed 2.4-7.2 min training
-(both, 3-6 epochs), 1.1-1.6 min (rr), 2.3-5.3 min (waveform), plus ~1 min per
-seed for DS2 and the attributions; the 5 seeds of ``both`` took 35 min in all;
-``:quick`` about 1 min.
+Expected wall time, measured on the project's shared, loaded 2-core CPU (one core,
+``taskset -c 1``, load 11-16): the 5 seeds of ``both`` trained in 19.4 min (3-5
+epochs each), 25.7 min with DS2 and the attributions (earlier runs:
+benchmarks/results/cpu_aami_rr_train.jsonl); ``:quick`` about 1 min.
 Measured metric (docs/results.md §3, "With RR-interval features"; 5 seeds,
-both, S/V offsets from DS1 validation): SVEB Se 33.6 / +P 38.6, VEB Se 95.5 / +P
-77.2 (%, DS2); goal SVEB 80 / 55, VEB 92 / 92: VEB Se reached, the rest not.
+both, S/V offsets from DS1 validation): SVEB Se 14.9 / +P 29.0, VEB Se 94.8 / +P
+72.0 (%, DS2); goal SVEB 80 / 55, VEB 92 / 92: VEB Se reached, the rest not. The
+median RR reference (chosen on DS1) is worse on DS2 than the previous running
+mean (``:meanref``; previous session: SVEB 33.6 / 38.6, VEB 95.5 / 77.2): it
+hides record 232's S beats (docs/results.md §3).
 """
 
 import dataclasses

@@ -71,7 +71,7 @@ def test_every_semantic_field_is_in_the_key():
     # Every field but the two display ones must be listed above.
     fields = {f.name for f in dataclasses.fields(PROTO)} - {"name", "default_split"}
     # the RR fields are keyed only when rr_features is set: tests/data/test_rr.py
-    missing = fields - set(CHANGES) - {"classes", "rr_features", "rr_local_beats", "rr_long_s"}
+    missing = fields - set(CHANGES) - {"classes", "rr_features", "rr_local_beats", "rr_long_s", "rr_ref_beats", "rr_reference"}
     assert not missing, f"add a cache-key test for {missing}"
     sums = {"c1": {"c1.dat": "ab"}}
     base = cache_key(PROTO, sums)
