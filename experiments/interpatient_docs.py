@@ -72,7 +72,9 @@ The training runs read **DS1 only** (the training data and its beat cache hold n
 is read once after, and that the offsets come from files without a DS2 record). Model `rr_net`,
 46,105 parameters. Device: the project's shared 2-core CPU, loaded by the other developers' jobs
 (load average 11-16), one core (`taskset -c 1`), `nice -n 10`; {VERSIONS}. Wall time of the 5
-seeds of `both` with DS2 and the attributions: {WALL_BOTH} min.
+seeds of `both` with DS2 and the attributions: {WALL_BOTH} min. DS1 training time per seed
+(`benchmarks/results/cpu_aami_rr_train.jsonl`, the rows noted "median RR reference", from
+`python benchmarks/interpatient_train_time.py <workdir> ...`): {TRAIN_TIME}.
 
 **Choosing the RR reference inside DS1** (`experiments/ds1_rr_screen.py`, no DS2 record read): a
 class-weighted logistic regression on the log RR features (the `*_norm` features over each
@@ -204,6 +206,11 @@ def main(argv=None) -> int:
     v = both["versions"]
     fill = {"VERSIONS": f"jax {v['jax']}, flax {v['flax']}, numpy {v['numpy']}, Python {v.get('python', '?')}",
             "WALL_BOTH": f"{both['wall_time_s'] / 60:.1f} (training {both['train_wall_time_s'] / 60:.1f})"}
+    rows = [json.loads(line) for line in Path("benchmarks/results/cpu_aami_rr_train.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "median RR reference" in r.get("note", "")]
+    fill["TRAIN_TIME"] = "; ".join(
+        f"{inp} {min(w) / 60:.1f}-{max(w) / 60:.1f} min ({len(w)} seeds)"
+        for inp in ("both", "rr", "waveform") if (w := [r["wall_time_s"] for r in rows if r["inputs"] == inp]))
     fill["SCREEN"] = subprocess.run([sys.executable, "experiments/ds1_rr_screen.py", "--table"], capture_output=True, text=True, check=True).stdout.strip()
     fill["TABLE_BOTH"] = ip.aami_table(both)
     s = both["ds2"]["summary"]
@@ -280,14 +287,19 @@ def main(argv=None) -> int:
 
 
 def ablation_text(both, rr, wave) -> str:
-    """One paragraph on the inputs ablation, from the three summaries (plain argmax)."""
+    """One paragraph on the inputs ablation, from the three summaries (plain argmax, 5-seed means)."""
     if not (rr and wave):
         return "(The RR-only and waveform-only runs were not finished.)"
     f = lambda res, c, m: f"{100 * res['ds2']['summary_argmax'][c][m]['mean']:.1f}"  # noqa: E731
     g = lambda res: f"SVEB {f(res, 'S', 'se')} / {f(res, 'S', 'ppv')}, VEB {f(res, 'V', 'se')} / {f(res, 'V', 'ppv')}"  # noqa: E731
-    return (f"Without the offsets (plain argmax, 5-seed means): RR only {g(rr)}; waveform only {g(wave)}; both {g(both)}. "
-            "The RR features carry S, the template-subtracted waveform carries V; the offsets, fitted to 109 validation S "
-            "beats, move the S numbers by a few points either way.")
+    runs = {"RR only": rr, "waveform only": wave, "both": both}
+    best = {c: max(runs, key=lambda k: runs[k]["ds2"]["summary_argmax"][c]["f1"]["mean"]) for c in ("S", "V")}
+    return (f"Without the offsets (plain argmax, 5-seed means, Se / +P): RR only {g(rr)}; waveform only {g(wave)}; "
+            f"both {g(both)}. F1 without offsets, SVEB: RR only {f(rr, 'S', 'f1')}, waveform only {f(wave, 'S', 'f1')}, "
+            f"both {f(both, 'S', 'f1')} (best: {best['S']}); VEB: {f(rr, 'V', 'f1')}, {f(wave, 'V', 'f1')}, "
+            f"{f(both, 'V', 'f1')} (best: {best['V']}). The previous session's RR-only model (running-mean reference) "
+            "found SVEB 25.8 / 34.3 without offsets: the median reference costs the RR branch most of its S beats, "
+            "because most DS2 S beats are record 232's.")
 
 
 if __name__ == "__main__":
