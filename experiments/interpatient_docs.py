@@ -181,7 +181,7 @@ holds no such record, so a recipe for it cannot be chosen on DS1 alone; the hone
 features that do not depend on the record's dominant rhythm (the P wave's shape against the
 N beats' after a pause, absolute RR in seconds beside the ratios for a model that sees both, which
 the DS1 screen rejected for the linear model), offsets fitted by cross-validation over all 22 DS1
-records (835 S beats instead of 109; not done here: it multiplies the training by the number of
+records (all 944 of its S beats instead of 109; not done here: it multiplies the training by the number of
 folds, which the shared CPU did not allow), and averaging seeds (the ensemble row).
 """
 
