@@ -36,7 +36,7 @@ python experiments/ds1_rr_screen.py --table
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both --workdir runs/v6_both
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:rr --workdir runs/v6_rr
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:waveform --workdir runs/v6_waveform
-python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,meanref --workdir runs/v6_meanref
+python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,meanref,seeds3 --workdir runs/v6_meanref   # 3 seeds: 5 did not fit in the session
 python experiments/aami_interpatient.py --table runs/v6_both/results.json
 ```
 
@@ -122,7 +122,8 @@ from 24 to {SD_SE} points because no seed finds 232's beats any more (the previo
 found 77% of them, seeds 1-4 6-17%).
 
 **Ablation of the inputs** (same recipe, 5 seeds each; `:rr` switches the waveform branch off,
-`:waveform` the RR branch):
+`:waveform` the RR branch; last, `:meanref`, the previous recipe's running-mean RR reference with
+this session's code, 3 seeds):
 
 {ABLATION}
 
