@@ -115,10 +115,27 @@ def test_pack_runs_drops_checkpoints_over_the_limit(tmp_path, monkeypatch):
     assert any("left out unf/checkpoints/200" in m for m in msgs)
 
 
+_SLEEPER = """
+import signal, sys, time
+from pathlib import Path
+folder = Path(sys.argv[1])
+def interrupted(*_):
+    (folder / "interrupted").write_text("SIGINT")
+    sys.exit(130)
+signal.signal(signal.SIGINT, interrupted)
+(folder / "started").write_text("")
+time.sleep(300)
+(folder / "finished").write_text("")
+"""
+
+
 def test_run_step_limit_interrupts(tmp_path):
-    step = gpu_session.Step("sleep", (sys.executable, "-c", "import time; time.sleep(30)"), 1, 1)
-    status, rc, secs = gpu_session.run_step(step, 0.5, log=lambda m: None)
-    assert status == "timeout" and secs < 20
+    """At the limit the step gets SIGINT (ecgjax's clean, resumable stop) and is not waited for to the end."""
+    step = gpu_session.Step("sleep", (sys.executable, "-c", _SLEEPER, str(tmp_path)), 1, 1)
+    status, rc, _ = gpu_session.run_step(step, 3.0, log=lambda m: None)  # ample for a bare interpreter to start
+    assert (status, rc) == ("timeout", 130)
+    assert (tmp_path / "started").exists() and (tmp_path / "interrupted").read_text() == "SIGINT"
+    assert not (tmp_path / "finished").exists()
     status, rc, _ = gpu_session.run_step(gpu_session.Step("bad", (str(tmp_path / "missing"),), 1, 1), 5, log=lambda m: None)
     assert (status, rc) == ("failed", None)
 
