@@ -234,8 +234,9 @@ def test_explain_subset_caps_each_class():
 
 
 def test_audit_cpu_run_is_the_rr_recipe_on_ds1ds2():
-    """audit_study.py:cpu trains aami_rr.py's model and recipe, changing only the split (DS2 as the test part)
-    and the records (all of the protocol's, so DS2 is there to test on)."""
+    """audit_study.py:cpu trains aami_rr.py's model and recipe with the running-mean RR reference (``:meanref``, the
+    features its documented run used), changing only the split (DS2 as the test part) and the records (all of the
+    protocol's, so DS2 is there to test on)."""
     import dataclasses
     from pathlib import Path
 
@@ -244,8 +245,8 @@ def test_audit_cpu_run_is_the_rr_recipe_on_ds1ds2():
 
     root = Path(__file__).resolve().parents[2] / "experiments" / "configs"
     run = load_study_config(str(root / "audit_study.py:cpu")).runs[0].config
-    rr = call_get_config(str(root / "aami_rr.py")).train
-    assert run.data.split == "ds1ds2" and rr.data.split == "ds1" and run.data.protocol_overrides == {}
+    rr = call_get_config(str(root / "aami_rr.py:meanref")).train
+    assert run.data.split == "ds1ds2" and rr.data.split == "ds1" and run.data.protocol_overrides == {"rr_reference": "mean"}
     assert run.model == rr.model and run.train == rr.train and run.eval == rr.eval
     assert dataclasses.replace(run.data, split="ds1", protocol_overrides=rr.data.protocol_overrides) == rr.data
 
