@@ -206,13 +206,14 @@ def table(path) -> str:
 
 
 def render(text: str) -> None:
-    from ecgjax.io import atomic_write_text
+    from ecgjax.errors import DataError
+    from ecgjax.io import atomic_write_text, replace_section
 
     doc = DOC.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{DOC}: the markers {BEGIN} ... {END} are missing; add them where the table goes")
-    head, rest = doc.split(BEGIN, 1)
-    atomic_write_text(DOC, head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    try:
+        atomic_write_text(DOC, replace_section(doc, BEGIN + "\n" + text + "\n" + END, BEGIN, END, where=str(DOC)))
+    except DataError as e:
+        raise SystemExit(f"memory_rss: {e}") from None
 
 
 if __name__ == "__main__":

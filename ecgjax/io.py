@@ -87,6 +87,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def replace_section(text: str, section: str, begin: str, end: str, *, where: str) -> str:
+    """``text`` with its part from the marker ``begin`` through the marker ``end`` replaced by ``section``.
+
+    The generated sections of the docs pages (``<!-- name:begin -->`` ... ``<!-- name:end -->``): ``section``
+    carries both markers itself, so a page can be regenerated again. Raises ``DataError`` naming ``where``
+    unless each marker occurs exactly once, ``begin`` first.
+    """
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise DataError(f"{where} must hold {begin} and {end} once each, in that order: add them where the section goes")
+    return text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 

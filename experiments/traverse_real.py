@@ -227,12 +227,14 @@ def render(out: Path, results: Path) -> str:
 
 
 def update_docs(doc: Path, out: Path, results: Path) -> None:
-    from ecgjax.io import atomic_write_text
+    from ecgjax.errors import DataError
+    from ecgjax.io import atomic_write_text, replace_section
 
     text = doc.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{doc}: no {BEGIN} ... {END} section to regenerate; add the two markers where it belongs")
-    atomic_write_text(doc, text[: text.index(BEGIN)] + render(out, results) + text[text.index(END) + len(END):])
+    try:
+        atomic_write_text(doc, replace_section(text, render(out, results), BEGIN, END, where=str(doc)))
+    except DataError as e:
+        raise SystemExit(f"traverse_real: {e}") from None
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ecgjax.io import atomic_write_text  # noqa: E402
+from ecgjax.errors import DataError  # noqa: E402
+from ecgjax.io import atomic_write_text, replace_section  # noqa: E402
 
 BEGIN, END = "<!-- audit-results:begin -->", "<!-- audit-results:end -->"
 # Report sections copied into the docs, by title prefix, in this order.
@@ -77,12 +78,6 @@ def render(workdir: Path, command: str) -> str:
     return "\n".join(out)
 
 
-def replace_block(page: str, block: str, where: str) -> str:
-    if page.count(BEGIN) != 1 or page.count(END) != 1 or page.index(BEGIN) > page.index(END):
-        raise Refused(f"{where} must hold {BEGIN} and {END} once each, in that order")
-    return page[: page.index(BEGIN)] + block + page[page.index(END) + len(END):]
-
-
 def main(argv) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("workdir")
@@ -95,8 +90,8 @@ def main(argv) -> int:
         block = render(workdir, command)
         if not docs.exists():
             raise Refused(f"{docs} does not exist; pass --docs")
-        atomic_write_text(docs, replace_block(docs.read_text(), block, str(docs)))
-    except Refused as e:
+        atomic_write_text(docs, replace_section(docs.read_text(), block, BEGIN, END, where=str(docs)))
+    except (Refused, DataError) as e:
         print(f"audit_results: {e}", file=sys.stderr)
         return 2
     print(f"wrote the audit section of {args.docs} from {args.workdir}")

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ecgjax.io import atomic_write_text  # noqa: E402
+from ecgjax.errors import DataError  # noqa: E402
+from ecgjax.io import atomic_write_text, replace_section  # noqa: E402
 
 JSONL = ("saliency", "torch_compare", "pipeline", "train", "train_throughput")
 BEGIN, END = "<!-- gpu-results:begin -->", "<!-- gpu-results:end -->"
@@ -262,7 +263,7 @@ def update_docs(doc: Path, results: Path) -> bool:
     text = doc.read_text()
     section = render(results)
     if BEGIN in text and END in text:
-        new = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        new = replace_section(text, section, BEGIN, END, where=str(doc))
     else:
         new = text.rstrip("\n") + "\n\n## 6. GPU session results\n\n" + section + "\n"
     new = fill_placeholders(new, results / "gpu_runs")
@@ -292,7 +293,7 @@ def main(argv=None) -> int:
             for line in ingest(files, results, Path(args.resume_dir), args.allow_cpu):
                 print(line)
         changed = update_docs(Path(args.doc), results)
-    except Refused as e:
+    except (Refused, DataError) as e:
         print(f"gpu_results: error: {e}", file=sys.stderr)
         return 2
     print(f"{args.doc}: {'regenerated' if changed else 'unchanged'}")

@@ -88,3 +88,17 @@ def test_workdir_lock_refuses_another_process_with_its_pid(tmp_path):
     with workdir_lock(tmp_path) as lock:  # a killed holder's lock is free again (flock dies with the process)
         assert Path(lock).read_text().strip() == str(os.getpid())
     assert not (tmp_path / ".lock").exists()
+
+
+def test_replace_section_swaps_the_marked_part_and_refuses_missing_or_misordered_markers():
+    from ecgjax.errors import DataError
+    from ecgjax.io import replace_section
+
+    b, e = "<!-- x:begin -->", "<!-- x:end -->"
+    page = f"head\n{b}\nold\n{e}\ntail\n"
+    new = replace_section(page, f"{b}\nnew\n{e}", b, e, where="doc.md")
+    assert new == f"head\n{b}\nnew\n{e}\ntail\n"
+    assert replace_section(new, f"{b}\nnew\n{e}", b, e, where="doc.md") == new  # regenerating is idempotent
+    for bad in ("head\n", f"{e}\n{b}\n", f"{b}\n{e}\n{b}\n{e}\n"):
+        with pytest.raises(DataError, match="doc.md must hold"):
+            replace_section(bad, "s", b, e, where="doc.md")
