@@ -1,4 +1,4 @@
-"""The ground-truth and expert-rule checks end to end on tiny WFDB records of a synthetic ECG (delineated by neurokit2)."""
+"""The ground-truth and expert-rule checks end to end on tiny WFDB records of a synthetic ECG (delineated by the default envelope method)."""
 
 from __future__ import annotations
 
