@@ -1,16 +1,20 @@
-"""neurokit2's delineation methods on whole MIT-BIH records: the quality flag's pass rate and the QRS widths they give.
+"""Delineation methods on whole MIT-BIH records: the quality flag's pass rate and the QRS widths they give, per beat class.
 
-One JSON line per record and method to ``--out``: beats, seconds of cleaning + delineating lead 0 (``dwt``: read
-from the project's cache when there, then not timed: ``seconds`` null), the share of beats passing
-``ecgjax.data.delineation.quality`` (all beats, and V beats), and the median QRS width (QRS_off - QRS_on) of the
-passing N and V beats. ``prominence`` (Emrich et al. 2023) is not one of ``delineation.METHODS``: it is called
-here directly, the same way (``nk.ecg_clean`` then ``nk.ecg_delineate`` at the annotated R peaks), on the beats
-at least 1 s from the record's ends (it returns fewer values for beats at the edges). Its "QRS" bounds are the
-R wave's base from ``scipy.signal.peak_prominences`` within ``max_r_basepoint_interval`` (100 ms by default),
-so its widths cannot exceed 100 ms: a pass rate, not a QRS delineation. Needs the MIT-BIH records.
+One JSON line per record and method to ``--out``: beats, seconds of delineating lead 0 (``dwt``: read from the
+project's cache when there, then not timed: ``seconds`` null), the share of beats passing
+``ecgjax.data.delineation.quality`` (all beats, and V beats), the median QRS width (QRS_off - QRS_on) of the
+passing N and V beats, and ``by_class``: per MIT-BIH beat symbol, the beats, the share passing and the median QRS
+width of the passing ones. ``envelope`` is the project's default (``delineation.delineate``, called directly on
+every beat annotation, timed); ``dwt`` is neurokit2's wavelet method through ``load_waves`` (cached).
+``prominence`` (Emrich et al. 2023) is not one of ``delineation.METHODS``: it is called here directly, the same
+way (``nk.ecg_clean`` then ``nk.ecg_delineate`` at the annotated R peaks), on the beats at least 1 s from the
+record's ends (it returns fewer values for beats at the edges). Its "QRS" bounds are the R wave's base from
+``scipy.signal.peak_prominences`` within ``max_r_basepoint_interval`` (100 ms by default), so its widths cannot
+exceed 100 ms: a pass rate, not a QRS delineation. Needs the MIT-BIH records.
 
   python benchmarks/delineation_methods.py --records 100,103,105 --out benchmarks/results/cpu_delineation_methods.jsonl
-  python benchmarks/delineation_methods.py --summary benchmarks/results/cpu_delineation_methods.jsonl   # the Markdown table
+  python benchmarks/delineation_methods.py --summary benchmarks/results/cpu_delineation_methods.jsonl   # the Markdown tables
+  python benchmarks/delineation_methods.py --render benchmarks/results/cpu_delineation_methods.jsonl docs/results.md
 """
 
 from __future__ import annotations
@@ -22,19 +26,34 @@ import warnings
 import _common as C
 
 
-def summary(path: str) -> str:
-    """A Markdown table per method over the records of ``path`` (the latest row per record and method)."""
+#: beat symbols of the per-class table, in its column order
+CLASS_COLUMNS = ("N", "L", "R", "V", "A", "F")
+BEGIN, END = "<!-- delineation-methods:begin -->", "<!-- delineation-methods:end -->"
+
+
+def _latest(path: str) -> dict:
+    """{(method, record): the latest row} of ``path``."""
     import json
-    import statistics as st
 
     last = {}
     for line in open(path):
         if line.strip():
             r = json.loads(line)
             last[(r["method"], r["record"])] = r
+    return last
+
+
+def summary(path: str) -> str:
+    """Markdown tables per method over the records of ``path`` (the latest row per record and method): the pass
+    rates, then per beat class (rows that have ``by_class``) the median over records with at least 10 beats of the
+    class of its share passing and of its passing beats' median QRS width."""
+    import statistics as st
+
+    last = _latest(path)
     out = ["| method | records | median share passing (min-max) | records with >= 50% passing | median share of V beats passing "
            "| median over records of the N beats' median QRS, ms (min-max) | median s per record |", "|---|---|---|---|---|---|---|"]
-    for m in sorted({k[0] for k in last}):
+    methods = sorted({k[0] for k in last})
+    for m in methods:
         rs = [r for k, r in last.items() if k[0] == m]
         q = [r["quality_share"] for r in rs]
         v = [r["quality_share_V"] for r in rs if r["quality_share_V"] is not None]
@@ -43,7 +62,39 @@ def summary(path: str) -> str:
         out.append(f"| {m.replace('delineation_', '')} | {len(rs)} | {st.median(q):.2f} ({min(q):.2f}-{max(q):.2f}) | "
                    f"{sum(x >= 0.5 for x in q)} | {st.median(v):.2f} | {st.median(n):.0f} ({min(n):.0f}-{max(n):.0f}) | "
                    + (f"{st.median(sec):.1f}" if sec else "not timed (cached)") + " |")
+    per = [m for m in methods if any("by_class" in r for k, r in last.items() if k[0] == m)]
+    if per:
+        out += ["", "| method | " + " | ".join(CLASS_COLUMNS) + " |", "|---|" + "---|" * len(CLASS_COLUMNS)]
+        for m in per:
+            cells = []
+            for c in CLASS_COLUMNS:
+                cs = [r["by_class"][c] for k, r in last.items() if k[0] == m and c in r.get("by_class", {})
+                      and r["by_class"][c]["beats"] >= 10]
+                w = [x["qrs_ms_median"] for x in cs if x["qrs_ms_median"] is not None]
+                cells.append("-" if not cs else f"{st.median(x['passing'] for x in cs):.2f} / "
+                             + (f"{st.median(w):.0f}" if w else "-") + f" ({len(cs)})")
+            out.append(f"| {m.replace('delineation_', '')} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def render(path: str) -> str:
+    """The docs section (between ``BEGIN`` and ``END``): the command of the rows, versions, and the tables."""
+    last = _latest(path)
+    rows = list(last.values())
+    cmds = sorted({r["command"] for r in rows})
+    vers = sorted({f"neurokit2 {r.get('neurokit2')}, numpy {r.get('numpy', '?')}, scipy {r.get('scipy', '?')}, python {r.get('python')}"
+                   for r in rows})
+    dev = sorted({f"{r.get('device')} ({r.get('host_cpus')} CPUs, host {r.get('host')})" for r in rows})
+    return "\n".join([
+        BEGIN, "", "<!-- generated by `python benchmarks/delineation_methods.py --render " + path + " docs/results.md`; do not edit by hand -->", "",
+        "Commands (the latest row per record and method):", "", *[f"* `{c}`" for c in cmds], "",
+        "Device: " + "; ".join(dev) + ". Versions: " + "; ".join(vers) + ".", "",
+        summary(path), "",
+        "Per class: the median over records with at least 10 beats of the class of the share of its beats passing the "
+        "quality flag / the median QRS width (ms) of the passing ones (records counted in brackets); MIT-BIH symbols: "
+        "N normal, L and R left and right bundle branch block, V premature ventricular, A atrial premature, F fusion. "
+        "prominence's QRS is the R wave's base within 100 ms (module docstring): its widths are not QRS widths.",
+        "", END])
 
 
 def main(argv=None):
@@ -53,9 +104,19 @@ def main(argv=None):
     if argv[:1] == ["--summary"]:
         print(summary(argv[1]))
         return
+    if argv[:1] == ["--render"]:
+        from pathlib import Path
+
+        from ecgjax.io import atomic_write_text, replace_section
+
+        if len(argv) != 3:
+            raise SystemExit("usage: delineation_methods.py --render RESULTS.jsonl DOCS.md")
+        docs = Path(argv[2])
+        atomic_write_text(docs, replace_section(docs.read_text(), render(argv[1]), BEGIN, END, where=str(docs)))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--records", default="100,103,105")
-    p.add_argument("--methods", default="dwt,prominence")
+    p.add_argument("--methods", default="envelope,dwt,prominence")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cache-dir", default=None, help="the beat cache holding the dwt delineation (default: $ECGJAX_CACHE_DIR)")
     p.add_argument("--note", default="")
@@ -66,7 +127,7 @@ def main(argv=None):
     from ecgjax.data import load_beats, locate, protocols, wfdb_io
     from ecgjax.data.beats import BEAT_SYMBOLS
     from ecgjax.data.dataset import _order_leads
-    from ecgjax.data.delineation import _NK_KEYS, load_waves, quality
+    from ecgjax.data.delineation import _NK_KEYS, delineate, load_waves, quality
 
     folder = locate.find_database("mitdb", args.data_dir, download=False)
     proto = protocols.get("aami")
@@ -78,9 +139,12 @@ def main(argv=None):
         r, sym = rec.ann_samples[keep], rec.ann_symbols[keep]
         for method in args.methods.split(","):
             t0 = time.perf_counter()
-            if method == "dwt":  # the project's path, cached
+            if method == "envelope":  # the default method, on every beat annotation
+                b, rr, ss = delineate(sig[:, 0], r, rec.fs, method="envelope"), r, sym
+                seconds = time.perf_counter() - t0
+            elif method == "dwt":  # neurokit2's wavelets through the project's path, cached
                 beats = load_beats(protocols.get("aami", records=(rec_name,)), args.data_dir, cache=args.cache_dir)
-                w = load_waves(beats, args.data_dir, cache=args.cache_dir, download=False)
+                w = load_waves(beats, args.data_dir, cache=args.cache_dir, method="dwt", download=False)
                 b, rr, ss = w.bounds + (beats.sample - beats.r)[:, None], beats.sample, beats.symbol
                 seconds = None
             elif method == "prominence":
@@ -95,7 +159,7 @@ def main(argv=None):
                 b = np.stack([np.asarray(d[k], np.float64) for k in _NK_KEYS], 1)
                 seconds = time.perf_counter() - t0
             else:
-                raise SystemExit(f"delineation_methods: unknown method {method!r}; use dwt or prominence")
+                raise SystemExit(f"delineation_methods: unknown method {method!r}; use envelope, dwt or prominence")
             q = quality(b, rr, rec.fs)
             width = (b[:, 3] - b[:, 2]) / rec.fs * 1000
 
@@ -103,11 +167,14 @@ def main(argv=None):
                 return float(np.median(width[k])) if k.any() else None
 
             import neurokit2
+            import scipy
 
-            row = {**C.env_record(), "neurokit2": neurokit2.__version__, "method": f"delineation_{method}", "model": None, "record": rec_name, "lead": names[0],
+            row = {**C.env_record(), "neurokit2": neurokit2.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "method": f"delineation_{method}", "model": None, "record": rec_name, "lead": names[0],
                    "beats": int(len(rr)), "seconds": seconds, "quality_share": float(q.mean()),
                    "quality_share_V": float(q[ss == "V"].mean()) if (ss == "V").any() else None,
-                   "qrs_ms_median_N": med(q & (ss == "N")), "qrs_ms_median_V": med(q & (ss == "V")), "note": args.note}
+                   "qrs_ms_median_N": med(q & (ss == "N")), "qrs_ms_median_V": med(q & (ss == "V")),
+                   "by_class": {str(c): {"beats": int((ss == c).sum()), "passing": float(q[ss == c].mean()), "qrs_ms_median": med(q & (ss == c))}
+                                for c in np.unique(ss)}, "note": args.note}
             C.log(f"record {rec_name} {method}: quality {row['quality_share']:.2f}, QRS N {row['qrs_ms_median_N']} ms")
             rows.append(row)
     C.append_jsonl(args.out, rows)
