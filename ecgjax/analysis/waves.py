@@ -5,7 +5,9 @@ window-relative). :func:`wave_masks` turns them into per-sample masks;
 :func:`wave_values` reduces maps over them into ``f32[N, L, W]``, the same
 layout as ``Segments.values`` (W = 5 waves instead of S segments), so
 ``class_profiles`` and the comparisons of ``ecgjax.analysis.compare`` take it
-unchanged; :func:`wave_labels` names the columns (``MLII:QRS``).
+unchanged; :func:`wave_labels` names the columns (``MLII:QRS``). :func:`usable_wave_values`
+does the same for the beats whose delineation passed its quality flag only, and counts per
+class how many were left out (the glocal tables by wave; the expert rules filter the same way).
 """
 
 from __future__ import annotations
@@ -81,3 +83,28 @@ def wave_labels(leads: int | Sequence[str]) -> tuple[str, ...]:
     """
     names = [f"L{i + 1}" for i in range(leads)] if isinstance(leads, int) else list(leads)
     return tuple(f"{ch}:{w}" for ch in names for w in WAVES)
+
+
+def usable_wave_values(maps: np.ndarray, bounds: np.ndarray, quality: np.ndarray, label: np.ndarray, classes: Sequence[str],
+                       lo: np.ndarray | None = None, hi: np.ndarray | None = None, *,
+                       reduce: str = "mean") -> tuple[np.ndarray, np.ndarray, dict[str, list[int]]]:
+    """:func:`wave_values` of the beats whose delineation passed the quality flag, and what was left out.
+
+    Args:
+      maps: f[N, T, L]; bounds: f[N, 6] window-relative wave bounds; quality: bool[N] (``Waves.quality``);
+      label: i[N] class of each beat (positions in ``classes``); lo, hi: optional i[N] valid ranges.
+
+    Returns:
+      ``(values f32[K, L, W], keep bool[N], counts {class: [usable, all]})`` with K = ``keep.sum()``;
+      ``counts`` holds every class with at least one beat.
+    """
+    keep = np.asarray(quality, bool)
+    label = np.asarray(label)
+    if keep.shape != label.shape or len(keep) != len(maps):
+        raise ValueError(f"quality {keep.shape}, label {label.shape} and maps {np.shape(maps)} disagree")
+    T = np.shape(maps)[1]
+    masks = wave_masks(np.asarray(bounds)[keep], T, None if lo is None else np.asarray(lo)[keep],
+                       None if hi is None else np.asarray(hi)[keep])
+    values = wave_values(np.asarray(maps)[keep], masks, reduce=reduce)
+    counts = {str(c): [int((keep & (label == i)).sum()), int((label == i).sum())] for i, c in enumerate(classes) if (label == i).any()}
+    return values, keep, counts

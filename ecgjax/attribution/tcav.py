@@ -164,7 +164,8 @@ def beat_concepts(beats, idx: np.ndarray, waves=None, *, wide_qrs_s: float = 0.1
     """Example beats of each concept among ``idx`` (i64[M] positions in ``beats``): {concept: i64[K]}.
 
     * ``wide_qrs``: QRS (``waves``, quality beats only) longer than ``wide_qrs_s``.
-    * ``absent_p``: QRS and T found, P onset and offset not (``waves``).
+    * ``absent_p``: P onset and offset not found, on beats whose delineation passed its quality flag (QRS and T
+      found and plausible; the flag allows an absent P).
     * ``premature``: the RR interval before the beat below ``premature_ratio`` x its record's median.
 
     Args:
@@ -179,10 +180,8 @@ def beat_concepts(beats, idx: np.ndarray, waves=None, *, wide_qrs_s: float = 0.1
         b = np.asarray(waves.bounds, np.float64)
         qrs = waves.durations(beats.fs)[:, 2]
         out["wide_qrs"] = idx[np.asarray(waves.quality) & (qrs > wide_qrs_s)]
-        found = ~np.isnan(b)
         p = [BOUNDS.index("P_on"), BOUNDS.index("P_off")]
-        rest = [BOUNDS.index(k) for k in ("QRS_on", "QRS_off", "T_on", "T_off")]
-        out["absent_p"] = idx[~found[:, p].any(1) & found[:, rest].all(1)]
+        out["absent_p"] = idx[np.asarray(waves.quality) & np.isnan(b[:, p]).all(1)]
     rr = np.asarray(beats.rr_prev, np.float64)
     rec = np.asarray(beats.record)
     med = {r: np.median(rr[rec == r][rr[rec == r] > 0]) if (rr[rec == r] > 0).any() else np.nan for r in np.unique(rec[idx])}

@@ -163,7 +163,8 @@ ENVELOPE = {
     "wave_lowpass_hz": 20.0,  # P and T are read from the lead low-passed here, minus the isoelectric line
     "beta": 0.15,  # P and T extend while their deflection is above 15% of its height over the side's minimum
     "p_search_s": 0.30,  # P's peak within [QRS_on - p_search_s, QRS_on - 30 ms), after 55% of the RR before
-    "t_search_s": 0.50,  # T's peak within [QRS_off + 40 ms, QRS_off + t_search_s), before 75% of the RR after
+    "t_search_s": 0.50,  # T's peak within [QRS_off + 40 ms, QRS_off + t_search_s), before t_end_rr of the RR after
+    "t_end_rr": 0.60,  # (later, at fast rates, the next beat's P wave can be the largest deflection)
     "p_min_rel": 0.05,  # P present: height above 3 x the local noise and above p_min_rel x the QRS's peak-to-peak
     "t_min_rel": 0.03,
 }
@@ -314,10 +315,10 @@ def delineate_envelope(signal: np.ndarray, r_samples: np.ndarray, fs: float) -> 
     p_on, p_off = _deflection(d, c["beta"], np.maximum(3 * noise, c["p_min_rel"] * pp), fs, (0.03, _P_MAX_S))
     out[:, 0], out[:, 1] = np.where(good, start + p_on, np.nan), np.where(good, start + p_off, np.nan)
 
-    # T: peak in [QRS_off + 40 ms, QRS_off + t_search_s), before 75% of the RR after; onset from QRS_off
+    # T: peak in [QRS_off + 40 ms, QRS_off + t_search_s), before t_end_rr of the RR after; onset from QRS_off
     t_len = n(c["t_search_s"])
     d = _windows(d_all, off_i, t_len)
-    last = np.where(np.isfinite(rr_next), r + 0.75 * rr_next, np.inf)
+    last = np.where(np.isfinite(rr_next), r + c["t_end_rr"] * rr_next, np.inf)
     d = np.where(off_i[:, None] + np.arange(t_len)[None] < last[:, None], d, np.nan)
     t_on, t_off = _deflection(d, c["beta"], np.maximum(3 * noise, c["t_min_rel"] * pp), fs, (0.04, _T_MAX_S),
                               skip=n(0.04), onset_default=0.0)

@@ -197,7 +197,7 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
     from ecgjax.analysis.glocal import glocal_means, split_half
     from ecgjax.analysis.leads import class_lead_matrix, lead_relevance
     from ecgjax.analysis.transforms import transform_maps
-    from ecgjax.analysis.waves import wave_labels, wave_masks, wave_values
+    from ecgjax.analysis.waves import usable_wave_values, wave_labels
     from ecgjax.attribution.attributions import Attributions
     from ecgjax.io import load_npz
 
@@ -231,23 +231,27 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
                              out_dir / f"split_half_{key}.png")
         how = info["spec"]["transform"]
         names = beats.lead_axis(index)[0]
-        rel, grp, wv, widx = [], [], [], []
+        rel, grp, wv, widx, wlab, wcount = [], [], [], [], [], {}
         for part in Attributions.load_classes(info["attr_dir"]):
             j = part.index.astype(np.int64)
             m = transform_maps(part.maps[..., : len(names)], how)
             rel.append(lead_relevance(m, transform="signed" if how == "signed" else "abs", lo=beats.lo[j], hi=beats.hi[j]))
             grp.append(part.label)
-            if waves is not None:
+            if waves is not None:  # only beats whose delineation passed the quality flag
                 w, u = waves
                 rows = np.searchsorted(u, j)
-                wv.append(wave_values(m, wave_masks(w.bounds[rows], T, beats.lo[j], beats.hi[j]), reduce="mean"))
-                widx.append(j)
+                v, keep, n = usable_wave_values(m, w.bounds[rows], w.quality[rows], part.label, classes, beats.lo[j], beats.hi[j])
+                wv.append(v)
+                widx.append(j[keep])
+                wlab.append(part.label[keep])
+                for c, (a, b) in n.items():
+                    wcount[c] = [wcount.get(c, [0, 0])[0] + a, wcount.get(c, [0, 0])[1] + b]
         lm_how = "signed" if how == "signed" else "abs"
         lm = class_lead_matrix(np.concatenate(rel), np.concatenate(grp).astype(np.int64), classes, names, transform=lm_how)
         res["lead_matrix"] = {"share": lm.share.tolist(), "count": lm.count.tolist(), "leads": list(lm.leads), "transform": how}
         plotting.save_figure(plotting.plot_class_lead_matrix(lm, title=f"{key}: class x lead (Zhang et al.)"), out_dir / f"lead_matrix_{key}.png")
         if wv:
-            wvals, wj, wy = np.concatenate(wv), np.concatenate(widx), np.concatenate(grp).astype(np.int64)
+            wvals, wj, wy = np.concatenate(wv), np.concatenate(widx), np.concatenate(wlab).astype(np.int64)
             wrec = beats.record[wj].astype(str)
             wl = list(wave_labels(names))
             for name, group_of in groupings.items():
@@ -257,7 +261,8 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
                                 n_boot=cfg.n_boot, seed=cfg.seed)
             res["waves"] = {"labels": wl, "mean": allb.mean[0].reshape(len(classes), -1).tolist(),
                             "ci_lo": allb.ci_lo[0].reshape(len(classes), -1).tolist(),
-                            "ci_hi": allb.ci_hi[0].reshape(len(classes), -1).tolist(), "n_beats": allb.n_beats[0].tolist()}
+                            "ci_hi": allb.ci_hi[0].reshape(len(classes), -1).tolist(), "n_beats": allb.n_beats[0].tolist(),
+                            "quality": wcount, "method": waves[0].method}
             if i == 0 and "sex" in groupings:
                 t = glocal_means(wvals, wy, wrec, classes, groupings["sex"], subgrouping="sex", n_boot=cfg.n_boot, seed=cfg.seed)
                 plotting.save_figure(plotting.plot_glocal(t, wl, title=f"{key}: by sex, per wave"), out_dir / "glocal_waves_sex.png")
@@ -517,9 +522,14 @@ def _render_glocal(rep, audit, g) -> None:
             for c, (m, lo, hi, n) in enumerate(zip(w["mean"], w["ci_lo"], w["ci_hi"], w["n_beats"])):
                 rows.append([key, f"{classes[c]} (n={n})", *[f"{_fmt(a, 3)} [{_fmt(b, 3)}, {_fmt(d, 3)}]" for a, b, d in zip(m, lo, hi)]])
     if rows:
-        wl = next(r["waves"]["labels"] for r in g["methods"].values() if r.get("waves"))
+        first = next(r["waves"] for r in g["methods"].values() if r.get("waves"))
+        wl = first["labels"]
         sec.table(["method", "class", *wl], rows, caption="Mean relevance per wave (P, PR, QRS, ST, T from the delineation), per lead, "
                                                           "with 95% CIs over records")
+        if "quality" in first:
+            sec.text(f"By wave, only beats whose delineation ({first.get('method', '?')}) passed its quality flag are averaged; "
+                     "used of explained beats per class: " + ", ".join(f"{c} {a} of {b}" for c, (a, b) in first["quality"].items())
+                     + " (the beats left out: " + ", ".join(f"{c} {b - a}" for c, (a, b) in first["quality"].items()) + ").")
     elif g.get("waves_left_out"):
         sec.text(f"Relevance by wave left out: {g['waves_left_out']}.")
     for png in audit.figures.get("glocal", ()):

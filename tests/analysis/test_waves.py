@@ -64,3 +64,27 @@ def test_wave_inputs_checked():
         wave_masks(np.zeros((3, 5)), 10)
     with pytest.raises(ValueError, match="disagree"):
         wave_values(np.zeros((2, 10, 1)), np.zeros((2, 5, 9), bool))
+
+
+def test_usable_wave_values_leave_out_failed_delineations_and_count_them():
+    """A beat whose delineation failed the quality flag (its bounds here put all of its huge map in the QRS) is not
+    averaged; the counts say, per class, how many beats were usable of how many."""
+    from ecgjax.analysis.glocal import glocal_means
+    from ecgjax.analysis.waves import usable_wave_values
+
+    T = 10
+    maps = np.zeros((5, T, 1), np.float32)
+    maps[:, 4:6] = 1.0  # relevance in the QRS (samples 4, 5) of every beat
+    maps[3, 4:6] = 100.0  # beat 3: a failed delineation with a huge map
+    b = np.tile([0, 2, 4, 6, 8, 10], (5, 1)).astype(float)
+    quality = np.array([True, True, True, False, True])
+    label = np.array([0, 1, 1, 1, 0])
+    v, keep, counts = usable_wave_values(maps, b, quality, label, ("N", "V", "S"))
+    np.testing.assert_array_equal(keep, quality)
+    assert v.shape == (4, 1, 5) and counts == {"N": [2, 2], "V": [2, 3]}
+    np.testing.assert_array_equal(v, wave_values(maps[quality], wave_masks(b[quality], T)))
+    rec = np.array(["r1", "r2", "r1", "r2", "r2"])
+    g = glocal_means(v, label[keep], rec[keep], ("N", "V", "S"), {"r1": "all", "r2": "all"}, subgrouping="all", n_boot=0)
+    assert g.mean[0, 1, 0, 2] == 1.0  # V's mean QRS relevance: beat 3's 100 is left out
+    with pytest.raises(ValueError, match="disagree"):
+        usable_wave_values(maps, b, quality[:4], label, ("N", "V"))

@@ -1,5 +1,6 @@
 """TCAV: activations and gradients at a named layer against their closed form, a planted concept is
-significant for the class that reads it (and not a random concept), and the beat concepts."""
+significant for the class that reads it (and not a random concept), and the beat concepts, also as the
+default delineation finds them on closed-form beats."""
 
 from __future__ import annotations
 
@@ -67,9 +68,54 @@ def test_beat_concepts_from_waves_and_rr():
     b = np.tile(np.array([10, 40, 60, 90, 120, 200], np.float32), (n, 1))  # QRS 30 samples = 83 ms
     b[2, 3] = 60 + 0.15 * fs  # beat 2: QRS 150 ms
     b[4, :2] = np.nan  # beat 4: no P wave
-    waves = Waves(b, np.array([True, True, True, True, False, True]), {}, "dwt")
+    b[3, :3] = np.nan  # beat 3: no P wave, and no QRS onset: its delineation failed, so it is no example of absent P
+    waves = Waves(b, np.array([True, True, True, False, True, True]), {}, "envelope")
     idx = np.arange(10, 16)
     c = tcav.beat_concepts(types.SimpleNamespace(fs=fs, record=np.r_[np.full(10, "z"), rec], rr_prev=np.r_[np.full(10, 360), rr]),
                            idx, waves)
     assert c["wide_qrs"].tolist() == [12] and c["absent_p"].tolist() == [14] and c["premature"].tolist() == [11, 15]
     assert set(tcav.beat_concepts(beats, np.arange(n), None)) == {"premature"}
+
+
+
+def _planted_beats(n: int = 120):
+    """Closed-form beats (``tests/data/test_delineation.py``): a random ~35% with a 160 ms QRS (else 80 ms), a
+    random ~30% without a P wave; (x, r, wide, no_p, the envelope delineation's concepts among the inner beats)."""
+    from ecgjax.data.delineation import Waves, delineate, quality
+    from tests.data.test_delineation import closed_form_beats
+
+    rng = np.random.default_rng(0)
+    fs = 360.0
+    wide, no_p = rng.random(n) < 0.35, rng.random(n) < 0.3
+    x, r = closed_form_beats(np.where(wide, 160, 80), p_wave=~no_p, n_beats=n)
+    b = delineate(x, r, fs)
+    beats = types.SimpleNamespace(fs=fs, record=np.full(n, "syn"), rr_prev=np.full(n, int(0.8 * fs)))
+    inner = np.arange(1, n - 1)
+    return x, r, wide, no_p, inner, tcav.beat_concepts(beats, inner, Waves(b[inner], quality(b[inner], r[inner], fs), {}, "envelope"))
+
+
+def test_wide_qrs_and_absent_p_concepts_are_the_planted_beats():
+    """The default (envelope) delineation's concepts are exactly the beats planted with a wide QRS / without a P."""
+    _, _, wide, no_p, inner, c = _planted_beats(60)
+    assert c["wide_qrs"].tolist() == inner[wide[inner]].tolist()
+    assert c["absent_p"].tolist() == inner[no_p[inner]].tolist() and len(c["premature"]) == 0
+
+
+@pytest.mark.slow
+def test_wide_qrs_concept_from_the_delineation_is_significant_for_a_model_that_reads_it():
+    """(slow: 40 logistic regressions; the fast checks: the test above and the planted-concept test.) A linear
+    classifier whose class 1 reads the planted wide-minus-narrow template scores the delineation's wide-QRS concept
+    1, significantly against random concepts (random sets of narrow beats); a random set posing as a concept is
+    not significant."""
+    x, r, wide, _, _, c = _planted_beats()
+    win = np.stack([x[k - T // 2 : k + T // 2] for k in r]).astype(np.float32)[..., None]  # [n, T, 1]
+    W = np.zeros((T, 1, 4), np.float32)
+    W[..., 1] = win[wide].mean(0) - win[~wide].mean(0)
+    model = (linear_make, {"W": jnp.asarray(W), "b": jnp.zeros(4)})
+    acts = lambda idx: tcav.activations_and_gradients(model, "features", win[idx], np.ones(len(idx), np.int32))  # noqa: E731
+    concept, _ = acts(c["wide_qrs"])
+    pool, g1 = acts(np.flatnonzero(~wide))  # random sets of beats without the concept: their CAVs point anywhere
+    r1 = tcav.tcav(concept, pool, g1, n_random=10, set_size=15, concept="wide_qrs", cls="1")
+    assert r1.summary()["score_mean"] == 1.0 and r1.p_value < 0.05, r1.summary()  # 10 sets: a Bernoulli(1/2) null gives p ~ 0.01
+    fake = tcav.tcav(pool[:15], pool[15:], g1, n_random=10, seed=3)
+    assert fake.p_value > 0.05, fake.summary()

@@ -62,18 +62,18 @@ def test_wider_qrs_is_measured_wider(method):
 
 
 
-def closed_form_beats(qrs_ms: float, *, p_wave: bool = True, n_beats: int = 20, rr_s: float = 0.8, noise: float = 0.01,
+def closed_form_beats(qrs_ms, *, p_wave=True, n_beats: int = 20, rr_s: float = 0.8, noise: float = 0.01,
                       wander: float = 0.1, fs: float = FS, seed: int = 0):
     """f64[S] beats whose QRS is piecewise linear with exact support [-W/2, W/2] around R (W = ``qrs_ms``;
     knots 0, -0.1, 1, -0.25, 0 mV at -W/2, -0.35 W, 0, 0.35 W, W/2), a Hann P wave of 0.15 mV on
     [-W/2 - 150, -W/2 - 50] ms (``p_wave``), a Hann T wave of 0.3 mV on [W/2 + 80, W/2 + 280] ms, white noise
-    (sd ``noise`` mV) and 0.15 Hz baseline wander (``wander`` mV); and i64[K] the R samples."""
+    (sd ``noise`` mV) and 0.15 Hz baseline wander (``wander`` mV); and i64[K] the R samples.
+    ``qrs_ms`` and ``p_wave`` may be given per beat."""
     S = int((n_beats + 1) * rr_s * fs)
     t = np.arange(S) / fs
     r = ((np.arange(n_beats) + 0.5) * rr_s * fs).astype(np.int64)
-    w = qrs_ms / 1000
     x = np.zeros(S)
-    for c in r / fs:
+    for c, w, p_wave in zip(r / fs, np.broadcast_to(qrs_ms, n_beats) / 1000, np.broadcast_to(p_wave, n_beats)):
         u = t - c
         x += np.interp(u, [-w / 2, -0.35 * w, 0, 0.35 * w, w / 2], [0, -0.1, 1.0, -0.25, 0], left=0, right=0)
         for centre, width, amp, on in ((-w / 2 - 0.1, 0.1, 0.15, p_wave), (w / 2 + 0.18, 0.2, 0.3, True)):
