@@ -64,3 +64,47 @@ def test_expert_rules_on_records(gdb, cache_path, tmp_path):
     assert st["wave"] == "QRS" and st["share"] == pytest.approx(1.0) and st["enrichment"] > 3 and st["enrichment_others"] == 0
     assert st["n"] == out["quality"]["V"][0] > 0 and st["n_records"] == 4
     assert (tmp_path / "expert_rules.json").exists()
+
+
+def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path, monkeypatch):
+    """The audit's glocal stage by wave: beats whose delineation failed the quality flag (here every third V beat,
+    given a huge map) are not averaged, and the stage counts them per class."""
+    from ecgjax.analysis.segments import segment_values
+    from ecgjax.attribution.attributions import Attributions
+    from ecgjax.data import delineation
+    from ecgjax.io import atomic_savez
+    from ecgjax.study import audit
+
+    beats = load_beats(protocols.get("aami", records=tuple(RECORDS)), gdb.root, cache=cache_path)
+    idx = np.arange(len(beats))
+    v = beats.classes.index("V")
+    failed = (beats.y == v) & (np.cumsum(beats.y == v) % 3 == 0)
+    real = delineation.load_waves
+    fails = {(str(r), int(t)) for r, t in zip(beats.record[failed], beats.sample[failed])}
+
+    def some_fail(b, *a, **k):  # the real delineation, with the chosen beats' quality flag off
+        w = real(b, *a, **k)
+        off = np.array([(str(r), int(t)) in fails for r, t in zip(b.record, b.sample)])
+        return delineation.Waves(w.bounds, w.quality & ~off, w.lead, w.method)
+
+    monkeypatch.setattr(delineation, "load_waves", some_fail)
+    monkeypatch.setattr(audit, "_subgroupings", lambda cfg, run, data_dir: {"record": {r: r for r in RECORDS}})
+    maps = np.ones_like(beats.x)
+    maps[failed] = 1000.0
+    Attributions(maps, beats.y, beats.y, beats.y, idx, "saliency", {"hparams": {}, "target": "label"}, {}, beats.classes,
+                 beats.fs).save(tmp_path / "attr")
+    seg = segment_values(maps, beats.r, beats.lo, beats.hi, beats.fs)
+    (tmp_path / "prof").mkdir()
+    atomic_savez(tmp_path / "prof" / "segments.npz", index=idx, values=seg.values, label=beats.y, pred=beats.y,
+                 labels=np.array([f"s{i}" for i in range(seg.values.shape[1] * seg.values.shape[2])]))
+    cfg = types.SimpleNamespace(audit=types.SimpleNamespace(waves=True, glocal_splits=2), n_boot=5, seed=0)
+    run = types.SimpleNamespace(beats=beats, config=types.SimpleNamespace(data=types.SimpleNamespace(protocol="aami")))
+    info = {"saliency-label-abs": {"attr_dir": str(tmp_path / "attr"), "profile_dir": str(tmp_path / "prof"),
+                                   "spec": {"transform": "abs"}}}
+    out = audit.glocal_stage(cfg, run, info, tmp_path / "glocal", data_dir=gdb.root, cache=cache_path)
+    w = out["methods"]["saliency-label-abs"]["waves"]
+    n_v, n_failed = int((beats.y == v).sum()), int(failed.sum())
+    assert n_failed > 0 and w["quality"]["V"] == [n_v - n_failed, n_v] and w["method"] == "envelope"
+    assert w["quality"]["N"][0] == w["quality"]["N"][1] == int((beats.y == beats.classes.index("N")).sum())
+    assert w["n_beats"][v] == n_v - n_failed
+    assert np.nanmax(w["mean"][v]) == pytest.approx(1.0)  # the failed beats' 1000s are not in V's means
