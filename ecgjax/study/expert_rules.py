@@ -123,6 +123,7 @@ def expert_rule_check(run, attributions: dict, out_dir: Path, *, data_dir=None, 
         if waves_of is None or not np.array_equal(waves_of[0], idx):
             waves_of = (idx, load_waves(beats.subset(idx), data_dir, cache=cache))
         waves = waves_of[1]
+        out["delineation"] = waves.method
         maps = np.concatenate([np.asarray(a.maps) for a in parts])
         if maps.ndim != 3:
             continue  # maps per class (target "all") are not checked

@@ -11,11 +11,12 @@ Three targets, measured per beat from the delineation (``ecgjax.data.delineation
   inside the QRS. Defining segment: +-25 ms around that sample, lead 0.
 
 Only beats whose delineation passes ``Waves.quality`` are used. The QRS width
-is the delineator's, and its errors are the target's noise. On MIT-BIH's lead
-MLII they are mostly errors of whole records, not of single beats: the wavelet
-search puts the QRS onset into the P wave on every beat of some records (the N
-beats of records 121, 123, 202 and 210 measure 153-178 ms,
-``benchmarks/results/cpu_delineation_methods.jsonl``), which a model cannot
+is the delineator's (``load_waves``' default method; the summary's ``spec``
+names it), and its errors are the target's noise. On MIT-BIH's lead MLII they
+are mostly errors of whole records, not of single beats: neurokit2's wavelet
+search (the default before the envelope method) puts the QRS onset into the P
+wave on every beat of some records (the N beats of records 121, 123, 202 and 210
+measure 153-178 ms, ``benchmarks/results/cpu_delineation_methods.jsonl``), which a model cannot
 learn from the beat (it fits its training beats, not other patients': docs/results.md
 section 5e gives both R²). Three filters leave such widths out of ``qrs_width``: beats annotated with a
 normal-conduction symbol (``normal_qrs_symbols``, N by default) whose width
@@ -288,7 +289,7 @@ def ground_truth_check(spec: GroundTruthSpec, out_dir: Path, *, data_dir=None, c
     names = spec.methods or attribution.available()
     is_train = np.isin(beats.record, spec.train_records)
     is_test = np.isin(beats.record, spec.test_records) & ~is_train
-    summary = {"spec": {**dataclasses.asdict(spec), "T": int(beats.x.shape[1])}, "targets": {}}
+    summary = {"spec": {**dataclasses.asdict(spec), "T": int(beats.x.shape[1]), "delineation": waves.method}, "targets": {}}
     by_target = {}
     for k, target in enumerate(TARGETS):
         value, segment, usable = targets[target]

@@ -40,7 +40,7 @@ def add_ground_truth_section(rep: Report, gt: dict) -> None:
     sec.text(f"A {spec['model']} ({spec['model_kwargs']}) with one output was trained per target on beats of "
              f"{len(spec['train_records'])} records and explained on beats of {len(spec['test_records'])} other records "
              f"(window {spec['before_s']} s before to {spec['after_s']} s after R, {spec['T']} samples; beats whose "
-             "delineation passed the quality flag). Targets: RR interval to the previous beat (defining segment: +-50 ms "
+             f"delineation ({spec.get('delineation', 'dwt')}, lead 0) passed the quality flag). Targets: RR interval to the previous beat (defining segment: +-50 ms "
              "around both R peaks), QRS width (the QRS), R amplitude on lead 0 of the model's input (+-25 ms around the "
              "largest lead-0 value in the QRS, lead 0). Share: the mean over test beats of |attribution| in the defining "
              "segment over |attribution| on all real samples; brackets: 95% bootstrap CI over test records. Random map: "
@@ -108,7 +108,7 @@ def add_expert_rules_section(rep: Report, er: dict) -> None:
         return
     rules = ", ".join(f"{c}: {w}" for c, w in er["classes"].items())
     sec.text(f"Each class with a rule ({rules or 'none among these classes'}) is checked on its explained test beats whose "
-             "delineation (neurokit2, lead 0) passed the quality flag. Share: |attribution| in the wave over |attribution| "
+             f"delineation ({er.get('delineation', 'dwt')}, lead 0) passed the quality flag. Share: |attribution| in the wave over |attribution| "
              "on all real samples of the waveform leads, mean over beats [95% bootstrap CI over records]; uniform: the "
              "wave's share of the samples; |x|: the share of an |x|-proportional map. Enrichment: share / uniform (1: no "
              "preference), against the mean enrichment of the four other waves (P, PR, QRS, ST, T); p: two-sided Wilcoxon "

@@ -141,3 +141,33 @@ def test_delineation_methods_summary_takes_the_latest_row(tmp_path):
     lines = delineation_methods.summary(str(path)).splitlines()
     assert lines[2] == "| dwt | 1 | 0.80 (0.80-0.80) | 1 | 0.50 | 90 (90-90) | not timed (cached) |"
     assert lines[3] == "| prominence | 2 | 0.60 (0.30-0.90) | 1 | 0.40 | 75 (70-80) | 3.0 |"
+    assert len(lines) == 4  # no row has by_class: no per-class table
+
+
+def test_delineation_methods_per_class_table_and_render(tmp_path):
+    """The per-class table: per method, the median over records with >= 10 beats of the class of the share passing
+    / the median QRS width; --render replaces only the marked block of a docs page."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import delineation_methods
+
+    def row(rec, v_pass, v_ms, v_n=20):
+        return {"method": "delineation_envelope", "record": rec, "quality_share": 0.9, "quality_share_V": v_pass,
+                "qrs_ms_median_N": 80.0, "seconds": 1.0, "command": "python benchmarks/delineation_methods.py --records x",
+                "device": "cpu", "host_cpus": 2, "host": "h", "neurokit2": "0.3.0", "numpy": "2", "scipy": "1", "python": "3.12",
+                "by_class": {"N": {"beats": 100, "passing": 1.0, "qrs_ms_median": 80.0},
+                             "V": {"beats": v_n, "passing": v_pass, "qrs_ms_median": v_ms}}}
+
+    path = tmp_path / "rows.jsonl"
+    rows = [row("100", 0.5, 130.0), row("101", 1.0, 150.0), row("102", 0.0, None, v_n=5)]  # 102: too few V beats
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = delineation_methods.summary(str(path)).splitlines()
+    assert lines[4] == "| method | N | L | R | V | A | F |"
+    assert lines[6] == "| envelope | 1.00 / 80 (3) | - | - | 0.75 / 140 (2) | - | - |"
+    docs = tmp_path / "page.md"
+    docs.write_text("before\n" + delineation_methods.BEGIN + "\nold\n" + delineation_methods.END + "\nafter\n")
+    delineation_methods.main(["--render", str(path), str(docs)])
+    text = docs.read_text()
+    assert text.startswith("before\n" + delineation_methods.BEGIN) and text.endswith(delineation_methods.END + "\nafter\n")
+    assert "old" not in text and lines[6] in text and "`python benchmarks/delineation_methods.py --records x`" in text
