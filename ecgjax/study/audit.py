@@ -244,8 +244,8 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
                 wv.append(v)
                 widx.append(j[keep])
                 wlab.append(part.label[keep])
-                for c, (a, b) in n.items():
-                    wcount[c] = [wcount.get(c, [0, 0])[0] + a, wcount.get(c, [0, 0])[1] + b]
+                for c, (used, seen) in n.items():
+                    wcount[c] = [wcount.get(c, [0, 0])[0] + used, wcount.get(c, [0, 0])[1] + seen]
         lm_how = "signed" if how == "signed" else "abs"
         lm = class_lead_matrix(np.concatenate(rel), np.concatenate(grp).astype(np.int64), classes, names, transform=lm_how)
         res["lead_matrix"] = {"share": lm.share.tolist(), "count": lm.count.tolist(), "leads": list(lm.leads), "transform": how}

@@ -66,6 +66,7 @@ def test_expert_rules_on_records(gdb, cache_path, tmp_path):
     assert (tmp_path / "expert_rules.json").exists()
 
 
+@pytest.mark.slow  # the whole stage with its figures, twice: seconds; the fast check is tests/analysis/test_waves.py's
 def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path, monkeypatch):
     """The audit's glocal stage by wave: beats whose delineation failed the quality flag (here every third V beat,
     given a huge map) are not averaged, and the stage counts them per class."""
@@ -99,8 +100,8 @@ def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path
                  labels=np.array([f"s{i}" for i in range(seg.values.shape[1] * seg.values.shape[2])]))
     cfg = types.SimpleNamespace(audit=types.SimpleNamespace(waves=True, glocal_splits=2), n_boot=5, seed=0)
     run = types.SimpleNamespace(beats=beats, config=types.SimpleNamespace(data=types.SimpleNamespace(protocol="aami")))
-    info = {"saliency-label-abs": {"attr_dir": str(tmp_path / "attr"), "profile_dir": str(tmp_path / "prof"),
-                                   "spec": {"transform": "abs"}}}
+    one = {"attr_dir": str(tmp_path / "attr"), "profile_dir": str(tmp_path / "prof"), "spec": {"transform": "abs"}}
+    info = {"saliency-label-abs": one, "again-label-abs": one}  # two methods: the stage's loop runs twice
     out = audit.glocal_stage(cfg, run, info, tmp_path / "glocal", data_dir=gdb.root, cache=cache_path)
     w = out["methods"]["saliency-label-abs"]["waves"]
     n_v, n_failed = int((beats.y == v).sum()), int(failed.sum())
@@ -108,3 +109,4 @@ def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path
     assert w["quality"]["N"][0] == w["quality"]["N"][1] == int((beats.y == beats.classes.index("N")).sum())
     assert w["n_beats"][v] == n_v - n_failed
     assert np.nanmax(w["mean"][v]) == pytest.approx(1.0)  # the failed beats' 1000s are not in V's means
+    assert out["methods"]["again-label-abs"]["waves"]["quality"] == w["quality"]
