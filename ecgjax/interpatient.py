@@ -5,17 +5,20 @@
 1. **Train** one run per seed (``ecgjax.train.train_and_evaluate``) on DS1
    only: the training config's protocol reads the DS1 records only (so the
    beat cache it reads or writes holds no DS2 record) and its split is
-   ``ds1`` (validation records drawn from DS1). Early stopping, the
-   learning-rate plateau and the evaluated checkpoint (lowest validation
-   loss) all use the DS1 validation records. With ``tune_offsets``, per-class
-   logit offsets (the decision thresholds) are chosen on the same DS1
-   validation beats (``choose_offsets``: the mean F1 of those classes).
+   ``ds1`` with patient-wise folds: the DS1 records are cut into
+   ``cv_folds`` folds and the i-th seed validates on fold ``i % cv_folds``.
+   Early stopping, the learning-rate plateau and the evaluated checkpoint
+   (lowest validation loss) use that seed's validation fold. With
+   ``tune_offsets``, one vector of per-class logit offsets (the decision
+   thresholds) is chosen on the seeds' pooled out-of-record DS1 predictions
+   (``cv_offsets``: every DS1 beat once when the seeds cover the folds;
+   ``choose_offsets``: the mean F1 of those classes) and applied to every seed.
 2. **Test** every seed's model on DS2, loaded once, after all training:
    the prediction is ``argmax(logits + offsets)``; per-class Se, +P, FPR and
    F1 with percentile bootstrap-over-records CIs
    (``ecgjax.train.metrics.report``), and the mean and sd over seeds (also
    without the offsets, ``summary_argmax``); besides, the seeds as one
-   ensemble (``ensemble``: mean log-probabilities, offsets from DS1 validation).
+   ensemble (``ensemble``: mean log-probabilities, the same offsets).
 3. **Explain** the DS2 beats of the classes in ``explain_classes`` (the true
    class as target) with each method in ``methods``; per beat the share of the
    attribution mass on the RR features, ``sum_j |a_rr_j| / (sum_j |a_rr_j| +
@@ -86,8 +89,13 @@ class InterpatientConfig:
       explain_classes: classes whose DS2 beats are explained (true class as target).
       explain_max_beats: at most this many beats per class and seed (seeded subset).
       bootstrap_samples: record-bootstrap resamples for every CI.
-      tune_offsets: classes whose logit offsets are chosen on the DS1
-        validation beats (``choose_offsets``); empty: plain argmax.
+      tune_offsets: classes whose logit offsets are chosen on the pooled
+        out-of-record DS1 predictions of all seeds (``cv_offsets``); empty: plain argmax.
+      cv_folds: K. The DS1 records are cut into K patient-wise folds (split
+        ``ds1`` with ``fold``/``k``, permuted by ``train.data.split_seed``); the
+        i-th seed validates on fold ``i % K`` (early stopping, learning-rate
+        plateau, evaluated checkpoint) and trains on the other folds, so K seeds
+        predict every DS1 beat once out of record.
     """
 
     name: str
@@ -99,6 +107,7 @@ class InterpatientConfig:
     explain_max_beats: int = 1000
     bootstrap_samples: int = 1000
     tune_offsets: tuple[str, ...] = ()
+    cv_folds: int = 5
 
 
 def load_config(spec: str) -> InterpatientConfig:
@@ -120,16 +129,22 @@ def check(cfg: InterpatientConfig) -> InterpatientConfig:
         raise ConfigError(f"{cfg.name}: training records must be DS1 only and exclude the test records; got {sorted(set(records) - set(DS1))} outside DS1")
     if d.split != "ds1":
         raise ConfigError(f"{cfg.name}: train.data.split must be 'ds1' (validation drawn from DS1), got {d.split!r}")
-    if not cfg.seeds:
-        raise ConfigError(f"{cfg.name}: seeds is empty")
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"{cfg.name}: seeds {list(cfg.seeds)} must be distinct and not empty")
+    n_ds1 = len(set(records))
+    if isinstance(cfg.cv_folds, bool) or not isinstance(cfg.cv_folds, int) or not 2 <= cfg.cv_folds <= n_ds1:
+        raise ConfigError(f"{cfg.name}: cv_folds={cfg.cv_folds!r} must be a whole number in [2, {n_ds1}] (the DS1 training records)")
     if set(cfg.tune_offsets) - {"N", "S", "V", "F", "Q"}:
         raise ConfigError(f"{cfg.name}: tune_offsets {list(cfg.tune_offsets)} must name AAMI classes (N, S, V, F, Q)")
     return dataclasses.replace(cfg, train=train)
 
 
 def seed_config(cfg: InterpatientConfig, seed: int) -> Config:
-    """The training config of one seed."""
-    return dataclasses.replace(cfg.train, name=f"{cfg.train.name}_seed{seed}", train=dataclasses.replace(cfg.train.train, seed=seed))
+    """The training config of one seed: its init seed, and as validation the DS1 fold
+    ``cfg.seeds.index(seed) % cfg.cv_folds`` of ``cv_folds`` (split ``ds1`` with ``fold``, ``k``)."""
+    data = dataclasses.replace(cfg.train.data, split_kwargs={"fold": cfg.seeds.index(seed) % cfg.cv_folds, "k": cfg.cv_folds})
+    return dataclasses.replace(cfg.train, name=f"{cfg.train.name}_seed{seed}", data=data,
+                               train=dataclasses.replace(cfg.train.train, seed=seed))
 
 
 def test_data(cfg: InterpatientConfig, *, data_dir=None, cache=None):
@@ -271,20 +286,47 @@ def choose_offsets(logits: np.ndarray, y: np.ndarray, tune: list[int], *, grid=O
     return b.astype(np.float32)
 
 
-def validation_logits(cfg: InterpatientConfig, run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One seed's DS1 validation predictions (its ``predictions.npz``: the ``ds1`` split tests on its
-    validation records): (index i64[M], logits f32[M, C], y i32[M]); refuses a file holding a test record."""
-    with np.load(run_dir / "predictions.npz", allow_pickle=False) as z:
-        index, logits, y, record = z["index"], z["logits"], z["y_true"], z["record"]
-    if set(record.tolist()) & set(cfg.test_records):
-        raise ConfigError(f"{run_dir}/predictions.npz holds test records; offsets must come from DS1 validation beats")
-    return index, logits, y
+def cv_predictions(cfg: InterpatientConfig, workdir: Path, seeds=None) -> dict[str, np.ndarray]:
+    """The seeds' out-of-record DS1 predictions, pooled: each seed's ``predictions.npz`` holds its model's
+    logits on its validation fold (the ``ds1`` split tests on its validation records), so the seeds of one
+    pass over the ``cv_folds`` folds predict every DS1 beat once, each from a model that never trained on
+    that beat's record.
+
+    Returns:
+      ``{"index": i64[M], "logits": f32[M, C], "y": i32[M], "record": U[M], "seed": i64[M]}``.
+
+    Raises:
+      ConfigError: a file holds a test (DS2) record.
+    """
+    parts = []
+    for s in cfg.seeds if seeds is None else seeds:
+        path = workdir / "runs" / f"seed{s}" / "predictions.npz"
+        with np.load(path, allow_pickle=False) as z:
+            parts.append((z["index"], z["logits"], z["y_true"], z["record"], np.full(len(z["index"]), s)))
+        if set(parts[-1][3].tolist()) & set(cfg.test_records):
+            raise ConfigError(f"{path} holds test records; offsets must come from DS1 out-of-record predictions")
+    return dict(zip(("index", "logits", "y", "record", "seed"), (np.concatenate(v) for v in zip(*parts))))
 
 
-def validation_offsets(cfg: InterpatientConfig, run_dir: Path, classes: list[str]) -> np.ndarray:
-    """``choose_offsets`` on one seed's DS1 validation predictions (``validation_logits``)."""
-    _, logits, y = validation_logits(cfg, run_dir)
-    return choose_offsets(logits, y, [classes.index(c) for c in cfg.tune_offsets])
+def cv_offsets(cfg: InterpatientConfig, workdir: Path, classes: list[str]) -> tuple[np.ndarray, dict]:
+    """One offset vector for every seed: ``choose_offsets`` on the pooled out-of-record DS1 predictions
+    (``cv_predictions``), and what those predictions score on DS1 (per tuned class: average precision,
+    Se / +P / F1 at the argmax and with the offsets; the records covered). Returns (f32[C], dict)."""
+    from sklearn.metrics import average_precision_score
+
+    cv = cv_predictions(cfg, workdir)
+    tune = [classes.index(c) for c in cfg.tune_offsets]
+    offsets = choose_offsets(cv["logits"], cv["y"], tune)
+    y, p = cv["y"], np.exp(_log_softmax(cv["logits"]))
+    scores = {"n_beats": int(len(y)), "records": sorted(set(cv["record"].tolist())), "offsets": dict(zip(classes, offsets.tolist()))}
+    for c in ("S", "V"):
+        k = classes.index(c)
+        row = {"ap": float(average_precision_score(y == k, p[:, k])) if np.any(y == k) else float("nan"), "n": int(np.sum(y == k))}
+        for name, pred in (("argmax", cv["logits"].argmax(-1)), ("offsets", (cv["logits"] + offsets).argmax(-1))):
+            tp = int(np.sum((pred == k) & (y == k)))
+            row[name] = {"se": tp / max(int(np.sum(y == k)), 1), "ppv": tp / max(int(np.sum(pred == k)), 1), "f1": _f1(y, pred, k)}
+        scores[c] = row
+    return offsets, scores
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -293,16 +335,11 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def ensemble(cfg: InterpatientConfig, workdir: Path, test_logits: dict, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The seeds as one model: the mean of their log-probabilities, with offsets chosen on the mean of
-    their DS1 validation log-probabilities. Returns (prediction i32[N] on DS2, offsets f32[C])."""
-    val = [validation_logits(cfg, workdir / "runs" / f"seed{s}") for s in test_logits]
-    if any(not np.array_equal(v[0], val[0][0]) for v in val):
-        raise ConfigError(f"{workdir}: the seeds were validated on different beats; no ensemble")
-    offsets = choose_offsets(np.mean([_log_softmax(v[1]) for v in val], axis=0), val[0][2],
-                             [classes.index(c) for c in cfg.tune_offsets])
+def ensemble(test_logits: dict, offsets: np.ndarray) -> np.ndarray:
+    """The seeds as one model: ``argmax`` of the mean of their log-probabilities plus the (cross-validated)
+    offsets. test_logits: {seed: f[N, C]}; offsets f[C]. Returns i32[N]."""
     mean = np.mean([_log_softmax(z) for z in test_logits.values()], axis=0)
-    return (mean + offsets).argmax(-1).astype(np.int32), offsets
+    return (mean + offsets).argmax(-1).astype(np.int32)
 
 
 def _seed_summary(reports: list[dict], classes) -> dict:
@@ -339,15 +376,16 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     classes = list(test.classes)
     y, rec = test.y, test.record
     n_leads = len(next(iter(test.lead_names.values())))
-    per_seed, models, offsets, argmax_reports, test_logits = {}, {}, {}, [], {}
+    per_seed, models, argmax_reports, test_logits = {}, {}, [], {}
+    offsets, ds1_cv = cv_offsets(cfg, workdir, classes)
+    log.info("offsets from the pooled out-of-record DS1 predictions: %s", ds1_cv["offsets"])
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
         graphdef, state = eval_split(model)
         logits = map_batches(_logits, (state,), (test.x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size,
                              desc=f"DS2 seed {seed}").outputs
-        offsets[seed] = validation_offsets(cfg, workdir / "runs" / f"seed{seed}", classes)
-        pred = (logits + offsets[seed]).argmax(-1).astype(np.int32)
+        pred = (logits + offsets).argmax(-1).astype(np.int32)
         atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32),
-                     offsets=offsets[seed], record=rec)
+                     offsets=offsets, record=rec)
         per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
         argmax_reports.append(metrics.report(y, logits.argmax(-1).astype(np.int32), classes, record=rec, n_bootstrap=0))
         models[seed] = model
@@ -356,9 +394,8 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     summary = _seed_summary(list(per_seed.values()), classes)
     ens = None
     if len(test_logits) > 1:
-        ens_pred, ens_offsets = ensemble(cfg, workdir, test_logits, classes)
-        ens = {"report": metrics.report(y, ens_pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=0),
-               "offsets": dict(zip(classes, ens_offsets.tolist()))}
+        ens = {"report": metrics.report(y, ensemble(test_logits, offsets), classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=0),
+               "offsets": dict(zip(classes, offsets.tolist()))}
 
     # ---- 3. attributions: RR versus waveform ------------------------------------
     valid = test.valid
@@ -409,8 +446,9 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "test_records": list(cfg.test_records),
         "ds2": {"per_seed": {str(s): r for s, r in per_seed.items()}, "summary": summary,
                 "summary_argmax": _seed_summary(argmax_reports, classes),
-                "offsets": {str(s): dict(zip(classes, o.tolist())) for s, o in offsets.items()},
+                "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in per_seed},
                 "ensemble": ens},
+        "ds1_cv": ds1_cv,
         "ds1_training": {str(s): {k: r[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "wall_time_s", "split")}
                          for s, r in zip(cfg.seeds, train_results)},
         "attribution": shares,
@@ -485,7 +523,7 @@ def aami_table(*all_results: dict) -> str:
         n = len(results["seeds"])
         tuned = results["config"].get("tune_offsets")
         lines.append(f"| **{results['name']}** ({n} seed{'s' * (n > 1)}, mean ± sd"
-                     + (f"; {'/'.join(tuned)} offsets from DS1 validation" if tuned else "") + f") | {cells(results['ds2']['summary'])} |")
+                     + (f"; {'/'.join(tuned)} offsets from {'DS1 cross-validation' if results.get('ds1_cv') else 'DS1 validation'}" if tuned else "") + f") | {cells(results['ds2']['summary'])} |")
         if tuned:
             lines.append(f"| {results['name']}, plain argmax (the same models, no offsets) | {cells(results['ds2']['summary_argmax'])} |")
         ens = results["ds2"].get("ensemble")

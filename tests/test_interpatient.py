@@ -40,6 +40,12 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     # the beat cache the training wrote holds DS1 records only
     (entry,) = list(cache_path.iterdir())
     assert set(BeatSet.load(entry).record.tolist()) <= set(DS1)
+    # seed 0 validated on DS1 fold 0 of cv_folds, and only those records' beats are its out-of-record predictions
+    d = interpatient.seed_config(cfg, 0).data
+    assert d.split_kwargs == {"fold": 0, "k": cfg.cv_folds}
+    fold0 = np.array_split(np.random.default_rng(d.split_seed).permutation(sorted(DS1)), cfg.cv_folds)[0]
+    with np.load(work / "runs" / "seed0" / "predictions.npz") as z:
+        assert set(z["record"].tolist()) == set(fold0.tolist())
 
     n_before = len(reads)
     results = interpatient.run(cfg, work, data_dir=tiny_mitdb.root, cache=cache_path)
@@ -57,6 +63,7 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
         np.testing.assert_array_equal(z["y_pred"], (z["logits"] + z["offsets"]).argmax(-1))
         assert z["offsets"][[0, 3, 4]].tolist() == [0, 0, 0]
     assert on_disk["ds2"]["offsets"]["0"]["N"] == 0 and "summary_argmax" in on_disk["ds2"]
+    assert set(on_disk["ds1_cv"]["records"]) == set(fold0.tolist()) and on_disk["ds1_cv"]["offsets"] == on_disk["ds2"]["offsets"]["0"]
     for method in ("integrated_gradients", "saliency"):
         for c in ("S", "V"):
             share = on_disk["attribution"][method][c]["rr_share"]
@@ -141,16 +148,31 @@ def test_choose_offsets_finds_the_threshold_and_leaves_untuned_classes_at_zero()
     np.testing.assert_array_equal(interpatient.choose_offsets(logits, y, []), np.zeros(3, np.float32))
 
 
-def test_offsets_come_from_ds1_validation_predictions_only(tmp_path):
+def test_offsets_come_from_ds1_out_of_record_predictions_only(tmp_path):
     cfg = interpatient.load_config(QUICK)
     assert cfg.tune_offsets == ("S", "V")
-    run = tmp_path / "run"
-    run.mkdir()
+    run = tmp_path / "runs" / "seed0"
+    run.mkdir(parents=True)
     logits = np.zeros((4, 5), np.float32)
     np.savez(run / "predictions.npz", index=np.arange(4), logits=logits, y_true=np.zeros(4, np.int32),
              record=np.array(["101", "106", "108", "100"]))
     with pytest.raises(ConfigError, match="holds test records"):
-        interpatient.validation_offsets(cfg, run, ["N", "S", "V", "F", "Q"])
+        interpatient.cv_offsets(cfg, tmp_path, ["N", "S", "V", "F", "Q"])
+
+
+def test_cv_folds_partition_ds1_and_each_seed_validates_on_its_own_fold():
+    record = np.repeat(np.array(DS1), 3)
+    cfg = dataclasses.replace(interpatient.load_config("experiments/configs/aami_rr.py:both"), seeds=(7, 3, 9, 1, 5))
+    vals = []
+    for seed in cfg.seeds:
+        d = interpatient.seed_config(cfg, seed).data
+        s = make_split(d.split, np.zeros(len(record), np.int32), record, seed=d.split_seed, **d.split_kwargs)
+        vals.append(set(record[s.val]))
+        assert not vals[-1] & set(record[s.train]) and set(record[s.train]) | vals[-1] == set(DS1)
+        np.testing.assert_array_equal(s.test, s.val)
+    assert set().union(*vals) == set(DS1) and sum(map(len, vals)) == len(DS1)  # every DS1 record out of fold once
+    with pytest.raises(ConfigError, match="cv_folds"):
+        interpatient.check(dataclasses.replace(cfg, cv_folds=1))
 
 
 def test_segment_shares_partition_the_attribution_mass():
@@ -171,20 +193,12 @@ def test_segment_shares_partition_the_attribution_mass():
     np.testing.assert_allclose(got[0], [0, 0, 0, 0.75, 0, 0, 0, 0])
 
 
-def test_ensemble_of_identical_seeds_is_the_seed_and_averages_log_probabilities(tmp_path):
-    cfg = dataclasses.replace(interpatient.load_config(QUICK), tune_offsets=())
-    classes = ["N", "S", "V", "F", "Q"]
+def test_ensemble_of_identical_seeds_is_the_seed_and_averages_log_probabilities():
     rng = np.random.default_rng(1)
-    val = rng.standard_normal((30, 5)).astype(np.float32)
-    for s in (0, 1):
-        (tmp_path / "runs" / f"seed{s}").mkdir(parents=True)
-        np.savez(tmp_path / "runs" / f"seed{s}" / "predictions.npz", index=np.arange(30), logits=val,
-                 y_true=rng.integers(0, 5, 30).astype(np.int32), record=np.array(["101"] * 30))
     test = rng.standard_normal((50, 5))
-    pred, offsets = interpatient.ensemble(cfg, tmp_path, {0: test, 1: test + 3.0}, classes)  # a shift changes no probability
-    np.testing.assert_array_equal(pred, test.argmax(-1))
-    np.testing.assert_array_equal(offsets, np.zeros(5))
+    zero = np.zeros(5)
+    np.testing.assert_array_equal(interpatient.ensemble({0: test, 1: test + 3.0}, zero), test.argmax(-1))  # a shift changes no probability
     other = rng.standard_normal((50, 5))
-    pred, _ = interpatient.ensemble(cfg, tmp_path, {0: test, 1: other}, classes)
-    ls = lambda z: z - np.log(np.exp(z).sum(-1, keepdims=True))
-    np.testing.assert_array_equal(pred, (ls(test) + ls(other)).argmax(-1))
+    ls = lambda z: z - np.log(np.exp(z).sum(-1, keepdims=True))  # noqa: E731
+    b = np.array([0.0, 1.5, -0.5, 0.0, 0.0])
+    np.testing.assert_array_equal(interpatient.ensemble({0: test, 1: other}, b), ((ls(test) + ls(other)) / 2 + b).argmax(-1))

@@ -14,8 +14,9 @@ every patient-wise split.
   drawn by record from DS1.
 * ``ds1``: DS1 only, for a run that must never read DS2 (the inter-patient
   benchmark's training phase, ``ecgjax.interpatient``): validation drawn by
-  record from DS1, and the test part *is* the validation part, so the run's
-  own test report is a patient-wise DS1 validation score.
+  record from DS1, or fold ``fold`` of ``k`` patient-wise folds of DS1, and the
+  test part *is* the validation part, so the run's own test report is a
+  patient-wise DS1 validation score.
 * ``kfold``: patient-wise k-fold over the records.
 """
 
@@ -99,17 +100,30 @@ def ds1ds2(record: np.ndarray, *, seed: int = 0, n_val_records: int = 4) -> Spli
     return _by_records(record, set(ds1) - set(val), val, present & set(DS2), "ds1ds2")
 
 
-def ds1(record: np.ndarray, *, seed: int = 0, n_val_records: int = 4) -> Split:
+def ds1(record: np.ndarray, *, seed: int = 0, n_val_records: int = 4, fold: int | None = None, k: int = 5) -> Split:
     """Train and validate on DS1 only; ``test`` is the validation part (no DS2 record is used).
 
+    Without ``fold``: ``n_val_records`` DS1 records drawn by ``seed`` validate. With
+    ``fold``: the DS1 records, permuted by ``seed``, are cut into ``k`` groups
+    (``np.array_split``) and group ``fold`` validates (``n_val_records`` is then
+    unused), so the ``k`` folds' validation parts partition DS1: patient-wise
+    cross-validation, every DS1 beat predicted once out of record.
+
     Raises:
-      ConfigError: a record outside DS1 is present.
+      ConfigError: a record outside DS1 is present, or ``fold`` is not in [0, k).
     """
     present = set(record.tolist())
     if present - set(DS1):
         raise ConfigError(f"split ds1 takes DS1 records only; got {sorted(present - set(DS1))} (load the protocol with records=DS1)")
-    val = _draw_val(_rng(seed), sorted(present), n_val_records)
-    s = _by_records(record, present - set(val), val, (), "ds1")
+    if fold is None:
+        val = _draw_val(_rng(seed), sorted(present), n_val_records)
+        name = "ds1"
+    else:
+        if not 0 <= fold < k or k > len(present):
+            raise ConfigError(f"split ds1: fold {fold} of k={k} must satisfy 0 <= fold < k <= {len(present)} (the records present)")
+        val = np.array_split(_rng(seed).permutation(sorted(present)), k)[fold].tolist()
+        name = f"ds1_fold{fold}of{k}"
+    s = _by_records(record, present - set(val), val, (), name)
     return dataclasses.replace(s, test=s.val.copy())
 
 

@@ -27,12 +27,15 @@ beats (``TEMPLATE_BEATS``, ``ecgjax.data.template``: causal, per patient; the
 network sees how a beat differs from the patient's usual beat, not the
 patient's morphology). The training runs read **the DS1 records only** (the
 beat cache they use holds no DS2 record) with split ``ds1``: 4 DS1 records
-drawn by ``split_seed`` (see ``VAL_SEED``) are the validation set for early
-stopping, the learning-rate plateau, the evaluated checkpoint (lowest
-validation loss) and the S and V logit offsets (decision thresholds, chosen to
-maximise the mean F1 of S and V on those records:
-``ecgjax.interpatient.choose_offsets``). DS2 is loaded once, after every seed
-has trained, for the final table (``ecgjax.interpatient``).
+cut into 5 patient-wise folds (``CV_FOLDS``, permuted by ``VAL_SEED``): seed i
+validates on fold i (early stopping, the learning-rate plateau, the evaluated
+checkpoint: lowest validation loss) and trains on the other four, so the 5
+seeds predict every DS1 beat once out of record; the S and V logit offsets
+(decision thresholds, maximising the mean F1 of S and V:
+``ecgjax.interpatient.choose_offsets``) are chosen once on those pooled
+out-of-record predictions and applied to every seed. Nothing is chosen on
+DS2: it is loaded once, after every seed has trained, for the final table
+(``ecgjax.interpatient``).
 
 Class imbalance: every DS1 training beat once per epoch (no resampling), the
 cross-entropy of each beat weighted by ``(n / (5 n_c)) ** 0.5``
@@ -71,10 +74,13 @@ from ecgjax.data.rr import FEATURES
 from ecgjax.interpatient import InterpatientConfig
 
 
-# The 4 validation records (124, 203, 215, 223) of split seed 4: the first seed whose
-# validation records hold 5-35% of DS1's S, V and F beats each (seed 0 drew 208, which
-# holds 373 of DS1's 415 F beats, leaving ~40 F beats to train on). Chosen on DS1 only.
+# The permutation of the DS1 records cut into CV_FOLDS patient-wise folds (split ds1 with fold/k):
+# the i-th seed validates on fold i % CV_FOLDS (early stopping, plateau, evaluated checkpoint) and the
+# S/V offsets are chosen once on the seeds' pooled out-of-record DS1 predictions (ecgjax.interpatient).
+# Seed 4: the first permutation whose 5 folds each hold >= 80 of DS1's 944 S and >= 250 of its 3,788 V
+# beats (80-491 S, 258-1,545 V; 208's 373 F beats sit in one fold). Chosen on DS1 labels only.
 VAL_SEED = 4
+CV_FOLDS = 5
 # Each beat minus the mean of its record's 32 preceding beats (ecgjax.data.template).
 TEMPLATE_BEATS = 32
 # Loss weights (n / (C n_c)) ** 0.5 over every DS1 training beat (ecgjax.train.losses.class_weights).
@@ -117,7 +123,8 @@ def get_config(arg=None):
         eval=EvalConfig(bootstrap_samples=200 if quick else 1000),
     )
     name = f"rr_net ({inputs}{tag.replace('_', ', ')})"
-    cfg = InterpatientConfig(name=name, train=train, seeds=tuple(range(n_seeds)), explain_max_beats=300, tune_offsets=tune)
+    cfg = InterpatientConfig(name=name, train=train, seeds=tuple(range(n_seeds)), explain_max_beats=300, tune_offsets=tune,
+                             cv_folds=CV_FOLDS)
     if quick:
         train = dataclasses.replace(
             train, name=f"{train.name}_quick", data=dataclasses.replace(train.data, max_beats=2000),

@@ -123,3 +123,18 @@ def test_ratio_inputs_ignore_the_heart_rate():
     gd, st = models.eval_split(build("rr", rr_transform="log"))
     fns = models.pure_fns(gd, st)
     assert not np.allclose(np.asarray(fns.logit_fn(jnp.asarray(faster))), np.asarray(fns.logit_fn(jnp.asarray(x))), atol=1e-4)
+
+
+def test_rr_batchnorm_statistics_converge_within_a_short_training():
+    # The RR branch's inputs have variance ~0.02 (log ratios). The running variance the evaluated model divides
+    # by is momentum**n * 1 + (1 - momentum**n) * batch variance after n training steps; an early-stopped DS1 run
+    # (~300 steps) must not still carry the initial 1 (momentum 0.99 kept 5% of it: 2.6x the RR variance).
+    m = build("rr")
+    bn = m.rr_bn
+    bn.train()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        bn(jnp.asarray(rng.normal(0.0, 0.14, (512, bn.num_features)), jnp.float32))
+    mom = bn.momentum
+    np.testing.assert_allclose(np.asarray(bn.var[...]), mom ** 20 + (1 - mom ** 20) * 0.14 ** 2, rtol=0.1)
+    assert mom ** 300 < 0.01 * 0.02  # after 300 steps the initial variance is < 1% of the RR features'
