@@ -37,7 +37,9 @@ import time
 import numpy as np
 
 CANDIDATES = ("mean", "mean+raw", "median32", "median64", "median64+raw", "median128", "median300s", "robust",
-              "mean+median64")
+              "mean+median64", "upper75", "upper90")
+# Synthetic ectopic-dominant rhythms (``synthetic_record``): the fractions of S beats tried.
+SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
 
 def references(t: np.ndarray, pre: np.ndarray) -> dict[str, np.ndarray]:
@@ -56,7 +58,46 @@ def references(t: np.ndarray, pre: np.ndarray) -> dict[str, np.ndarray]:
             buf.append(p)
         robust[i] = np.mean(buf[-32:])
     ref["robust"] = robust
+    # upper quantiles of the last 32 RR: premature beats only shorten intervals, so while fewer than
+    # 25% (10%) of the last 32 beats are sinus-length the quantile stays on the sinus cycle
+    win = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(31, np.nan), pre]), 32)
+    for q in (75, 90):
+        ref[f"upper{q}"] = np.nanpercentile(win, q, axis=1)
     return ref
+
+
+def synthetic_record(rng: np.random.Generator, s_fraction: float, n_beats: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic rhythm with a given fraction of supraventricular ectopic beats (like DS2's record 232,
+    where most beats are S): (beat times f64[K] in s, labels i64[K]: 0 N, 1 S).
+
+    Sinus cycle T ~ U(0.75, 1.25) s per record (3% beat-to-beat jitter, 5% slow drift); runs of S beats
+    (geometric length) at a coupling interval c T, c ~ U(0.6, 0.8) per record, each run ended by a sinus beat
+    after a pause of U(1.0, 1.4) T; stretches of N beats (geometric length) between runs. The mean run and
+    stretch lengths are set so that the expected fraction of S beats is ``s_fraction``.
+    """
+    cycle, c = rng.uniform(0.75, 1.25), rng.uniform(0.6, 0.8)
+    mean_n = max(1.5, 1.5 * (1 - s_fraction) / s_fraction)
+    mean_s = mean_n * s_fraction / (1 - s_fraction)
+    rr, y = [], []
+    while len(rr) < n_beats:
+        for k in range(rng.geometric(1 / mean_n)):
+            rr.append(rng.uniform(1.0, 1.4) if k == 0 and y else 1.0)
+            y.append(0)
+        for _ in range(rng.geometric(1 / mean_s)):
+            rr.append(c)
+            y.append(1)
+    i = np.arange(len(rr))
+    t_cycle = cycle * (1 + 0.05 * np.sin(2 * np.pi * i / 300)) * (1 + 0.03 * rng.standard_normal(len(rr)))
+    return np.cumsum(np.asarray(rr) * t_cycle)[:n_beats], np.asarray(y)[:n_beats]
+
+
+def synthetic_features(t: np.ndarray):
+    """Like ``record_features`` for synthetic beat times (every beat kept): (raw log f64[K, 4], {reference: log f64[K]})."""
+    from ecgjax.data.rr import beat_features
+
+    f = beat_features(t).astype(np.float64)[:, :4]
+    log = lambda v: np.log(np.clip(v, 0.05, 20.0))  # noqa: E731
+    return log(f), {k: log(v) for k, v in references(t, f[:, 0]).items()}
 
 
 def record_features(data_dir: str, rec: str):
@@ -98,8 +139,10 @@ def _se_ppv_f1(y, pred, c):
             float(2 * tp / max(np.sum(pred == c) + np.sum(y == c), 1)))
 
 
-def screen(candidate: str, data: dict) -> dict:
-    """Leave-one-DS1-record-out scores of one candidate (module docstring)."""
+def screen(candidate: str, data: dict, synthetic: dict | None = None) -> dict:
+    """Leave-one-DS1-record-out scores of one candidate (module docstring); with ``synthetic``
+    ({fraction: [(raw, refs, y), ...]}), also the S Se and the share of N beats called S on those rhythms of a
+    model fitted on all DS1 records, at the argmax and at the pooled-DS1 best S offset."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
 
@@ -122,7 +165,24 @@ def screen(candidate: str, data: dict) -> dict:
     pred = z.argmax(1)
     best = max((_se_ppv_f1(y, (z + np.eye(5)[1] * b).argmax(1), 1)[2], float(b)) for b in np.arange(-4, 4.01, 0.25))
     s_best = _se_ppv_f1(y, (z + np.eye(5)[1] * best[1]).argmax(1), 1)
-    return {"candidate": candidate, "ap_S": float(average_precision_score(y == 1, p[:, 1])),
+    syn = {}
+    if synthetic:
+        xtr, ytr = np.concatenate([x[q] for q in recs]), np.concatenate([data[q][2] for q in recs])
+        mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
+        w = (len(ytr) / (5 * np.maximum(np.bincount(ytr, minlength=5), 1))) ** 0.5
+        clf = LogisticRegression(max_iter=300, C=1.0).fit((xtr - mu) / sd, ytr, sample_weight=w[ytr])
+        for frac, records in synthetic.items():
+            zs = np.concatenate([clf.decision_function((design(r[0], r[1], candidate) - mu) / sd) for r in records])
+            ys = np.concatenate([r[2] for r in records])
+            z5 = np.full((len(ys), 5), -30.0)
+            z5[:, clf.classes_] = zs
+            row = {}
+            for name, b in (("argmax", 0.0), ("best_offset", best[1])):
+                pred = (z5 + np.eye(5)[1] * b).argmax(1)
+                row[name] = {"S_se": float(np.mean(pred[ys == 1] == 1)), "N_called_S": float(np.mean(pred[ys == 0] == 1)),
+                             "N_called_N": float(np.mean(pred[ys == 0] == 0))}
+            syn[str(frac)] = row
+    return {"synthetic": syn, "candidate": candidate, "ap_S": float(average_precision_score(y == 1, p[:, 1])),
             "ap_V": float(average_precision_score(y == 2, p[:, 2])),
             "S_argmax": dict(zip(("se", "ppv", "f1"), _se_ppv_f1(y, pred, 1))),
             "V_argmax": dict(zip(("se", "ppv", "f1"), _se_ppv_f1(y, pred, 2))),
@@ -153,6 +213,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/ds1_rr_screen.jsonl")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    ap.add_argument("--synthetic", type=int, default=0, metavar="N",
+                    help="also score N synthetic ectopic-dominant rhythms per S fraction (synthetic_record)")
     args = ap.parse_args(argv)
     if args.table:
         try:
@@ -168,14 +230,23 @@ def main(argv=None) -> int:
               else "error: no data: pass --data-dir or set ECGJAX_DATA_DIR (the folder holding mitdb/)", file=sys.stderr)
         return 2
     data = {str(r): record_features(args.data_dir, str(r)) for r in DS1}
+    synthetic = None
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        synthetic = {f: [(*synthetic_features(t), y) for t, y in (synthetic_record(rng, f) for _ in range(args.synthetic))]
+                     for f in SYNTHETIC_FRACTIONS}
     env = environment_info()
     for c in args.candidates:
         t0 = time.time()
-        row = {**screen(c, data), "wall_s": time.time() - t0, "command": "python experiments/ds1_rr_screen.py " + " ".join(args.candidates),
+        row = {**screen(c, data, synthetic), "wall_s": time.time() - t0, "command": "python experiments/ds1_rr_screen.py " + " ".join(args.candidates)
+               + (f" --synthetic {args.synthetic}" if args.synthetic else ""),
                "versions": env.get("versions")}
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         s, v, b = row["S_argmax"], row["V_argmax"], row["S_best_offset"]
+        for frac, r in row["synthetic"].items():
+            print(f"  synthetic S fraction {frac}: " + "; ".join(f"{k} S Se {100 * v['S_se']:.1f}, N called S {100 * v['N_called_S']:.1f}"
+                                                             for k, v in r.items()), flush=True)
         print(f"{c:14s} AP S {row['ap_S']:.3f} V {row['ap_V']:.3f} | argmax S {100 * s['se']:.1f}/{100 * s['ppv']:.1f}/"
               f"{100 * s['f1']:.1f} V {100 * v['se']:.1f}/{100 * v['ppv']:.1f}/{100 * v['f1']:.1f} | best S offset "
               f"{b['offset']:+.2f}: {100 * b['se']:.1f}/{100 * b['ppv']:.1f}/{100 * b['f1']:.1f}", flush=True)

@@ -34,6 +34,20 @@ def test_references_match_loops():
         if 0.8 <= p / np.mean(buf[-32:]) <= 1.2:
             buf.append(p)
     np.testing.assert_allclose(ref["robust"][i], np.mean(buf[-32:]))
+    for q in (75, 90):
+        np.testing.assert_allclose(ref[f"upper{q}"][i], np.percentile(pre[i - 31 : i + 1], q), rtol=1e-12)
+        np.testing.assert_allclose(ref[f"upper{q}"][5], np.percentile(pre[:6], q), rtol=1e-12)  # fewer than 32 so far
+
+
+def test_synthetic_rhythm_has_the_asked_fraction_of_premature_s_beats():
+    mod = _screen()
+    rng = np.random.default_rng(0)
+    for frac in (0.1, 0.85):
+        t, y = mod.synthetic_record(rng, frac, n_beats=3000)
+        assert len(t) == len(y) == 3000 and np.all(np.diff(t) > 0)
+        assert abs(y.mean() - frac) < 0.05
+        pre = np.diff(t)
+        assert np.median(pre[y[1:] == 1]) < 0.85 * np.median(pre[y[1:] == 0])  # S beats are premature
 
 
 def test_design_columns():

@@ -35,8 +35,8 @@ INPUTS = ("both", "waveform", "rr")
 BN_MOMENTUM = 0.9
 
 
-def _bn(n: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    return nnx.BatchNorm(n, momentum=BN_MOMENTUM, epsilon=1e-3, rngs=rngs)
+def _bn(n: int, rngs: nnx.Rngs, momentum: float = BN_MOMENTUM) -> nnx.BatchNorm:
+    return nnx.BatchNorm(n, momentum=momentum, epsilon=1e-3, rngs=rngs)
 
 
 def rr_attributions(maps: np.ndarray, n_leads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +107,7 @@ class RRNet(ECGModel):
     waveform-only model of x f32[B, T, L]). ``inputs`` selects the branches for
     ablations: ``both``, ``waveform`` (RR channels ignored, their attribution
     is 0) or ``rr`` (waveform ignored).
+    ``bn_momentum``: every BatchNorm's running-statistics momentum (``BN_MOMENTUM``).
     ``features``: f32[B, T', filters[-1] + F], the last conv map with the RR
     vector appended as channels constant over T' (so ``head(features(x)) ==
     __call__(x)``); with ``inputs="rr"`` T' = 1 and only the RR channels.
@@ -130,6 +131,7 @@ class RRNet(ECGModel):
         rr_transform: str = "log",
         dropout: float = 0.2,
         conv_impl: str = "auto",
+        bn_momentum: float = BN_MOMENTUM,
         fs: float,
         rngs: nnx.Rngs,
     ):
@@ -148,14 +150,14 @@ class RRNet(ECGModel):
         convs, bns, cin, length = [], [], self.n_leads, t
         for f in filters if use_wave else ():
             convs.append(Conv1d(cin, f, kernel, padding="SAME", impl=conv_impl, rngs=rngs))
-            bns.append(_bn(f, rngs))
+            bns.append(_bn(f, rngs, bn_momentum))
             cin, length = f, -(-length // 2)
         self.convs, self.bns = nnx.List(convs), nnx.List(bns)
         self.filters = tuple(int(f) for f in filters) if use_wave else ()
         self.wave_dense = nnx.Linear(length * cin, hidden, rngs=rngs) if use_wave else None
         self.rr_transform = rr_transform
         n_rr_in = rr_input_matrix(self.rr_features, rr_transform).shape[1] if use_rr else 0
-        self.rr_bn = _bn(n_rr_in, rngs) if use_rr else None
+        self.rr_bn = _bn(n_rr_in, rngs, bn_momentum) if use_rr else None
         self.rr_dense = nnx.Linear(n_rr_in, rr_hidden, rngs=rngs) if use_rr else None
         self.fuse = nnx.Linear(hidden * use_wave + rr_hidden * use_rr, hidden, rngs=rngs)
         self.drop = nnx.Dropout(dropout, rngs=rngs)

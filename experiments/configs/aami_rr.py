@@ -15,7 +15,8 @@ P, e.g. ``cw0``: unweighted, ``cw1``: fully balanced), ``nooffsets`` (plain
 argmax; changes no training, so it can re-test a workdir's seeds), ``focal``
 (focal loss, gamma 2, unweighted), ``meanref`` (the ``*_norm`` RR features over
 the running mean of all past RR intervals, the previous recipe's reference,
-instead of the running median of the last 32), ``legacy`` (the first recipe:
+instead of the running median of the last 32), ``bn99`` (BatchNorm momentum
+0.99, the previous recipe's, instead of 0.9: ``ecgjax.models.rr_net.BN_MOMENTUM``), ``legacy`` (the first recipe:
 raw beats, log-RR, running-mean reference, balanced resampling, argmax,
 patience 4).
 
@@ -87,7 +88,7 @@ TEMPLATE_BEATS = 32
 CLASS_WEIGHT_POWER = 0.5
 
 
-_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref")
+_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99")
 
 
 def get_config(arg=None):
@@ -99,7 +100,7 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, bn99")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -115,7 +116,8 @@ def get_config(arg=None):
         name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
         data=DataConfig(protocol="aami_rr", protocol_overrides={"records": DS1, "rr_reference": reference}, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template),
-        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": FEATURES, "rr_transform": rr_transform}),
+        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": FEATURES, "rr_transform": rr_transform,
+                                                 **({"bn_momentum": 0.99} if "bn99" in opts else {})}),
         train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
                           loss="focal" if focal else "ce", focal_gamma=2.0, class_weight_power=cw,
                           plateau=True, plateau_factor=0.1, plateau_patience=2 if legacy else 1, plateau_min_lr=1e-5,
