@@ -178,9 +178,9 @@ def screen(candidate: str, data: dict, synthetic: dict | None = None) -> dict:
             z5[:, clf.classes_] = zs
             row = {}
             for name, b in (("argmax", 0.0), ("best_offset", best[1])):
-                pred = (z5 + np.eye(5)[1] * b).argmax(1)
-                row[name] = {"S_se": float(np.mean(pred[ys == 1] == 1)), "N_called_S": float(np.mean(pred[ys == 0] == 1)),
-                             "N_called_N": float(np.mean(pred[ys == 0] == 0))}
+                ps = (z5 + np.eye(5)[1] * b).argmax(1)
+                row[name] = {"S_se": float(np.mean(ps[ys == 1] == 1)), "N_called_S": float(np.mean(ps[ys == 0] == 1)),
+                             "N_called_N": float(np.mean(ps[ys == 0] == 0))}
             syn[str(frac)] = row
     return {"synthetic": syn, "candidate": candidate, "ap_S": float(average_precision_score(y == 1, p[:, 1])),
             "ap_V": float(average_precision_score(y == 2, p[:, 2])),
@@ -191,14 +191,19 @@ def screen(candidate: str, data: dict, synthetic: dict | None = None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: one row per candidate (the last line of each in the file), scores in %."""
+    """Markdown: one row per candidate (the last line of each in the file), scores in %; with the synthetic
+    rhythms' S Se at the candidate's DS1 best S offset (per S fraction) where the row has them."""
     last = {r["candidate"]: r for r in rows}
-    out = ["| reference | AP S | AP V | S Se / +P / F1 (argmax) | V Se / +P / F1 (argmax) | S Se / +P / F1 (best pooled S offset) |",
-           "|---|---|---|---|---|---|"]
+    fracs = sorted({f for r in last.values() for f in r.get("synthetic", {})}, key=float)
+    out = ["| reference | AP S | AP V | S Se / +P / F1 (argmax) | V Se / +P / F1 (argmax) | S Se / +P / F1 (best pooled S offset) |"
+           + "".join(f" synthetic, {100 * float(f):.0f}% S: S Se |" for f in fracs),
+           "|---|---|---|---|---|---|" + "---|" * len(fracs)]
     f = lambda d: f"{100 * d['se']:.1f} / {100 * d['ppv']:.1f} / {100 * d['f1']:.1f}"  # noqa: E731
     for c, r in last.items():
+        syn = r.get("synthetic", {})
         out.append(f"| {c} | {100 * r['ap_S']:.1f} | {100 * r['ap_V']:.1f} | {f(r['S_argmax'])} | {f(r['V_argmax'])} | "
-                   f"{f(r['S_best_offset'])} (offset {r['S_best_offset']['offset']:+.2f}) |")
+                   f"{f(r['S_best_offset'])} (offset {r['S_best_offset']['offset']:+.2f}) |"
+                   + "".join(f" {100 * syn[k]['best_offset']['S_se']:.1f} |" if k in syn else " |" for k in fracs))
     return "\n".join(out)
 
 

@@ -73,9 +73,9 @@ class Protocol:
         ``ecgjax.data.rr.FEATURES``, in that order; empty: none), computed over
         all beat annotations with a local mean over ``rr_local_beats`` beats,
         a long-run mean over ``rr_long_s`` seconds and the ``*_norm`` features
-        over ``rr_reference``: the running ``"median"`` of the last
-        ``rr_ref_beats`` RR intervals or the running ``"mean"`` of all past
-        ones (``ecgjax.data.rr``).
+        over ``rr_reference``: the running ``"median"`` or ``"upper75"``
+        (75th percentile) of the last ``rr_ref_beats`` RR intervals, or the
+        running ``"mean"`` of all past ones (``ecgjax.data.rr``).
       default_split: split used when none is named.
     """
 

@@ -17,13 +17,18 @@ file order), in seconds:
 
 and each of the four divided by the record's *running reference*
 (``reference``): ``"median"``, the median ``pre`` of the last ``ref_beats``
-beats (this one included), or ``"mean"``, the mean ``pre`` of every beat so
-far (the previous recipe): ``pre_norm``, ``post_norm``, ``local_norm``,
-``long_norm``. The median follows the dominant rhythm, and neither a burst of
-premature beats nor a few long pauses move it much; it ranked S beats better in
-a leave-one-record-out screen inside DS1 (``experiments/ds1_rr_screen.py``),
-but on DS2 it hides record 232's S beats, which are most of that record's
-beats (docs/results.md §3).
+beats (this one included), ``"upper75"``, their 75th percentile, or
+``"mean"``, the mean ``pre`` of every beat so far: ``pre_norm``,
+``post_norm``, ``local_norm``, ``long_norm``. Premature beats only shorten
+intervals, so they fill the lower part of the window: the 75th percentile
+stays on the sinus cycle while at least a quarter of the last ``ref_beats``
+intervals are sinus-length, where the median follows an ectopic rhythm as soon
+as it makes up half of them (``experiments/ds1_rr_screen.py``, synthetic
+ectopic-dominant rhythms). The median (the aami_rr default) follows the
+dominant rhythm, and neither a burst of premature beats nor a few long pauses
+move it much; it ranked DS1's S beats best (leave-one-record-out screen and
+the RR-only network's 5-fold CV inside DS1), but on DS2 it hides record 232's S
+beats, which are most of that record's beats (docs/results.md §3).
 No statistic looks at a record's future or at the whole record, so a test
 beat's features are known when the next beat arrives. A ratio with a zero
 reference (beats sharing one sample) is 1.
@@ -41,7 +46,7 @@ import numpy as np
 from ecgjax.data.beats import BEAT_SYMBOLS
 
 FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm")
-REFERENCES = ("median", "mean")
+REFERENCES = ("median", "mean", "upper75")
 
 
 def _window_mean(v: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -53,11 +58,17 @@ def _window_mean(v: np.ndarray, start: np.ndarray) -> np.ndarray:
 
 def running_median(v: np.ndarray, k: int) -> np.ndarray:
     """f64[K]: median of ``v[max(0, i - k + 1) : i + 1]`` for every i (past and present only)."""
+    return running_percentile(v, k, 50.0)
+
+
+def running_percentile(v: np.ndarray, k: int, q: float) -> np.ndarray:
+    """f64[K]: the ``q``-th percentile (linear interpolation, as ``np.percentile``) of
+    ``v[max(0, i - k + 1) : i + 1]`` for every i (past and present only)."""
     v = np.asarray(v, np.float64)
     if not len(v):
         return v.copy()
     padded = np.concatenate([np.full(k - 1, np.nan), v])
-    return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1)
+    return np.nanpercentile(np.lib.stride_tricks.sliding_window_view(padded, k), q, axis=1)
 
 
 def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 300.0, ref_beats: int = 32,
@@ -69,7 +80,8 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
       local_beats: beats in the local mean (>= 1).
       long_s: seconds in the long-run mean (> 0).
       ref_beats: beats in the running median the ``*_norm`` features divide by (>= 1).
-      reference: ``"median"`` (of the last ``ref_beats``) or ``"mean"`` (of all beats so far).
+      reference: ``"median"`` or ``"upper75"`` (the 75th percentile) of the last ``ref_beats``, or
+        ``"mean"`` (of all beats so far).
 
     Returns:
       f32[K, 8], columns in the order of ``FEATURES``; all zero when K < 2
@@ -89,7 +101,10 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     i = np.arange(k)
     local = _window_mean(pre, np.maximum(i - local_beats + 1, 0))
     long = _window_mean(pre, np.minimum(np.searchsorted(t, t - long_s, side="left"), i))
-    ref = running_median(pre, ref_beats) if reference == "median" else _window_mean(pre, np.zeros(k, np.int64))
+    if reference == "mean":
+        ref = _window_mean(pre, np.zeros(k, np.int64))
+    else:
+        ref = running_percentile(pre, ref_beats, 50.0 if reference == "median" else 75.0)
     raw = np.stack([pre, post, local, long], axis=1)
     safe = np.where(ref > 0, ref, 1.0)[:, None]
     norm = np.where(ref[:, None] > 0, raw / safe, 1.0)

@@ -47,24 +47,21 @@ Model ``rr_net`` (``ecgjax.models.rr_net``): 3 conv blocks (16, 32, 32 filters,
 kernel 7, max-pool 2) -> dense 32 on the waveform; on the RR features the
 heart-rate-free log ratios (``rr_transform="ratios"``: the 4 ``*_norm``
 features, each interval over the running median of the record's last 32 RR
-intervals (``aami_rr``'s ``rr_ref_beats``; chosen among the running mean,
-medians of 32/64/128 beats or 300 s and a premature-rejecting mean by a
-leave-one-record-out screen inside DS1: ``experiments/ds1_rr_screen.py``),
-and pre/local, post/pre, pre/long, local/long, post/local) ->
-BatchNorm -> dense 16; fused by dense 32 -> dense 5; 46,105 parameters (both).
-Adam 1e-3, batch 128, up to 10 epochs, plateau x0.1 after 1 epoch, early
-stopping after 2.
+intervals (``RR_REFERENCE``, ``aami_rr``'s ``rr_ref_beats``; kept against the
+running mean and the running 75th percentile by the RR-only network's 5-fold
+CV inside DS1 and against medians of 64/128 beats or 300 s and a
+premature-rejecting mean by a leave-one-record-out screen inside DS1:
+``experiments/ds1_rr_screen.py``), and pre/local, post/pre, pre/long,
+local/long, post/local) -> BatchNorm (momentum 0.9) -> dense 16; fused by dense
+32 -> dense 5; 46,105 parameters (both). Adam 1e-3, batch 128, up to 10
+epochs, plateau x0.1 after 1 epoch, early stopping after 2 (on the seed's DS1
+validation fold).
 
-Expected wall time, measured on the project's shared, loaded 2-core CPU (one core,
-``taskset -c 1``, load 11-16): the 5 seeds of ``both`` trained in 19.4 min (3-5
-epochs each), 25.7 min with DS2 and the attributions (earlier runs:
-benchmarks/results/cpu_aami_rr_train.jsonl); ``:quick`` about 1 min.
-Measured metric (docs/results.md §3, "With RR-interval features"; 5 seeds,
-both, S/V offsets from DS1 validation): SVEB Se 14.9 / +P 29.0, VEB Se 94.8 / +P
-72.0 (%, DS2); goal SVEB 80 / 55, VEB 92 / 92: VEB Se reached, the rest not. The
-median RR reference (chosen on DS1) is worse on DS2 than the previous running
-mean (``:meanref``; previous session: SVEB 33.6 / 38.6, VEB 95.5 / 77.2): it
-hides record 232's S beats (docs/results.md §3).
+Expected wall time on the project's shared, loaded 2-core CPU (one core): a
+seed of ``both`` 3-5 min, of ``rr`` under 1 min
+(benchmarks/results/cpu_aami_rr_train.jsonl); ``:quick`` about 1 min.
+Measured metrics, against the goal (SVEB Se 80 / +P 55, VEB 92 / 92): docs/results.md
+§3, "With RR-interval features" (written by experiments/interpatient_docs.py).
 """
 
 import dataclasses
@@ -86,9 +83,11 @@ CV_FOLDS = 5
 TEMPLATE_BEATS = 32
 # Loss weights (n / (C n_c)) ** 0.5 over every DS1 training beat (ecgjax.train.losses.class_weights).
 CLASS_WEIGHT_POWER = 0.5
+# The *_norm features' running reference (ecgjax.data.rr.REFERENCES).
+RR_REFERENCE = "median"
 
 
-_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99")
+_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref")
 
 
 def get_config(arg=None):
@@ -100,12 +99,12 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, bn99")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
     rr_transform = "log" if legacy or "logrr" in opts else "ratios"
-    reference = "mean" if legacy or "meanref" in opts else "median"
+    reference = "mean" if legacy or "meanref" in opts else "upper75" if "upper75" in opts else "median" if "medianref" in opts else RR_REFERENCE
     if cw is None:
         cw = 0.0 if legacy or focal else CLASS_WEIGHT_POWER
     balance = "downsample_majority" if legacy else "none"

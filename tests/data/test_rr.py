@@ -27,6 +27,11 @@ def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, referenc
         lng = [pre[j] for j in range(i + 1) if t[j] >= t[i] - long_s]
         if reference == "median":
             run = statistics.median(pre[max(0, i - ref_beats + 1) : i + 1])
+        elif reference == "upper75":  # linear interpolation between order statistics, written out
+            w = sorted(pre[max(0, i - ref_beats + 1) : i + 1])
+            pos = 0.75 * (len(w) - 1)
+            lo = int(pos)
+            run = w[lo] + (pos - lo) * (w[min(lo + 1, len(w) - 1)] - w[lo])
         else:
             run = sum(pre[: i + 1]) / (i + 1)
         raw = [pre[i], post, sum(loc) / len(loc), sum(lng) / len(lng)]
