@@ -30,9 +30,15 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--max-train", type=int, default=8000)
-    ap.add_argument("--max-test", type=int, default=4000)
+    ap.add_argument("--max-train", type=int, default=8000, help="training beats drawn at random (0: all)")
+    ap.add_argument("--max-test", type=int, default=4000, help="test beats drawn at random (0: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split-seed", type=int, default=None,
+                    help="ds1ds2 split seed (which 4 DS1 records are validation; default --seed): 4 trains on the "
+                         "training records of experiments/configs/traverse_aami.py's classifiers")
+    ap.add_argument("--save", default=None, metavar="DIR",
+                    help="also store the trained VAE there (generative.vae.save_vae; experiments/traverse_real.py "
+                         "reads ROOT/vae)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
@@ -40,10 +46,10 @@ def main(argv=None) -> None:
     from ecgjax.generative import vae as V
 
     beats = load_beats(args.protocol)
-    split = make_split("ds1ds2", beats.y, beats.record, seed=args.seed)
+    split = make_split("ds1ds2", beats.y, beats.record, seed=args.seed if args.split_seed is None else args.split_seed)
     rng = np.random.default_rng(args.seed)
-    tr = np.sort(rng.choice(split.train, min(args.max_train, len(split.train)), replace=False))
-    te = np.sort(rng.choice(split.test, min(args.max_test, len(split.test)), replace=False))
+    take = lambda idx, n: np.sort(rng.choice(idx, n, replace=False)) if 0 < n < len(idx) else np.sort(idx)  # noqa: E731
+    tr, te = take(split.train, args.max_train), take(split.test, args.max_test)
     assert not set(beats.record[tr]) & set(beats.record[te])
     t = beats.x.shape[1]
     m_tr, m_te = V.valid_mask(beats.lo[tr], beats.hi[tr], t), V.valid_mask(beats.lo[te], beats.hi[te], t)
@@ -72,6 +78,8 @@ def main(argv=None) -> None:
                active_units=n_active, latent=args.latent, per_class=per_class)
     log(f"median r {row['median_r']:.3f} (r > 0.9: {row['frac_r_gt_0_9']:.2f}); median MSE {row['median_mse']:.4f} "
         f"vs template {row['median_mse_template']:.4f}; active units {n_active}/{args.latent}; train {train_s:.0f}s")
+    if args.save:
+        V.save_vae(model, args.save, history=hist)
     append_jsonl(args.out, [row])
 
 

@@ -5,7 +5,8 @@ For a run (``ecgjax train``'s workdir) and a query (target class, source class):
 1. the beat VAE: loaded from ``vae_dir``, or trained on the run's *training*
    beats (the leads only; valid samples) and saved there;
 2. the classifier on reconstructed test beats against the originals
-   (``explain.reconstruction_fidelity``);
+   (``explain.reconstruction_fidelity``), and per class why it differs
+   (``explain.reconstruction_diagnosis``: lost beats, QRS blur);
 3. the target class's saliency profile over its test beats;
 4. the traversals of test beats of the source class towards the target
    (``explain.explain_class``), and the same for two randomised classifiers
@@ -131,6 +132,9 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
 
     fid_idx = _subset(test, fidelity_beats, seed)
     fid = EX.reconstruction_fidelity(run.model, vae, b.x[fid_idx], b.y[fid_idx], **kw)
+    diagnosis = EX.reconstruction_diagnosis(vae, b.x[fid_idx][..., :n_leads], b.y[fid_idx], fid["pred_original"],
+                                            fid["pred_reconstructed"], b.r[fid_idx], b.lo[fid_idx], b.hi[fid_idx], b.fs,
+                                            classes)
 
     src = _subset(test[b.y[test] == s_idx], max_beats, seed)
     tgt = _subset(test[b.y[test] == t_idx], max_beats, seed)
@@ -161,6 +165,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
                 "sigma": vae.settings.sigma},
         "traverse": {"steps": steps, "proximity": proximity, "n_points": n_points, "method": method, "seed": seed},
         "fidelity": {k: v for k, v in fid.items() if k not in ("pred_original", "pred_reconstructed")},
+        "diagnosis": diagnosis,
         "trained": ex.summary(), "randomised": ex_rand.summary(),
         "randomised_vs_trained_change": float(EX.nan_median(EX.paired_agreement(ex.change[:, -1], ex_rand.change[:, -1]))),
         "directions": _directions(ex, ex_rand, ex_rand2, ex_cmp), "compare": None if compare is None else str(compare),

@@ -72,7 +72,7 @@ class Traversal:
 
     def spearman(self) -> np.ndarray:
         """f64[B]: Spearman rho between the position along the path and the target's probability (NaN if constant)."""
-        return _spearman_rows(self.prob)
+        return spearman_rows(self.prob)
 
     def change(self) -> np.ndarray:
         """f32[B, T, L]: |end - start| of the generated beats (where the traversal changed each beat)."""
@@ -238,14 +238,15 @@ class ParameterTraversal:
 
     def spearman(self) -> np.ndarray:
         """f64[B]: Spearman rho between the position along the path and the parameter's value (NaN if constant)."""
-        return _spearman_rows(self.value)
+        return spearman_rows(self.value)
 
     def reached(self, tolerance: float = 0.5) -> np.ndarray:
         """bool[B]: the path's end moved the value at least ``1 - tolerance`` of ``delta`` the asked way."""
         return (self.value[:, -1] - self.value[:, 0]) / self.delta >= 1.0 - tolerance
 
 
-def _spearman_rows(v: np.ndarray) -> np.ndarray:
+def spearman_rows(v: np.ndarray) -> np.ndarray:
+    """f64[B]: Spearman rho between the position along each path and its values f[B, P] (NaN where constant)."""
     pos = np.arange(v.shape[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)

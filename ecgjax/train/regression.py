@@ -52,6 +52,13 @@ class Regressor:
     train_s: float
     r2_train: float = float("nan")
 
+    def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """f64[N]: the prediction in the target's unit for beats x f32[N, T, L] (eval mode, batched)."""
+        graphdef, state = self.model
+        out = batched.map_batches(_predict, (state,), (np.asarray(x, np.float32),), static=(graphdef,),
+                                  batch_size=batch_size, desc="regression", progress=False).outputs
+        return self.mean + self.std * np.asarray(out)[:, 0].astype(np.float64)
+
 
 def r2_score(pred: np.ndarray, target: np.ndarray) -> float:
     """1 - SSE / SST of ``pred`` against ``target`` (f[N]); -inf .. 1, 0 for predicting the mean."""

@@ -16,7 +16,11 @@ downsampled to the second-largest class, cross-entropy, Adam 1e-3, best
 validation checkpoint tested. ``:rr_net,full`` lifts the beat cap;
 ``:jones2020_cnn,quick`` (any model) caps each split part at 3,000 beats and
 trains 4 epochs: what a shared CPU allows for the CNN and the LSTM
-(``experiments/traverse_real.py``).
+(``experiments/traverse_real.py``). ``natural`` keeps DS1's class frequencies
+(no downsampling of N; the inter-patient benchmark's choice): ``:rr_net,full,natural``
+and ``:rr_net_waveform,full,natural`` train on every DS1 training beat, the
+classifiers ``experiments/traverse_real.py --recipe full,natural`` checks on
+VAE reconstructions. ``rr_net_waveform``: ``rr_net`` reading the waveform only.
 
 Expected wall time: rr_net ~5 min on a shared 2-core CPU.
 Expected metric: see docs/results.md (section 5b); a short recipe, not a tuned classifier.
@@ -27,6 +31,9 @@ from ecgjax.data.rr import FEATURES
 
 _MODELS = {
     "rr_net": ("aami_rr", ModelConfig(name="rr_net", kwargs={"rr_features": FEATURES})),
+    # the same CNN reading the waveform only (the RR channels ride in the input, unread): every bit of its
+    # decision passes through the VAE, the strict test of the classifier on reconstructions
+    "rr_net_waveform": ("aami_rr", ModelConfig(name="rr_net", kwargs={"rr_features": FEATURES, "inputs": "waveform"})),
     "jones2020_cnn": ("aami", ModelConfig(name="jones2020_cnn")),
     "jones2020_lstm": ("aami", ModelConfig(name="jones2020_lstm")),
     # the corrected LSTM of jones2020_lstm_holdout.py:corrected (leads as features, 8-sample frames, max
@@ -39,15 +46,15 @@ _MODELS = {
 def get_config(arg=None):
     opts = [a for a in (arg or "rr_net").split(",") if a]
     name = next((a for a in opts if a in _MODELS), "rr_net")
-    unknown = [a for a in opts if a not in _MODELS and a not in ("full", "quick")]
+    unknown = [a for a in opts if a not in _MODELS and a not in ("full", "quick", "natural")]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full or quick")
+        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full or quick, natural")
     quick = "quick" in opts
     protocol, model = _MODELS[name]
     return Config(
         name=f"traverse_aami_{name}",
         data=DataConfig(protocol=protocol, split="ds1ds2", split_seed=4, split_kwargs={"n_val_records": 4},
-                        balance="downsample_majority",
+                        balance="none" if "natural" in opts else "downsample_majority",
                         max_beats=None if "full" in opts else 3000 if quick else 20000),
         model=model,
         train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=4 if quick else 15, loss="ce",

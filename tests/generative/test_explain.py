@@ -217,3 +217,27 @@ def test_traversal_directions_agree_across_trained_seeds_not_with_random_ones(tr
         for t in trained:
             vs = EX.direction_agreement(t, rand)
             assert vs["class_cosine"] < seeds["class_cosine"] - 0.3, (seeds, vs)
+
+
+def test_reconstruction_diagnosis_counts_and_medians(trained_vae):
+    """Per class: recalls, lost / gained beats and where the lost went, against direct counts; flipped + kept = all."""
+    from ecgjax.generative import vae as V
+
+    vae, _ = trained_vae
+    x = syn.beats(30, seed=21, bump=np.arange(30) % 2 == 1)
+    y = np.array([0, 1, 2] * 10)
+    p0 = np.array([0, 1, 2, 0, 0, 2] * 5)
+    p1 = np.array([0, 2, 1, 1, 0, 2] * 5)
+    n = len(x)
+    r, lo, hi = np.full(n, 40), np.zeros(n, int), np.full(n, syn.T)
+    d = EX.reconstruction_diagnosis(vae, x, y, p0, p1, r, lo, hi, FS, ["a", "b", "c"])
+    b = d["per_class"]["b"]  # class 1: p0 right on 5 of 10 (the rest 0), p1 wrong on all
+    assert b["recall_original"] == 0.5 and b["recall_reconstructed"] == 0.0
+    assert b["lost"] == 5 and b["gained"] == 0 and b["lost_to"] == {"c": 5}
+    c = d["per_class"]["c"]  # class 2: p0 right on 10; p1 says 1 on 5 of them
+    assert (c["lost"], c["gained"], c["lost_to"]) == (5, 0, {"b": 5})
+    a = d["per_class"]["a"]
+    assert (a["recall_original"], a["recall_reconstructed"], a["gained"]) == (1.0, 0.5, 0)
+    assert d["flipped"]["n"] + d["kept"]["n"] == n and d["flipped"]["n"] == int((p0 != p1).sum())
+    rho = V.pearson_r(x, V.reconstruct(vae, x)["x_hat"])
+    assert a["median_r"] == pytest.approx(np.median(rho[y == 0]))

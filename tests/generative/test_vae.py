@@ -86,3 +86,28 @@ def test_bad_beats_are_one_clear_error():
     x[0, 0, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
         V.train_vae(x, st)
+
+
+def test_qrs_sharpness_against_a_loop():
+    """Slope ratio and QRS/rest errors against a per-beat loop; a smoothed beat's QRS edges read as blurred (< 1)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 40, 2)).astype(np.float32)
+    xh = (x + 0.3 * rng.standard_normal(x.shape)).astype(np.float32)
+    r, lo, hi, fs = np.array([20, 10, 30, 5, 20]), np.array([0, 0, 5, 0, 12]), np.array([40, 35, 40, 40, 40]), 100.0
+    q = V.qrs_sharpness(x, xh, r, lo, hi, fs, half_s=0.03)
+    for i in range(5):
+        span = [t for t in range(40) if lo[i] <= t < hi[i] and abs(t - r[i]) <= 3]
+        rest = [t for t in range(40) if lo[i] <= t < hi[i] and abs(t - r[i]) > 3]
+        steps = [t for t in span if t + 1 in span]
+        s0 = max(abs(x[i, t + 1, k] - x[i, t, k]) for t in steps for k in range(2))
+        s1 = max(abs(xh[i, t + 1, k] - xh[i, t, k]) for t in steps for k in range(2))
+        e = ((x[i].astype(np.float64) - xh[i]) ** 2).mean(axis=1)
+        assert q["slope_ratio"][i] == pytest.approx(s1 / s0)
+        assert q["mse_qrs"][i] == pytest.approx(e[span].mean())
+        assert q["mse_rest"][i] == pytest.approx(e[rest].mean())
+    beat, _ = syn.qrs_beats(4, seed=1, sigma=(1.5, 2.0))
+    blur = np.stack([np.convolve(b, np.ones(5) / 5, mode="same") for b in beat[..., 0]])[..., None]
+    n = len(beat)
+    ratio = V.qrs_sharpness(beat[..., :1], blur, np.full(n, syn.QRS_AT), np.zeros(n, int), np.full(n, syn.T), 100.0)["slope_ratio"]
+    assert (ratio < 0.8).all() and (V.qrs_sharpness(beat, beat, np.full(n, syn.QRS_AT), np.zeros(n, int),
+                                                      np.full(n, syn.T), 100.0)["slope_ratio"] == 1).all()

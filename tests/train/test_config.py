@@ -154,3 +154,17 @@ def test_every_readme_set_example_changes_the_config(spec, override):
     new = C.load_config(str(ROOT / spec), [override])
     key = override.split("=", 1)[0]
     assert [k for k, _, _ in C.diff(base, new)] == [key], f"README's --set {override} does not change {spec}"
+
+
+def test_traverse_classifier_variants():
+    """``natural`` keeps DS1's class frequencies; ``rr_net_waveform`` is rr_net reading the waveform only; an unknown option is named."""
+    from ecgjax import models
+
+    path = str(ROOT / "experiments/configs/traverse_aami.py")
+    base = C.load_config(f"{path}:rr_net,full")
+    nat = C.load_config(f"{path}:rr_net_waveform,full,natural")
+    assert (base.data.balance, nat.data.balance, nat.data.max_beats) == ("downsample_majority", "none", None)
+    assert nat.model.kwargs["inputs"] == "waveform" and nat.data.protocol == base.data.protocol == "aami_rr"
+    models.check_kwargs(nat.model.name, nat.model.kwargs)
+    with pytest.raises(Exception, match="natrual"):
+        C.load_config(f"{path}:rr_net,natrual")

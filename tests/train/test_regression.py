@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from ecgjax import models
-from ecgjax.train.regression import recalibrate_batchnorm, train_regressor
+from ecgjax.train.regression import r2_score, recalibrate_batchnorm, train_regressor
 
 KW = {"filters": (4, 4, 4, 4), "lead_layout": "channels", "dropout": 0.0}
 
@@ -33,3 +33,6 @@ def test_learns_a_segment_mean():
                           lr=3e-3, **KW)
     assert reg.r2_test > 0.5, reg  # a model that learned nothing scores <= 0
     assert reg.std == pytest.approx(target[:640].std(), rel=1e-6)
+    pred = reg.predict(x[640:])  # the method reads beats in the target's unit: the R^2 and MAE it was tested with
+    assert r2_score(pred, target[640:]) == pytest.approx(reg.r2_test, abs=1e-6)
+    assert np.mean(np.abs(pred - target[640:])) == pytest.approx(reg.mae_test, rel=1e-5)
