@@ -268,7 +268,7 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
     Returns:
       dict: ``per_class`` {name: n, recall on originals and on reconstructions, ``lost`` (right on the original,
       wrong on the reconstruction) and ``gained`` beats, ``lost_to`` {predicted class: beats}, median Pearson r,
-      QRS slope ratio, QRS and rest MSE}; ``flipped`` / ``kept``: the same medians over beats whose prediction
+      QRS slope ratio, QRS and rest MSE, and the median r and slope ratio of the lost beats}; ``flipped`` / ``kept``: the same medians over beats whose prediction
       changed / did not (blur of sharp QRS edges shows as a lower slope ratio and a larger QRS error in
       ``flipped``).
     """
@@ -288,7 +288,9 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
     for c in np.unique(y):
         sel = y == c
         lost = sel & (p0 == c) & (p1 != c)
+        lost_m = medians(lost)
         per_class[str(classes[c])] = medians(sel) | {
+            "lost_median_r": lost_m["median_r"], "lost_median_slope_ratio": lost_m["median_slope_ratio"],
             "recall_original": float((p0[sel] == c).mean()), "recall_reconstructed": float((p1[sel] == c).mean()),
             "lost": int(lost.sum()), "gained": int((sel & (p0 != c) & (p1 == c)).sum()),
             "lost_to": {str(classes[k]): int((p1[lost] == k).sum()) for k in np.unique(p1[lost])}}

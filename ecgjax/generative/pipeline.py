@@ -249,6 +249,14 @@ def summary_markdown(s: dict) -> str:
              f"beta {s['vae']['beta']:g}; classifier accuracy on {f['n']} test beats: originals {f['acc_original']:.3f}, "
              f"reconstructions {f['acc_reconstructed']:.3f} (gap {100 * f['acc_gap']:+.1f} points; same prediction "
              f"{f['pred_agreement']:.3f})", "", "| | trained | randomised |", "|---|---|---|"]
+    if s.get("diagnosis"):
+        d = s["diagnosis"]
+        per = "; ".join(f"{c} {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f} ({e['lost']} lost, {e['gained']} gained)"
+                        for c, e in d["per_class"].items())
+        fl, kp = d["flipped"], d["kept"]
+        lines[0] += (f". Recall per class, originals -> reconstructions: {per}. Beats whose prediction flipped "
+                     f"({fl['n']}) against kept ({kp['n']}): median r {_fmt(fl['median_r'])} / {_fmt(kp['median_r'])}, QRS "
+                     f"slope ratio {_fmt(fl['median_slope_ratio'])} / {_fmt(kp['median_slope_ratio'])} (< 1: blurred QRS edges)")
     lines += [f"| {name} | {_fmt(s['trained'].get(k))} | {_fmt(s['randomised'].get(k))} |" for name, k in rows]
     lines += ["", f"Randomised vs trained change, per beat (median Spearman): {s['randomised_vs_trained_change']:.3f}."]
     if s.get("compared"):

@@ -39,6 +39,9 @@ def test_traverse_command(tmp_path, capsys):
     assert {p.name for p in (out / "figures").glob("*.png")} >= {"morph_0.png", "change_path.png", "change_beats.png",
                                                                  "change_path_randomised.png"}
     assert "| median Spearman rho" in (out / "summary.md").read_text()
+    diag = s["diagnosis"]  # why the accuracy moves on reconstructions: every fidelity beat in one class, flipped or kept
+    assert sum(e["n"] for e in diag["per_class"].values()) == diag["flipped"]["n"] + diag["kept"]["n"] == s["fidelity"]["n"]
+    assert "Recall per class, originals -> reconstructions" in (out / "summary.md").read_text()
     # the seed check: compared with itself (this one-epoch run's traversals may not move: cosines NaN), a run's
     # traversals are the same; the four pairs are reported
     d = s["directions"]

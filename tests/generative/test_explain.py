@@ -241,3 +241,4 @@ def test_reconstruction_diagnosis_counts_and_medians(trained_vae):
     assert d["flipped"]["n"] + d["kept"]["n"] == n and d["flipped"]["n"] == int((p0 != p1).sum())
     rho = V.pearson_r(x, V.reconstruct(vae, x)["x_hat"])
     assert a["median_r"] == pytest.approx(np.median(rho[y == 0]))
+    assert b["lost_median_r"] == pytest.approx(np.median(rho[(y == 1) & (p0 == 1) & (p1 != 1)]))
