@@ -60,6 +60,11 @@ def test_section_from_rows_states_the_two_point_verdict_and_the_diagnosis(tmp_pa
     assert "+20.0" not in text
     assert "| class S | 10 | 0.500 -> 0.250 | 7 (N 6, V 1) | 1 |" in text
     assert "| prediction flipped | 10 | | | | 0.900 | 0.610 |" in text
+    # one config checked with a second VAE: both rows stay, told apart by their VAE folder
+    out.write_text(out.read_text() + json.dumps(_row("rr_net", 0.90, 0.895, str(tmp_path / "vae2" / "vae"))) + "\n")
+    two = mod.render(out, res)
+    assert "| rr_net,full,natural [" in two and "[vae2/vae] | ? (trained by the run), 0.05, 16 / 16 | 100 | 0.900 | 0.900 | 0.895 | +0.5 | yes |" in two
+    assert "| rr_net_waveform,full,natural | 40,454" in two
     doc = tmp_path / "doc.md"
     doc.write_text(f"before\n{mod.BEGIN}\nold\n{mod.END}\nafter\n")
     mod.update_docs(doc, out, res)
