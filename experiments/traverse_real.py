@@ -165,6 +165,7 @@ def run_parameter(root: Path, args) -> dict:
             "filters": {"width_outlier_mad": spec.width_outlier_mad, "normal_qrs_symbols": list(spec.normal_qrs_symbols),
                         "normal_qrs_max_s": spec.normal_qrs_max_s, "min_record_quality": spec.min_record_quality},
             "source_delineated_qrs_median_s": float(np.nanmedian(dur[:, list(WAVES).index("QRS")])),
+            "delineation": waves.method,
             "vae": {"latent": vae.settings.latent, "beta": vae.settings.beta, "width": vae.settings.width,
                     "sigma": vae.settings.sigma},
             "steps": args.steps, **out, "wall_s": time.perf_counter() - t0, "args": vars(args),
@@ -210,6 +211,12 @@ def _saved_vae(results: Path, vae_dir: str | None) -> dict | None:
     return found
 
 
+def _delineation(r: dict) -> str:
+    """The delineation method a row's waves came from (rows before the field was recorded used neurokit2's dwt,
+    then ``load_waves``' default)."""
+    return r.get("delineation") or "dwt"
+
+
 def _load(r: dict) -> str:
     a, b = r.get("load_avg_1m_start"), r.get("load_avg_1m_end")
     return "not recorded" if a is None else f"{a:.1f} at the start, {b:.1f} at the end"
@@ -241,10 +248,13 @@ def render(out: Path, results: Path) -> str:
                      f"{r['active_units']}/{r['latent']} | {r['train_s']:.0f} | {r['device']}, {r.get('host_cpus', '?')} cores, "
                      f"load {r['load_avg_1m']:.1f}, jax {r['jax']} |")
     full = _latest(rows_all, "traverse_real")
-    used = [v for v in (_saved_vae(results, r.get("vae_dir")) for r in full.values()) if v]
-    if used:
-        v = used[-1]
-        lines += ["", f"Per class, the VAE the classifier check below uses (`{v['command']}`; DS2 beats):", "",
+    used = {}
+    for r in full.values():
+        v = _saved_vae(results, r.get("vae_dir"))
+        if v:
+            used[v["command"]] = v
+    for v in used.values():
+        lines += ["", f"Per class, a VAE the classifier check below uses (`{v['command']}`; DS2 beats):", "",
                   "| class | beats | median r | median MSE | template MSE |", "|---|---|---|---|---|"]
         lines += [f"| {c} | {d['n']:,} | {d['median_r']:.3f} | {d['median_mse']:.4f} | {d['median_mse_template']:.4f} |"
                   for c, d in v["per_class"].items()]
@@ -256,6 +266,13 @@ def render(out: Path, results: Path) -> str:
               "DS1 training beat at DS1's class frequencies, up to 15 epochs with early stopping. `rr_net_waveform` "
               "reads the waveform only (every bit of its decision passes through the VAE); `rr_net` also reads 8 RR "
               "features, held fixed when a beat is reconstructed or traversed.", "",
+              "Commands of this session's rows (run with `ECGJAX_DATA_DIR=... ECGJAX_CACHE_DIR=... "
+              "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false nice -n 10`, one after another, on the shared 2-core CPU):", "",
+              "```bash", *dict.fromkeys(v["command"] for v in used.values()),
+              *dict.fromkeys(r["command"] for r in rows_all if r.get("load_avg_1m_start") is not None), "```", "",
+              "Versions of those rows: " + "; ".join(sorted({", ".join(f"{k} {v}" for k, v in r["versions"].items() if v)
+                                                             for r in rows_all if r.get("load_avg_1m_start") is not None
+                                                             and r.get("versions")})) + ".", "",
               "**The classifier on VAE reconstructions** of held-out (DS2) beats: the same beats classified as they are "
               "and as the decoded posterior mean; the issue asks for a gap within 2 points.", "",
               "| classifier | VAE (train beats, sigma, latent / width) | DS2 beats | test acc. (run) | acc. originals | acc. reconstructions "
@@ -301,7 +318,8 @@ def render(out: Path, results: Path) -> str:
                   "class profile); directions: cosine of the class-mean unit signed change of the generated beats "
                   "between two traversals of the same beats (trained vs a second trained seed; trained vs a randomised "
                   "classifier; two randomised classifiers); most changed wave: of the source beat's delineated P, PR, "
-                  "QRS, ST, T (beats whose delineation passes its quality flag).", "",
+                  "QRS, ST, T (beats whose delineation passes its quality flag; `data.delineation` method: "
+                  f"{', '.join(sorted({k + ' ' + _delineation(r) for k, r in full.items() if r['trained'].get('top_wave')}))}).", "",
               "| classifier | query (beats) | rho (>= 0.9) | cross 0.5 "
               "| P start -> end | starts inside 99% ball | stays inside (or no further out) | agreement (randomised) | own-saliency agreement (randomised) | trained vs trained seed | trained vs randomised "
               "| randomised vs randomised | randomised crosses 0.5 | most changed segment / wave | wall s |",
@@ -322,7 +340,8 @@ def render(out: Path, results: Path) -> str:
         r = params[-1]
         lines += ["", "**A parameter query on real beats** (the newest `experiment: traverse_parameter` row; "
                       f"`{r['command']}`; {describe_device(r)}, load {_load(r)}): DS2 N beats asked for "
-                      f"QRS width + {1000 * r['delta']:.0f} ms through a regressor of the delineated QRS width (a small "
+                      f"QRS width + {1000 * r['delta']:.0f} ms through a regressor of the delineated QRS width "
+                      f"(`data.delineation` method {_delineation(r)}; a small "
                       f"`ribeiro_cnn`, {r['n_train']:,} beats of {len(r['train_records'])} DS1 records, "
                       f"{r['args']['param_epochs']} epochs{', the ground-truth check' + chr(39) + 's filters' if 'filters' in r else ''}), against a re-initialised "
                       "regressor. rho: median Spearman between the position and the regressor's reading of the "
@@ -379,14 +398,18 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
            "script chooses it from that number):", ""]
     natural = {k: r for k, r in full.items() if k.endswith("full,natural") and "diagnosis" in r}
     quick = {k: r for k, r in full.items() if k.endswith(",quick")}
-    vae = next((v for v in (_saved_vae(results, r.get("vae_dir")) for r in natural.values()) if v), None)
-    if vae:
+    vaes = {}
+    for r in natural.values():
+        v = _saved_vae(results, r.get("vae_dir"))
+        if v:
+            vaes[v["command"]] = v
+    for vae in vaes.values():
         worst = min(vae["per_class"].items(), key=lambda kv: kv[1]["median_r"] if kv[1]["n"] >= 30 else 9)
         out.append(f"* **The VAE on every DS1 training beat** ({vae['n_train']:,} beats of the classifiers' training "
-                   f"records, {vae['settings']['epochs']} epochs, latent {vae['latent']}, beta {vae['settings']['beta']:g}, "
-                   f"decoder sigma {vae['settings']['sigma']:g}, {vae['train_s']:.0f} s of training at load "
-                   f"{vae['load_avg_1m']:.1f}): median r {vae['median_r']:.3f} on all {vae['n_test']:,} DS2 beats "
-                   f"({100 * vae['frac_r_gt_0_9']:.0f}% above 0.9), MSE {vae['median_mse']:.3f} against the template "
+                   f"records, {vae['settings']['epochs']} epochs, latent {vae['latent']}, width {vae['settings']['width']}, "
+                   f"beta {vae['settings']['beta']:g}, decoder sigma {vae['settings']['sigma']:g}, {vae['train_s']:.0f} s of "
+                   f"training at load {vae['load_avg_1m']:.1f}): median r {vae['median_r']:.3f} on all {vae['n_test']:,} DS2 "
+                   f"beats ({100 * vae['frac_r_gt_0_9']:.0f}% above 0.9), MSE {vae['median_mse']:.3f} against the template "
                    f"baseline's {vae['median_mse_template']:.3f}, {vae['active_units']} of {vae['latent']} units active. "
                    f"Lowest per class (30 beats or more): {worst[0]}, r {worst[1]['median_r']:.3f}.")
     for key, r in natural.items():

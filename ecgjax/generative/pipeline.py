@@ -63,15 +63,16 @@ def get_vae(run, vae_dir: Path, *, latent: int, beta: float, width: int, epochs:
     return vae
 
 
-def _wave_bounds(b, src: np.ndarray, tgt: np.ndarray, data_dir) -> tuple[np.ndarray, np.ndarray]:
-    """The wave bounds (``Waves.bounds``) of the source and target beats, NaN where the delineation's quality flag is off."""
+def _wave_bounds(b, src: np.ndarray, tgt: np.ndarray, data_dir) -> tuple[np.ndarray, np.ndarray, str]:
+    """The wave bounds (``Waves.bounds``) of the source and target beats, NaN where the delineation's quality flag is
+    off, and the delineation method."""
     from ecgjax.data.delineation import load_waves
 
     out = []
     for idx in (src, tgt):
         w = load_waves(b.subset(idx), data_dir)
         out.append(np.where(w.quality[:, None], w.bounds, np.nan).astype(np.float32))
-    return out[0], out[1]
+    return out[0], out[1], w.method
 
 
 def _fmt(v) -> str:
@@ -144,7 +145,9 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     if waves and "database" not in b.protocol:
         log.info("no per-wave change: the %s beats come from no database to delineate", b.protocol.get("name"))
         waves = False
-    bounds = _wave_bounds(b, src, tgt, data_dir) if waves else None
+    bounds, delineation = None, None
+    if waves:
+        *bounds, delineation = _wave_bounds(b, src, tgt, data_dir)
     profile, wave_profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads,
                                                       method=method, lead_names=names,
                                                       bounds=None if bounds is None else bounds[1], **kw)
@@ -169,7 +172,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
         "trained": ex.summary(), "randomised": ex_rand.summary(),
         "randomised_vs_trained_change": float(EX.nan_median(EX.paired_agreement(ex.change[:, -1], ex_rand.change[:, -1]))),
         "directions": _directions(ex, ex_rand, ex_rand2, ex_cmp), "compare": None if compare is None else str(compare),
-        "compared": None if ex_cmp is None else ex_cmp.summary(),
+        "compared": None if ex_cmp is None else ex_cmp.summary(), "delineation": delineation,
         "wall_s": time.perf_counter() - t0, **environment_info(),
     }
     tr = ex.traversal
