@@ -35,7 +35,8 @@ def _row(model: str, acc0: float, acc1: float, vae_dir: str) -> dict:
             "trained": _query(0.97), "randomised": _query(0.2), "directions": {},
             "traverse": {"steps": 10, "proximity": 0.05, "n_points": 11}, "wall_s": 12.0,
             "device": {"platform": "cpu", "kind": "cpu", "count": 1, "cpu_count": 2}, "load_avg_1m_start": 3.0,
-            "load_avg_1m_end": 4.0}
+            "load_avg_1m_end": 4.0, "command": f"python experiments/traverse_real.py --models {model}",
+            "versions": {"jax": "0.x", "python": "3.x"}}
 
 
 def test_section_from_rows_states_the_two_point_verdict_and_the_diagnosis(tmp_path):
@@ -58,6 +59,7 @@ def test_section_from_rows_states_the_two_point_verdict_and_the_diagnosis(tmp_pa
     assert "| rr_net,full,natural | 40,454, 0.05, 16 / 16 | 100 | 0.900 | 0.900 | 0.890 | +1.0 | yes |" in text
     assert "| rr_net_waveform,full,natural | 40,454, 0.05, 16 / 16 | 100 | 0.800 | 0.800 | 0.750 | +5.0 | **no** |" in text
     assert "+20.0" not in text
+    assert "python experiments/traverse_real.py --models rr_net_waveform\n" in text and "jax 0.x, python 3.x" in text
     assert "| class S | 10 | 0.500 -> 0.250 | 7 (N 6, V 1) | 1 |" in text
     assert "| prediction flipped | 10 | | | | 0.900 | 0.610 |" in text
     # one config checked with a second VAE: both rows stay, told apart by their VAE folder
