@@ -384,6 +384,19 @@ def render(out: Path, results: Path) -> str:
     return "\n".join(lines + ["", END])
 
 
+def _seed_check(d: dict) -> str:
+    """The seed sanity check in words, from ``directions`` (beat-space class cosines)."""
+    if "trained_vs_trained_2" not in d:
+        return ""
+    c = {k: v["beats"]["class_cosine"] for k, v in d.items()}
+    tt, tr = c["trained_vs_trained_2"], max(c["trained_vs_randomised"], c["trained_vs_randomised_2"])
+    verdict = "passes" if tt > tr else "fails"
+    return (f" Seed check ({verdict}): beat-space cosine of the class directions between this classifier's traversal "
+            f"and a second trained seed's {tt:.2f}, " + ("above" if tt > tr else "not above") + " its cosine with either "
+            f"randomised classifier's ({c['trained_vs_randomised']:.2f}, {c['trained_vs_randomised_2']:.2f}; the two "
+            f"randomised ones {c['randomised_vs_randomised_2']:.2f}).")
+
+
 def _msv(v, digits: int = 1) -> str:
     return "-" if v is None else f"{1000 * v:.{digits}f}"
 
@@ -460,7 +473,8 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"{100 * rd['frac_cross_0_5']:.0f}%. Most changed: segment {t['top_segment']}, wave "
                    f"{t.get('top_wave') or '-'}; agreement with V's saliency profile {_f(t['median_agreement'])} "
                    f"(randomised {_f(rd['median_agreement'])}), with the beat's own saliency "
-                   f"{_f(t.get('median_source_agreement'))} (randomised {_f(rd.get('median_source_agreement'))}).")
+                   f"{_f(t.get('median_source_agreement'))} (randomised {_f(rd.get('median_source_agreement'))})."
+                   + _seed_check(r.get("directions", {})))
     if quick:
         gaps = ", ".join(f"{k.removesuffix(',quick')} {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in quick.items())
         out.append(f"* **The quick rows** (previous session: 4-epoch classifiers on 3,000 beats per part, a VAE on the "
