@@ -180,7 +180,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _f(v, digits=3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
+    return "-" if v is None or v != v else f"{v:.{digits}f}"  # None or NaN: "-"
 
 
 def _latest(rows: list[dict], experiment: str) -> dict[str, dict]:
@@ -335,6 +335,17 @@ def render(out: Path, results: Path) -> str:
             f"({_f(rd.get('median_source_agreement'))}) | {cos('trained_vs_trained_2')} | {cos('trained_vs_randomised')}, "
             f"{cos('trained_vs_randomised_2')} | {cos('randomised_vs_randomised_2')} | {rd['frac_cross_0_5']:.2f} | "
             f"{t['top_segment']} / {t.get('top_wave') or '-'} | {r['wall_s']:.0f} |")
+    waved = {k: r for k, r in full.items() if r["trained"].get("mean_wave_change")}
+    if waved:
+        labels = list(next(iter(waved.values()))["trained"]["mean_wave_change"])
+        lines += ["", "Per-wave change at the path's end (mean over the traversed beats whose delineation passes its "
+                      "quality flag of the mean |generated beat - the path's first beat| over each wave of the source "
+                      "beat; per-lead z-score units; trained classifier, then its first randomised one):", "",
+                  "| classifier | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        for k, r in waved.items():
+            for name in ("trained", "randomised"):
+                w = r[name].get("mean_wave_change", {})
+                lines.append(f"| {k} ({name}) | " + " | ".join(_f(w.get(lab)) for lab in labels) + " |")
     params = [r for r in rows_all if r.get("experiment") == "traverse_parameter"]
     if params:
         r = params[-1]
@@ -382,6 +393,14 @@ def render(out: Path, results: Path) -> str:
                       f"(VAE training included where it trained the root's VAE)."]
     lines += ["", *_reading(full, params[-1] if params else None, results)]
     return "\n".join(lines + ["", END])
+
+
+def _better(cands: list) -> str:
+    """Why reconstructions are classified better: the class that gains the most recall, in words."""
+    c, e = max(cands, key=lambda kv: kv[1]["gained"] - kv[1]["lost"])  # the most beats won: what moves accuracy
+    return (f"The reconstructions are classified *better*: class {c} gains {e['gained']} beats and loses {e['lost']} "
+            f"(recall {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f}): the VAE's beat is more typical "
+            f"than the beat itself, and the classifier reads the typical beat more easily. ")
 
 
 def _seed_check(d: dict) -> str:
@@ -453,7 +472,12 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
             + (f": not blur, its QRS is as steep as the original's; the reconstructions are drawn towards {to}). "
                if sharp else "). ")
             + (f"Its lost beats alone: median r {_f(e['lost_median_r'])}, QRS slope ratio "
-               f"{_f(e['lost_median_slope_ratio'])}. " if e.get("lost_median_slope_ratio") is not None and e["lost"] else "")
+               f"{_f(e['lost_median_slope_ratio'])}" + (
+                   f" against {_f(e['median_slope_ratio'])} over the class: the lost beats are those whose QRS the VAE "
+                   f"blunted, and a blunted QRS reads as a wider complex ({to}-like). "
+                   if e["lost_median_slope_ratio"] < e["median_slope_ratio"] - 0.1 else ", about the class's: not blur. ")
+               if e.get("lost_median_slope_ratio") is not None and e["lost"] else "")
+            + (_better(cands) if gap < 0 else "")
             + f"The {fl['n']:,} beats whose prediction flipped are reconstructed worse than the "
             f"{kp['n']:,} that kept it (median r {fl['median_r']:.3f} vs {kp['median_r']:.3f}; QRS slope ratio "
             f"{fl['median_slope_ratio']:.2f} vs {kp['median_slope_ratio']:.2f}; error within 50 ms of R "
@@ -477,10 +501,13 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    + _seed_check(r.get("directions", {})))
     if quick:
         gaps = ", ".join(f"{k.removesuffix(',quick')} {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in quick.items())
+        accs = [r["test_accuracy"] for r in quick.values() if r.get("test_accuracy") is not None]
+        inside = max(r["trained"]["frac_start_inside_prior_bound"] for r in quick.values())
         out.append(f"* **The quick rows** (previous session: 4-epoch classifiers on 3,000 beats per part, a VAE on the "
                    f"first quick run's 3,000 training beats, decoder sigma 0.1, 1,000 or fewer DS2 beats) missed the "
                    f"2 points (gaps in points: {gaps}); they are kept as the record of that shortfall. Their "
-                   f"classifiers were near chance on DS2 and nearly every encoding started outside the prior's ball.")
+                   f"classifiers' DS2 accuracy was {min(accs):.2f}-{max(accs):.2f}, and at most {100 * inside:.0f}% of "
+                   f"the encodings started inside the prior's ball.")
     if param and "wave_share_end" in param["trained"]:  # rows of this session's run_parameter
         t, rd = param["trained"], param["randomised"]
         valid = param["r2_test"] > 0.3
