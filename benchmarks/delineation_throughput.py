@@ -1,7 +1,7 @@
-"""Beat delineation throughput: neurokit2 on whole records (``ecgjax.data.delineation.delineate``), beats/s.
+"""Beat delineation throughput on whole records (``ecgjax.data.delineation.delineate``, any of its ``METHODS``), beats/s.
 
 One JSON line per record (and method) to ``--out``: the record's beats, the wall seconds of
-cleaning + delineating lead 0 (the record read is not timed), beats/s, and the share of beats
+delineating lead 0 (neurokit2's methods: cleaning included; the record read is not timed), beats/s, and the share of beats
 whose delineation passed the quality flag. Needs the MIT-BIH records (``--data-dir`` or
 ``$ECGJAX_DATA_DIR``).
 
@@ -19,7 +19,9 @@ import _common as C
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--records", default="100,119,208")
-    p.add_argument("--method", default="dwt", choices=["dwt", "peak"])
+    from ecgjax.data.delineation import METHODS
+
+    p.add_argument("--method", default="envelope", choices=list(METHODS))
     p.add_argument("--data-dir", default=None)
     p.add_argument("--note", default="")
     p.add_argument("--out", required=True)
