@@ -98,7 +98,8 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
       min_n: beats needed in each group of a comparison.
       waves: ``ecgjax.data.delineation.Waves`` of all of ``beats`` (``load_waves(beats)``): the columns are
         then the waves P, PR, QRS, ST, T of each lead (``ecgjax.analysis.waves``; reduce "mean" or "sum",
-        samples in the padding left out) instead of 0.1 s segments; ``mode`` is then ignored.
+        samples in the padding left out) instead of 0.1 s segments; ``mode`` is then ignored. Beats whose
+        delineation failed its quality flag get NaN values (as an absent wave does).
     """
     from ecgjax.attribution.attributions import Attributions
 
@@ -124,6 +125,7 @@ def profile_attributions(parts: Iterable, beats, *, transform: str = "abs", redu
             if len(waves) != len(beats):
                 raise ValueError(f"waves has {len(waves)} rows, the beats {len(beats)}: pass load_waves(beats)")
             v = wave_values(m, wave_masks(waves.bounds[i], m.shape[1], beats.lo[i], beats.hi[i]), reduce=reduce)
+            v[~np.asarray(waves.quality)[i]] = np.nan  # a failed delineation's waves are not trusted: no values
         idx_all.append(i), vals.append(v), y_all.append(a.label), p_all.append(a.pred)
     if first is None:
         raise ValueError("no attributions to profile")

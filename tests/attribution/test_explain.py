@@ -136,8 +136,8 @@ def test_profiles_cut_only_the_waveform_leads_of_a_model_with_rr_features():
 
 
 def test_profiles_by_wave_equal_wave_values_of_each_beat():
-    """With ``waves``, the columns are P, PR, QRS, ST, T per lead: the same numbers as wave_values beat by beat,
-    profiled and compared like segments."""
+    """With ``waves``, the columns are P, PR, QRS, ST, T per lead: the same numbers as wave_values beat by beat
+    (NaN for a beat whose delineation failed), profiled and compared like segments."""
     from ecgjax.analysis.waves import wave_masks, wave_values
     from ecgjax.data.delineation import Waves
 
@@ -145,12 +145,15 @@ def test_profiles_by_wave_equal_wave_values_of_each_beat():
     rng = np.random.default_rng(3)
     bounds = np.sort(rng.integers(0, 48, size=(len(beats), 6)), axis=1).astype(np.float32)
     bounds[5, 0] = np.nan  # beat 5 has no P wave
-    waves = Waves(bounds, np.ones(len(beats), bool), {}, "dwt")
+    ok = np.ones(len(beats), bool)
+    ok[7] = False  # beat 7's delineation failed the quality flag: no values
+    waves = Waves(bounds, ok, {}, "envelope")
     maps = rng.normal(size=beats.x.shape).astype(np.float32)
     idx = np.arange(len(beats))
     kw = dict(pred=beats.y, label=beats.y, index=idx, method="saliency", settings={}, model={}, classes=beats.classes, fs=beats.fs)
     res = profile_attributions(Attributions(maps=maps, target=beats.y, **kw), beats, n_boot=0, min_n=2, waves=waves)
     ref = wave_values(np.abs(maps), wave_masks(bounds, 48, beats.lo, beats.hi), reduce="mean")
+    ref[7] = np.nan
     np.testing.assert_array_equal(res.values, ref)
     assert res.values.shape == (len(beats), 2, 5) and np.isnan(res.values[5, :, 0]).all()
     assert res.labels[:3] == ("MLII:P", "MLII:PR", "MLII:QRS") and res.mode == "waves"
