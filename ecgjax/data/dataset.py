@@ -203,13 +203,15 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     return locate.user_cache_dir() / "beats"
 
 
-def _semantic_fields(protocol: Protocol) -> dict:
-    d = protocol.to_dict()
-    d.pop("name")
-    d.pop("default_split")
-    if not d["rr_features"]:  # keeps the keys of protocols without RR features unchanged
+def _semantic_fields(protocol: Protocol | dict) -> dict:
+    """The fields of a protocol (or its dict) that decide the beats: not its name or default split, and no RR
+    settings when it has no RR features. Two protocols equal here share one cache entry."""
+    d = dict(protocol if isinstance(protocol, dict) else protocol.to_dict())
+    d.pop("name", None)
+    d.pop("default_split", None)
+    if not d.get("rr_features"):  # keeps the keys of protocols without RR features unchanged
         for k in ("rr_features", "rr_local_beats", "rr_long_s", "rr_ref_beats", "rr_reference"):
-            d.pop(k)
+            d.pop(k, None)
     return d
 
 
@@ -334,8 +336,10 @@ def load_beats(
         if path.exists():
             try:
                 out = BeatSet.load(path, key)
-                if out.protocol != _json_roundtrip(protocol.to_dict()):
+                want = _json_roundtrip(protocol.to_dict())
+                if _semantic_fields(out.protocol) != _semantic_fields(want):
                     raise DataError(f"beat cache {path} holds another protocol")
+                out = dataclasses.replace(out, protocol=want)  # the same beats; the caller's name and split
                 log.info("loaded %d %s beats from cache %s (%.2f s)", len(out), protocol.name, path, time.perf_counter() - t0)
                 return out
             except DataError as e:  # damaged, foreign or from another version: rebuild it

@@ -44,6 +44,19 @@ def test_second_load_comes_from_cache(db, cache_path, monkeypatch):
     assert_same(first, BeatSet.load(cache_path / name))
 
 
+def test_protocols_differing_only_in_default_split_share_one_entry(db, cache_path, monkeypatch):
+    """The default split does not change the beats: one cache file serves both, never rebuilt in turn, and each
+    load carries its caller's protocol."""
+    first = load_beats(PROTO, db.root, cache=cache_path, download=False)
+    other = dataclasses.replace(PROTO, default_split="kfold")
+    monkeypatch.setattr(dataset, "extract", lambda *a: pytest.fail("cache hit must not extract"))
+    for proto in (other, PROTO, other):
+        got = load_beats(proto, db.root, cache=cache_path, download=False)
+        assert got.protocol["default_split"] == proto.default_split
+        assert got.x.tobytes() == first.x.tobytes()
+    assert len(npz_files(cache_path)) == 1
+
+
 def test_cache_file_has_no_pickled_objects(db, cache_path):
     load_beats(PROTO, db.root, cache=cache_path, download=False)
     (name,) = npz_files(cache_path)
