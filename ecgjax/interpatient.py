@@ -458,7 +458,7 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "wall_time_s": time.time() - t0,
         "config": {"name": cfg.name, "seeds": list(cfg.seeds), "methods": [list(m) for m in cfg.methods],
                    "explain_classes": list(cfg.explain_classes), "explain_max_beats": cfg.explain_max_beats,
-                   "bootstrap_samples": cfg.bootstrap_samples, "tune_offsets": list(cfg.tune_offsets),
+                   "bootstrap_samples": cfg.bootstrap_samples, "tune_offsets": list(cfg.tune_offsets), "cv_folds": cfg.cv_folds,
                    "train": config_lib.to_dict(cfg.train)},
         **environment_info(),
     }
@@ -567,14 +567,20 @@ def report(results: dict) -> str:
     s = results["ds2"]["summary"]
     goal = results["goal"]
     tuned = results["config"].get("tune_offsets")
+    cv = results.get("ds1_cv")
+    how = (f"patient-wise {results['config'].get('cv_folds', 'K')}-fold cross-validation inside DS1: each seed validates on its DS1 fold "
+           f"for early stopping and checkpoint choice{'; the ' + '/'.join(tuned) + ' logit offsets are chosen once on the seeds\' pooled out-of-record DS1 predictions' if tuned else ''}"
+           if cv else f"validation records drawn from DS1 for early stopping, checkpoint choice{' and the ' + '/'.join(tuned) + ' logit offsets' if tuned else ''}")
     out = [f"# Inter-patient benchmark: {results['name']}", "",
-           f"Trained on DS1 ({len(results['train_records'])} records; validation records drawn from DS1 for early stopping, "
-           f"checkpoint choice{' and the ' + '/'.join(tuned) + ' logit offsets' if tuned else ''}), tested once on DS2 "
+           f"Trained on DS1 ({len(results['train_records'])} records; {how}), tested once on DS2 "
            f"({len(results['test_records'])} records). Seeds {results['seeds']}. "
            f"Percentages; CIs are 95% percentile bootstrap over DS2 records.", "", aami_table(results), "",
            "Goal (5-seed means): " + "; ".join(
                f"{c} Se {_pct(s[c]['se']['mean'])} (>= {_pct(g['se'])}), +P {_pct(s[c]['ppv']['mean'])} (>= {_pct(g['ppv'])})"
                for c, g in goal.items()), "",
+           *([f"Out of record on DS1 (the seeds' pooled validation-fold predictions, {cv['n_beats']} beats of {len(cv['records'])} records): "
+              + "; ".join(f"{c} AP {_pct(cv[c]['ap'])}, Se / +P with the offsets {_pct(cv[c]['offsets']['se'])} / {_pct(cv[c]['offsets']['ppv'])}"
+                          for c in ("S", "V")), ""] if cv else []),
            "All classes (mean over seeds): " + ", ".join(
                f"{c} Se {_pct(s[c]['se']['mean'])} / +P {_pct(s[c]['ppv']['mean'])} / F1 {_pct(s[c]['f1']['mean'])}" for c in results["classes"]), ""]
     out += ["## How much of the S and V decisions rests on RR features", "",
