@@ -312,9 +312,8 @@ def cv_offsets(cfg: InterpatientConfig, workdir: Path, classes: list[str]) -> tu
     """One offset vector for every seed: ``choose_offsets`` on the pooled out-of-record DS1 predictions
     (``cv_predictions``), and what those predictions score on DS1 (per tuned class: average precision,
     Se / +P / F1 at the argmax and with the offsets; the records covered). Returns (f32[C], dict)."""
-    from sklearn.metrics import average_precision_score
-
     cv = cv_predictions(cfg, workdir)
+    from sklearn.metrics import average_precision_score
     tune = [classes.index(c) for c in cfg.tune_offsets]
     offsets = choose_offsets(cv["logits"], cv["y"], tune)
     y, p = cv["y"], np.exp(_log_softmax(cv["logits"]))
