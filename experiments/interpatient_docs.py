@@ -40,6 +40,7 @@ python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:waveform --workdir runs/cv_waveform
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:rr,meanref --workdir runs/cv_rr_meanref   # likewise rr,upper75 / rr,bn99 / both,meanref
 python experiments/rr_only_diagnosis.py runs/v6_rr runs/cv_rr   # why the previous RR-only model failed (DS1 only)
+python experiments/interpatient_combine.py runs/cv_both runs/cv_rr --out runs/cv_combined/results.json   # product of experts, weight from DS1
 python experiments/aami_interpatient.py --table runs/cv_both/results.json
 ```
 
@@ -60,14 +61,13 @@ previous one); run outputs are not in git. This section is written by
 * **Class imbalance: loss weights, no resampling**: each beat's cross-entropy times
   `(n / (5 n_c)) ** 0.5` (`train.class_weight_power=0.5`).
 * **Patient-wise 5-fold cross-validation inside DS1 (new)**: the 22 DS1 records, permuted by
-  `split_seed` 4, are cut into 5 folds (split `ds1` with `fold`/`k`; each fold holds 80-491 of DS1's
-  944 S and 258-1,545 of its 3,788 V beats); seed i trains on 4 folds and validates on fold i: early
+  `split_seed` 4, are cut into 5 folds (split `ds1` with `fold`/`k`; {FOLDS}); seed i trains on 4 folds and validates on fold i: early
   stopping (patience 2), the learning-rate plateau (x0.1 after 1 epoch) and the tested checkpoint
   (lowest validation loss) use that fold. The 5 seeds therefore predict every DS1 beat once, out of
   record; **one** pair of S and V logit offsets is chosen on those 51,021 pooled out-of-record
   predictions (maximising the mean F1 of S and V, grid -4..4 in steps of 0.25:
   `ecgjax.interpatient.cv_offsets`) and applied to every seed. Before, each seed validated, stopped
-  and chose its offsets on the same 4 DS1 records (124, 203, 215, 223: 109 S beats).
+  and chose its offsets on the same 4 DS1 records ({V6_VAL_RECORDS}: {V6_VAL_S} S beats).
 
 **DS2 was read only for the final evaluation of the recipe fixed on DS1.** The training runs read DS1
 only (their data and beat cache hold no DS2 record; `tests/test_interpatient.py` asserts that no DS2
@@ -169,6 +169,8 @@ with the running mean, 3 seeds):
 
 {ABLATION_TEXT}
 
+{COMBINE_TEXT}
+
 Honesty about the test set: this session chose nothing on DS2. But the recipe as a whole was developed
 while looking at DS2 in earlier sessions (the template subtraction, the ratios and the class-weight
 power were read on DS2 one seed at a time, and the previous session saw DS2 fail on record 232 with the
@@ -221,7 +223,14 @@ def main(argv=None) -> int:
         return [l.replace(f"**{res['name']}**", f"**{label}** {res['name']}", 1) for l in lines]
 
     v = both["versions"]
-    fill = {"VERSIONS": f"jax {v['jax']}, flax {v['flax']}, numpy {v['numpy']}, Python {v.get('python', '?')}",
+    folds = []
+    for seed in both["seeds"]:
+        with np.load(R / "cv_both" / "runs" / f"seed{seed}" / "predictions.npz") as z:
+            folds.append((np.sum(z["y_true"] == 1), np.sum(z["y_true"] == 2), len(set(z["record"].tolist()))))
+    n_s, n_v = (sum(f[i] for f in folds) for i in (0, 1))
+    fill = {"FOLDS": f"{min(f[2] for f in folds)}-{max(f[2] for f in folds)} records each, holding {min(f[0] for f in folds)}-{max(f[0] for f in folds)} "
+                     f"of DS1's {n_s:,} S and {min(f[1] for f in folds):,}-{max(f[1] for f in folds):,} of its {n_v:,} V beats",
+            "VERSIONS": f"jax {v['jax']}, flax {v['flax']}, numpy {v['numpy']}, Python {v.get('python', '?')}",
             "WALL_BOTH": f"{both['wall_time_s'] / 60:.1f} (training {both['train_wall_time_s'] / 60:.1f})"}
     rows = [json.loads(line) for line in Path("benchmarks/results/cpu_aami_rr_train.jsonl").read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "5-fold CV" in r.get("note", "")]
@@ -244,7 +253,7 @@ def main(argv=None) -> int:
     new = [d for (wd, _), d in sorted(last.items()) if wd == "cv_rr"]
     rng = lambda vals, k=1: f"{min(vals):.{k}f}" + (f"-{max(vals):.{k}f}" if f"{min(vals):.{k}f}" != f"{max(vals):.{k}f}" else "")  # noqa: E731
     ratios = np.concatenate([d["bn_var_ratio"] for d in old])
-    fill.update({"V6_TRAIN_AP": rng([100 * d["train_ap_S"] for d in old], 0), "V6_VAL_S": str(old[0]["val_S"]),
+    fill.update({"V6_TRAIN_AP": rng([100 * d["train_ap_S"] for d in old], 0), "V6_VAL_S": str(old[0]["val_S"]), "V6_VAL_RECORDS": ", ".join(old[0]["val_records"]),
                  "V6_VAL_AP": rng([100 * d["val_ap_S"] for d in old]), "V6_LR_AP": f"{100 * old[0]['lr_val_ap_S']:.1f}",
                  "V6_EPOCHS": rng([d["best_epoch"] for d in old], 0), "V6_OFF4": str(sum(d["S_offset"] <= -4 for d in old)),
                  "V6_BN": rng(ratios), "V6_SHRINK": rng(np.sqrt(ratios)), "CV_EPOCHS": rng([d["best_epoch"] for d in new], 0)})
@@ -301,12 +310,29 @@ def main(argv=None) -> int:
                     f"{np.median(med['median'][:, 0]):.2f} s, median `pre_norm` {np.median(med['median'][:, 4]):.2f} over the running median, "
                     f"{np.median(med['upper75'][:, 4]):.2f} over the running 75th percentile and {np.median(med['mean'][:, 4]):.2f} over the running mean.")
     abl = ["| method | SVEB Se | SVEB +P | SVEB FPR | SVEB F1 | VEB Se | VEB +P | VEB FPR | VEB F1 |", "|---|---|---|---|---|---|---|---|---|"]
-    for wd in ("cv_both", "cv_rr", "cv_waveform", "cv_both_meanref", "v6_both", "v6_rr", "v6_waveform", "v6_meanref"):
+    for wd in ("cv_both", "cv_rr", "cv_waveform", "cv_both_meanref", "cv_combined", "v6_both", "v6_rr", "v6_waveform", "v6_meanref"):
         res = load(wd)
         if res:
             abl += summary_rows(res, wd)
     fill["ABLATION"] = "\n".join(abl)
     fill["ABLATION_TEXT"] = ablation_text(both, rr, wave, R, load("v6_rr"))
+    comb = load("cv_combined")
+    if comb:
+        ws = comb["ds1_cv"]["weights"]
+        f1 = {d["w"]: d["mean_f1_S_V"] for d in ws}
+        cs = comb["ds2"]["summary"]
+        fill["COMBINE_TEXT"] = (
+            "**Combining the two models, chosen on DS1** (`experiments/interpatient_combine.py`): on the pooled out-of-record "
+            f"DS1 predictions the RR-only model ranks S beats better than the two-input one (AP {pct(rr['ds1_cv']['S']['ap'])} against "
+            f"{pct(both['ds1_cv']['S']['ap'])}), so a product of the two (log p = log p_both + w log p_rr) was tried, w and the offsets chosen "
+            "on those DS1 predictions by the mean F1 of S and V: " + ", ".join(f"w={w:g} {pct(v)}" for w, v in f1.items())
+            + f" (chosen: w={comb['ds1_cv']['chosen_w']:g}). On DS2 it did not carry over: SVEB {pct(cs['S']['se']['mean'])} / "
+            f"{pct(cs['S']['ppv']['mean'])}, VEB {pct(cs['V']['se']['mean'])} / {pct(cs['V']['ppv']['mean'])} (row `cv_combined` above) "
+            f"against the two-input model's {pct(s['S']['se']['mean'])} / {pct(s['S']['ppv']['mean'])} and {pct(s['V']['se']['mean'])} / "
+            f"{pct(s['V']['ppv']['mean'])}. (This combination was tried after the two-input model's DS2 numbers had been seen; its weight "
+            "came from DS1 only.)")
+    else:
+        fill["COMBINE_TEXT"] = ""
 
     def seg(res, method):
         lines = ip.rr_versus_segments_table(res, method)
