@@ -82,7 +82,7 @@ the rows noted "5-fold CV", from `python benchmarks/interpatient_train_time.py <
 
 #### Why the RR-only model failed (DS1 only)
 
-The previous RR-only model found 4.3% of DS2's S beats. From its weights, activations and DS1
+The previous RR-only model (`v6_rr`) found {V6_RR_SE}% of DS2's S beats (plain argmax; {V6_RR_SE_OFF}% with its offsets). From its weights, activations and DS1
 predictions (`python experiments/rr_only_diagnosis.py runs/v6_rr runs/cv_rr`,
 `benchmarks/results/rr_only_diagnosis.jsonl`; per seed: the epoch whose checkpoint was tested, the S
 offset its tuning chose, the RR BatchNorm's running variance over the variance of its input on the
@@ -326,6 +326,9 @@ def main(argv=None) -> int:
             abl += summary_rows(res, wd)
     fill["ABLATION"] = "\n".join(abl)
     fill["SE_RANGE"] = f"{100 * min(s['S']['se']['values']):.0f}-{100 * max(s['S']['se']['values']):.0f}"
+    v6rr = load("v6_rr")
+    fill["V6_RR_SE"] = pct(v6rr["ds2"]["summary_argmax"]["S"]["se"]["mean"]) if v6rr else "-"
+    fill["V6_RR_SE_OFF"] = pct(v6rr["ds2"]["summary"]["S"]["se"]["mean"]) if v6rr else "-"
     fill["ABLATION_TEXT"] = ablation_text(both, rr, wave, R, load("v6_rr"))
     comb = load("cv_combined")
     if comb:
