@@ -165,7 +165,7 @@ def test_four_devices_give_the_one_device_loss(reference, tmp_path):
     cfg, wd, res = reference
     one_epoch = with_train(cfg, epochs=1)
     proc = _subprocess(one_epoch, tmp_path / "four", delay=0.0,
-                       env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"})
+                       env_extra={"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"})
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     four = json.loads((tmp_path / "four" / "results.json").read_text())
@@ -195,7 +195,7 @@ def test_batch_not_divisible_by_device_count_is_refused(tmp_path):
         "try:\n    train_and_evaluate(with_train(tiny_config(), batch_size=18), sys.argv[2])\n"
         "except ConfigError as e:\n    print('REFUSED', e)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", code, str(HELPER.parent), str(tmp_path / "w")], env=env,
                          capture_output=True, text=True, timeout=300)
     assert "REFUSED" in out.stdout and "batch_size=18" in out.stdout and "4 devices" in out.stdout, out.stdout + out.stderr
