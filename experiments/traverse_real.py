@@ -184,15 +184,22 @@ def _f(v, digits=3) -> str:
 
 
 def _latest(rows: list[dict], experiment: str) -> dict[str, dict]:
-    """The newest row per classifier config (``MODEL,RECIPE``) and VAE; keyed ``MODEL,RECIPE`` (plus `` [VAE folder]``
-    when one config was checked with several VAEs)."""
+    """The newest row per classifier config (``MODEL,RECIPE``) and VAE; keyed ``MODEL,RECIPE``, plus
+    `` [VAE latent/width]`` when one config was checked with several VAEs (and the VAE folder if that is not enough)."""
     newest = {}
     for r in rows:
         if r.get("experiment") == experiment:
             newest[(r.get("config", "").split(":")[-1], r.get("vae_dir"))] = r
     configs = [c for c, _ in newest]
-    return {(c if configs.count(c) == 1 else f"{c} [{Path(v or '?').parent.name}/{Path(v or '?').name}]"): r
-            for (c, v), r in newest.items()}
+    short = {k: f"{k[0]} [VAE {r.get('vae', {}).get('latent', '?')}/{r.get('vae', {}).get('width', '?')}]"
+             for k, r in newest.items()}
+    out = {}
+    for (c, v), r in newest.items():
+        key = c if configs.count(c) == 1 else short[(c, v)]
+        if configs.count(c) > 1 and list(short.values()).count(key) > 1:
+            key = f"{c} [{Path(v or '?').parent.name}/{Path(v or '?').name}]"
+        out[key] = r
+    return out
 
 
 def _vae_rows(results: Path) -> list[tuple[str, dict]]:
@@ -428,8 +435,8 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
     """The reading of the tables above: every number is taken from the same rows when the section is rendered."""
     out = ["**Reading** (generated with the tables from the same rows; where the wording depends on a number, the "
            "script chooses it from that number):", ""]
-    natural = {k: r for k, r in full.items() if k.endswith("full,natural") and "diagnosis" in r}
-    quick = {k: r for k, r in full.items() if k.endswith(",quick")}
+    natural = {k: r for k, r in full.items() if r.get("config", "").endswith("full,natural") and "diagnosis" in r}
+    quick = {k: r for k, r in full.items() if r.get("config", "").endswith(",quick")}
     vaes = {}
     for r in natural.values():
         v = _saved_vae(results, r.get("vae_dir"))
@@ -444,6 +451,11 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"beats ({100 * vae['frac_r_gt_0_9']:.0f}% above 0.9), MSE {vae['median_mse']:.3f} against the template "
                    f"baseline's {vae['median_mse_template']:.3f}, {vae['active_units']} of {vae['latent']} units active. "
                    f"Lowest per class (30 beats or more): {worst[0]}, r {worst[1]['median_r']:.3f}.")
+    if natural:
+        verdict = "; ".join(f"{k}: {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in natural.items())
+        n_ok = sum(abs(r["fidelity"]["acc_gap"]) <= 0.02 for r in natural.values())
+        out.append(f"* **The 2-point criterion**, classifier x VAE (gap in points, originals minus reconstructions, all "
+                   f"DS2 beats): {verdict}. {n_ok} of {len(natural)} pairs are within 2 points.")
     for key, r in natural.items():
         f, d = r["fidelity"], r["diagnosis"]
         gap = 100 * f["acc_gap"]
@@ -477,6 +489,8 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"blunted, and a blunted QRS reads as a wider complex ({to}-like). "
                    if e["lost_median_slope_ratio"] < e["median_slope_ratio"] - 0.1 else ", about the class's: not blur. ")
                if e.get("lost_median_slope_ratio") is not None and e["lost"] else "")
+            + (f"They come most from records " + ", ".join(f"{k} ({n})" for k, n in e["lost_records"].items())
+               + f": {sum(e['lost_records'].values())} of the {e['lost']}. " if e.get("lost_records") and e["lost"] else "")
             + (_better(cands) if gap < 0 else "")
             + f"The {fl['n']:,} beats whose prediction flipped are reconstructed worse than the "
             f"{kp['n']:,} that kept it (median r {fl['median_r']:.3f} vs {kp['median_r']:.3f}; QRS slope ratio "

@@ -257,12 +257,14 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
 
 def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred_original: np.ndarray,
                              pred_reconstructed: np.ndarray, r, lo, hi, fs: float, classes: Sequence[str], *,
-                             half_s: float = 0.05, batch_size: int = 1024) -> dict:
+                             record: np.ndarray | None = None, half_s: float = 0.05, batch_size: int = 1024) -> dict:
     """Why the classifier's accuracy moves on reconstructions: per class, and for the beats whose prediction flips.
 
     Args:
       vae: the ``BeatVAE``; x: f32[N, T, L] the beats' leads; y: i[N] true classes; pred_original,
       pred_reconstructed: i[N] (``reconstruction_fidelity``'s); r, lo, hi: i[N]; fs: Hz; classes: the C names.
+      record: optional [N] the beats' records: adds each class's ``lost_records`` (the 3 records losing the most
+        beats, {record: beats}; a few patients, or all of them?).
       half_s: the span around R whose slopes and errors ``vae.qrs_sharpness`` measures.
 
     Returns:
@@ -294,6 +296,10 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
             "recall_original": float((p0[sel] == c).mean()), "recall_reconstructed": float((p1[sel] == c).mean()),
             "lost": int(lost.sum()), "gained": int((sel & (p0 != c) & (p1 == c)).sum()),
             "lost_to": {str(classes[k]): int((p1[lost] == k).sum()) for k in np.unique(p1[lost])}}
+        if record is not None:
+            recs, counts = np.unique(np.asarray(record)[lost], return_counts=True)
+            top = np.argsort(-counts, kind="stable")[:3]
+            per_class[str(classes[c])]["lost_records"] = {str(recs[i]): int(counts[i]) for i in top}
     flipped = p0 != p1
     return {"per_class": per_class, "flipped": medians(flipped), "kept": medians(~flipped), "half_s": half_s}
 

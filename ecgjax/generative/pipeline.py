@@ -135,7 +135,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     fid = EX.reconstruction_fidelity(run.model, vae, b.x[fid_idx], b.y[fid_idx], **kw)
     diagnosis = EX.reconstruction_diagnosis(vae, b.x[fid_idx][..., :n_leads], b.y[fid_idx], fid["pred_original"],
                                             fid["pred_reconstructed"], b.r[fid_idx], b.lo[fid_idx], b.hi[fid_idx], b.fs,
-                                            classes)
+                                            classes, record=b.record[fid_idx])
 
     src = _subset(test[b.y[test] == s_idx], max_beats, seed)
     tgt = _subset(test[b.y[test] == t_idx], max_beats, seed)

@@ -230,10 +230,12 @@ def test_reconstruction_diagnosis_counts_and_medians(trained_vae):
     p1 = np.array([0, 2, 1, 1, 0, 2] * 5)
     n = len(x)
     r, lo, hi = np.full(n, 40), np.zeros(n, int), np.full(n, syn.T)
-    d = EX.reconstruction_diagnosis(vae, x, y, p0, p1, r, lo, hi, FS, ["a", "b", "c"])
+    rec = np.array(["r1", "r2", "r1"] * 10)
+    d = EX.reconstruction_diagnosis(vae, x, y, p0, p1, r, lo, hi, FS, ["a", "b", "c"], record=rec)
     b = d["per_class"]["b"]  # class 1: p0 right on 5 of 10 (the rest 0), p1 wrong on all
     assert b["recall_original"] == 0.5 and b["recall_reconstructed"] == 0.0
     assert b["lost"] == 5 and b["gained"] == 0 and b["lost_to"] == {"c": 5}
+    assert b["lost_records"] == {"r2": 5} and d["per_class"]["a"]["lost_records"] == {"r1": 5}
     c = d["per_class"]["c"]  # class 2: p0 right on 10; p1 says 1 on 5 of them
     assert (c["lost"], c["gained"], c["lost_to"]) == (5, 0, {"b": 5})
     a = d["per_class"]["a"]

@@ -66,6 +66,7 @@ def test_section_from_rows_states_the_two_point_verdict_and_the_diagnosis(tmp_pa
     out.write_text(out.read_text() + json.dumps(_row("rr_net", 0.90, 0.895, str(tmp_path / "vae2" / "vae"))) + "\n")
     two = mod.render(out, res)
     assert "| rr_net,full,natural [" in two and "[vae2/vae] | ? (trained by the run), 0.05, 16 / 16 | 100 | 0.900 | 0.900 | 0.895 | +0.5 | yes |" in two
+    assert "[vae2/vae]: +0.5" in two and "2 of 3 pairs are within 2 points" in two  # the reading reads every pair
     assert "| rr_net_waveform,full,natural | 40,454" in two
     doc = tmp_path / "doc.md"
     doc.write_text(f"before\n{mod.BEGIN}\nold\n{mod.END}\nafter\n")
