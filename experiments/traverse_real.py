@@ -454,8 +454,14 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
     if natural:
         verdict = "; ".join(f"{k}: {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in natural.items())
         n_ok = sum(abs(r["fidelity"]["acc_gap"]) <= 0.02 for r in natural.values())
+        by_cfg = {}
+        for r in natural.values():
+            by_cfg.setdefault(r["config"].split(":")[-1], []).append(r)
+        same = "; ".join(f"{c}: " + " -> ".join(f"{100 * r['fidelity']['pred_agreement']:.1f}% (VAE {r['vae']['latent']}/"
+                                                 f"{r['vae']['width']})" for r in rs) for c, rs in by_cfg.items() if len(rs) > 1)
         out.append(f"* **The 2-point criterion**, classifier x VAE (gap in points, originals minus reconstructions, all "
-                   f"DS2 beats): {verdict}. {n_ok} of {len(natural)} pairs are within 2 points.")
+                   f"DS2 beats): {verdict}. {n_ok} of {len(natural)} pairs are within 2 points."
+                   + (f" Beats with the same prediction on both, by VAE: {same}." if same else ""))
     for key, r in natural.items():
         f, d = r["fidelity"], r["diagnosis"]
         gap = 100 * f["acc_gap"]
@@ -489,16 +495,19 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"blunted, and a blunted QRS reads as a wider complex ({to}-like). "
                    if e["lost_median_slope_ratio"] < e["median_slope_ratio"] - 0.1 else ", about the class's: not blur. ")
                if e.get("lost_median_slope_ratio") is not None and e["lost"] else "")
-            + (f"They come most from records " + ", ".join(f"{k} ({n})" for k, n in e["lost_records"].items())
+            + (f"They come most from records " + ", ".join(f"{k} ({n})" for k, n in sorted(e["lost_records"].items(),
+                                                                                          key=lambda kv: -kv[1]))
                + f": {sum(e['lost_records'].values())} of the {e['lost']}. " if e.get("lost_records") and e["lost"] else "")
             + (_better(cands) if gap < 0 else "")
             + f"The {fl['n']:,} beats whose prediction flipped are reconstructed worse than the "
             f"{kp['n']:,} that kept it (median r {fl['median_r']:.3f} vs {kp['median_r']:.3f}; QRS slope ratio "
             f"{fl['median_slope_ratio']:.2f} vs {kp['median_slope_ratio']:.2f}; error within 50 ms of R "
             f"{qrs_ratio:.2f}x and elsewhere {rest_ratio:.2f}x the kept beats'): "
-            + ("their QRS edges are blurred more, " if blur else "their QRS edges are not blurred more than the kept beats', ")
-            + ("and the error away from the QRS grows as much or more, so blur of sharp QRS edges is part of it, not all."
-               if rest_ratio >= qrs_ratio else "and the error grows most within the QRS: blur of the QRS is the main loss."))
+            + ("their QRS edges are not blurred more than the kept beats': blur of sharp QRS edges does not explain the "
+               "flips." if not blur else
+               "their QRS edges are blurred more, but the error away from the QRS grows as much or more: blur of sharp "
+               "QRS edges is part of it, not all." if rest_ratio >= qrs_ratio else
+               "their QRS edges are blurred more and the error grows most within the QRS: blur of the QRS is the main loss."))
     for key, r in natural.items():
         t, rd = r["trained"], r["randomised"]
         out.append(f"* **Traversal N -> V, {key}** ({t['n']} DS2 N beats, {r['traverse']['steps']} steps): P(V) rises "
