@@ -356,12 +356,14 @@ def render(out: Path, results: Path) -> str:
     params = [r for r in rows_all if r.get("experiment") == "traverse_parameter"]
     if params:
         r = params[-1]
-        lines += ["", "**A parameter query on real beats** (the newest `experiment: traverse_parameter` row; "
+        lines += ["", "**A parameter query on real beats** (the newest `experiment: traverse_parameter` row, with this "
+                      "recipe's earlier rows in the table; "
                       f"`{r['command']}`; {describe_device(r)}, load {_load(r)}): DS2 N beats asked for "
                       f"QRS width + {1000 * r['delta']:.0f} ms through a regressor of the delineated QRS width "
                       f"(`data.delineation` method {_delineation(r)}; a small "
                       f"`ribeiro_cnn`, {r['n_train']:,} beats of {len(r['train_records'])} DS1 records, "
-                      f"{r['args']['param_epochs']} epochs{', the ground-truth check' + chr(39) + 's filters' if 'filters' in r else ''}), against a re-initialised "
+                      f"{r['args']['param_epochs']} epochs{', the ground-truth check' + chr(39) + 's filters' if 'filters' in r else ''}; "
+                      f"VAE latent {r['vae']['latent']}, width {r['vae']['width']}), against a re-initialised "
                       "regressor. rho: median Spearman between the position and the regressor's reading of the "
                       "generated beat; reached: share whose reading moved at least half the asked change; reader: a "
                       "second regressor (training seed 1) that the traversal never saw, reading the same generated beats; "
@@ -375,13 +377,20 @@ def render(out: Path, results: Path) -> str:
                   "| regressor traversed | beats | rho (>= 0.9) | reached | reading start -> end | reader: gain, reached, rho "
                   "| stays inside 99% ball (or no further out) | most changed segment / wave | QRS share: segments, waves |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for name in ("trained", "randomised"):
-            t = r[name]
-            lines.append(f"| {name} | {t['n']} | {t['median_spearman']:.3f} ({t['frac_spearman_ge_0_9']:.2f}) | "
-                         f"{t['frac_reached_half']:.2f} | {1000 * t['median_value_start']:.0f} -> {1000 * t['median_value_end']:.0f} ms | "
-                         f"{_ms(t.get('reader_median_gain'))}, {_f(t.get('reader_frac_reached_half'), 2)}, "
-                         f"{_f(t.get('reader_median_spearman'))} | {t['frac_no_lower_than_start']:.2f} | {t['top_segment']} / "
-                         f"{t.get('top_wave', '-')} | {t['qrs_share_of_change']:.2f}, {_f(t.get('wave_share_end', {}).get('QRS'), 2)} |")
+        earlier = [q for q in params[:-1] if "filters" in q]  # this recipe's earlier rows (another VAE or delineation)
+        if earlier:
+            lines[-2] = lines[-2].replace("| regressor traversed |", "| row | regressor traversed |")
+            lines[-1] = "|---" + lines[-1]
+        for q in [*earlier, r]:
+            label = (f"VAE {q['vae']['latent']}/{q['vae']['width']}, {_delineation(q)}, R^2 {q['r2_test']:.2f} | "
+                     if earlier else "")
+            for name in ("trained", "randomised"):
+                t = q[name]
+                lines.append(f"| {label}{name} | {t['n']} | {t['median_spearman']:.3f} ({t['frac_spearman_ge_0_9']:.2f}) | "
+                             f"{t['frac_reached_half']:.2f} | {1000 * t['median_value_start']:.0f} -> {1000 * t['median_value_end']:.0f} ms | "
+                             f"{_ms(t.get('reader_median_gain'))}, {_f(t.get('reader_frac_reached_half'), 2)}, "
+                             f"{_f(t.get('reader_median_spearman'))} | {t['frac_no_lower_than_start']:.2f} | {t['top_segment']} / "
+                             f"{t.get('top_wave', '-')} | {t['qrs_share_of_change']:.2f}, {_f(t.get('wave_share_end', {}).get('QRS'), 2)} |")
         t = r["trained"]
         if "wave_change_path" in t:
             path = np.asarray(t["wave_change_path"])
