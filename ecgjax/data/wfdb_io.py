@@ -86,7 +86,7 @@ def _check_dat_sizes(folder: Path, record: str, header) -> None:
 def _check_against_header(base: Path, record: str, header, d_signal: np.ndarray) -> None:
     """The header's per-signal checksum (16-bit sum of samples) and initial value, when present."""
     if header.checksum is not None:
-        sums = d_signal.astype(np.int64).sum(axis=0)
+        sums = d_signal.sum(axis=0, dtype=np.int64)
         for j, (want, got) in enumerate(zip(header.checksum, sums)):
             if want is not None and (int(got) - int(want)) % 65536:
                 raise RecordError(
