@@ -5,11 +5,11 @@
   maps change (Spearman rank correlation per beat, of signed and of |.| maps).
   A method whose maps survive randomisation of the whole network explains the
   input, not the model. The random-attribution control gives the floor.
-  Caveat measured on ``jones2020_lstm`` (untrained and re-initialised, 128
-  steps): the Spearman correlation of |saliency| stays ~0.99 after *every*
-  layer is re-initialised, because the gradient magnitude decays with the
-  distance from the last time step whatever the weights. For recurrent models
-  read the signed correlation (about -0.6 there) or rank within time bins.
+  Caveat for recurrent models (``jones2020_lstm``): the Spearman correlation
+  of |saliency| stays near 1 after *every* layer is re-initialised, because
+  the gradient magnitude decays with the distance from the last time step
+  whatever the weights. For them read the signed correlation or rank within
+  time bins.
 * :func:`independent_randomization`: each parameter group re-initialised alone.
 * :func:`data_randomization`: maps of the model against maps of a copy trained
   on permuted labels; :func:`random_logit`: the predicted class's map against a
