@@ -206,6 +206,16 @@ def _vae_rows(results: Path) -> list[tuple[str, dict]]:
     return [(proto, r) for proto in ("aami", "jones2020") for r in _rows(results / f"cpu_vae_{proto}.jsonl")]
 
 
+def _vaes_used(results, rows) -> dict:
+    """{command: saved VAE row} of the VAEs that ``rows`` used (by their ``vae_dir``), each once."""
+    out = {}
+    for r in rows:
+        v = _saved_vae(results, r.get("vae_dir"))
+        if v:
+            out[v["command"]] = v
+    return out
+
+
 def _saved_vae(results: Path, vae_dir: str | None) -> dict | None:
     """The VAE benchmark row that stored the VAE in ``vae_dir`` (its command's ``--save``), if any."""
     if not vae_dir:
@@ -255,11 +265,7 @@ def render(out: Path, results: Path) -> str:
                      f"{r['active_units']}/{r['latent']} | {r['train_s']:.0f} | {r['device']}, {r.get('host_cpus', '?')} cores, "
                      f"load {r['load_avg_1m']:.1f}, jax {r['jax']} |")
     full = _latest(rows_all, "traverse_real")
-    used = {}
-    for r in full.values():
-        v = _saved_vae(results, r.get("vae_dir"))
-        if v:
-            used[v["command"]] = v
+    used = _vaes_used(results, full.values())
     for v in used.values():
         lines += ["", f"Per class, a VAE the classifier check below uses (`{v['command']}`; DS2 beats):", "",
                   "| class | beats | median r | median MSE | template MSE |", "|---|---|---|---|---|"]
@@ -446,11 +452,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
            "script chooses it from that number):", ""]
     natural = {k: r for k, r in full.items() if r.get("config", "").endswith("full,natural") and "diagnosis" in r}
     quick = {k: r for k, r in full.items() if r.get("config", "").endswith(",quick")}
-    vaes = {}
-    for r in natural.values():
-        v = _saved_vae(results, r.get("vae_dir"))
-        if v:
-            vaes[v["command"]] = v
+    vaes = _vaes_used(results, natural.values())
     for vae in vaes.values():
         worst = min(vae["per_class"].items(), key=lambda kv: kv[1]["median_r"] if kv[1]["n"] >= 30 else 9)
         out.append(f"* **The VAE on every DS1 training beat** ({vae['n_train']:,} beats of the classifiers' training "
