@@ -7,9 +7,12 @@
 * Expected gradients on a linear model: ``(x - E[background]) * w`` within the
   Monte-Carlo error of ``n`` samples; completeness in expectation.
 * The ``shap`` package's KernelExplainer on the same segment features (rank
-  correlation). shap's GradientExplainer needs a TensorFlow or PyTorch model, so
-  expected gradients are compared with KernelExplainer over the background
-  distribution instead (the game expected gradients approximates).
+  correlation), and KernelExplainer over the background distribution (the game
+  expected gradients approximates) for expected gradients.
+* The ``shap`` package's GradientExplainer (its expected gradients) on the same
+  tiny CNN written in PyTorch with the same weights: GradientExplainer takes
+  only TensorFlow or PyTorch models, so this test runs where torch is installed
+  (not a project dependency; skipped with the reason otherwise).
 """
 
 from __future__ import annotations
@@ -325,6 +328,59 @@ def test_expected_gradients_rank_agreement_with_shap(tiny_models):
         data = np.repeat(np.arange(1, len(bg) + 1, dtype=float)[:, None], M, 1)
         ref = shap.KernelExplainer(g, data).shap_values(np.zeros((1, M)), nsamples=2**M - 2, silent=True)[0]
         assert _spearman(eg_feat, ref) > 0.8, (eg_feat, ref)
+
+
+def _torch_tiny_cnn(p):
+    """conftest's tiny CNN (``cnn_make``) in PyTorch with the same weights: f32[B, T, L] -> f32[B, C]."""
+    import torch
+
+    w1, w2, d, b = (torch.tensor(np.asarray(p[k]), dtype=torch.float32) for k in ("c1", "c2", "d", "b"))
+
+    class TinyCNN(torch.nn.Module):
+        def forward(self, x):  # x: [B, T, L]; the leads concatenated in time, one channel (NCW)
+            z = x.transpose(1, 2).reshape(x.shape[0], 1, -1)
+            z = torch.tanh(torch.nn.functional.conv1d(z, w1.permute(2, 1, 0)))  # WIO -> OIW; both cross-correlate
+            z = torch.nn.functional.leaky_relu(torch.nn.functional.conv1d(z, w2.permute(2, 1, 0)), 0.3)
+            return z.transpose(1, 2).reshape(x.shape[0], -1) @ d + b  # JAX flattens [B, T', F] time-major
+
+    return TinyCNN().eval()
+
+
+def _Column(c):
+    import torch
+
+    class Column(torch.nn.Module):
+        def forward(self, y):
+            return y[:, c : c + 1]
+
+    return Column()
+
+
+@pytest.mark.slow  # importing torch and shap alone takes 10-20 s here; the KernelExplainer test above is the fast check
+def test_expected_gradients_rank_agreement_with_shap_gradient_explainer(tiny_models):
+    """expected_gradients vs shap.GradientExplainer (PyTorch) on the same model, background and beats.
+
+    Both estimate E over background beats b and alpha ~ U(0, 1) of grad f(b + alpha (x - b)) * (x - b)
+    by Monte Carlo with their own draws (256 samples each).
+    """
+    torch = pytest.importorskip("torch", reason="shap's GradientExplainer needs a PyTorch (or TensorFlow) model; torch is not installed")
+    shap = pytest.importorskip("shap")
+    make, params = tiny_models["cnn"]
+    fns, net = make(params), _torch_tiny_cnn(params)
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(3, 48, 2)).astype(np.float32)
+    bg = rng.normal(size=(8, 48, 2)).astype(np.float32) * 0.5
+    with torch.no_grad():  # the two models are the same function
+        np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), np.asarray(fns.logit_fn(jnp.asarray(x))), rtol=1e-4, atol=1e-4)
+    target = np.array([1, 0, 3])
+    n = 256
+    eg = np.asarray(_attr(attr.get("expected_gradients", n=n, chunk_size=n, background=bg), fns, x, target, jax.random.key(4)))
+    for i in range(3):
+        one = torch.nn.Sequential(net, _Column(int(target[i])))  # the target's logit alone: shap explains every output
+        ref = shap.GradientExplainer(one, torch.from_numpy(bg), batch_size=n).shap_values(torch.from_numpy(x[i : i + 1]), nsamples=n, rseed=i)
+        ref = np.asarray(ref).reshape(x.shape[1:])
+        assert _spearman(eg[i].ravel(), ref.ravel()) > 0.95
+        assert np.linalg.norm(eg[i] - ref) < 0.15 * np.linalg.norm(ref)  # at 1,000 samples each: 2-4% apart
 
 
 def test_background_by_data_reference():
