@@ -14,7 +14,9 @@ guided backprop and Grad-CAM. Checks: cascading randomisation and deletion/inser
 audit stages (``ecgjax.study.audit``): independent layer and data randomisation, random-logit, completeness,
 ROAD; glocal aggregation by record, sex, age band and digoxin with split-half stability and the class x lead
 matrix, by 0.1 s segment and by wave; clusters of attributions within each class; TCAV of wide QRS, absent P
-wave and premature beat at the feature layer.
+wave and premature beat at the feature layer; the expert rules by wave (``ecgjax.study.expert_rules``); and the
+ground-truth regressions (``ecgjax.study.groundtruth``: full size ``GroundTruthSpec()``, every registered method;
+quick: ``GT_QUICK``, five methods on small regressors).
 
 Variant ``cpu``: the largest audit this project's shared 2-core CPU runs in about an hour. Run: ``rr_net``
 (waveform + RR features) with the recipe of ``aami_rr.py`` (template-subtracted beats, ratio RR features,
@@ -24,7 +26,7 @@ as above without Grad-CAM's sibling checks on the path methods (IG 32 steps, exp
 200 explained DS2 beats per class; audit checks on 100 beats, glocal with 100 record splits, TCAV on 100
 beats per class with 50 concept beats; the expert-rule check (QRS for V/F, P wave and RR features for S);
 and the ground-truth check (``GT_CPU``: small rr_net regressors trained on up to 6,000 DS1 beats for 6 epochs,
-explained on 500 DS2 beats by 12 methods; kernel SHAP, the slowest, left to the full study).
+explained on 500 DS2 beats by 13 methods, kernel SHAP with its default budget of 512 coalitions included).
 
 Expected wall time: quick about 30-60 min on the project's 2-core CPU (not yet measured on an idle machine);
 the full study is a GPU job. Expected metric: none (quick-mode scores mean nothing beyond "every stage ran").
@@ -49,7 +51,13 @@ HERE = Path(__file__).parent
 GT_CPU = GroundTruthSpec(train_records=DS1, test_records=DS2, max_train=6000, max_test=500, epochs=6, n_boot=1000,
                          model="rr_net", model_kwargs={"dropout": 0.0},
                          methods=("saliency", "gradient_x_input", "integrated_gradients", "expected_gradients", "deeplift",
-                                  "lrp", "guided_backprop", "grad_cam", "smoothgrad", "vargrad", "occlusion", "random"))
+                                  "lrp", "guided_backprop", "grad_cam", "smoothgrad", "vargrad", "occlusion", "kernel_shap", "random"))
+
+
+# The quick variant's ground truth: the pipeline check of corrected_study.py:quick with fewer beats and methods.
+GT_QUICK = GroundTruthSpec(train_records=("101", "106", "108", "109", "112", "114"), test_records=("100", "103", "105"),
+                           max_train=1500, max_test=60, epochs=3, n_boot=100,
+                           methods=("saliency", "deeplift", "lrp", "guided_backprop", "random"))
 
 
 def _rr_run() -> RunSpec:
@@ -109,7 +117,8 @@ def get_config(arg=None):
     return StudyConfig(
         name="Audit study: explanations that can be checked" + (" (quick)" if quick else ""),
         runs=runs, methods=methods, explain_max_per_class=20 if quick else 500, n_boot=100 if quick else 1000,
-        sanity_beats=20 if quick else 500, audit=audit,
+        sanity_beats=20 if quick else 500, audit=audit, expert_rules=True,
+        ground_truth=GT_QUICK if quick else GroundTruthSpec(),
         notes=("Wagner et al. (2023)'s building blocks for auditing ECG models on one inter-patient model: sanity checks "
                "that identify sensible attribution methods, glocal aggregation over patient subgroups, clusters of "
                "attributions, and concept explanations.",)
