@@ -33,6 +33,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-train", type=int, default=8000, help="training beats drawn at random (0: all)")
     ap.add_argument("--max-test", type=int, default=4000, help="test beats drawn at random (0: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-budget-s", type=float, default=None,
+                    help="stop training before an epoch that would end past this many seconds (the row's epochs_run)")
     ap.add_argument("--split-seed", type=int, default=None,
                     help="ds1ds2 split seed (which 4 DS1 records are validation; default --seed): 4 trains on the "
                          "training records of experiments/configs/traverse_aami.py's classifiers")
@@ -42,8 +44,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
+    from ecgjax.cli import setup_logging
     from ecgjax.data import load_beats, make_split
     from ecgjax.generative import vae as V
+
+    setup_logging()  # the training bar's rate and ETA, and each epoch's loss, as log lines in a log file
 
     beats = load_beats(args.protocol)
     split = make_split("ds1ds2", beats.y, beats.record, seed=args.seed if args.split_seed is None else args.split_seed)
@@ -57,7 +62,7 @@ def main(argv=None) -> None:
                        sigma=args.sigma, fs=beats.fs)
     t0 = time.perf_counter()
     model, hist = V.train_vae(beats.x[tr], st, mask=m_tr, epochs=args.epochs, batch_size=args.batch, lr=args.lr,
-                              seed=args.seed)
+                              seed=args.seed, time_budget_s=args.time_budget_s)
     train_s = time.perf_counter() - t0
     rec = V.reconstruct(model, beats.x[te])
     r = V.pearson_r(beats.x[te], rec["x_hat"], m_te)
@@ -71,7 +76,7 @@ def main(argv=None) -> None:
         per_class[beats.classes[c]] = {"n": int(s.sum()), "median_r": float(np.nanmedian(r[s])),
                                       "median_mse": float(np.median(err[s])), "median_mse_template": float(np.median(err_base[s]))}
     row = dict(env_record(), protocol=args.protocol, split="ds1ds2", settings=vars(args) | {"in_shape": list(st.in_shape)},
-               n_train=int(len(tr)), n_test=int(len(te)), train_s=train_s, final_loss=hist[-1],
+               n_train=int(len(tr)), n_test=int(len(te)), train_s=train_s, final_loss=hist[-1], epochs_run=len(hist),
                median_r=float(np.nanmedian(r)), frac_r_gt_0_9=float(np.mean(r > 0.9)),
                median_mse=float(np.median(err)), median_mse_template=float(np.median(err_base)),
                mean_mse=float(err.mean()), mean_mse_template=float(err_base.mean()),

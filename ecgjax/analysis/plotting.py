@@ -451,14 +451,17 @@ def plot_morph_strip(beats: np.ndarray, prob: np.ndarray, fs: float, *, r: int, 
 
 
 def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: np.ndarray | None = None,
-                        row_label: str = "position along the path", units: str = "per-lead z-score", title: str = ""):
-    """How much each 0.1 s segment changed, as a heat map with a colour bar, and the class's saliency profile beside it.
+                        row_label: str = "position along the path", units: str = "per-lead z-score", title: str = "",
+                        column_axis: str = SEGMENT_AXIS):
+    """How much each 0.1 s segment (or wave) changed, as a heat map with a colour bar, and the class's saliency
+    profile beside it.
 
     Args:
       change: f[R, K] per-segment change (rows: points along the path, or beats), NaN outside the signal.
-      labels: K column names (``lead-k`` / ``lead+k``).
+      labels: K column names (``lead-k`` / ``lead+k``; per wave ``lead:wave``).
       profile: optional f[K] the target class's saliency profile, drawn under the map (scaled to its maximum,
         with the last row of ``change`` scaled the same way, for comparing their shapes).
+      column_axis: what a column is (the x-axis label).
     """
     mpl = _mpl()
     change = np.asarray(change, float)
@@ -467,7 +470,7 @@ def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: n
     fig, axes = _subplots(rows, 1, figsize=(max(7, 0.35 * keep.sum() + 3), 3.2 * rows), squeeze=False, layout="constrained")
     ax = axes[0, 0]
     if not keep.any():
-        _no_data(ax, "no segment has a value: every segment lies in padding")
+        _no_data(ax, "no column has a value: every segment lies in padding, or no beat was delineated")
         return fig
     cm = mpl.colormaps["magma"].with_extremes(bad="0.8")
     im = ax.imshow(np.ma.masked_invalid(change[:, keep]), aspect="auto", cmap=cm, interpolation="nearest")
@@ -485,11 +488,11 @@ def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: n
         ax2.bar(x - 0.2, end / (np.nanmax(end) or 1), 0.4, label="change at the path's end")
         ax2.bar(x + 0.2, prof / (np.nanmax(prof) or 1), 0.4, label="saliency profile of the target class")
         ax2.set_xticks(x, cols, rotation=90, fontsize=7)
-        ax2.set_xlabel(SEGMENT_AXIS)
+        ax2.set_xlabel(column_axis)
         ax2.set_ylabel("fraction of the maximum")
         ax2.legend(fontsize=7)
     else:
-        ax.set_xlabel(SEGMENT_AXIS)
+        ax.set_xlabel(column_axis)
     return fig
 
 

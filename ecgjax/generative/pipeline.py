@@ -83,8 +83,10 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
                  fidelity_beats: int = 4000, latent: int = 16, beta: float = 1.0, width: int = 16, vae_epochs: int = 10,
                  vae_max_train: int = 20000, steps: int = 300, proximity: float = 0.05, n_points: int = 11,
                  method: str = "saliency", seed: int = 0, batch_size: int = 256, memory_budget: int | None = None,
-                 waves: bool = True, compare=None, data_dir=None, command: str = "", progress: bool = True) -> dict:
-    """Generative explanations of the run in ``workdir`` for one query; returns the summary dict (also written).
+                 waves: bool = True, compare=None, data_dir=None, command: str = "", progress: bool = True,
+                 run=None) -> dict:
+    """Generative explanations of the run in ``workdir`` for one query; returns the summary dict (also written; its
+    ``figures`` lists each figure's file, relative to ``out``, and caption).
 
     Args:
       target, source: class names of the run's classes (the query: source beats morphed towards target).
@@ -97,6 +99,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
         delineation fails its quality flag count as absent).
       compare: optional workdir of a second run of the same data and model config (another training seed): its
         traversals of the same beats, and their agreement with this run's (the seed sanity check).
+      run: the run in ``workdir`` already loaded (``train.run.load_run``; the study passes the one it holds), or None.
     """
     from ecgjax import attribution, models
     from ecgjax.analysis import plotting
@@ -105,7 +108,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
 
     if method not in attribution.available():
         raise ConfigError(f"--method {method!r}: not a registered attribution method; available: {', '.join(attribution.available())}")
-    run = load_run(workdir, data_dir=data_dir)
+    run = load_run(workdir, data_dir=data_dir) if run is None else run
     classes = list(run.beats.classes)
     other = None
     if compare is not None:
@@ -182,9 +185,10 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
                  prior_logpdf=tr.prior_logpdf, direction=tr.direction, change=ex.change, profile=ex.profile,
                  agreement=ex.agreement, labels=np.asarray(ex.labels), prob_randomised=ex_rand.traversal.prob,
                  change_randomised=ex_rand.change)
+    summary["figures"] = [{"file": str(p.relative_to(out)), "caption": c}
+                          for p, c in _figures(out / "figures", ex, ex_rand, b, src, names, source, target, plotting)]
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
-    _figures(out / "figures", ex, ex_rand, b, src, names, target, plotting)
     return summary
 
 
@@ -205,31 +209,64 @@ _UNITS = {"zscore_lead": "per-lead z-score", "minmax_beat": "min-max scaled over
           "minmax_lead": "per-lead min-max scaled", "none": "record units"}
 
 
-def _figures(fig_dir: Path, ex, ex_rand, b, src, names, target, plotting) -> None:
+def _figures(fig_dir: Path, ex, ex_rand, b, src, names, source: str, target: str, plotting) -> list[tuple[Path, str]]:
+    """The morph strips of up to three beats and the change heat maps (per 0.1 s segment, per wave when the beats were
+    delineated; the randomised classifier's beside them); returns (path, caption) per figure, in report order."""
+    from ecgjax.analysis.plotting import SEGMENT_AXIS
     from ecgjax.generative import explain as EX
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     units = _UNITS.get(b.protocol.get("normalisation"), "normalised units")
+    leads = " and ".join(names)
     tr = ex.traversal
+    n, p = tr.prob.shape
     rho = tr.spearman()
     order = np.argsort(-np.nan_to_num(rho - 2 * (tr.prob[:, -1] <= 0.5)))[:3]  # monotone paths that reach the target first
+    out = []
     for k, i in enumerate(order):
+        title = (f"record {b.record[src[i]]}, beat at sample {b.sample[src[i]]}: towards {target} "
+                 f"(P {tr.prob[i, 0]:.2f} -> {tr.prob[i, -1]:.2f})")
         fig = plotting.plot_morph_strip(tr.beats[i], tr.prob[i], b.fs, r=int(b.r[src[i]]), lead_names=names, target=target,
-                                        units=units,
-                                        title=f"record {b.record[src[i]]}, beat at sample {b.sample[src[i]]}: towards "
-                                              f"{target} (P {tr.prob[i, 0]:.2f} -> {tr.prob[i, -1]:.2f})")
-        plotting.save_figure(fig, fig_dir / f"morph_{k}.png")
-    med = EX.nan_stat(np.nanmedian, ex.change)
-    plotting.save_figure(plotting.plot_change_heatmap(med, ex.labels, profile=ex.profile, units=units,
-                                                      title=f"median change over {len(src)} beats along the path towards {target}"),
-                         fig_dir / "change_path.png")
-    plotting.save_figure(plotting.plot_change_heatmap(ex.change[:, -1], ex.labels, row_label="beat", units=units,
-                                                      title=f"change at the path's end, per beat (towards {target})"),
-                         fig_dir / "change_beats.png")
-    med_r = EX.nan_stat(np.nanmedian, ex_rand.change)
-    plotting.save_figure(plotting.plot_change_heatmap(med_r, ex_rand.labels, profile=ex.profile, units=units,
-                                                      title=f"randomised classifier: median change towards {target}"),
-                         fig_dir / "change_path_randomised.png")
+                                        units=units, title=title)
+        path = fig_dir / f"morph_{k}.png"
+        plotting.save_figure(fig, path)
+        out.append((path, f"Beat morph strip: a {source} test beat of record {b.record[src[i]]} (sample "
+                          f"{b.sample[src[i]]}) decoded at {p} points along its latent path towards {target}, one panel "
+                          f"per lead ({leads}; amplitude in {units}, time in s from R); colour: the classifier's "
+                          f"P({target}) at each point, {tr.prob[i, 0]:.2f} at the start (dashed: the beat's "
+                          f"reconstruction) -> {tr.prob[i, -1]:.2f} at the end (bold); Spearman rho of position "
+                          f"and P({target}) {rho[i]:.2f}."))
+    what = (f"mean |change| of the generated beat against the path's start, in {units}; columns: {SEGMENT_AXIS} "
+            f"(leads {leads}); grey: outside the signal")
+    figs = [("change_path", EX.nan_stat(np.nanmedian, ex.change), ex.labels, ex.profile, "position along the path",
+             SEGMENT_AXIS, f"median change over {n} beats along the path towards {target}",
+             f"Change heat map per 0.1 s segment, trained classifier: rows = the {p} points along the path (0: start), "
+             f"median over the {n} {source} beats traversed towards {target}; {what}. Below: the change at the "
+             f"path's end beside {target}'s saliency profile, each scaled to its maximum."),
+            ("change_beats", ex.change[:, -1], ex.labels, None, "beat", SEGMENT_AXIS,
+             f"change at the path's end, per beat (towards {target})",
+             f"Change heat map per 0.1 s segment and beat: each row one of the {n} {source} beats at the end of its "
+             f"path towards {target}; {what}."),
+            ("change_path_randomised", EX.nan_stat(np.nanmedian, ex_rand.change), ex_rand.labels, ex.profile,
+             "position along the path", SEGMENT_AXIS, f"randomised classifier: median change towards {target}",
+             f"The same heat map for a randomised classifier (same architecture, re-initialised weights; the sanity "
+             f"check): median change over the same {n} beats along its paths towards {target}; {what}.")]
+    if ex.waves is not None:
+        wchange, wlabels, wprofile = ex.waves
+        wave_axis = "wave of the source beat's delineation (lead:wave)"
+        figs.append(("change_waves", EX.nan_stat(np.nanmedian, wchange), wlabels, wprofile, "position along the path",
+                     wave_axis, f"median change per wave along the path towards {target}",
+                     f"Change heat map per wave: rows = the {p} points along the path, median over the {n} {source} "
+                     f"beats (those whose delineation passed its quality flag) of the mean |change| within each wave "
+                     f"(P, PR, QRS, ST, T) of the source beat, in {units}; columns: lead:wave for leads {leads}. "
+                     f"Below: the change at the path's end beside {target}'s per-wave saliency profile, each scaled "
+                     "to its maximum."))
+    for name, change, labels, profile, rows, cols, title, caption in figs:
+        path = fig_dir / f"{name}.png"
+        plotting.save_figure(plotting.plot_change_heatmap(change, labels, profile=profile, units=units, row_label=rows,
+                                                          column_axis=cols, title=title), path)
+        out.append((path, caption))
+    return out
 
 
 def summary_markdown(s: dict) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import jax
@@ -160,6 +161,7 @@ def train_vae(
     lr: float = 1e-3,
     seed: int = 0,
     progress: bool = True,
+    time_budget_s: float | None = None,
 ) -> tuple[BeatVAE, list[dict]]:
     """Train a VAE on the beats ``x`` (the caller passes training patients' beats only).
 
@@ -169,9 +171,11 @@ def train_vae(
       mask: bool[N, T] valid samples (default all).
       epochs, batch_size, lr: Adam on shuffled full batches (the ragged tail is dropped).
       seed: parameters, shuffling and the reparameterisation noise.
+      time_budget_s: stop before an epoch that would end past this many seconds of training (estimated from the mean
+        epoch so far; None: run ``epochs``); ``len(history)`` says how many ran.
 
     Returns:
-      (model, history): one dict per epoch of the mean ``loss``, ``recon``, ``kl`` per beat.
+      (model, history): one dict per epoch run of the mean ``loss``, ``recon``, ``kl`` per beat.
     """
     x = np.asarray(x, np.float32)
     if x.ndim != 3 or x.shape[1:] != settings.in_shape:
@@ -190,6 +194,7 @@ def train_vae(
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
     history = []
+    t_start = time.perf_counter()
     with Bar("training VAE", epochs * steps_per_epoch * bs, unit="beats", enabled=progress) as bar:
         bar.compiling()
         for epoch in range(epochs):
@@ -204,6 +209,10 @@ def train_vae(
                 bar.advance(bs)
             history.append({"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()}})
             log.info("VAE epoch %d: loss %.2f recon %.2f kl %.2f", epoch, *(history[-1][k] for k in ("loss", "recon", "kl")))
+            spent = time.perf_counter() - t_start
+            if time_budget_s is not None and epoch + 1 < epochs and spent * (epoch + 2) / (epoch + 1) > time_budget_s:
+                log.info("VAE: time budget of %.0f s spent after %d of %d epochs; stopping", time_budget_s, epoch + 1, epochs)
+                break
     return nnx.merge(graphdef, params), history
 
 

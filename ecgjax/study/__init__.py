@@ -3,7 +3,7 @@
 ``run_study(load_study_config("experiments/configs/reproduce_jones2020.py:quick"), workdir)``.
 """
 
-from ecgjax.study.config import AuditSpec, MethodSpec, RunSpec, StudyConfig, load_study_config
+from ecgjax.study.config import AuditSpec, MethodSpec, RunSpec, StudyConfig, TraverseSpec, load_study_config
 from ecgjax.study.pipeline import run_study
 
-__all__ = ["AuditSpec", "MethodSpec", "RunSpec", "StudyConfig", "load_study_config", "run_study"]
+__all__ = ["AuditSpec", "MethodSpec", "RunSpec", "StudyConfig", "TraverseSpec", "load_study_config", "run_study"]

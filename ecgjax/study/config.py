@@ -114,6 +114,51 @@ class AuditSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class TraverseSpec:
+    """Generative explanations (issue 18) of the first explained run: ``generative.pipeline.traverse_run`` moves test
+    beats of ``source`` towards ``target`` through a beat VAE; the report shows the morph strips and change heat maps.
+
+    Attributes:
+      target, source: class names of the run (the query: source beats morphed towards target).
+      vae_dir: a trained VAE's folder (``generative.vae.save_vae``) to use; "" trains one on the run's training beats
+        (``latent``, ``beta``, ``width``, ``vae_epochs``, at most ``vae_max_train`` beats) under the study's workdir.
+      max_beats: source beats traversed (and target beats profiled); fidelity_beats: test beats of the
+        classifier-on-reconstructions check.
+      steps, n_points: Adam steps per path, decoded points per path; method: the attribution method of the profile.
+      waves: also the change per wave (delineates the test records; off for beats from no database).
+      batch_size: beats per compiled batch.
+    """
+
+    target: str = "V"
+    source: str = "N"
+    vae_dir: str = ""
+    latent: int = 16
+    beta: float = 1.0
+    width: int = 16
+    vae_epochs: int = 10
+    vae_max_train: int = 20000
+    max_beats: int = 32
+    fidelity_beats: int = 2000
+    steps: int = 150
+    n_points: int = 11
+    method: str = "saliency"
+    waves: bool = True
+    batch_size: int = 64
+
+    def __post_init__(self):
+        for f in ("latent", "width", "vae_epochs", "vae_max_train", "max_beats", "fidelity_beats", "steps", "batch_size"):
+            if not isinstance(getattr(self, f), int) or getattr(self, f) < 1:
+                raise ConfigError(f"traverse.{f} must be a positive integer, got {getattr(self, f)!r}")
+        if not isinstance(self.n_points, int) or self.n_points < 2:
+            raise ConfigError(f"traverse.n_points must be an integer >= 2 (start and end), got {self.n_points!r}")
+        if self.beta < 0:
+            raise ConfigError(f"traverse.beta must be >= 0, got {self.beta}")
+        if self.target == self.source:
+            raise ConfigError(f"traverse.target and traverse.source are both {self.target!r}; a traversal moves beats "
+                              "of one class towards another")
+
+
+@dataclasses.dataclass(frozen=True)
 class StudyConfig:
     """Attributes:
     name: study name (report title).
@@ -131,6 +176,7 @@ class StudyConfig:
     seed: subsets and noise.
     notes: paragraphs shown at the top of the report.
     audit: the audit checks (``AuditSpec``); None: none.
+    traverse: generative explanations of the first explained run (``TraverseSpec``); None: none.
     """
 
     name: str
@@ -147,6 +193,7 @@ class StudyConfig:
     seed: int = 0
     notes: tuple[str, ...] = ()
     audit: AuditSpec | None = None
+    traverse: TraverseSpec | None = None
 
     def __post_init__(self):
         names = [r.name for r in self.runs]
@@ -174,6 +221,16 @@ class StudyConfig:
             raise ConfigError(f"study {self.name}: expert_rules checks the explained maps, but no methods are given")
         if self.ground_truth is not None and not isinstance(self.ground_truth, GroundTruthSpec):
             raise ConfigError(f"study {self.name}: ground_truth must be a GroundTruthSpec, got {type(self.ground_truth).__name__}")
+        if self.traverse is not None:
+            if not isinstance(self.traverse, TraverseSpec):
+                raise ConfigError(f"study {self.name}: traverse must be a TraverseSpec, got {type(self.traverse).__name__}")
+            if not any(r.explain for r in self.runs):
+                raise ConfigError(f"study {self.name}: traverse explains the first run with explain=True, but no run has it")
+            from ecgjax import attribution
+
+            if self.traverse.method not in attribution.available():
+                raise ConfigError(f"study {self.name}: traverse.method {self.traverse.method!r} is not a registered "
+                                  f"attribution method; available: {', '.join(attribution.available())}")
         if self.methods and not any(r.explain for r in self.runs):
             raise ConfigError(f"study {self.name}: methods are given but no run has explain=True")
 

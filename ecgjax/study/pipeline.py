@@ -18,6 +18,7 @@ Workdir layout::
     audit/<run>/           more sanity checks, ROAD, glocal aggregation (ecgjax.study.audit)
     noise/<run>/           noise stress test
     wave_checks/           expert-rule checks (<run>/expert_rules.json) and ground truth (ground_truth.json)
+    traverse/<run>/        generative explanations: the VAE (unless given), summary.json, traversal.npz, figures/
     report/report.html, report/summary.md, report/figures/
 """
 
@@ -34,8 +35,8 @@ import numpy as np
 
 from ecgjax.errors import DataError
 from ecgjax.io import atomic_write_json, environment_info, read_json, workdir_lock
-from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
-from ecgjax.study.result import NoiseResult, RunAttributions, SanityResult, StudyResult, TrainedRun
+from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig, TraverseSpec
+from ecgjax.study.result import NoiseResult, RunAttributions, SanityResult, StudyResult, TrainedRun, TraversalResult
 from ecgjax.study.subsets import explain_subset
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class _Stages:
 def _config_json(cfg: StudyConfig) -> dict:
     from ecgjax import config as config_lib
 
-    later = ("runs", "audit", "expert_rules", "ground_truth")
+    later = ("runs", "audit", "expert_rules", "ground_truth", "traverse")
     d = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in later}
     # absent when off: studies made before these fields keep their config.json
     if cfg.audit is not None:
@@ -82,12 +83,14 @@ def _config_json(cfg: StudyConfig) -> dict:
         d["expert_rules"] = True
     if cfg.ground_truth is not None:
         d["ground_truth"] = dataclasses.asdict(cfg.ground_truth)
+    if cfg.traverse is not None:
+        d["traverse"] = dataclasses.asdict(cfg.traverse)
     d["methods"] = [dataclasses.asdict(m) for m in cfg.methods]
     d["runs"] = [{"name": r.name, "group": r.group, "explain": r.explain, "config": config_lib.to_dict(r.config)} for r in cfg.runs]
     return json.loads(json.dumps(d, default=list))
 
 
-_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "audit", "wave_checks", "report")
+_STAGE_DIRS = ("stages", "runs", "attributions", "profiles", "sanity", "noise", "audit", "wave_checks", "traverse", "report")
 
 
 def check_owner(cfg_json: dict, workdir: Path) -> None:
@@ -232,6 +235,17 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
             summary = stages.finish("ground_truth", t0, ground_truth_check(
                 cfg.ground_truth, workdir / "wave_checks", data_dir=data_dir, cache=cache, memory_budget=memory_budget))
         waves["ground_truth"] = summary
+
+    # ---- generative explanations: a beat VAE and query-based latent space traversal ------------
+    traversal = None
+    if cfg.traverse is not None:
+        out_dir = workdir / "traverse" / explained[0].name
+        if (summary := stages.done("traverse")) is None:
+            t0 = time.time()
+            summary = stages.finish("traverse", t0, _traverse(cfg, workdir, explained[0].name, first_run(), out_dir,
+                                                             data_dir=data_dir, memory_budget=memory_budget))
+        traversal = TraversalResult(explained[0].name, {k: v for k, v in summary.items() if k not in ("figures", "wall_s")},
+                                    tuple((out_dir / f["file"], f["caption"]) for f in summary["figures"]))
     first = None
 
     # ---- report -----------------------------------------------------------------------
@@ -242,12 +256,25 @@ def _run_study(cfg: StudyConfig, cfg_json: dict, workdir: Path, *, force: bool, 
         config=cfg, config_json=cfg_json, environment=environment_info(), data=data["summaries"],
         runs={r.name: TrainedRun(r.name, r.group, r.explain, trained["results"][r.name]) for r in cfg.runs},
         attributions={name: RunAttributions.load(info) for name, info in attrib["runs"].items()},
-        sanity=sanity, noise=noise, timings=dict(stages.timings), audit=audit, wave_checks=waves)
+        sanity=sanity, noise=noise, timings=dict(stages.timings), audit=audit, wave_checks=waves, traversal=traversal)
     rep = build_report(result)
     paths = rep.write(workdir / "report")
     stages.finish("report", t0, {"html": str(paths["html"]), "markdown": str(paths["markdown"])})
     log.info("report: %s (%d figures); whole study %.1f s", paths["html"], len(rep.figures), time.time() - t_all)
     return {k: str(v) for k, v in paths.items()}
+
+
+def _traverse(cfg: StudyConfig, workdir: Path, name: str, run, out_dir: Path, *, data_dir, memory_budget) -> dict:
+    """The traverse stage: ``generative.pipeline.traverse_run`` on the loaded run, its summary (figures included)."""
+    from ecgjax.generative.pipeline import traverse_run
+
+    t = cfg.traverse
+    return traverse_run(workdir / "runs" / name, run=run, target=t.target, source=t.source, out=out_dir,
+                        vae_dir=Path(t.vae_dir) if t.vae_dir else out_dir / "vae", max_beats=t.max_beats,
+                        fidelity_beats=t.fidelity_beats, latent=t.latent, beta=t.beta, width=t.width,
+                        vae_epochs=t.vae_epochs, vae_max_train=t.vae_max_train, steps=t.steps, n_points=t.n_points,
+                        method=t.method, seed=cfg.seed, batch_size=t.batch_size, memory_budget=memory_budget,
+                        waves=t.waves, data_dir=data_dir, command=f"ecgjax study (stage traverse, run {name})")
 
 
 def _explain_run(cfg: StudyConfig, r: RunSpec, workdir: Path, run, memory_budget: int | None = None) -> dict:
@@ -312,4 +339,4 @@ def _example_beats(beats, attr_dir: Path, path: Path, transform: str) -> None:
         plotting.save_figure(fig, path)
 
 
-__all__ = ["MethodSpec", "RunSpec", "StudyConfig", "run_study"]
+__all__ = ["MethodSpec", "RunSpec", "StudyConfig", "TraverseSpec", "run_study"]

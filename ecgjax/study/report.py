@@ -224,4 +224,9 @@ def build_report(result: StudyResult) -> Report:
     from ecgjax.study.report_waves import add_wave_sections
 
     add_wave_sections(rep, result.wave_checks)
+    # ---- explanations by generation ----
+    if result.traversal is not None:
+        from ecgjax.study.report_traverse import add_traversal_section
+
+        add_traversal_section(rep, result.traversal)
     return rep

@@ -133,6 +133,22 @@ class NoiseResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class TraversalResult:
+    """Generative explanations of one run (``generative.pipeline.traverse_run``).
+
+    Attributes:
+      run: the run explained.
+      summary: its ``summary.json`` (the query, the VAE, the classifier on reconstructions, trained against
+        randomised traversals, the seed check), without ``figures``.
+      figures: (PNG path, caption) per figure, in report order: morph strips, then change heat maps.
+    """
+
+    run: str
+    summary: dict
+    figures: tuple[tuple[Path, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class StudyResult:
     """One study, every stage's outcome.
 
@@ -147,6 +163,7 @@ class StudyResult:
       audit: the audit stages on the first explained run (``ecgjax.study.audit.AuditResult``), or None.
       wave_checks: ``{"expert_rules": ..., "ground_truth": ...}``, the summaries of
         ``ecgjax.study.expert_rules`` and ``ecgjax.study.groundtruth`` that ran (empty: none).
+      traversal: the generative explanations of the first explained run (``TraversalResult``), or None.
     """
 
     config: StudyConfig
@@ -160,3 +177,4 @@ class StudyResult:
     timings: dict[str, float]
     audit: "AuditResult | None" = None
     wave_checks: dict = dataclasses.field(default_factory=dict)
+    traversal: TraversalResult | None = None
