@@ -16,6 +16,12 @@ sanity checks; the noise stress test adds nstdb ``bw`` and ``ma`` noise at
 ``ecgjax.study.groundtruth``): each class's relevance in the wave that defines
 it, and small models regressing RR interval, QRS width and R amplitude explained
 by every registered method (quick: 6 DS1 training and 3 DS2 test records).
+With ``traverse`` added to the variant (``:traverse``, ``:quick,traverse``) the study also explains its first
+explained run by generation (issue 18, ``ecgjax.generative``): a beat VAE trained on the run's training beats,
+N test beats traversed towards V, and the report's section with the beat morph strips and change heat maps::
+
+    python experiments/corrected_study.py --config experiments/configs/corrected_study.py:quick,traverse --workdir runs/corrected_quick_traverse
+
 The ground-truth check alone, with its tables printed::
 
     python experiments/ground_truth.py --config experiments/configs/corrected_study.py:quick --workdir runs/ground_truth_quick
@@ -24,16 +30,22 @@ The ground-truth check alone, with its tables printed::
 from pathlib import Path
 
 from ecgjax.config import load_config
-from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
+from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig, TraverseSpec
 from ecgjax.study.groundtruth import GroundTruthSpec
 
 HERE = Path(__file__).parent
 
 
 def get_config(arg=None):
-    if arg not in (None, "quick"):
-        raise ValueError(f"variant must be empty or 'quick', got {arg!r}")
-    quick = arg == "quick"
+    opts = set((arg or "").split(",")) - {""}
+    if opts - {"quick", "traverse"}:
+        raise ValueError(f"variant must be empty, 'quick', 'traverse' or 'quick,traverse', got {arg!r}")
+    quick = "quick" in opts
+    traverse = None
+    if "traverse" in opts:
+        traverse = (TraverseSpec(vae_epochs=3, vae_max_train=3000, max_beats=16, fidelity_beats=500, steps=60)
+                    if quick else TraverseSpec(latent=32, width=32, vae_epochs=12, vae_max_train=50000, max_beats=64,
+                                               fidelity_beats=60000))
     over = ("data.max_beats=1500", "train.epochs=3", "eval.bootstrap_samples=100") if quick else ()
     seeds = (0, 1) if quick else (0, 1, 2)
     runs = tuple(
@@ -56,7 +68,7 @@ def get_config(arg=None):
         runs=runs, methods=methods, explain_max_per_class=20 if quick else 500,
         n_boot=100 if quick else 1000, sanity_beats=64 if quick else 500,
         noise_snr_db=(24.0, 12.0, 6.0, 0.0, -6.0), noise_max_beats=300 if quick else 5000,
-        expert_rules=True, ground_truth=ground_truth,
+        expert_rules=True, ground_truth=ground_truth, traverse=traverse,
         notes=("Honest protocol: AAMI classes, de Chazal's DS1/DS2 record lists (train and test patients disjoint), "
                "validation records drawn from DS1, metrics with record-level bootstrap CIs, class-targeted attributions "
                "on test beats only, sanity checks, and a noise stress test.",)

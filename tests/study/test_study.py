@@ -251,7 +251,7 @@ def test_audit_cpu_run_is_the_rr_recipe_on_ds1ds2():
     assert dataclasses.replace(run.data, split="ds1", protocol_overrides=rr.data.protocol_overrides) == rr.data
 
 
-@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "audit_study.py", "audit_study.py:quick", "audit_study.py:cpu"])
+@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "corrected_study.py:quick,traverse", "audit_study.py", "audit_study.py:quick", "audit_study.py:cpu"])
 def test_study_config_files_load_and_document_their_commands(spec):
     from pathlib import Path
 
