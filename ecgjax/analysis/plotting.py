@@ -476,6 +476,9 @@ def plot_change_heatmap(change: np.ndarray, labels: Sequence[str], *, profile: n
     im = ax.imshow(np.ma.masked_invalid(change[:, keep]), aspect="auto", cmap=cm, interpolation="nearest")
     cols = np.asarray(labels)[keep]
     ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # rows are points or beats: whole numbers
     ax.set_ylabel(row_label)
     fig.colorbar(im, ax=ax, label=f"mean |change| ({units})")
     if title:

@@ -28,7 +28,11 @@ This module reads it with the project's 0.1 s segmenter
 * ``reconstruction_fidelity``: the classifier's accuracy on beats and on their
   VAE reconstructions (explanations happen where it behaves as on real data);
   ``reconstruction_diagnosis``: which classes lose accuracy, and whether the
-  flipped beats are those whose QRS edges the VAE blurred.
+  flipped beats are those whose QRS edges the VAE blurred;
+* ``extra_channel_reliance`` and ``agreement_contrast``: why a profile agreement
+  may not tell a trained classifier from a randomised one (how much a
+  two-input model's decision rests on the channels a traversal holds fixed;
+  how flat the profile is; the agreements' bootstrap CIs).
 
 ``explain_class`` runs the traversal, the profile and the measures for one
 query and returns a :class:`TraversalExplanation`.
@@ -253,6 +257,84 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
     return {"n": int(len(y)), "acc_original": acc0, "acc_reconstructed": acc1, "acc_gap": acc0 - acc1,
             "pred_agreement": float((p0 == p1).mean()), "recall_original": rec(p0), "recall_reconstructed": rec(p1),
             "pred_original": np.asarray(p0, np.int32), "pred_reconstructed": np.asarray(p1, np.int32)}
+
+
+def _probs(classifier, x: np.ndarray, target: int, batch_size: int = 256) -> np.ndarray:
+    """f32[N]: softmax probability of ``target`` (small N: no sharding)."""
+    model = eval_split(classifier)
+    fwd = jax.jit(lambda st, xb: jax.nn.softmax(nnx.merge(model[0], st)(xb), -1)[:, target])
+    return np.concatenate([np.asarray(fwd(model[1], jnp.asarray(x[i : i + batch_size], jnp.float32)))
+                           for i in range(0, len(x), batch_size)])
+
+
+def extra_channel_reliance(classifier, x_src: np.ndarray, x_tgt: np.ndarray, target: int, n_leads: int, *,
+                           batch_size: int = 256, memory_budget: int | None = None, progress: bool = False) -> dict:
+    """How much a two-input classifier's P(target) rests on the channels after the leads (RR features), which a
+    traversal holds fixed: swaps between source and target beats, and the share of |gradient x input|.
+
+    Args:
+      x_src: f32[B, T, L+F] the source class's beats (those traversed); x_tgt: f32[M, T, L+F] the target class's.
+      n_leads: L; F = the rest (0: nothing to measure, NaNs).
+
+    Returns:
+      dict of medians over beats: ``p_src`` (source beats as they are), ``p_src_tgt_extra`` (their extra channels
+      replaced by the target beats' per-channel median), ``p_src_tgt_leads`` (their leads replaced by target beats',
+      own extra channels kept), ``p_tgt``, ``p_tgt_src_extra`` (target beats with the source beats' median extra
+      channels), ``extra_share_src`` / ``extra_share_tgt`` (share of sum |gradient x input| of ``target`` on the extra
+      channels), ``frac_src_flipped_by_extra`` (source beats whose P(target) crosses 0.5 with the target's extra channels).
+    """
+    from ecgjax import attribution
+
+    x_src, x_tgt = np.asarray(x_src, np.float32), np.asarray(x_tgt, np.float32)
+    if x_src.shape[2] <= n_leads:
+        return {k: float("nan") for k in ("p_src", "p_src_tgt_extra", "p_src_tgt_leads", "p_tgt", "p_tgt_src_extra",
+                                         "extra_share_src", "extra_share_tgt", "frac_src_flipped_by_extra")}
+    med = lambda v: float(np.median(v))  # noqa: E731
+    swap_extra = lambda x, donor: np.concatenate(  # noqa: E731
+        [x[..., :n_leads], np.broadcast_to(np.median(donor[..., n_leads:], 0), x[..., n_leads:].shape)], -1)
+    tgt_leads = x_tgt[np.arange(len(x_src)) % len(x_tgt), :, :n_leads]
+    p_src = _probs(classifier, x_src, target, batch_size)
+    p_swap = _probs(classifier, swap_extra(x_src, x_tgt), target, batch_size)
+
+    def share(x):
+        m = np.abs(attribution.attribute_dataset(eval_split(classifier), x, int(target), attribution.get("gradient_x_input"),
+                                                 key=jax.random.key(0), batch_size=batch_size, memory_budget=memory_budget,
+                                                 progress=progress).maps)
+        return med(m[..., n_leads:].sum((1, 2)) / np.maximum(m.sum((1, 2)), 1e-30))
+
+    return {"p_src": med(p_src), "p_src_tgt_extra": med(p_swap),
+            "p_src_tgt_leads": med(_probs(classifier, np.concatenate([tgt_leads, x_src[..., n_leads:]], -1), target, batch_size)),
+            "p_tgt": med(_probs(classifier, x_tgt, target, batch_size)),
+            "p_tgt_src_extra": med(_probs(classifier, swap_extra(x_tgt, x_src), target, batch_size)),
+            "extra_share_src": share(x_src), "extra_share_tgt": share(x_tgt),
+            "frac_src_flipped_by_extra": float(np.mean((p_src < 0.5) & (p_swap > 0.5)))}
+
+
+def agreement_contrast(change: np.ndarray, change_rand: np.ndarray, profile: np.ndarray, *, n_boot: int = 2000,
+                       seed: int = 0) -> dict:
+    """Does the profile agreement tell the trained classifier's traversals from the randomised one's, beyond chance?
+
+    Args:
+      change, change_rand: f[B, K] the end change per segment of the same B beats, trained and randomised classifier.
+      profile: f[K] the target class's profile (of the trained classifier).
+
+    Returns:
+      dict: ``median_trained`` / ``median_randomised`` (per-beat Spearman with the profile), ``diff`` (their medians'
+      difference) with ``diff_ci`` (95%, paired bootstrap over beats), ``profile_max_over_min`` and
+      ``profile_cv`` (how flat the profile is: a flat profile's ranks are noise), ``k`` (segments with a value).
+    """
+    a, b = agreement(change, profile), agreement(change_rand, profile)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), (n_boot, len(a)))
+    boot = np.median(a[idx], 1) - np.median(b[idx], 1)
+    p = np.asarray(profile, np.float64)
+    p = p[np.isfinite(p)]
+    return {"n": int(len(a)), "median_trained": float(np.median(a)), "median_randomised": float(np.median(b)),
+            "diff": float(np.median(a) - np.median(b)), "diff_ci": [float(v) for v in np.percentile(boot, [2.5, 97.5])],
+            "profile_max_over_min": float(p.max() / p.min()) if p.min() > 0 else float("inf"),
+            "profile_cv": float(p.std() / p.mean()), "k": int(len(p))}
 
 
 def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred_original: np.ndarray,

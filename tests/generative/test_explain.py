@@ -244,3 +244,52 @@ def test_reconstruction_diagnosis_counts_and_medians(trained_vae):
     rho = V.pearson_r(x, V.reconstruct(vae, x)["x_hat"])
     assert a["median_r"] == pytest.approx(np.median(rho[y == 0]))
     assert b["lost_median_r"] == pytest.approx(np.median(rho[(y == 1) & (p0 == 1) & (p1 != 1)]))
+
+
+def test_agreement_contrast_against_scipy():
+    """Per-beat Spearman with the profile, their medians' difference and its bootstrap CI, the profile's flatness."""
+    rng = np.random.default_rng(4)
+    prof = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    trained = prof[None] + rng.normal(0, 0.5, (40, 6))
+    rand = prof[None, ::-1] + rng.normal(0, 0.5, (40, 6))
+    got = EX.agreement_contrast(trained, rand, prof, n_boot=200)
+    want_t = np.median([stats.spearmanr(c, prof)[0] for c in trained])
+    want_r = np.median([stats.spearmanr(c, prof)[0] for c in rand])
+    assert got["median_trained"] == pytest.approx(want_t) and got["median_randomised"] == pytest.approx(want_r)
+    assert got["diff"] == pytest.approx(want_t - want_r) and got["diff_ci"][0] > 1.0  # separated: the CI is far from 0
+    assert got["profile_max_over_min"] == pytest.approx(6.0) and got["profile_cv"] == pytest.approx(prof.std() / prof.mean())
+    same = EX.agreement_contrast(trained, trained[rng.permutation(40)], prof, n_boot=200)
+    assert same["diff_ci"][0] < 0 < same["diff_ci"][1]  # two draws of the same kind of paths: not separated
+
+
+@pytest.mark.slow  # compiles rr_net's forward and gradient passes: a minute on the loaded shared CPU
+def test_extra_channel_reliance_against_direct_calls():
+    """P(target) with the extra (RR) channels or the leads swapped, and the |gradient x input| share of the extra
+    channels, against the model called and differentiated directly."""
+    feats = ("pre", "post")
+    model = models.build("rr_net", n_classes=3, in_shape=(syn.T, syn.L + 2), fs=FS, rngs=nnx.Rngs(0), rr_features=feats)
+    rng = np.random.default_rng(0)
+    def with_rr(x, lo, hi):
+        rr = rng.uniform(lo, hi, (len(x), 2)).astype(np.float32)
+        return np.concatenate([x, np.broadcast_to(rr[:, None], (len(x), syn.T, 2))], axis=-1)
+    src, tgt = with_rr(syn.beats(4, seed=1), 0.9, 1.1), with_rr(syn.beats(3, seed=2, bump=np.ones(3, bool)), 0.4, 0.6)
+    got = EX.extra_channel_reliance(model, src, tgt, 2, syn.L)
+    view = models.eval_view(model)
+    prob = lambda x: np.asarray(jax.nn.softmax(view(jnp.asarray(x)), -1))[:, 2]  # noqa: E731
+    swapped = src.copy()
+    swapped[..., 2:] = np.median(tgt[..., 2:], 0)
+    assert got["p_src"] == pytest.approx(np.median(prob(src)), rel=1e-4)
+    assert got["p_src_tgt_extra"] == pytest.approx(np.median(prob(swapped)), rel=1e-4)
+    leads = np.concatenate([tgt[[0, 1, 2, 0], :, :2], src[..., 2:]], -1)
+    assert got["p_src_tgt_leads"] == pytest.approx(np.median(prob(leads)), rel=1e-4)
+    g = np.asarray(jax.vmap(jax.grad(lambda xi: view(xi[None])[0, 2]))(jnp.asarray(tgt)))
+    gx = np.abs(g * tgt)
+    assert got["extra_share_tgt"] == pytest.approx(np.median(gx[..., 2:].sum((1, 2)) / gx.sum((1, 2))), rel=1e-3)
+
+
+
+def test_extra_channel_reliance_without_extra_channels_is_nan():
+    """Fast: a one-input model's beats have nothing the traversal holds fixed: every number is NaN (nothing runs)."""
+    x = syn.beats(2)
+    got = EX.extra_channel_reliance(None, x, x, 1, syn.L)
+    assert got and all(np.isnan(v) for v in got.values())
