@@ -555,7 +555,7 @@ def _agreement_lines(rows: list[dict]) -> list[str]:
                  f"profile this flat (max/min {_f(v['contrast']['profile_max_over_min'], 2)}) the rank agreement of "
                  f"{v['contrast']['k']} segments rests on a few such segments. No bug was found (the stored profile is recomputed "
                  f"{'exactly' if v.get('profile_recomputed_equal') else 'DIFFERENTLY: check'} from the same beats); the "
-                 f"checks that do separate this classifier's traversals are the 0.5 crossing and the seed check above.")
+                 f"checks that do separate this classifier's traversals are the 0.5 crossing and the seed check (rows above).")
     return out + ["", text]
 
 

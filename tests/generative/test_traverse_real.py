@@ -83,3 +83,30 @@ def test_results_md_section_is_the_scripts_output():
     section = text[text.index(mod.BEGIN): text.index(mod.END) + len(mod.END)]
     res = ROOT / "benchmarks" / "results"
     assert section == mod.render(res / "cpu_traverse.jsonl", res), "regenerate: python experiments/traverse_real.py --render"
+
+
+def _agreement_model(lo: float, hi: float, *, rr: bool, ctx_lo: float | None = None) -> dict:
+    contrast = lambda lo, hi: {"n": 48, "median_trained": 0.2, "median_randomised": 0.1, "diff": (lo + hi) / 2,  # noqa: E731
+                               "diff_ci": [lo, hi], "profile_max_over_min": 1.9, "profile_cv": 0.18 if rr else 0.13, "k": 4}
+    labels = ("MLII-1", "MLII+1", "V1-1", "V1+1")
+    return {"contrast": contrast(lo, hi), "n_src": 48, "n_tgt": 48, "vae": {"latent": 32, "width": 32},
+            "extra_channels": ["pre", "post"] if rr else [], "profile_recomputed_equal": True,
+            "reliance": {"p_src": 0.001, "p_src_tgt_extra": 0.003, "p_src_tgt_leads": 0.05, "p_tgt": 0.43,
+                         "p_tgt_src_extra": 0.06, "extra_share_src": 0.25, "extra_share_tgt": 0.23},
+            "contrast_source_rr_context": contrast(ctx_lo, 0.05) if ctx_lo is not None else None,
+            "profile": dict(zip(labels, (1.0, 0.8, 0.9, 0.7))), "change_trained": dict(zip(labels, (0.5, 1.0, 0.3, 0.6)))}
+
+
+def test_agreement_diagnosis_states_which_classifiers_separate_and_why_from_the_row():
+    mod = _script()
+    row = {"experiment": "traverse_agreement", "command": "python experiments/traverse_real.py --agreement", "root": "/r",
+           "source": "N", "target": "V",
+           "models": {"rr_net": _agreement_model(-0.15, 0.02, rr=True, ctx_lo=-0.2),
+                      "rr_net_waveform": _agreement_model(0.25, 0.39, rr=False)}}
+    text = "\n".join(mod._agreement_lines([row]))
+    assert "| rr_net | 0.200 | 0.100 | -0.065 [-0.150, 0.020] |" in text
+    assert "Separated (CI above 0): rr_net_waveform; not separated: rr_net." in text
+    assert "rr_net_waveform's is the flattest" in text  # flatness is ruled out by the numbers, not asserted
+    assert "falls from 0.430 to 0.060 with N RR features" in text and "still not separated" in text
+    assert "the trained paths change MLII+1, V1+1 most (profile there 0.80, 0.70" in text and "seed check (rows above)" in text
+    assert mod._agreement_lines([]) == []
