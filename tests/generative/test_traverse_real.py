@@ -110,3 +110,22 @@ def test_agreement_diagnosis_states_which_classifiers_separate_and_why_from_the_
     assert "falls from 0.430 to 0.060 with N RR features" in text and "still not separated" in text
     assert "the trained paths change MLII+1, V1+1 most (profile there 0.80, 0.70" in text and "seed check (rows above)" in text
     assert mod._agreement_lines([]) == []
+
+
+def test_window_vae_line_reads_the_full_row_against_the_criteria(tmp_path):
+    mod = _script()
+    base = {"protocol": "jones2020", "latent": 32, "active_units": 30, "train_s": 2900.0, "load_avg_1m": 5.0,
+            "per_class": {"N": {"n": 100, "median_r": 0.93}, "V": {"n": 40, "median_r": 0.88}, "A": {"n": 3, "median_r": 0.1}}}
+    old = base | {"settings": {"max_train": 20000, "max_test": 10000, "epochs": 10, "width": 16, "beta": 1.0, "sigma": 0.05},
+                  "n_train": 20000, "n_test": 10000, "median_r": 0.901, "frac_r_gt_0_9": 0.51, "median_mse": 0.0037,
+                  "median_mse_template": 0.0371, "command": "python benchmarks/vae_aami.py --max-train 20000"}
+    new = base | {"settings": {"max_train": 0, "max_test": 0, "epochs": 14, "time_budget_s": 3000.0, "width": 32, "beta": 1.0,
+                               "sigma": 0.01}, "epochs_run": 6, "n_train": 41256, "n_test": 46819, "median_r": 0.89,
+                  "frac_r_gt_0_9": 0.45, "median_mse": 0.003, "median_mse_template": 0.0371,
+                  "command": "python benchmarks/vae_aami.py --max-train 0 --max-test 0"}
+    (tmp_path / "cpu_vae_jones2020.jsonl").write_text("\n".join(json.dumps(r) for r in (old, new)) + "\n")
+    (line,) = mod._window_vae_lines(tmp_path, "jones2020")
+    assert "6 (of 14; time budget 3000 s) epochs" in line and "41,256 beats" in line
+    assert "median r 0.890 on all 46,819 held-out DS2 beats" in line and "NOT met" in line and "(below it)" in line
+    assert "lowest per class (30 beats or more): V, r 0.880" in line and "best earlier jones2020 row: median r 0.901" in line
+    assert mod._window_vae_lines(tmp_path, "aami") == []
