@@ -170,6 +170,18 @@ def train_phase(cfg: InterpatientConfig, workdir: Path, *, data_dir=None, cache=
     return out
 
 
+def ds1_phase(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=None) -> dict:
+    """Train every seed on DS1 (resumes) and score the pooled out-of-record DS1 predictions (``cv_offsets``)
+    without reading any DS2 record; writes ``<workdir>/ds1_cv.json`` and returns the scores."""
+    cfg = check(cfg)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = train_phase(cfg, workdir, data_dir=data_dir, cache=cache)
+    _, scores = cv_offsets(cfg, workdir, list(results[0]["classes"]))
+    atomic_write_json(workdir / "ds1_cv.json", scores)
+    return scores
+
+
 def _models(cfg: InterpatientConfig, workdir: Path, *, data_dir=None, cache=None):
     from ecgjax.train.run import load_run
 
@@ -636,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=None, help="data root holding mitdb/ (default: $ECGJAX_DATA_DIR)")
     ap.add_argument("--cache-dir", default=None, help="beat cache folder")
     ap.add_argument("--table", nargs="+", metavar="RESULTS_JSON", help="only print the AAMI table of finished benchmarks")
+    ap.add_argument("--ds1-only", action="store_true",
+                    help="train (or resume) the seeds and write <workdir>/ds1_cv.json, the pooled out-of-record DS1 scores; "
+                         "no DS2 record is read (decide on DS1, then run again without this flag for the DS2 test)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
@@ -649,6 +664,11 @@ def main(argv: list[str] | None = None) -> int:
     path, _, variant = args.config.partition(":")
     workdir = args.workdir or str(Path("runs") / (Path(path).stem + (f"_{variant.replace(',', '_')}" if variant else "")))
     try:
+        if args.ds1_only:
+            scores = ds1_phase(load_config(args.config), workdir, data_dir=args.data_dir, cache=args.cache_dir)
+            print(json.dumps({c: scores[c] for c in ("S", "V")}, indent=1))
+            print(f"DS1 cross-validation: {Path(workdir) / 'ds1_cv.json'} (no DS2 record read)")
+            return 0
         results = run(load_config(args.config), workdir, data_dir=args.data_dir, cache=args.cache_dir)
     except EcgjaxError as e:
         print(f"error: {e}", file=sys.stderr)

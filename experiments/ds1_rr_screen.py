@@ -23,7 +23,11 @@ Candidates (the reference is causal: past beats and this one):
 ``median<k>`` the running median of the last k RR, ``median300s`` the median of the
 last 300 s, ``robust`` the mean of the last 32 RR accepted as within 0.8-1.2x
 the reference before them, ``mean+median64`` both sets of ``*_norm``, and
-``<ref>+raw`` adding the log of the raw pre, post, local and long intervals.
+``<ref>+raw`` adding the log of the raw pre, post, local and long intervals, and
+reference-free local columns (``LOCAL``, from ``ecgjax.data.rr``'s ``prev``,
+``lmin``, ``lmax``): ``+prev`` log(pre / previous pre), ``+spread``
+log(longest / shortest of the 10 intervals before the beat), ``+pmin``
+log(pre / that shortest); ``prev+spread+pmin`` has no running reference at all.
 One JSON line per candidate in ``--out`` (with versions and the command).
 """
 
@@ -37,7 +41,13 @@ import time
 import numpy as np
 
 CANDIDATES = ("mean", "mean+raw", "median32", "median64", "median64+raw", "median128", "median300s", "robust",
-              "mean+median64", "upper75", "upper90")
+              "mean+median64", "upper75", "upper90", "median32+prev", "median32+prev+spread", "median32+prev+spread+pmin",
+              "upper90+prev+spread+pmin", "prev+spread+pmin", "median32+pmin", "median32+prev+pmin", "median32+spread")
+# Reference-free local columns a candidate may add (log ratios of ecgjax.data.rr's prev, lmin, lmax; past beats only):
+# prematurity against the previous interval, the spread of the last 10 intervals, pre against their shortest.
+LOCAL = {"prev": ("pre", "prev"), "spread": ("lmax", "lmin"), "pmin": ("pre", "lmin")}
+# The log intervals of a record's ``raw`` array, in its column order.
+RAW = ("pre", "post", "local", "long", "prev", "lmin", "lmax")
 # Synthetic ectopic-dominant rhythms (``synthetic_record``): the fractions of S beats tried.
 SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
@@ -92,21 +102,21 @@ def synthetic_record(rng: np.random.Generator, s_fraction: float, n_beats: int =
 
 
 def synthetic_features(t: np.ndarray):
-    """Like ``record_features`` for synthetic beat times (every beat kept): (raw log f64[K, 4], {reference: log f64[K]})."""
-    from ecgjax.data.rr import beat_features
+    """Like ``record_features`` for synthetic beat times (every beat kept): (raw log f64[K, 7], {reference: log f64[K]})."""
+    from ecgjax.data.rr import FEATURES, beat_features
 
-    f = beat_features(t).astype(np.float64)[:, :4]
+    f = beat_features(t).astype(np.float64)[:, [FEATURES.index(n) for n in RAW]]
     log = lambda v: np.log(np.clip(v, 0.05, 20.0))  # noqa: E731
     return log(f), {k: log(v) for k, v in references(t, f[:, 0]).items()}
 
 
 def record_features(data_dir: str, rec: str):
-    """(raw log intervals f64[N, 4], {reference: log f64[N]}, labels i64[N]) of one record's kept aami beats."""
+    """(raw log intervals f64[N, 7] (``RAW``), {reference: log f64[N]}, labels i64[N]) of one record's kept aami beats."""
     import wfdb
 
     from ecgjax.data.beats import BEAT_SYMBOLS
     from ecgjax.data.protocols import get
-    from ecgjax.data.rr import beat_features
+    from ecgjax.data.rr import FEATURES, beat_features
 
     proto = get("aami")
     smap = dict(proto.symbol_map)
@@ -114,7 +124,7 @@ def record_features(data_dir: str, rec: str):
     sym = np.asarray(ann.symbol)
     is_beat = np.isin(sym, list(BEAT_SYMBOLS))
     t = np.asarray(ann.sample)[is_beat] / 360.0
-    f = beat_features(t).astype(np.float64)[:, :4]  # pre, post, local, long (s)
+    f = beat_features(t).astype(np.float64)[:, [FEATURES.index(n) for n in RAW]]  # pre, post, local, long, prev, lmin, lmax (s)
     keep = np.array([s in smap for s in sym[is_beat]])
     y = np.array([proto.classes.index(smap[s]) for s in sym[is_beat][keep]])
     log = lambda v: np.log(np.clip(v, 0.05, 20.0))  # noqa: E731 (rr_net's clip)
@@ -123,13 +133,15 @@ def record_features(data_dir: str, rec: str):
 
 def design(raw: np.ndarray, refs: dict, candidate: str) -> np.ndarray:
     """f64[N, D]: the candidate's log features."""
-    pre, post, local, long = raw.T
+    col = dict(zip(RAW, raw.T))
+    pre, post, local, long = (col[n] for n in RAW[:4])
     cols = [pre - local, post - pre, pre - long, local - long, post - local]  # rr_net.RATIOS
     parts = candidate.split("+")
-    for ref in (p for p in parts if p != "raw"):
+    for ref in (p for p in parts if p != "raw" and p not in LOCAL):
         cols += [c - refs[ref] for c in (pre, post, local, long)]
     if "raw" in parts:
         cols += [pre, post, local, long]
+    cols += [col[a] - col[b] for a, b in (LOCAL[p] for p in parts if p in LOCAL)]
     return np.stack(cols, axis=1)
 
 

@@ -62,6 +62,16 @@ def test_design_columns():
     np.testing.assert_allclose(mod.design(raw, refs, "median64+raw")[0, 9:], raw[0])
 
 
+def test_local_columns_need_no_reference():
+    mod = _screen()
+    # pre, post, local, long, prev, lmin, lmax (s)
+    raw = np.log(np.array([[0.6, 1.4, 0.9, 1.0, 1.2, 0.5, 1.5]]))
+    x = mod.design(raw, {"median32": np.log([2.0])}, "median32+prev+spread+pmin")
+    assert x.shape == (1, 12)
+    np.testing.assert_allclose(x[0, 9:], np.log([0.6 / 1.2, 1.5 / 0.5, 0.6 / 0.5]))
+    np.testing.assert_allclose(mod.design(raw, {}, "prev+spread+pmin")[0, 5:], x[0, 9:])  # no running reference at all
+
+
 def test_unknown_candidate_exits_2(capsys):
     assert _screen().main(["nope", "--data-dir", "."]) == 2
     assert "unknown candidate" in capsys.readouterr().err

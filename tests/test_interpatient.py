@@ -12,6 +12,7 @@ from ecgjax import interpatient
 from ecgjax.data import wfdb_io
 from ecgjax.data.dataset import BeatSet
 from ecgjax.data.protocols import DS1, DS2
+from ecgjax.data.rr import FEATURES
 from ecgjax.data.splits import make_split
 from ecgjax.errors import ConfigError
 
@@ -35,8 +36,11 @@ def reads(monkeypatch):
 def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path, tmp_path, reads):
     cfg = interpatient.load_config(QUICK)
     work = tmp_path / "work"
-    interpatient.train_phase(cfg, work, data_dir=tiny_mitdb.root, cache=cache_path)
+    # --ds1-only: train, score the out-of-record DS1 predictions, read no DS2 record
+    scores = interpatient.ds1_phase(cfg, work, data_dir=tiny_mitdb.root, cache=cache_path)
     assert reads and set(reads) <= set(DS1), sorted(set(reads) - set(DS1))
+    assert json.loads((work / "ds1_cv.json").read_text()) == json.loads(json.dumps(scores))
+    assert set(scores["records"]) <= set(DS1) and 0 <= scores["S"]["ap"] <= 1
     # the beat cache the training wrote holds DS1 records only
     (entry,) = list(cache_path.iterdir())
     assert set(BeatSet.load(entry).record.tolist()) <= set(DS1)
@@ -92,6 +96,9 @@ def test_every_variant_loads():
     assert interpatient.load_config("experiments/configs/aami_rr.py").seeds == (0, 1, 2, 3, 4)
     ref = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.data.protocol_overrides["rr_reference"]  # noqa: E731
     assert (ref("both"), ref("meanref"), ref("legacy")) == ("median", "mean", "mean")
+    local = interpatient.load_config("experiments/configs/aami_rr.py:both,localrr").train
+    assert local.data.protocol_overrides["rr_features"] == local.model.kwargs["rr_features"] == FEATURES
+    assert "rr_features" not in interpatient.load_config("experiments/configs/aami_rr.py").train.data.protocol_overrides
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")
 

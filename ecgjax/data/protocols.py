@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 from ecgjax.data.beats import NORMALISATIONS
-from ecgjax.data.rr import FEATURES
+from ecgjax.data.rr import DEFAULT_FEATURES, FEATURES
 from ecgjax.data.rr import REFERENCES as RR_REFERENCES
 from ecgjax.errors import ConfigError
 
@@ -193,7 +193,7 @@ _PRESETS: dict[str, Protocol] = {
 }
 # ``aami`` with the RR-interval features of every beat (ecgjax.data.rr): the
 # same beats, windows and normalisation.
-_PRESETS["aami_rr"] = _PRESETS["aami"].replace(name="aami_rr", rr_features=FEATURES)
+_PRESETS["aami_rr"] = _PRESETS["aami"].replace(name="aami_rr", rr_features=DEFAULT_FEATURES)
 
 
 def available() -> list[str]:

@@ -14,6 +14,13 @@ file order), in seconds:
   (past beats only);
 * ``long``: mean ``pre`` of the beats in the last ``long_s`` seconds, this one
   included (past only);
+* reference-free local context (past beats only, this one excluded): ``prev``,
+  the previous beat's ``pre`` (so ``pre / prev`` is the prematurity against
+  the interval just before, without any running reference), and ``lmin`` /
+  ``lmax``, the shortest and longest ``pre`` of the ``local_beats`` beats
+  before this one (``lmax / lmin``: the local RR variability); the first beat
+  takes its own ``pre``. They are not in ``DEFAULT_FEATURES`` (the ``aami_rr``
+  protocol's): ``experiments/configs/aami_rr.py:localrr`` adds them;
 
 and each of the four divided by the record's *running reference*
 (``reference``): ``"median"``, the median ``pre`` of the last ``ref_beats``
@@ -45,7 +52,9 @@ import numpy as np
 
 from ecgjax.data.beats import BEAT_SYMBOLS
 
-FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm")
+FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm", "prev", "lmin", "lmax")
+# The aami_rr protocol's features (the first recipe's 8).
+DEFAULT_FEATURES = FEATURES[:8]
 REFERENCES = ("median", "mean", "upper75")
 
 
@@ -84,8 +93,8 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
         ``"mean"`` (of all beats so far).
 
     Returns:
-      f32[K, 8], columns in the order of ``FEATURES``; all zero when K < 2
-      (ratios 1).
+      f32[K, 11], columns in the order of ``FEATURES``; when K < 2 the
+      intervals are 0 and the ratios 1.
     """
     if reference not in REFERENCES:
         raise ValueError(f"RR reference must be one of {REFERENCES}, got {reference!r}")
@@ -93,7 +102,7 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     k = len(t)
     out = np.zeros((k, len(FEATURES)), np.float64)
     if k < 2:
-        out[:, 4:] = 1.0
+        out[:, 4:8] = 1.0
         return out.astype(np.float32)
     d = np.diff(t)
     pre = np.concatenate([[d[0]], d])
@@ -108,7 +117,13 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     raw = np.stack([pre, post, local, long], axis=1)
     safe = np.where(ref > 0, ref, 1.0)[:, None]
     norm = np.where(ref[:, None] > 0, raw / safe, 1.0)
-    return np.concatenate([raw, norm], axis=1).astype(np.float32)
+    prev = np.concatenate([pre[:1], pre[:-1]])
+    # the local_beats intervals before this beat: window i - local_beats .. i - 1 of pre, padded at the start
+    win = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(local_beats, np.nan), pre[:-1]]), local_beats)
+    with np.errstate(all="ignore"):
+        lmin, lmax = np.nanmin(win[1:], axis=1), np.nanmax(win[1:], axis=1)
+    lmin, lmax = np.concatenate([pre[:1], lmin]), np.concatenate([pre[:1], lmax])
+    return np.concatenate([raw, norm, np.stack([prev, lmin, lmax], axis=1)], axis=1).astype(np.float32)
 
 
 def record_features(
@@ -131,7 +146,7 @@ def record_features(
       local_beats, long_s, ref_beats, reference: see ``beat_features``.
 
     Returns:
-      f32[N, 8] in the order of ``FEATURES``.
+      f32[N, 11] in the order of ``FEATURES``.
 
     Raises:
       ValueError: a kept sample is not a beat annotation.

@@ -57,6 +57,9 @@ def rr_attributions(maps: np.ndarray, n_leads: int) -> tuple[np.ndarray, np.ndar
 RR_TRANSFORMS = ("log", "ratios")
 # rr_transform="ratios": log ratios of the raw features, (numerator, denominator) by name
 RATIOS = (("pre", "local"), ("post", "pre"), ("pre", "long"), ("local", "long"), ("post", "local"))
+# Reference-free local ratios, each used when the model has both features (ecgjax.data.rr's prev, lmin,
+# lmax): prematurity against the previous interval, the spread of the last intervals, pre against the shortest.
+LOCAL_RATIOS = (("pre", "prev"), ("lmax", "lmin"), ("pre", "lmin"))
 
 
 def _log_rr(v):
@@ -70,7 +73,8 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
     ``log``: M is the identity (every feature). ``ratios``: only quantities free
     of the patient's heart rate, the log of each ``*_norm`` feature and the log
     ratios of ``RATIOS`` (prematurity ``pre/local``, compensatory pause
-    ``post/pre``, ...); the absolute intervals enter only through those ratios.
+    ``post/pre``, ...), then those of ``LOCAL_RATIOS`` whose two features the
+    model has; the absolute intervals enter only through those ratios.
 
     Returns:
       f32[F, F'].
@@ -84,7 +88,7 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
     if missing:
         raise ConfigError(f"rr_net: rr_transform='ratios' needs the RR features {missing}; got {list(rr_features)}")
     cols = [np.eye(f, dtype=np.float32)[:, i] for i, n in enumerate(rr_features) if n.endswith("_norm")]
-    for num, den in RATIOS:
+    for num, den in RATIOS + tuple(r for r in LOCAL_RATIOS if set(r) <= set(rr_features)):
         c = np.zeros(f, np.float32)
         c[rr_features.index(num)], c[rr_features.index(den)] = 1.0, -1.0
         cols.append(c)

@@ -18,7 +18,11 @@ the running mean of all past RR intervals, the previous recipe's reference,
 instead of the running median of the last 32), ``bn99`` (BatchNorm momentum
 0.99, the previous recipe's, instead of 0.9: ``ecgjax.models.rr_net.BN_MOMENTUM``), ``legacy`` (the first recipe:
 raw beats, log-RR, running-mean reference, balanced resampling, argmax,
-patience 4).
+patience 4), ``localrr`` (three more RR features, reference-free local context
+of past beats: ``prev``, ``lmin``, ``lmax`` of ``ecgjax.data.rr``, entering
+``rr_net`` as log(pre / prev), log(lmax / lmin), log(pre / lmin):
+``ecgjax.models.rr_net.LOCAL_RATIOS``; chosen by the DS1-only
+leave-one-record-out screen, ``experiments/ds1_rr_screen.py``).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
@@ -68,7 +72,7 @@ import dataclasses
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from ecgjax.data.protocols import DS1
-from ecgjax.data.rr import FEATURES
+from ecgjax.data.rr import DEFAULT_FEATURES, FEATURES
 from ecgjax.interpatient import InterpatientConfig
 
 
@@ -87,7 +91,8 @@ CLASS_WEIGHT_POWER = 0.5
 RR_REFERENCE = "median"
 
 
-_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref")
+_FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
+          "localrr")
 
 
 def get_config(arg=None):
@@ -99,7 +104,7 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -108,14 +113,17 @@ def get_config(arg=None):
     if cw is None:
         cw = 0.0 if legacy or focal else CLASS_WEIGHT_POWER
     balance = "downsample_majority" if legacy else "none"
+    # localrr: the 8 features plus the reference-free local context prev, lmin, lmax (ecgjax.data.rr)
+    rr_features = FEATURES if "localrr" in opts else DEFAULT_FEATURES
+    overrides = {"records": DS1, "rr_reference": reference, **({"rr_features": rr_features} if "localrr" in opts else {})}
     tune = () if legacy or "nooffsets" in opts else ("S", "V")
     tag = "".join(f"_{o}" for o in opts if o not in ("both", "waveform", "rr", "quick") and not o.startswith("seeds"))
     train = Config(
         # nooffsets changes no training: its workdir can re-test the trained seeds without offsets
         name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
-        data=DataConfig(protocol="aami_rr", protocol_overrides={"records": DS1, "rr_reference": reference}, split="ds1", split_seed=VAL_SEED,
+        data=DataConfig(protocol="aami_rr", protocol_overrides=overrides, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template),
-        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": FEATURES, "rr_transform": rr_transform,
+        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features, "rr_transform": rr_transform,
                                                  **({"bn_momentum": 0.99} if "bn99" in opts else {})}),
         train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
                           loss="focal" if focal else "ce", focal_gamma=2.0, class_weight_power=cw,

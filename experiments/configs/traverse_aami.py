@@ -27,7 +27,7 @@ Expected metric: see docs/results.md (section 5b); a short recipe, not a tuned c
 """
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
-from ecgjax.data.rr import FEATURES
+from ecgjax.data.rr import DEFAULT_FEATURES as FEATURES
 
 _MODELS = {
     "rr_net": ("aami_rr", ModelConfig(name="rr_net", kwargs={"rr_features": FEATURES})),

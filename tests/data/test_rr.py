@@ -14,11 +14,11 @@ from ecgjax.errors import ConfigError, RecordError
 
 
 def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, reference="median"):
-    """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``)."""
+    """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``): f64[K, 11]."""
     t = [float(v) for v in times]
     k = len(t)
     if k < 2:
-        return np.array([[0.0] * 4 + [1.0] * 4 for _ in range(k)]).reshape(k, 8)
+        return np.array([[0.0] * 4 + [1.0] * 4 + [0.0] * 3 for _ in range(k)]).reshape(k, 11)
     pre = [t[1] - t[0]] + [t[i] - t[i - 1] for i in range(1, k)]
     rows = []
     for i in range(k):
@@ -35,7 +35,9 @@ def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, referenc
         else:
             run = sum(pre[: i + 1]) / (i + 1)
         raw = [pre[i], post, sum(loc) / len(loc), sum(lng) / len(lng)]
-        rows.append(raw + [v / run if run > 0 else 1.0 for v in raw])
+        before = pre[max(0, i - local_beats) : i] or [pre[i]]  # the local_beats intervals before this beat
+        local_context = [pre[i - 1] if i else pre[i], min(before), max(before)]  # prev, lmin, lmax
+        rows.append(raw + [v / run if run > 0 else 1.0 for v in raw] + local_context)
     return np.array(rows)
 
 
@@ -54,6 +56,10 @@ def test_closed_form_on_a_regular_rhythm_with_one_premature_beat():
     np.testing.assert_allclose(col["pre_norm"][5], 0.6, rtol=1e-6)
     np.testing.assert_allclose(col["post_norm"][5], 1.4, rtol=1e-6)
     assert col["pre_norm"][5] < 0.7 < col["post_norm"][5]  # premature, then compensatory pause
+    # reference-free local context: the previous interval, the shortest / longest of the 3 before the beat
+    np.testing.assert_allclose(col["prev"][4:8], [1.0, 1.0, 0.6, 1.4], rtol=1e-6)
+    np.testing.assert_allclose(col["lmin"][5:10], [1.0, 0.6, 0.6, 0.6, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(col["lmax"][5:10], [1.0, 1.0, 1.4, 1.4, 1.4], rtol=1e-6)
     np.testing.assert_allclose(f, loop_features(t, local_beats=3, long_s=4.0), rtol=1e-5)
 
 
@@ -89,7 +95,7 @@ def test_random_rhythms_match_the_loop(seed):
     lb, ls, rb = int(rng.integers(1, 12)), float(rng.uniform(0.5, 20)), int(rng.integers(1, 20))
     for ref in rr.REFERENCES:
         f = rr.beat_features(t, local_beats=lb, long_s=ls, ref_beats=rb, reference=ref)
-        assert f.shape == (k, 8) and f.dtype == np.float32
+        assert f.shape == (k, len(rr.FEATURES)) and f.dtype == np.float32
         np.testing.assert_allclose(f, loop_features(t, local_beats=lb, long_s=ls, ref_beats=rb, reference=ref), rtol=1e-5, atol=1e-6)
 
 
@@ -127,7 +133,7 @@ def test_protocol_checks_feature_names():
         protocols.get("aami", rr_features=("post", "pre"))
     with pytest.raises(ConfigError, match="rr_features"):
         protocols.get("aami", rr_features=("nope",))
-    assert protocols.get("aami_rr").rr_features == rr.FEATURES
+    assert protocols.get("aami_rr").rr_features == rr.DEFAULT_FEATURES == rr.FEATURES[:8]
 
 
 def test_rr_fields_are_in_the_cache_key_and_leave_other_keys_alone():
@@ -153,10 +159,10 @@ def test_tiny_records_extract_and_cache_the_features(tiny_db, cache_path):
     tiny_db.record("c1", ANN)
     proto = protocols.get("aami_rr", records=("c1",))
     beats = load_beats(proto, tiny_db.root, cache=cache_path, download=False)
-    assert beats.rr_names == rr.FEATURES and beats.rr.shape == (len(beats), 8)
+    assert beats.rr_names == rr.DEFAULT_FEATURES and beats.rr.shape == (len(beats), 8)
     times = np.array([s for s, sym in ANN if sym in BEAT_SYMBOLS]) / 360.0
     kept = [i for i, (s, sym) in enumerate((a for a in ANN if a[1] in BEAT_SYMBOLS)) if sym in proto.keep_symbols]
-    np.testing.assert_allclose(beats.rr, loop_features(times)[kept], rtol=1e-6)
+    np.testing.assert_allclose(beats.rr, loop_features(times)[kept, :8], rtol=1e-6)
     # the same pre-RR as rr_prev (which is 0 for the first beat, where the feature takes post-RR)
     np.testing.assert_allclose(beats.rr[1:, 0] * 360, beats.rr_prev[1:], rtol=1e-5)
     again = load_beats(proto, tiny_db.root, cache=cache_path, download=False)
@@ -182,7 +188,8 @@ def test_real_records_match_the_loop(real_data_dir, tmp_path):
     import wfdb
 
     recs = ("106", "201", "232")  # PVCs; atrial fibrillation and flutter; long pauses
-    beats = load_beats(protocols.get("aami_rr", records=recs), real_data_dir, cache=tmp_path, download=False)
+    # every feature, the reference-free local context (prev, lmin, lmax) included
+    beats = load_beats(protocols.get("aami_rr", records=recs, rr_features=rr.FEATURES), real_data_dir, cache=tmp_path, download=False)
     for rec in recs:
         ann = wfdb.rdann(str(real_data_dir / "mitdb" / rec), "atr")
         sym = np.array(ann.symbol)

@@ -8,7 +8,8 @@ from flax import nnx
 
 from ecgjax import attribution as attr
 from ecgjax import models
-from ecgjax.data.rr import FEATURES
+from ecgjax.data.rr import DEFAULT_FEATURES as FEATURES
+from ecgjax.data.rr import FEATURES as ALL_FEATURES
 from ecgjax.errors import ConfigError
 from ecgjax.models import rr_net
 from ecgjax.models.rr_net import rr_attributions, rr_input_matrix
@@ -110,6 +111,10 @@ def test_ratio_inputs_closed_form():
     np.testing.assert_array_equal(rr_input_matrix(FEATURES, "log"), np.eye(F))
     with pytest.raises(ConfigError, match="needs the RR features"):
         rr_input_matrix(("pre", "post"), "ratios")
+    # with prev, lmin, lmax: three reference-free local ratios after the five
+    rr11 = np.concatenate([rr, [[0.9, 0.45, 1.1]]], axis=1).astype(np.float32)
+    got = np.log(rr11.astype(np.float64)) @ rr_input_matrix(ALL_FEATURES, "ratios")
+    np.testing.assert_allclose(got[0], want + [np.log(p / 0.9), np.log(1.1 / 0.45), np.log(p / 0.45)], rtol=1e-6)
     with pytest.raises(ConfigError, match="rr_transform must be one of"):
         build(rr_transform="raw")
 
