@@ -564,7 +564,7 @@ def rr_versus_segments_table(results: dict, method: str) -> list[str]:
     if not edges:
         return []
     heads = [f"{a:+.2f}..{b:+.2f} s" for a, b in zip(edges[:-1], edges[1:])]
-    out = [f"RR versus waveform segments ({method}): share of |attribution| on the 8 RR features and on each "
+    out = [f"RR versus waveform segments ({method}): share of |attribution| on the {len(d.get('rr_features', ()))} RR features and on each "
            "time segment of the waveform (both leads, seconds from R); mean over beats [95% CI over records], %.", "",
            "| class | RR features | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
     for c in (k for k in d if k in results["classes"]):

@@ -34,11 +34,15 @@ results files, verbatim):
 
 ```bash
 python experiments/ds1_rr_screen.py mean median32 upper75 upper90 --synthetic 10   # DS1 only: which RR reference
+python experiments/ds1_rr_screen.py median32 upper90 median32+prev median32+prev+spread median32+prev+spread+pmin upper90+prev+spread+pmin prev+spread+pmin --synthetic 10
+python experiments/ds1_rr_screen.py median32+pmin median32+prev+pmin median32+spread --synthetic 10   # DS1 only: reference-free local RR context
 python experiments/ds1_rr_screen.py --table
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both --workdir runs/cv_both
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:rr --workdir runs/cv_rr
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:waveform --workdir runs/cv_waveform
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:rr,meanref --workdir runs/cv_rr_meanref   # likewise rr,upper75 / rr,bn99 / both,meanref
+python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,localrr --workdir runs/cv_both_localrr --ds1-only   # DS1 CV only (likewise rr,localrr)
+python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,localrr --workdir runs/cv_both_localrr   # then DS2, only if the rule below says so
 python experiments/rr_only_diagnosis.py runs/v6_rr runs/cv_rr   # why the previous RR-only model failed (DS1 only)
 python experiments/interpatient_combine.py runs/cv_both runs/cv_rr --out runs/cv_combined/results.json   # product of experts, weight from DS1
 python experiments/aami_interpatient.py --table runs/cv_both/results.json
@@ -139,6 +143,28 @@ the median the least. The rule, fixed before the network run: take `upper75` if 
 median. It did not (DS1 out-of-record S AP {AP_UPPER} against the median's {RR_AP}; the running mean
 {AP_MEAN}), so **the median stays**, knowing from the synthetic rhythms that it cannot see a 232.
 {BOTH_REF_SENTENCE}
+
+#### Reference-free local RR context (`:localrr`), chosen and gated on DS1
+
+One more attempt at SVEB, chosen on DS1 only: three RR features that need no running reference,
+from past beats only (`ecgjax.data.rr`: `prev`, the previous beat's pre-RR; `lmin` / `lmax`, the
+shortest and longest of the 10 intervals before the beat; tested against a direct loop, also on real
+records), entering `rr_net` as log(pre / prev) (prematurity against the interval just before),
+log(lmax / lmin) (local RR variability) and log(pre / lmin) (`ecgjax.models.rr_net.LOCAL_RATIOS`),
+beside the 8 features (`aami_rr.py:localrr`; the default is unchanged). In the screen above (rows
+with `prev`, `spread`, `pmin`) the three together rank DS1's S beats best ({LOCAL_SCREEN}), but on the
+synthetic ectopic-dominant rhythms they find *fewer* S beats than the median alone: this is an attempt
+at DS1-like S beats (the +P side and the S beats outside 232), not a fix for a 232-like record.
+
+**Decision rule, written in the commit that added the variant (f1c642f) before any DS2 number of it
+existed:** run the 5-seed DS2 evaluation of `both,localrr` only if its pooled out-of-record DS1
+predictions (the same 5 folds as `cv_both`, trained with `--ds1-only`, which reads no DS2 record) beat
+`cv_both`'s by S AP >= +3.0 points, with a higher S F1 (offsets) and a V AP not lower by more than 2.0
+points; otherwise DS2 is not read. Pooled out-of-record DS1 predictions, %:
+
+{LOCAL_CV}
+
+{LOCAL_OUTCOME}
 
 #### DS2
 
@@ -269,16 +295,25 @@ def main(argv=None) -> int:
                  "V6_EPOCHS": rng([d["best_epoch"] for d in old], 0), "V6_OFF4": str(sum(d["S_offset"] <= -4 for d in old)),
                  "V6_BN": rng(ratios), "V6_SHRINK": rng(np.sqrt(ratios)), "CV_EPOCHS": rng([d["best_epoch"] for d in new], 0)})
 
+    def ds1_cv_of(wd):
+        """A workdir's pooled out-of-record DS1 scores: from results.json, or ds1_cv.json of a --ds1-only run."""
+        res = load(wd)
+        if res and "ds1_cv" in res:
+            return res["ds1_cv"]
+        f = R / wd / "ds1_cv.json"
+        return json.loads(f.read_text()) if f.exists() else None
+
     cvs = [("cv_rr", "RR only (median)"), ("cv_rr_bn99", "RR only, BatchNorm momentum 0.99 (`:bn99`)"),
            ("cv_rr_meanref", "RR only, running mean (`:meanref`)"), ("cv_rr_upper75", "RR only, upper75 (`:upper75`)"),
-           ("cv_both", "both (the recipe)"), ("cv_both_meanref", "both, running mean"), ("cv_waveform", "waveform only")]
+           ("cv_rr_localrr", "RR only, + local context (`:rr,localrr`)"),
+           ("cv_both", "both (the recipe)"), ("cv_both_meanref", "both, running mean"),
+           ("cv_both_localrr", "both, + local context (`:localrr`)"), ("cv_waveform", "waveform only")]
     lines = ["| run | S AP | S Se / +P / F1 (argmax) | S Se / +P / F1 (offsets) | V AP | V Se / +P / F1 (offsets) | offsets S, V |",
              "|---|---|---|---|---|---|---|"]
     f3 = lambda d: f"{pct(d['se'])} / {pct(d['ppv'])} / {pct(d['f1'])}"  # noqa: E731
     for wd, label in cvs:
-        res = load(wd)
-        if res and "ds1_cv" in res:
-            c = res["ds1_cv"]
+        c = ds1_cv_of(wd)
+        if c:
             lines.append(f"| {label} | {pct(c['S']['ap'])} | {f3(c['S']['argmax'])} | {f3(c['S']['offsets'])} | {pct(c['V']['ap'])} | "
                          f"{f3(c['V']['offsets'])} | {c['offsets']['S']:+.2f}, {c['offsets']['V']:+.2f} |")
     screen = {json.loads(l)["candidate"]: json.loads(l) for l in Path("benchmarks/results/ds1_rr_screen.jsonl").read_text().splitlines() if l.strip()}
@@ -291,6 +326,7 @@ def main(argv=None) -> int:
     fill["BOTH_REF_SENTENCE"] = (f"The two-input model, trained afterwards with each reference (5-fold CV), agrees on DS1: S AP "
                                  f"{pct(both['ds1_cv']['S']['ap'])} with the median, {pct(bm['ds1_cv']['S']['ap'])} with the running mean." if bm else "")
     fill["RR_AP"], fill["AP_UPPER"], fill["AP_MEAN"] = ap_of("cv_rr"), ap_of("cv_rr_upper75"), ap_of("cv_rr_meanref")
+    fill.update(local_context(R, load, ds1_cv_of, screen, summary_rows))
     fill["SYN85"] = f"{max(100 * r['synthetic']['0.85']['best_offset']['S_se'] for r in screen.values() if r.get('synthetic')):.1f}"
     fill["SCREEN"] = subprocess.run([sys.executable, "experiments/ds1_rr_screen.py", "--table"], capture_output=True, text=True, check=True).stdout.strip()
     fill["TABLE_BOTH"] = ip.aami_table(both)
@@ -309,7 +345,7 @@ def main(argv=None) -> int:
                        f"{pct(np.mean(p[~m & (y == 1)] == 1))} | {int(np.sum((p == 1) & (y == 0)))} |")
         return out
     rows = ["| run, seed | 232's S beats called S, % | other records' S beats called S, % | N beats called S |", "|---|---|---|---|"]
-    for name in ("cv_both", "cv_both_meanref"):
+    for name in ("cv_both", "cv_both_meanref", "cv_both_localrr"):
         if load(name):
             rows += per_record(name)
     fill["PER_RECORD"] = "\n".join(rows)
@@ -324,7 +360,7 @@ def main(argv=None) -> int:
                     f"{np.median(med['median'][:, 0]):.2f} s, median `pre_norm` {np.median(med['median'][:, 4]):.2f} over the running median, "
                     f"{np.median(med['upper75'][:, 4]):.2f} over the running 75th percentile and {np.median(med['mean'][:, 4]):.2f} over the running mean.")
     abl = ["| method | SVEB Se | SVEB +P | SVEB FPR | SVEB F1 | VEB Se | VEB +P | VEB FPR | VEB F1 |", "|---|---|---|---|---|---|---|---|---|"]
-    for wd in ("cv_both", "cv_rr", "cv_waveform", "cv_both_meanref", "cv_combined", "v6_both", "v6_rr", "v6_waveform", "v6_meanref"):
+    for wd in ("cv_both", "cv_rr", "cv_waveform", "cv_both_meanref", "cv_both_localrr", "cv_combined", "v6_both", "v6_rr", "v6_waveform", "v6_meanref"):
         res = load(wd)
         if res:
             abl += summary_rows(res, wd)
@@ -383,6 +419,98 @@ def main(argv=None) -> int:
     Path(args.doc).write_text(doc[:a] + text.rstrip() + "\n\n" + doc[b:])
     print(f"wrote the rr_net section of {args.doc}")
     return 0
+
+
+# The :localrr decision rule (fixed in commit f1c642f before any DS2 number of the variant): DS2 is run only if
+# the pooled out-of-record DS1 predictions beat cv_both's by S AP >= +3 points, a higher S F1 (offsets) and a
+# V AP at most 2 points lower.
+LOCAL_RULE = {"ds_ap": 0.03, "dv_ap": -0.02}
+
+
+def pooled_ds1(workdir: Path):
+    """The seeds' out-of-record DS1 predictions, in seed order: (probabilities f64[M, C], y i[M], record U[M])."""
+    parts = []
+    for f in sorted((workdir / "runs").glob("seed*/predictions.npz"), key=lambda p: int(p.parent.name[4:])):
+        with np.load(f) as z:
+            parts.append((np.exp(ip._log_softmax(z["logits"])), z["y_true"], z["record"]))
+    return tuple(np.concatenate(v) for v in zip(*parts))
+
+
+def paired_ap_difference(a: Path, b: Path, k: int, *, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """AP of class k of workdir b minus that of a, on the same pooled out-of-record DS1 beats, with a 95%
+    percentile CI from resampling DS1 records (the same records for both: paired). Returns (diff, lo, hi)."""
+    from sklearn.metrics import average_precision_score
+
+    pa, ya, ra = pooled_ds1(a)
+    pb, yb, rb = pooled_ds1(b)
+    if not (np.array_equal(ya, yb) and np.array_equal(ra, rb)):
+        raise ValueError(f"{a} and {b} do not predict the same DS1 beats")
+    recs = np.unique(ra)
+    rows = {r: np.flatnonzero(ra == r) for r in recs}
+    diff = lambda i: average_precision_score(ya[i] == k, pb[i, k]) - average_precision_score(ya[i] == k, pa[i, k])  # noqa: E731
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):
+        i = np.concatenate([rows[r] for r in rng.choice(recs, len(recs))])
+        if np.any(ya[i] == k):
+            boot.append(diff(i))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(diff(np.arange(len(ya)))), float(lo), float(hi)
+
+
+def local_context(R: Path, load, ds1_cv_of, screen: dict, summary_rows) -> dict:
+    """The placeholders of the :localrr subsection: the screen sentence, the DS1 CV table with paired
+    record-bootstrap CIs of the AP differences, the rule's outcome and (if run) the DS2 rows."""
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    loc, m32 = screen.get("median32+prev+spread+pmin"), screen["median32"]
+    syn = lambda r, f: pct(r["synthetic"][f]["best_offset"]["S_se"])  # noqa: E731
+    out = {"LOCAL_SCREEN": "(not screened)", "LOCAL_CV": "(not run)", "LOCAL_OUTCOME": ""}
+    if loc:
+        out["LOCAL_SCREEN"] = (f"`median32+prev+spread+pmin`: S AP {pct(loc['ap_S'])} against `median32`'s {pct(m32['ap_S'])}, S F1 at the "
+                               f"best offset {pct(loc['S_best_offset']['f1'])} against {pct(m32['S_best_offset']['f1'])}, V AP {pct(loc['ap_V'])} "
+                               f"against {pct(m32['ap_V'])}; synthetic rhythms with 10 / 30 / 50% S beats: S Se {syn(loc, '0.1')} / "
+                               f"{syn(loc, '0.3')} / {syn(loc, '0.5')} against {syn(m32, '0.1')} / {syn(m32, '0.3')} / {syn(m32, '0.5')}")
+    lines = ["| run | S AP | S AP - baseline [95% CI over DS1 records, paired] | S Se / +P / F1 (offsets) | V AP | V AP - baseline [95% CI] | V Se / +P / F1 (offsets) |",
+             "|---|---|---|---|---|---|---|"]
+    f3 = lambda d: f"{pct(d['se'])} / {pct(d['ppv'])} / {pct(d['f1'])}"  # noqa: E731
+    verdict = None
+    for base, new in (("cv_both", "cv_both_localrr"), ("cv_rr", "cv_rr_localrr")):
+        cb, cn = ds1_cv_of(base), ds1_cv_of(new)
+        if not (cb and cn):
+            continue
+        d = {k: paired_ap_difference(R / base, R / new, k) for k in (1, 2)}
+        ci = lambda t: f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"  # noqa: E731
+        lines.append(f"| {base} | {pct(cb['S']['ap'])} | | {f3(cb['S']['offsets'])} | {pct(cb['V']['ap'])} | | {f3(cb['V']['offsets'])} |")
+        lines.append(f"| {new} | {pct(cn['S']['ap'])} | {ci(d[1])} | {f3(cn['S']['offsets'])} | {pct(cn['V']['ap'])} | {ci(d[2])} | {f3(cn['V']['offsets'])} |")
+        if new == "cv_both_localrr":
+            ds, dv, df1 = cn["S"]["ap"] - cb["S"]["ap"], cn["V"]["ap"] - cb["V"]["ap"], cn["S"]["offsets"]["f1"] - cb["S"]["offsets"]["f1"]
+            verdict = (ds >= LOCAL_RULE["ds_ap"] - 1e-12 and df1 > 0 and dv >= LOCAL_RULE["dv_ap"] - 1e-12, ds, df1, dv)
+    if len(lines) > 2:
+        out["LOCAL_CV"] = "\n".join(lines)
+    if verdict is None:
+        out["LOCAL_OUTCOME"] = "The two-input `:localrr` run has not finished its DS1 cross-validation; DS2 was not read for it."
+        return out
+    met, ds, df1, dv = verdict
+    txt = (f"Against the rule: S AP {100 * ds:+.1f} points (needed >= +{100 * LOCAL_RULE['ds_ap']:.1f}), S F1 (offsets) {100 * df1:+.1f} "
+           f"(needed > 0), V AP {100 * dv:+.1f} (needed >= {100 * LOCAL_RULE['dv_ap']:+.1f}): **the rule is {'met' if met else 'not met'}**")
+    res = load("cv_both_localrr")
+    if not met:
+        out["LOCAL_OUTCOME"] = txt + ", so DS2 was not read for this variant."
+    elif not res:
+        out["LOCAL_OUTCOME"] = txt + "; the DS2 evaluation has not been run (no `cv_both_localrr/results.json`)."
+    else:
+        both = load("cv_both")
+        s, b = res["ds2"]["summary"], both["ds2"]["summary"]
+        g = lambda x: f"SVEB {pct(x['S']['se']['mean'])} / {pct(x['S']['ppv']['mean'])}, VEB {pct(x['V']['se']['mean'])} / {pct(x['V']['ppv']['mean'])}"  # noqa: E731
+        rows = ["| method | SVEB Se | SVEB +P | SVEB FPR | SVEB F1 | VEB Se | VEB +P | VEB FPR | VEB F1 |", "|---|---|---|---|---|---|---|---|---|"]
+        rows += summary_rows(both, "cv_both") + summary_rows(res, "cv_both_localrr")
+        a232, o232 = _found_232(R / "cv_both_localrr", False)
+        out["LOCAL_OUTCOME"] = (
+            txt + f", so its 5 seeds were tested once on DS2 (5-seed means, Se / +P, with the DS1-CV offsets): {g(s)}, against "
+            f"`cv_both`'s {g(b)}; per-seed SVEB Se {', '.join(pct(v) for v in s['S']['se']['values'])}. It found {a232:.1f}% of record "
+            f"232's S beats and {o232:.1f}% of the other records' (seed means; per seed in the 232 table below). The config default "
+            "is unchanged whatever these numbers say.\n\n" + "\n".join(rows))
+    return out
 
 
 def _found_232(workdir: Path, argmax: bool) -> tuple[float, float]:
