@@ -473,12 +473,13 @@ def local_context(R: Path, load, ds1_cv_of, screen: dict, summary_rows) -> dict:
     lines = ["| run | S AP | S AP - baseline [95% CI over DS1 records, paired] | S Se / +P / F1 (offsets) | V AP | V AP - baseline [95% CI] | V Se / +P / F1 (offsets) |",
              "|---|---|---|---|---|---|---|"]
     f3 = lambda d: f"{pct(d['se'])} / {pct(d['ppv'])} / {pct(d['f1'])}"  # noqa: E731
-    verdict = None
+    verdict, cis = None, []
     for base, new in (("cv_both", "cv_both_localrr"), ("cv_rr", "cv_rr_localrr")):
         cb, cn = ds1_cv_of(base), ds1_cv_of(new)
         if not (cb and cn):
             continue
         d = {k: paired_ap_difference(R / base, R / new, k) for k in (1, 2)}
+        cis += list(d.values())
         ci = lambda t: f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"  # noqa: E731
         lines.append(f"| {base} | {pct(cb['S']['ap'])} | | {f3(cb['S']['offsets'])} | {pct(cb['V']['ap'])} | | {f3(cb['V']['offsets'])} |")
         lines.append(f"| {new} | {pct(cn['S']['ap'])} | {ci(d[1])} | {f3(cn['S']['offsets'])} | {pct(cn['V']['ap'])} | {ci(d[2])} | {f3(cn['V']['offsets'])} |")
@@ -494,10 +495,14 @@ def local_context(R: Path, load, ds1_cv_of, screen: dict, summary_rows) -> dict:
     txt = (f"Against the rule: S AP {100 * ds:+.1f} points (needed >= +{100 * LOCAL_RULE['ds_ap']:.1f}), S F1 (offsets) {100 * df1:+.1f} "
            f"(needed > 0), V AP {100 * dv:+.1f} (needed >= {100 * LOCAL_RULE['dv_ap']:+.1f}): **the rule is {'met' if met else 'not met'}**")
     res = load("cv_both_localrr")
+    zero = all(lo <= 0 <= hi for _, lo, hi in cis)
+    txt_ci = (f" Every paired 95% CI in the table {'contains 0' if zero else 'does not contain 0 for some difference'}"
+              + (f": DS1's {ds1_cv_of('cv_both')['S']['n']:,} S beats sit in a few records, so DS1 cannot resolve differences of this size either way "
+                 "(the rule's thresholds are point estimates)." if zero else "."))
     if not met:
-        out["LOCAL_OUTCOME"] = txt + ", so DS2 was not read for this variant."
+        out["LOCAL_OUTCOME"] = txt + ", so DS2 was not read for this variant." + txt_ci
     elif not res:
-        out["LOCAL_OUTCOME"] = txt + "; the DS2 evaluation has not been run (no `cv_both_localrr/results.json`)."
+        out["LOCAL_OUTCOME"] = txt + "; the DS2 evaluation has not been run (no `cv_both_localrr/results.json`)." + txt_ci
     else:
         both = load("cv_both")
         s, b = res["ds2"]["summary"], both["ds2"]["summary"]
