@@ -156,7 +156,7 @@ with `prev`, `spread`, `pmin`) the three together rank DS1's S beats best ({LOCA
 synthetic ectopic-dominant rhythms they find *fewer* S beats than the median alone: this is an attempt
 at DS1-like S beats (the +P side and the S beats outside 232), not a fix for a 232-like record.
 
-**Decision rule, written in the commit that added the variant (f1c642f) before any DS2 number of it
+**Decision rule, written in the message of the commit that added the variant ("RR features prev, lmin, lmax ...", authored 18:03 UTC 2026-12-06, while its DS1 cross-validation was still training) before any DS2 number of it
 existed:** run the 5-seed DS2 evaluation of `both,localrr` only if its pooled out-of-record DS1
 predictions (the same 5 folds as `cv_both`, trained with `--ds1-only`, which reads no DS2 record) beat
 `cv_both`'s by S AP >= +3.0 points, with a higher S F1 (offsets) and a V AP not lower by more than 2.0
@@ -421,7 +421,7 @@ def main(argv=None) -> int:
     return 0
 
 
-# The :localrr decision rule (fixed in commit f1c642f before any DS2 number of the variant): DS2 is run only if
+# The :localrr decision rule (fixed in the message of the commit "RR features prev, lmin, lmax ..." before any DS2 number of the variant): DS2 is run only if
 # the pooled out-of-record DS1 predictions beat cv_both's by S AP >= +3 points, a higher S F1 (offsets) and a
 # V AP at most 2 points lower.
 LOCAL_RULE = {"ds_ap": 0.03, "dv_ap": -0.02}
