@@ -211,7 +211,8 @@ def train_vae(
             log.info("VAE epoch %d: loss %.2f recon %.2f kl %.2f", epoch, *(history[-1][k] for k in ("loss", "recon", "kl")))
             spent = time.perf_counter() - t_start
             if time_budget_s is not None and epoch + 1 < epochs and spent * (epoch + 2) / (epoch + 1) > time_budget_s:
-                log.info("VAE: time budget of %.0f s spent after %d of %d epochs; stopping", time_budget_s, epoch + 1, epochs)
+                log.info("VAE: the next epoch would end past the time budget of %.0f s; stopping after %d of %d epochs",
+                         time_budget_s, epoch + 1, epochs)
                 break
     return nnx.merge(graphdef, params), history
 
