@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vae", default=None, help="VAE folder (default WORKDIR/vae; trained on the run's training beats if empty)")
     p.add_argument("--latent", type=positive_int, default=16, help="latent size of a VAE trained here")
     p.add_argument("--beta", type=_positive_float, default=1.0, help="KL weight of a VAE trained here")
+    p.add_argument("--sigma", type=_positive_float, default=0.1,
+                   help="decoder standard deviation (beats' units) of a VAE trained here; smaller: sharper reconstructions")
     p.add_argument("--width", type=positive_int, default=16, help="first convolution's channels of a VAE trained here")
     p.add_argument("--vae-epochs", type=positive_int, default=10)
     p.add_argument("--vae-max-train", type=positive_int, default=20000, help="training beats of a VAE trained here")
@@ -70,7 +72,7 @@ def _traverse(args) -> int:
     from ecgjax.generative.pipeline import traverse_run
 
     s = traverse_run(args.workdir, target=args.target, source=args.source, out=args.out, vae_dir=args.vae,
-                     max_beats=args.max_beats, fidelity_beats=args.fidelity_beats, latent=args.latent, beta=args.beta,
+                     max_beats=args.max_beats, fidelity_beats=args.fidelity_beats, latent=args.latent, beta=args.beta, sigma=args.sigma,
                      width=args.width, vae_epochs=args.vae_epochs, vae_max_train=args.vae_max_train, steps=args.steps,
                      proximity=args.proximity, n_points=args.points, method=args.method, waves=not args.no_waves, compare=args.compare, seed=args.seed,
                      batch_size=args.batch_size, memory_budget=parse_memory(args.memory_budget), data_dir=args.data_dir,

@@ -41,6 +41,7 @@ def _subset(idx: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def get_vae(run, vae_dir: Path, *, latent: int, beta: float, width: int, epochs: int, max_train: int, seed: int,
+            sigma: float = 0.1,
             progress: bool = True):
     """The VAE in ``vae_dir``, or one trained on the run's training beats (at most ``max_train``) and saved there."""
     from ecgjax.generative import vae as V
@@ -55,7 +56,7 @@ def get_vae(run, vae_dir: Path, *, latent: int, beta: float, width: int, epochs:
         log.info("VAE loaded from %s (latent %d, beta %g)", vae_dir, vae.settings.latent, vae.settings.beta)
         return vae
     tr = _subset(run.split.train, max_train, seed)
-    st = V.VAESettings(in_shape=shape, latent=latent, width=width, beta=beta, sigma=0.1, fs=run.beats.fs)
+    st = V.VAESettings(in_shape=shape, latent=latent, width=width, beta=beta, sigma=sigma, fs=run.beats.fs)
     mask = V.valid_mask(run.beats.lo[tr], run.beats.hi[tr], shape[0])
     vae, hist = V.train_vae(run.beats.x[tr][..., :n_leads], st, mask=mask, epochs=epochs, batch_size=128, seed=seed,
                             progress=progress)
@@ -80,7 +81,8 @@ def _fmt(v) -> str:
 
 
 def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, max_beats: int = 200,
-                 fidelity_beats: int = 4000, latent: int = 16, beta: float = 1.0, width: int = 16, vae_epochs: int = 10,
+                 fidelity_beats: int = 4000, latent: int = 16, beta: float = 1.0, width: int = 16, sigma: float = 0.1,
+                 vae_epochs: int = 10,
                  vae_max_train: int = 20000, steps: int = 300, proximity: float = 0.05, n_points: int = 11,
                  method: str = "saliency", seed: int = 0, batch_size: int = 256, memory_budget: int | None = None,
                  waves: bool = True, compare=None, data_dir=None, command: str = "", progress: bool = True,
@@ -93,7 +95,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
       out: output folder (default ``WORKDIR/traversals/SOURCE-to-TARGET``); vae_dir: default ``WORKDIR/vae``.
       max_beats: source beats traversed (and target beats for the saliency profile), a seeded subset of the test part.
       fidelity_beats: test beats for the classifier-on-reconstructions check.
-      latent, beta, width, vae_epochs, vae_max_train: the VAE trained when ``vae_dir`` holds none.
+      latent, beta, width, sigma, vae_epochs, vae_max_train: the VAE trained when ``vae_dir`` holds none (sigma: its
+        decoder's standard deviation in the beats' units).
       steps, proximity, n_points: the traversal (``generative.traverse``); method: the attribution method of the profile.
       waves: also the per-wave change (neurokit2's delineation of the records, ``data.delineation``; beats whose
         delineation fails its quality flag count as absent).
@@ -125,7 +128,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     out = Path(out or Path(workdir) / "traversals" / f"{source}-to-{target}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    vae = get_vae(run, Path(vae_dir or Path(workdir) / "vae"), latent=latent, beta=beta, width=width, epochs=vae_epochs,
+    vae = get_vae(run, Path(vae_dir or Path(workdir) / "vae"), latent=latent, beta=beta, width=width, sigma=sigma,
+                  epochs=vae_epochs,
                   max_train=vae_max_train, seed=seed, progress=progress)
     n_leads = vae.settings.in_shape[1]
     b = run.beats

@@ -121,7 +121,8 @@ class TraverseSpec:
     Attributes:
       target, source: class names of the run (the query: source beats morphed towards target).
       vae_dir: a trained VAE's folder (``generative.vae.save_vae``) to use; "" trains one on the run's training beats
-        (``latent``, ``beta``, ``width``, ``vae_epochs``, at most ``vae_max_train`` beats) under the study's workdir.
+        (``latent``, ``beta``, ``width``, decoder sd ``sigma``, ``vae_epochs``, at most ``vae_max_train`` beats) under
+        the study's workdir.
       max_beats: source beats traversed (and target beats profiled); fidelity_beats: test beats of the
         classifier-on-reconstructions check.
       steps, n_points: Adam steps per path, decoded points per path; method: the attribution method of the profile.
@@ -135,6 +136,7 @@ class TraverseSpec:
     latent: int = 16
     beta: float = 1.0
     width: int = 16
+    sigma: float = 0.1
     vae_epochs: int = 10
     vae_max_train: int = 20000
     max_beats: int = 32
@@ -153,6 +155,8 @@ class TraverseSpec:
             raise ConfigError(f"traverse.n_points must be an integer >= 2 (start and end), got {self.n_points!r}")
         if self.beta < 0:
             raise ConfigError(f"traverse.beta must be >= 0, got {self.beta}")
+        if not self.sigma > 0:
+            raise ConfigError(f"traverse.sigma (the decoder's standard deviation) must be > 0, got {self.sigma}")
         if self.target == self.source:
             raise ConfigError(f"traverse.target and traverse.source are both {self.target!r}; a traversal moves beats "
                               "of one class towards another")

@@ -271,7 +271,7 @@ def _traverse(cfg: StudyConfig, workdir: Path, name: str, run, out_dir: Path, *,
     t = cfg.traverse
     return traverse_run(workdir / "runs" / name, run=run, target=t.target, source=t.source, out=out_dir,
                         vae_dir=Path(t.vae_dir) if t.vae_dir else out_dir / "vae", max_beats=t.max_beats,
-                        fidelity_beats=t.fidelity_beats, latent=t.latent, beta=t.beta, width=t.width,
+                        fidelity_beats=t.fidelity_beats, latent=t.latent, beta=t.beta, width=t.width, sigma=t.sigma,
                         vae_epochs=t.vae_epochs, vae_max_train=t.vae_max_train, steps=t.steps, n_points=t.n_points,
                         method=t.method, seed=cfg.seed, batch_size=t.batch_size, memory_budget=memory_budget,
                         waves=t.waves, data_dir=data_dir, command=f"ecgjax study (stage traverse, run {name})")

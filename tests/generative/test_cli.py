@@ -27,11 +27,11 @@ def test_traverse_command(tmp_path, capsys):
     wd = tmp_path / "run"
     train_and_evaluate(cfg, wd)
     args = ["traverse", "--workdir", str(wd), "--target", "c1", "--source", "c0", "--max-beats", "4", "--fidelity-beats", "8",
-            "--vae-epochs", "1", "--latent", "4", "--steps", "5", "--points", "3", "--compare", str(wd)]
+            "--vae-epochs", "1", "--latent", "4", "--sigma", "0.2", "--steps", "5", "--points", "3", "--compare", str(wd)]
     assert main(args) == 0
     out = wd / "traversals" / "c0-to-c1"
     s = json.loads((out / "summary.json").read_text())
-    assert s["vae"]["latent"] == 4 and s["target"] == "c1" and s["trained"]["n"] == s["randomised"]["n"] <= 4
+    assert s["vae"]["latent"] == 4 and s["vae"]["sigma"] == 0.2 and s["target"] == "c1" and s["trained"]["n"] == s["randomised"]["n"] <= 4
     assert s["fidelity"]["n"] <= 8 and 0 <= s["fidelity"]["acc_reconstructed"] <= 1
     assert "versions" in s and "device" in s and s["command"].startswith("ecgjax traverse")
     z = load_npz(out / "traversal.npz")

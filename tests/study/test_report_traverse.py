@@ -3,6 +3,7 @@ segment and per wave) and numbers, rendered from the StudyResult; no panel may b
 
 from __future__ import annotations
 
+import json
 import types
 
 import numpy as np
@@ -139,6 +140,8 @@ def test_traverse_spec_errors_are_clear():
         TraverseSpec(target="V", source="V")
     with pytest.raises(ConfigError, match="traverse.steps must be a positive integer"):
         TraverseSpec(steps=0)
+    with pytest.raises(ConfigError, match="traverse.sigma"):
+        TraverseSpec(sigma=0.0)
     with pytest.raises(ConfigError, match="no run has it"):
         StudyConfig(name="s", runs=(RunSpec("a", _train_cfg(0)),), traverse=TraverseSpec())
 
@@ -150,13 +153,14 @@ def test_study_traverse_stage_end_to_end(tmp_path):
     from ecgjax.study import RunSpec, StudyConfig, TraverseSpec, run_study
     from tests.study.test_study import _train_cfg
 
-    spec = TraverseSpec(target="c1", source="c0", latent=4, width=4, vae_epochs=1, max_beats=4, fidelity_beats=8, steps=5,
+    spec = TraverseSpec(target="c1", source="c0", latent=4, width=4, sigma=0.2, vae_epochs=1, max_beats=4, fidelity_beats=8, steps=5,
                         n_points=3, batch_size=8)
     cfg = StudyConfig(name="traverse study", runs=(RunSpec("a", _train_cfg(0), explain=True),), n_boot=5, traverse=spec)
     wd = tmp_path / "study"
     paths = run_study(cfg, wd)
     stage = (wd / "stages" / "traverse.json").read_text()
     assert '"figures"' in stage and (wd / "traverse" / "a" / "vae" / "vae.json").is_file()
+    assert json.loads(stage)["vae"]["sigma"] == 0.2  # the spec's decoder sd reached the VAE
     html = (wd / "report" / "report.html").read_text()
     assert "Explanations by generation: a, c0 -&gt; c1" in html or "Explanations by generation: a, c0 -> c1" in html
     figs = [m for m in html.split("<figure id='fig-traverse-a-")[1:]]
