@@ -22,7 +22,12 @@ REAL_DATA_SKIP = "set ECGJAX_DATA_DIR to the folder holding mitdb/ to run real-d
 
 
 _XLA_CACHE_ENV = "ECGJAX_TEST_XLA_CACHE"
-_FAST_COMPILE = "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
+_FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def users_xla_flags() -> str:
+    """``XLA_FLAGS`` without the tests' fast-compile flags: for a subprocess that measures what users get."""
+    return os.environ.get("XLA_FLAGS", "").replace(_FAST_COMPILE, "").strip()
 
 
 def pytest_configure(config):
@@ -35,11 +40,11 @@ def pytest_configure(config):
     import shutil
     import tempfile
 
-    # Tests run tiny programs, where XLA's optimisation passes cost more than they save: compile with fewer of
-    # them (in the xdist workers and the subprocesses tests start, which inherit the variable; it must be set
-    # before jax starts its backend). About a third less CPU on the model tests. Not level 0: XLA:CPU at
-    # ``--xla_backend_optimization_level=0`` returns NaN gradients for ribeiro_cnn's stem (jax 0.12.1; op by
-    # op and at the default level they are finite). ``ECGJAX_TEST_FULL_OPT=1`` compiles as users do.
+    # Tests run tiny programs, where XLA's optimisation passes cost more than they save: compile with none of
+    # the backend's (in the xdist workers and the subprocesses tests start, which inherit the variable; it must
+    # be set before jax starts its backend). About half the compile time of the model tests; programs that
+    # compute a lot run slower, so the memory measurement's subprocess compiles as users do (users_xla_flags).
+    # ``ECGJAX_TEST_FULL_OPT=1`` compiles as users do.
     if not os.environ.get("ECGJAX_TEST_FULL_OPT") and _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
     if os.environ.get("ECGJAX_TEST_NO_COMPILE_CACHE"):

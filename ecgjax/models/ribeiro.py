@@ -7,11 +7,10 @@ forward for an 860-sample input.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
-from ecgjax.models.layers import Conv1d, same_padding
+from ecgjax.models.layers import Conv1d
 
 _HE = nnx.initializers.he_normal()
 
@@ -21,11 +20,14 @@ def _bn(n, rngs, **kw):
 
 
 def max_pool_same(x, factor: int):
-    """Max-pool by ``factor`` with TF 'SAME' padding. x: f32[B, T, C] -> f32[B, ceil(T/factor), C]."""
-    left, right = same_padding(x.shape[1], factor, factor)
-    xp = jnp.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=-jnp.inf)
-    b, t, c = xp.shape
-    return xp.reshape(b, t // factor, factor, c).max(axis=2)
+    """Max-pool by ``factor`` with TF 'SAME' padding. x: f32[B, T, C] -> f32[B, ceil(T/factor), C].
+
+    flax's pool (``lax.reduce_window``): its gradient goes to each window's maximum, as TF's does. Not a
+    reshape and ``max``: that gradient divides by the count of entries equal to the maximum, and when XLA
+    recomputes the two sides in separate fusions that count can be 0 (NaN gradients: XLA:CPU at
+    ``--xla_backend_optimization_level=0``, tests/models/test_models.py).
+    """
+    return nnx.max_pool(x, (factor,), strides=(factor,), padding="SAME")
 
 
 class _Unit(nnx.Module):

@@ -111,10 +111,10 @@ def test_models_agree_across_impls_float64(name):
 
     In float32 the saliency of a random-init deep net differs between impls at the 1e-2 level
     (ReLU/LeakyReLU kinks and max-pool ties flip on rounding), so the equality is checked in float64.
-    Beats of 160 samples (not 430) keep the four float64 compiles short; the paper's layer shapes are in the
+    Beats of 64 samples (not 430) keep the four float64 compiles short; the paper's layer shapes are in the
     per-layer table above.
     """
-    t_len = 160
+    t_len = 64
     with _x64():
         x = jax.random.normal(jax.random.key(1), (2, t_len, 2), dtype=jnp.float64)
         t = jnp.array([1, 5])

@@ -221,3 +221,20 @@ def test_fs_comes_from_the_data_and_is_checked():
 def test_register_needs_the_contract():
     with pytest.raises(ValueError, match="ECGModel"):
         models.register("not_a_model")(object)
+
+
+def test_ribeiro_max_pool_values_and_gradient_go_to_each_windows_maximum():
+    """TF 'SAME' max-pool: equal to padding with -inf and taking each window's max; the gradient lands on the
+    maximum of each window (as TF's), so it never depends on float equality between recomputed values."""
+    from ecgjax.models.layers import same_padding
+    from ecgjax.models.ribeiro import max_pool_same
+
+    for t in (430, 9, 7, 1):
+        x = jax.random.normal(jax.random.key(t), (2, t, 3))
+        left, right = same_padding(t, 4, 4)
+        ref = jnp.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=-jnp.inf).reshape(2, -1, 4, 3).max(2)
+        np.testing.assert_array_equal(max_pool_same(x, 4), ref)
+        g = np.asarray(jax.grad(lambda v: jnp.sum(max_pool_same(v, 4) * jnp.arange(1.0, ref.shape[1] + 1)[None, :, None]))(x))
+        xp = np.pad(np.asarray(x), ((0, 0), (left, right), (0, 0)), constant_values=-np.inf).reshape(2, -1, 4, 3)
+        want = (xp == xp.max(2, keepdims=True)) * np.arange(1.0, ref.shape[1] + 1)[None, :, None, None]
+        np.testing.assert_array_equal(g, want.reshape(2, -1, 3)[:, left : left + t])

@@ -1,5 +1,9 @@
 """The real-data smoke run (experiments/configs/smoke.py): trains, checkpoints, survives a
-crash, resumes, evaluates, and load_run reads it back. Needs the MIT-BIH records."""
+crash, resumes, evaluates, and load_run reads it back. Needs the MIT-BIH records.
+
+Slow (real-data training, ~15 s of CPU): the default suite checks the same behaviours on tiny data
+(tests/train/test_train.py: a killed run resumes exactly; tests/test_interpatient.py: a quick run trains and
+evaluates on real records; tests/study: load_run reads a run back)."""
 
 import json
 import time
@@ -11,7 +15,7 @@ from ecgjax.config import load_config
 from ecgjax.train import load_run, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 class _Crash(Exception):
