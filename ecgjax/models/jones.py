@@ -25,6 +25,13 @@ def _bn(n: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
     return nnx.BatchNorm(n, momentum=0.99, epsilon=1e-3, rngs=rngs)  # Keras defaults
 
 
+def max_over_time(f):
+    """f32[B, T, H] -> f32[B, H], each unit's maximum over time, as a pool (``lax.reduce_window``): its gradient
+    goes to the maximum, never divided by a count of equal entries that XLA may recompute differently
+    (see ``ribeiro.max_pool_same``)."""
+    return nnx.max_pool(f, (f.shape[1],), strides=(f.shape[1],))[:, 0]
+
+
 class _JonesBlock(nnx.Module):
     """Identity shortcut (MaxPool1D(pool 1) in the original) + conv(F, same) -> BN -> LReLU -> conv(32, same) -> LReLU -> dropout."""
 
@@ -203,7 +210,7 @@ class Jones2020LSTM(ECGModel):
         return hooks.tap("lstm", self.lstm(self._sequence(x)))
 
     def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
-        return self._head_last(f[:, -1] if self.readout == "last" else jnp.max(f, axis=1), hooks)
+        return self._head_last(f[:, -1] if self.readout == "last" else max_over_time(f), hooks)
 
     def _head_last(self, h, hooks):
         return hooks.linear(self.out, hooks.act(jax.nn.relu, hooks.linear(self.dense, h)))

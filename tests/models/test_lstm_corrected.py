@@ -74,6 +74,18 @@ def test_max_readout_sends_gradient_to_where_a_unit_peaks_far_from_the_end():
     assert ratio["max"] > 100 * ratio["last"]
 
 
+def test_max_readout_is_the_max_over_time_and_its_gradient_lands_on_each_units_peak():
+    """max_over_time(f) = max_t f[:, t, u]; its gradient is the cotangent at each unit's peak time, zero elsewhere."""
+    from ecgjax.models.jones import max_over_time
+
+    f = jax.random.normal(jax.random.key(2), (2, 9, 5))
+    w = jax.random.normal(jax.random.key(3), (2, 5))
+    np.testing.assert_array_equal(max_over_time(f), np.asarray(f).max(1))
+    g = jax.grad(lambda f: jnp.sum(max_over_time(f) * w))(f)
+    want = (np.asarray(f) == np.asarray(f).max(1, keepdims=True)) * np.asarray(w)[:, None, :]
+    np.testing.assert_array_equal(g, want)
+
+
 def test_integrated_gradients_is_complete_on_the_corrected_lstm():
     """A smooth model of its input (no input-dependent mask): IG's default steps from the zeros baseline sum to
     f(x) - f(0) within 5% on this untrained model (trained ones are steep from zeros: their declared baseline is
