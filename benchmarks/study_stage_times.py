@@ -21,6 +21,9 @@ from pathlib import Path
 
 from _common import ROOT, append_jsonl, env_record
 
+from ecgjax.errors import DataError
+from ecgjax.io import atomic_write_text, replace_section
+
 BEGIN, END = "<!-- study_stage_times:begin -->", "<!-- study_stage_times:end -->"
 
 
@@ -67,11 +70,9 @@ def render(rows: list[dict]) -> str:
 
 
 def render_into(doc: Path, rows: list[dict]) -> None:
-    text = doc.read_text()
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{doc} has no {BEGIN} ... {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    doc.write_text(head + BEGIN + "\n" + render(rows) + END + rest.split(END, 1)[1])
+    """Replace the section between the markers of ``doc`` with :func:`render` of ``rows`` (an atomic write)."""
+    section = f"{BEGIN}\n{render(rows)}{END}"
+    atomic_write_text(doc, replace_section(doc.read_text(), section, BEGIN, END, where=str(doc)))
 
 
 def main(argv=None) -> int:
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
         try:
             rows = [json.loads(line) for line in Path(args.render).read_text().splitlines() if line.strip()]
             render_into(args.doc, rows)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, DataError) as e:
             print(f"error: {args.render} -> {args.doc}: {e}", file=sys.stderr)
             return 2
         print(f"wrote the stage table into {args.doc}")
