@@ -6,6 +6,8 @@ Commands::
     python experiments/corrected_study.py --config experiments/configs/audit_study.py --workdir runs/audit
     python experiments/corrected_study.py --config experiments/configs/audit_study.py:cpu --workdir runs/audit_cpu
     python scripts/audit_results.py runs/audit_cpu   # docs/results.md's section from the run's files
+    python experiments/corrected_study.py --config experiments/configs/audit_study.py:mitbih8 --workdir runs/audit_mitbih8
+    python scripts/audit_results.py runs/audit_mitbih8 --block expert-rules-mitbih8   # its docs section
 
 (``ecgjax study --config ... --workdir ...`` is the same.) Run: ``jones2020_cnn`` on the AAMI DS1 -> DS2
 protocol (``aami_jones_cnn.py``; quick: capped beats and epochs). Methods, all targeted at the true class:
@@ -28,6 +30,17 @@ beats per class with 50 concept beats; the expert-rule check (QRS for V/F, P wav
 and the ground-truth check (``GT_CPU``: small rr_net regressors trained on up to 6,000 DS1 beats for 6 epochs,
 explained on 500 DS2 beats by 13 methods, kernel SHAP with its default budget of 512 coalitions included).
 
+Variant ``mitbih8``: the expert rules on the MIT-BIH 8 classes of Jones et al. (A, E, j, L, N, P, R, V), which keep
+the bundle branch block beats L and R apart from N (the AAMI classes merge them into N). Beats: the ``jones2020``
+protocol (midpoint windows, per-beat min-max) of the 44 DS1 and DS2 records with MLII first and the 8 RR features
+appended (``DEFAULT_FEATURES``, running-median reference); split ``ds1ds2`` (train on DS1, validation records drawn
+from DS1 with seed 0, which leaves every DS1 record with L or R beats, 109, 118, 124 and 207, in training; test on
+DS2: L in 111 and 214, R in 212, 231 and 232; no paced record, so P is empty, and E only in DS1). Model ``rr_net``
+with aami_rr.py's training recipe on the raw beats (no template subtraction: a bundle branch block is the patient's
+usual beat, which a template would remove). Not jones2020_cnn: its attributions run at about 10 beats/s on this CPU
+(benchmarks/results/cpu_methods.jsonl), and jones2020_lstm refuses DeepLIFT and LRP. The cpu variant's 7 methods on
+up to 200 DS2 beats per class, the expert-rule stage (V, E, L, R: QRS; A: P wave and RR features) and nothing else.
+
 Expected wall time: quick about 30-60 min on the project's 2-core CPU (not yet measured on an idle machine);
 the full study is a GPU job. Expected metric: none (quick-mode scores mean nothing beyond "every stage ran").
 """
@@ -36,8 +49,9 @@ from pathlib import Path
 
 import dataclasses
 
-from ecgjax.config import call_get_config, load_config, validate
+from ecgjax.config import DataConfig, call_get_config, load_config, validate
 from ecgjax.data.protocols import DS1, DS2
+from ecgjax.data.rr import DEFAULT_FEATURES
 from ecgjax.study.config import AuditSpec, MethodSpec, RunSpec, StudyConfig
 from ecgjax.study.groundtruth import GroundTruthSpec
 
@@ -91,11 +105,29 @@ def _cpu_config() -> StudyConfig:
     )
 
 
+def _mitbih8_config() -> StudyConfig:
+    rr = call_get_config(str(HERE / "aami_rr.py")).train
+    data = DataConfig(protocol="jones2020", split="ds1ds2", split_seed=0, split_kwargs={"n_val_records": 4},
+                      protocol_overrides={"records": tuple(sorted(DS1 + DS2)), "lead_order": "mlii_first",
+                                          "rr_features": DEFAULT_FEATURES})
+    train = validate(dataclasses.replace(rr, name="audit_mitbih8_rr_net", data=data))
+    return StudyConfig(
+        name="Expert rules on the MIT-BIH 8 classes (CPU size)", runs=(RunSpec("mitbih8_rr_net", train, explain=True),),
+        methods=_cpu_config().methods, explain_max_per_class=200, n_boot=1000, expert_rules=True,
+        notes=("The expert-rule check on a classifier of the MIT-BIH 8 classes of Jones et al. (2020), whose L and R "
+               "(left and right bundle branch block) beats the AAMI classes merge into N: rr_net (waveform + RR features, "
+               "aami_rr.py's recipe on the raw beats) trained on DS1, tested and explained on DS2.",
+               "CPU SIZE: 200 explained beats per class; no other check."),
+    )
+
+
 def get_config(arg=None):
-    if arg not in (None, "quick", "cpu"):
-        raise ValueError(f"variant must be empty, 'quick' or 'cpu', got {arg!r}")
+    if arg not in (None, "quick", "cpu", "mitbih8"):
+        raise ValueError(f"variant must be empty, 'quick', 'cpu' or 'mitbih8', got {arg!r}")
     if arg == "cpu":
         return _cpu_config()
+    if arg == "mitbih8":
+        return _mitbih8_config()
     quick = arg == "quick"
     over = ("data.max_beats=1500", "train.epochs=3", "eval.bootstrap_samples=100") if quick else ()
     runs = (RunSpec("aami_jones_cnn", load_config(str(HERE / "aami_jones_cnn.py"), over), explain=True),)
