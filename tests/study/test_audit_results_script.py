@@ -85,3 +85,16 @@ def test_refuses_unfinished_study_and_missing_markers(tmp_path, capsys):
     (wd / "stages" / "report.json").unlink()
     assert audit_results.main([str(wd), "--docs", str(docs)]) == 2
     assert "no finished study" in capsys.readouterr().err
+
+
+def test_named_block_leaves_the_default_block_alone(tmp_path, capsys):
+    wd = _study(tmp_path)
+    docs = tmp_path / "results.md"
+    begin, end = audit_results.markers("expert-rules-mitbih8")
+    docs.write_text(f"{audit_results.BEGIN}\nold audit\n{audit_results.END}\n\n{begin}\nold 8\n{end}\n")
+    assert audit_results.main([str(wd), "--docs", str(docs), "--command", "c", "--block", "expert-rules-mitbih8"]) == 0
+    page = docs.read_text()
+    assert "old audit" in page and "old 8" not in page
+    assert page.index(begin) < page.index("#### Expert rules") < page.index(end)
+    assert audit_results.main([str(wd), "--docs", str(docs), "--block", "Bad Name"]) == 2
+    assert "--block" in capsys.readouterr().err and docs.read_text() == page
