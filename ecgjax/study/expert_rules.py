@@ -19,6 +19,11 @@ delineation passes the quality flag (maps on the waveform leads, |.|):
   the units; NaN with fewer than 5 records).
 * ``rr_share`` (A/S on a model with RR features): the share of all |attribution|
   on the RR-feature channels.
+
+Per class and record, the usable beats and the median width of the defining wave
+(``by_record``): where the delineation measures a wave too narrow in one record
+(e.g. a right bundle branch block's terminal S outside the QRS), its share there
+is of a narrower wave.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from ecgjax.analysis.shares import record_bootstrap, record_wilcoxon
 from ecgjax.analysis.waves import wave_masks
-from ecgjax.data.delineation import WAVES
+from ecgjax.data.delineation import WAVE_SPANS, WAVES
 from ecgjax.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -68,6 +73,19 @@ def wave_shares(maps: np.ndarray, x: np.ndarray, bounds: np.ndarray, lo: np.ndar
             "amplitude": shares(np.abs(np.asarray(x, np.float64))[..., :n_leads].sum(2)), "rr_share": rr_share}
 
 
+def wave_widths(bounds: np.ndarray, record: np.ndarray, wave: str, fs: float) -> dict:
+    """Per record: ``[beats, median width of wave in ms]`` (NaN where no beat has the wave) of beats with bounds
+    f[N, 6] and records [N]."""
+    a, b = WAVE_SPANS[WAVES.index(wave)]
+    ms = (np.asarray(bounds[:, b], np.float64) - bounds[:, a]) * 1000.0 / fs
+
+    def median(v):
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if len(v) else float("nan")
+
+    return {str(r): [int(np.sum(record == r)), median(ms[record == r])] for r in np.unique(record)}
+
+
 def rule_stats(s: dict, record: np.ndarray, wave: str, *, n_boot: int = 1000, seed: int = 0) -> dict:
     """The statistics of one class and method (module docstring) from :func:`wave_shares` of its beats.
 
@@ -101,7 +119,7 @@ def expert_rule_check(run, attributions: dict, out_dir: Path, *, data_dir=None, 
 
     Returns:
       ``{"skipped": why}`` for beats without records, else ``{"n_leads", "rr_features", "classes": {class: wave}, "methods": {key: {class: rule_stats}},
-      "quality": {class: [usable, explained]}}``.
+      "quality": {class: [usable, explained]}, "by_record": {class: {record: [usable beats, median width of the wave in ms]}}}``.
     """
     from ecgjax.attribution.attributions import Attributions
     from ecgjax.data.delineation import load_waves
@@ -113,7 +131,7 @@ def expert_rule_check(run, attributions: dict, out_dir: Path, *, data_dir=None, 
         out = {"skipped": f"the beats (protocol {beats.protocol.get('name')!r}) come from no records to delineate"}
         atomic_write_json(Path(out_dir) / "expert_rules.json", out)
         return out
-    out = {"n_leads": n_leads, "rr_features": list(beats.rr_names), "classes": rules, "methods": {}, "quality": {}}
+    out = {"n_leads": n_leads, "rr_features": list(beats.rr_names), "classes": rules, "methods": {}, "quality": {}, "by_record": {}}
     waves_of = None
     for key, info in attributions.get("methods", {}).items():
         parts = [a for a in Attributions.load_classes(info["attr_dir"]) if len(a) and beats.classes[int(a.label[0])] in rules]
@@ -133,6 +151,7 @@ def expert_rule_check(run, attributions: dict, out_dir: Path, *, data_dir=None, 
         for c, wave in rules.items():
             rows = np.flatnonzero((label == beats.classes.index(c)) & waves.quality)
             out["quality"][c] = [int(len(rows)), int(np.sum(label == beats.classes.index(c)))]
+            out["by_record"][c] = wave_widths(waves.bounds[rows], beats.record[idx][rows], wave, beats.fs)
             if len(rows):
                 res[c] = rule_stats({k: v[rows] for k, v in s.items()}, beats.record[idx][rows], wave, n_boot=n_boot, seed=seed)
         out["methods"][key] = res

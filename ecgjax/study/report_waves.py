@@ -133,6 +133,11 @@ def add_expert_rules_section(rep: Report, er: dict) -> None:
         sec.table(head, rows, caption="Relevance in the wave that defines each class, per method")
     else:
         sec.text("No explained beat of a class with a rule passed the delineation's quality flag.")
+    width_rows = [[c, er["classes"][c], r, str(n), _f(w, 0)] for c, recs in er.get("by_record", {}).items()
+                  for r, (n, w) in recs.items()]
+    if width_rows:
+        sec.table(["class", "wave", "record", "beats used", "median width of the wave, ms"], width_rows,
+                  caption="The beats used per record and the width the delineation gives their defining wave")
 
 
 def ground_truth_markdown(gt: dict) -> str:

@@ -46,7 +46,9 @@ def test_expert_rules_on_records(gdb, cache_path, tmp_path):
     from ecgjax.analysis.waves import wave_masks
     from ecgjax.attribution.attributions import Attributions
     from ecgjax.data.delineation import load_waves
+    from ecgjax.report import Report
     from ecgjax.study.expert_rules import expert_rule_check
+    from ecgjax.study.report_waves import add_expert_rules_section
 
     beats = load_beats(protocols.get("aami", records=tuple(RECORDS)), gdb.root, cache=cache_path)
     idx = np.arange(len(beats))
@@ -64,6 +66,15 @@ def test_expert_rules_on_records(gdb, cache_path, tmp_path):
     assert st["wave"] == "QRS" and st["share"] == pytest.approx(1.0) and st["enrichment"] > 3 and st["enrichment_others"] == 0
     assert st["n"] == out["quality"]["V"][0] > 0 and st["n_records"] == 4
     assert (tmp_path / "expert_rules.json").exists()
+    # per record: the beats used and their QRS width, against the planted extent (+-(half-width + 20 ms))
+    by = out["by_record"]["V"]
+    assert sum(n for n, _ in by.values()) == st["n"]
+    for rec, (rr, h) in RECORDS.items():
+        assert by[rec][1] == pytest.approx(2 * (1000 * h + 20), abs=15), rec  # planted_ms of tests/data/test_delineation.py
+    rep = Report("t")
+    add_expert_rules_section(rep, out)
+    md = rep.to_markdown()
+    assert f"| V | QRS | g4 | {by['g4'][0]} | {by['g4'][1]:.0f} |" in md
 
 
 @pytest.mark.slow  # the whole stage with its figures, twice: seconds; the fast check is tests/analysis/test_waves.py's
