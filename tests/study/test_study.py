@@ -251,7 +251,35 @@ def test_audit_cpu_run_is_the_rr_recipe_on_ds1ds2():
     assert dataclasses.replace(run.data, split="ds1", protocol_overrides=rr.data.protocol_overrides) == rr.data
 
 
-@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "corrected_study.py:quick,traverse", "audit_study.py", "audit_study.py:quick", "audit_study.py:cpu"])
+def test_audit_mitbih8_keeps_l_and_r_apart_with_the_rr_recipe():
+    """audit_study.py:mitbih8 classifies the 8 MIT-BIH classes (so the expert rules have L and R rows), with aami_rr.py's
+    model and training recipe on raw beats; validation (seed 0) leaves every DS1 record with L or R beats in training;
+    the hold-out variant differs only in the split."""
+    import dataclasses
+    from pathlib import Path
+
+    from ecgjax.config import call_get_config
+    from ecgjax.data import protocols
+    from ecgjax.data.splits import make_split
+    from ecgjax.study import load_study_config
+    from ecgjax.study.expert_rules import RULES
+
+    root = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    run = load_study_config(str(root / "audit_study.py:mitbih8")).runs[0].config
+    hold = load_study_config(str(root / "audit_study.py:mitbih8_holdout")).runs[0].config
+    p = protocols.get(run.data.protocol, **run.data.protocol_overrides)
+    assert {c: RULES[c] for c in p.classes if c in RULES} == {"A": "P", "E": "QRS", "L": "QRS", "R": "QRS", "V": "QRS"}
+    assert set(p.records) == set(protocols.DS1) | set(protocols.DS2) and p.rr_features and run.data.template_beats == 0
+    rr = call_get_config(str(root / "aami_rr.py")).train
+    assert run.model == rr.model and run.train == rr.train and run.eval == rr.eval
+    record = np.array(sorted(p.records))
+    split = make_split(run.data.split, np.zeros(len(record), int), record, seed=run.data.split_seed, **run.data.split_kwargs)
+    assert {"109", "207", "118", "124"} <= set(record[split.train]) and set(record[split.test]) == set(protocols.DS2)
+    assert hold.data.split == "holdout" and dataclasses.replace(hold.data, split="ds1ds2", split_kwargs=run.data.split_kwargs) == run.data
+    assert dataclasses.replace(hold, name=run.name, data=run.data) == run
+
+
+@pytest.mark.parametrize("spec", ["reproduce_jones2020.py", "reproduce_jones2020.py:quick", "reproduce_jones2020.py:cpu", "corrected_study.py", "corrected_study.py:quick", "corrected_study.py:quick,traverse", "audit_study.py", "audit_study.py:quick", "audit_study.py:cpu", "audit_study.py:mitbih8", "audit_study.py:mitbih8_holdout"])
 def test_study_config_files_load_and_document_their_commands(spec):
     from pathlib import Path
 
