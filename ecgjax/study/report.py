@@ -123,6 +123,17 @@ def build_report(result: StudyResult) -> Report:
         rows.append(["de Chazal 2004 (LDA)", DE_CHAZAL["S"]["se"], DE_CHAZAL["S"]["ppv"], "-", DE_CHAZAL["V"]["se"], DE_CHAZAL["V"]["ppv"], "-"])
         sec.table(["run", "SVEB Se %", "SVEB +P %", "SVEB FPR %", "VEB Se %", "VEB +P %", "VEB FPR %"], rows,
                   caption="AAMI DS1 -> DS2, pooled over DS2 beats (de Chazal's reporting)")
+    other = {n: r for n, r in results.items() if r["config"]["data"]["protocol"] != "aami"}
+    if other:
+        rows = []
+        for n, r in other.items():
+            for c, pc in r["test"]["per_class"].items():
+                if pc["support"] or pc["predicted"]:
+                    ci = r["test"].get("ci", {}).get(f"{c}.f1")
+                    f1 = f"{_fmt(pc['f1'])} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else _fmt(pc["f1"])
+                    rows.append([n, c, str(pc["support"]), str(pc["predicted"]), _fmt(pc["precision"]), _fmt(pc["recall"]), f1])
+        sec.table(["run", "class", "test beats", "predicted", "precision", "recall", "F1 [95% CI over records]"], rows,
+                  caption="Per class on the test beats (classes with test beats or predictions)")
     for name, res in results.items():
         classes = res["classes"]
         sec.figure(plotting.plot_confusion(np.asarray(res["test"]["confusion_row_normalised"]), classes,

@@ -107,6 +107,11 @@ def test_table_1_states_its_definitions_and_equals_summarize(finished):
     assert rows["a"]["test beats"] == str(results["test"]["n"]) and "paper macro F1 (sklearn)" in head
     used = {r[0]: r for r in _md_table(md, "Beats each run actually used (the tables above count the whole split; a cap samples from it)")[1:]}
     assert used["a"][5] == str(results["test"]["n"])
+    per_class = {(r[0], r[1]): r for r in _md_table(md, "Per class on the test beats (classes with test beats or predictions)")[1:]}
+    pc = results["test"]["per_class"]
+    assert {c for run, c in per_class if run == "a"} == {c for c, v in pc.items() if v["support"] or v["predicted"]}
+    for c in {c for run, c in per_class if run == "a"}:
+        assert per_class[("a", c)][2] == str(pc[c]["support"]) and per_class[("a", c)][6].startswith(f"{pc[c]['f1']:.3f} [")
 
 
 def test_report_lists_comparisons_uncompared_classes_and_ig_completeness(finished):
