@@ -75,6 +75,10 @@ class DataConfig:
       template_beats: when > 0, every beat minus the mean of its record's
         ``template_beats`` preceding beats (``ecgjax.data.template``; causal,
         per patient); 0 keeps the beats as the protocol gives them.
+      rhythm_aug: empty (off), or the keywords of ``ecgjax.data.rhythm.augment``
+        (``{}`` with any key, e.g. ``{"fraction": 1.0}``, turns it on): training
+        records re-sequenced into synthetic ectopic-rich rhythms, the RR features
+        recomputed, appended to the training part only (protocols with RR features).
     """
 
     protocol: str = "jones2020"
@@ -86,9 +90,10 @@ class DataConfig:
     balance: str = "none"
     max_beats: int | None = None
     template_beats: int = 0
+    rhythm_aug: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        from ecgjax.data import protocols, splits
+        from ecgjax.data import protocols, rhythm, splits
 
         _choice("data.protocol", self.protocol, (*protocols.available(), "synthetic"))
         if self.protocol != "synthetic":
@@ -99,6 +104,10 @@ class DataConfig:
         _nonnegative_int("data.template_beats", self.template_beats)
         _nonnegative_int("data.split_seed", self.split_seed)
         splits.check_split_args(self.split, self.split_kwargs, where="data.split_kwargs of split")
+        try:
+            rhythm.check_kwargs(self.rhythm_aug)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,8 +33,11 @@ def reads(monkeypatch):
     return names
 
 
-def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path, tmp_path, reads):
-    cfg = interpatient.load_config(QUICK)
+# :aug (rhythm augmentation, ecgjax.data.rhythm) runs the same path with synthetic training beats appended
+# (slow; tests/data/test_rhythm.py checks its data preparation reads no DS2 record in the default suite)
+@pytest.mark.parametrize("variant", [QUICK, pytest.param(QUICK + ",aug", marks=pytest.mark.slow)])
+def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path, tmp_path, reads, variant):
+    cfg = interpatient.load_config(variant)
     work = tmp_path / "work"
     # --ds1-only: train, score the out-of-record DS1 predictions, read no DS2 record
     scores = interpatient.ds1_phase(cfg, work, data_dir=tiny_mitdb.root, cache=cache_path)

@@ -8,12 +8,15 @@ small ``BeatSet`` with class-specific bumps (tests and CI; no download).
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 
 from ecgjax.config import DataConfig
-from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols, rr, template
+from ecgjax.data import BeatSet, Split, balance, load_beats, make_split, protocols, rhythm, rr, template
 from ecgjax.errors import ConfigError
+
+log = logging.getLogger("ecgjax.train.data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +103,11 @@ def prepare(cfg: DataConfig, *, seed: int, data_dir=None, cache=None) -> Prepare
     """Beats, the split (capped by ``max_beats``), and the balanced training order.
 
     Balancing uses the training part only, so no resampled duplicate can reach
-    the validation or test part.
+    the validation or test part. With ``cfg.rhythm_aug`` the training beats are
+    also re-sequenced into synthetic rhythms (``ecgjax.data.rhythm.augment``,
+    seeded by ``(seed, cfg.split_seed)``): those beats are appended to
+    ``beats`` (after the N real ones, so every real index is unchanged) and to
+    the training part; validation and test are the real beats.
     """
     beats = load(cfg, data_dir=data_dir, cache=cache)
     split = make_split(cfg.split, beats.y, beats.record, seed=cfg.split_seed, **cfg.split_kwargs)
@@ -113,5 +120,12 @@ def prepare(cfg: DataConfig, *, seed: int, data_dir=None, cache=None) -> Prepare
     for part, idx in split.parts().items():
         if len(idx) == 0:
             raise ConfigError(f"the {part} part of split {split.name!r} is empty for this data config")
+    if cfg.rhythm_aug:
+        if not beats.rr_names:
+            raise ConfigError(f"data.rhythm_aug needs a protocol with RR features; {cfg.protocol!r} has none")
+        beats, train, info = rhythm.augment(beats, split.train, seed=[seed, cfg.split_seed, 11], **dict(cfg.rhythm_aug))
+        split = dataclasses.replace(split, train=train)
+        log.info("rhythm augmentation: %d synthetic sequences, %d beats appended to the training part (%s)", len(info),
+                 sum(d["n"] for d in info), ", ".join(f"{d['record']} {d['class']} {d['pattern']}" for d in info))
     order = balance(beats.y, split.train, mode=cfg.balance, seed=seed)
     return Prepared(beats=beats, split=split, train_order=order)
