@@ -340,6 +340,69 @@ def cv_offsets(cfg: InterpatientConfig, workdir: Path, classes: list[str]) -> tu
     return offsets, scores
 
 
+# The synthetic-rhythm screen's S fractions (as experiments/ds1_rr_screen.py's) and the least S beats a
+# held-out record needs to be screened.
+SCREEN_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
+SCREEN_MIN_S = 10
+
+
+def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCREEN_FRACTIONS, n_rhythms: int = 2,
+                  n_beats: int = 600, seed: int = 0, min_s: int = SCREEN_MIN_S, data_dir=None, cache=None) -> dict:
+    """The trained seeds on synthetic ectopic-dominant rhythms made of held-out DS1 beats; no DS2 record is read.
+
+    For each seed, each record of its validation fold (records it never trained on) with at least
+    ``min_s`` S and N beats, and each S fraction, ``n_rhythms`` rhythms of ``n_beats`` beats
+    (``ecgjax.data.rhythm.synthetic_record``: runs of S beats, 232-like at high fractions) are filled with
+    that record's real beats (N positions: random N beats, S positions: random S beats, with replacement)
+    and their RR features computed on the synthetic beat times (``ecgjax.data.rhythm.sequence_inputs``).
+    The decision is ``argmax(logits + offsets)`` with the workdir's DS1-CV offsets (``cv_offsets``), and the
+    plain argmax.
+
+    Returns:
+      ``{"offsets", "records": {seed: [records]}, "fractions": {f: {"offsets"|"argmax": {"S_se", "N_called_S",
+      "n_S", "n_N"}}}}``: pooled over seeds, records and rhythms.
+    """
+    from ecgjax.batched import map_batches
+    from ecgjax.data import rhythm
+    from ecgjax.models import eval_split
+    from ecgjax.train.run import load_run
+
+    cfg = check(cfg)
+    workdir = Path(workdir)
+    classes = ["N", "S", "V", "F", "Q"]
+    offsets, _ = cv_offsets(cfg, workdir, classes)
+    counts = {str(f): {k: np.zeros(4, np.int64) for k in ("offsets", "argmax")} for f in fractions}
+    used = {}
+    for s in cfg.seeds:
+        run = load_run(workdir / "runs" / f"seed{s}", data_dir=data_dir, cache=cache)
+        b, val = run.beats, run.split.val
+        if set(b.record[val].tolist()) & set(cfg.test_records):
+            raise ConfigError(f"{workdir}: seed {s}'s validation part holds test records")
+        graphdef, state = eval_split(run.model)
+        used[str(s)] = []
+        for rec in sorted(set(b.record[val].tolist())):
+            mine = val[b.record[val] == rec]
+            pools = [mine[b.y[mine] == classes.index(c)] for c in ("N", "S")]
+            if len(pools[1]) < min_s or len(pools[0]) < min_s:
+                continue
+            used[str(s)].append(rec)
+            rng = np.random.default_rng(np.random.SeedSequence([seed, s, int(rec)]))
+            for f in fractions:
+                for _ in range(n_rhythms):
+                    times, lab = rhythm.synthetic_record(rng, f, n_beats)
+                    src = np.where(lab == 1, rng.choice(pools[1], len(lab)), rng.choice(pools[0], len(lab)))
+                    x, _ = rhythm.sequence_inputs(b, src, times)
+                    z = map_batches(_logits, (state,), (x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size).outputs
+                    for name, pred in (("offsets", (z + offsets).argmax(-1)), ("argmax", z.argmax(-1))):
+                        counts[str(f)][name] += [np.sum(pred[lab == 1] == 1), np.sum(lab == 1), np.sum(pred[lab == 0] == 1), np.sum(lab == 0)]
+    out = {}
+    for f, d in counts.items():
+        out[f] = {k: {"S_se": float(v[0] / max(v[1], 1)), "N_called_S": float(v[2] / max(v[3], 1)), "n_S": int(v[1]), "n_N": int(v[3])}
+                  for k, v in d.items()}
+    return {"offsets": dict(zip(classes, offsets.tolist())), "records": used, "fractions": out,
+            "n_rhythms": n_rhythms, "n_beats": n_beats, "seed": seed}
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, np.float64)
     z = z - z.max(axis=-1, keepdims=True)

@@ -48,7 +48,7 @@ CANDIDATES = ("mean", "mean+raw", "median32", "median64", "median64+raw", "media
 LOCAL = {"prev": ("pre", "prev"), "spread": ("lmax", "lmin"), "pmin": ("pre", "lmin")}
 # The log intervals of a record's ``raw`` array, in its column order.
 RAW = ("pre", "post", "local", "long", "prev", "lmin", "lmax")
-# Synthetic ectopic-dominant rhythms (``synthetic_record``): the fractions of S beats tried.
+# Synthetic ectopic-dominant rhythms (``ecgjax.data.rhythm.synthetic_record``): the fractions of S beats tried.
 SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
 
@@ -74,31 +74,6 @@ def references(t: np.ndarray, pre: np.ndarray) -> dict[str, np.ndarray]:
     for q in (75, 90):
         ref[f"upper{q}"] = np.nanpercentile(win, q, axis=1)
     return ref
-
-
-def synthetic_record(rng: np.random.Generator, s_fraction: float, n_beats: int = 1500) -> tuple[np.ndarray, np.ndarray]:
-    """A synthetic rhythm with a given fraction of supraventricular ectopic beats (like DS2's record 232,
-    where most beats are S): (beat times f64[K] in s, labels i64[K]: 0 N, 1 S).
-
-    Sinus cycle T ~ U(0.75, 1.25) s per record (3% beat-to-beat jitter, 5% slow drift); runs of S beats
-    (geometric length) at a coupling interval c T, c ~ U(0.6, 0.8) per record, each run ended by a sinus beat
-    after a pause of U(1.0, 1.4) T; stretches of N beats (geometric length) between runs. The mean run and
-    stretch lengths are set so that the expected fraction of S beats is ``s_fraction``.
-    """
-    cycle, c = rng.uniform(0.75, 1.25), rng.uniform(0.6, 0.8)
-    mean_n = max(1.5, 1.5 * (1 - s_fraction) / s_fraction)
-    mean_s = mean_n * s_fraction / (1 - s_fraction)
-    rr, y = [], []
-    while len(rr) < n_beats:
-        for k in range(rng.geometric(1 / mean_n)):
-            rr.append(rng.uniform(1.0, 1.4) if k == 0 and y else 1.0)
-            y.append(0)
-        for _ in range(rng.geometric(1 / mean_s)):
-            rr.append(c)
-            y.append(1)
-    i = np.arange(len(rr))
-    t_cycle = cycle * (1 + 0.05 * np.sin(2 * np.pi * i / 300)) * (1 + 0.03 * rng.standard_normal(len(rr)))
-    return np.cumsum(np.asarray(rr) * t_cycle)[:n_beats], np.asarray(y)[:n_beats]
 
 
 def synthetic_features(t: np.ndarray):
@@ -221,6 +196,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     import os
+
+    from ecgjax.data.rhythm import synthetic_record
 
     from ecgjax.data.protocols import DS1
     from ecgjax.io import environment_info

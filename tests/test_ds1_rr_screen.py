@@ -39,17 +39,6 @@ def test_references_match_loops():
         np.testing.assert_allclose(ref[f"upper{q}"][5], np.percentile(pre[:6], q), rtol=1e-12)  # fewer than 32 so far
 
 
-def test_synthetic_rhythm_has_the_asked_fraction_of_premature_s_beats():
-    mod = _screen()
-    rng = np.random.default_rng(0)
-    for frac in (0.1, 0.85):
-        t, y = mod.synthetic_record(rng, frac, n_beats=3000)
-        assert len(t) == len(y) == 3000 and np.all(np.diff(t) > 0)
-        assert abs(y.mean() - frac) < 0.05
-        pre = np.diff(t)
-        assert np.median(pre[y[1:] == 1]) < 0.85 * np.median(pre[y[1:] == 0])  # S beats are premature
-
-
 def test_design_columns():
     mod = _screen()
     raw = np.log(np.array([[0.6, 1.4, 0.9, 1.0]]))

@@ -54,6 +54,12 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     with np.load(work / "runs" / "seed0" / "predictions.npz") as z:
         assert set(z["record"].tolist()) == set(fold0.tolist())
 
+    # the synthetic-rhythm screen of the trained seeds: held-out DS1 beats only, no DS2 record
+    screen = interpatient.rhythm_screen(cfg, work, fractions=(0.5,), n_rhythms=1, n_beats=40, min_s=2, data_dir=tiny_mitdb.root, cache=cache_path)
+    assert set(reads) <= set(DS1) and set(screen["records"]["0"]) <= set(fold0.tolist()) and screen["records"]["0"]
+    d5 = screen["fractions"]["0.5"]["offsets"]
+    assert d5["n_S"] + d5["n_N"] == 40 * len(screen["records"]["0"]) and 0 <= d5["S_se"] <= 1 and 0 <= d5["N_called_S"] <= 1
+
     n_before = len(reads)
     results = interpatient.run(cfg, work, data_dir=tiny_mitdb.root, cache=cache_path)
     test_reads = reads[n_before:]

@@ -136,6 +136,19 @@ def sequence_features(times: np.ndarray, beats) -> np.ndarray:
     return f[:, [rr_lib.FEATURES.index(n) for n in beats.rr_names]]
 
 
+def sequence_inputs(beats, src: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model inputs of one synthetic sequence: source beats ``src`` i64[K] at beat times ``times`` f64[K].
+
+    Returns:
+      (x f32[K, T, L + F]: the sources' waveform channels with the sequence's RR features
+      (``sequence_features``) in the RR channels, constant over time; rr f32[K, F]).
+    """
+    rr = sequence_features(times, beats).astype(np.float32)
+    x = beats.x[np.asarray(src, np.int64)].copy()
+    x[:, :, x.shape[2] - len(beats.rr_names):] = rr[:, None, :].astype(x.dtype)
+    return x, rr
+
+
 def _cycle(beats, idx: np.ndarray) -> float:
     """The sinus cycle (s) of beats ``idx`` of one record: median interval before its N beats."""
     n = idx[beats.y[idx] == beats.classes.index("N")]
@@ -193,15 +206,12 @@ def append_sequences(beats, sequences) -> tuple:
     """
     if not sequences:
         return beats, np.zeros(0, np.int64)
-    f = len(beats.rr_names)
-    n_leads = beats.x.shape[2] - f
     src = np.concatenate([s for s, _ in sequences])
-    rr = np.concatenate([sequence_features(t, beats) for _, t in sequences]).astype(np.float32)
+    parts = [sequence_inputs(beats, s, t) for s, t in sequences]
+    x_new, rr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     d = [np.diff(t) for _, t in sequences]
     rr_prev = np.concatenate([np.concatenate([x[:1], x]) for x in d])
     rr_next = np.concatenate([np.concatenate([x, x[-1:]]) for x in d])
-    x_new = beats.x[src].copy()
-    x_new[:, :, n_leads:] = rr[:, None, :].astype(x_new.dtype)
     new = {name: getattr(beats, name)[src] for name in beats._ARRAYS}
     new.update(x=x_new, rr=rr, rr_prev=np.round(rr_prev * beats.fs).astype(beats.rr_prev.dtype),
                rr_next=np.round(rr_next * beats.fs).astype(beats.rr_next.dtype))

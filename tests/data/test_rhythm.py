@@ -147,3 +147,13 @@ def test_prepare_appends_synthetic_training_beats_only_and_reads_no_ds2_record(t
     assert not set(aug.beats.record[new]) & set(plain.beats.record[plain.split.val])
     with pytest.raises(ConfigError, match="needs a protocol with RR features"):
         data_lib.prepare(DataConfig(protocol="synthetic", rhythm_aug={"fraction": 1.0}), seed=0)
+
+
+def test_screen_rhythm_has_the_asked_fraction_of_premature_s_beats():
+    rng = np.random.default_rng(0)
+    for frac in (0.1, 0.85):
+        t, y = rhythm.synthetic_record(rng, frac, n_beats=3000)
+        assert len(t) == len(y) == 3000 and np.all(np.diff(t) > 0)
+        assert abs(y.mean() - frac) < 0.05
+        pre = np.diff(t)
+        assert np.median(pre[y[1:] == 1]) < 0.85 * np.median(pre[y[1:] == 0])  # S beats are premature

@@ -1,0 +1,79 @@
+"""Trained inter-patient seeds on synthetic ectopic-dominant rhythms of held-out DS1 beats (no DS2 record is read).
+
+Command::
+
+    python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:both runs/cv_both \
+        --run experiments/configs/aami_rr.py:both,aug runs/cv_both_aug [--out benchmarks/results/ds1_rhythm_screen.jsonl]
+    python experiments/ds1_rhythm_screen.py --table   # the markdown table from that file
+
+Each ``--run CONFIG WORKDIR`` is a finished ``experiments/aami_interpatient.py`` workdir (``--ds1-only`` is
+enough); ``ecgjax.interpatient.rhythm_screen`` fills ``ecgjax.data.rhythm.synthetic_record`` rhythms (S fractions
+10-85%) with each seed's validation-fold records' real beats and scores S Se and the share of N beats called S
+with the workdir's DS1-CV offsets. One JSON line per run in ``--out`` (with versions and the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: per run (the last line of each workdir), S Se / N called S (%) per S fraction, with the offsets."""
+    last = {r["workdir"]: r for r in rows}
+    fr = sorted({f for r in last.values() for f in r["fractions"]}, key=float)
+    out = ["| run | " + " | ".join(f"{100 * float(f):.0f}% S: S Se / N called S" for f in fr) + " |", "|---|" + "---|" * len(fr)]
+    for wd, r in last.items():
+        cell = lambda d: f"{100 * d['S_se']:.1f} / {100 * d['N_called_S']:.1f}"  # noqa: E731
+        out.append(f"| {r['config']} | " + " | ".join(cell(r["fractions"][f]["offsets"]) for f in fr) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    from ecgjax.errors import EcgjaxError
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", nargs=2, action="append", metavar=("CONFIG", "WORKDIR"), default=[])
+    ap.add_argument("--out", default="benchmarks/results/ds1_rhythm_screen.jsonl")
+    ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
+    ap.add_argument("--n-rhythms", type=int, default=2, help="rhythms per held-out record and S fraction")
+    ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    args = ap.parse_args(argv)
+    if args.table:
+        try:
+            with open(args.out) as f:
+                print(table([json.loads(line) for line in f if line.strip()]))
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: {args.out}: not a ds1_rhythm_screen result file ({type(e).__name__}: {e})", file=sys.stderr)
+            return 2
+        return 0
+    if not args.run:
+        print("error: pass --run CONFIG WORKDIR at least once (a finished experiments/aami_interpatient.py workdir)", file=sys.stderr)
+        return 2
+    from ecgjax import interpatient
+    from ecgjax.io import describe_device, environment_info
+
+    env = environment_info()
+    for spec, wd in args.run:
+        t0 = time.time()
+        try:
+            res = interpatient.rhythm_screen(interpatient.load_config(spec), wd, n_rhythms=args.n_rhythms, data_dir=args.data_dir)
+        except (EcgjaxError, OSError) as e:
+            print(f"error: {wd}: {e}", file=sys.stderr)
+            return 2
+        row = {"config": spec, "workdir": wd, **res, "wall_s": time.time() - t0, "device": describe_device(env),
+               "command": "python experiments/ds1_rhythm_screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+               "versions": env.get("versions")}
+        with open(args.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{spec}: " + "; ".join(f"{f}: S Se {100 * d['offsets']['S_se']:.1f}, N called S {100 * d['offsets']['N_called_S']:.1f}"
+                                      for f, d in res["fractions"].items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
