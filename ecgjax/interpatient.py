@@ -29,6 +29,10 @@
    reported as such. The waveform maps are kept per class (segment profiles as
    for the other models: ``ecgjax.analysis``).
 
+``ds1_phase`` trains and scores the pooled DS1 CV without reading DS2 (``--ds1-only``);
+``rhythm_screen`` scores the trained seeds on synthetic ectopic-dominant rhythms made of their
+held-out DS1 records' real beats (``experiments/ds1_rhythm_screen.py``).
+
 Workdir::
 
     runs/seed<s>/            the training runs (DS1 only)

@@ -6,9 +6,10 @@ Command::
 
 Reads ``<runs>/cv_both`` (this recipe: 5-fold CV inside DS1), the other ``cv_*``
 workdirs (``cv_rr``, ``cv_waveform``, ``cv_rr_meanref``, ``cv_rr_upper75``,
-``cv_rr_bn99``, ``cv_both_meanref``) and the previous recipe's ``v6_*`` (all of
+``cv_rr_bn99``, ``cv_both_meanref``, ``cv_both_localrr``, ``cv_both_aug`` with its training log
+``cv_both_aug.ds1.log``) and the previous recipe's ``v6_*`` (all of
 ``experiments/aami_interpatient.py``; all but ``cv_both`` optional),
-``benchmarks/results/ds1_rr_screen.jsonl``, ``rr_only_diagnosis.jsonl``,
+``benchmarks/results/ds1_rr_screen.jsonl``, ``ds1_rhythm_screen.jsonl``, ``rr_only_diagnosis.jsonl``,
 ``cpu_aami_rr_train.jsonl`` and record 232's annotations (``$ECGJAX_DATA_DIR``),
 and replaces the section between its heading and the next ``###`` heading: the
 prose below with every table and number filled in from those files.
@@ -43,6 +44,8 @@ python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:rr,meanref --workdir runs/cv_rr_meanref   # likewise rr,upper75 / rr,bn99 / both,meanref
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,localrr --workdir runs/cv_both_localrr --ds1-only   # DS1 CV only (likewise rr,localrr)
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,localrr --workdir runs/cv_both_localrr   # then DS2, only if the rule below says so
+python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,aug --workdir runs/cv_both_aug --ds1-only   # rhythm augmentation, DS1 CV only
+python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:both runs/cv_both --run experiments/configs/aami_rr.py:both,aug runs/cv_both_aug
 python experiments/rr_only_diagnosis.py runs/v6_rr runs/cv_rr   # why the previous RR-only model failed (DS1 only)
 python experiments/interpatient_combine.py runs/cv_both runs/cv_rr --out runs/cv_combined/results.json   # product of experts, weight from DS1
 python experiments/aami_interpatient.py --table runs/cv_both/results.json
@@ -166,6 +169,45 @@ points; otherwise DS2 is not read. Pooled out-of-record DS1 predictions, %:
 
 {LOCAL_OUTCOME}
 
+#### Rhythm augmentation (`:aug`), gated on DS1
+
+DS1 has no ectopic-dominant record, so this attempt gives training such rhythms from DS1's own beats
+(`ecgjax.data.rhythm`, `aami_rr.py:aug`; off by default): every training record with at least 10 S
+(V) training beats gives one synthetic 400-beat sequence per such class, its pattern drawn from
+bigeminy, trigeminy and runs of 30-85% ectopic beats, on the record's own sinus cycle (median N
+interval x 0.85-1.15, 3% jitter, 5% drift), ectopic beats at 0.55-0.85 cycles, the sinus beat after
+an S run after a non-compensatory pause of 1.0-1.5 cycles, after a V run after a full compensatory
+pause. Each position takes a real beat of that record and class (with replacement); the waveform
+channels are the real beat's, and the RR features are recomputed on the synthetic beat times with
+`ecgjax.data.rr.beat_features` (running references included; tested against the direct loop). The
+beats are appended to the training part only (validation, early stopping and the offsets stay on real
+beats), seeded per training seed; the class weights count them. {AUG_SIZE}
+
+**Decision rule, written in the message of the commit that added the variant ("Rhythm augmentation
+for rr_net ...", authored 20:23 UTC 2026-12-06) before its DS1 cross-validation was run:** run the
+5-seed DS2 evaluation of `both,aug` only if its pooled out-of-record DS1 predictions (the same 5 folds
+as `cv_both`, `--ds1-only`) beat `cv_both`'s by S AP >= +3.0 points, with a higher S F1 (offsets) and
+a V AP not lower by more than 2.0 points, and only if all 5 DS2 seeds could finish before the
+session's deadline; the synthetic-rhythm screen below is reported beside it and does not enter the
+rule. Pooled out-of-record DS1 predictions, %:
+
+{AUG_CV}
+
+{AUG_OUTCOME}
+
+Synthetic-rhythm screen of the trained seeds (`python experiments/ds1_rhythm_screen.py --run
+experiments/configs/aami_rr.py:both runs/cv_both --run experiments/configs/aami_rr.py:both,aug
+runs/cv_both_aug`, `benchmarks/results/ds1_rhythm_screen.jsonl`; no DS2 record read): each seed's
+validation-fold records with at least 10 S and 10 N beats (records it never trained on; {AUG_SCREEN_RECS})
+are re-sequenced into the screen's ectopic-dominant rhythms (`ecgjax.data.rhythm.synthetic_record`, as
+in the reference screen above: {AUG_SCREEN_N}), N positions filled with random N beats and S positions
+with random S beats of that record; share of S beats called S / of N beats called S, with each run's
+DS1-CV offsets, %:
+
+{AUG_SCREEN}
+
+{AUG_SCREEN_TEXT}
+
 #### DS2
 
 Se, +P, FPR and F1 in %, DS2 (22 records, 49,712 beats); mean ± sd over the 5 seeds, then the same
@@ -270,7 +312,7 @@ def main(argv=None) -> int:
             "VERSIONS": f"jax {v['jax']}, flax {v['flax']}, numpy {v['numpy']}, Python {v.get('python', '?')}",
             "WALL_BOTH": f"{both['wall_time_s'] / 60:.1f} (training {both['train_wall_time_s'] / 60:.1f})"}
     rows = [json.loads(line) for line in Path("benchmarks/results/cpu_aami_rr_train.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "5-fold CV" in r.get("note", "")]
+    rows = [r for r in rows if "5-fold CV" in r.get("note", "") and "_aug" not in r.get("config_name", "")]
     fill["TRAIN_TIME"] = "; ".join(
         f"{inp} {min(w) / 60:.1f}-{max(w) / 60:.1f} min ({len(w)} seeds)"
         for inp in ("both", "rr", "waveform") if (w := [r["wall_time_s"] for r in rows if r["inputs"] == inp])) or "(not yet recorded)"
@@ -327,6 +369,7 @@ def main(argv=None) -> int:
                                  f"{pct(both['ds1_cv']['S']['ap'])} with the median, {pct(bm['ds1_cv']['S']['ap'])} with the running mean." if bm else "")
     fill["RR_AP"], fill["AP_UPPER"], fill["AP_MEAN"] = ap_of("cv_rr"), ap_of("cv_rr_upper75"), ap_of("cv_rr_meanref")
     fill.update(local_context(R, load, ds1_cv_of, screen, summary_rows))
+    fill.update(aug_context(R, load, ds1_cv_of))
     fill["SYN85"] = f"{max(100 * r['synthetic']['0.85']['best_offset']['S_se'] for r in screen.values() if r.get('synthetic')):.1f}"
     fill["SCREEN"] = subprocess.run([sys.executable, "experiments/ds1_rr_screen.py", "--table"], capture_output=True, text=True, check=True).stdout.strip()
     fill["TABLE_BOTH"] = ip.aami_table(both)
@@ -515,6 +558,81 @@ def local_context(R: Path, load, ds1_cv_of, screen: dict, summary_rows) -> dict:
             f"`cv_both`'s {g(b)}; per-seed SVEB Se {', '.join(pct(v) for v in s['S']['se']['values'])}. It found {a232:.1f}% of record "
             f"232's S beats and {o232:.1f}% of the other records' (seed means; per seed in the 232 table below). The config default "
             "is unchanged whatever these numbers say.\n\n" + "\n".join(rows))
+    return out
+
+
+# The :aug decision rule (fixed in the message of the commit "Rhythm augmentation for rr_net ..." before its DS1
+# cross-validation ran): the same thresholds as LOCAL_RULE, against cv_both.
+AUG_RULE = {"ds_ap": 0.03, "dv_ap": -0.02}
+
+
+def aug_context(R: Path, load, ds1_cv_of) -> dict:
+    """The placeholders of the :aug subsection: its size, the DS1 CV table with paired record-bootstrap CIs of
+    the AP differences against cv_both, the rule's outcome, and the synthetic-rhythm screen."""
+    import importlib.util
+
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    f3 = lambda d: f"{pct(d['se'])} / {pct(d['ppv'])} / {pct(d['f1'])}"  # noqa: E731
+    out = {"AUG_SIZE": "", "AUG_CV": "(not run)", "AUG_OUTCOME": "The `:aug` DS1 cross-validation has not finished; DS2 was not read for it.",
+           "AUG_SCREEN": "(not run)", "AUG_SCREEN_RECS": "-", "AUG_SCREEN_N": "-", "AUG_SCREEN_TEXT": ""}
+    log = R / "cv_both_aug.ds1.log"
+    if log.exists():  # the training log's augmentation lines, one per seed
+        lines = [l for l in log.read_text().splitlines() if "rhythm augmentation:" in l]
+        nums = [(int(l.split("augmentation: ")[1].split()[0]), int(l.split("sequences, ")[1].split()[0])) for l in lines]
+        train = [int(l.split(" train ")[1].split()[0]) for l in log.read_text().splitlines() if "ecgjax.train: data:" in l]
+        if nums and len(train) == len(nums):
+            real = [t - b for t, (_, b) in zip(train, nums)]
+            out["AUG_SIZE"] = (f"Per seed (`cv_both_aug.ds1.log`) {min(n for n, _ in nums)}-{max(n for n, _ in nums)} sequences, "
+                               f"{min(b for _, b in nums):,}-{max(b for _, b in nums):,} synthetic beats beside "
+                               f"{min(real):,}-{max(real):,} real training beats.")
+    rows = [json.loads(l) for l in Path("benchmarks/results/cpu_aami_rr_train.jsonl").read_text().splitlines() if l.strip()]
+    w = [r["wall_time_s"] for r in rows if "_aug" in r.get("config_name", "")]
+    if w:
+        out["AUG_SIZE"] += (f" DS1 training time per seed {min(w) / 60:.1f}-{max(w) / 60:.1f} min ({len(w)} seeds; "
+                            "`benchmarks/results/cpu_aami_rr_train.jsonl`, config `aami_rr_both_aug`).")
+    cb, ca = ds1_cv_of("cv_both"), ds1_cv_of("cv_both_aug")
+    if cb and ca:
+        d = {k: paired_ap_difference(R / "cv_both", R / "cv_both_aug", k) for k in (1, 2)}
+        ci = lambda t: f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"  # noqa: E731
+        out["AUG_CV"] = "\n".join([
+            "| run | S AP | S AP - cv_both [95% CI over DS1 records, paired] | S Se / +P / F1 (offsets) | V AP | V AP - cv_both [95% CI] | V Se / +P / F1 (offsets) | offsets S, V |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| cv_both | {pct(cb['S']['ap'])} | | {f3(cb['S']['offsets'])} | {pct(cb['V']['ap'])} | | {f3(cb['V']['offsets'])} | {cb['offsets']['S']:+.2f}, {cb['offsets']['V']:+.2f} |",
+            f"| cv_both_aug | {pct(ca['S']['ap'])} | {ci(d[1])} | {f3(ca['S']['offsets'])} | {pct(ca['V']['ap'])} | {ci(d[2])} | {f3(ca['V']['offsets'])} | "
+            f"{ca['offsets']['S']:+.2f}, {ca['offsets']['V']:+.2f} |"])
+        ds, dv, df1 = ca["S"]["ap"] - cb["S"]["ap"], ca["V"]["ap"] - cb["V"]["ap"], ca["S"]["offsets"]["f1"] - cb["S"]["offsets"]["f1"]
+        met = ds >= AUG_RULE["ds_ap"] - 1e-12 and df1 > 0 and dv >= AUG_RULE["dv_ap"] - 1e-12
+        txt = (f"Against the rule: S AP {100 * ds:+.1f} points (needed >= +{100 * AUG_RULE['ds_ap']:.1f}), S F1 (offsets) {100 * df1:+.1f} "
+               f"(needed > 0), V AP {100 * dv:+.1f} (needed >= {100 * AUG_RULE['dv_ap']:+.1f}): **the rule is {'met' if met else 'not met'}**")
+        res = load("cv_both_aug")
+        if not met:
+            out["AUG_OUTCOME"] = txt + ", so DS2 was not read for this variant; the config default is unchanged."
+        elif not res:
+            out["AUG_OUTCOME"] = txt + "; the DS2 evaluation has not been run (no `cv_both_aug/results.json`), so DS2 was not read for it."
+        else:
+            s = res["ds2"]["summary"]
+            out["AUG_OUTCOME"] = (txt + f", so its 5 seeds were tested once on DS2: SVEB {pct(s['S']['se']['mean'])} / {pct(s['S']['ppv']['mean'])}, "
+                                  f"VEB {pct(s['V']['se']['mean'])} / {pct(s['V']['ppv']['mean'])} (5-seed means, Se / +P).")
+    path = Path("benchmarks/results/ds1_rhythm_screen.jsonl")
+    if path.exists():
+        spec = importlib.util.spec_from_file_location("ds1_rhythm_screen", Path(__file__).with_name("ds1_rhythm_screen.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        out["AUG_SCREEN"] = mod.table(rows)
+        last = {r["workdir"]: r for r in rows}
+        r0 = next(iter(last.values()))
+        out["AUG_SCREEN_RECS"] = "; ".join(f"seed {s}: {', '.join(v) or 'none'}" for s, v in r0["records"].items())
+        out["AUG_SCREEN_N"] = f"{r0['n_rhythms']} rhythms of {r0['n_beats']} beats per record and S fraction"
+        by = {Path(wd).name: r for wd, r in last.items()}
+        if "cv_both" in by and "cv_both_aug" in by:
+            a, b = by["cv_both"]["fractions"], by["cv_both_aug"]["fractions"]
+            out["AUG_SCREEN_TEXT"] = (
+                "S beats found by `cv_both` / `cv_both_aug` per S fraction: "
+                + "; ".join(f"{100 * float(f):.0f}%: {pct(a[f]['offsets']['S_se'])} / {pct(b[f]['offsets']['S_se'])}" for f in a if f in b)
+                + ". The screen's rhythms (runs of S beats) are of the family the `runs` pattern trains on, so the augmented model is "
+                "screened on rhythms of the kind it was trained on (with beats of records it never saw): a check that it learnt them, "
+                "not evidence that it generalises to a new rhythm such as 232's.")
     return out
 
 
