@@ -380,6 +380,8 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
     for s in cfg.seeds:
         run = load_run(workdir / "runs" / f"seed{s}", data_dir=data_dir, cache=cache)
         b, val = run.beats, run.split.val
+        if list(b.classes) != classes:
+            raise ConfigError(f"{workdir}: seed {s} has classes {list(b.classes)}, the screen needs the AAMI classes {classes}")
         if set(b.record[val].tolist()) & set(cfg.test_records):
             raise ConfigError(f"{workdir}: seed {s}'s validation part holds test records")
         graphdef, state = eval_split(run.model)
