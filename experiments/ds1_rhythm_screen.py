@@ -23,13 +23,14 @@ import time
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: per run (the last line of each workdir), S Se / N called S (%) per S fraction, with the offsets."""
+    """Markdown: per run (the last line of each workdir) and S fraction, % of S beats called S with the run's
+    DS1-CV offsets / at the plain argmax, and % of N beats called S with the offsets."""
     last = {r["workdir"]: r for r in rows}
     fr = sorted({f for r in last.values() for f in r["fractions"]}, key=float)
-    out = ["| run | " + " | ".join(f"{100 * float(f):.0f}% S: S Se / N called S" for f in fr) + " |", "|---|" + "---|" * len(fr)]
+    out = ["| run (S offset) | " + " | ".join(f"{100 * float(f):.0f}% S beats" for f in fr) + " |", "|---|" + "---|" * len(fr)]
     for wd, r in last.items():
-        cell = lambda d: f"{100 * d['S_se']:.1f} / {100 * d['N_called_S']:.1f}"  # noqa: E731
-        out.append(f"| {r['config']} | " + " | ".join(cell(r["fractions"][f]["offsets"]) for f in fr) + " |")
+        cell = lambda d: f"{100 * d['offsets']['S_se']:.1f} / {100 * d['argmax']['S_se']:.1f} / {100 * d['offsets']['N_called_S']:.1f}"  # noqa: E731
+        out.append(f"| {r['config']} ({r['offsets']['S']:+.2f}) | " + " | ".join(cell(r["fractions"][f]) for f in fr) + " |")
     return "\n".join(out)
 
 

@@ -201,8 +201,8 @@ runs/cv_both_aug`, `benchmarks/results/ds1_rhythm_screen.jsonl`; no DS2 record r
 validation-fold records with at least 10 S and 10 N beats (records it never trained on; {AUG_SCREEN_RECS})
 are re-sequenced into the screen's ectopic-dominant rhythms (`ecgjax.data.rhythm.synthetic_record`, as
 in the reference screen above: {AUG_SCREEN_N}), N positions filled with random N beats and S positions
-with random S beats of that record; share of S beats called S / of N beats called S, with each run's
-DS1-CV offsets, %:
+with random S beats of that record. Per S fraction: % of S beats called S with each run's DS1-CV offsets /
+at the plain argmax / % of N beats called S with the offsets:
 
 {AUG_SCREEN}
 
@@ -628,9 +628,15 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
         if "cv_both" in by and "cv_both_aug" in by:
             a, b = by["cv_both"]["fractions"], by["cv_both_aug"]["fractions"]
             out["AUG_SCREEN_TEXT"] = (
-                "S beats found by `cv_both` / `cv_both_aug` per S fraction: "
+                "S beats found by `cv_both` / `cv_both_aug` per S fraction, with the offsets: "
                 + "; ".join(f"{100 * float(f):.0f}%: {pct(a[f]['offsets']['S_se'])} / {pct(b[f]['offsets']['S_se'])}" for f in a if f in b)
-                + ". The screen's rhythms (runs of S beats) are of the family the `runs` pattern trains on, so the augmented model is "
+                + "; at the plain argmax: "
+                + "; ".join(f"{100 * float(f):.0f}%: {pct(a[f]['argmax']['S_se'])} / {pct(b[f]['argmax']['S_se'])}" for f in a if f in b)
+                + f". The S offset chosen on DS1's real beats is {by['cv_both_aug']['offsets']['S']:+.2f} for `cv_both_aug` against "
+                f"`cv_both`'s {by['cv_both']['offsets']['S']:+.2f}"
+                + (": the augmented seeds find more of these S beats at the argmax at every fraction, fewer with their offsets at every fraction"
+                   if all(b[f]["argmax"]["S_se"] > a[f]["argmax"]["S_se"] and b[f]["offsets"]["S_se"] < a[f]["offsets"]["S_se"] for f in a if f in b)
+                   else "") + ". The screen's rhythms (runs of S beats) are of the family the `runs` pattern trains on, so the augmented model is "
                 "screened on rhythms of the kind it was trained on (with beats of records it never saw): a check that it learnt them, "
                 "not evidence that it generalises to a new rhythm such as 232's.")
     return out
