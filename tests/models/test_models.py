@@ -42,11 +42,11 @@ def test_shapes_and_head_of_features(built):
     name, m, gd, st = built
     x = jax.random.normal(jax.random.key(1), (3, 430, 2))
     fns = models.pure_fns(gd, st)
-    logits = fns.logit_fn(x)
+    # one compiled program (op-by-op execution compiles every primitive on its own: many times slower to test)
+    logits, f, head = jax.jit(lambda v: (fns.logit_fn(v), fns.feature_fn(v), fns.head_fn(fns.feature_fn(v))))(x)
     assert logits.shape == (3, 8)
-    f = fns.feature_fn(x)
     assert f.ndim == 3 and f.shape[0] == 3
-    np.testing.assert_allclose(fns.head_fn(f), logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(head, logits, rtol=1e-5, atol=1e-5)
 
 
 def test_eval_rows_independent_and_grad_works(built):
@@ -57,7 +57,7 @@ def test_eval_rows_independent_and_grad_works(built):
     full = f(st, x)
     x2 = x.at[1:].set(jax.random.normal(jax.random.key(3), (3, 430, 2)))
     np.testing.assert_allclose(f(st, x2)[0], full[0], rtol=1e-5, atol=1e-5)
-    g = jax.grad(lambda xi: models.pure_fns(gd, st).logit_fn(xi[None])[0, 2])(x[0])
+    g = jax.jit(jax.grad(lambda xi: models.pure_fns(gd, st).logit_fn(xi[None])[0, 2]))(x[0])
     assert g.shape == (430, 2) and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0
 
 
@@ -66,8 +66,9 @@ def test_train_mode_differs_from_eval_view():
     m = models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(4), (2, 430, 2))
     ev = models.eval_view(m)
-    np.testing.assert_allclose(ev(x), ev(x))
-    assert not np.allclose(m(x), ev(x))
+    forward = nnx.jit(lambda mod, v: mod(v))
+    np.testing.assert_allclose(forward(ev, x), forward(ev, x))
+    assert not np.allclose(forward(m, x), forward(ev, x))
 
 
 def test_jones_layer_final_conv_shape():
@@ -194,11 +195,12 @@ def test_contract_facts_and_hook_seam(name, shape, kw, layout, n_acts):
     assert (count.acts, count.linears) == (n_acts, n_layers)
     assert count.taps == {s.name: (2, s.length, s.channels) for s in info.layers}
     for s in info.layers:
-        assert ev.layer(s.name, x).shape == (2, s.length, s.channels)
+        assert jax.eval_shape(lambda v, name=s.name: ev.layer(name, v), x).shape == (2, s.length, s.channels)
     f = jax.eval_shape(ev.features, x)
     assert f.shape == (2, info.layers[-1].length, info.layers[-1].channels)
     # a hook that overrides nothing gives the default forward exactly
-    np.testing.assert_array_equal(ev(x, Hooks()), ev(x, DEFAULT_HOOKS))
+    plain, default = jax.jit(lambda v: (ev(v, Hooks()), ev(v, DEFAULT_HOOKS)))(x)
+    np.testing.assert_array_equal(plain, default)
 
 
 def test_ribeiro_channels_on_aami_window_has_one_position_at_the_end():
@@ -229,12 +231,17 @@ def test_ribeiro_max_pool_values_and_gradient_go_to_each_windows_maximum():
     from ecgjax.models.layers import same_padding
     from ecgjax.models.ribeiro import max_pool_same
 
+    @jax.jit
+    def pool_and_grad(v):
+        weights = jnp.arange(1.0, -(-v.shape[1] // 4) + 1)[None, :, None]
+        return max_pool_same(v, 4), jax.grad(lambda u: jnp.sum(max_pool_same(u, 4) * weights))(v)
+
     for t in (430, 9, 7, 1):
-        x = jax.random.normal(jax.random.key(t), (2, t, 3))
+        x = np.random.default_rng(t).normal(size=(2, t, 3)).astype(np.float32)
         left, right = same_padding(t, 4, 4)
-        ref = jnp.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=-jnp.inf).reshape(2, -1, 4, 3).max(2)
-        np.testing.assert_array_equal(max_pool_same(x, 4), ref)
-        g = np.asarray(jax.grad(lambda v: jnp.sum(max_pool_same(v, 4) * jnp.arange(1.0, ref.shape[1] + 1)[None, :, None]))(x))
-        xp = np.pad(np.asarray(x), ((0, 0), (left, right), (0, 0)), constant_values=-np.inf).reshape(2, -1, 4, 3)
+        xp = np.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=-np.inf).reshape(2, -1, 4, 3)
+        ref = xp.max(2)
+        pooled, g = pool_and_grad(x)
+        np.testing.assert_array_equal(pooled, ref)
         want = (xp == xp.max(2, keepdims=True)) * np.arange(1.0, ref.shape[1] + 1)[None, :, None, None]
         np.testing.assert_array_equal(g, want.reshape(2, -1, 3)[:, left : left + t])
