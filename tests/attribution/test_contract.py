@@ -93,9 +93,7 @@ def test_contract(name, model, tiny_models, beats):
     assert float(jnp.max(jnp.abs(out))) > 0  # not trivially zero
     assert_varies_along_time(out)
 
-    # jit == eager, and deterministic for a fixed key
-    eager = call(x, t, keys, R)  # op by op (only lax.scan/map bodies compile)
-    np.testing.assert_allclose(eager, out, **TOL)
+    # deterministic for a fixed key (jit == eager: test_jit_equals_eager)
     np.testing.assert_array_equal(f(x, t, keys, R), out)
 
     # row i depends only on beat i: with the other beats changed; and the last beat moved to row 0 of another
@@ -119,6 +117,26 @@ def test_contract(name, model, tiny_models, beats):
         np.testing.assert_allclose(other, out, **TOL)
     if keys is not None:
         assert not np.allclose(f(x, t, attr.row_keys(jax.random.key(9), B), R), out)
+
+
+# Op by op, XLA:CPU compiles every primitive on its own (~20 ms each): the composite rule-based and sampling methods
+# run 100+ of them, so they opt in with -m slow.
+EAGER_SLOW = ("deeplift", "expected_gradients", "kernel_shap", "lrp")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in EAGER_SLOW else n for n in sorted(METHOD_CASES)])
+def test_jit_equals_eager(name, tiny_models, beats):
+    """The same maps with and without ``jax.jit`` (no trace-time-only behaviour)."""
+    make, params = tiny_models["cnn"]
+    fns = make(params)
+    m = attr.get(name, **METHOD_CASES[name])
+    if m.supports(fns.info) is not None:
+        pytest.skip(m.supports(fns.info))
+    x, t = beats
+    keys = attr.row_keys(jax.random.key(7), x.shape[0]) if m.needs_key else None
+    call = (lambda xx, tt, kk: m(fns, xx, tt, kk, r=R)) if m.needs_r else (lambda xx, tt, kk: m(fns, xx, tt, kk))
+    eager = call(x, t, keys)  # op by op (only lax.scan/map bodies compile)
+    np.testing.assert_allclose(eager, jax.jit(call)(x, t, keys), **TOL)
 
 
 # each keyed method's dependence on its key is checked in test_contract; through attribute() (the runner's
