@@ -63,8 +63,11 @@ def main(argv=None) -> int:
         t0 = time.time()
         try:
             res = interpatient.rhythm_screen(interpatient.load_config(spec), wd, n_rhythms=args.n_rhythms, data_dir=args.data_dir)
-        except (EcgjaxError, OSError) as e:
+        except EcgjaxError as e:
             print(f"error: {wd}: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"error: {wd}: not a finished experiments/aami_interpatient.py workdir (run it with --ds1-only first): {e}", file=sys.stderr)
             return 2
         row = {"config": spec, "workdir": wd, **res, "wall_s": time.time() - t0, "device": describe_device(env),
                "command": "python experiments/ds1_rhythm_screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),

@@ -1,0 +1,41 @@
+"""experiments/ds1_rhythm_screen.py: the table from result rows, bad input as one line with exit 2."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ds1_rhythm_screen.py"
+
+
+def _mod():
+    spec = importlib.util.spec_from_file_location("ds1_rhythm_screen", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(wd, s_se, offset):
+    d = {"S_se": s_se, "N_called_S": 0.01, "n_S": 10, "n_N": 90}
+    return {"config": f"cfg:{wd}", "workdir": wd, "offsets": {"S": offset}, "fractions": {"0.5": {"offsets": d, "argmax": {**d, "S_se": s_se / 2}}}}
+
+
+def test_table_keeps_each_workdirs_last_row(tmp_path):
+    mod = _mod()
+    text = mod.table([_row("a", 0.2, 1.0), _row("b", 0.4, -0.5), _row("a", 0.3, 1.25)])
+    lines = text.splitlines()
+    assert len(lines) == 4 and "50% S beats" in lines[0]
+    assert lines[2] == "| cfg:a (+1.25) | 30.0 / 15.0 / 1.0 |" and lines[3] == "| cfg:b (-0.50) | 40.0 / 20.0 / 1.0 |"
+    out = tmp_path / "rows.jsonl"
+    out.write_text("\n".join(json.dumps(r) for r in (_row("a", 0.2, 1.0),)) + "\n")
+    assert mod.main(["--table", "--out", str(out)]) == 0
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    mod = _mod()
+    assert mod.main(["--table", "--out", str(tmp_path / "missing.jsonl")]) == 2
+    assert mod.main([]) == 2
+    assert mod.main(["--run", "experiments/configs/aami_rr.py:both", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err), err
