@@ -26,7 +26,8 @@ leave-one-record-out screen, ``experiments/ds1_rr_screen.py``), ``aug``
 (rhythm augmentation, ``RHYTHM_AUG``: each training record with enough S or V
 beats also gives synthetic bigeminy / trigeminy / ectopic-run sequences of its
 own real beats, the RR features recomputed on the synthetic beat times with the
-same code: ``ecgjax.data.rhythm``; off by default).
+same code: ``ecgjax.data.rhythm``; off by default), ``augS`` (the same with
+S sequences only).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
@@ -100,7 +101,7 @@ RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "aug")
+          "localrr", "aug", "augS")
 
 
 def get_config(arg=None):
@@ -112,7 +113,7 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, aug")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, aug, augS")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -131,7 +132,7 @@ def get_config(arg=None):
         name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
         data=DataConfig(protocol="aami_rr", protocol_overrides=overrides, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template,
-                        rhythm_aug=RHYTHM_AUG if "aug" in opts else {}),
+                        rhythm_aug=RHYTHM_AUG if "aug" in opts else {**RHYTHM_AUG, "classes": ("S",)} if "augS" in opts else {}),
         model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features, "rr_transform": rr_transform,
                                                  **({"bn_momentum": 0.99} if "bn99" in opts else {})}),
         train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
@@ -148,8 +149,8 @@ def get_config(arg=None):
             train, name=f"{train.name}_quick", data=dataclasses.replace(train.data, max_beats=2000),
             train=dataclasses.replace(train.train, epochs=2, batch_size=32, eval_batch_size=256),
         )
-        if "aug" in opts:  # the tiny test records hold a few S and V beats each: short sequences from 2 beats on
-            train = dataclasses.replace(train, data=dataclasses.replace(train.data, rhythm_aug={**RHYTHM_AUG, "n_beats": 40, "min_ectopic": 2}))
+        if train.data.rhythm_aug:  # the tiny test records hold a few S and V beats each: short sequences from 2 beats on
+            train = dataclasses.replace(train, data=dataclasses.replace(train.data, rhythm_aug={**train.data.rhythm_aug, "n_beats": 40, "min_ectopic": 2}))
         cfg = dataclasses.replace(cfg, name=f"rr_net ({inputs}{tag.replace('_', ', ')}, quick)", train=train, explain_max_beats=200,
                                   bootstrap_samples=200, methods=(("integrated_gradients", {"steps": 8}), ("saliency", {})))
     return cfg

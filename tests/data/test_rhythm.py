@@ -114,7 +114,9 @@ def test_config_turns_it_on_and_refuses_bad_keys(monkeypatch):
 
     assert interpatient.load_config("experiments/configs/aami_rr.py").train.data.rhythm_aug == {}
     aug = interpatient.load_config("experiments/configs/aami_rr.py:both,aug").train.data.rhythm_aug
-    assert aug["fraction"] == 1.0 and aug["n_beats"] == 400
+    assert aug["fraction"] == 1.0 and aug["n_beats"] == 400 and tuple(aug["classes"]) == ("S", "V")
+    assert tuple(interpatient.load_config("experiments/configs/aami_rr.py:both,augS").train.data.rhythm_aug["classes"]) == ("S",)
+    assert interpatient.load_config("experiments/configs/aami_rr.py:quick,augS").train.data.rhythm_aug["min_ectopic"] == 2
     with pytest.raises(ConfigError, match="rhythm_aug: unknown key"):
         DataConfig(rhythm_aug={"share": 0.5})
     with pytest.raises(ConfigError, match="fraction"):
