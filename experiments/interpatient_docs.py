@@ -6,8 +6,8 @@ Command::
 
 Reads ``<runs>/cv_both`` (this recipe: 5-fold CV inside DS1), the other ``cv_*``
 workdirs (``cv_rr``, ``cv_waveform``, ``cv_rr_meanref``, ``cv_rr_upper75``,
-``cv_rr_bn99``, ``cv_both_meanref``, ``cv_both_localrr``, ``cv_both_aug`` with its training log
-``cv_both_aug.ds1.log``) and the previous recipe's ``v6_*`` (all of
+``cv_rr_bn99``, ``cv_both_meanref``, ``cv_both_localrr``, ``cv_both_aug``, ``cv_both_augS`` with their
+training logs ``cv_both_aug*.ds1.log``) and the previous recipe's ``v6_*`` (all of
 ``experiments/aami_interpatient.py``; all but ``cv_both`` optional),
 ``benchmarks/results/ds1_rr_screen.jsonl``, ``ds1_rhythm_screen.jsonl``, ``rr_only_diagnosis.jsonl``,
 ``cpu_aami_rr_train.jsonl`` and record 232's annotations (``$ECGJAX_DATA_DIR``),
@@ -45,7 +45,9 @@ python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,localrr --workdir runs/cv_both_localrr --ds1-only   # DS1 CV only (likewise rr,localrr)
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,localrr --workdir runs/cv_both_localrr   # then DS2, only if the rule below says so
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,aug --workdir runs/cv_both_aug --ds1-only   # rhythm augmentation, DS1 CV only
+python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,augS --workdir runs/cv_both_augS --ds1-only   # S sequences only, DS1 CV only
 python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:both runs/cv_both --run experiments/configs/aami_rr.py:both,aug runs/cv_both_aug
+python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:both,augS runs/cv_both_augS
 python experiments/rr_only_diagnosis.py runs/v6_rr runs/cv_rr   # why the previous RR-only model failed (DS1 only)
 python experiments/interpatient_combine.py runs/cv_both runs/cv_rr --out runs/cv_combined/results.json   # product of experts, weight from DS1
 python experiments/aami_interpatient.py --table runs/cv_both/results.json
@@ -189,7 +191,10 @@ for rr_net ...", authored 20:23 UTC 2026-12-06) before its DS1 cross-validation 
 as `cv_both`, `--ds1-only`) beat `cv_both`'s by S AP >= +3.0 points, with a higher S F1 (offsets) and
 a V AP not lower by more than 2.0 points, and only if all 5 DS2 seeds could finish before the
 session's deadline; the synthetic-rhythm screen below is reported beside it and does not enter the
-rule. Pooled out-of-record DS1 predictions, %:
+rule. After `:aug` missed it, a second variant was tried with the same rule, also fixed in its commit
+message before its cross-validation ran ("aami_rr.py:augS ...", authored 20:48 UTC 2026-12-06):
+`:augS`, the same augmentation with S sequences only, asking whether the V sequences cost the V AP
+(chosen after seeing `:aug`'s DS1 numbers). Pooled out-of-record DS1 predictions, %:
 
 {AUG_CV}
 
@@ -197,7 +202,8 @@ rule. Pooled out-of-record DS1 predictions, %:
 
 Synthetic-rhythm screen of the trained seeds (`python experiments/ds1_rhythm_screen.py --run
 experiments/configs/aami_rr.py:both runs/cv_both --run experiments/configs/aami_rr.py:both,aug
-runs/cv_both_aug`, `benchmarks/results/ds1_rhythm_screen.jsonl`; no DS2 record read): each seed's
+runs/cv_both_aug`, and `--run experiments/configs/aami_rr.py:both,augS runs/cv_both_augS`;
+`benchmarks/results/ds1_rhythm_screen.jsonl`; no DS2 record read): each seed's
 validation-fold records with at least 10 S and 10 N beats (records it never trained on; {AUG_SCREEN_RECS})
 are re-sequenced into the screen's ectopic-dominant rhythms (`ecgjax.data.rhythm.synthetic_record`, as
 in the reference screen above: {AUG_SCREEN_N}), N positions filled with random N beats and S positions
@@ -566,58 +572,73 @@ def local_context(R: Path, load, ds1_cv_of, screen: dict, summary_rows) -> dict:
 AUG_RULE = {"ds_ap": 0.03, "dv_ap": -0.02}
 
 
+# The augmentation variants, in the order they were tried (each rule fixed in its commit message before its CV ran).
+AUG_VARIANTS = (("cv_both_aug", "both,aug"), ("cv_both_augS", "both,augS"))
+
+
 def aug_context(R: Path, load, ds1_cv_of) -> dict:
-    """The placeholders of the :aug subsection: its size, the DS1 CV table with paired record-bootstrap CIs of
-    the AP differences against cv_both, the rule's outcome, and the synthetic-rhythm screen."""
+    """The placeholders of the :aug subsection: the variants' size, the DS1 CV table with paired record-bootstrap
+    CIs of the AP differences against cv_both, each rule's outcome, and the synthetic-rhythm screen."""
     import importlib.util
 
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     f3 = lambda d: f"{pct(d['se'])} / {pct(d['ppv'])} / {pct(d['f1'])}"  # noqa: E731
     out = {"AUG_SIZE": "", "AUG_CV": "(not run)", "AUG_OUTCOME": "The `:aug` DS1 cross-validation has not finished; DS2 was not read for it.",
            "AUG_SCREEN": "(not run)", "AUG_SCREEN_RECS": "-", "AUG_SCREEN_N": "-", "AUG_SCREEN_TEXT": ""}
-    log = R / "cv_both_aug.ds1.log"
-    if log.exists():  # the training log's augmentation lines, one per seed
-        lines = [l for l in log.read_text().splitlines() if "rhythm augmentation:" in l]
-        nums = [(int(l.split("augmentation: ")[1].split()[0]), int(l.split("sequences, ")[1].split()[0])) for l in lines]
-        train = [int(l.split(" train ")[1].split()[0]) for l in log.read_text().splitlines() if "ecgjax.train: data:" in l]
-        if nums and len(train) == len(nums):
-            real = [t - b for t, (_, b) in zip(train, nums)]
-            out["AUG_SIZE"] = (f"Per seed (`cv_both_aug.ds1.log`) {min(n for n, _ in nums)}-{max(n for n, _ in nums)} sequences, "
-                               f"{min(b for _, b in nums):,}-{max(b for _, b in nums):,} synthetic beats beside "
-                               f"{min(real):,}-{max(real):,} real training beats.")
     rows = [json.loads(l) for l in Path("benchmarks/results/cpu_aami_rr_train.jsonl").read_text().splitlines() if l.strip()]
-    w = [r["wall_time_s"] for r in rows if "_aug" in r.get("config_name", "")]
-    if w:
-        out["AUG_SIZE"] += (f" DS1 training time per seed {min(w) / 60:.1f}-{max(w) / 60:.1f} min ({len(w)} seeds; "
-                            "`benchmarks/results/cpu_aami_rr_train.jsonl`, config `aami_rr_both_aug`).")
-    cb, ca = ds1_cv_of("cv_both"), ds1_cv_of("cv_both_aug")
-    if cb and ca:
-        d = {k: paired_ap_difference(R / "cv_both", R / "cv_both_aug", k) for k in (1, 2)}
-        ci = lambda t: f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"  # noqa: E731
-        out["AUG_CV"] = "\n".join([
-            "| run | S AP | S AP - cv_both [95% CI over DS1 records, paired] | S Se / +P / F1 (offsets) | V AP | V AP - cv_both [95% CI] | V Se / +P / F1 (offsets) | offsets S, V |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| cv_both | {pct(cb['S']['ap'])} | | {f3(cb['S']['offsets'])} | {pct(cb['V']['ap'])} | | {f3(cb['V']['offsets'])} | {cb['offsets']['S']:+.2f}, {cb['offsets']['V']:+.2f} |",
-            f"| cv_both_aug | {pct(ca['S']['ap'])} | {ci(d[1])} | {f3(ca['S']['offsets'])} | {pct(ca['V']['ap'])} | {ci(d[2])} | {f3(ca['V']['offsets'])} | "
-            f"{ca['offsets']['S']:+.2f}, {ca['offsets']['V']:+.2f} |"])
+    size = []
+    for wd, spec in AUG_VARIANTS:
+        log = R / f"{wd}.ds1.log"
+        if not log.exists():
+            continue
+        text = log.read_text().splitlines()  # the training log's augmentation lines, one per seed
+        nums = [(int(l.split("augmentation: ")[1].split()[0]), int(l.split("sequences, ")[1].split()[0])) for l in text if "rhythm augmentation:" in l]
+        train = [int(l.split(" train ")[1].split()[0]) for l in text if "ecgjax.train: data:" in l]
+        if not nums or len(train) != len(nums):
+            continue
+        real = [t - b for t, (_, b) in zip(train, nums)]
+        w = [r["wall_time_s"] for r in rows if r.get("config_name", "").startswith(f"aami_rr_{spec.replace(',', '_')}_seed")]
+        size.append(f"`{spec}` per seed (`{wd}.ds1.log`): {min(n for n, _ in nums)}-{max(n for n, _ in nums)} sequences, "
+                    f"{min(b for _, b in nums):,}-{max(b for _, b in nums):,} synthetic beats beside {min(real):,}-{max(real):,} real training beats"
+                    + (f"; DS1 training {min(w) / 60:.1f}-{max(w) / 60:.1f} min per seed (`cpu_aami_rr_train.jsonl`)" if w else ""))
+    if size:
+        out["AUG_SIZE"] = "; ".join(size) + "."
+    cb = ds1_cv_of("cv_both")
+    lines = ["| run | S AP | S AP - cv_both [95% CI over DS1 records, paired] | S Se / +P / F1 (offsets) | V AP | V AP - cv_both [95% CI] | V Se / +P / F1 (offsets) | offsets S, V |",
+             "|---|---|---|---|---|---|---|---|"]
+    if cb:
+        lines.append(f"| cv_both | {pct(cb['S']['ap'])} | | {f3(cb['S']['offsets'])} | {pct(cb['V']['ap'])} | | {f3(cb['V']['offsets'])} | "
+                     f"{cb['offsets']['S']:+.2f}, {cb['offsets']['V']:+.2f} |")
+    outcomes = []
+    ci = lambda t: f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"  # noqa: E731
+    for wd, spec in AUG_VARIANTS:
+        ca = ds1_cv_of(wd)
+        if not (cb and ca):
+            continue
+        d = {k: paired_ap_difference(R / "cv_both", R / wd, k) for k in (1, 2)}
+        lines.append(f"| {wd} | {pct(ca['S']['ap'])} | {ci(d[1])} | {f3(ca['S']['offsets'])} | {pct(ca['V']['ap'])} | {ci(d[2])} | {f3(ca['V']['offsets'])} | "
+                     f"{ca['offsets']['S']:+.2f}, {ca['offsets']['V']:+.2f} |")
         ds, dv, df1 = ca["S"]["ap"] - cb["S"]["ap"], ca["V"]["ap"] - cb["V"]["ap"], ca["S"]["offsets"]["f1"] - cb["S"]["offsets"]["f1"]
         met = ds >= AUG_RULE["ds_ap"] - 1e-12 and df1 > 0 and dv >= AUG_RULE["dv_ap"] - 1e-12
-        txt = (f"Against the rule: S AP {100 * ds:+.1f} points (needed >= +{100 * AUG_RULE['ds_ap']:.1f}), S F1 (offsets) {100 * df1:+.1f} "
+        txt = (f"`{spec}` against its rule: S AP {100 * ds:+.1f} points (needed >= +{100 * AUG_RULE['ds_ap']:.1f}), S F1 (offsets) {100 * df1:+.1f} "
                f"(needed > 0), V AP {100 * dv:+.1f} (needed >= {100 * AUG_RULE['dv_ap']:+.1f}): **the rule is {'met' if met else 'not met'}**")
-        res = load("cv_both_aug")
+        res = load(wd)
         if not met:
-            out["AUG_OUTCOME"] = txt + ", so DS2 was not read for this variant; the config default is unchanged."
+            outcomes.append(txt + ", so DS2 was not read for it.")
         elif not res:
-            out["AUG_OUTCOME"] = txt + "; the DS2 evaluation has not been run (no `cv_both_aug/results.json`), so DS2 was not read for it."
+            outcomes.append(txt + f"; the DS2 evaluation has not been run (no `{wd}/results.json`), so DS2 was not read for it.")
         else:
             s = res["ds2"]["summary"]
-            out["AUG_OUTCOME"] = (txt + f", so its 5 seeds were tested once on DS2: SVEB {pct(s['S']['se']['mean'])} / {pct(s['S']['ppv']['mean'])}, "
-                                  f"VEB {pct(s['V']['se']['mean'])} / {pct(s['V']['ppv']['mean'])} (5-seed means, Se / +P).")
+            outcomes.append(txt + f", so its 5 seeds were tested once on DS2: SVEB {pct(s['S']['se']['mean'])} / {pct(s['S']['ppv']['mean'])}, "
+                            f"VEB {pct(s['V']['se']['mean'])} / {pct(s['V']['ppv']['mean'])} (5-seed means, Se / +P).")
+    if len(lines) > 3:
+        out["AUG_CV"] = "\n".join(lines)
+        out["AUG_OUTCOME"] = " ".join(outcomes) + " The config default is unchanged."
     path = Path("benchmarks/results/ds1_rhythm_screen.jsonl")
     if path.exists():
-        spec = importlib.util.spec_from_file_location("ds1_rhythm_screen", Path(__file__).with_name("ds1_rhythm_screen.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        spec_ = importlib.util.spec_from_file_location("ds1_rhythm_screen", Path(__file__).with_name("ds1_rhythm_screen.py"))
+        mod = importlib.util.module_from_spec(spec_)
+        spec_.loader.exec_module(mod)
         rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
         out["AUG_SCREEN"] = mod.table(rows)
         last = {r["workdir"]: r for r in rows}
@@ -625,20 +646,20 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
         out["AUG_SCREEN_RECS"] = "; ".join(f"seed {s}: {', '.join(v) or 'none'}" for s, v in r0["records"].items())
         out["AUG_SCREEN_N"] = f"{r0['n_rhythms']} rhythms of {r0['n_beats']} beats per record and S fraction"
         by = {Path(wd).name: r for wd, r in last.items()}
-        if "cv_both" in by and "cv_both_aug" in by:
-            a, b = by["cv_both"]["fractions"], by["cv_both_aug"]["fractions"]
-            out["AUG_SCREEN_TEXT"] = (
-                "S beats found by `cv_both` / `cv_both_aug` per S fraction, with the offsets: "
-                + "; ".join(f"{100 * float(f):.0f}%: {pct(a[f]['offsets']['S_se'])} / {pct(b[f]['offsets']['S_se'])}" for f in a if f in b)
-                + "; at the plain argmax: "
-                + "; ".join(f"{100 * float(f):.0f}%: {pct(a[f]['argmax']['S_se'])} / {pct(b[f]['argmax']['S_se'])}" for f in a if f in b)
-                + f". The S offset chosen on DS1's real beats is {by['cv_both_aug']['offsets']['S']:+.2f} for `cv_both_aug` against "
-                f"`cv_both`'s {by['cv_both']['offsets']['S']:+.2f}"
-                + (": the augmented seeds find more of these S beats at the argmax at every fraction, fewer with their offsets at every fraction"
-                   if all(b[f]["argmax"]["S_se"] > a[f]["argmax"]["S_se"] and b[f]["offsets"]["S_se"] < a[f]["offsets"]["S_se"] for f in a if f in b)
-                   else "") + ". The screen's rhythms (runs of S beats) are of the family the `runs` pattern trains on, so the augmented model is "
-                "screened on rhythms of the kind it was trained on (with beats of records it never saw): a check that it learnt them, "
-                "not evidence that it generalises to a new rhythm such as 232's.")
+        texts = []
+        for wd, spec in AUG_VARIANTS:
+            if "cv_both" not in by or wd not in by:
+                continue
+            a, b = by["cv_both"]["fractions"], by[wd]["fractions"]
+            fr = [f for f in a if f in b]
+            more_argmax = all(b[f]["argmax"]["S_se"] > a[f]["argmax"]["S_se"] for f in fr)
+            fewer_off = all(b[f]["offsets"]["S_se"] < a[f]["offsets"]["S_se"] for f in fr)
+            texts.append(f"`{wd}` (S offset {by[wd]['offsets']['S']:+.2f}, `cv_both`'s {by['cv_both']['offsets']['S']:+.2f}) against `cv_both`: "
+                         + ("more S beats found at the argmax at every fraction" if more_argmax else "not more S beats at the argmax at every fraction")
+                         + (", fewer with the offsets at every fraction" if fewer_off else ", not fewer with the offsets at every fraction") + ".")
+        out["AUG_SCREEN_TEXT"] = (" ".join(texts) + " The screen's rhythms (runs of S beats) are of the family the `runs` pattern trains on, "
+                                  "so an augmented model is screened on rhythms of the kind it was trained on (with beats of records it never saw): "
+                                  "a check that it learnt them, not evidence that it generalises to a new rhythm such as 232's.")
     return out
 
 
