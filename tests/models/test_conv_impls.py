@@ -115,13 +115,16 @@ def test_models_agree_across_impls_float64(name):
     per-layer table above.
     """
     t_len = 64
+    # built (the same float32 weights for every impl) before float64 is on: initialisers run op by op, and under
+    # float64 each would compile once more
+    built = {impl: models.eval_split(models.build(name, n_classes=8, in_shape=(t_len, 2), fs=360.0, rngs=nnx.Rngs(0),
+                                                  conv_impl=impl)) for impl in CONV_IMPLS}
     with _x64():
-        x = jax.random.normal(jax.random.key(1), (2, t_len, 2), dtype=jnp.float64)
+        x = jnp.asarray(np.random.default_rng(1).normal(size=(2, t_len, 2)))
         t = jnp.array([1, 5])
         outs = {}
         for impl in CONV_IMPLS:
-            m = models.build(name, n_classes=8, in_shape=(t_len, 2), fs=360.0, rngs=nnx.Rngs(0), conv_impl=impl)
-            gd, st = models.eval_split(m)
+            gd, st = built[impl]
             st = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, st)
 
             @jax.jit
