@@ -50,8 +50,8 @@ def _peak(tmp_path, model, *, n_beats, length, budget, extra=()):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ig_512_steps_within_budget_fast(tmp_path):
     """The documented one-call API, ``attr.attribute(get("integrated_gradients", steps=512), fns, x, target, key)``,
-    on 96 short beats of the LSTM under a budget that fits a few of them."""
-    _peak(tmp_path, "jones2020_lstm", n_beats=96, length=16, budget="4M")
+    on 32 short beats of the LSTM under a budget that fits a few of them."""
+    _peak(tmp_path, "jones2020_lstm", n_beats=32, length=16, budget="4M")
 
 
 @pytest.mark.slow
