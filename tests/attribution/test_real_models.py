@@ -31,8 +31,9 @@ def test_fast_path_equals_vmap_grad(model, x):
     _, _, (g, s) = model
     fns = pure_fns(g, s)
     t = jnp.array([0, 3, 7, 1, 2])
-    ref = jax.vmap(jax.grad(lambda xi, ti: fns.logit_fn(xi[None])[0, ti]))(x, t)
-    np.testing.assert_allclose(attr.target_grad(fns, x, t), ref, rtol=1e-4, atol=1e-6)
+    # each side one compiled program (op by op, every primitive compiles on its own: many times slower on CPU)
+    ref = jax.jit(jax.vmap(jax.grad(lambda xi, ti: fns.logit_fn(xi[None])[0, ti])))(x, t)
+    np.testing.assert_allclose(jax.jit(lambda xx, tt: attr.target_grad(fns, xx, tt))(x, t), ref, rtol=1e-4, atol=1e-6)
 
 
 def test_runner_with_graphdef_state(model, x):
@@ -41,8 +42,11 @@ def test_runner_with_graphdef_state(model, x):
     res = attr.attribute_dataset((g, s), np.asarray(x), "pred", attr.get("saliency"), batch_size=2)
     assert runner._step._cache_size() - before == 1
     fns = pure_fns(g, s)
-    np.testing.assert_array_equal(res.pred, np.argmax(fns.logit_fn(x), -1))
-    np.testing.assert_allclose(res.maps, attr.attribute(attr.get("saliency"), fns, x, res.pred), rtol=1e-4, atol=1e-6)
+    # the weights as arguments, as the runner passes them (closed over, XLA may fold them into other arithmetic)
+    logits, maps = jax.jit(lambda st, xx, tt: (pure_fns(g, st).logit_fn(xx), attr.attribute(attr.get("saliency"), pure_fns(g, st), xx, tt)))(
+        s, x, res.pred)
+    np.testing.assert_array_equal(res.pred, np.argmax(logits, -1))
+    np.testing.assert_allclose(res.maps, maps, rtol=1e-4, atol=1e-6)
 
 
 def test_layer_methods(model, x):
@@ -50,10 +54,9 @@ def test_layer_methods(model, x):
     fns = pure_fns(g, s)
     t = jnp.zeros(5, jnp.int32)
     if name == "jones2020_cnn":
-        cam = attr.get("grad_cam")(fns, x, t, None)
+        cam, g1, ref = jax.jit(lambda xx, tt: (attr.get("grad_cam")(fns, xx, tt, None), attr.get("jones2020_layer_saliency")(fns, xx, tt, None),
+                                               jax.vmap(jax.grad(lambda xi: jnp.mean(fns.layers["final_conv"](xi[None]))))(xx)))(x, t)
         assert cam.shape == x.shape and bool(jnp.all(jnp.isfinite(cam)))
-        g1 = attr.get("jones2020_layer_saliency")(fns, x, t, None)
-        ref = jax.vmap(jax.grad(lambda xi: jnp.mean(fns.layers["final_conv"](xi[None]))))(x)
         np.testing.assert_allclose(g1, ref, rtol=1e-4, atol=1e-8)
     else:
         with pytest.raises(ConfigError, match="grad_cam cannot explain jones2020_lstm: it has no convolutional layer"):
