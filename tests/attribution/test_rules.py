@@ -85,7 +85,12 @@ def _x(seed, n=5):
 
 
 def _z(fns, x, t):
-    return jnp.take_along_axis(fns.logit_fn(x), t[:, None], 1)[:, 0]
+    return jnp.take_along_axis(jax.jit(fns.logit_fn)(x), t[:, None], 1)[:, 0]
+
+
+def run(m, fns, x, t):
+    """``m``'s maps as one compiled program (op by op, XLA:CPU compiles every primitive on its own)."""
+    return jax.jit(lambda xx, tt: m(fns, xx, tt, None))(x, t)
 
 
 T_ = jnp.array([0, 1, 2, 1, 0], jnp.int32)
@@ -134,7 +139,7 @@ def _lrp_ref(p, x, t, rule, dense_rule, eps, alpha=1.0, beta=0.0):
 def test_guided_backprop_matches_hand_written_backward():
     p = mlp_init(jax.random.key(0))
     x = _x(1)
-    got = attr.get("guided_backprop")(mlp_make(p), x, T_, None)
+    got = run(attr.get("guided_backprop"), mlp_make(p), x, T_)
     q = _np(p)
     a0, z1, a1, z2, a2, z3 = _mlp_forward(q, x)
     g = q["W3"][:, np.asarray(T_)].T  # d z_t / d a2: [B, H2]
@@ -144,7 +149,7 @@ def test_guided_backprop_matches_hand_written_backward():
     ref = (g @ q["W1"].T).reshape(np.shape(x))
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
     # and it is not the plain gradient
-    assert not np.allclose(got, attr.get("saliency")(mlp_make(p), x, T_, None), atol=1e-4)
+    assert not np.allclose(got, run(attr.get("saliency"), mlp_make(p), x, T_), atol=1e-4)
 
 
 @pytest.mark.parametrize("rule,kw", [("epsilon", {"eps": 0.05}), ("zplus", {}), ("alpha_beta", {"alpha": 2.0, "beta": 1.0})])
@@ -152,7 +157,7 @@ def test_lrp_rules_match_textbook_formulas(rule, kw):
     p = mlp_init(jax.random.key(2))
     x = _x(3)
     m = attr.get("lrp", rule=rule, dense_rule=rule, **kw)
-    got = m(mlp_make(p), x, T_, None)
+    got = run(m, mlp_make(p), x, T_)
     ref = _lrp_ref(p, x, T_, rule, rule, kw.get("eps", 0.0), kw.get("alpha", 1.0), kw.get("beta", 0.0))
     np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5)
 
@@ -162,10 +167,10 @@ def test_lrp_epsilon_conserves_relevance_without_biases(net):
     init, make = NETS[net]
     fns = make(init(jax.random.key(4), bias=False))
     x = _x(5)
-    r = attr.get("lrp", eps=1e-9)(fns, x, T_, None)
+    r = run(attr.get("lrp", eps=1e-9), fns, x, T_)
     np.testing.assert_allclose(r.sum((1, 2)), _z(fns, x, T_), rtol=1e-4, atol=1e-5)
     # a larger eps absorbs relevance: |sum| shrinks
-    r2 = attr.get("lrp", eps=1.0)(fns, x, T_, None)
+    r2 = run(attr.get("lrp", eps=1.0), fns, x, T_)
     assert np.all(np.abs(r2.sum((1, 2))) < np.abs(_z(fns, x, T_)))
 
 
@@ -179,11 +184,11 @@ def test_deeplift_sums_to_delta(net, baseline):
         m = attr.DeepLift.with_baseline(np.random.default_rng(8).normal(size=(T, L)))
     else:
         m = attr.get("deeplift", baseline=baseline, blur_sigma=2.0)
-    d = m(fns, x, T_, None)
+    d = run(m, fns, x, T_)
     x0 = m.baseline_for(x)
     np.testing.assert_allclose(d.sum((1, 2)), _z(fns, x, T_) - _z(fns, x0, T_), rtol=1e-4, atol=1e-4)
     # not merely gradient x delta on a nonlinear net
-    g = attr.get("saliency")(fns, x, T_, None)
+    g = run(attr.get("saliency"), fns, x, T_)
     assert not np.allclose(d, g * (x - x0), atol=1e-4)
 
 
@@ -191,10 +196,10 @@ def test_deeplift_on_linear_is_gradient_times_delta(tiny_models, beats):
     make, p = tiny_models["linear"]
     x, t = beats
     x0 = np.full(x.shape[1:], 0.3, np.float32)
-    d = attr.DeepLift.with_baseline(x0)(make(p), x, t, None)
+    d = run(attr.DeepLift.with_baseline(x0), make(p), x, t)
     np.testing.assert_allclose(d, jnp.moveaxis(p["W"][:, :, t], -1, 0) * (x - x0), rtol=1e-5, atol=1e-6)
     # LRP-0 on a linear model is gradient x input
-    r = attr.get("lrp", eps=0.0)(make(p), x, t, None)
+    r = run(attr.get("lrp", eps=0.0), make(p), x, t)
     np.testing.assert_allclose(r, jnp.moveaxis(p["W"][:, :, t], -1, 0) * x, rtol=1e-5, atol=1e-6)
 
 
