@@ -32,9 +32,11 @@ def test_parameter_count_and_facts():
     m = build()
     assert m.n_leads == L and m.rr_features == FEATURES
     # full-size (252 samples, 2 leads + 8 RR features) count, pinned
-    full = models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES, rngs=nnx.Rngs(0))
+    # counts are shapes only: abstract builds (an eager build runs every initialiser op by op)
+    full = nnx.eval_shape(lambda: models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES, rngs=nnx.Rngs(0)))
     assert models.count_params(full) == 46_085
-    ratios = models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES, rr_transform="ratios", rngs=nnx.Rngs(0))
+    ratios = nnx.eval_shape(lambda: models.build("rr_net", n_classes=5, in_shape=(252, 10), fs=360.0, rr_features=FEATURES,
+                                                 rr_transform="ratios", rngs=nnx.Rngs(0)))
     assert models.count_params(ratios) == 46_105  # 9 RR inputs (4 *_norm + 5 ratios) instead of 8
     assert {b.momentum for b in (*ratios.bns, ratios.rr_bn)} == {rr_net.BN_MOMENTUM}
     with pytest.raises(ConfigError, match="fewer than"):
@@ -54,11 +56,13 @@ def test_rr_attribution_is_the_gradient_wrt_the_rr_vector(rr_transform):
     maps = np.asarray(attr.attribute(attr.get("saliency"), fns, jnp.asarray(x), target))
     w_map, rr_attr = rr_attributions(maps, L)
 
-    def logit(wave1, rr1, c):  # the model as a function of (waveform, rr vector), one beat
+    def logit(state, wave1, rr1, c):  # the model as a function of (waveform, rr vector), one beat
         x1 = jnp.concatenate([wave1, jnp.broadcast_to(rr1[None, :], (T, F))], axis=-1)
-        return fns.logit_fn(x1[None])[0, c]
+        return models.pure_fns(gd, state).logit_fn(x1[None])[0, c]
 
-    g_wave, g_rr = jax.vmap(jax.grad(logit, argnums=(0, 1)))(jnp.asarray(wave), jnp.asarray(rr), target)
+    # one compiled program with the parameters as its arguments (closed over as constants, XLA:CPU computed
+    # wrong convolution gradients for jones2020_cnn: tests/test_batched.py)
+    g_wave, g_rr = jax.jit(jax.vmap(jax.grad(logit, argnums=(1, 2)), in_axes=(None, 0, 0, 0)))(st, wave, rr, target)
     np.testing.assert_allclose(rr_attr, np.asarray(g_rr), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(w_map, np.asarray(g_wave), rtol=1e-4, atol=1e-6)
     assert np.abs(rr_attr).max() > 0
@@ -74,17 +78,21 @@ def test_ablations_ignore_the_other_input():
         assert np.all(maps[..., zero] == 0), inputs
         other = slice(0, L) if zero.start else slice(L, None)
         assert np.abs(maps[..., other]).max() > 0, inputs
-        assert fns.head_fn(fns.feature_fn(jnp.asarray(x))).shape == (4, 5)
+        assert jax.eval_shape(lambda v: fns.head_fn(fns.feature_fn(v)), x).shape == (4, 5)
 
 
 def test_eval_rows_are_independent_and_head_of_features_is_the_model():
     gd, st = models.eval_split(build())
-    fns = models.pure_fns(gd, st)
     x, _, _ = batch(6, seed=3)
-    full = np.asarray(fns.logit_fn(jnp.asarray(x)))
-    one = np.asarray(fns.logit_fn(jnp.asarray(x[2:3])))
+
+    @jax.jit  # one compiled program (op-by-op execution compiles every primitive on its own)
+    def run(state, v, v1):
+        fns = models.pure_fns(gd, state)
+        return fns.logit_fn(v), fns.logit_fn(v1), fns.head_fn(fns.feature_fn(v))
+
+    full, one, head = run(st, x, x[2:3])
     np.testing.assert_allclose(full[2:3], one, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(fns.head_fn(fns.feature_fn(jnp.asarray(x)))), full, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(head), full, rtol=1e-6)
 
 
 @pytest.mark.parametrize("rr_transform", ["log", "ratios"])
@@ -96,8 +104,8 @@ def test_integrated_gradients_completeness_covers_both_inputs(rr_transform):
     target = jnp.array([1, 2, 0])
     maps = np.asarray(attr.attribute(attr.get("integrated_gradients", steps=256), fns, jnp.asarray(x), target), np.float64)
     w_map, rr_attr = rr_attributions(maps, L)
-    logits = np.asarray(fns.logit_fn(jnp.asarray(x)))[np.arange(3), target]
-    base = np.asarray(fns.logit_fn(jnp.zeros_like(jnp.asarray(x))))[np.arange(3), target]
+    logit = jax.jit(lambda state, v: models.pure_fns(gd, state).logit_fn(v))
+    logits, base = (np.asarray(logit(st, v))[np.arange(3), target] for v in (x, np.zeros_like(x)))
     np.testing.assert_allclose(w_map.sum(axis=(1, 2)) + rr_attr.sum(axis=1), logits - base, rtol=0.05, atol=0.02)
 
 
@@ -121,15 +129,17 @@ def test_ratio_inputs_closed_form():
 
 def test_ratio_inputs_ignore_the_heart_rate():
     """With ``ratios`` the model sees no absolute interval: scaling pre/post/local/long together changes nothing."""
-    gd, st = models.eval_split(build("rr", rr_transform="ratios"))
-    fns = models.pure_fns(gd, st)
     x, _, _ = batch(5, seed=2)
     faster = x.copy()
     faster[..., L:L + 4] *= 0.7  # the raw intervals; the *_norm ratios stay
-    np.testing.assert_allclose(np.asarray(fns.logit_fn(jnp.asarray(faster))), np.asarray(fns.logit_fn(jnp.asarray(x))), rtol=1e-5, atol=1e-5)
-    gd, st = models.eval_split(build("rr", rr_transform="log"))
-    fns = models.pure_fns(gd, st)
-    assert not np.allclose(np.asarray(fns.logit_fn(jnp.asarray(faster))), np.asarray(fns.logit_fn(jnp.asarray(x))), atol=1e-4)
+
+    def both(transform):  # the model on both batches, one compiled program
+        gd, st = models.eval_split(build("rr", rr_transform=transform))
+        fns = lambda state: models.pure_fns(gd, state)  # noqa: E731
+        return jax.jit(lambda state, a, b: (fns(state).logit_fn(a), fns(state).logit_fn(b)))(st, faster, x)
+
+    np.testing.assert_allclose(*both("ratios"), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(*both("log"), atol=1e-4)
 
 
 def test_rr_batchnorm_statistics_converge_within_a_short_training():
@@ -140,8 +150,9 @@ def test_rr_batchnorm_statistics_converge_within_a_short_training():
     bn = rr_net._bn(9, nnx.Rngs(0))
     bn.train()
     rng = np.random.default_rng(0)
+    update = nnx.jit(lambda mod, v: mod(v))  # one compiled update (op by op, each primitive compiles on its own)
     for _ in range(20):
-        bn(jnp.asarray(rng.normal(0.0, 0.14, (512, 9)), jnp.float32))
+        update(bn, rng.normal(0.0, 0.14, (512, 9)).astype(np.float32))
     mom = bn.momentum
     np.testing.assert_allclose(np.asarray(bn.var[...]), mom ** 20 + (1 - mom ** 20) * 0.14 ** 2, rtol=0.1)
     assert mom ** 300 < 0.01 * 0.02  # after 300 steps the initial variance is < 1% of the RR inputs'
