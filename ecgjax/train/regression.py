@@ -84,7 +84,7 @@ def recalibrate_batchnorm(model: nnx.Module, x: np.ndarray) -> nnx.Module:
     saved = [m.momentum for m in bns]
     for m in bns:
         m.momentum = 0.0
-    nnx.view(model, use_running_average=False, raise_if_not_found=False)(jnp.asarray(x))
+    _train_forward(nnx.view(model, use_running_average=False, raise_if_not_found=False), np.asarray(x, np.float32))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model
@@ -140,6 +140,12 @@ def train_regressor(name: str, x: np.ndarray, target: np.ndarray, train: np.ndar
     p_test, p_fit = pred[:len(test)], pred[len(test):]
     return Regressor((graphdef_eval, st), mean, std, r2_score(p_test, t[test]), float(np.mean(np.abs(p_test - t[test]))),
                      time.time() - t0, r2_score(p_fit, t[fit]))
+
+
+@nnx.jit
+def _train_forward(model: nnx.Module, x: jax.Array) -> jax.Array:
+    """One compiled forward pass (BatchNorm statistics updated in place; eager, XLA would compile every op on its own)."""
+    return model(x)
 
 
 @functools.partial(jax.jit, static_argnums=0)
