@@ -1,6 +1,9 @@
-"""Losses against hand formulas written in numpy."""
+"""Losses against hand formulas written in numpy.
 
-import jax.numpy as jnp
+Each loss runs compiled (``jax.jit``), as training runs it: op by op, XLA:CPU would compile every primitive on its own.
+"""
+
+import jax
 import numpy as np
 import pytest
 
@@ -19,7 +22,7 @@ LABELS = np.array([0, 1, 1, 2], np.int32)
 def test_cross_entropy_matches_hand_formula():
     p = _softmax(LOGITS.astype(np.float64))
     want = -np.log(p[np.arange(4), LABELS])
-    np.testing.assert_allclose(losses.cross_entropy(jnp.asarray(LOGITS), jnp.asarray(LABELS)), want, rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(losses.cross_entropy)(LOGITS, LABELS), want, rtol=1e-5)
 
 
 @pytest.mark.parametrize("gamma,alpha", [(2.0, 1.0), (0.5, 0.25), (0.0, 1.0)])
@@ -29,23 +32,25 @@ def test_focal_matches_keras_snippet_formula(gamma, alpha):
     onehot = np.eye(3)[LABELS]
     per_class = onehot * alpha * (1 - p) ** gamma * -np.log(p + 1e-9)
     want = per_class.max(-1)
-    got = losses.focal(jnp.asarray(LOGITS), jnp.asarray(LABELS), gamma=gamma, alpha=alpha)
+    got = jax.jit(lambda lg, lb: losses.focal(lg, lb, gamma=gamma, alpha=alpha))(LOGITS, LABELS)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
 def test_focal_gamma0_is_cross_entropy_and_downweights_easy_examples():
-    lg, lb = jnp.asarray(LOGITS), jnp.asarray(LABELS)
-    np.testing.assert_allclose(losses.focal(lg, lb, gamma=0.0, alpha=1.0), losses.cross_entropy(lg, lb), rtol=1e-5)
-    ratio = np.asarray(losses.focal(lg, lb, gamma=2.0) / losses.cross_entropy(lg, lb))
+    focal0, ce, focal2 = jax.jit(lambda lg, lb: (losses.focal(lg, lb, gamma=0.0, alpha=1.0), losses.cross_entropy(lg, lb),
+                                                 losses.focal(lg, lb, gamma=2.0)))(LOGITS, LABELS)
+    np.testing.assert_allclose(focal0, ce, rtol=1e-5)
+    ratio = np.asarray(focal2) / np.asarray(ce)
     p_t = _softmax(LOGITS.astype(np.float64))[np.arange(4), LABELS]
     np.testing.assert_allclose(ratio, (1 - p_t) ** 2, rtol=1e-5)
     assert ratio[2] < ratio[1]  # the confident correct example is down-weighted most
 
 
 def test_masked_mean_ignores_padding():
-    v = jnp.asarray([1.0, 2.0, 3.0, 100.0])
-    assert float(losses.masked_mean(v, jnp.asarray([1.0, 1.0, 1.0, 0.0]))) == pytest.approx(2.0)
-    assert float(losses.masked_mean(v, jnp.zeros(4))) == 0.0
+    v = np.array([1.0, 2.0, 3.0, 100.0], np.float32)
+    masked_mean = jax.jit(losses.masked_mean)
+    assert float(masked_mean(v, np.array([1.0, 1.0, 1.0, 0.0], np.float32))) == pytest.approx(2.0)
+    assert float(masked_mean(v, np.zeros(4, np.float32))) == 0.0
     with pytest.raises(ValueError):
         losses.get("hinge")
 
@@ -66,9 +71,9 @@ def test_class_weights_closed_form():
 
 
 def test_weighted_loss_is_each_example_times_its_class_weight():
-    logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, -1.0, 3.0]])
-    labels = jnp.array([0, 1, 2])
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, -1.0, 3.0]], np.float32)
+    labels = np.array([0, 1, 2], np.int32)
     w = np.array([0.5, 2.0, 4.0], np.float32)
     for name in ("ce", "focal"):
-        plain = np.asarray(losses.get(name)(logits, labels))
-        np.testing.assert_allclose(np.asarray(losses.get(name, weights=w)(logits, labels)), plain * w, rtol=1e-6)
+        plain, weighted = jax.jit(lambda lg, lb: (losses.get(name)(lg, lb), losses.get(name, weights=w)(lg, lb)))(logits, labels)
+        np.testing.assert_allclose(np.asarray(weighted), np.asarray(plain) * w, rtol=1e-6)
