@@ -156,7 +156,8 @@ def test_attribute_batches_within_the_memory_budget_and_equals_one_direct_call(c
     x, y = beats
     fns = models.pure_fns(*models.eval_split(cnn))
     sal = attr.get("saliency")
-    direct = np.asarray(sal(fns, jnp.asarray(x), jnp.asarray(y), None))  # the method on all 21 beats at once
+    gd, st = models.eval_split(cnn)  # the method on all 21 beats at once, one compiled program (parameters as arguments)
+    direct = np.asarray(jax.jit(lambda state, v, t: sal(models.pure_fns(gd, state), v, t, None))(st, x, y))
     budget = int(runner.step_bytes(fns, sal, 4, (T, L)) * batched.STEP_MEMORY_MARGIN)  # what a batch of 4 needs, with the margin
     with caplog.at_level(logging.INFO, logger="ecgjax.batched"):
         maps = attr.attribute(sal, fns, x, y, memory_budget=budget)
