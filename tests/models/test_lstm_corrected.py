@@ -44,12 +44,18 @@ def test_framed_lstm_matches_a_float64_loop(t, frame, readout):
     m = _corrected(t, frame=frame, readout=readout)
     assert m.lstm.w_in.shape == (2 * frame, 256)  # frame samples x two leads per step
     x = np.random.default_rng(0).standard_normal((3, t, 2)).astype(np.float32)
-    got = np.asarray(models.eval_view(m)(jnp.asarray(x)))
+    # the model, its features and head(features) as one compiled program (op by op, each primitive compiles alone)
+    @nnx.jit
+    def run(view, mod, v):
+        f = mod.features(v)
+        return view(v), f, mod.head(f)
+
+    got, f, head = run(models.eval_view(m), m, x)
+    got = np.asarray(got)
     np.testing.assert_allclose(got, _reference(m, x, frame, readout), rtol=1e-4, atol=1e-5)
     # head(features(x)) is the model, and the named layer has the length it declares
-    f = m.features(jnp.asarray(x))
     assert f.shape == (3, -(-t // frame), 64) == (3, m.info().layer("lstm").length, 64)
-    np.testing.assert_allclose(np.asarray(m.head(f)), got, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(head), got, rtol=1e-5, atol=1e-6)
 
 
 def test_layer_time_step_follows_the_frame():
@@ -68,7 +74,7 @@ def test_max_readout_sends_gradient_to_where_a_unit_peaks_far_from_the_end():
     ratio = {}
     for readout in ("last", "max"):
         m = _corrected(t, frame=8, readout=readout, seed=3)
-        g = jax.grad(lambda x: models.eval_view(m)(x)[0].max())(jnp.asarray(x))
+        g = nnx.jit(lambda view, v: jax.grad(lambda u: view(u)[0].max())(v))(models.eval_view(m), x)
         g = np.abs(np.asarray(g)).sum(-1)[0]
         ratio[readout] = g[40:48].sum() / g[-80:].sum()
     assert ratio["max"] > 100 * ratio["last"]
@@ -78,11 +84,12 @@ def test_max_readout_is_the_max_over_time_and_its_gradient_lands_on_each_units_p
     """max_over_time(f) = max_t f[:, t, u]; its gradient is the cotangent at each unit's peak time, zero elsewhere."""
     from ecgjax.models.jones import max_over_time
 
-    f = jax.random.normal(jax.random.key(2), (2, 9, 5))
-    w = jax.random.normal(jax.random.key(3), (2, 5))
-    np.testing.assert_array_equal(max_over_time(f), np.asarray(f).max(1))
-    g = jax.grad(lambda f: jnp.sum(max_over_time(f) * w))(f)
-    want = (np.asarray(f) == np.asarray(f).max(1, keepdims=True)) * np.asarray(w)[:, None, :]
+    rng = np.random.default_rng(2)
+    f = rng.standard_normal((2, 9, 5)).astype(np.float32)
+    w = rng.standard_normal((2, 5)).astype(np.float32)
+    got, g = jax.jit(lambda f: (max_over_time(f), jax.grad(lambda f: jnp.sum(max_over_time(f) * w))(f)))(f)
+    np.testing.assert_array_equal(got, f.max(1))
+    want = (f == f.max(1, keepdims=True)) * w[:, None, :]
     np.testing.assert_array_equal(g, want)
 
 
@@ -111,5 +118,5 @@ def test_input_gradient_works_under_plain_jax_grad():
     m = _corrected(12, frame=4)
     graphdef, state = models.eval_split(m)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 12, 2)).astype(np.float32))
-    g = jax.grad(lambda x: models.pure_fns(graphdef, state).logit_fn(x)[:, 0].sum())(x)
+    g = jax.jit(jax.grad(lambda s, x: models.pure_fns(graphdef, s).logit_fn(x)[:, 0].sum(), argnums=1))(state, x)
     assert np.all(np.isfinite(np.asarray(g))) and np.abs(np.asarray(g)).sum() > 0
