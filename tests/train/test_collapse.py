@@ -37,20 +37,32 @@ def test_a_dead_relu_collapse_is_reproduced_and_detected_with_its_step(tmp_path,
 
 def test_layer_stats_counts_dead_units_and_skips_the_logits():
     model = models.build("jones2020_lstm", n_classes=3, in_shape=(16, 2), fs=360.0, rngs=nnx.Rngs(0), hidden=4)
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((20, 16, 2)), jnp.float32)
-    view = models.eval_view(model)
-    s = collapse.layer_stats(view, x)
+    x = np.random.default_rng(0).standard_normal((20, 16, 2)).astype(np.float32)
+    # layer_stats compiled as the training loop compiles it (make_probe: one program; op by op every primitive
+    # compiles on its own); the bias edits below change values, not the graph, so it compiles once
+    eval_graphdef = nnx.split(models.eval_view(model), nnx.Param, ...)[0]
+    probe = collapse.make_probe(eval_graphdef)
+
+    def layer_stats(m):
+        graphdef, params, rest = nnx.split(models.eval_view(m), nnx.Param, ...)
+        assert graphdef == eval_graphdef
+        return probe(params, rest, x)
+
+    s = layer_stats(model)
     assert set(s["layers"]) == {"lstm", "dense", "out"}
     assert bool(s["layers"]["out"]["is_output"]) and not bool(s["layers"]["dense"]["is_output"])
     assert int(s["layers"]["dense"]["nonpositive"]) < 32
     # 12 of the 32 Dense units pushed far below zero: exactly those 12 are dead
-    model.dense.bias[...] = model.dense.bias[...].at[:12].set(-1e3)
-    s = collapse.layer_stats(models.eval_view(model), x)
+    bias = np.array(model.dense.bias[...])
+    bias[:12] = -1e3
+    model.dense.bias[...] = jnp.asarray(bias)
+    s = layer_stats(model)
     assert int(s["layers"]["dense"]["nonpositive"]) == 12 and int(s["layers"]["dense"]["units"]) == 32
-    h = np.asarray(model.lstm(jnp.transpose(x, (0, 2, 1)).reshape(20, 32, 1), return_sequence=False))  # leads concatenated
+    leads_concatenated = np.transpose(x, (0, 2, 1)).reshape(20, 32, 1)
+    h = np.asarray(nnx.jit(lambda lstm, v: lstm(v, return_sequence=False))(model.lstm, leads_concatenated))
     np.testing.assert_allclose(float(s["layers"]["lstm"]["spread"]), h.std(0).mean() / np.sqrt((h**2).mean()), rtol=1e-4)
-    model.dense.bias[...] = jnp.full((32,), -1e3)
-    s = collapse.layer_stats(models.eval_view(model), x)
+    model.dense.bias[...] = jnp.asarray(np.full(32, -1e3, np.float32))
+    s = layer_stats(model)
     assert int(s["layers"]["dense"]["nonpositive"]) == 32 and float(s["logp_spread"]) < 1e-5
     assert int(s["n_predicted"]) == 1
 
