@@ -99,7 +99,7 @@ def test_random_logit_known_answers():
     identical rankings (Spearman 1: class-insensitive), independent weights give unrelated ones."""
     x = _x(16)
     W0 = np.random.default_rng(3).normal(size=(48, 2, 1)).astype(np.float32)
-    shared = {"W": jnp.asarray(W0 * np.arange(1, 5, dtype=np.float32)), "b": jnp.zeros(4)}
+    shared = {"W": jnp.asarray(W0 * np.arange(1, 5, dtype=np.float32)), "b": jnp.asarray(np.zeros(4, np.float32))}
     same = sanity.random_logit((linear_make, shared), attr.get("saliency"), x, batch_size=16)
     np.testing.assert_allclose(same.spearman_signed, 1.0, atol=1e-12)
     indep = sanity.random_logit((linear_make, linear_init(jax.random.key(5))), attr.get("saliency"), x, batch_size=16)
@@ -114,9 +114,9 @@ def test_random_logit_known_answers():
 def _fit_linear(x, y, steps=200, lr=0.05):
     import optax
 
-    p = {"W": jnp.zeros((48, 2, 4)), "b": jnp.zeros(4)}
+    p = {"W": jnp.asarray(np.zeros((48, 2, 4), np.float32)), "b": jnp.asarray(np.zeros(4, np.float32))}
     opt = optax.adam(lr)
-    s = opt.init(p)
+    s = jax.jit(opt.init)(p)
 
     @jax.jit
     def step(p, s):
@@ -140,7 +140,7 @@ def test_data_randomization_separates_saliency_from_gradient_x_input():
     x[:, 10:14, 0] += np.where(y % 2, 2.0, -2.0)[:, None]
     x[:, 30:34, 1] += np.where(y // 2, 2.0, -2.0)[:, None]
     p = _fit_linear(x, y)
-    assert np.mean(np.argmax(linear_make(p).logit_fn(x), -1) == y) > 0.95
+    assert np.mean(np.argmax(jax.jit(lambda p, v: linear_make(p).logit_fn(v))(p, x), -1) == y) > 0.95
     p_perm = _fit_linear(x, rng.permutation(y))
     xs, ys = x[:32], y[:32]
     sal = sanity.data_randomization((linear_make, p), (linear_make, p_perm), attr.get("saliency"), xs, ys, batch_size=32)
@@ -157,9 +157,8 @@ def test_data_randomization_separates_saliency_from_gradient_x_input():
 def test_completeness_of_each_axiom_on_known_models():
     x = _x(8)
     p = linear_init(jax.random.key(2))
-    p0 = {**p, "b": jnp.zeros(4)}
+    p0 = {**p, "b": jnp.asarray(np.zeros(4, np.float32))}
     t = np.array([0, 1, 2, 3, 0, 1, 2, 3], np.int32)
-    fns = linear_make(p)
 
     def check(model, method, key=None):
         make, params = model
@@ -172,7 +171,7 @@ def test_completeness_of_each_axiom_on_known_models():
     assert eg["median_rel_error"] < 1e-4 and eg["steps"] == 8
     assert check((linear_make, p0), attr.get("lrp", eps=0.0))["median_rel_error"] < 1e-5  # no bias: conserved
     with_bias = check((linear_make, p), attr.get("lrp", eps=0.0))
-    z = np.asarray(fns.logit_fn(x))[np.arange(8), t]
+    z = np.asarray(jax.jit(lambda p, v: linear_make(p).logit_fn(v))(p, x))[np.arange(8), t]
     np.testing.assert_allclose(with_bias["median_rel_error"], np.median(np.abs(np.asarray(p["b"])[t] / z)), rtol=1e-4)
     cnn = (cnn_make, cnn_init(jax.random.key(3)))
     assert check(cnn, attr.get("deeplift"))["median_rel_error"] < 1e-3  # tanh and leaky ReLU: summation to delta
@@ -234,7 +233,7 @@ def test_road_orders_a_known_map_random_and_reversed():
     seg = slice(26, 28)
     W = np.zeros((T, L, C), np.float32)
     W[seg, 1, 0] = 8.0
-    model = (linear_make, {"W": jnp.asarray(W), "b": jnp.zeros(C)})
+    model = (linear_make, {"W": jnp.asarray(W), "b": jnp.asarray(np.zeros(C, np.float32))})
     rng = np.random.default_rng(0)
     x = np.zeros((N, T, L), np.float32)
     x[:, 18:30] = rng.normal(0, 0.05, size=(N, 12, L))
@@ -245,7 +244,7 @@ def test_road_orders_a_known_map_random_and_reversed():
     reversed_ = np.where(known > 0, 1.0 - known, 0.0).astype(np.float32)
     t = np.zeros(N, np.int32)
     res = sanity.road(model, x, t, {"known": known, "reversed": reversed_}, r, lo, hi, 360.0, seg_s=w / 360, batch_size=16)
-    prob = np.asarray(jax.nn.softmax(linear_make(model[1]).logit_fn(x)))[:, 0]
+    prob = np.asarray(jax.jit(lambda p, v: jax.nn.softmax(linear_make(p).logit_fn(v)))(model[1], x))[:, 0]
     np.testing.assert_allclose(res.morf["known"][0], prob.mean(), rtol=1e-6)  # nothing removed yet
     assert res.morf["known"][1] < 0.5 * prob.mean()  # the segment is gone at 10 % (1 of 12)
     np.testing.assert_allclose(res.lerf["known"], prob.mean(), rtol=1e-2)  # never removed by LeRF below 100 %
