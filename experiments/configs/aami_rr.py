@@ -8,7 +8,10 @@ Variants (``:a,b``): ``both`` (default: waveform + RR features), ``waveform``
 (the same model with the RR branch off), ``rr`` (the RR branch only),
 ``quick`` (one seed, 2 epochs, 2,000 training beats, 200 explained beats per
 class: a smoke test of the whole pipeline; scores are meaningless), ``seedsN``
-(the first N of seeds 0..4). Ablations of the recipe, one ingredient each:
+(the first N of seeds 0..4), ``seedbaseB`` (seeds B..B+4 instead of 0..4: the
+same folds, seed at position i validating on fold i, other initialisations and
+batch orders; a rerun measures how much the pooled DS1 CV scores move between
+trainings of one config). Ablations of the recipe, one ingredient each:
 ``rawwave`` (the beats themselves, no template subtraction), ``logrr`` (the
 log of all 8 RR features instead of the ratios), ``cwP`` (class-weight power
 P, e.g. ``cw0``: unweighted, ``cw1``: fully balanced), ``nooffsets`` (plain
@@ -109,10 +112,11 @@ def get_config(arg=None):
     inputs = next((a for a in opts if a in ("both", "waveform", "rr")), "both")
     quick = "quick" in opts
     n_seeds = next((int(a[5:]) for a in opts if a.startswith("seeds")), 1 if quick else 5)
+    seed_base = next((int(a[8:]) for a in opts if a.startswith("seedbase")), 0)
     cw = next((float(a[2:]) for a in opts if a.startswith("cw")), None)
-    unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "cw"))]
+    unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw"))]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, and for ablations "
+        raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
                          "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, aug, augS")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
@@ -142,7 +146,7 @@ def get_config(arg=None):
         eval=EvalConfig(bootstrap_samples=200 if quick else 1000),
     )
     name = f"rr_net ({inputs}{tag.replace('_', ', ')})"
-    cfg = InterpatientConfig(name=name, train=train, seeds=tuple(range(n_seeds)), explain_max_beats=300, tune_offsets=tune,
+    cfg = InterpatientConfig(name=name, train=train, seeds=tuple(range(seed_base, seed_base + n_seeds)), explain_max_beats=300, tune_offsets=tune,
                              cv_folds=CV_FOLDS)
     if quick:
         train = dataclasses.replace(

@@ -117,6 +117,9 @@ def test_config_turns_it_on_and_refuses_bad_keys(monkeypatch):
     assert aug["fraction"] == 1.0 and aug["n_beats"] == 400 and tuple(aug["classes"]) == ("S", "V")
     assert tuple(interpatient.load_config("experiments/configs/aami_rr.py:both,augS").train.data.rhythm_aug["classes"]) == ("S",)
     assert interpatient.load_config("experiments/configs/aami_rr.py:quick,augS").train.data.rhythm_aug["min_ectopic"] == 2
+    # seedbaseB: other initialisations, the same folds (position i validates on fold i)
+    rerun = interpatient.load_config("experiments/configs/aami_rr.py:both,seedbase5")
+    assert rerun.seeds == (5, 6, 7, 8, 9) and [interpatient.seed_config(rerun, s).data.split_kwargs["fold"] for s in rerun.seeds] == [0, 1, 2, 3, 4]
     with pytest.raises(ConfigError, match="rhythm_aug: unknown key"):
         DataConfig(rhythm_aug={"share": 0.5})
     with pytest.raises(ConfigError, match="fraction"):
