@@ -159,7 +159,8 @@ def _round_up(b: int, d: int) -> int:
     return -(-b // d) * d
 
 
-#: per jitted step, the programs compiled so far: (static, constants' shapes, rows' shapes, batch, devices)
+#: per jitted step, the programs compiled so far and XLA's count of their step's bytes per device:
+#: {(static, constants' shapes, rows' shapes, batch, devices): bytes}
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -177,19 +178,30 @@ class _Program:
     def _key(self, batch: int):
         return (self.static, self._shapes, batch)
 
+    def _known(self, batch: int) -> int | None:
+        try:
+            return _COMPILED.get(self.step, {}).get(self._key(batch))
+        except TypeError:  # a step that cannot be weakly referenced, or an unhashable static argument
+            return None
+
     def compiled(self, batch: int) -> bool:
         """Whether this step was already compiled for ``batch`` rows in this process (a call compiles nothing)."""
-        try:
-            return self._key(batch) in _COMPILED.get(self.step, ())
-        except TypeError:  # a step that cannot be weakly referenced, or an unhashable static argument
-            return False
+        return self._known(batch) is not None
 
-    def compile(self, batch: int):
+    def step_bytes(self, batch: int) -> int:
+        """XLA's count of one device's bytes for a step of ``batch`` rows (``compiled_bytes``).
+
+        Lowered and compiled the first time per step and shapes in this process only: a later call reads the
+        count it recorded (lowering again costs tens of ms per call, and jax would return the same program).
+        """
+        known = self._known(batch)
+        if known is not None:
+            return known
         rows = [jax.ShapeDtypeStruct((batch, *s), dt, sharding=self.mesh.batch) for s, dt in self.row_specs]
-        out = self.step.lower(*self.static, *self.consts, *rows).compile()
+        m = compiled_bytes(self.step.lower(*self.static, *self.consts, *rows).compile())
         with contextlib.suppress(TypeError):
-            _COMPILED.setdefault(self.step, set()).add(self._key(batch))
-        return out
+            _COMPILED.setdefault(self.step, {})[self._key(batch)] = m
+        return m
 
     def __call__(self, *rows):
         return self.step(*self.static, *self.consts, *rows)
@@ -200,16 +212,16 @@ def _fit(prog: _Program, batch_size: int, budget: int | None) -> tuple[int, int,
     t0 = time.perf_counter()
     room = None if budget is None else budget / (d * STEP_MEMORY_MARGIN)  # what XLA's count of one device's step may reach
     b = _round_up(max(1, int(batch_size)), d)
-    tried = {b: compiled_bytes(prog.compile(b))}
+    tried = {b: prog.step_bytes(b)}
     while room is not None and tried[b] and tried[b] > room and b > d:
         half = max(d, (b // 2) - (b // 2) % d)
         if half not in tried:
-            tried[half] = compiled_bytes(prog.compile(half))
+            tried[half] = prog.step_bytes(half)
         s = (tried[b] - tried[half]) / max(b - half, 1)
         guess = int((room - (tried[half] - s * half)) // s) if s > 0 else half
         b = max(d, min(half, guess - guess % d))
         if b not in tried:
-            tried[b] = compiled_bytes(prog.compile(b))
+            tried[b] = prog.step_bytes(b)
     m = tried[b]
     if room is not None and m > room:
         raise MemoryBudgetError(f"one step of {b} row(s) needs {_gib(m * d)} ({_gib(m * d * STEP_MEMORY_MARGIN)} with the "

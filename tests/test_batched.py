@@ -130,6 +130,23 @@ def test_map_batches_says_compiling_only_when_it_compiles(caplog):
     assert not said_compiling(10, batch_size=8)
 
 
+def test_a_later_call_reads_the_step_memory_it_recorded(monkeypatch):
+    """The step's memory count is measured (lowered, compiled) once per step and shapes; a later call with the
+    same batch reads it (re-lowering a large step costs ~0.1 s per call), another batch measures again."""
+    step = jax.jit(lambda w, x: jnp.tanh(x @ w))  # a step no other test has compiled
+    rng = np.random.default_rng(4)
+    w, x = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(10, 4)).astype(np.float32)
+    first = batched.map_batches(step, (w,), (x,), batch_size=4, progress=False)
+    measured = []
+    real = batched.compiled_bytes
+    monkeypatch.setattr(batched, "compiled_bytes", lambda c: measured.append(c) or real(c))
+    again = batched.map_batches(step, (w,), (x[:7],), batch_size=4, progress=False)
+    assert measured == [] and again.step_bytes == first.step_bytes > 0
+    np.testing.assert_array_equal(again.outputs, first.outputs[:7])
+    batched.map_batches(step, (w,), (x,), batch_size=8, progress=False)
+    assert len(measured) == 1
+
+
 # -- compile once ----------------------------------------------------------------------
 
 
