@@ -104,9 +104,12 @@ def test_unknown_impl_raises():
         conv1d(jnp.ones((1, 8, 1)), jnp.ones((3, 1, 1)), stride=1, padding="SAME", impl="fft")
 
 
-# ribeiro_cnn's whole-model check is slow (23 s on 2 cores); its layer shapes are in the per-layer table above
-@pytest.mark.parametrize("name", [pytest.param("ribeiro_cnn", marks=pytest.mark.slow), "jones2020_cnn"])
-def test_models_agree_across_impls_float64(name):
+# ribeiro_cnn's whole-model check is slow (23 s on 2 cores); its layer shapes are in the per-layer table above.
+# By default jones2020_cnn with what CPU users run (auto) against XLA's convolution; every impl with -m slow.
+@pytest.mark.parametrize("name,impls", [pytest.param("ribeiro_cnn", CONV_IMPLS, marks=pytest.mark.slow),
+                                        pytest.param("jones2020_cnn", CONV_IMPLS, marks=pytest.mark.slow),
+                                        ("jones2020_cnn", ("xla", "auto"))])
+def test_models_agree_across_impls_float64(name, impls):
     """Whole-model logits and input gradients (the saliency) are the same function for every impl.
 
     In float32 the saliency of a random-init deep net differs between impls at the 1e-2 level
@@ -118,12 +121,12 @@ def test_models_agree_across_impls_float64(name):
     # built (the same float32 weights for every impl) before float64 is on: initialisers run op by op, and under
     # float64 each would compile once more
     built = {impl: models.eval_split(models.build(name, n_classes=8, in_shape=(t_len, 2), fs=360.0, rngs=nnx.Rngs(0),
-                                                  conv_impl=impl)) for impl in CONV_IMPLS}
+                                                  conv_impl=impl)) for impl in impls}
     with _x64():
         x = jnp.asarray(np.random.default_rng(1).normal(size=(2, t_len, 2)))
         t = jnp.array([1, 5])
         outs = {}
-        for impl in CONV_IMPLS:
+        for impl in impls:
             gd, st = built[impl]
             st = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, st)
 
@@ -133,6 +136,6 @@ def test_models_agree_across_impls_float64(name):
                 return y, vjp(jax.nn.one_hot(t, 8, dtype=y.dtype))[0]
 
             outs[impl] = sal(st, x, t)
-        for impl in CONV_IMPLS:
+        for impl in impls:
             assert _rel(outs[impl][0], outs["xla"][0]) < 1e-10
             assert _rel(outs[impl][1], outs["xla"][1]) < 1e-10
