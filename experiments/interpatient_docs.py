@@ -6,7 +6,7 @@ Command::
 
 Reads ``<runs>/cv_both`` (this recipe: 5-fold CV inside DS1), the other ``cv_*``
 workdirs (``cv_rr``, ``cv_waveform``, ``cv_rr_meanref``, ``cv_rr_upper75``,
-``cv_rr_bn99``, ``cv_both_meanref``, ``cv_both_localrr``, ``cv_both_repro``, ``cv_both_seedbase5``, ``cv_both_aug``, ``cv_both_augS`` with their
+``cv_rr_bn99``, ``cv_both_meanref``, ``cv_both_localrr``, ``cv_both_repro``, ``cv_both_seedbase5``, ``cv_both_aug``, ``cv_both_aug_seedbase5``, ``cv_both_augS`` with their
 training logs ``cv_both_aug*.ds1.log``) and the previous recipe's ``v6_*`` (all of
 ``experiments/aami_interpatient.py``; all but ``cv_both`` optional),
 ``benchmarks/results/ds1_rr_screen.jsonl``, ``ds1_rhythm_screen.jsonl``, ``rr_only_diagnosis.jsonl``,
@@ -18,6 +18,7 @@ prose below with every table and number filled in from those files.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:bot
 python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:both,augS runs/cv_both_augS
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both --workdir runs/cv_both_repro --ds1-only   # the recipe retrained, same seeds (noise floor)
 python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,seedbase5 --workdir runs/cv_both_seedbase5 --ds1-only   # the recipe retrained, other seeds
+python experiments/aami_interpatient.py --config experiments/configs/aami_rr.py:both,aug,seedbase5 --workdir runs/cv_both_aug_seedbase5 --ds1-only   # :aug, other seeds
 python experiments/rr_only_diagnosis.py runs/v6_rr runs/cv_rr   # why the previous RR-only model failed (DS1 only)
 python experiments/interpatient_combine.py runs/cv_both runs/cv_rr --out runs/cv_combined/results.json   # product of experts, weight from DS1
 python experiments/aami_interpatient.py --table runs/cv_both/results.json
@@ -599,7 +601,7 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
         if not nums or len(train) != len(nums):
             continue
         real = [t - b for t, (_, b) in zip(train, nums)]
-        w = [r["wall_time_s"] for r in rows if r.get("config_name", "").startswith(f"aami_rr_{spec.replace(',', '_')}_seed")]
+        w = [r["wall_time_s"] for r in rows if re.fullmatch(f"aami_rr_{spec.replace(',', '_')}_seed[0-9]+", r.get("config_name", ""))]
         size.append(f"`{spec}` per seed (`{wd}.ds1.log`): {min(n for n, _ in nums)}-{max(n for n, _ in nums)} sequences, "
                     f"{min(b for _, b in nums):,}-{max(b for _, b in nums):,} synthetic beats beside {min(real):,}-{max(real):,} real training beats"
                     + (f"; DS1 training {min(w) / 60:.1f}-{max(w) / 60:.1f} min per seed (`cpu_aami_rr_train.jsonl`)" if w else ""))
@@ -663,6 +665,21 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
                "between seed sets as the noise)." if abs(ds) > AUG_RULE["ds_ap"] else "")
             + (f" Its paired 95% CI over DS1 records ({100 * lo:+.1f} to {100 * hi:+.1f}) excludes 0 for two trainings of one recipe: "
                "those CIs resample records, not trainings, so they do not cover the seed noise either." if lo > 0 or hi < 0 else ""))
+    arms = {"cv_both": ("cv_both", "cv_both_seedbase5"), "`:aug`": ("cv_both_aug", "cv_both_aug_seedbase5")}
+    cvs = {k: [ds1_cv_of(w) for w in v] for k, v in arms.items()}
+    if all(all(c) for c in cvs.values()):  # two seed sets per arm (seeds 0-4 and 5-9, the same folds)
+        for wd in ("cv_both_aug_seedbase5",):
+            c = ds1_cv_of(wd)
+            lines.append(f"| {wd} (`:aug`, seeds 5-9) | {pct(c['S']['ap'])} | | {f3(c['S']['offsets'])} | {pct(c['V']['ap'])} | | "
+                         f"{f3(c['V']['offsets'])} | {c['offsets']['S']:+.2f}, {c['offsets']['V']:+.2f} |")
+        m = lambda k, f: np.mean([f(c) for c in cvs[k]])  # noqa: E731
+        g = lambda k, f: " and ".join(pct(f(c)) for c in cvs[k])  # noqa: E731
+        sap, vap, sf1 = (lambda c: c["S"]["ap"]), (lambda c: c["V"]["ap"]), (lambda c: c["S"]["offsets"]["f1"])
+        outcomes.append(
+            "With two seed sets per arm (seeds 0-4 and 5-9, the same folds; `:aug,seedbase5` trained after the rule's outcome, as a "
+            f"check, not a new rule): S AP {g('cv_both', sap)} (mean {pct(m('cv_both', sap))}) for the recipe against {g('`:aug`', sap)} "
+            f"(mean {pct(m('`:aug`', sap))}) with augmentation; V AP {g('cv_both', vap)} (mean {pct(m('cv_both', vap))}) against "
+            f"{g('`:aug`', vap)} (mean {pct(m('`:aug`', vap))}); S F1 (offsets) {g('cv_both', sf1)} against {g('`:aug`', sf1)}.")
     if len(lines) > 3:
         out["AUG_CV"] = "\n".join(lines)
         out["AUG_OUTCOME"] = " ".join(outcomes) + " The config default is unchanged."
