@@ -48,8 +48,8 @@ def pytest_configure(config):
     if not os.environ.get("ECGJAX_TEST_FULL_OPT") and _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
     # One BLAS thread per test process (xdist runs one worker per core): OpenBLAS's threads spin-wait on each other
-    # and on XLA's, so on the 2-core machine a scikit-learn logistic regression or a small SVD took 7-300x the CPU
-    # with its default thread count. Subprocesses inherit the variables; this process's pool is limited below.
+    # and on XLA's, so on the 2-core machine small scikit-learn fits and SVDs took many times the CPU with its
+    # default thread count. Subprocesses inherit the variables; this process's pool is limited below.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     from threadpoolctl import threadpool_limits

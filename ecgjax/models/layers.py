@@ -75,8 +75,7 @@ def _conv_patches(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndar
     """im2col on an already padded input: the K shifted strided views side by side, one matmul.
 
     The views are one gather with a static index (its gradient one scatter-add), not K slices and a
-    concatenate: the same values, and a smaller program (a tiny ribeiro_cnn training step compiled ~25% faster;
-    full-size saliency and training steps run at the same speed).
+    concatenate: the same values in a smaller program, which compiles faster.
     """
     k, cin, cout = kernel.shape
     t_out = (xp.shape[1] - k) // stride + 1

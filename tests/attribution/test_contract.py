@@ -119,8 +119,8 @@ def test_contract(name, model, tiny_models, beats):
         assert not np.allclose(f(x, t, attr.row_keys(jax.random.key(9), B), R), out)
 
 
-# Op by op, XLA:CPU compiles every primitive on its own (~20 ms each): the composite rule-based and sampling methods
-# run 100+ of them, so they opt in with -m slow.
+# Op by op, XLA:CPU compiles every primitive on its own: the composite rule-based and sampling methods run a hundred
+# or more, so they opt in with -m slow.
 EAGER_SLOW = ("deeplift", "expected_gradients", "kernel_shap", "lrp")
 
 
