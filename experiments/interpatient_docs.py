@@ -615,13 +615,18 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
                      f"{cb['offsets']['S']:+.2f}, {cb['offsets']['V']:+.2f} |")
     outcomes = []
     ci = lambda t: f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"  # noqa: E731
+
+    def row(name: str, cv: dict, d: dict) -> str:
+        """One table row: a DS1 CV result ``cv`` and its paired AP differences ``d`` against cv_both."""
+        return (f"| {name} | {pct(cv['S']['ap'])} | {ci(d[1])} | {f3(cv['S']['offsets'])} | {pct(cv['V']['ap'])} | {ci(d[2])} | "
+                f"{f3(cv['V']['offsets'])} | {cv['offsets']['S']:+.2f}, {cv['offsets']['V']:+.2f} |")
+
     for wd, spec in AUG_VARIANTS:
         ca = ds1_cv_of(wd)
         if not (cb and ca):
             continue
         d = {k: paired_ap_difference(R / "cv_both", R / wd, k) for k in (1, 2)}
-        lines.append(f"| {wd} | {pct(ca['S']['ap'])} | {ci(d[1])} | {f3(ca['S']['offsets'])} | {pct(ca['V']['ap'])} | {ci(d[2])} | {f3(ca['V']['offsets'])} | "
-                     f"{ca['offsets']['S']:+.2f}, {ca['offsets']['V']:+.2f} |")
+        lines.append(row(wd, ca, d))
         ds, dv, df1 = ca["S"]["ap"] - cb["S"]["ap"], ca["V"]["ap"] - cb["V"]["ap"], ca["S"]["offsets"]["f1"] - cb["S"]["offsets"]["f1"]
         met = ds >= AUG_RULE["ds_ap"] - 1e-12 and df1 > 0 and dv >= AUG_RULE["dv_ap"] - 1e-12
         txt = (f"`{spec}` against its rule: S AP {100 * ds:+.1f} points (needed >= +{100 * AUG_RULE['ds_ap']:.1f}), S F1 (offsets) {100 * df1:+.1f} "
@@ -642,8 +647,7 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
         if not (cb and rerun):
             continue
         d = {k: paired_ap_difference(R / "cv_both", R / wd, k) for k in (1, 2)}
-        lines.append(f"| {wd} ({label}) | {pct(rerun['S']['ap'])} | {ci(d[1])} | {f3(rerun['S']['offsets'])} | "
-                     f"{pct(rerun['V']['ap'])} | {ci(d[2])} | {f3(rerun['V']['offsets'])} | {rerun['offsets']['S']:+.2f}, {rerun['offsets']['V']:+.2f} |")
+        lines.append(row(f"{wd} ({label})", rerun, d))
         outcomes.append(f"For scale, the recipe itself (no augmentation, DS2 not read) retrained on the same folds {what} "
                         f"moves S AP by {100 * d[1][0]:+.1f} and V AP by {100 * d[2][0]:+.1f} points and the S F1 (offsets) by "
                         f"{100 * (rerun['S']['offsets']['f1'] - cb['S']['offsets']['f1']):+.1f} against `cv_both`.")
