@@ -163,6 +163,17 @@ def read_json(path: str | os.PathLike, what: str = "file"):
                         "delete it (or its folder) and rerun the command that wrote it") from e
 
 
+def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
+    """The rows of a JSON-lines file (blank lines skipped); a ``DataError`` naming it when missing or damaged."""
+    path = Path(path)
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{what} {path} is damaged or unreadable ({type(e).__name__}: {e})") from e
+
+
 def load_npz(path: str | os.PathLike, what: str = "file") -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (no pickle), read eagerly; a ``DataError`` naming a missing or damaged file."""
     path = Path(path)

@@ -45,11 +45,13 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     args = ap.parse_args(argv)
     if args.table:
+        from ecgjax.errors import DataError
+        from ecgjax.io import read_jsonl
+
         try:
-            with open(args.out) as f:
-                print(table([json.loads(line) for line in f if line.strip()]))
-        except (OSError, ValueError, KeyError) as e:
-            print(f"error: {args.out}: not a ds1_rhythm_screen result file ({type(e).__name__}: {e})", file=sys.stderr)
+            print(table(read_jsonl(args.out, "ds1_rhythm_screen result file")))
+        except (DataError, KeyError) as e:  # KeyError: rows of another file
+            print(f"error: {args.out}: not a readable ds1_rhythm_screen result file ({type(e).__name__}: {e})", file=sys.stderr)
             return 2
         return 0
     if not args.run:

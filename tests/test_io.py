@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ecgjax.errors import DataError, WorkdirError
-from ecgjax.io import atomic_dir, atomic_write_text, describe_device, load_npz, read_json, sweep_stale, workdir_lock
+from ecgjax.io import atomic_dir, atomic_write_text, describe_device, load_npz, read_json, read_jsonl, sweep_stale, workdir_lock
 
 
 def test_describe_device_names_usable_cores():
@@ -66,6 +66,13 @@ def test_damaged_files_name_themselves(tmp_path):
         read_json(tmp_path / "r.json", "results file")
     with pytest.raises(DataError, match="results file .* is missing"):
         read_json(tmp_path / "none.json", "results file")
+    (tmp_path / "r.jsonl").write_text('{"a": 1}\n\n{"a": 2}\n')
+    assert read_jsonl(tmp_path / "r.jsonl") == [{"a": 1}, {"a": 2}]
+    (tmp_path / "r.jsonl").write_text('{"a": 1}\n{"a": ')
+    with pytest.raises(DataError, match=r"screen rows .*r\.jsonl is damaged"):
+        read_jsonl(tmp_path / "r.jsonl", "screen rows")
+    with pytest.raises(DataError, match="screen rows .* is missing"):
+        read_jsonl(tmp_path / "none.jsonl", "screen rows")
     np_path = tmp_path / "a.npz"
     np.savez(np_path, x=np.arange(1000))
     np_path.write_bytes(np_path.read_bytes()[:300])
