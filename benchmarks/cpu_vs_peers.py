@@ -299,10 +299,12 @@ def main(argv=None):
 
 
 def git_commit() -> str | None:
-    """The checkout's commit (with ``+dirty`` for uncommitted changes), so a row names the code it measured."""
+    """The checkout's commit (with ``+dirty`` for uncommitted changes outside ``benchmarks/results/``, which a run
+    appends its own rows to), so a row names the code it measured."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=C.ROOT, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=C.ROOT).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
+                               capture_output=True, text=True, cwd=C.ROOT).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
