@@ -30,9 +30,17 @@ average at the start and end of the measurement. The machine may be shared:
 ``--wait-load 2.5`` waits (up to ``--wait-max-s``) for a quieter moment first
 and the load is recorded either way.
 
+``--table FILE...`` prints the Markdown tables of result files: the runs with
+their conditions (commit, versions, load, matmul limit), then per run and task
+each peer's beats/s, ecgjax's ratio to the peer issue 15 names for the task
+(``TARGETS``) and to the best peer, and a verdict per target from the latest
+quiet run (load at or below ``QUIET_LOAD``). ``--render DOC`` writes them, and
+the list of targets not met, between their markers in DOC.
+
   python benchmarks/cpu_vs_peers.py --label baseline --out benchmarks/results/cpu_vs_peers.jsonl
   python benchmarks/cpu_vs_peers.py --tasks jones2020_lstm:saliency --repeats 7 --out /tmp/lstm.jsonl
-  python benchmarks/cpu_vs_peers.py --table benchmarks/results/cpu_vs_peers.jsonl   # the Markdown table
+  python benchmarks/cpu_vs_peers.py --table benchmarks/results/cpu_vs_peers.jsonl   # the Markdown tables
+  python benchmarks/cpu_vs_peers.py --table benchmarks/results/cpu_vs_peers.jsonl --render docs/performance.md
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ import _common as C
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
 sys.path.insert(0, str(PEERS_DIR))
 import spec as S  # noqa: E402
+
+from ecgjax.errors import DataError  # noqa: E402
 
 TASKS = ("ribeiro_cnn:saliency", "jones2020_lstm:saliency", "ribeiro_cnn:train", "jones2020_cnn:train")
 BATCH = {"ribeiro_cnn:saliency": 256, "jones2020_lstm:saliency": 64, "train": 128}
@@ -226,9 +236,19 @@ def main(argv=None):
     p.add_argument("--xla-flags", default=None, help="appended to XLA_FLAGS before jax starts")
     p.add_argument("--out", help="JSON lines are appended here")
     p.add_argument("--table", nargs="+", metavar="JSONL", help="print the Markdown table of these result files and exit")
+    p.add_argument("--render", metavar="DOC", help="write the table of --table's files (default "
+                   "benchmarks/results/cpu_vs_peers.jsonl) between the cpu-vs-peers markers of DOC and exit")
     args = p.parse_args(argv)
-    if args.table:
-        print(table(args.table))
+    if args.table or args.render:
+        try:
+            if args.render:
+                render(args.table or [RESULTS], Path(args.render))
+                print(f"wrote the cpu-vs-peers tables of {args.render}")
+            else:
+                print(table(args.table))
+        except (DataError, OSError, KeyError, ValueError) as e:
+            print(f"cpu_vs_peers: {type(e).__name__ + ': ' if isinstance(e, KeyError) else ''}{e}", file=sys.stderr)
+            return 2
         return 0
     if not args.out:
         p.error("--out is required")
@@ -319,25 +339,173 @@ def rel_diff(a, b) -> float | None:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def table(paths) -> str:
-    """Markdown: one line per (label, model, task), ecgjax against its best peer, from result files."""
-    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
-    out = ["| run (label) | model | task | batch | ecgjax beats/s [min, max] | best peer | peer beats/s | ratio | ecgjax % of matmul limit | matmul limit GFLOP/s | load start -> end |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+# ------------------------------------------------------------ the table (docs/performance.md)
+DOC = C.ROOT / "docs" / "performance.md"
+RESULTS = C.ROOT / "benchmarks" / "results" / "cpu_vs_peers.jsonl"
+BEGIN, END = "<!-- cpu-vs-peers:begin -->", "<!-- cpu-vs-peers:end -->"
+SHORT_BEGIN, SHORT_END = "<!-- cpu-vs-peers-short:begin -->", "<!-- cpu-vs-peers-short:end -->"
+# Issue 15's target per task: the peer (framework in the rows) ecgjax must reach, and its name in the verdicts.
+TARGETS = {"ribeiro_cnn:saliency": ("tensorflow", "TensorFlow graph mode"),
+           "jones2020_lstm:saliency": ("pytorch", "PyTorch"),
+           "ribeiro_cnn:train": ("tensorflow", "Keras train_on_batch"),
+           "jones2020_cnn:train": ("tensorflow", "Keras train_on_batch")}
+# A run is quiet when the 1-minute load average stayed at or below this during the task: the benchmark's
+# own threads on the 2-core machine, nobody else's. The verdicts read the latest quiet run only.
+QUIET_LOAD = 2.5
+
+
+def _shown(path) -> str:
+    """``path`` as the docs quote it: relative to the repository root when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(C.ROOT))
+    except ValueError:
+        return str(path)
+
+
+def read_rows(paths) -> list[dict]:
+    """The rows of result files (``DataError`` naming a missing or damaged file)."""
+    from ecgjax.io import read_jsonl
+
+    return [r for p in paths for r in read_jsonl(p)]
+
+
+def _groups(rows) -> dict:
+    """{(timestamp, label, model, task): {framework: row}} in file order (one invocation = one timestamp)."""
     groups = {}
     for r in rows:
-        groups.setdefault((r["timestamp"], r.get("label", ""), r["model"], r["task"]), []).append(r)
-    for (ts, label, model, task), rs in groups.items():
-        e = next((r for r in rs if r["framework"] == "ecgjax" and "beats_per_s" in r), None)
-        peers = [r for r in rs if r["framework"] != "ecgjax" and "beats_per_s" in r]
-        best = max(peers, key=lambda r: r["beats_per_s"]) if peers else None
-        cell = f"{e['beats_per_s']:.1f} [{e['beats_per_s_min']:.1f}, {e['beats_per_s_max']:.1f}]" if e else "-"
-        out.append(f"| {label or '-'} ({ts[:16]}) | {model} | {task} | {rs[0]['batch']} | {cell} | "
-                   f"{best['framework'] if best else '-'} | {best['beats_per_s']:.1f} | " if best else
-                   f"| {label or '-'} ({ts[:16]}) | {model} | {task} | {rs[0]['batch']} | {cell} | - | - | ")
-        out[-1] += (f"{e['ratio_to_best_peer']:.2f} | {100 * e['fraction_of_matmul_limit']:.0f}% | {e['matmul_limit_gflops']:.0f} | "
-                    f"{e['load_avg_start']:.1f} -> {e['load_avg_end']:.1f} |" if e and best else "- | - | - | - |")
+        groups.setdefault((r["timestamp"], r.get("label", ""), r["model"], r["task"]), {})[r["framework"]] = r
+    return groups
+
+
+def _rate(r) -> float | None:
+    return r["beats_per_s"] if r and "beats_per_s" in r else None
+
+
+def _cell(r) -> str:
+    if r is None:
+        return "-"
+    if "beats_per_s" not in r:
+        return "failed"
+    return f"{r['beats_per_s']:.1f} [{r['beats_per_s_min']:.1f}, {r['beats_per_s_max']:.1f}]"
+
+
+def _load(r) -> str:
+    return f"{r['load_avg_start']:.1f} -> {r['load_avg_end']:.1f}"
+
+
+def verdicts(rows) -> dict:
+    """Per task of ``TARGETS``: the latest quiet group with ecgjax and the target peer measured, as
+    {"ratio", "met", "e", "peer", "overlap"} (``None`` for ``e`` when no quiet group has them; then
+    "latest" is the latest group with both, if any)."""
+    out = {}
+    for task, (peer, _) in TARGETS.items():
+        model, kind = task.split(":")
+        both = [(k, g) for k, g in _groups(rows).items() if k[2:] == (model, kind)
+                and _rate(g.get("ecgjax")) and _rate(g.get(peer))]
+        quiet = [(k, g) for k, g in both if max(g["ecgjax"]["load_avg_start"], g["ecgjax"]["load_avg_end"]) <= QUIET_LOAD]
+        v = {"e": None, "peer": None, "latest": max(both, key=lambda kg: kg[0][0])[1] if both else None}
+        if quiet:
+            _, g = max(quiet, key=lambda kg: kg[0][0])
+            e, p = g["ecgjax"], g[peer]
+            v = {"e": e, "peer": p, "ratio": e["beats_per_s"] / p["beats_per_s"], "met": e["beats_per_s"] >= p["beats_per_s"],
+                 "overlap": e["beats_per_s_min"] <= p["beats_per_s_max"] and p["beats_per_s_min"] <= e["beats_per_s_max"]}
+        out[task] = v
+    return out
+
+
+def _verdict_line(task: str, v: dict) -> str:
+    model, kind = task.split(":")
+    name = TARGETS[task][1]
+    if v["e"] is None:
+        g = v["latest"]
+        seen = (f" (latest, not quiet: {g['ecgjax']['beats_per_s'] / g[TARGETS[task][0]]['beats_per_s']:.2f}x at load "
+                f"{_load(g['ecgjax'])}, {g['ecgjax']['timestamp'][:16]})") if g else ""
+        return f"* {model} {kind} >= {name}: **not measured on a quiet machine**{seen}."
+    e, p = v["e"], v["peer"]
+    spread = "; the calls' ranges overlap" if v["overlap"] else ""
+    return (f"* {model} {kind} >= {name}: **{'met' if v['met'] else 'not met'}**, {v['ratio']:.2f}x "
+            f"(ecgjax {_cell(e)} vs {_cell(p)} beats/s{spread}; \"{e.get('label') or '-'}\", "
+            f"{e['timestamp'][:16]}, load {_load(e)}).")
+
+
+def _versions(rs, fw: str) -> str:
+    vs = {", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items())) for r in rs if r["framework"] == fw}
+    return "; ".join(sorted(v for v in vs if v)) or "-"
+
+
+def table(paths) -> str:
+    """Markdown from result files: the runs and their conditions, one line per (run, model, task) with each
+    peer's beats/s, the ratio to the issue's target peer and to the best peer, then the verdicts."""
+    rows = read_rows(paths)
+    if not rows:
+        raise DataError(f"no rows in {' '.join(map(str, paths))}")
+    files = " ".join(map(_shown, paths))
+    out = [f"Generated by `python benchmarks/cpu_vs_peers.py --table {files} --render docs/performance.md`; each run by "
+           "the command in its rows' `command` field (below the tables). A run is one invocation: per task ecgjax, "
+           "then each peer in its own process, then ecgjax again; beats/s are medians [min, max] over the timed calls "
+           "(ecgjax's over both sets). TensorFlow is graph mode (`tf.function` + GradientTape) for saliency and Keras "
+           "`train_on_batch` for training; PyTorch is eager. Target: the peer issue 15 names for the task "
+           "(ribeiro saliency: TensorFlow graph mode; LSTM saliency: PyTorch; training: Keras `train_on_batch`). "
+           "% of matmul limit: ecgjax's FLOP/s (2x forward for saliency, 3x for training) over the best 2048^3 "
+           "float32 matmul jax measured before and after the task. Load: the 1-minute load average of the "
+           f"{rows[0].get('host_cpus', '?')}-CPU machine at the start and end of the task (the benchmark's own threads "
+           "make about 2); compare rows of similar load only.",
+           "",
+           "| run (label) | UTC | ecgjax commit | jax, jaxlib, flax | TensorFlow peer | PyTorch peer | load over the run | matmul limit GFLOP/s |",
+           "|---|---|---|---|---|---|---|---|"]
+    runs = {}
+    for r in rows:
+        runs.setdefault((r["timestamp"], r.get("label", "")), []).append(r)
+    for (ts, label), rs in runs.items():
+        loads = [x for r in rs for x in (r["load_avg_start"], r["load_avg_end"])]
+        limits = [r["matmul_limit_gflops"] for r in rs]
+        commits = ", ".join(dict.fromkeys(r["git_commit"] for r in rs if r["framework"] == "ecgjax" and r.get("git_commit"))) or "-"
+        out.append(f"| {label or '-'} | {ts[:16]} | {commits} | {_versions(rs, 'ecgjax')} | {_versions(rs, 'tensorflow')} | "
+                   f"{_versions(rs, 'pytorch')} | {min(loads):.1f}-{max(loads):.1f} | {min(limits):.0f}-{max(limits):.0f} |")
+    out += ["",
+            "| run (label) | model | task | batch | ecgjax beats/s [min, max] | TensorFlow beats/s | PyTorch beats/s | "
+            "ecgjax / target | ecgjax / best peer | ecgjax % of matmul limit | load start -> end |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (ts, label, model, task), g in _groups(rows).items():
+        e = g.get("ecgjax")
+        target = TARGETS.get(f"{model}:{task}", (None, None))[0]
+        peers = {f: _rate(r) for f, r in g.items() if f != "ecgjax" and _rate(r)}
+        best = max(peers, key=peers.get) if peers else None
+        to_target = f"{e['beats_per_s'] / peers[target]:.2f} ({target})" if _rate(e) and target in peers else "-"
+        to_best = f"{e['beats_per_s'] / peers[best]:.2f} ({best})" if _rate(e) and best else "-"
+        share = f"{100 * e['fraction_of_matmul_limit']:.0f}%" if _rate(e) else "-"
+        out.append(f"| {label or '-'} ({ts[:16]}) | {model} | {task} | {next(iter(g.values()))['batch']} | {_cell(e)} | "
+                   f"{_cell(g.get('tensorflow'))} | {_cell(g.get('pytorch'))} | {to_target} | {to_best} | {share} | "
+                   f"{_load(next(iter(g.values())))} |")
+    last = max(r["timestamp"] for r in rows)
+    checks = {}
+    for r in rows:
+        if r["timestamp"] == last and r["framework"] != "tensorflow" and r.get("check_max_rel_diff_vs_tensorflow") is not None:
+            checks[r["framework"]] = max(checks.get(r["framework"], 0.0), r["check_max_rel_diff_vs_tensorflow"])
+    if checks:
+        out += ["", f"Same function in every framework: in the latest run ({last[:16]}) the logits on the 4 check beats "
+                "differ from TensorFlow's by at most " + ", ".join(f"{v:.1e} ({f})" for f, v in checks.items())
+                + " relative (`check_max_rel_diff_vs_tensorflow`, saliency rows)."]
+    out += ["", f"Against the targets (the latest run of each task whose load stayed at or below {QUIET_LOAD}):", ""]
+    out += [_verdict_line(t, v) for t, v in verdicts(rows).items()]
+    out += ["", "Commands:", "", "```bash", *dict.fromkeys(r["command"] for r in rows), "```"]
     return "\n".join(out)
+
+
+def short(paths) -> str:
+    """Markdown list: the targets not met (or not measured quietly), from the same verdicts."""
+    lines = [_verdict_line(t, v) for t, v in verdicts(read_rows(paths)).items() if not v.get("met")]
+    return "\n".join(lines) if lines else "* (every target met in the latest quiet run)"
+
+
+def render(paths, doc=DOC) -> None:
+    """Write :func:`table` and :func:`short` of ``paths`` between their markers in ``doc`` (one atomic write;
+    ``DataError`` when a marker pair is missing)."""
+    from ecgjax.io import atomic_write_text, replace_section
+
+    text = replace_section(Path(doc).read_text(), f"{BEGIN}\n{table(paths)}\n{END}", BEGIN, END, where=str(doc))
+    text = replace_section(text, f"{SHORT_BEGIN}\n{short(paths)}\n{SHORT_END}", SHORT_BEGIN, SHORT_END, where=str(doc))
+    atomic_write_text(doc, text)
 
 
 if __name__ == "__main__":
