@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -76,7 +77,7 @@ def env_record(argv=None) -> dict:
         "jaxlib": jaxlib.__version__,
         "flax": flax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "command": " ".join([Path(sys.executable).name] + list(sys.argv if argv is None else argv)),
+        "command": shlex.join([Path(sys.executable).name] + list(sys.argv if argv is None else argv)),  # quoted: runs as written
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "git_commit": git_commit(),

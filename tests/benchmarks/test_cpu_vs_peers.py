@@ -120,6 +120,15 @@ def test_render_writes_between_markers_and_bad_input_exits_2(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
 
 
+def test_row_command_runs_as_written():
+    import shlex
+
+    import _common as C
+
+    argv = ["benchmarks/cpu_vs_peers.py", "--label", "quiet re-measure (session 9)", "--out", "o.jsonl"]
+    assert shlex.split(C.env_record(argv)["command"])[1:] == argv
+
+
 def test_repo_doc_is_the_rendered_result_file():
     text = (ROOT / "docs/performance.md").read_text()
     assert text.split(B.BEGIN)[1].split(B.END)[0] == "\n" + B.table([B.RESULTS]) + "\n"
