@@ -126,7 +126,8 @@ def run_parameter(root: Path, args) -> dict:
     x = beats.x[src]
     bounds = waves.bounds[src].astype(np.float32)  # every source beat passes the quality flag (usable)
     leads = ("MLII", "V1")
-    common = dict(mean=reg.mean, std=reg.std, steps=args.steps, batch_size=args.batch_size, progress=True)
+    common = dict(mean=reg.mean, std=reg.std, steps=args.steps, batch_size=args.batch_size, progress=True,
+                  lo=beats.lo[src], hi=beats.hi[src], normalisation=beats.protocol.get("normalisation", "none"))
     out = {}
     fresh = models.build("ribeiro_cnn", n_classes=1, in_shape=beats.x.shape[1:], fs=beats.fs, rngs=nnx.Rngs(1), **kw)
     for name, m in (("trained", model), ("randomised", fresh)):
@@ -247,22 +248,34 @@ def _f(v, digits=3) -> str:
 
 
 def _latest(rows: list[dict], experiment: str) -> dict[str, dict]:
-    """The newest row per classifier config (``MODEL,RECIPE``) and VAE; keyed ``MODEL,RECIPE``, plus
-    `` [VAE latent/width]`` when one config was checked with several VAEs (and the VAE folder if that is not enough)."""
+    """The newest row per classifier config (``MODEL,RECIPE``), VAE and way of reading reconstructions (``_as_input``);
+    keyed ``MODEL,RECIPE``, plus `` [VAE latent/width]`` (and ``, read as input``) when one config was checked with
+    several VAEs or both ways (and the VAE folder if that is not enough)."""
     newest = {}
     for r in rows:
         if r.get("experiment") == experiment:
-            newest[(r.get("config", "").split(":")[-1], r.get("vae_dir"))] = r
-    configs = [c for c, _ in newest]
-    short = {k: f"{k[0]} [VAE {r.get('vae', {}).get('latent', '?')}/{r.get('vae', {}).get('width', '?')}]"
-             for k, r in newest.items()}
+            newest[(r.get("config", "").split(":")[-1], r.get("vae_dir"), _as_input(r))] = r
+    configs = [c for c, _, _ in newest]
+    short = {k: f"{k[0]} [VAE {r.get('vae', {}).get('latent', '?')}/{r.get('vae', {}).get('width', '?')}"
+                f"{', read as input' if _as_input(r) else ''}]" for k, r in newest.items()}
     out = {}
-    for (c, v), r in newest.items():
-        key = c if configs.count(c) == 1 else short[(c, v)]
+    for (c, v, a), r in newest.items():
+        key = c if configs.count(c) == 1 else short[(c, v, a)]
         if configs.count(c) > 1 and list(short.values()).count(key) > 1:
             key = f"{c} [{Path(v or '?').parent.name}/{Path(v or '?').name}]"
         out[key] = r
     return out
+
+
+def _as_input(r: dict) -> bool:
+    """Whether a row's classifier read the generated beats through ``vae.as_input`` (the window's padding and the
+    protocol's normalisation restored); earlier rows fed it the decoder's output as it was."""
+    return "normalisation" in r.get("fidelity", {})
+
+
+def _natural(r: dict) -> bool:
+    opts = r.get("config", "").split(":")[-1].split(",")
+    return "full" in opts and "natural" in opts
 
 
 def _vae_rows(results: Path) -> list[tuple[str, dict]]:
@@ -350,9 +363,14 @@ def render(out: Path, results: Path) -> str:
                                                              for r in rows_all if r.get("load_avg_1m_start") is not None
                                                              and r.get("versions")})) + ".", "",
               "**The classifier on VAE reconstructions** of held-out (DS2) beats: the same beats classified as they are "
-              "and as the decoded posterior mean; the issue asks for a gap within 2 points.", "",
+              "and as the decoded posterior mean; the issue asks for a gap within 2 points. Rows marked *read as "
+              "input* (and their `reads` column) give the classifier each reconstruction as the data pipeline gives it "
+              "a real beat (`generative.vae.as_input`: the decoder's valid samples, the window's own padding, the "
+              "protocol's per-beat normalisation applied again; the traversals read generated beats the same way); "
+              "their last accuracy column is the decoder's output fed as it is, what the earlier rows measured.", "",
               "| classifier | VAE (train beats, sigma, latent / width) | DS2 beats | test acc. (run) | acc. originals | acc. reconstructions "
-              "| gap (points) | within 2 | same prediction | device, load |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| gap (points) | within 2 | same prediction | reads | acc. decoder output as is (gap) | device, load |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in full.items():
         f, v = r["fidelity"], _saved_vae(results, r.get("vae_dir"))
         vae = (f"{v['n_train']:,}, {r['vae']['sigma']:g}, {r['vae']['latent']} / {r['vae']['width']}" if v else
@@ -360,7 +378,10 @@ def render(out: Path, results: Path) -> str:
         gap = 100 * f["acc_gap"]
         lines.append(f"| {key} | {vae} | {f['n']:,} | {_f(r.get('test_accuracy'))} | {f['acc_original']:.3f} | "
                      f"{f['acc_reconstructed']:.3f} | {gap:+.1f} | {'yes' if abs(gap) <= 2 else '**no**'} | "
-                     f"{f['pred_agreement']:.3f} | {describe_device(r)}, {_load(r)} |")
+                     f"{f['pred_agreement']:.3f} | "
+                     + (f"as input ({f['normalisation']}) | {f['acc_reconstructed_raw']:.3f} ({100 * f['acc_gap_raw']:+.1f}) | "
+                        if _as_input(r) else "decoder output | - | ")
+                     + f"{describe_device(r)}, {_load(r)} |")
     diag = {k: r for k, r in full.items() if "diagnosis" in r}
     if diag:
         lines += ["", "**Why the accuracy moves** (`generative.explain.reconstruction_diagnosis`): per true class, recall "
@@ -368,12 +389,14 @@ def render(out: Path, results: Path) -> str:
                       "and what they became) and gained; then the medians over the beats per class and over the beats "
                       "whose prediction flipped against those whose did not: Pearson r, QRS slope ratio (the steepest "
                       "sample-to-sample step within 50 ms of R, reconstruction over original, max over leads; < 1: "
-                      "blurred QRS edges), squared error within 50 ms of R and elsewhere.", ""]
+                      "blurred QRS edges), squared error within 50 ms of R and elsewhere; P(true): the classifier's "
+                      "median probability of the true class on the originals of the beats it loses, and of those it "
+                      "keeps right (rows read as input).", ""]
         for key, r in diag.items():
             d = r["diagnosis"]
             lines += [f"*{key}* ({r['fidelity']['n']:,} DS2 beats):", "",
                       "| beats | n | recall orig. -> rec. | lost (to) | gained | median r | QRS slope ratio | QRS MSE | rest MSE "
-                      "| lost beats: median r, QRS slope ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+                      "| lost beats: median r, QRS slope ratio | P(true) lost / kept |", "|---|---|---|---|---|---|---|---|---|---|---|"]
             order = [c for c in r.get("classes", []) if c in d["per_class"]] + sorted(set(d["per_class"]) - set(r.get("classes", [])))
             for c in order:
                 e = d["per_class"][c]
@@ -381,11 +404,12 @@ def render(out: Path, results: Path) -> str:
                 lines.append(f"| class {c} | {e['n']:,} | {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f} | "
                              f"{e['lost']}{f' ({to})' if to else ''} | {e['gained']} | {_f(e['median_r'])} | "
                              f"{_f(e['median_slope_ratio'])} | {_f(e['median_mse_qrs'], 4)} | {_f(e['median_mse_rest'], 4)} | "
-                             f"{_f(e.get('lost_median_r'))}, {_f(e.get('lost_median_slope_ratio'))} |")
+                             f"{_f(e.get('lost_median_r'))}, {_f(e.get('lost_median_slope_ratio'))} | "
+                             f"{_f(e.get('lost_median_p_true'))} / {_f(e.get('median_p_true_kept'))} |")
             for name in ("flipped", "kept"):
                 e = d[name]
                 lines.append(f"| prediction {name} | {e['n']:,} | | | | {_f(e['median_r'])} | {_f(e['median_slope_ratio'])} | "
-                             f"{_f(e['median_mse_qrs'], 4)} | {_f(e['median_mse_rest'], 4)} | |")
+                             f"{_f(e['median_mse_qrs'], 4)} | {_f(e['median_mse_rest'], 4)} | | |")
             lines.append("")
     lines += ["", "**Traversals of real beats** (N -> V, DS2 N beats, one VAE per root). rho: median Spearman rho between "
                   "the position along the path and P(target); agreement: median Spearman of a beat's per-0.1 s-segment "
@@ -618,7 +642,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
     """The reading of the tables above: every number is taken from the same rows when the section is rendered."""
     out = ["**Reading** (generated with the tables from the same rows; where the wording depends on a number, the "
            "script chooses it from that number):", ""]
-    natural = {k: r for k, r in full.items() if r.get("config", "").endswith("full,natural") and "diagnosis" in r}
+    natural = {k: r for k, r in full.items() if _natural(r) and "diagnosis" in r}
     quick = {k: r for k, r in full.items() if r.get("config", "").endswith(",quick")}
     vaes = _vaes_used(results, natural.values())
     out += _window_vae_lines(results, "jones2020")
@@ -631,6 +655,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"beats ({100 * vae['frac_r_gt_0_9']:.0f}% above 0.9), MSE {vae['median_mse']:.3f} against the template "
                    f"baseline's {vae['median_mse_template']:.3f}, {vae['active_units']} of {vae['latent']} units active. "
                    f"Lowest per class (30 beats or more): {worst[0]}, r {worst[1]['median_r']:.3f}.")
+    out += _template_lines(natural)
     if natural:
         verdict = "; ".join(f"{k}: {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in natural.items())
         n_ok = sum(abs(r["fidelity"]["acc_gap"]) <= 0.02 for r in natural.values())
@@ -662,7 +687,10 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
             f"* **{key}** on the {f['n']:,} DS2 beats: accuracy {f['acc_original']:.3f} on the originals, "
             f"{f['acc_reconstructed']:.3f} on their reconstructions, a gap of {gap:+.1f} points: "
             f"{'within' if abs(gap) <= 2 else 'outside'} the 2 points asked for; {100 * f['pred_agreement']:.1f}% of "
-            f"the beats get the same prediction. Accuracy is mostly {major[0]}'s ({major[1]['n']:,} of {f['n']:,} beats); the mean "
+            f"the beats get the same prediction"
+            + (f" (read as input; the decoder's output fed as it is: {f['acc_reconstructed_raw']:.3f}, a gap of "
+               f"{100 * f['acc_gap_raw']:+.1f})" if _as_input(r) else "")
+            + f". Accuracy is mostly {major[0]}'s ({major[1]['n']:,} of {f['n']:,} beats); the mean "
             f"recall over the classes with 30 beats or more moves {macro0:.3f} -> {macro1:.3f}. The largest recall loss "
             f"is class {c} ({e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f}; {e['lost']} beats lost, "
             f"most to {to}, {e['gained']} gained; QRS slope ratio {_f(e['median_slope_ratio'])}, median r "
@@ -675,6 +703,12 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"blunted, and a blunted QRS reads as a wider complex ({to}-like). "
                    if e["lost_median_slope_ratio"] < e["median_slope_ratio"] - 0.1 else ", about the class's: not blur. ")
                if e.get("lost_median_slope_ratio") is not None and e["lost"] else "")
+            + (f"On the originals the classifier gave the lost beats a median P({c}) of {_f(e['lost_median_p_true'])}, "
+               f"against {_f(e['median_p_true_kept'])} for the {c} beats it keeps right: "
+               + ("they sat near its decision boundary, where a small change of the waveform flips them. "
+                  if e["lost_median_p_true"] < e["median_p_true_kept"] - 0.1 else
+                  "it was about as sure of them as of the rest: not a boundary effect. ")
+               if e.get("lost_median_p_true") is not None and e["lost"] else "")
             + (f"They come most from records " + ", ".join(f"{k} ({n})" for k, n in sorted(e["lost_records"].items(),
                                                                                           key=lambda kv: -kv[1]))
                + f": {sum(e['lost_records'].values())} of the {e['lost']}. " if e.get("lost_records") and e["lost"] else "")
@@ -738,9 +772,28 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
             "neither (slow); two *randomised* classifiers can agree with each other (the architecture's bias), so "
             "the check that can fail is trained-vs-trained against trained-vs-random.",
             "* **Not measured here**: the paper's CNN (`jones2020_cnn`) with the full recipe (its 11 full-length "
-            "convolutions take seconds per step on this CPU; only its quick row exists), a classifier on the "
-            "jones2020 window (so its VAE has reconstruction numbers only), and queries other than N -> V and QRS width."]
+            "convolutions take seconds per step on this CPU; only its quick row exists), "
+            + ("" if any("jones2020win" in r.get("config", "") for r in full.values()) else
+               "a classifier on the jones2020 window (so its VAE has reconstruction numbers only), ")
+            + "and queries other than N -> V and QRS width."]
     return out
+
+
+def _template_lines(natural: dict) -> list[str]:
+    """Whether the two-input classifiers checked here subtract a running template (read from their configs now)."""
+    from ecgjax.config import load_config
+
+    cfgs = sorted({r["config"].split(":")[-1] for r in natural.values() if r["config"].split(":")[-1].startswith("rr_net")})
+    if not cfgs:
+        return []
+    k = {c: load_config(f"{CONFIG}:{c}").data.template_beats for c in cfgs}
+    none = [c for c, v in k.items() if not v]
+    return [f"* **Running templates**: " + (
+        f"{', '.join(none)} read the beats themselves (`traverse_aami.py`: `data.template_beats` = 0), not the beat "
+        "minus its record's running template that `aami_rr.py`'s inter-patient models read (`data/template.py`): a "
+        "template computed from the original preceding beats cannot be what moves their predictions on "
+        "reconstructions." if none else "") + "".join(
+        f" {c} subtracts the mean of its record's {v} preceding beats." for c, v in k.items() if v)]
 
 
 def update_docs(doc: Path, out: Path, results: Path) -> None:

@@ -223,40 +223,67 @@ def direction_agreement(a: np.ndarray, b: np.ndarray) -> dict:
 # ---------------------------------------------------------------- the classifier on reconstructions
 
 
-def _fidelity_step(cls_graphdef, vae_graphdef):
+def _fidelity_step(cls_graphdef, vae_graphdef, normalisation: str):
     @jax.jit
-    def step(cls_state, vae_params, x):
+    def step(cls_state, vae_params, x, valid):
+        from ecgjax.generative.vae import as_input
+
         model = nnx.merge(cls_graphdef, cls_state)
         vae = nnx.merge(vae_graphdef, vae_params)
         n_leads = vae.settings.in_shape[1]
-        rec = jnp.concatenate([vae(x[..., :n_leads]), x[..., n_leads:]], axis=-1)
-        return jnp.argmax(model(x), -1), jnp.argmax(model(rec), -1)
+        leads, extra = x[..., :n_leads], x[..., n_leads:]
+        decoded = vae(leads)
+        p0 = jax.nn.softmax(model(x), -1)
+        p1 = jax.nn.softmax(model(jnp.concatenate([as_input(decoded, leads, valid, normalisation), extra], axis=-1)), -1)
+        p_raw = jax.nn.softmax(model(jnp.concatenate([decoded, extra], axis=-1)), -1)
+        return p0, p1, jnp.argmax(p_raw, -1)
 
     return step
 
 
-def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512,
-                            memory_budget: int | None = None, progress: bool = True) -> dict:
+def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, y: np.ndarray, *, lo=None, hi=None,
+                            normalisation: str = "none", batch_size: int = 512, memory_budget: int | None = None,
+                            progress: bool = True) -> dict:
     """The classifier on beats and on their reconstructions (the decoded posterior means; extra channels kept).
+
+    A reconstruction reaches the classifier as a real beat does (``vae.as_input``: the window's padding kept,
+    the protocol's normalisation applied again); the decoder's output as it is, also classified, is reported
+    beside it (``*_raw``) for the record.
 
     Args:
       x: f32[N, T, L(+F)] the classifier's input; y: i[N] true classes.
+      lo, hi: i[N] the beats' valid ranges (``BeatSet.lo``/``hi``; default: every sample valid).
+      normalisation: the beats' protocol normalisation (``BeatSet.protocol["normalisation"]``).
 
     Returns:
       dict: ``n``, ``acc_original``, ``acc_reconstructed``, ``acc_gap`` (original - reconstructed),
       ``pred_agreement`` (same prediction on both), ``recall_original`` / ``recall_reconstructed``
-      (per class present, by class index as str), ``pred_original``, ``pred_reconstructed`` (i32[N]).
+      (per class present, by class index as str), ``acc_reconstructed_raw``, ``acc_gap_raw`` and
+      ``pred_agreement_raw`` (the decoder's output unprojected), ``normalisation``, ``pred_original``,
+      ``pred_reconstructed`` (i32[N]), ``prob_true_original`` / ``prob_true_reconstructed`` (f32[N]: the
+      probability of the true class).
     """
+    from ecgjax.generative.vae import valid_mask
+
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y)
+    n, t = x.shape[:2]
+    valid = np.ones((n, t), np.float32) if lo is None else valid_mask(lo, hi, t).astype(np.float32)
     cg, cs = eval_split(classifier)
     vg, vp = nnx.split(vae)
-    p0, p1 = map_batches(_fidelity_step(cg, vg), (cs, vp), (np.asarray(x, np.float32),), batch_size=batch_size,
-                         memory_budget=memory_budget, desc="classifying reconstructions", progress=progress).outputs
-    y = np.asarray(y)
-    acc0, acc1 = float((p0 == y).mean()), float((p1 == y).mean())
+    q0, q1, p_raw = map_batches(_fidelity_step(cg, vg, normalisation), (cs, vp), (x, valid), batch_size=batch_size,
+                                memory_budget=memory_budget, desc="classifying reconstructions", progress=progress).outputs
+    q0, q1, p_raw = np.asarray(q0), np.asarray(q1), np.asarray(p_raw)
+    p0, p1 = q0.argmax(-1), q1.argmax(-1)
+    acc0, acc1, acc_raw = float((p0 == y).mean()), float((p1 == y).mean()), float((p_raw == y).mean())
     rec = lambda p: {str(int(c)): float((p[y == c] == c).mean()) for c in np.unique(y)}  # noqa: E731
+    true = lambda q: np.take_along_axis(q, y[:, None].astype(np.int64), 1)[:, 0].astype(np.float32)  # noqa: E731
     return {"n": int(len(y)), "acc_original": acc0, "acc_reconstructed": acc1, "acc_gap": acc0 - acc1,
             "pred_agreement": float((p0 == p1).mean()), "recall_original": rec(p0), "recall_reconstructed": rec(p1),
-            "pred_original": np.asarray(p0, np.int32), "pred_reconstructed": np.asarray(p1, np.int32)}
+            "acc_reconstructed_raw": acc_raw, "acc_gap_raw": acc0 - acc_raw, "pred_agreement_raw": float((p0 == p_raw).mean()),
+            "normalisation": normalisation,
+            "pred_original": np.asarray(p0, np.int32), "pred_reconstructed": np.asarray(p1, np.int32),
+            "prob_true_original": true(q0), "prob_true_reconstructed": true(q1)}
 
 
 def _probs(classifier, x: np.ndarray, target: int, batch_size: int = 256) -> np.ndarray:
@@ -339,7 +366,8 @@ def agreement_contrast(change: np.ndarray, change_rand: np.ndarray, profile: np.
 
 def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred_original: np.ndarray,
                              pred_reconstructed: np.ndarray, r, lo, hi, fs: float, classes: Sequence[str], *,
-                             record: np.ndarray | None = None, half_s: float = 0.05, batch_size: int = 1024) -> dict:
+                             record: np.ndarray | None = None, prob_true: np.ndarray | None = None, half_s: float = 0.05,
+                             batch_size: int = 1024) -> dict:
     """Why the classifier's accuracy moves on reconstructions: per class, and for the beats whose prediction flips.
 
     Args:
@@ -347,6 +375,10 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
       pred_reconstructed: i[N] (``reconstruction_fidelity``'s); r, lo, hi: i[N]; fs: Hz; classes: the C names.
       record: optional [N] the beats' records: adds each class's ``lost_records`` (the 3 records losing the most
         beats, {record: beats}; a few patients, or all of them?).
+      prob_true: optional f[N] the classifier's probability of the true class on the originals
+        (``reconstruction_fidelity``'s ``prob_true_original``): adds each class's ``median_p_true_kept`` and
+        ``lost_median_p_true`` (how sure the classifier was of the beats it keeps and of those it loses: lost beats
+        that sat near its decision boundary flip for small changes).
       half_s: the span around R whose slopes and errors ``vae.qrs_sharpness`` measures.
 
     Returns:
@@ -378,6 +410,10 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
             "recall_original": float((p0[sel] == c).mean()), "recall_reconstructed": float((p1[sel] == c).mean()),
             "lost": int(lost.sum()), "gained": int((sel & (p0 != c) & (p1 == c)).sum()),
             "lost_to": {str(classes[k]): int((p1[lost] == k).sum()) for k in np.unique(p1[lost])}}
+        if prob_true is not None:
+            pt = np.asarray(prob_true, np.float64)
+            per_class[str(classes[c])] |= {"median_p_true_kept": nan_median(pt[sel & (p0 == c) & (p1 == c)]),
+                                           "lost_median_p_true": nan_median(pt[lost])}
         if record is not None:
             recs, counts = np.unique(np.asarray(record)[lost], return_counts=True)
             top = np.argsort(-counts, kind="stable")[:3]
@@ -474,9 +510,10 @@ def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target
         with ``wave_profile`` f[L*5], the target's per-wave saliency profile, when given).
       source_saliency_method: a registered method: also each beat's agreement with its own |map| of the target
         (``source_saliency``), or None.
-      traverse_kw: ``steps``, ``lr``, ``proximity``, ``n_points``, ``batch_size``, ``memory_budget``, ``progress``.
+      traverse_kw: ``steps``, ``lr``, ``proximity``, ``n_points``, ``batch_size``, ``memory_budget``, ``progress``,
+        ``normalisation`` (the beats' protocol normalisation; ``lo``/``hi`` give the window's valid samples).
     """
-    tr = traverse(classifier, vae, x, target, **traverse_kw)
+    tr = traverse(classifier, vae, x, target, lo=np.asarray(lo), hi=np.asarray(hi), **traverse_kw)
     change, labels = segment_change(tr.beats, np.asarray(r), np.asarray(lo), np.asarray(hi), fs, lead_names=lead_names,
                                     seg_s=seg_s)
     prof = np.full(change.shape[2], np.nan) if profile is None else np.asarray(profile, np.float64)

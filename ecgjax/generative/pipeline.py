@@ -5,7 +5,8 @@ For a run (``ecgjax train``'s workdir) and a query (target class, source class):
 1. the beat VAE: loaded from ``vae_dir``, or trained on the run's *training*
    beats (the leads only; valid samples) and saved there;
 2. the classifier on reconstructed test beats against the originals
-   (``explain.reconstruction_fidelity``), and per class why it differs
+   (``explain.reconstruction_fidelity``; a generated beat is read as a real one,
+   ``vae.as_input``: the window's padding and the protocol's normalisation), and per class why it differs
    (``explain.reconstruction_diagnosis``: lost beats, QRS blur);
 3. the target class's saliency profile over its test beats;
 4. the traversals of test beats of the source class towards the target
@@ -137,12 +138,14 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     names, _ = b.lead_axis(test)
     names = list(names)[:n_leads]
     kw = dict(batch_size=batch_size, memory_budget=memory_budget, progress=progress)
+    norm = b.protocol.get("normalisation", "none")  # how a generated beat becomes classifier input (vae.as_input)
 
     fid_idx = _subset(test, fidelity_beats, seed)
-    fid = EX.reconstruction_fidelity(run.model, vae, b.x[fid_idx], b.y[fid_idx], **kw)
+    fid = EX.reconstruction_fidelity(run.model, vae, b.x[fid_idx], b.y[fid_idx], lo=b.lo[fid_idx], hi=b.hi[fid_idx],
+                                     normalisation=norm, **kw)
     diagnosis = EX.reconstruction_diagnosis(vae, b.x[fid_idx][..., :n_leads], b.y[fid_idx], fid["pred_original"],
                                             fid["pred_reconstructed"], b.r[fid_idx], b.lo[fid_idx], b.hi[fid_idx], b.fs,
-                                            classes, record=b.record[fid_idx])
+                                            classes, record=b.record[fid_idx], prob_true=fid["prob_true_original"])
 
     src = _subset(test[b.y[test] == s_idx], max_beats, seed)
     tgt = _subset(test[b.y[test] == t_idx], max_beats, seed)
@@ -158,7 +161,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     profile, wave_profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads,
                                                       method=method, lead_names=names,
                                                       bounds=None if bounds is None else bounds[1], **kw)
-    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, lead_names=names, source_saliency_method=method, **kw)
+    tkw = dict(steps=steps, proximity=proximity, n_points=n_points, lead_names=names, source_saliency_method=method,
+               normalisation=norm, **kw)
     wkw = {} if bounds is None else {"bounds": bounds[0], "wave_profile": wave_profile}
     ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
     cfg = run.config.model
@@ -174,7 +178,7 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
         "vae": {"latent": vae.settings.latent, "beta": vae.settings.beta, "width": vae.settings.width,
                 "sigma": vae.settings.sigma},
         "traverse": {"steps": steps, "proximity": proximity, "n_points": n_points, "method": method, "seed": seed},
-        "fidelity": {k: v for k, v in fid.items() if k not in ("pred_original", "pred_reconstructed")},
+        "fidelity": {k: v for k, v in fid.items() if not isinstance(v, np.ndarray)},
         "diagnosis": diagnosis,
         "trained": ex.summary(), "randomised": ex_rand.summary(),
         "randomised_vs_trained_change": float(EX.nan_median(EX.paired_agreement(ex.change[:, -1], ex_rand.change[:, -1]))),
@@ -292,7 +296,9 @@ def summary_markdown(s: dict) -> str:
     lines = [f"**{s['model']}**, {s['source']} -> {s['target']} ({s['trained']['n']} beats); VAE latent {s['vae']['latent']}, "
              f"beta {s['vae']['beta']:g}; classifier accuracy on {f['n']} test beats: originals {f['acc_original']:.3f}, "
              f"reconstructions {f['acc_reconstructed']:.3f} (gap {100 * f['acc_gap']:+.1f} points; same prediction "
-             f"{f['pred_agreement']:.3f})", "", "| | trained | randomised |", "|---|---|---|"]
+             f"{f['pred_agreement']:.3f})" + (f"; the decoder's output unprojected: {f['acc_reconstructed_raw']:.3f}"
+                                              if "acc_reconstructed_raw" in f else ""),
+             "", "| | trained | randomised |", "|---|---|---|"]
     if s.get("diagnosis"):
         d = s["diagnosis"]
         per = "; ".join(f"{c} {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f} ({e['lost']} lost, {e['gained']} gained)"

@@ -24,6 +24,9 @@ are traced arguments of one compiled program, run over the beats by
 ``batched.map_batches``. A two-input classifier (``rr_net``: RR features as
 F channels after the L leads) is traversed with the beat's extra channels held
 fixed: the VAE generates the L leads, the RR context stays the beat's own.
+The classifier reads a decoded beat as it reads a real one (``vae.as_input``:
+the window's padding kept, the protocol's per-beat normalisation applied
+again), as in the classifier-on-reconstructions check.
 
 A *parameter query* (``traverse_parameter``) asks instead for a measured
 parameter changed by a given amount ("QRS width + 40 ms"): the model is a
@@ -47,6 +50,7 @@ from scipy import stats
 
 from ecgjax.batched import map_batches
 from ecgjax.errors import DataError
+from ecgjax.generative.vae import as_input, valid_mask
 from ecgjax.models.base import eval_split
 
 
@@ -56,7 +60,7 @@ class Traversal:
 
     Attributes:
       z: f32[B, P, D] latent points (``z[:, 0]`` the beats' posterior means).
-      beats: f32[B, P, T, L] decoded points.
+      beats: f32[B, P, T, L] decoded points, as the classifier read them (``vae.as_input``).
       prob: f32[B, P] the classifier's probability of the target at each point.
       prior_logpdf: f32[B, P] log N(z; 0, I) at each point.
       direction: f32[B, D] ``z[:, -1] - z[:, 0]``.
@@ -99,18 +103,24 @@ def prior_bound(latent: int, mass: float = PRIOR_MASS) -> float:
 
 @functools.cache
 def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: float, n_points: int, radius2: float,
-                 query: str = "class"):
+                 query: str = "class", normalisation: str = "none"):
     """The compiled traversal. ``query``: ``"class"`` (``target`` i32[B]: minimise -log p(target), report p(target))
     or ``"value"`` (``target`` f32[B]: the change of output 0 asked for; minimise (out0 - (out0(decode(z0)) +
-    target))^2 / 2, report out0)."""
+    target))^2 / 2, report out0). The classifier reads each decoded beat through ``vae.as_input`` (the window's
+    padding and ``normalisation``), and the returned beats are what it read."""
     tx = optax.adam(lr)
 
     @jax.jit
-    def run(cls_state, vae_params, x, target):
+    def run(cls_state, vae_params, x, target, valid):
         model = nnx.merge(cls_graphdef, cls_state)  # x f32[B, T, L(+F)] -> logits f32[B, C]
         vae = nnx.merge(vae_graphdef, vae_params)
         n_leads = vae.settings.in_shape[1]
         leads, extra = x[..., :n_leads], x[..., n_leads:]  # extra: the fixed F channels of a two-input model
+
+        def generate(z):  # z f32[B', D] -> the beats the classifier reads, B' = B * P (beat-major)
+            reps = z.shape[0] // leads.shape[0]
+            rep = lambda v: jnp.repeat(v, reps, axis=0)  # noqa: E731
+            return as_input(vae.decode(z), rep(leads), rep(valid), normalisation)
 
         def logit_fn(beats):  # beats f32[B', T, L], B' = B * P (beat-major: each beat's P points in a row)
             reps = beats.shape[0] // extra.shape[0]
@@ -118,10 +128,10 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
 
         z0 = vae.encode(leads)[0]
         if query == "value":
-            goal = jax.lax.stop_gradient(logit_fn(vae.decode(z0))[:, 0]) + target  # from the reconstruction's value
+            goal = jax.lax.stop_gradient(logit_fn(generate(z0))[:, 0]) + target  # from the reconstruction's value
 
         def query_loss(z):  # f32[B]
-            out = logit_fn(vae.decode(z))
+            out = logit_fn(generate(z))
             if query == "value":
                 return 0.5 * (out[:, 0] - goal) ** 2
             return -jnp.take_along_axis(jax.nn.log_softmax(out, axis=-1), target[:, None], axis=1)[:, 0]
@@ -142,7 +152,7 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
         a = jnp.linspace(0.0, 1.0, n_points)
         zs = z0[:, None] + a[None, :, None] * (z_end - z0)[:, None]  # [B, P, D]
         b, p, d = zs.shape
-        beats = vae.decode(zs.reshape(b * p, d))
+        beats = generate(zs.reshape(b * p, d))
         out = logit_fn(beats)
         if query == "value":
             score = out[:, 0].reshape(b, p)
@@ -169,6 +179,9 @@ def traverse(
     batch_size: int = 256,
     memory_budget: int | None = None,
     progress: bool = True,
+    lo=None,
+    hi=None,
+    normalisation: str = "none",
 ) -> Traversal:
     """Traverse the VAE's latent space from each beat towards its target class.
 
@@ -183,14 +196,17 @@ def traverse(
       n_points: P, points along each path (start and end included).
       prior_mass: the path stays inside the sphere holding this mass of the prior (None: unconstrained).
       batch_size, memory_budget, progress: as ``batched.map_batches`` (fixed padded batches, one compile).
+      lo, hi: i[N] the beats' valid ranges (default: every sample valid); normalisation: the beats' protocol
+        normalisation. The classifier reads each generated beat as it reads a real one (``vae.as_input``).
 
     Returns:
-      A ``Traversal`` of the N beats (``beats``: the L generated leads only).
+      A ``Traversal`` of the N beats (``beats``: the L generated leads only, as the classifier read them).
     """
     x = _check_beats(classifier, vae, x)
     target = np.ascontiguousarray(np.broadcast_to(np.asarray(target, np.int32), (len(x),)))
     out = _run(classifier, vae, x, target, "class", steps=steps, lr=lr, proximity=proximity, n_points=n_points,
-               prior_mass=prior_mass, batch_size=batch_size, memory_budget=memory_budget, progress=progress)
+               prior_mass=prior_mass, batch_size=batch_size, memory_budget=memory_budget, progress=progress,
+               valid=_valid(x, lo, hi), normalisation=normalisation)
     return Traversal(target=np.asarray(target), prob=out.pop("score"), **out)
 
 
@@ -207,14 +223,22 @@ def _check_beats(classifier, vae, x) -> np.ndarray:
     return x
 
 
+def _valid(x: np.ndarray, lo, hi) -> np.ndarray:
+    """f32[N, T]: 1 on the beats' valid samples (all, without ``lo``/``hi``)."""
+    if lo is None:
+        return np.ones(x.shape[:2], np.float32)
+    return valid_mask(lo, hi, x.shape[1]).astype(np.float32)
+
+
 def _run(model, vae, x, target, query: str, *, steps, lr, proximity, n_points, prior_mass, batch_size, memory_budget,
-         progress) -> dict:
+         progress, valid, normalisation) -> dict:
     cls_graphdef, cls_state = eval_split(model)
     vae_graphdef, vae_params = nnx.split(vae)
     radius2 = float("inf") if prior_mass is None else float(stats.chi2.ppf(prior_mass, vae.settings.latent))
-    run = _traverse_fn(cls_graphdef, vae_graphdef, int(steps), float(lr), float(proximity), int(n_points), radius2, query)
-    return dict(map_batches(run, (cls_state, vae_params), (x, target), batch_size=batch_size, memory_budget=memory_budget,
-                            desc=f"traversing ({steps} steps)", progress=progress).outputs)
+    run = _traverse_fn(cls_graphdef, vae_graphdef, int(steps), float(lr), float(proximity), int(n_points), radius2, query,
+                       normalisation)
+    return dict(map_batches(run, (cls_state, vae_params), (x, target, valid), batch_size=batch_size,
+                            memory_budget=memory_budget, desc=f"traversing ({steps} steps)", progress=progress).outputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +293,9 @@ def traverse_parameter(
     batch_size: int = 256,
     memory_budget: int | None = None,
     progress: bool = True,
+    lo=None,
+    hi=None,
+    normalisation: str = "none",
 ) -> ParameterTraversal:
     """A parameter query: traverse each beat towards "its parameter + ``delta``" (e.g. QRS width +0.04 s).
 
@@ -279,7 +306,8 @@ def traverse_parameter(
     reconstruction plus ``delta / std``, inside the prior's ball as ``traverse``.
 
     Args:
-      regressor: ``x: f32[B, T, L(+F)] -> f32[B, >=1]`` (output 0 read); vae, x, and the rest: as ``traverse``.
+      regressor: ``x: f32[B, T, L(+F)] -> f32[B, >=1]`` (output 0 read); vae, x, and the rest (``lo``, ``hi``,
+        ``normalisation`` too): as ``traverse``.
       delta: the change asked for, in the parameter's unit; mean, std: the regressor's standardisation.
 
     Returns:
@@ -290,7 +318,8 @@ def traverse_parameter(
         raise DataError(f"a parameter query needs a nonzero finite change and a positive std; got delta {delta}, std {std}")
     target = np.full(len(x), delta / std, np.float32)
     out = _run(regressor, vae, x, target, "value", steps=steps, lr=lr, proximity=proximity, n_points=n_points,
-               prior_mass=prior_mass, batch_size=batch_size, memory_budget=memory_budget, progress=progress)
+               prior_mass=prior_mass, batch_size=batch_size, memory_budget=memory_budget, progress=progress,
+               valid=_valid(x, lo, hi), normalisation=normalisation)
     value = mean + std * np.asarray(out.pop("score"), np.float64)
     return ParameterTraversal(value=value.astype(np.float32), goal=(value[:, 0] + delta).astype(np.float32),
                               delta=float(delta), **out)

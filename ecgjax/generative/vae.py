@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.errors import DataError
 from ecgjax.io import atomic_write_json, read_json
 from ecgjax.models.layers import Conv1d
@@ -230,6 +231,55 @@ def reconstruct(model: BeatVAE, x: np.ndarray, *, batch_size: int = 1024) -> dic
     parts = [step(params, jnp.asarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     mu, logvar, xh = (np.concatenate([np.asarray(p[j]) for p in parts]) for j in range(3))
     return {"mu": mu, "logvar": logvar, "x_hat": xh}
+
+
+# ---------------------------------------------------------------- what a classifier reads
+
+
+def as_input(x_hat: jnp.ndarray, x: jnp.ndarray, valid: jnp.ndarray, normalisation: str) -> jnp.ndarray:
+    """A generated beat as the classifier reads a real one: the window's convention applied to the decoder's output.
+
+    The VAE is trained on the valid samples only (``loss_terms``), so its output outside them is unconstrained, and
+    nothing makes it a normalised beat. A real beat reaches the classifier as the protocol made it
+    (``data.beats.normalise``); the generated beat is put through the same: the decoder's output on the valid
+    samples, the original window's values outside them (its padding: 0, or ``minmax_beat``'s beat-specific
+    level), then the protocol's per-beat normalisation again. A normalised real beat is left as it is (the
+    normalisations are idempotent). The one place where the classifier-on-reconstructions check
+    (``explain.reconstruction_fidelity``) and the traversals (``traverse``) turn decoded beats into
+    classifier input. Pure jnp, differentiable (the traversal's gradient passes through it).
+
+    Args:
+      x_hat: f32[B, T, L] decoded beats; x: f32[B, T, L] the original (normalised) beats they stand for.
+      valid: f32[B, T] 1 on the window's real samples (``valid_mask``); normalisation: the beats' protocol field
+        (``minmax_beat`` | ``minmax_lead`` | ``zscore_lead`` | ``none``).
+
+    Returns:
+      f32[B, T, L], as ``data.beats.normalise`` of the merged window.
+    """
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {normalisation!r}; choose {', '.join(NORMALISATIONS)}")
+    m = valid.astype(x_hat.dtype)[..., None]
+    v = m * x_hat + (1.0 - m) * x
+    if normalisation == "none":
+        return v
+    if normalisation == "minmax_beat":  # over all T*L values, padding included; a constant beat unchanged
+        lo = jnp.min(v, axis=(1, 2), keepdims=True)
+        rng = jnp.max(v, axis=(1, 2), keepdims=True) - lo
+        flat = rng == 0
+        return jnp.where(flat, v, (v - lo) / jnp.where(flat, 1.0, rng))
+    on = m > 0
+    lo = jnp.min(jnp.where(on, v, jnp.inf), axis=1, keepdims=True)
+    hi = jnp.max(jnp.where(on, v, -jnp.inf), axis=1, keepdims=True)
+    varies = hi > lo
+    if normalisation == "minmax_lead":
+        out = (v - jnp.where(varies, lo, 0.0)) / jnp.where(varies, hi - lo, 1.0)
+    else:  # zscore_lead
+        cnt = jnp.maximum(jnp.sum(m, axis=1, keepdims=True), 1.0)
+        mean = jnp.sum(m * v, axis=1, keepdims=True) / cnt
+        var = jnp.sum(m * (v - mean) ** 2, axis=1, keepdims=True) / cnt
+        ok = varies & (var > 0)
+        out = (v - mean) / jnp.sqrt(jnp.where(ok, var, 1.0))
+    return jnp.where(on & varies, out, 0.0)
 
 
 # ---------------------------------------------------------------- metrics

@@ -21,6 +21,11 @@ trains 4 epochs: what a shared CPU allows for the CNN and the LSTM
 and ``:rr_net_waveform,full,natural`` train on every DS1 training beat, the
 classifiers ``experiments/traverse_real.py --recipe full,natural`` checks on
 VAE reconstructions. ``rr_net_waveform``: ``rr_net`` reading the waveform only.
+``jones2020win`` trains a waveform-only model (not ``rr_net``) on the paper's
+window instead (protocol ``jones2020``: midpoint windows zero-padded to 430
+samples, per-beat min-max, the 8 MIT-BIH classes) with the same DS1 -> DS2 split:
+``:jones2020_lstm_corrected,full,natural,jones2020win`` is the jones2020-window
+classifier the jones2020-window VAE is checked against.
 
 Expected wall time: rr_net ~5 min on a shared 2-core CPU.
 Expected metric: see docs/results.md (section 5b); a short recipe, not a tuned classifier.
@@ -46,13 +51,18 @@ _MODELS = {
 def get_config(arg=None):
     opts = [a for a in (arg or "rr_net").split(",") if a]
     name = next((a for a in opts if a in _MODELS), "rr_net")
-    unknown = [a for a in opts if a not in _MODELS and a not in ("full", "quick", "natural")]
+    unknown = [a for a in opts if a not in _MODELS and a not in ("full", "quick", "natural", "jones2020win")]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full or quick, natural")
+        raise ValueError(f"unknown variant(s) {unknown}; use {'|'.join(_MODELS)} and optionally full or quick, natural, "
+                         "jones2020win")
     quick = "quick" in opts
     protocol, model = _MODELS[name]
+    if "jones2020win" in opts:
+        if protocol != "aami":
+            raise ValueError(f"jones2020win: {name} reads RR features, which the jones2020 protocol has none of")
+        protocol = "jones2020"
     return Config(
-        name=f"traverse_aami_{name}",
+        name=f"traverse_aami_{name}" + ("_jones2020win" if "jones2020win" in opts else ""),
         data=DataConfig(protocol=protocol, split="ds1ds2", split_seed=4, split_kwargs={"n_val_records": 4},
                         balance="none" if "natural" in opts else "downsample_majority",
                         max_beats=None if "full" in opts else 3000 if quick else 20000),

@@ -299,3 +299,40 @@ def test_extra_channel_reliance_without_extra_channels_is_nan():
     x = syn.beats(2)
     got = EX.extra_channel_reliance(None, x, x, 1, syn.L)
     assert got and all(np.isnan(v) for v in got.values())
+
+
+class _Affine(nnx.Module):
+    """A stand-in decoder: 2x + 3 on every sample, plus 50 on the last 12 (what a VAE trained on valid samples only
+    may put in a window's padding)."""
+
+    def __init__(self):
+        from ecgjax.generative.vae import VAESettings
+
+        self.settings = VAESettings(in_shape=(syn.T, syn.L))
+
+    def __call__(self, x):
+        return 2.0 * x + 3.0 + 50.0 * (jnp.arange(syn.T) >= syn.T - 12)[None, :, None]
+
+
+def test_reconstructions_are_read_as_real_beats(bump_classifier):
+    """The classifier reads a reconstruction as the data pipeline makes a real beat (vae.as_input): a decoder that
+    rescales and shifts each lead and fills the padding with garbage changes nothing once the window's padding and
+    its z-score are restored; the unprojected output is classified too, as the classifier reads it directly."""
+    from ecgjax.data.beats import normalise
+    from ecgjax.generative.vae import valid_mask
+
+    y = (np.arange(40) % 2).astype(np.int32)
+    lo, hi = np.zeros(40, np.int32), np.full(40, syn.T - 12, np.int32)
+    valid = valid_mask(lo, hi, syn.T)
+    x = normalise(np.where(valid[..., None], syn.beats(40, seed=21, bump=y == 1), 0), valid, "zscore_lead")
+    dec = _Affine()
+    f = EX.reconstruction_fidelity(bump_classifier, dec, x, y, lo=lo, hi=hi, normalisation="zscore_lead", progress=False)
+    logits0, logits_raw = nnx.jit(lambda c, v, xb: (c(xb), c(v(xb))))(bump_classifier, dec, x)
+    p0, p_raw = np.asarray(logits0).argmax(1), np.asarray(logits_raw).argmax(1)
+    np.testing.assert_array_equal(f["pred_original"], p0)
+    np.testing.assert_array_equal(f["pred_reconstructed"], p0)  # projected back onto the real beat exactly
+    np.testing.assert_allclose(f["prob_true_reconstructed"], f["prob_true_original"], atol=1e-4)
+    assert f["acc_gap"] == 0 and f["pred_agreement"] == 1
+    assert f["acc_reconstructed_raw"] == pytest.approx((p_raw == y).mean()) and f["normalisation"] == "zscore_lead"
+    assert f["pred_agreement_raw"] == pytest.approx((p_raw == p0).mean())
+    assert f["pred_agreement_raw"] < 1  # the raw output does mislead it

@@ -58,3 +58,28 @@ def test_paths_are_held_inside_the_prior_ball(bump_classifier, trained_vae):
 def test_wrong_window_is_one_clear_error(bump_classifier, trained_vae):
     with pytest.raises(DataError, match="VAE's window"):
         TR.traverse(bump_classifier, trained_vae[0], np.zeros((2, 50, 2), np.float32), 1, progress=False)
+
+
+def test_traversed_beats_are_read_as_real_beats(bump_classifier, trained_vae):
+    """With the window's valid range and normalisation the classifier reads every generated beat as the data pipeline
+    makes a real one (vae.as_input): the padding is the window's own (0) and each lead is z-scored over its valid
+    samples; the first point's probability is the classifier's on the projected reconstruction."""
+    import jax
+    from flax import nnx
+
+    from ecgjax.generative.vae import as_input, valid_mask
+
+    vae, _ = trained_vae
+    x = syn.beats(8, seed=11)
+    lo, hi = np.zeros(8, np.int32), np.full(8, syn.T - 10, np.int32)
+    valid = valid_mask(lo, hi, syn.T)
+    x = np.where(valid[..., None], x, 0).astype(np.float32)
+    tr = TR.traverse(bump_classifier, vae, x, 1, steps=20, n_points=3, lo=lo, hi=hi, normalisation="zscore_lead",
+                     progress=False)
+    assert not tr.beats[:, :, ~valid[0]].any()
+    v = tr.beats[:, :, valid[0]]  # [B, P, valid T, L]
+    np.testing.assert_allclose(v.mean(axis=2), 0, atol=1e-4)
+    np.testing.assert_allclose(v.std(axis=2), 1, atol=1e-3)
+    first = nnx.jit(lambda c, m, xb, w: jax.nn.softmax(c(as_input(m(xb), xb, w, "zscore_lead")), -1)[:, 1])(
+        bump_classifier, vae, x, valid.astype(np.float32))
+    np.testing.assert_allclose(tr.prob[:, 0], np.asarray(first), atol=1e-4)

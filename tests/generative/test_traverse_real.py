@@ -129,3 +129,28 @@ def test_window_vae_line_reads_the_full_row_against_the_criteria(tmp_path):
     assert "median r 0.890 on all 46,819 held-out DS2 beats" in line and "NOT met" in line and "(below it)" in line
     assert "lowest per class (30 beats or more): V, r 0.880" in line and "best earlier jones2020 row: median r 0.901" in line
     assert mod._window_vae_lines(tmp_path, "aami") == []
+
+
+def test_rows_read_as_input_show_both_accuracies_and_the_boundary_reading(tmp_path):
+    """A row whose classifier read reconstructions through vae.as_input is told apart from an earlier row of the same
+    config and VAE, shows the decoder-output accuracy beside it, and its reading says whether the lost beats sat near
+    the decision boundary (from the row's P(true) medians); the rr_net configs' running template is read from the config."""
+    mod = _script()
+    res = tmp_path / "results"
+    res.mkdir()
+    vae_dir = str(tmp_path / "vae")
+    old = _row("rr_net", 0.90, 0.87, vae_dir)
+    new = _row("rr_net", 0.90, 0.89, vae_dir)
+    new["fidelity"] |= {"normalisation": "zscore_lead", "acc_reconstructed_raw": 0.85, "acc_gap_raw": 0.05}
+    new["diagnosis"]["per_class"]["S"] |= {"lost_median_p_true": 0.62, "median_p_true_kept": 0.99}
+    out = tmp_path / "traverse.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in (old, new)))
+    text = mod.render(out, res)
+    assert "| rr_net,full,natural [VAE 16/16] | ? (trained by the run), 0.05, 16 / 16 | 100 | 0.900 | 0.900 | 0.870 | +3.0 | **no** | 0.900 | decoder output | - |" in text
+    assert ("| rr_net,full,natural [VAE 16/16, read as input] | ? (trained by the run), 0.05, 16 / 16 | 100 | 0.900 | 0.900 | "
+            "0.890 | +1.0 | yes | 0.900 | as input (zscore_lead) | 0.850 (+5.0) |") in text
+    assert "| -, - | 0.620 / 0.990 |" in text
+    assert "the decoder's output fed as it is: 0.850, a gap of +5.0" in text
+    assert "median P(S) of 0.620, against 0.990 for the S beats it keeps right: they sat near its decision boundary" in text
+    assert "rr_net,full,natural read the beats themselves (`traverse_aami.py`: `data.template_beats` = 0)" in text
+    assert "a classifier on the jones2020 window" in text  # no jones2020-window row yet

@@ -124,3 +124,34 @@ def test_time_budget_stops_between_epochs(monkeypatch, trained_vae):
     _, hist = V.train_vae(np.zeros((4, *st.in_shape), np.float32), st, epochs=3, batch_size=4, progress=False, time_budget_s=0.0)
     assert [h["epoch"] for h in hist] == [0]
     assert [h["epoch"] for h in trained_vae[1]] == list(range(12))
+
+
+def _windows(seed: int = 0):
+    """Raw two-lead windows of random level and scale, zero-padded outside a random valid range [lo, hi)."""
+    rng = np.random.default_rng(seed)
+    n, t = 6, 40
+    lo, hi = rng.integers(0, 8, n), rng.integers(28, t + 1, n)
+    valid = V.valid_mask(lo, hi, t)
+    raw = (rng.normal(size=(n, t, 2)) * rng.uniform(0.5, 3, (n, 1, 2)) + rng.uniform(-2, 2, (n, 1, 2))).astype(np.float32)
+    raw[1, :, 1] = 0.7  # a constant lead: every normalisation maps it as data.beats.normalise does
+    return np.where(valid[..., None], raw, 0).astype(np.float32), valid
+
+
+@pytest.mark.parametrize("method", ["zscore_lead", "minmax_lead", "minmax_beat", "none"])
+def test_as_input_is_the_protocol_normalisation_of_the_window(method):
+    """A generated beat reaches the classifier as data.beats.normalise makes a real window: the decoder's valid
+    samples, the window's own padding (garbage the decoder put there is dropped), normalised again; a normalised
+    beat is left as it is; the traversal's gradient passes through it."""
+    from ecgjax.data.beats import normalise
+
+    raw, valid = _windows()
+    garbage = np.where(valid[..., None], raw, 50.0 + np.arange(raw.shape[1])[None, :, None]).astype(np.float32)
+    fn = jax.jit(lambda xh, x, v: V.as_input(xh, x, v, method))
+    got = np.asarray(fn(garbage, raw, valid.astype(np.float32)))
+    np.testing.assert_allclose(got, normalise(raw, valid, method), atol=2e-5)
+    beat = normalise(raw, valid, method)  # what the data pipeline gives the classifier
+    np.testing.assert_allclose(np.asarray(fn(beat, beat, valid.astype(np.float32))), beat, atol=2e-5)
+    g = np.asarray(jax.jit(jax.grad(lambda xh: V.as_input(xh, beat, valid.astype(np.float32), method)[:, :, 0].sum()))(garbage))
+    assert np.isfinite(g).all() and not g[~valid].any()  # what the decoder put in the padding never reaches the output
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        V.as_input(beat, beat, valid.astype(np.float32), "zscore")

@@ -168,3 +168,9 @@ def test_traverse_classifier_variants():
     models.check_kwargs(nat.model.name, nat.model.kwargs)
     with pytest.raises(Exception, match="natrual"):
         C.load_config(f"{path}:rr_net,natrual")
+    # the jones2020-window classifier: the paper's window and classes, the same DS1 -> DS2 split; no RR model there
+    win = C.load_config(f"{path}:jones2020_lstm_corrected,full,natural,jones2020win")
+    assert (win.data.protocol, win.data.split, win.data.split_seed) == ("jones2020", "ds1ds2", base.data.split_seed)
+    assert win.name != C.load_config(f"{path}:jones2020_lstm_corrected,full,natural").name
+    with pytest.raises(Exception, match="RR features"):
+        C.load_config(f"{path}:rr_net,jones2020win")
