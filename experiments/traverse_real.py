@@ -604,6 +604,32 @@ def _seed_check(d: dict) -> str:
             f"randomised ones {c['randomised_vs_randomised_2']:.2f}).")
 
 
+def _sanity_lines(natural: dict) -> list[str]:
+    """The randomised-classifier sanity check over the rows with a second trained seed: the seed check, the 0.5
+    crossing, and the consistency of the change across beats, trained against randomised."""
+    seeded = {k: r for k, r in natural.items() if "trained_vs_trained_2" in r.get("directions", {})}
+    if not seeded:
+        return []
+    c = lambda r, k: r["directions"][k]["beats"]["class_cosine"]  # noqa: E731
+    passed = [k for k, r in seeded.items()
+              if c(r, "trained_vs_trained_2") > max(c(r, "trained_vs_randomised"), c(r, "trained_vs_randomised_2"))]
+    cross = max(r["randomised"]["frac_cross_0_5"] for r in seeded.values())
+    cons = "; ".join(f"{k}: {r['trained']['consistency']:.2f} vs {r['randomised']['consistency']:.2f}" for k, r in seeded.items())
+    lower = sum(r["randomised"]["consistency"] < r["trained"]["consistency"] for r in seeded.values())
+    return [f"* **The randomised-classifier sanity check** over the classifier rows with a second trained seed "
+            f"({len(seeded)}): the seed check (trained seeds' class directions closer to each other than to either randomised "
+            f"classifier's) passes for {len(passed)} of {len(seeded)}"
+            + (f" (fails: {', '.join(k for k in seeded if k not in passed)})" if len(passed) < len(seeded) else "")
+            + f"; the randomised classifiers' paths cross 0.5 for at most {100 * cross:.0f}% of the beats; consistency "
+              f"of the change across beats (median pairwise Spearman of the per-segment change), trained vs randomised: "
+              f"{cons} (lower for the randomised in {lower} of {len(seeded)}). "
+            + ("The randomised classifiers' changes are also less consistent from beat to beat."
+               if lower == len(seeded) else
+               "So a randomised classifier's traversals are not always less consistent from beat to beat: what tells "
+               "them from a trained classifier's is their direction (the seed check) and that they do not reach the "
+               "class.")]
+
+
 def _msv(v, digits: int = 1) -> str:
     return "-" if v is None else f"{1000 * v:.{digits}f}"
 
@@ -736,6 +762,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                    f"(randomised {_f(rd['median_agreement'])}), with the beat's own saliency "
                    f"{_f(t.get('median_source_agreement'))} (randomised {_f(rd.get('median_source_agreement'))})."
                    + _seed_check(r.get("directions", {})))
+    out += _sanity_lines(natural)
     if quick:
         gaps = ", ".join(f"{k.removesuffix(',quick')} {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in quick.items())
         accs = [r["test_accuracy"] for r in quick.values() if r.get("test_accuracy") is not None]

@@ -154,3 +154,24 @@ def test_rows_read_as_input_show_both_accuracies_and_the_boundary_reading(tmp_pa
     assert "median P(S) of 0.620, against 0.990 for the S beats it keeps right: they sat near its decision boundary" in text
     assert "rr_net,full,natural read the beats themselves (`traverse_aami.py`: `data.template_beats` = 0)" in text
     assert "a classifier on the jones2020 window" in text  # no jones2020-window row yet
+
+
+def test_sanity_line_reads_the_seed_check_and_consistency_from_the_rows():
+    """The randomised-classifier verdict per row: the seed check from the direction cosines, the consistency of the
+    randomised classifier's change against the trained one's, and the wording chosen from those numbers."""
+    mod = _script()
+    cos = lambda v: {"beats": {"class_cosine": v}}  # noqa: E731
+
+    def row(tt, tr, cons_t, cons_r):
+        r = _row("rr_net", 0.9, 0.9, "v")
+        r["directions"] = {"trained_vs_trained_2": cos(tt), "trained_vs_randomised": cos(tr), "trained_vs_randomised_2": cos(-0.1),
+                           "randomised_vs_randomised_2": cos(0.2)}
+        r["trained"] = r["trained"] | {"consistency": cons_t}
+        r["randomised"] = r["randomised"] | {"consistency": cons_r, "frac_cross_0_5": 0.0}
+        return r
+
+    one = mod._sanity_lines({"a": row(0.9, 0.3, 0.5, 0.2), "b": row(0.2, 0.6, 0.4, 0.5)})[0]
+    assert "passes for 1 of 2 (fails: b)" in one and "a: 0.50 vs 0.20; b: 0.40 vs 0.50 (lower for the randomised in 1 of 2)" in one
+    assert "not always less consistent" in one
+    assert "also less consistent" in mod._sanity_lines({"a": row(0.9, 0.3, 0.5, 0.2)})[0]
+    assert mod._sanity_lines({"a": _row("rr_net", 0.9, 0.9, "v")}) == []  # no second seed: nothing to say
