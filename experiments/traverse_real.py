@@ -354,7 +354,9 @@ def render(out: Path, results: Path) -> str:
               "4 DS1 records); `quick`: 3,000 beats per split part and 4 epochs, N downsampled; `full,natural`: every "
               "DS1 training beat at DS1's class frequencies, up to 15 epochs with early stopping. `rr_net_waveform` "
               "reads the waveform only (every bit of its decision passes through the VAE); `rr_net` also reads 8 RR "
-              "features, held fixed when a beat is reconstructed or traversed.", "",
+              "features, held fixed when a beat is reconstructed or traversed; `jones2020win`: the same split on the "
+              "paper's window (protocol `jones2020`: midpoint windows zero-padded to 430 samples, per-beat min-max "
+              "over both leads and the padding, the 8 MIT-BIH classes), checked with the jones2020-window VAE.", "",
               "Commands of this session's rows (run with `ECGJAX_DATA_DIR=... ECGJAX_CACHE_DIR=... "
               "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false nice -n 10`, one after another, on the shared 2-core CPU):", "",
               "```bash", *dict.fromkeys(v["command"] for v in used.values()),

@@ -57,7 +57,10 @@ def add_traversal_section(rep: Report, tr: TraversalResult) -> None:
     sec.text(f"The classifier on VAE reconstructions of {f['n']:,} test beats: accuracy {f['acc_original']:.3f} on the "
              f"originals, {f['acc_reconstructed']:.3f} on their reconstructions (a gap of {gap:+.1f} points, "
              f"{'within' if abs(gap) <= 2 else 'outside'} the 2 points asked for); {100 * f['pred_agreement']:.1f}% of "
-             "the beats keep their prediction.")
+             "the beats keep their prediction."
+             + (f" Each reconstruction is read as the data pipeline gives the classifier a real beat (the window's "
+                f"padding, {f['normalisation']} again); the decoder's output fed as it is scores "
+                f"{f['acc_reconstructed_raw']:.3f}." if "acc_reconstructed_raw" in f else ""))
     sec.table(["", "trained", "randomised"],
               [[name, _cell(s["trained"].get(k), kind), _cell(s["randomised"].get(k), kind)] for name, k, kind in _ROWS],
               caption=f"Traversals of {s['trained']['n']} {s['source']} test beats towards {s['target']}")

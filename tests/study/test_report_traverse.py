@@ -48,7 +48,8 @@ def _beats():
 
 
 def _summary(ex, rnd) -> dict:
-    f = {"n": 50, "acc_original": 0.9, "acc_reconstructed": 0.89, "acc_gap": 0.01, "pred_agreement": 0.95}
+    f = {"n": 50, "acc_original": 0.9, "acc_reconstructed": 0.89, "acc_gap": 0.01, "pred_agreement": 0.95,
+         "normalisation": "zscore_lead", "acc_reconstructed_raw": 0.85}
     d = {k: {"latent": {"class_cosine": 0.5, "median_beat_cosine": 0.4}, "beats": {"class_cosine": 0.6, "median_beat_cosine": 0.5}}
          for k in ("trained_vs_randomised", "randomised_vs_randomised_2")}
     return {"source": "N", "target": "V", "vae": {"latent": 4, "beta": 1.0, "sigma": 0.05, "width": 8},
@@ -83,6 +84,7 @@ def test_section_shows_morph_strips_and_change_heatmaps_with_no_empty_panel(tmp_
     assert "QRS" in dict((r[0], r[1]) for r in tables[0].rows)["most changed wave"]  # the growing QRS
     md = rep.to_markdown()
     assert "Explanations by generation" in md and md.count("Beat morph strip") == 3
+    assert "zscore_lead again); the decoder's output fed as it is scores 0.850" in md
 
 
 def test_an_empty_panel_is_caught(tmp_path):
