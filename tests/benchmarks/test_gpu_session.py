@@ -132,7 +132,7 @@ time.sleep(300)
 def test_run_step_limit_interrupts(tmp_path):
     """At the limit the step gets SIGINT (ecgjax's clean, resumable stop) and is not waited for to the end."""
     step = gpu_session.Step("sleep", (sys.executable, "-c", _SLEEPER, str(tmp_path)), 1, 1)
-    status, rc, _ = gpu_session.run_step(step, 3.0, log=lambda m: None)  # ample for a bare interpreter to start
+    status, rc, _ = gpu_session.run_step(step, 1.5, log=lambda m: None)  # ample for a bare interpreter to start
     assert (status, rc) == ("timeout", 130)
     assert (tmp_path / "started").exists() and (tmp_path / "interrupted").read_text() == "SIGINT"
     assert not (tmp_path / "finished").exists()

@@ -31,6 +31,7 @@ from helpers import tiny_config, with_train  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = Path(__file__).with_name("helpers.py")
 TIMING = ("beats_per_s", "epoch_time_s", "train_time_s")
+KILL_DELAY_S = 0.1  # the killed run sleeps this long after each step, so the kill lands mid-run
 
 
 def _epochs(wd: Path) -> list[dict]:
@@ -43,10 +44,10 @@ def _preds(wd: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def _subprocess(cfg, wd: Path, delay: float, env_extra=None):
+def _subprocess(cfg, wd: Path, delay: float):
     cfg_path = wd.parent / f"{wd.name}.json"
     cfg_path.write_text(C.to_json(cfg))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, str(HELPER), str(cfg_path), str(wd), str(delay)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -139,7 +140,7 @@ def test_same_seed_same_metrics_other_seed_differs(reference, tmp_path):
 def test_sigkill_then_resume_is_exact(reference, tmp_path):
     cfg, wd, res = reference
     run = tmp_path / "killed"
-    proc = _subprocess(cfg, run, delay=0.3)
+    proc = _subprocess(cfg, run, delay=KILL_DELAY_S)
     first = run / "checkpoints" / "10"  # a mid-epoch checkpoint (steps per epoch is not a multiple of 5)
     deadline = time.time() + 120
     while not (first / "commit_success.txt").exists() and not (first / "_CHECKPOINT_METADATA").exists():
@@ -152,8 +153,8 @@ def test_sigkill_then_resume_is_exact(reference, tmp_path):
     assert not (run / "results.json").exists()
     resumed = train_and_evaluate(cfg, run)
     assert resumed["resumed_from_step"] is not None and resumed["resumed_from_step"] >= 10
-    # wall time spans both processes: the killed one slept >= 0.3 s on each of its >= 10 steps
-    assert resumed["wall_time_s"] >= resumed["wall_time_this_process_s"] + 10 * 0.3
+    # wall time spans both processes: the killed one slept KILL_DELAY_S on each of its >= 10 steps
+    assert resumed["wall_time_s"] >= resumed["wall_time_this_process_s"] + 10 * KILL_DELAY_S
     marks = {int(k): v for k, v in json.loads((run / "elapsed.json").read_text()).items()}
     assert max(marks) == resumed["steps"] and list(dict(sorted(marks.items())).values()) == sorted(marks.values())
     assert resumed["test"] == res["test"]
@@ -161,13 +162,32 @@ def test_sigkill_then_resume_is_exact(reference, tmp_path):
     np.testing.assert_array_equal(_preds(run)["logits"], _preds(wd)["logits"])
 
 
-def test_four_devices_give_the_one_device_loss(reference, tmp_path):
+FOUR_DEVICES = """
+import sys; sys.path.insert(0, sys.argv[1]); from helpers import tiny_config, with_train
+from ecgjax.config import from_json
+from ecgjax.errors import ConfigError
+from ecgjax.train import train_and_evaluate
+try:
+    train_and_evaluate(with_train(tiny_config(), batch_size=18), sys.argv[2])
+except ConfigError as e:
+    print('REFUSED', e)
+train_and_evaluate(from_json(open(sys.argv[3]).read()), sys.argv[4])
+"""
+
+
+def test_four_devices_give_the_one_device_loss_and_refuse_an_indivisible_batch(reference, tmp_path):
+    """One process with 4 host devices: a batch of 18 is refused before anything is written; one epoch of the
+    reference config gives the one-device losses."""
     cfg, wd, res = reference
-    one_epoch = with_train(cfg, epochs=1)
-    proc = _subprocess(one_epoch, tmp_path / "four", delay=0.0,
-                       env_extra={"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"})
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    cfg_path = tmp_path / "four.json"
+    cfg_path.write_text(C.to_json(with_train(cfg, epochs=1)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(HELPER.parent), str(tmp_path / "w"), str(cfg_path), str(tmp_path / "four")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "REFUSED" in out.stdout and "batch_size=18" in out.stdout and "4 devices" in out.stdout, out.stdout + out.stderr
+    assert not (tmp_path / "w" / "checkpoints").exists()
     four = json.loads((tmp_path / "four" / "results.json").read_text())
     assert four["device"]["count"] == 4
     e4, e1 = _epochs(tmp_path / "four")[0], _epochs(wd)[0]
@@ -186,20 +206,6 @@ def test_early_stopping_on_validation_and_last_checkpoint(tmp_path):
     assert len(e) == 2 and e[0]["val_loss"] == e[1]["val_loss"]
     assert res["evaluated_checkpoint"] == "last" and load_run(tmp_path / "es").checkpoint == "last"
     assert load_run(tmp_path / "es", checkpoint="latest").checkpoint == "last"  # the old word, deprecated
-
-
-def test_batch_not_divisible_by_device_count_is_refused(tmp_path):
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from helpers import tiny_config, with_train\n"
-        "from ecgjax.train import train_and_evaluate\nfrom ecgjax.errors import ConfigError\n"
-        "try:\n    train_and_evaluate(with_train(tiny_config(), batch_size=18), sys.argv[2])\n"
-        "except ConfigError as e:\n    print('REFUSED', e)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", code, str(HELPER.parent), str(tmp_path / "w")], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert "REFUSED" in out.stdout and "batch_size=18" in out.stdout and "4 devices" in out.stdout, out.stdout + out.stderr
-    assert not (tmp_path / "w" / "checkpoints").exists()
 
 
 def test_workdir_with_another_config_is_refused(reference):
