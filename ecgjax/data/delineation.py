@@ -42,9 +42,13 @@ rebuilds the cache. :func:`load_waves` maps the cached delineation onto any
 window (they may fall outside ``[0, T)``; :func:`ecgjax.analysis.waves.wave_masks`
 clips them).
 
-The envelope method's closed-form check (``tests/data/test_delineation.py``):
-piecewise-linear QRS complexes of exactly 80, 120 and 160 ms are measured
-within 15 ms, and real V, L and R beats measure wider than N beats.
+No expert-marked wave boundaries (QT database, LUDB) are available offline: the
+envelope method is checked against beats whose six boundaries are known by
+construction (``ecgjax.data.closed_form``: every boundary of narrow and wide
+beats, absent P waves, discordant T waves, a bigeminy;
+``tests/data/test_delineation.py``, ``benchmarks/delineation_methods.py
+--closed-form``), and on real records for physiology (V, L and R beats wider
+than N beats).
 
 References: Makowski et al. 2021, "NeuroKit2: A Python toolbox for
 neurophysiological signal processing" (Behav. Res. Methods 53); Martinez,

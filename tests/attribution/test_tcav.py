@@ -79,15 +79,15 @@ def test_beat_concepts_from_waves_and_rr():
 
 
 def _planted_beats(n: int = 120):
-    """Closed-form beats (``tests/data/test_delineation.py``): a random ~35% with a 160 ms QRS (else 80 ms), a
+    """Closed-form beats (``ecgjax.data.closed_form``): a random ~35% with a 160 ms QRS (else 80 ms), a
     random ~30% without a P wave; (x, r, wide, no_p, the envelope delineation's concepts among the inner beats)."""
     from ecgjax.data.delineation import Waves, delineate, quality
-    from tests.data.test_delineation import closed_form_beats
+    from ecgjax.data.closed_form import closed_form_beats
 
     rng = np.random.default_rng(0)
     fs = 360.0
     wide, no_p = rng.random(n) < 0.35, rng.random(n) < 0.3
-    x, r = closed_form_beats(np.where(wide, 160, 80), p_wave=~no_p, n_beats=n)
+    x, r, _ = closed_form_beats(np.where(wide, 160, 80), p_wave=~no_p, n_beats=n)
     b = delineate(x, r, fs)
     beats = types.SimpleNamespace(fs=fs, record=np.full(n, "syn"), rr_prev=np.full(n, int(0.8 * fs)))
     inner = np.arange(1, n - 1)

@@ -172,3 +172,45 @@ def test_delineation_methods_per_class_table_and_render(tmp_path):
     text = docs.read_text()
     assert text.startswith("before\n" + delineation_methods.BEGIN) and text.endswith(delineation_methods.END + "\nafter\n")
     assert "old" not in text and lines[6] in text and "`python benchmarks/delineation_methods.py --records x`" in text
+
+
+def test_delineation_closed_form_rows_and_render(tmp_path):
+    """--closed-form measures a case against its planted boundaries (no P planted: no P error and no P IoU; a P
+    found where none was planted is counted); --render-closed-form writes the marked block, the statement that no
+    expert-marked boundaries are available offline first, the latest row per method and case."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import delineation_methods as D
+
+    row = D.closed_form_row("envelope", "wide, no P, discordant T")
+    assert row["beats"] == 18 and row["quality_share"] == 1.0 and (row["p_planted"], row["p_found"], row["p_spurious"]) == (0, 0, 0)
+    assert row["error_ms_median"]["P_on"] is None and row["iou_median"]["P"] is None and row["iou_median"]["QRS"] > 0.8
+    assert abs(row["error_ms_median"]["QRS_on"]) <= 8 and abs(row["error_ms_median"]["QRS_off"]) <= 16
+    env = {"command": "python benchmarks/delineation_methods.py --closed-form x", "device": "cpu", "host_cpus": 2, "host": "h",
+           "neurokit2": "0.3.0", "numpy": "2", "scipy": "1", "python": "3.12"}
+    old = {**env, **row, "p_spurious": 5}
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (old, {**env, **row})))
+    docs = tmp_path / "page.md"
+    docs.write_text("before\n" + D.CF_BEGIN + "\nold\n" + D.CF_END + "\nafter\n")
+    D.main(["--render-closed-form", str(path), str(docs)])
+    text = docs.read_text()
+    assert text.startswith("before\n" + D.CF_BEGIN) and text.endswith(D.CF_END + "\nafter\n") and "\nold\n" not in text
+    assert "**No expert-marked wave boundaries are available offline.**" in text
+    (line,) = [s for s in text.splitlines() if s.startswith("| envelope |")]  # one row: the latest wins
+    assert line.startswith("| envelope | wide, no P, discordant T | 18 | 1.00 | 0 / 0 (0) | - (-) | - (-) |"), line
+
+
+def test_delineation_closed_form_docs_block_is_the_rendered_results():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import delineation_methods as D
+
+    results = "benchmarks/results/cpu_delineation_closed_form.jsonl"
+    doc = (ROOT / "docs" / "results.md").read_text()
+    block = doc[doc.index(D.CF_BEGIN) : doc.index(D.CF_END) + len(D.CF_END)]
+    assert block == D.render_closed_form(results), f"regenerate: python benchmarks/delineation_methods.py --render-closed-form {results} docs/results.md"
+    methods_cases = {(r.split(" | ")[0], r.split(" | ")[1]) for r in block.splitlines() if r.startswith("| envelope |")}
+    from ecgjax.data import closed_form
+
+    assert {c for _, c in methods_cases} == set(closed_form.CASES)  # every case of the tests is in the table
