@@ -218,7 +218,7 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
             waves, summary["waves_left_out"] = _explained_waves(run, index, data_dir=data_dir, cache=cache, waves_on=a.waves)
         mdir = out_dir / key
         mdir.mkdir(parents=True, exist_ok=True)
-        res = {"split_half": None, "separated": {}, "lead_matrix": None, "waves": None}
+        res = {"split_half": None, "separated": {}, "separated_waves": {}, "lead_matrix": None, "waves": None}
         for name, group_of in groupings.items():
             t = glocal_means(values, label, record, classes, group_of, subgrouping=name, n_boot=cfg.n_boot, seed=cfg.seed)
             t.save(mdir / f"glocal_{name}.npz")
@@ -255,8 +255,9 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
             wrec = beats.record[wj].astype(str)
             wl = list(wave_labels(names))
             for name, group_of in groupings.items():
-                glocal_means(wvals, wy, wrec, classes, group_of, subgrouping=name, n_boot=cfg.n_boot, seed=cfg.seed).save(
-                    mdir / f"glocal_waves_{name}.npz")
+                t = glocal_means(wvals, wy, wrec, classes, group_of, subgrouping=name, n_boot=cfg.n_boot, seed=cfg.seed)
+                t.save(mdir / f"glocal_waves_{name}.npz")
+                res["separated_waves"][name] = _separated(t)
             allb = glocal_means(wvals, wy, wrec, classes, {r: "all" for r in np.unique(wrec)}, subgrouping="all",
                                 n_boot=cfg.n_boot, seed=cfg.seed)
             res["waves"] = {"labels": wl, "mean": allb.mean[0].reshape(len(classes), -1).tolist(),
@@ -526,6 +527,12 @@ def _render_glocal(rep, audit, g) -> None:
         wl = first["labels"]
         sec.table(["method", "class", *wl], rows, caption="Mean relevance per wave (P, PR, QRS, ST, T from the delineation), per lead, "
                                                           "with 95% CIs over records")
+        rows = [[key, name, *[per_class.get(c, "-") for c in classes]]
+                for key, res in g["methods"].items() for name, per_class in res.get("separated_waves", {}).items() if name != "record"]
+        if rows:
+            sec.table(["method", "subgrouping", *classes], rows,
+                      caption=f"Waves where subgroups' CIs do not overlap, per class (of the {len(wl)} lead x wave columns; "
+                              "mean relevance per subgroup x class x lead x wave with 95% CIs over the subgroup's records)")
         if "quality" in first:
             sec.text(f"By wave, only beats whose delineation ({first.get('method', '?')}) passed its quality flag are averaged; "
                      "used of explained beats per class: " + ", ".join(f"{c} {a} of {b}" for c, (a, b) in first["quality"].items())

@@ -80,7 +80,9 @@ def test_expert_rules_on_records(gdb, cache_path, tmp_path):
 @pytest.mark.slow  # the whole stage with its figures, twice: seconds; the fast check is tests/analysis/test_waves.py's
 def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path, monkeypatch):
     """The audit's glocal stage by wave: beats whose delineation failed the quality flag (here every third V beat,
-    given a huge map) are not averaged, and the stage counts them per class."""
+    given a huge map) are not averaged, and the stage counts them per class; by subgroup, the waves where two
+    subgroups' CIs do not overlap are counted (records g3 and g4 given twice the relevance of g1 and g2: every
+    lead x wave column of N and V) and the report lists them."""
     from ecgjax.analysis.segments import segment_values
     from ecgjax.attribution.attributions import Attributions
     from ecgjax.data import delineation
@@ -100,8 +102,10 @@ def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path
         return delineation.Waves(w.bounds, w.quality & ~off, w.lead, w.method)
 
     monkeypatch.setattr(delineation, "load_waves", some_fail)
-    monkeypatch.setattr(audit, "_subgroupings", lambda cfg, run, data_dir: {"record": {r: r for r in RECORDS}})
+    halves = {"record": {r: r for r in RECORDS}, "half": {"g1": "a", "g2": "a", "g3": "b", "g4": "b"}}
+    monkeypatch.setattr(audit, "_subgroupings", lambda cfg, run, data_dir: halves)
     maps = np.ones_like(beats.x)
+    maps[np.isin(beats.record, ["g3", "g4"])] = 2.0
     maps[failed] = 1000.0
     Attributions(maps, beats.y, beats.y, beats.y, idx, "saliency", {"hparams": {}, "target": "label"}, {}, beats.classes,
                  beats.fs).save(tmp_path / "attr")
@@ -119,5 +123,13 @@ def test_glocal_by_wave_leaves_out_failed_delineations(gdb, cache_path, tmp_path
     assert n_failed > 0 and w["quality"]["V"] == [n_v - n_failed, n_v] and w["method"] == "envelope"
     assert w["quality"]["N"][0] == w["quality"]["N"][1] == int((beats.y == beats.classes.index("N")).sum())
     assert w["n_beats"][v] == n_v - n_failed
-    assert np.nanmax(w["mean"][v]) == pytest.approx(1.0)  # the failed beats' 1000s are not in V's means
+    assert np.nanmax(w["mean"][v]) <= 2.0  # the failed beats' 1000s are not in V's means
     assert out["methods"]["again-label-abs"]["waves"]["quality"] == w["quality"]
+    sep = out["methods"]["saliency-label-abs"]["separated_waves"]["half"]
+    n_cols = len(w["labels"])
+    assert n_cols == 10 and sep["N"] == sep["V"] == n_cols and sep["S"] == 0  # S: no beats, no CIs
+    from ecgjax.report import Report
+
+    rep = Report("t")
+    audit.render(rep, audit.AuditResult("r", None, out, None, None, {}))
+    assert "| saliency-label-abs | half | 10 | 0 | 10 |" in rep.to_markdown()
