@@ -20,7 +20,7 @@ def test_traverse_command(tmp_path, capsys):
         name="tiny",
         data=DataConfig(protocol="synthetic", protocol_overrides={"n_records": 6, "beats_per_record": 20, "t": 64},
                         split="kfold", split_kwargs={"fold": 0, "k": 3, "n_val_records": 1}),
-        model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4, 4, 4), "lead_layout": "channels"}),
+        model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4), "lead_layout": "channels"}),
         train=TrainConfig(batch_size=16, eval_batch_size=32, epochs=1, checkpoint_every=2, log_every=1),
         eval=EvalConfig(bootstrap_samples=5),
     )

@@ -18,7 +18,7 @@ def _train_cfg(seed=0):
         name="synthetic",
         data=DataConfig(protocol="synthetic", protocol_overrides={"n_records": 6, "beats_per_record": 30, "t": 200, "n_classes": 3},
                         split="kfold", split_kwargs={"fold": 0, "k": 3, "n_val_records": 1}),
-        model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4, 4, 4), "lead_layout": "channels"}),
+        model=ModelConfig(name="ribeiro_cnn", kwargs={"filters": (4, 4), "lead_layout": "channels"}),
         train=TrainConfig(batch_size=16, eval_batch_size=64, epochs=1, checkpoint_every=100, seed=seed),
         eval=EvalConfig(bootstrap_samples=20),
     )
