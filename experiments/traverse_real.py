@@ -173,6 +173,48 @@ def run_parameter(root: Path, args) -> dict:
             "command": " ".join(["python experiments/traverse_real.py", *sys.argv[1:]])}
 
 
+def run_fidelity(root: Path, args) -> dict:
+    """The 2-point check for every trained seed of each model (``--seeds``), with the VAE in ``ROOT/vae``.
+
+    ``traverse_run`` checks the first seed's run only; this reads the classifier of each seed on the same DS2
+    beats (``--fidelity-beats``) as real beats and as reconstructions (``explain.reconstruction_fidelity``, read as
+    input) and diagnoses each (``reconstruction_diagnosis`` with the records, annotation symbols and P(true) of the
+    lost beats): is a gap a property of the model, or of one training? Nothing is traversed.
+    """
+    from ecgjax.generative import explain as EX
+    from ecgjax.generative import vae as V
+    from ecgjax.generative.pipeline import _subset
+    from ecgjax.train import load_run
+
+    t0 = time.perf_counter()
+    if not (root / "vae" / "vae.json").is_file():
+        _fail(f"{root / 'vae'}: no VAE; train one first (benchmarks/vae_aami.py --save {root / 'vae'})")
+    vae = V.load_vae(root / "vae")
+    out = {}
+    for model in (m for m in args.models.split(",") if m):
+        for seed in range(args.seeds):
+            wd = train_quick(model, root / _run_name(model, args.recipe, seed), seed, args.recipe)
+            run = load_run(wd)
+            b, n_leads = run.beats, vae.settings.in_shape[1]
+            idx = _subset(np.asarray(run.split.test), args.fidelity_beats, 0)
+            fid = EX.reconstruction_fidelity(run.model, vae, b.x[idx], b.y[idx], lo=b.lo[idx], hi=b.hi[idx],
+                                             normalisation=b.protocol.get("normalisation", "none"),
+                                             batch_size=max(args.batch_size, 512), progress=True)
+            diag = EX.reconstruction_diagnosis(vae, b.x[idx][..., :n_leads], b.y[idx], fid["pred_original"],
+                                               fid["pred_reconstructed"], b.r[idx], b.lo[idx], b.hi[idx], b.fs,
+                                               list(b.classes), record=b.record[idx], symbol=b.symbol[idx],
+                                               prob_true=fid["prob_true_original"])
+            out[f"{model} seed {seed}"] = {
+                "model": model, "seed": seed, "workdir": str(wd), "classes": list(b.classes),
+                "test_accuracy": _accuracy(json.loads((wd / "results.json").read_text())),
+                "fidelity": {k: v for k, v in fid.items() if not isinstance(v, np.ndarray)}, "diagnosis": diag}
+    return {"experiment": "traverse_fidelity", "config": f"traverse_aami.py:MODEL,{args.recipe}", "root": str(root.resolve()),
+            "vae_dir": str((root / "vae").resolve()),
+            "vae": {k: getattr(vae.settings, k) for k in ("latent", "beta", "width", "sigma")}, "runs": out,
+            "wall_s": time.perf_counter() - t0, "args": vars(args),
+            "command": " ".join(["python experiments/traverse_real.py", *sys.argv[1:]])}
+
+
 def run_agreement(root: Path, args) -> dict:
     """Why the agreement of a traversal's change with the saliency profile may not tell trained from randomised.
 
@@ -502,6 +544,7 @@ def render(out: Path, results: Path) -> str:
                       f"encoding lies outside: 'stays inside' counts those that go no further out). Devices of the rows: "
                       f"{', '.join(sorted({describe_device(x) for x in full.values()}))}; wall s: the traverse command "
                       f"(VAE training included where it trained the root's VAE)."]
+    lines += _fidelity_seed_lines(rows_all)
     lines += _agreement_lines(rows_all)
     lines += ["", *_reading(full, params[-1] if params else None, results)]
     return "\n".join(lines + ["", END])
@@ -511,6 +554,52 @@ def _epochs(r: dict) -> str:
     """A VAE row's epochs: those asked for, and those run when a time budget stopped it earlier."""
     asked, ran = r["settings"]["epochs"], r.get("epochs_run", r["settings"]["epochs"])
     return str(asked) if ran == asked else f"{ran} (of {asked}; time budget {r['settings']['time_budget_s']:.0f} s)"
+
+
+def _lost_words(e: dict) -> str:
+    """Where a class's lost beats come from: the top records and annotation symbols of a diagnosis entry."""
+    parts = []
+    if e.get("lost_records"):
+        parts.append("records " + ", ".join(f"{k} {n}" for k, n in e["lost_records"].items()))
+    if e.get("lost_symbols"):
+        parts.append("symbols " + ", ".join(f"{k} {n}" for k, n in e["lost_symbols"].items()))
+    return "; ".join(parts) or "-"
+
+
+def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
+    """The 2-point check per training seed: the newest ``traverse_fidelity`` row per root (``--fidelity-seeds``)."""
+    newest = {}
+    for r in rows:
+        if r.get("experiment") == "traverse_fidelity":
+            newest[r["root"]] = r
+    if not newest:
+        return []
+    out = ["", "**The 2-point check per training seed** (`--fidelity-seeds`: each trained seed's classifier on the same DS2 "
+               "beats, reconstructions read as input; nothing traversed). Largest loss: the class whose recall falls "
+               "most, its lost beats' top records and annotation symbols, and the classifier's median P(true class) "
+               "on the originals of its lost beats against the beats of that class it keeps right.", "",
+           "| classifier | seed | VAE latent / width | DS2 beats | test acc. (run) | acc. originals | acc. reconstructions | gap (points) "
+           "| within 2 | decoder output as is: gap | same prediction | largest loss: class, recall | lost beats from | "
+           "P(true) lost / kept |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for r in newest.values():
+        gaps = {}
+        for key, v in r["runs"].items():
+            f, pc = v["fidelity"], v["diagnosis"]["per_class"]
+            big = [(c, e) for c, e in pc.items() if e["n"] >= 30] or list(pc.items())
+            c, e = max(big, key=lambda ce: ce[1]["recall_original"] - ce[1]["recall_reconstructed"])
+            gap = 100 * f["acc_gap"]
+            gaps.setdefault(v["model"], []).append(gap)
+            out.append(f"| {v['model']} | {v['seed']} | {r['vae']['latent']} / {r['vae']['width']} | {f['n']:,} | "
+                       f"{_f(v.get('test_accuracy'))} | {f['acc_original']:.3f} | {f['acc_reconstructed']:.3f} | {gap:+.1f} | "
+                       f"{'yes' if abs(gap) <= 2 else '**no**'} | {100 * f['acc_gap_raw']:+.1f} | {f['pred_agreement']:.3f} | "
+                       f"{c}, {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f} ({e['lost']} lost, "
+                       f"{e['gained']} gained) | {_lost_words(e)} | {_f(e.get('lost_median_p_true'))} / "
+                       f"{_f(e.get('median_p_true_kept'))} |")
+        for m, g in gaps.items():
+            ok = sum(abs(x) <= 2 for x in g)
+            verdicts.append(f"{m}: gaps {', '.join(f'{x:+.1f}' for x in g)} points ({ok} of {len(g)} seeds within 2)")
+    return out + ["", "* Per model, over its trained seeds: " + "; ".join(verdicts) + "."]
 
 
 def _agreement_lines(rows: list[dict]) -> list[str]:
@@ -739,7 +828,9 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                if e.get("lost_median_p_true") is not None and e["lost"] else "")
             + (f"They come most from records " + ", ".join(f"{k} ({n})" for k, n in sorted(e["lost_records"].items(),
                                                                                           key=lambda kv: -kv[1]))
-               + f": {sum(e['lost_records'].values())} of the {e['lost']}. " if e.get("lost_records") and e["lost"] else "")
+               + f": {sum(e['lost_records'].values())} of the {e['lost']}"
+               + (", by annotation symbol " + ", ".join(f"{k} {n}" for k, n in e["lost_symbols"].items())
+                  if e.get("lost_symbols") else "") + ". " if e.get("lost_records") and e["lost"] else "")
             + (_better(cands) if gap < 0 else "")
             + f"The {fl['n']:,} beats whose prediction flipped are reconstructed worse than the "
             f"{kp['n']:,} that kept it (median r {fl['median_r']:.3f} vs {kp['median_r']:.3f}; QRS slope ratio "
@@ -865,6 +956,9 @@ def main(argv=None) -> int:
     p.add_argument("--agreement", action="store_true",
                    help="diagnose the profile agreement of the models' finished traversals (trained vs randomised, "
                         "the profile's flatness, reliance on the RR channels) instead of traversing")
+    p.add_argument("--fidelity-seeds", action="store_true",
+                   help="only the classifier-on-reconstructions check, for every trained seed of each model (--seeds), "
+                        "with ROOT/vae; nothing traversed")
     p.add_argument("--delta", type=float, default=0.04, help="the parameter query's change (s)")
     p.add_argument("--param-records", default="",
                    help="DS1 records the width regressor trains on, comma-separated (default: all 22 DS1 records)")
@@ -880,6 +974,7 @@ def main(argv=None) -> int:
         root = Path(args.root)
         root.mkdir(parents=True, exist_ok=True)
         jobs = [("parameter", run_parameter)] if args.parameter else [("agreement", run_agreement)] if args.agreement else \
+            [("fidelity", run_fidelity)] if args.fidelity_seeds else \
             [(m, lambda root, a, m=m: run_model(m, root, a)) for m in args.models.split(",") if m]
         for name, job in jobs:
             load0, t0 = os.getloadavg()[0], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -366,7 +366,8 @@ def agreement_contrast(change: np.ndarray, change_rand: np.ndarray, profile: np.
 
 def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred_original: np.ndarray,
                              pred_reconstructed: np.ndarray, r, lo, hi, fs: float, classes: Sequence[str], *,
-                             record: np.ndarray | None = None, prob_true: np.ndarray | None = None, half_s: float = 0.05,
+                             record: np.ndarray | None = None, symbol: np.ndarray | None = None,
+                             prob_true: np.ndarray | None = None, half_s: float = 0.05,
                              batch_size: int = 1024) -> dict:
     """Why the classifier's accuracy moves on reconstructions: per class, and for the beats whose prediction flips.
 
@@ -375,6 +376,8 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
       pred_reconstructed: i[N] (``reconstruction_fidelity``'s); r, lo, hi: i[N]; fs: Hz; classes: the C names.
       record: optional [N] the beats' records: adds each class's ``lost_records`` (the 3 records losing the most
         beats, {record: beats}; a few patients, or all of them?).
+      symbol: optional [N] the beats' original annotation symbols: adds each class's ``lost_symbols`` (the 3 symbols
+        losing the most beats: which kind of beat within an AAMI class, e.g. bundle branch block beats among N).
       prob_true: optional f[N] the classifier's probability of the true class on the originals
         (``reconstruction_fidelity``'s ``prob_true_original``): adds each class's ``median_p_true_kept`` and
         ``lost_median_p_true`` (how sure the classifier was of the beats it keeps and of those it loses: lost beats
@@ -418,6 +421,10 @@ def reconstruction_diagnosis(vae: nnx.Module, x: np.ndarray, y: np.ndarray, pred
             recs, counts = np.unique(np.asarray(record)[lost], return_counts=True)
             top = np.argsort(-counts, kind="stable")[:3]
             per_class[str(classes[c])]["lost_records"] = {str(recs[i]): int(counts[i]) for i in top}
+        if symbol is not None:
+            sym, counts = np.unique(np.asarray(symbol)[lost], return_counts=True)
+            top = np.argsort(-counts, kind="stable")[:3]
+            per_class[str(classes[c])]["lost_symbols"] = {str(sym[i]): int(counts[i]) for i in top}
     flipped = p0 != p1
     return {"per_class": per_class, "flipped": medians(flipped), "kept": medians(~flipped), "half_s": half_s}
 

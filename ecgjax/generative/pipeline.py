@@ -145,7 +145,8 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
                                      normalisation=norm, **kw)
     diagnosis = EX.reconstruction_diagnosis(vae, b.x[fid_idx][..., :n_leads], b.y[fid_idx], fid["pred_original"],
                                             fid["pred_reconstructed"], b.r[fid_idx], b.lo[fid_idx], b.hi[fid_idx], b.fs,
-                                            classes, record=b.record[fid_idx], prob_true=fid["prob_true_original"])
+                                            classes, record=b.record[fid_idx], symbol=b.symbol[fid_idx],
+                                            prob_true=fid["prob_true_original"])
 
     src = _subset(test[b.y[test] == s_idx], max_beats, seed)
     tgt = _subset(test[b.y[test] == t_idx], max_beats, seed)

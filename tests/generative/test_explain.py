@@ -237,11 +237,18 @@ def test_reconstruction_diagnosis_counts_and_medians(trained_vae):
     n = len(x)
     r, lo, hi = np.full(n, 40), np.zeros(n, int), np.full(n, syn.T)
     rec = np.array(["r1", "r2", "r1"] * 10)
-    d = EX.reconstruction_diagnosis(vae, x, y, p0, p1, r, lo, hi, FS, ["a", "b", "c"], record=rec)
+    sym = np.array(list("NNLNRL") * 5)
+    pt = np.linspace(0.4, 1.0, n)
+    d = EX.reconstruction_diagnosis(vae, x, y, p0, p1, r, lo, hi, FS, ["a", "b", "c"], record=rec, symbol=sym, prob_true=pt)
     b = d["per_class"]["b"]  # class 1: p0 right on 5 of 10 (the rest 0), p1 wrong on all
     assert b["recall_original"] == 0.5 and b["recall_reconstructed"] == 0.0
     assert b["lost"] == 5 and b["gained"] == 0 and b["lost_to"] == {"c": 5}
     assert b["lost_records"] == {"r2": 5} and d["per_class"]["a"]["lost_records"] == {"r1": 5}
+    lost_b = (y == 1) & (p0 == 1) & (p1 != 1)  # beats 1, 7, 13, ... (symbol N)
+    assert b["lost_symbols"] == {"N": 5} and d["per_class"]["c"]["lost_symbols"] == {"L": 5}
+    assert b["lost_median_p_true"] == pytest.approx(np.median(pt[lost_b]))
+    kept_a = (y == 0) & (p0 == 0) & (p1 == 0)
+    assert d["per_class"]["a"]["median_p_true_kept"] == pytest.approx(np.median(pt[kept_a]))
     c = d["per_class"]["c"]  # class 2: p0 right on 10; p1 says 1 on 5 of them
     assert (c["lost"], c["gained"], c["lost_to"]) == (5, 0, {"b": 5})
     a = d["per_class"]["a"]

@@ -175,3 +175,26 @@ def test_sanity_line_reads_the_seed_check_and_consistency_from_the_rows():
     assert "not always less consistent" in one
     assert "also less consistent" in mod._sanity_lines({"a": row(0.9, 0.3, 0.5, 0.2)})[0]
     assert mod._sanity_lines({"a": _row("rr_net", 0.9, 0.9, "v")}) == []  # no second seed: nothing to say
+
+
+def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
+    """--fidelity-seeds' row: one table line per trained seed (gap, verdict, the decoder-output gap, where the largest
+    loss comes from) and the per-model verdict over its seeds."""
+    mod = _script()
+
+    def run(model, seed, acc1, raw):
+        diag = _row(model, 0.9, acc1, "v")["diagnosis"]
+        diag["per_class"]["S"] |= {"lost_records": {"212": 5, "117": 2}, "lost_symbols": {"R": 6, "N": 1},
+                                   "lost_median_p_true": 0.6, "median_p_true_kept": 0.99}
+        return {"model": model, "seed": seed, "test_accuracy": 0.9, "diagnosis": diag,
+                "fidelity": {"n": 100, "acc_original": 0.9, "acc_reconstructed": acc1, "acc_gap": 0.9 - acc1,
+                             "acc_gap_raw": 0.9 - raw, "pred_agreement": 0.95}}
+
+    row = {"experiment": "traverse_fidelity", "root": "/r", "vae": {"latent": 32, "width": 32},
+           "runs": {"rr_net seed 0": run("rr_net", 0, 0.87, 0.86), "rr_net seed 1": run("rr_net", 1, 0.89, 0.85)}}
+    text = "\n".join(mod._fidelity_seed_lines([row]))
+    assert ("| rr_net | 0 | 32 / 32 | 100 | 0.900 | 0.900 | 0.870 | +3.0 | **no** | +4.0 | 0.950 | S, 0.500 -> 0.250 (7 lost, "
+            "1 gained) | records 212 5, 117 2; symbols R 6, N 1 | 0.600 / 0.990 |") in text
+    assert "| rr_net | 1 | 32 / 32 | 100 | 0.900 | 0.900 | 0.890 | +1.0 | yes | +5.0 |" in text
+    assert "rr_net: gaps +3.0, +1.0 points (1 of 2 seeds within 2)" in text
+    assert mod._fidelity_seed_lines([]) == []
