@@ -780,7 +780,8 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
         for r in natural.values():
             by_cfg.setdefault(r["config"].split(":")[-1], []).append(r)
         same = "; ".join(f"{c}: " + " -> ".join(f"{100 * r['fidelity']['pred_agreement']:.1f}% (VAE {r['vae']['latent']}/"
-                                                 f"{r['vae']['width']})" for r in rs) for c, rs in by_cfg.items() if len(rs) > 1)
+                                                 f"{r['vae']['width']}{', read as input' if _as_input(r) else ''})"
+                                                 for r in rs) for c, rs in by_cfg.items() if len(rs) > 1)
         out.append(f"* **The 2-point criterion**, classifier x VAE (gap in points, originals minus reconstructions, all "
                    f"DS2 beats): {verdict}. {n_ok} of {len(natural)} pairs are within 2 points."
                    + (f" Beats with the same prediction on both, by VAE: {same}." if same else ""))

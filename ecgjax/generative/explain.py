@@ -58,13 +58,15 @@ from ecgjax.models.base import eval_split
 
 
 
-def _n_side(r, t: int, fs: float, seg_s: float) -> int:
-    """Segments per side of R that cover the whole window (the rest would be NaN columns only)."""
+def segments_per_side(r, t: int, fs: float, seg_s: float = 0.1) -> int:
+    """Segments per side of R that cover the whole window of every beat with R at ``r`` (the rest would be NaN columns
+    only). Measures compared column by column (a traversal's change and a class's profile, from beats whose R sits
+    at different places, as in a midpoint window) must share it: pass it as their ``n_per_side``."""
     return -(-max(int(np.max(r)), t - int(np.min(r))) // max(1, timebase.to_samples(seg_s, fs)))
 
 
 def segment_change(beats: np.ndarray, r, lo, hi, fs: float, *, lead_names: Sequence[str] | None = None,
-                   seg_s: float = 0.1) -> tuple[np.ndarray, tuple[str, ...]]:
+                   seg_s: float = 0.1, n_per_side: int | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Change along each path per segment: mean |beats[:, p] - beats[:, 0]| over each segment's valid samples.
 
     Args:
@@ -78,7 +80,7 @@ def segment_change(beats: np.ndarray, r, lo, hi, fs: float, *, lead_names: Seque
     b, p, t, n_leads = beats.shape
     d = np.abs(beats - beats[:, :1]).reshape(b * p, t, n_leads)
     seg = segment_values(d, np.repeat(r, p), np.repeat(lo, p), np.repeat(hi, p), fs, seg_s=seg_s,
-                         n_per_side=_n_side(r, t, fs, seg_s), lead_names=lead_names)
+                         n_per_side=n_per_side or segments_per_side(r, t, fs, seg_s), lead_names=lead_names)
     return seg.flat().reshape(b, p, -1), seg.labels
 
 
@@ -104,7 +106,7 @@ def wave_change(beats: np.ndarray, bounds: np.ndarray, lo, hi, *, lead_names: Se
 def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs: float, *, n_leads: int,
                            method: str = "saliency", lead_names: Sequence[str] | None = None, seg_s: float = 0.1,
                            bounds: np.ndarray | None = None, batch_size: int = 256, memory_budget: int | None = None,
-                           progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                           progress: bool = True, n_per_side: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The class's saliency profile: the median over beats of the mean |map| per segment and per wave (the leads only).
 
     Args:
@@ -120,7 +122,7 @@ def class_saliency_profile(classifier, x: np.ndarray, target: int, r, lo, hi, fs
 
     maps = _abs_maps(classifier, x, target, r, n_leads=n_leads, method=method, batch_size=batch_size,
                      memory_budget=memory_budget, progress=progress)
-    seg = segment_values(maps, r, lo, hi, fs, seg_s=seg_s, n_per_side=_n_side(r, maps.shape[1], fs, seg_s),
+    seg = segment_values(maps, r, lo, hi, fs, seg_s=seg_s, n_per_side=n_per_side or segments_per_side(r, maps.shape[1], fs, seg_s),
                          lead_names=lead_names)
     per_wave = None
     if bounds is not None:
@@ -140,7 +142,7 @@ def _abs_maps(classifier, x, target, r, *, n_leads, method, batch_size, memory_b
 
 def source_saliency(classifier, x: np.ndarray, target: int, r, lo, hi, fs: float, *, n_leads: int, method: str = "saliency",
                     lead_names: Sequence[str] | None = None, seg_s: float = 0.1, batch_size: int = 256,
-                    memory_budget: int | None = None, progress: bool = True) -> np.ndarray:
+                    memory_budget: int | None = None, progress: bool = True, n_per_side: int | None = None) -> np.ndarray:
     """Per beat, the mean |map| of ``target`` per segment on the beats being traversed (not the target class's beats).
 
     The first-order answer to the query: where the target's logit is sensitive on *this* beat, the direction
@@ -152,7 +154,7 @@ def source_saliency(classifier, x: np.ndarray, target: int, r, lo, hi, fs: float
     """
     maps = _abs_maps(classifier, x, target, r, n_leads=n_leads, method=method, batch_size=batch_size,
                      memory_budget=memory_budget, progress=progress)
-    return segment_values(maps, r, lo, hi, fs, seg_s=seg_s, n_per_side=_n_side(r, maps.shape[1], fs, seg_s),
+    return segment_values(maps, r, lo, hi, fs, seg_s=seg_s, n_per_side=n_per_side or segments_per_side(r, maps.shape[1], fs, seg_s),
                           lead_names=lead_names).flat()
 
 
@@ -506,7 +508,7 @@ def _top(labels, values) -> str:
 def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target: int, r, lo, hi, fs: float, *,
                   profile: np.ndarray | None = None, bounds: np.ndarray | None = None, wave_profile: np.ndarray | None = None,
                   lead_names: Sequence[str] | None = None, seg_s: float = 0.1, source_saliency_method: str | None = None,
-                  **traverse_kw) -> TraversalExplanation:
+                  n_per_side: int | None = None, **traverse_kw) -> TraversalExplanation:
     """Traverse beats towards ``target`` and measure what changed.
 
     Args:
@@ -517,12 +519,13 @@ def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target
         with ``wave_profile`` f[L*5], the target's per-wave saliency profile, when given).
       source_saliency_method: a registered method: also each beat's agreement with its own |map| of the target
         (``source_saliency``), or None.
+      n_per_side: segments per side of R (``segments_per_side``; default from these beats): pass the profile's.
       traverse_kw: ``steps``, ``lr``, ``proximity``, ``n_points``, ``batch_size``, ``memory_budget``, ``progress``,
         ``normalisation`` (the beats' protocol normalisation; ``lo``/``hi`` give the window's valid samples).
     """
     tr = traverse(classifier, vae, x, target, lo=np.asarray(lo), hi=np.asarray(hi), **traverse_kw)
     change, labels = segment_change(tr.beats, np.asarray(r), np.asarray(lo), np.asarray(hi), fs, lead_names=lead_names,
-                                    seg_s=seg_s)
+                                    seg_s=seg_s, n_per_side=n_per_side)
     prof = np.full(change.shape[2], np.nan) if profile is None else np.asarray(profile, np.float64)
     waves = None
     if bounds is not None:
@@ -532,7 +535,8 @@ def explain_class(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, target
     if source_saliency_method is not None:
         kw = {k: traverse_kw[k] for k in ("batch_size", "memory_budget", "progress") if k in traverse_kw}
         own = source_saliency(classifier, x, target, r, lo, hi, fs, n_leads=vae.settings.in_shape[1],
-                              method=source_saliency_method, lead_names=lead_names, seg_s=seg_s, **kw)
+                              method=source_saliency_method, lead_names=lead_names, seg_s=seg_s, n_per_side=n_per_side,
+                              **kw)
         src_agree = paired_agreement(change[:, -1], own)
     return TraversalExplanation(tr, change, labels, prof, agreement(change[:, -1], prof), vae.settings.latent, waves,
                                 src_agree)

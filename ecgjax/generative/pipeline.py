@@ -159,11 +159,13 @@ def traverse_run(workdir, *, target: str, source: str, out=None, vae_dir=None, m
     bounds, delineation = None, None
     if waves:
         *bounds, delineation = _wave_bounds(b, src, tgt, data_dir)
+    # one segment grid for the profile and the changes (midpoint windows put R at different places per beat)
+    n_side = EX.segments_per_side(np.concatenate([b.r[src], b.r[tgt]]), b.x.shape[1], b.fs)
     profile, wave_profile = EX.class_saliency_profile(run.model, b.x[tgt], t_idx, *where(tgt), b.fs, n_leads=n_leads,
-                                                      method=method, lead_names=names,
+                                                      method=method, lead_names=names, n_per_side=n_side,
                                                       bounds=None if bounds is None else bounds[1], **kw)
     tkw = dict(steps=steps, proximity=proximity, n_points=n_points, lead_names=names, source_saliency_method=method,
-               normalisation=norm, **kw)
+               normalisation=norm, n_per_side=n_side, **kw)
     wkw = {} if bounds is None else {"bounds": bounds[0], "wave_profile": wave_profile}
     ex = EX.explain_class(run.model, vae, b.x[src], t_idx, *where(src), b.fs, profile=profile, **wkw, **tkw)
     cfg = run.config.model

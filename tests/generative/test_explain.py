@@ -343,3 +343,24 @@ def test_reconstructions_are_read_as_real_beats(bump_classifier):
     assert f["acc_reconstructed_raw"] == pytest.approx((p_raw == y).mean()) and f["normalisation"] == "zscore_lead"
     assert f["pred_agreement_raw"] == pytest.approx((p_raw == p0).mean())
     assert f["pred_agreement_raw"] < 1  # the raw output does mislead it
+
+
+def test_profile_and_change_share_one_segment_grid_when_r_moves(bump_classifier, trained_vae):
+    """Midpoint windows put R at different places: a profile of beats with R late and a traversal of beats with R
+    early get different segment grids of their own; given the grid of both (segments_per_side) they line up and
+    every beat's agreement is measured."""
+    vae, _ = trained_vae
+    n = 4
+    x = syn.beats(n, seed=31)
+    r_src, r_tgt = np.full(n, 20), np.full(n, 50)
+    lo, hi = np.zeros(n, int), np.full(n, syn.T)
+    assert EX.segments_per_side(r_src, syn.T, FS) != EX.segments_per_side(r_tgt, syn.T, FS)
+    k = EX.segments_per_side(np.concatenate([r_src, r_tgt]), syn.T, FS)
+    prof, _ = EX.class_saliency_profile(_fns(bump_classifier), x, 1, r_tgt, lo, hi, FS, n_leads=syn.L, n_per_side=k,
+                                        progress=False)
+    ex = EX.explain_class(bump_classifier, vae, x, 1, r_src, lo, hi, FS, profile=prof, n_per_side=k, steps=5, n_points=3,
+                          progress=False)
+    assert ex.change.shape[2] == prof.shape[0] == 2 * syn.L * k
+    assert np.isfinite(ex.agreement).all()
+    own = EX.source_saliency(_fns(bump_classifier), x, 1, r_src, lo, hi, FS, n_leads=syn.L, n_per_side=k, progress=False)
+    assert own.shape == ex.change[:, -1].shape
