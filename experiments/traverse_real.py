@@ -833,6 +833,10 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                + (", by annotation symbol " + ", ".join(f"{k} {n}" for k, n in e["lost_symbols"].items())
                   if e.get("lost_symbols") else "") + ". " if e.get("lost_records") and e["lost"] else "")
             + (_better(cands) if gap < 0 else "")
+            + (f"Its recall of {r['target']} (the traversals' target) on the originals is only "
+               f"{pc[r['target']]['recall_original']:.3f}: close to a majority classifier, so agreeing with itself on "
+               f"reconstructions says little, and its traversals cannot show what makes a beat {r['target']} to it. "
+               if r.get("target") in pc and pc[r["target"]]["n"] >= 30 and pc[r["target"]]["recall_original"] < 0.2 else "")
             + f"The {fl['n']:,} beats whose prediction flipped are reconstructed worse than the "
             f"{kp['n']:,} that kept it (median r {fl['median_r']:.3f} vs {kp['median_r']:.3f}; QRS slope ratio "
             f"{fl['median_slope_ratio']:.2f} vs {kp['median_slope_ratio']:.2f}; error within 50 ms of R "

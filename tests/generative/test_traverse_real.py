@@ -198,3 +198,15 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
     assert "| rr_net | 1 | 32 / 32 | 100 | 0.900 | 0.900 | 0.890 | +1.0 | yes | +5.0 |" in text
     assert "rr_net: gaps +3.0, +1.0 points (1 of 2 seeds within 2)" in text
     assert mod._fidelity_seed_lines([]) == []
+
+
+def test_reading_flags_a_classifier_that_misses_the_target_class():
+    """A row whose classifier barely recalls the traversals' target class is read as close to a majority classifier."""
+    mod = _script()
+    r = _row("rr_net", 0.9, 0.9, "v")
+    d = r["diagnosis"]["per_class"]
+    d["V"] = d["S"] | {"n": 40, "recall_original": 0.05, "recall_reconstructed": 0.05, "lost": 0, "gained": 0, "lost_to": {}}
+    text = "\n".join(mod._reading({"x": r}, None, Path("/nonexistent")))
+    assert "Its recall of V (the traversals' target) on the originals is only 0.050: close to a majority classifier" in text
+    d["V"]["recall_original"] = 0.5
+    assert "majority classifier" not in "\n".join(mod._reading({"x": r}, None, Path("/nonexistent")))
