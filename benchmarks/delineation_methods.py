@@ -42,15 +42,15 @@ BEGIN, END = "<!-- delineation-methods:begin -->", "<!-- delineation-methods:end
 CF_BEGIN, CF_END = "<!-- delineation-closed-form:begin -->", "<!-- delineation-closed-form:end -->"
 
 
-def _latest(path: str) -> dict:
-    """{(method, record): the latest row} of ``path``."""
+def _latest(path: str, key: tuple[str, ...] = ("method", "record")) -> dict:
+    """{(the row's values of ``key``): the latest such row} of ``path``."""
     import json
 
     last = {}
     for line in open(path):
         if line.strip():
             r = json.loads(line)
-            last[(r["method"], r["record"])] = r
+            last[tuple(r[k] for k in key)] = r
     return last
 
 
@@ -145,17 +145,10 @@ def closed_form_row(method: str, case: str) -> dict:
 
 def render_closed_form(path: str) -> str:
     """The docs section between ``CF_BEGIN`` and ``CF_END``: what the offline reference is, and its table."""
-    import json
-
     from ecgjax.data import closed_form
     from ecgjax.data.delineation import BOUNDS, ENVELOPE, WAVES
 
-    last = {}
-    for line in open(path):
-        if line.strip():
-            r = json.loads(line)
-            last[(r["method"], r["case"])] = r
-    rows = list(last.values())
+    rows = list(_latest(path, ("method", "case")).values())
     cmds = sorted({r["command"] for r in rows})
     vers = sorted({f"neurokit2 {r.get('neurokit2')}, numpy {r.get('numpy')}, scipy {r.get('scipy')}, python {r.get('python')}" for r in rows})
     dev = sorted({f"{r.get('device')} ({r.get('host_cpus')} CPUs, host {r.get('host')})" for r in rows})
