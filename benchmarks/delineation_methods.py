@@ -204,25 +204,17 @@ def main(argv=None):
     if argv[:1] == ["--summary"]:
         print(summary(argv[1]))
         return
-    if argv[:1] == ["--render"]:
+    renders = {"--render": (render, BEGIN, END), "--render-closed-form": (render_closed_form, CF_BEGIN, CF_END)}
+    if argv[:1] and argv[0] in renders:
         from pathlib import Path
 
         from ecgjax.io import atomic_write_text, replace_section
 
+        fn, begin, end = renders[argv[0]]
         if len(argv) != 3:
-            raise SystemExit("usage: delineation_methods.py --render RESULTS.jsonl DOCS.md")
+            raise SystemExit(f"usage: delineation_methods.py {argv[0]} RESULTS.jsonl DOCS.md")
         docs = Path(argv[2])
-        atomic_write_text(docs, replace_section(docs.read_text(), render(argv[1]), BEGIN, END, where=str(docs)))
-        return
-    if argv[:1] == ["--render-closed-form"]:
-        from pathlib import Path
-
-        from ecgjax.io import atomic_write_text, replace_section
-
-        if len(argv) != 3:
-            raise SystemExit("usage: delineation_methods.py --render-closed-form RESULTS.jsonl DOCS.md")
-        docs = Path(argv[2])
-        atomic_write_text(docs, replace_section(docs.read_text(), render_closed_form(argv[1]), CF_BEGIN, CF_END, where=str(docs)))
+        atomic_write_text(docs, replace_section(docs.read_text(), fn(argv[1]), begin, end, where=str(docs)))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--records", default="100,103,105")
