@@ -204,11 +204,14 @@ def test_force_refuses_another_studys_workdir_before_deleting(finished, tmp_path
 
 
 def test_force_redoes_everything(tmp_path):
-    cfg = _study(runs=(RunSpec("a", _train_cfg(0), explain=True),), methods=(MethodSpec("saliency"),), sanity_beats=0, audit=None)
+    """Every stage of a finished study runs again (a study of one run and its report: the stages' marker and outputs)."""
+    cfg = _study(runs=(RunSpec("a", _train_cfg(0)),), methods=(), sanity_beats=0, audit=None, expert_rules=False)
     run_study(cfg, tmp_path)
-    t = (tmp_path / "runs" / "a" / "results.json").stat().st_mtime_ns
+    made = [tmp_path / "runs" / "a" / "results.json", tmp_path / "report" / "report.html", *sorted((tmp_path / "stages").glob("*.json"))]
+    assert len(made) == 5, made  # data, train, report
+    before = [p.stat().st_mtime_ns for p in made]
     run_study(cfg, tmp_path, force=True)
-    assert (tmp_path / "runs" / "a" / "results.json").stat().st_mtime_ns != t
+    assert all(p.stat().st_mtime_ns != t for p, t in zip(made, before)), made
 
 
 def test_workdir_of_another_study_is_refused(finished):
