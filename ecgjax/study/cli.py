@@ -38,11 +38,12 @@ def register(sub) -> None:
 
 
 def main(argv: list[str] | None = None, default_config: str | None = None) -> int:
-    from ecgjax.cli import run_guarded, setup_logging
+    from ecgjax.cli import enable_compilation_cache, run_guarded, setup_logging
 
     ap = argparse.ArgumentParser(description="Run an ecgjax study end to end.")
     add_args(ap, default_config)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
+    enable_compilation_cache()
     return run_guarded(run_from_args, args, prog=ap.prog)
