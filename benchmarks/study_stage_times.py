@@ -42,9 +42,22 @@ def stage_row(workdir: Path) -> dict:
             "median_epoch_time_s": round(statistics.median(r["epoch_time_s"] for r in epochs), 1) if epochs else None,
             "median_train_beats_per_s": round(statistics.median(r["beats_per_s"] for r in epochs), 1) if epochs else None,
         }
+        if (run / "results.json").exists():  # the test part's accuracy and its record-bootstrap CI
+            test = json.loads((run / "results.json").read_text())["test"]
+            runs[run.name].update(test_n=test["n"], test_accuracy=test["accuracy"], test_accuracy_ci=test.get("ci", {}).get("accuracy"),
+                                  test_ci_level=test.get("ci_level"))
     config = json.loads((workdir / "config.json").read_text()).get("name") if (workdir / "config.json").exists() else None
     return {"benchmark": "study_stage_times", "config_name": config, "stages_wall_s": stages,
             "stages_total_s": round(sum(v for _, v in stages), 1), "runs": runs}
+
+
+def _test(run: dict) -> str:
+    """'n | accuracy [lo, hi] (level)' of a run's row; '- | -' for rows written before the test columns."""
+    if run.get("test_accuracy") is None:
+        return "- | -"
+    ci = run.get("test_accuracy_ci")
+    ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}] ({run['test_ci_level']:.0%})" if ci else ""
+    return f"{run['test_n']:,} | {run['test_accuracy']:.3f}{ci_text}"
 
 
 def render(rows: list[dict]) -> str:
@@ -62,9 +75,10 @@ def render(rows: list[dict]) -> str:
         out += [f"| {k} | {v:.1f} |" for k, v in r["stages_wall_s"]]
         out.append(f"| **all stages** | **{r['stages_total_s']:.1f}** |\n")
         if r["runs"]:
-            out.append("| run | model | batch | epochs | median epoch s | median training beats/s |\n|---|---|---|---|---|---|")
+            out.append("| run | model | batch | epochs | median epoch s | median training beats/s | test beats | "
+                       "test accuracy [CI over records] |\n|---|---|---|---|---|---|---|---|")
             out += [f"| {k} | {v['model']} | {v['batch_size']} | {v['epochs']} | {v['median_epoch_time_s']} | "
-                    f"{v['median_train_beats_per_s']} |" for k, v in r["runs"].items()]
+                    f"{v['median_train_beats_per_s']} | {_test(v)} |" for k, v in r["runs"].items()]
             out.append("")
     return "\n".join(out).rstrip() + "\n"
 

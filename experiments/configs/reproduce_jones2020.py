@@ -7,8 +7,8 @@ Commands::
     python experiments/reproduce_jones2020.py --config experiments/configs/reproduce_jones2020.py --workdir runs/reproduce
 
 ``quick`` (what ``make run`` runs): all 48 records are extracted, but each
-training run sees at most ``QUICK_BEATS`` beats per split part (batch 32, 4 CNN
-and 8 LSTM epochs), and at most 20 test beats per class are explained. It runs
+training run sees at most ``QUICK_BEATS`` beats per split part (batch 32,
+``QUICK_EPOCHS``), and at most 20 test beats per class are explained. It runs
 every stage on real data in minutes on 2 CPU cores; its scores are NOT the paper's.
 
 ``cpu``: the full data and the faithful recipes, but the epochs capped at what
@@ -35,7 +35,8 @@ from ecgjax.config import load_config
 from ecgjax.study.config import MethodSpec, RunSpec, StudyConfig
 
 HERE = Path(__file__).parent
-QUICK_BEATS = 2000
+QUICK_BEATS = 400
+QUICK_EPOCHS = {"cnn": 2, "lstm": 4}
 CPU_EPOCHS = {"cnn_holdout": 3, "lstm_holdout": 2, "cnn_lpo": 1, "lstm_lpo": 1}
 CPU_EXPLAIN = 500
 
@@ -47,8 +48,8 @@ def get_config(arg=None):
     over = (f"data.max_beats={QUICK_BEATS}", "train.batch_size=32", "train.checkpoint_every=100", "eval.bootstrap_samples=100") if quick else ()
     # The LSTM's faithful balancing upsamples every class to the N count; in quick mode that alone
     # would be ~8x the capped training part, so quick runs downsample N instead (stated in the report).
-    cnn_over = over + (("train.epochs=4",) if quick else ())
-    lstm_over = over + (("data.balance=downsample_majority", "train.epochs=8") if quick else ())
+    cnn_over = over + ((f"train.epochs={QUICK_EPOCHS['cnn']}",) if quick else ())
+    lstm_over = over + (("data.balance=downsample_majority", f"train.epochs={QUICK_EPOCHS['lstm']}") if quick else ())
     over_for = {"cnn_holdout": cnn_over, "lstm_holdout": lstm_over, "cnn_lpo": cnn_over, "lstm_lpo": lstm_over}
     if cpu:
         over_for = {k: (f"train.epochs={n}",) for k, n in CPU_EPOCHS.items()}
@@ -70,7 +71,7 @@ def get_config(arg=None):
         "beside it. Only test beats are explained (the paper mixed training and test beats).",
     )
     if quick:
-        notes += (f"QUICK MODE: at most {QUICK_BEATS} beats per split part, batch 32, 4 CNN / 8 LSTM epochs, 20 explained beats per class; "
+        notes += (f"QUICK MODE: at most {QUICK_BEATS} beats per split part, batch 32, {QUICK_EPOCHS['cnn']} CNN / {QUICK_EPOCHS['lstm']} LSTM epochs, 20 explained beats per class; "
                   "LSTM runs downsample N instead of upsampling every class. Scores are far below the paper's and mean "
                   "nothing beyond 'every stage ran on real data'.",)
     if cpu:

@@ -22,6 +22,8 @@ def _study(wd: Path) -> Path:
     (run / "config.json").write_text(json.dumps({"model": {"name": "jones2020_cnn"}, "train": {"batch_size": 32}}))
     (run / "metrics.jsonl").write_text("".join(json.dumps({"kind": "epoch", "epoch_time_s": t, "beats_per_s": b}) + "\n"
                                                for t, b in [(10.0, 50.0), (12.0, 40.0), (30.0, 60.0)]) + '{"kind": "step"}\n')
+    (run / "results.json").write_text(json.dumps({"test": {"n": 400, "accuracy": 0.5, "ci": {"accuracy": [0.25, 0.75]},
+                                                           "ci_level": 0.95}}))
     (wd / "config.json").write_text(json.dumps({"name": "quick"}))
     return wd
 
@@ -32,7 +34,8 @@ def test_rows_and_render(tmp_path, capsys):
     assert row["stages_wall_s"] == [["data", 2.0], ["train", 30.0], ["explain", 5.5], ["report", 1.0]]
     assert row["stages_total_s"] == 38.5 and row["config_name"] == "quick"
     assert row["runs"]["cnn"] == {"model": "jones2020_cnn", "batch_size": 32, "epochs": 3, "median_epoch_time_s": 12.0,
-                                  "median_train_beats_per_s": 50.0}
+                                  "median_train_beats_per_s": 50.0, "test_n": 400, "test_accuracy": 0.5,
+                                  "test_accuracy_ci": [0.25, 0.75], "test_ci_level": 0.95}
     out = tmp_path / "rows.jsonl"
     assert sst.main([str(wd), "--out", str(out), "--total-s", "40", "--command", "make run"]) == 0
     doc = tmp_path / "doc.md"
@@ -42,7 +45,8 @@ def test_rows_and_render(tmp_path, capsys):
     assert "old" not in text and text.startswith("before\n") and text.endswith("after\n")
     table = text.split(sst.BEGIN)[1]
     assert table.index("| data | 2.0 |") < table.index("| train | 30.0 |") < table.index("| report | 1.0 |")
-    assert "| cnn | jones2020_cnn | 32 | 3 | 12.0 | 50.0 |" in table and "whole command 40 s" in table
+    assert "| cnn | jones2020_cnn | 32 | 3 | 12.0 | 50.0 | 400 | 0.500 [0.250, 0.750] (95%) |" in table
+    assert "whole command 40 s" in table
 
 
 def test_not_a_study_exits_2(tmp_path, capsys):
