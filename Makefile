@@ -11,7 +11,7 @@ run: bootstrap
 	$(PY) experiments/reproduce_jones2020.py --config experiments/configs/reproduce_jones2020.py:quick --workdir runs/reproduce_quick $(ARGS)
 
 test: bootstrap
-	$(PY) -m pytest -n 2 --dist loadfile $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 test-all: bootstrap
-	$(PY) -m pytest -n 2 --dist loadfile -m "" $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "" $(ARGS)
