@@ -66,6 +66,10 @@ def pytest_configure(config):
         return  # the xdist controller runs no test
     import jax
 
+    # the same settings as environment variables (jax reads them when it starts): the subprocesses tests start
+    # share the folder, e.g. a training killed in a child compiles what the test's own fixture compiled
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=folder, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.05",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
