@@ -583,7 +583,7 @@ def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
            "P(true) lost / kept |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for r in newest.values():
-        gaps = {}
+        gaps, vae = {}, r["vae"]
         for key, v in r["runs"].items():
             f, pc = v["fidelity"], v["diagnosis"]["per_class"]
             big = [(c, e) for c, e in pc.items() if e["n"] >= 30] or list(pc.items())
@@ -596,10 +596,15 @@ def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
                        f"{c}, {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f} ({e['lost']} lost, "
                        f"{e['gained']} gained) | {_lost_words(e)} | {_f(e.get('lost_median_p_true'))} / "
                        f"{_f(e.get('median_p_true_kept'))} |")
+        per_model = []
         for m, g in gaps.items():
             ok = sum(abs(x) <= 2 for x in g)
-            verdicts.append(f"{m}: gaps {', '.join(f'{x:+.1f}' for x in g)} points ({ok} of {len(g)} seeds within 2)")
-    return out + ["", "* Per model, over its trained seeds: " + "; ".join(verdicts) + "."]
+            per_model.append(f"{m}: gaps {', '.join(f'{x:+.1f}' for x in g)} points ({ok} of {len(g)} seeds within 2)")
+        n_ok, n = sum(abs(x) <= 2 for g in gaps.values() for x in g), sum(len(g) for g in gaps.values())
+        sigma = f", sigma {vae['sigma']:g}" if "sigma" in vae else ""
+        verdicts.append(f"* VAE {vae['latent']}/{vae['width']}{sigma} (`{r['root']}`), per model over its trained "
+                        f"seeds: " + "; ".join(per_model) + f". {n_ok} of {n} (classifier, seed) pairs within 2 points.")
+    return out + [""] + verdicts
 
 
 def _agreement_lines(rows: list[dict]) -> list[str]:

@@ -196,7 +196,15 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
     assert ("| rr_net | 0 | 32 / 32 | 100 | 0.900 | 0.900 | 0.870 | +3.0 | **no** | +4.0 | 0.950 | S, 0.500 -> 0.250 (7 lost, "
             "1 gained) | records 212 5, 117 2; symbols R 6, N 1 | 0.600 / 0.990 |") in text
     assert "| rr_net | 1 | 32 / 32 | 100 | 0.900 | 0.900 | 0.890 | +1.0 | yes | +5.0 |" in text
-    assert "rr_net: gaps +3.0, +1.0 points (1 of 2 seeds within 2)" in text
+    assert "* VAE 32/32 (`/r`), per model over its trained seeds: rr_net: gaps +3.0, +1.0 points (1 of 2 seeds within 2). " \
+           "1 of 2 (classifier, seed) pairs within 2 points." in text
+    other = row | {"root": "/r2", "vae": {"latent": 64, "width": 48, "sigma": 0.02},
+                   "runs": {"rr_net seed 0": run("rr_net", 0, 0.89, 0.86), "rr_net seed 1": run("rr_net", 1, 0.885, 0.85)}}
+    two = "\n".join(mod._fidelity_seed_lines([row, other]))  # one verdict per VAE (root), not one line mixing both
+    assert "| rr_net | 0 | 64 / 48 | 100 | 0.900 | 0.900 | 0.890 | +1.0 | yes |" in two
+    assert "* VAE 64/48, sigma 0.02 (`/r2`), per model over its trained seeds: rr_net: gaps +1.0, +1.5 points (2 of 2 " \
+           "seeds within 2). 2 of 2 (classifier, seed) pairs within 2 points." in two
+    assert two.count("per model over its trained seeds") == 2
     assert mod._fidelity_seed_lines([]) == []
 
 
