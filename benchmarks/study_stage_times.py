@@ -8,7 +8,7 @@ Reads ``<workdir>/stages/*.json`` (each stage's ``wall_s``) and, per trained run
     time make run   # from a fresh clone, then:
     python benchmarks/study_stage_times.py runs/reproduce_quick --total-s 458 --out benchmarks/results/cpu_make_run.jsonl \
         --command "make run" --note "fresh clone, fresh XDG_CACHE_HOME, quiet 2-core CPU"
-    python benchmarks/study_stage_times.py --render benchmarks/results/cpu_make_run.jsonl
+    python benchmarks/study_stage_times.py --render benchmarks/results/cpu_make_run.jsonl   # and README's sentence
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ecgjax.errors import DataError
 from ecgjax.io import atomic_write_text, replace_section
 
 BEGIN, END = "<!-- study_stage_times:begin -->", "<!-- study_stage_times:end -->"
+README_BEGIN, README_END = "<!-- make-run-time:begin -->", "<!-- make-run-time:end -->"
 
 
 def stage_row(workdir: Path) -> dict:
@@ -83,10 +84,22 @@ def render(rows: list[dict]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def render_into(doc: Path, rows: list[dict]) -> None:
-    """Replace the section between the markers of ``doc`` with :func:`render` of ``rows`` (an atomic write)."""
+def render_readme(rows: list[dict]) -> str:
+    """One sentence for README: the whole command's time of the latest row that has one, with its conditions."""
+    r = [r for r in rows if r.get("total_s")][-1]
+    return (f"Measured: `{r.get('benchmark_command') or r['command']}` took **{r['total_s']:.0f} s** "
+            f"({r['timestamp'][:10]}, commit {(r.get('git_commit') or '?')[:7]}, {r['host_cpus']} CPUs, jax {r['jax']}; "
+            f"{r.get('note') or ''}).\n")
+
+
+def render_into(doc: Path, rows: list[dict], readme: Path | None = None) -> None:
+    """Replace the section between the markers of ``doc`` with :func:`render` of ``rows``, and ``readme``'s with
+    :func:`render_readme` (atomic writes)."""
     section = f"{BEGIN}\n{render(rows)}{END}"
     atomic_write_text(doc, replace_section(doc.read_text(), section, BEGIN, END, where=str(doc)))
+    if readme is not None:
+        section = f"{README_BEGIN}\n{render_readme(rows)}{README_END}"
+        atomic_write_text(readme, replace_section(readme.read_text(), section, README_BEGIN, README_END, where=str(readme)))
 
 
 def main(argv=None) -> int:
@@ -98,15 +111,16 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="")
     ap.add_argument("--render", metavar="JSONL", help="write the table of these rows into --doc")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md", help="its make-run-time sentence is rendered too")
     args = ap.parse_args(argv)
     if args.render:
         try:
             rows = [json.loads(line) for line in Path(args.render).read_text().splitlines() if line.strip()]
-            render_into(args.doc, rows)
+            render_into(args.doc, rows, args.readme)
         except (OSError, ValueError, KeyError, DataError) as e:
             print(f"error: {args.render} -> {args.doc}: {e}", file=sys.stderr)
             return 2
-        print(f"wrote the stage table into {args.doc}")
+        print(f"wrote the stage table into {args.doc} and the make run time into {args.readme}")
         return 0
     if args.workdir is None or not args.out:
         print("error: give a study workdir and --out (or --render JSONL)", file=sys.stderr)

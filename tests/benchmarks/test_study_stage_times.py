@@ -38,9 +38,11 @@ def test_rows_and_render(tmp_path, capsys):
                                   "test_accuracy_ci": [0.25, 0.75], "test_ci_level": 0.95}
     out = tmp_path / "rows.jsonl"
     assert sst.main([str(wd), "--out", str(out), "--total-s", "40", "--command", "make run"]) == 0
-    doc = tmp_path / "doc.md"
+    doc, readme = tmp_path / "doc.md", tmp_path / "README.md"
     doc.write_text(f"before\n{sst.BEGIN}\nold\n{sst.END}\nafter\n")
-    assert sst.main(["--render", str(out), "--doc", str(doc)]) == 0
+    readme.write_text(f"intro\n{sst.README_BEGIN}\n{sst.README_END}\n")
+    assert sst.main(["--render", str(out), "--doc", str(doc), "--readme", str(readme)]) == 0
+    assert "`make run` took **40 s** (" in readme.read_text()
     text = doc.read_text()
     assert "old" not in text and text.startswith("before\n") and text.endswith("after\n")
     table = text.split(sst.BEGIN)[1]
@@ -59,3 +61,5 @@ def test_repo_doc_is_the_rendered_result_file():
     rows = [json.loads(line) for line in (ROOT / "benchmarks/results/cpu_make_run.jsonl").read_text().splitlines()]
     text = (ROOT / "docs/performance.md").read_text()
     assert text.split(sst.BEGIN)[1].split(sst.END)[0] == "\n" + sst.render(rows)
+    readme = (ROOT / "README.md").read_text()
+    assert readme.split(sst.README_BEGIN)[1].split(sst.README_END)[0] == "\n" + sst.render_readme(rows)
