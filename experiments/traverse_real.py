@@ -196,7 +196,7 @@ def run_fidelity(root: Path, args) -> dict:
             wd = train_quick(model, root / _run_name(model, args.recipe, seed), seed, args.recipe)
             run = load_run(wd)
             b, n_leads = run.beats, vae.settings.in_shape[1]
-            idx = _subset(np.asarray(run.split.test), args.fidelity_beats, 0)
+            idx = _subset(np.asarray(getattr(run.split, args.fidelity_part)), args.fidelity_beats, 0)
             fid = EX.reconstruction_fidelity(run.model, vae, b.x[idx], b.y[idx], lo=b.lo[idx], hi=b.hi[idx],
                                              normalisation=b.protocol.get("normalisation", "none"),
                                              batch_size=max(args.batch_size, 512), progress=True)
@@ -208,7 +208,8 @@ def run_fidelity(root: Path, args) -> dict:
                 "model": model, "seed": seed, "workdir": str(wd), "classes": list(b.classes),
                 "test_accuracy": _accuracy(json.loads((wd / "results.json").read_text())),
                 "fidelity": {k: v for k, v in fid.items() if not isinstance(v, np.ndarray)}, "diagnosis": diag}
-    return {"experiment": "traverse_fidelity", "config": f"traverse_aami.py:MODEL,{args.recipe}", "root": str(root.resolve()),
+    return {"experiment": "traverse_fidelity", "part": args.fidelity_part, "config": f"traverse_aami.py:MODEL,{args.recipe}",
+            "root": str(root.resolve()),
             "vae_dir": str((root / "vae").resolve()),
             "vae": {k: getattr(vae.settings, k) for k in ("latent", "beta", "width", "sigma")}, "runs": out,
             "wall_s": time.perf_counter() - t0, "args": vars(args),
@@ -568,10 +569,10 @@ def _lost_words(e: dict) -> str:
 
 def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
     """The 2-point check per training seed: the newest ``traverse_fidelity`` row per root (``--fidelity-seeds``)."""
-    newest = {}
+    newest, val = {}, {}
     for r in rows:
         if r.get("experiment") == "traverse_fidelity":
-            newest[r["root"]] = r
+            (newest if r.get("part", "test") == "test" else val)[r["root"]] = r
     if not newest:
         return []
     out = ["", "**The 2-point check per training seed** (`--fidelity-seeds`: each trained seed's classifier on the same DS2 "
@@ -604,6 +605,14 @@ def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
         sigma = f", sigma {vae['sigma']:g}" if "sigma" in vae else ""
         verdicts.append(f"* VAE {vae['latent']}/{vae['width']}{sigma} (`{r['root']}`), per model over its trained "
                         f"seeds: " + "; ".join(per_model) + f". {n_ok} of {n} (classifier, seed) pairs within 2 points.")
+    for r in val.values():  # the same check on DS1's validation records: held out from the VAE and the classifiers
+        gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"], v["fidelity"]["n"]) for v in r["runs"].values()]
+        vae, n_ok = r["vae"], sum(abs(g) <= 2 for _, _, g, _ in gaps)
+        verdicts.append(f"* The same check on the classifiers' DS1 validation records (`--fidelity-part val`: records that "
+                        f"neither the VAE nor the classifiers trained on; DS2 unread), VAE {vae['latent']}/{vae['width']}, "
+                        f"sigma {vae['sigma']:g} (`{r['root']}`), gap = accuracy on the originals - on the reconstructions (negative: "
+                        f"the reconstructions are classified better): " + "; ".join(
+                            f"{m} seed {sd} {g:+.1f} ({n:,} beats)" for m, sd, g, n in gaps) + f". {n_ok} of {len(gaps)} within 2 points.")
     return out + [""] + verdicts
 
 
@@ -969,6 +978,9 @@ def main(argv=None) -> int:
     p.add_argument("--fidelity-seeds", action="store_true",
                    help="only the classifier-on-reconstructions check, for every trained seed of each model (--seeds), "
                         "with ROOT/vae; nothing traversed")
+    p.add_argument("--fidelity-part", choices=("test", "val"), default="test",
+                   help="the split part --fidelity-seeds reads: test (DS2) or val (the classifiers' DS1 validation records, "
+                        "held out from the VAE's and the classifiers' training: a check that reads no DS2 beat)")
     p.add_argument("--delta", type=float, default=0.04, help="the parameter query's change (s)")
     p.add_argument("--param-records", default="",
                    help="DS1 records the width regressor trains on, comma-separated (default: all 22 DS1 records)")

@@ -205,6 +205,15 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
     assert "* VAE 64/48, sigma 0.02 (`/r2`), per model over its trained seeds: rr_net: gaps +1.0, +1.5 points (2 of 2 " \
            "seeds within 2). 2 of 2 (classifier, seed) pairs within 2 points." in two
     assert two.count("per model over its trained seeds") == 2
+    # the check on DS1's validation records (--fidelity-part val): its own line, never in the DS2 table or verdicts
+    val = other | {"part": "val", "runs": {"rr_net seed 0": run("rr_net", 0, 0.895, 0.86)}}
+    three = "\n".join(mod._fidelity_seed_lines([row, other, val]))
+    assert three.replace(three[three.index("* The same check"):], "") == two + "\n"
+    assert three.endswith("* The same check on the classifiers' DS1 validation records (`--fidelity-part val`: records that "
+                          "neither the VAE nor the classifiers trained on; DS2 unread), VAE 64/48, sigma 0.02 (`/r2`), gap = accuracy "
+                          "on the originals - on the reconstructions (negative: the reconstructions are classified better): "
+                          "rr_net seed 0 +0.5 (100 beats). 1 of 1 within 2 points.")
+    assert mod._fidelity_seed_lines([val]) == []  # no DS2 check, no section
     assert mod._fidelity_seed_lines([]) == []
 
 
