@@ -176,8 +176,8 @@ def run_parameter(root: Path, args) -> dict:
 def run_fidelity(root: Path, args) -> dict:
     """The 2-point check for every trained seed of each model (``--seeds``), with the VAE in ``ROOT/vae``.
 
-    ``traverse_run`` checks the first seed's run only; this reads the classifier of each seed on the same DS2
-    beats (``--fidelity-beats``) as real beats and as reconstructions (``explain.reconstruction_fidelity``, read as
+    ``traverse_run`` checks the first seed's run only; this reads the classifier of each seed on the same beats
+    (``--fidelity-beats`` of the split part ``--fidelity-part``: DS2, or the classifiers' DS1 validation records) as real beats and as reconstructions (``explain.reconstruction_fidelity``, read as
     input) and diagnoses each (``reconstruction_diagnosis`` with the records, annotation symbols and P(true) of the
     lost beats): is a gap a property of the model, or of one training? Nothing is traversed.
     """
@@ -568,7 +568,8 @@ def _lost_words(e: dict) -> str:
 
 
 def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
-    """The 2-point check per training seed: the newest ``traverse_fidelity`` row per root (``--fidelity-seeds``)."""
+    """The 2-point check per training seed: the newest ``traverse_fidelity`` row per root (``--fidelity-seeds``) on DS2 as
+    a table and a verdict per VAE, then a line per root for the newest row on DS1's validation records (``"part": "val"``)."""
     newest, val = {}, {}
     for r in rows:
         if r.get("experiment") == "traverse_fidelity":
@@ -609,7 +610,7 @@ def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
         gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"], v["fidelity"]["n"]) for v in r["runs"].values()]
         vae, n_ok = r["vae"], sum(abs(g) <= 2 for _, _, g, _ in gaps)
         verdicts.append(f"* The same check on the classifiers' DS1 validation records (`--fidelity-part val`: records that "
-                        f"neither the VAE nor the classifiers trained on; DS2 unread), VAE {vae['latent']}/{vae['width']}, "
+                        f"neither the VAE nor the classifiers trained on, used only for the classifiers' early stopping; DS2 unread), VAE {vae['latent']}/{vae['width']}, "
                         f"sigma {vae['sigma']:g} (`{r['root']}`), gap = accuracy on the originals - on the reconstructions (negative: "
                         f"the reconstructions are classified better): " + "; ".join(
                             f"{m} seed {sd} {g:+.1f} ({n:,} beats)" for m, sd, g, n in gaps) + f". {n_ok} of {len(gaps)} within 2 points.")

@@ -66,13 +66,13 @@ def pytest_configure(config):
         return  # the xdist controller runs no test
     import jax
 
-    # the same settings as environment variables (jax reads them when it starts): the subprocesses tests start
+    # each setting also as its environment variable (jax reads those when it starts): the subprocesses tests start
     # share the folder, e.g. a training killed in a child compiles what the test's own fixture compiled
-    os.environ.update(JAX_COMPILATION_CACHE_DIR=folder, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.05",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    settings = {"jax_compilation_cache_dir": folder, "jax_persistent_cache_min_compile_time_secs": 0.05,
+                "jax_persistent_cache_min_entry_size_bytes": -1}
+    for name, value in settings.items():
+        os.environ[name.upper()] = str(value)
+        jax.config.update(name, value)
 
 
 # The default run's files that take longest (fixtures included), longest first: ``make test`` hands whole files to

@@ -210,7 +210,8 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
     three = "\n".join(mod._fidelity_seed_lines([row, other, val]))
     assert three.replace(three[three.index("* The same check"):], "") == two + "\n"
     assert three.endswith("* The same check on the classifiers' DS1 validation records (`--fidelity-part val`: records that "
-                          "neither the VAE nor the classifiers trained on; DS2 unread), VAE 64/48, sigma 0.02 (`/r2`), gap = accuracy "
+                          "neither the VAE nor the classifiers trained on, used only for the classifiers' early stopping; DS2 unread), "
+                          "VAE 64/48, sigma 0.02 (`/r2`), gap = accuracy "
                           "on the originals - on the reconstructions (negative: the reconstructions are classified better): "
                           "rr_net seed 0 +0.5 (100 beats). 1 of 1 within 2 points.")
     assert mod._fidelity_seed_lines([val]) == []  # no DS2 check, no section
