@@ -343,6 +343,11 @@ def _vae_rows(results: Path) -> list[tuple[str, dict]]:
     return [(proto, r) for proto in ("aami", "jones2020") for r in _rows(results / f"cpu_vae_{proto}.jsonl")]
 
 
+def _eval_words(r: dict) -> str:
+    """The held-out beats a VAE row was evaluated on (``vae_aami.py --eval-part``; rows before the field: DS2)."""
+    return "DS1 validation" if r.get("eval_part") == "val" else "DS2"
+
+
 def _vaes_used(results, rows) -> dict:
     """{command: saved VAE row} of the VAEs that ``rows`` used (by their ``vae_dir``), each once."""
     out = {}
@@ -388,7 +393,9 @@ def render(out: Path, results: Path) -> str:
              "**The beat VAE on both windows** (`benchmarks/vae_aami.py`, every row of "
              "`benchmarks/results/cpu_vae_<protocol>.jsonl`; each row holds its exact command, the device, the "
              "load average when it finished and the versions): trained on beats of DS1's records only, evaluated "
-             "on DS2's (patients never seen). Per-beat Pearson r and MSE over the valid samples of both leads; the "
+             "on DS2's (patients never seen), or where the test beats say DS1 validation, on the 4 DS1 records that "
+             "validate the classifiers (`--eval-part val`; the VAE did not train on them, no DS2 beat read). "
+             "Per-beat Pearson r and MSE over the valid samples of both leads; the "
              "template baseline reconstructs each beat as its true class's mean training beat (it is given the "
              "label the VAE never sees); active units: Cov_x(E[z|x]) > 0.01 (Burda et al. 2016).",
              "", "| window | T x L | latent | beta | decoder sigma | width | epochs | train / test beats | median r (share > 0.9) | "
@@ -397,14 +404,15 @@ def render(out: Path, results: Path) -> str:
     for proto, r in _vae_rows(results):
         st = r["settings"]
         lines.append(f"| {proto} | {st['in_shape'][0]} x {st['in_shape'][1]} | {r['latent']} | {st['beta']:g} | "
-                     f"{st['sigma']:g} | {st['width']} | {_epochs(r)} | {r['n_train']:,} / {r['n_test']:,} | {r['median_r']:.3f} "
+                     f"{st['sigma']:g} | {st['width']} | {_epochs(r)} | {r['n_train']:,} / {r['n_test']:,}"
+                     f"{' DS1 validation' if _eval_words(r) != 'DS2' else ''} | {r['median_r']:.3f} "
                      f"({r['frac_r_gt_0_9']:.2f}) | {r['median_mse']:.4f} | {r['median_mse_template']:.4f} | "
                      f"{r['active_units']}/{r['latent']} | {r['train_s']:.0f} | {r['device']}, {r.get('host_cpus', '?')} cores, "
                      f"load {r['load_avg_1m']:.1f}, jax {r['jax']} |")
     full = _latest(rows_all, "traverse_real")
     used = _vaes_used(results, full.values())
     for v in used.values():
-        lines += ["", f"Per class, a VAE the classifier check below uses (`{v['command']}`; DS2 beats):", "",
+        lines += ["", f"Per class, a VAE the classifier check below uses (`{v['command']}`; {_eval_words(v)} beats):", "",
                   "| class | beats | median r | median MSE | template MSE |", "|---|---|---|---|---|"]
         lines += [f"| {c} | {d['n']:,} | {d['median_r']:.3f} | {d['median_mse']:.4f} | {d['median_mse_template']:.4f} |"
                   for c, d in v["per_class"].items()]
@@ -803,8 +811,8 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
         out.append(f"* **The VAE on every DS1 training beat** ({vae['n_train']:,} beats of the classifiers' training "
                    f"records, {vae['settings']['epochs']} epochs, latent {vae['latent']}, width {vae['settings']['width']}, "
                    f"beta {vae['settings']['beta']:g}, decoder sigma {vae['settings']['sigma']:g}, {vae['train_s']:.0f} s of "
-                   f"training at load {vae['load_avg_1m']:.1f}): median r {vae['median_r']:.3f} on all {vae['n_test']:,} DS2 "
-                   f"beats ({100 * vae['frac_r_gt_0_9']:.0f}% above 0.9), MSE {vae['median_mse']:.3f} against the template "
+                   f"training at load {vae['load_avg_1m']:.1f}): median r {vae['median_r']:.3f} on all {vae['n_test']:,} "
+                   f"{_eval_words(vae)} beats ({100 * vae['frac_r_gt_0_9']:.0f}% above 0.9), MSE {vae['median_mse']:.3f} against the template "
                    f"baseline's {vae['median_mse_template']:.3f}, {vae['active_units']} of {vae['latent']} units active. "
                    f"Lowest per class (30 beats or more): {worst[0]}, r {worst[1]['median_r']:.3f}.")
     out += _template_lines(natural)

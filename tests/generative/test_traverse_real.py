@@ -74,6 +74,13 @@ def test_section_from_rows_states_the_two_point_verdict_and_the_diagnosis(tmp_pa
     once = doc.read_text()
     mod.update_docs(doc, out, res)
     assert doc.read_text() == once and once.startswith("before\n") and once.endswith("\nafter\n") and "\nold\n" not in once
+    # a VAE evaluated on the DS1 validation records (vae_aami.py --eval-part val) says so in its table row, and only it
+    val_row = vae_row | {"eval_part": "val", "n_test": 10567, "median_r": 0.99, "command": "python benchmarks/vae_aami.py "
+                         f"--eval-part val --save {tmp_path / 'vae3'}"}
+    (res / "cpu_vae_aami.jsonl").write_text(json.dumps(vae_row) + "\n" + json.dumps(val_row) + "\n")
+    both = mod.render(out, res)
+    assert "| 40,454 / 49,712 | 0.950 (0.88) |" in both and "| 40,454 / 10,567 DS1 validation | 0.990 (0.88) |" in both
+    assert mod._eval_words(vae_row) == "DS2" and mod._eval_words(val_row) == "DS1 validation"
 
 
 def test_results_md_section_is_the_scripts_output():
