@@ -571,7 +571,7 @@ def render(out: Path, results: Path) -> str:
                       f"encoding lies outside: 'stays inside' counts those that go no further out). Devices of the rows: "
                       f"{', '.join(sorted({describe_device(x) for x in full.values()}))}; wall s: the traverse command "
                       f"(VAE training included where it trained the root's VAE)."]
-    lines += _fidelity_seed_lines(rows_all)
+    lines += _fidelity_seed_lines(rows_all, results)
     lines += _agreement_lines(rows_all)
     lines += ["", *_reading(full, params[-1] if params else None, results)]
     return "\n".join(lines + ["", END])
@@ -593,7 +593,40 @@ def _lost_words(e: dict) -> str:
     return "; ".join(parts) or "-"
 
 
-def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
+def _selection_verdict(rows: list[dict], results: Path | None = None) -> str:
+    """The rule of ``VAE_SELECTION`` applied to its candidate (the VAE its command saves): the newest
+    ``--fidelity-part val`` row of that VAE decides; DS2 rows of it are reported (read once if accepted)."""
+    cmd = VAE_SELECTION["candidate"].split()
+    cand = Path(cmd[cmd.index("--save") + 1]).resolve()
+    mine = [r for r in rows if r.get("experiment") == "traverse_fidelity" and r.get("vae_dir")
+            and Path(r["vae_dir"]).resolve() == cand]
+    val = [r for r in mine if r.get("part") == "val"]
+    ds2 = [r for r in mine if r.get("part", "test") == "test"]
+    head = "* **The rule's verdict on the candidate**: "
+    if not val:
+        return head + "not yet checked on the DS1 validation records" + (
+            f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule." if ds2 else "; DS2 not read.")
+    gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"]) for v in val[-1]["runs"].values()]
+    n_ok = sum(abs(g) <= 2 for *_, g in gaps)
+    ok = len(gaps) == 6 and n_ok == 6
+    vae = _saved_vae(results, str(cand)) if results is not None else None
+    quality = (f" Its reconstructions of the {vae['n_test']:,} {_eval_words(vae)} beats: median r {vae['median_r']:.3f}, "
+               f"median MSE {vae['median_mse']:.4f} (template {vae['median_mse_template']:.4f}), {vae['active_units']} of "
+               f"{vae['latent']} units active, epochs {_epochs(vae)}, {vae['train_s']:.0f} s of training." if vae else "")
+    text = (head + f"{n_ok} of {len(gaps)} (classifier, seed) pairs within 2 points on the DS1 validation records ("
+            + ", ".join(f"{m} seed {sd} {g:+.1f}" for m, sd, g in gaps) + "): " + ("**accepted**" if ok else "**rejected**"))
+    if ok:
+        if not ds2:
+            return text + "; DS2 not yet read." + quality
+        d_gaps = [100 * v["fidelity"]["acc_gap"] for v in ds2[0]["runs"].values()]
+        d_ok = sum(abs(g) <= 2 for g in d_gaps)
+        return (text + f"; DS2, read once for it (its row in the table above): {d_ok} of {len(d_gaps)} pairs within 2 "
+                f"points" + (f" ({len(ds2)} DS2 rows of it exist; the first is the one read)" if len(ds2) > 1 else "")
+                + "." + quality)
+    return text + ("; DS2 not read." if not ds2 else f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule.") + quality
+
+
+def _fidelity_seed_lines(rows: list[dict], results: Path | None = None) -> list[str]:
     """The 2-point check per training seed: the newest ``traverse_fidelity`` row per root (``--fidelity-seeds``) on DS2 as
     a table and a verdict per VAE, then a line per root for the newest row on DS1's validation records (``"part": "val"``)."""
     newest, val = {}, {}
@@ -634,6 +667,7 @@ def _fidelity_seed_lines(rows: list[dict]) -> list[str]:
                         f"seeds: " + "; ".join(per_model) + f". {n_ok} of {n} (classifier, seed) pairs within 2 points.")
     verdicts.append(f"* **VAE selection rule** (`traverse_real.VAE_SELECTION`, fixed before the candidate was trained): "
                     f"{VAE_SELECTION['rule']}. Candidate: `{VAE_SELECTION['candidate']}` ({VAE_SELECTION['why']}).")
+    verdicts.append(_selection_verdict(rows, results))
     for r in val.values():  # the same check on DS1's validation records: held out from the VAE and the classifiers
         gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"], v["fidelity"]["n"]) for v in r["runs"].values()]
         vae, n_ok = r["vae"], sum(abs(g) <= 2 for _, _, g, _ in gaps)

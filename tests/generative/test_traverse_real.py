@@ -222,6 +222,33 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
                           "on the originals - on the reconstructions (negative: the reconstructions are classified better): "
                           "rr_net seed 0 +0.5 (100 beats). 1 of 1 within 2 points.")
     assert mod._fidelity_seed_lines([val]) == []  # no DS2 check, no section
+
+    # the pre-registered selection rule applied to its candidate (the VAE its command saves): DS1 validation decides
+    cand = tmp_path / "cand" / "vae"
+    mod.VAE_SELECTION = mod.VAE_SELECTION | {"candidate": f"python benchmarks/vae_aami.py --eval-part val --save {cand}"}
+    assert mod._selection_verdict([row, other, val]).endswith("not yet checked on the DS1 validation records; DS2 not read.")
+    six = {f"{m} seed {sd}": run(m, sd, 0.9 - d, 0.9) for m, sd, d in
+           [("rr_net", 0, 0.01), ("rr_net", 1, -0.019), ("lstm", 0, 0.0), ("lstm", 1, 0.015), ("wf", 0, 0.005), ("wf", 1, 0.0)]}
+    cval = {"experiment": "traverse_fidelity", "part": "val", "root": "/c", "vae_dir": str(cand), "runs": six,
+            "vae": {"latent": 128, "width": 32, "sigma": 0.015}}
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "cpu_vae_aami.jsonl").write_text(json.dumps(
+        {"command": f"python benchmarks/vae_aami.py --eval-part val --save {cand}", "eval_part": "val", "n_test": 10567,
+         "median_r": 0.995, "median_mse": 0.0101, "median_mse_template": 0.61, "active_units": 120, "latent": 128,
+         "train_s": 2990.0, "epochs_run": 30, "settings": {"epochs": 60, "time_budget_s": 3000.0}}) + "\n")
+    verdict = mod._selection_verdict([row, cval], res)
+    assert ("6 of 6 (classifier, seed) pairs within 2 points on the DS1 validation records (rr_net seed 0 +1.0, rr_net seed 1 "
+            "-1.9, lstm seed 0 +0.0, lstm seed 1 +1.5, wf seed 0 +0.5, wf seed 1 +0.0): **accepted**; DS2 not yet read.") in verdict
+    assert verdict.endswith("Its reconstructions of the 10,567 DS1 validation beats: median r 0.995, median MSE 0.0101 "
+                            "(template 0.6100), 120 of 128 units active, epochs 30 (of 60; time budget 3000 s), 2990 s of training.")
+    cds2 = cval | {"part": "test", "runs": dict(six, **{"rr_net seed 0": run("rr_net", 0, 0.87, 0.9)})}
+    assert "**accepted**; DS2, read once for it (its row in the table above): 5 of 6 pairs within 2 points." in \
+        mod._selection_verdict([row, cval, cds2])
+    assert mod._selection_verdict([row, cval, cds2]) in "\n".join(mod._fidelity_seed_lines([row, cval, cds2]))
+    bad = cval | {"runs": dict(six, **{"wf seed 1": run("wf", 1, 0.875, 0.9)})}
+    assert "5 of 6" in mod._selection_verdict([bad]) and mod._selection_verdict([bad]).endswith("**rejected**; DS2 not read.")
+    assert mod._selection_verdict([bad, cds2]).endswith("**rejected**; yet 1 DS2 row(s) of it exist, against the rule.")
     assert mod._fidelity_seed_lines([]) == []
 
 
