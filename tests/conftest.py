@@ -203,6 +203,16 @@ def cache_path(tmp_path) -> Path:
     return p
 
 
+def normal(rng, shape, scale: float = 1.0):
+    """f32[shape] standard normal draws times ``scale``, as a jax array, from numpy's generator (``rng``: a seed or a
+    ``np.random.Generator``, drawn in call order). Test inputs and weights come from here, not ``jax.random``:
+    XLA:CPU compiles a program per shape for every ``jax.random.normal``, a fifth of a second each."""
+    import jax.numpy as jnp
+
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return jnp.asarray(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale))
+
+
 # -- real MIT-BIH ----------------------------------------------------------------
 
 # Captured before the autouse fixture unsets it for every test.

@@ -19,6 +19,7 @@ from flax import nnx
 from ecgjax import attribution as attr
 from ecgjax import models
 from ecgjax.errors import ConfigError
+from tests.conftest import normal
 
 _BG = attr.FrozenArray(np.random.default_rng(5).normal(size=(5, 48, 2)))  # a background of 5 beats (T=48, L=2)
 
@@ -216,7 +217,7 @@ def test_every_method_on_every_model(name, model, real_fns):
     fns = models.pure_fns(g, s)
     shape = REAL_MODELS[model][0]
     m = attr.get(name, **real_case(name, shape))
-    x = jax.random.normal(jax.random.key(0), (3, *shape))
+    x = normal(0, (3, *shape))
     t = jnp.array([0, 1, 3], jnp.int32)
     if (name, model) in REFUSED:
         assert_refuses(m, fns, x, t)

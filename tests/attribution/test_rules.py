@@ -18,6 +18,7 @@ from flax import nnx
 from ecgjax import attribution as attr
 from ecgjax import models
 from ecgjax.models.base import DEFAULT_HOOKS, Affine, Fns, LayerSpec, ModelInfo
+from tests.conftest import normal
 
 T, L, C, H1, H2 = 12, 2, 3, 7, 5
 
@@ -25,12 +26,11 @@ T, L, C, H1, H2 = 12, 2, 3, 7, 5
 # -- a small ReLU MLP on the flattened beat, written with the hook seam -------------------
 
 
-def mlp_init(key, bias=True):
-    ks = jax.random.split(key, 6)
-    p = {"W1": jax.random.normal(ks[0], (T * L, H1)) * 0.5, "W2": jax.random.normal(ks[1], (H1, H2)) * 0.5,
-         "W3": jax.random.normal(ks[2], (H2, C)) * 0.5}
-    for i, (k, n) in enumerate(((ks[3], H1), (ks[4], H2), (ks[5], C))):
-        p[f"b{i + 1}"] = jax.random.normal(k, (n,)) * 0.3 if bias else jnp.zeros((n,))
+def mlp_init(seed, bias=True):
+    rng = np.random.default_rng(seed)
+    p = {"W1": normal(rng, (T * L, H1), 0.5), "W2": normal(rng, (H1, H2), 0.5), "W3": normal(rng, (H2, C), 0.5)}
+    for i, n in enumerate((H1, H2, C)):
+        p[f"b{i + 1}"] = normal(rng, (n,), 0.3) if bias else jnp.zeros((n,))
     return p
 
 
@@ -54,13 +54,12 @@ def _conv(stride):
     return lambda x, w: jax.lax.conv_general_dilated(x, w, (stride,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
 
 
-def convnet_init(key, bias=True):
-    ks = jax.random.split(key, 6)
+def convnet_init(seed, bias=True):
+    rng = np.random.default_rng(seed)
     t2 = ((T * L - 4) - 3) // 2 + 1
-    p = {"c1": jax.random.normal(ks[0], (5, 1, 4)) * 0.5, "c2": jax.random.normal(ks[1], (3, 4, 3)) * 0.5,
-         "d": jax.random.normal(ks[2], (t2 * 3, C)) * 0.3}
-    for name, k, n in (("bc1", ks[3], 4), ("bc2", ks[4], 3), ("bd", ks[5], C)):
-        p[name] = jax.random.normal(k, (n,)) * 0.3 if bias else jnp.zeros((n,))
+    p = {"c1": normal(rng, (5, 1, 4), 0.5), "c2": normal(rng, (3, 4, 3), 0.5), "d": normal(rng, (t2 * 3, C), 0.3)}
+    for name, n in (("bc1", 4), ("bc2", 3), ("bd", C)):
+        p[name] = normal(rng, (n,), 0.3) if bias else jnp.zeros((n,))
     return p
 
 
@@ -137,7 +136,7 @@ def _lrp_ref(p, x, t, rule, dense_rule, eps, alpha=1.0, beta=0.0):
 
 
 def test_guided_backprop_matches_hand_written_backward():
-    p = mlp_init(jax.random.key(0))
+    p = mlp_init(0)
     x = _x(1)
     got = run(attr.get("guided_backprop"), mlp_make(p), x, T_)
     q = _np(p)
@@ -154,7 +153,7 @@ def test_guided_backprop_matches_hand_written_backward():
 
 @pytest.mark.parametrize("rule,kw", [("epsilon", {"eps": 0.05}), ("zplus", {}), ("alpha_beta", {"alpha": 2.0, "beta": 1.0})])
 def test_lrp_rules_match_textbook_formulas(rule, kw):
-    p = mlp_init(jax.random.key(2))
+    p = mlp_init(2)
     x = _x(3)
     m = attr.get("lrp", rule=rule, dense_rule=rule, **kw)
     got = run(m, mlp_make(p), x, T_)
@@ -165,7 +164,7 @@ def test_lrp_rules_match_textbook_formulas(rule, kw):
 @pytest.mark.parametrize("net", sorted(NETS))
 def test_lrp_epsilon_conserves_relevance_without_biases(net):
     init, make = NETS[net]
-    fns = make(init(jax.random.key(4), bias=False))
+    fns = make(init(4, bias=False))
     x = _x(5)
     r = run(attr.get("lrp", eps=1e-9), fns, x, T_)
     np.testing.assert_allclose(r.sum((1, 2)), _z(fns, x, T_), rtol=1e-4, atol=1e-5)
@@ -178,7 +177,7 @@ def test_lrp_epsilon_conserves_relevance_without_biases(net):
 @pytest.mark.parametrize("baseline", ["zeros", "mean", "blurred", "given"])
 def test_deeplift_sums_to_delta(net, baseline):
     init, make = NETS[net]
-    fns = make(init(jax.random.key(6)))
+    fns = make(init(6))
     x = _x(7)
     if baseline == "given":
         m = attr.DeepLift.with_baseline(np.random.default_rng(8).normal(size=(T, L)))
@@ -209,7 +208,7 @@ def test_deeplift_sums_to_delta_on_jones2020_cnn():
     m = models.build("jones2020_cnn", n_classes=4, in_shape=(40, 2), fs=360.0, rngs=nnx.Rngs(0))
     g, s = models.eval_split(m)
     fns = models.pure_fns(g, s)
-    x = jax.random.normal(jax.random.key(1), (3, 40, 2))
+    x = normal(1, (3, 40, 2))
     t = jnp.array([0, 2, 3], jnp.int32)
     d = jax.jit(lambda st, xx: attr.get("deeplift", baseline="mean")(models.pure_fns(g, st), xx, t, None))(s, x)
     x0 = jnp.broadcast_to(x.mean(1, keepdims=True), x.shape)

@@ -12,6 +12,7 @@ from ecgjax import models
 from ecgjax.errors import ConfigError
 from ecgjax.models.layers import conv1d
 from ecgjax.models.ribeiro import max_pool_same
+from tests.conftest import normal
 
 
 # small widths for the shape / row-independence / gradient checks (they do not depend on the width; the full
@@ -40,7 +41,7 @@ def test_pinned_parameter_counts():
 
 def test_shapes_and_head_of_features(built):
     name, m, gd, st = built
-    x = jax.random.normal(jax.random.key(1), (3, 430, 2))
+    x = normal(1, (3, 430, 2))
     fns = models.pure_fns(gd, st)
     # one compiled program (op-by-op execution compiles every primitive on its own: many times slower to test)
     logits, f, head = jax.jit(lambda v: (fns.logit_fn(v), fns.feature_fn(v), fns.head_fn(fns.feature_fn(v))))(x)
@@ -52,10 +53,10 @@ def test_shapes_and_head_of_features(built):
 def test_eval_rows_independent_and_grad_works(built):
     """In eval mode row i depends only on x[i]; plain jax.grad w.r.t. the input works (no nnx.RNN pitfall)."""
     name, m, gd, st = built
-    x = jax.random.normal(jax.random.key(2), (4, 430, 2))
+    x = normal(2, (4, 430, 2))
     f = jax.jit(lambda s, x: models.pure_fns(gd, s).logit_fn(x))
     full = f(st, x)
-    x2 = x.at[1:].set(jax.random.normal(jax.random.key(3), (3, 430, 2)))
+    x2 = x.at[1:].set(normal(3, (3, 430, 2)))
     np.testing.assert_allclose(f(st, x2)[0], full[0], rtol=1e-5, atol=1e-5)
     g = jax.jit(jax.grad(lambda xi: models.pure_fns(gd, st).logit_fn(xi[None])[0, 2]))(x[0])
     assert g.shape == (430, 2) and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0
@@ -64,7 +65,7 @@ def test_eval_rows_independent_and_grad_works(built):
 def test_train_mode_differs_from_eval_view():
     """The eval view is a view: the model itself stays in training mode (dropout active)."""
     m = models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(4), (2, 430, 2))
+    x = normal(4, (2, 430, 2))
     ev = models.eval_view(m)
     forward = nnx.jit(lambda mod, v: mod(v))
     np.testing.assert_allclose(forward(ev, x), forward(ev, x))
@@ -99,9 +100,8 @@ def _conv_ref(x, w, stride, pad):
 @pytest.mark.parametrize("impl", ["xla", "patches"])
 @pytest.mark.parametrize("stride,padding,length", [(1, "VALID", 50), (1, "SAME", 50), (4, "SAME", 215), (4, "SAME", 54)])
 def test_conv1d_matches_float64_reference(impl, stride, padding, length):
-    kx, kw = jax.random.split(jax.random.key(5))
-    x = jax.random.normal(kx, (2, length, 3))
-    w = jax.random.normal(kw, (16, 3, 5))
+    rng = np.random.default_rng(5)
+    x, w = normal(rng, (2, length, 3)), normal(rng, (16, 3, 5))
     from ecgjax.models.layers import same_padding
 
     pad = same_padding(length, 16, stride) if padding == "SAME" else (0, 0)
@@ -110,7 +110,7 @@ def test_conv1d_matches_float64_reference(impl, stride, padding, length):
 
 
 def test_max_pool_same_matches_reference():
-    x = jax.random.normal(jax.random.key(6), (2, 215, 3))
+    x = normal(6, (2, 215, 3))
     got = max_pool_same(x, 4)
     xp = np.pad(np.asarray(x), ((0, 0), (0, 1), (0, 0)), constant_values=-np.inf)  # TF SAME: extra pad right
     np.testing.assert_array_equal(got, xp.reshape(2, 54, 4, 3).max(axis=2))
@@ -118,7 +118,7 @@ def test_max_pool_same_matches_reference():
 
 def test_lstm_matches_float64_loop():
     m = models.build("jones2020_lstm", n_classes=8, in_shape=(20, 2), fs=360.0, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(7), (3, 20, 2))
+    x = normal(7, (3, 20, 2))
     got = models.eval_view(m)(x)
     wi, wr, b = (np.asarray(p[...], np.float64) for p in (m.lstm.w_in, m.lstm.w_rec, m.lstm.bias))
     seq = np.transpose(np.asarray(x, np.float64), (0, 2, 1)).reshape(3, 40, 1)
@@ -187,7 +187,7 @@ def test_contract_facts_and_hook_seam(name, shape, kw, layout, n_acts):
     assert (info.name, info.layout, info.fs, info.in_shape) == (name, layout, 250.0, shape)
     assert info.cascade == tuple(m.cascade_order) and info.layers[-1].name == info.feature_layer
     assert bool(info.gated) == (name == "jones2020_lstm")
-    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    x = normal(0, (2, *shape))
     count = _Count()
     logits = jax.eval_shape(lambda v: ev(v, count), x)
     assert logits.shape == (2, 5)
