@@ -34,8 +34,9 @@ def pytest_configure(config):
     """One XLA compilation per program per test run: jax's persistent compilation cache in one folder of this
     run (made here, or by the xdist controller for its workers; removed when the run ends), so the many tests
     that build the same models (initialisers compile per parameter shape), train the same tiny config or rerun
-    a study compile once. Subprocesses that tests start compile on their own (they never load this file).
-    ``ECGJAX_TEST_NO_COMPILE_CACHE=1`` turns it off."""
+    a study compile once. Every program is stored, however short its compile: an eager primitive compiled by one
+    xdist worker is read by the other and by the subprocesses tests start (which share the folder through the
+    environment variables set below). ``ECGJAX_TEST_NO_COMPILE_CACHE=1`` turns it off."""
     import atexit
     import shutil
     import tempfile
@@ -68,7 +69,7 @@ def pytest_configure(config):
 
     # each setting also as its environment variable (jax reads those when it starts): the subprocesses tests start
     # share the folder, e.g. a training killed in a child compiles what the test's own fixture compiled
-    settings = {"jax_compilation_cache_dir": folder, "jax_persistent_cache_min_compile_time_secs": 0.05,
+    settings = {"jax_compilation_cache_dir": folder, "jax_persistent_cache_min_compile_time_secs": 0,
                 "jax_persistent_cache_min_entry_size_bytes": -1}
     for name, value in settings.items():
         os.environ[name.upper()] = str(value)
