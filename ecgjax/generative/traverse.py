@@ -102,16 +102,17 @@ def prior_bound(latent: int, mass: float = PRIOR_MASS) -> float:
 
 
 @functools.cache
-def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: float, n_points: int, radius2: float,
-                 query: str = "class", normalisation: str = "none"):
-    """The compiled traversal. ``query``: ``"class"`` (``target`` i32[B]: minimise -log p(target), report p(target))
+def _traverse_fn(cls_graphdef, vae_graphdef, n_points: int, query: str = "class", normalisation: str = "none"):
+    """The compiled traversal, one program per classifier, VAE, ``n_points``, query and normalisation: the
+    optimiser's settings (``hp``: steps i32[], lr, proximity and the prior ball's squared radius radius2 f32[]) are
+    arguments, so another setting runs without compiling again. ``query``: ``"class"`` (``target`` i32[B]: minimise -log p(target), report p(target))
     or ``"value"`` (``target`` f32[B]: the change of output 0 asked for; minimise (out0 - (out0(decode(z0)) +
     target))^2 / 2, report out0). The classifier reads each decoded beat through ``vae.as_input`` (the window's
     padding and ``normalisation``), and the returned beats are what it read."""
-    tx = optax.adam(lr)
-
     @jax.jit
-    def run(cls_state, vae_params, x, target, valid):
+    def run(cls_state, vae_params, hp, x, target, valid):
+        tx = optax.adam(hp["lr"])
+        proximity = hp["proximity"]
         model = nnx.merge(cls_graphdef, cls_state)  # x f32[B, T, L(+F)] -> logits f32[B, C]
         vae = nnx.merge(vae_graphdef, vae_params)
         n_leads = vae.settings.in_shape[1]
@@ -139,7 +140,7 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
         def objective(z):  # the sum over beats: each beat's gradient is its own (beats are independent)
             return jnp.sum(query_loss(z) + proximity * 0.5 * jnp.sum((z - z0) ** 2, axis=-1))
 
-        radius = jnp.maximum(jnp.sqrt(radius2), jnp.linalg.norm(z0, axis=-1, keepdims=True))  # [B, 1]
+        radius = jnp.maximum(jnp.sqrt(hp["radius2"]), jnp.linalg.norm(z0, axis=-1, keepdims=True))  # [B, 1]
 
         def body(_, carry):
             z, opt = carry
@@ -148,7 +149,7 @@ def _traverse_fn(cls_graphdef, vae_graphdef, steps: int, lr: float, proximity: f
             norm = jnp.linalg.norm(z, axis=-1, keepdims=True)
             return z * jnp.minimum(1.0, radius / jnp.maximum(norm, 1e-12)), opt  # back onto the prior's ball
 
-        z_end, _ = jax.lax.fori_loop(0, steps, body, (z0, tx.init(z0)))
+        z_end, _ = jax.lax.fori_loop(0, hp["steps"], body, (z0, tx.init(z0)))
         a = jnp.linspace(0.0, 1.0, n_points)
         zs = z0[:, None] + a[None, :, None] * (z_end - z0)[:, None]  # [B, P, D]
         b, p, d = zs.shape
@@ -235,9 +236,9 @@ def _run(model, vae, x, target, query: str, *, steps, lr, proximity, n_points, p
     cls_graphdef, cls_state = eval_split(model)
     vae_graphdef, vae_params = nnx.split(vae)
     radius2 = float("inf") if prior_mass is None else float(stats.chi2.ppf(prior_mass, vae.settings.latent))
-    run = _traverse_fn(cls_graphdef, vae_graphdef, int(steps), float(lr), float(proximity), int(n_points), radius2, query,
-                       normalisation)
-    return dict(map_batches(run, (cls_state, vae_params), (x, target, valid), batch_size=batch_size,
+    run = _traverse_fn(cls_graphdef, vae_graphdef, int(n_points), query, normalisation)
+    hp = {"steps": np.int32(steps), "lr": np.float32(lr), "proximity": np.float32(proximity), "radius2": np.float32(radius2)}
+    return dict(map_batches(run, (cls_state, vae_params, hp), (x, target, valid), batch_size=batch_size,
                             memory_budget=memory_budget, desc=f"traversing ({steps} steps)", progress=progress).outputs)
 
 

@@ -103,12 +103,12 @@ def test_agreement_and_consistency_against_scipy():
 
 def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(bump_classifier, trained_vae):
     vae, _ = trained_vae
-    x = syn.beats(30, seed=9)  # no bump: class 0
-    bump = syn.beats(30, seed=11, bump=np.ones(30, bool))
-    bounds = np.tile(np.array(WAVE_BOUNDS, np.float32), (30, 1))
-    prof, wave_prof = EX.class_saliency_profile(_fns(bump_classifier), bump, 1, *_where(30), FS, n_leads=2,
+    x = syn.beats(40, seed=9)  # no bump: class 0 (test_traverse's planted beats: one compiled traversal)
+    bump = syn.beats(40, seed=11, bump=np.ones(40, bool))
+    bounds = np.tile(np.array(WAVE_BOUNDS, np.float32), (40, 1))
+    prof, wave_prof = EX.class_saliency_profile(_fns(bump_classifier), bump, 1, *_where(40), FS, n_leads=2,
                                                 bounds=bounds, progress=False)
-    ex = EX.explain_class(bump_classifier, vae, x, 1, *_where(30), FS, profile=prof, bounds=bounds, wave_profile=wave_prof,
+    ex = EX.explain_class(bump_classifier, vae, x, 1, *_where(40), FS, profile=prof, bounds=bounds, wave_profile=wave_prof,
                           progress=False)
     s = ex.summary()
     assert s["top_segment"].endswith(BUMP_SEG), s
@@ -118,7 +118,7 @@ def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(
     assert s["median_agreement"] > 0.5 and s["class_agreement"] > 0.5, s
     assert s["consistency"] > 0.8, s
     # each beat's own saliency of the target ranks the segments as its change does (the beats being traversed)
-    own = EX.source_saliency(_fns(bump_classifier), x, 1, *_where(30), FS, n_leads=2, progress=False)
+    own = EX.source_saliency(_fns(bump_classifier), x, 1, *_where(40), FS, n_leads=2, progress=False)
     assert own.shape == ex.change[:, -1].shape
     assert np.nanmedian(EX.paired_agreement(ex.change[:, -1], own)) > 0.5
     # the change grows along the path at the planted segment

@@ -44,12 +44,18 @@ def test_prior_terms_against_scipy():
 
 
 def test_paths_are_held_inside_the_prior_ball(bump_classifier, trained_vae):
-    """With a small ball (mass 0.3) and no proximity penalty, every point stays within max(ball, the start's norm)."""
+    """With a small ball (mass 0.3) and no proximity penalty, every point stays within max(ball, the start's norm).
+    The optimiser's settings are arguments of the compiled traversal: the unbounded run with other steps and lr
+    compiles nothing more."""
+    from tests.test_batched import CompileCounter
+
     vae, _ = trained_vae
-    x = syn.beats(12, seed=16)
+    x = syn.beats(20, seed=16)  # the batch of test_planted_bump_traversal's query back: the same program
     r2 = stats.chi2.ppf(0.3, 8)
     tr = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=0.3, steps=100, progress=False)
-    free = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=None, steps=100, progress=False)
+    with CompileCounter() as c:
+        free = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=None, steps=120, lr=0.06, progress=False)
+    assert c.n == 0
     norm2 = (tr.z**2).sum(-1)
     assert (norm2 <= np.maximum(r2, norm2[:, :1]) * (1 + 1e-4)).all()
     assert ((free.z[:, -1] ** 2).sum(-1) > np.maximum(r2, norm2[:, 0]) * 1.01).any()  # the constraint was active
