@@ -623,7 +623,18 @@ def _selection_verdict(rows: list[dict], results: Path | None = None) -> str:
         return (text + f"; DS2, read once for it (its row in the table above): {d_ok} of {len(d_gaps)} pairs within 2 "
                 f"points" + (f" ({len(ds2)} DS2 rows of it exist; the first is the one read)" if len(ds2) > 1 else "")
                 + "." + quality)
-    return text + ("; DS2 not read." if not ds2 else f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule.") + quality
+    return (text + ("; DS2 not read." if not ds2 else f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule.")
+            + "".join(_outside_words(v) for v in val[-1]["runs"].values() if abs(v["fidelity"]["acc_gap"]) > 0.02) + quality)
+
+
+def _outside_words(v: dict) -> str:
+    """Why a (classifier, seed) pair is outside 2 points: its same-prediction share, the decoder-output gap, and the class
+    whose count of beats turned right minus turned wrong on reconstruction moves most."""
+    f, pc = v["fidelity"], v["diagnosis"]["per_class"]
+    c, e = max(pc.items(), key=lambda ce: abs(ce[1]["gained"] - ce[1]["lost"]))
+    return (f" {v['model']} seed {v['seed']}: same prediction on {100 * f['pred_agreement']:.1f}% of the beats, decoder "
+            f"output as is {100 * f['acc_gap_raw']:+.1f}; class {c}: {e['gained']} beats right only on the reconstruction, "
+            f"{e['lost']} right only on the original (recall {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f}).")
 
 
 def _fidelity_seed_lines(rows: list[dict], results: Path | None = None) -> list[str]:

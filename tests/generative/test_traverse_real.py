@@ -247,8 +247,10 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
         mod._selection_verdict([row, cval, cds2])
     assert mod._selection_verdict([row, cval, cds2]) in "\n".join(mod._fidelity_seed_lines([row, cval, cds2]))
     bad = cval | {"runs": dict(six, **{"wf seed 1": run("wf", 1, 0.875, 0.9)})}
-    assert "5 of 6" in mod._selection_verdict([bad]) and mod._selection_verdict([bad]).endswith("**rejected**; DS2 not read.")
-    assert mod._selection_verdict([bad, cds2]).endswith("**rejected**; yet 1 DS2 row(s) of it exist, against the rule.")
+    assert "5 of 6" in mod._selection_verdict([bad]) and mod._selection_verdict([bad]).endswith(
+        "**rejected**; DS2 not read. wf seed 1: same prediction on 95.0% of the beats, decoder output as is +0.0; class S: "
+        "1 beats right only on the reconstruction, 7 right only on the original (recall 0.500 -> 0.250).")
+    assert "**rejected**; yet 1 DS2 row(s) of it exist, against the rule. wf seed 1:" in mod._selection_verdict([bad, cds2])
     assert mod._fidelity_seed_lines([]) == []
 
 
