@@ -73,9 +73,11 @@ def test_train_mode_differs_from_eval_view():
 
 
 def test_jones_layer_final_conv_shape():
-    m = models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0))
-    fns = models.pure_fns(*models.eval_split(m))
-    assert fns.layers["final_conv"](jnp.ones((2, 430, 2))).shape == (2, 815, 32)
+    # the full-size model, abstract (as test_ribeiro_lengths)
+    m = nnx.eval_shape(lambda: models.build("jones2020_cnn", n_classes=8, in_shape=(430, 2), fs=360.0, rngs=nnx.Rngs(0)))
+    gd, st = models.eval_split(m)
+    f = jax.eval_shape(lambda s: models.pure_fns(gd, s).layers["final_conv"](jnp.ones((2, 430, 2))), st)
+    assert f.shape == (2, 815, 32)
 
 
 def test_ribeiro_lengths():
