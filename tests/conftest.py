@@ -214,6 +214,39 @@ def normal(rng, shape, scale: float = 1.0):
     return jnp.asarray(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale))
 
 
+class CompileCounter:
+    """Counts XLA compilations (jax's backend-compile monitoring event) while active; a program read from the
+    persistent compilation cache (on in the test session: pytest_configure above) is counted too: the event wraps both."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.n = 0
+
+    def _listen(self, event, duration, **kw):
+        if event == self.EVENT:
+            self.n += 1
+
+    def __enter__(self):
+        from jax import monitoring
+
+        monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc):
+        from jax import monitoring
+
+        monitoring.unregister_event_duration_listener(self._listen)
+
+
+def compiles(fn) -> int:
+    import jax
+
+    with CompileCounter() as c:
+        jax.block_until_ready(fn())
+    return c.n
+
+
 # -- real MIT-BIH ----------------------------------------------------------------
 
 # Captured before the autouse fixture unsets it for every test.

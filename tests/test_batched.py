@@ -12,41 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from jax import monitoring
 
 from ecgjax import attribution as attr
 from ecgjax import batched, models
 from ecgjax.attribution import runner, sanity
 from ecgjax.progress import Bar
+from tests.conftest import CompileCounter, compiles
 
 T, L, C = 64, 2, 5
-
-
-class CompileCounter:
-    """Counts XLA compilations (jax's backend-compile monitoring event) while active; a program read from the
-    persistent compilation cache (on in the test session, conftest) is counted too: the event wraps both."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self):
-        self.n = 0
-
-    def _listen(self, event, duration, **kw):
-        if event == self.EVENT:
-            self.n += 1
-
-    def __enter__(self):
-        monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc):
-        monitoring.unregister_event_duration_listener(self._listen)
-
-
-def compiles(fn) -> int:
-    with CompileCounter() as c:
-        jax.block_until_ready(fn())
-    return c.n
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from scipy import stats
 
 from ecgjax.errors import DataError
 from ecgjax.generative import traverse as TR
+from tests.conftest import CompileCounter
 from tests.generative import synthetic as syn
 
 
@@ -47,8 +48,6 @@ def test_paths_are_held_inside_the_prior_ball(bump_classifier, trained_vae):
     """With a small ball (mass 0.3) and no proximity penalty, every point stays within max(ball, the start's norm).
     The optimiser's settings are arguments of the compiled traversal: the unbounded run with other steps and lr
     compiles nothing more."""
-    from tests.test_batched import CompileCounter
-
     vae, _ = trained_vae
     x = syn.beats(20, seed=16)  # the batch of test_planted_bump_traversal's query back: the same program
     r2 = stats.chi2.ppf(0.3, 8)
