@@ -51,6 +51,15 @@ VAE_SELECTION = {
             "read once, for the accepted VAE only",
 }
 
+# Issue 18's criterion: the classifier's accuracy on reconstructed held-out beats within this many points of its accuracy
+# on the originals, either way.
+WITHIN_POINTS = 2.0
+
+
+def _within(gap_points: float) -> bool:
+    """Whether an accuracy gap (originals - reconstructions, in points) meets the criterion."""
+    return abs(gap_points) <= WITHIN_POINTS
+
 
 def train_quick(model: str, workdir: Path, seed: int, recipe: str = "quick") -> Path:
     """The classifier of ``model`` (``traverse_aami.py:MODEL,RECIPE``, training seed ``seed``) in ``workdir``, trained unless finished."""
@@ -448,7 +457,7 @@ def render(out: Path, results: Path) -> str:
                f"? (trained by the run), {r['vae'].get('sigma', '?')}, {r['vae']['latent']} / {r['vae']['width']}")
         gap = 100 * f["acc_gap"]
         lines.append(f"| {key} | {vae} | {f['n']:,} | {_f(r.get('test_accuracy'))} | {f['acc_original']:.3f} | "
-                     f"{f['acc_reconstructed']:.3f} | {gap:+.1f} | {'yes' if abs(gap) <= 2 else '**no**'} | "
+                     f"{f['acc_reconstructed']:.3f} | {gap:+.1f} | {'yes' if _within(gap) else '**no**'} | "
                      f"{f['pred_agreement']:.3f} | "
                      + (f"as input ({f['normalisation']}) | {f['acc_reconstructed_raw']:.3f} ({100 * f['acc_gap_raw']:+.1f}) | "
                         if _as_input(r) else "decoder output | - | ")
@@ -607,7 +616,7 @@ def _selection_verdict(rows: list[dict], results: Path | None = None) -> str:
         return head + "not yet checked on the DS1 validation records" + (
             f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule." if ds2 else "; DS2 not read.")
     gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"]) for v in val[-1]["runs"].values()]
-    n_ok = sum(abs(g) <= 2 for *_, g in gaps)
+    n_ok = sum(_within(g) for *_, g in gaps)
     ok = len(gaps) == 6 and n_ok == 6
     vae = _saved_vae(results, str(cand)) if results is not None else None
     quality = (f" Its reconstructions of the {vae['n_test']:,} {_eval_words(vae)} beats: median r {vae['median_r']:.3f}, "
@@ -619,12 +628,12 @@ def _selection_verdict(rows: list[dict], results: Path | None = None) -> str:
         if not ds2:
             return text + "; DS2 not yet read." + quality
         d_gaps = [100 * v["fidelity"]["acc_gap"] for v in ds2[0]["runs"].values()]
-        d_ok = sum(abs(g) <= 2 for g in d_gaps)
+        d_ok = sum(_within(g) for g in d_gaps)
         return (text + f"; DS2, read once for it (its row in the table above): {d_ok} of {len(d_gaps)} pairs within 2 "
                 f"points" + (f" ({len(ds2)} DS2 rows of it exist; the first is the one read)" if len(ds2) > 1 else "")
                 + "." + quality)
     return (text + ("; DS2 not read." if not ds2 else f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule.")
-            + "".join(_outside_words(v) for v in val[-1]["runs"].values() if abs(v["fidelity"]["acc_gap"]) > 0.02) + quality)
+            + "".join(_outside_words(v) for v in val[-1]["runs"].values() if not _within(100 * v["fidelity"]["acc_gap"])) + quality)
 
 
 def _outside_words(v: dict) -> str:
@@ -664,15 +673,15 @@ def _fidelity_seed_lines(rows: list[dict], results: Path | None = None) -> list[
             gaps.setdefault(v["model"], []).append(gap)
             out.append(f"| {v['model']} | {v['seed']} | {r['vae']['latent']} / {r['vae']['width']} | {f['n']:,} | "
                        f"{_f(v.get('test_accuracy'))} | {f['acc_original']:.3f} | {f['acc_reconstructed']:.3f} | {gap:+.1f} | "
-                       f"{'yes' if abs(gap) <= 2 else '**no**'} | {100 * f['acc_gap_raw']:+.1f} | {f['pred_agreement']:.3f} | "
+                       f"{'yes' if _within(gap) else '**no**'} | {100 * f['acc_gap_raw']:+.1f} | {f['pred_agreement']:.3f} | "
                        f"{c}, {e['recall_original']:.3f} -> {e['recall_reconstructed']:.3f} ({e['lost']} lost, "
                        f"{e['gained']} gained) | {_lost_words(e)} | {_f(e.get('lost_median_p_true'))} / "
                        f"{_f(e.get('median_p_true_kept'))} |")
         per_model = []
         for m, g in gaps.items():
-            ok = sum(abs(x) <= 2 for x in g)
+            ok = sum(_within(x) for x in g)
             per_model.append(f"{m}: gaps {', '.join(f'{x:+.1f}' for x in g)} points ({ok} of {len(g)} seeds within 2)")
-        n_ok, n = sum(abs(x) <= 2 for g in gaps.values() for x in g), sum(len(g) for g in gaps.values())
+        n_ok, n = sum(_within(x) for g in gaps.values() for x in g), sum(len(g) for g in gaps.values())
         sigma = f", sigma {vae['sigma']:g}" if "sigma" in vae else ""
         verdicts.append(f"* VAE {vae['latent']}/{vae['width']}{sigma} (`{r['root']}`), per model over its trained "
                         f"seeds: " + "; ".join(per_model) + f". {n_ok} of {n} (classifier, seed) pairs within 2 points.")
@@ -681,7 +690,7 @@ def _fidelity_seed_lines(rows: list[dict], results: Path | None = None) -> list[
     verdicts.append(_selection_verdict(rows, results))
     for r in val.values():  # the same check on DS1's validation records: held out from the VAE and the classifiers
         gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"], v["fidelity"]["n"]) for v in r["runs"].values()]
-        vae, n_ok = r["vae"], sum(abs(g) <= 2 for _, _, g, _ in gaps)
+        vae, n_ok = r["vae"], sum(_within(g) for _, _, g, _ in gaps)
         verdicts.append(f"* The same check on the classifiers' DS1 validation records (`--fidelity-part val`: records that "
                         f"neither the VAE nor the classifiers trained on, used only for the classifiers' early stopping; DS2 unread), VAE {vae['latent']}/{vae['width']}, "
                         f"sigma {vae['sigma']:g} (`{r['root']}`), gap = accuracy on the originals - on the reconstructions (negative: "
@@ -863,7 +872,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
     out += _template_lines(natural)
     if natural:
         verdict = "; ".join(f"{k}: {100 * r['fidelity']['acc_gap']:+.1f}" for k, r in natural.items())
-        n_ok = sum(abs(r["fidelity"]["acc_gap"]) <= 0.02 for r in natural.values())
+        n_ok = sum(_within(100 * r["fidelity"]["acc_gap"]) for r in natural.values())
         by_cfg = {}
         for r in natural.values():
             by_cfg.setdefault(r["config"].split(":")[-1], []).append(r)
@@ -892,7 +901,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
         out.append(
             f"* **{key}** on the {f['n']:,} DS2 beats: accuracy {f['acc_original']:.3f} on the originals, "
             f"{f['acc_reconstructed']:.3f} on their reconstructions, a gap of {gap:+.1f} points: "
-            f"{'within' if abs(gap) <= 2 else 'outside'} the 2 points asked for; {100 * f['pred_agreement']:.1f}% of "
+            f"{'within' if _within(gap) else 'outside'} the 2 points asked for; {100 * f['pred_agreement']:.1f}% of "
             f"the beats get the same prediction"
             + (f" (read as input; the decoder's output fed as it is: {f['acc_reconstructed_raw']:.3f}, a gap of "
                f"{100 * f['acc_gap_raw']:+.1f})" if _as_input(r) else "")
