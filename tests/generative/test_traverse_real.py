@@ -225,8 +225,13 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
 
     # the pre-registered selection rule applied to its candidate (the VAE its command saves): DS1 validation decides
     cand = tmp_path / "cand" / "vae"
-    mod.VAE_SELECTION = mod.VAE_SELECTION | {"candidate": f"python benchmarks/vae_aami.py --eval-part val --save {cand}"}
-    assert mod._selection_verdict([row, other, val]).endswith("not yet checked on the DS1 validation records; DS2 not read.")
+    mod.VAE_CANDIDATES = ({"candidate": "python benchmarks/vae_aami.py --eval-part val --save /elsewhere/vae", "why": "first"},
+                          {"candidate": f"python benchmarks/vae_aami.py --eval-part val --save {cand}", "why": "second"})
+
+    def verdict_of(rows, res=None):  # the rule on the second candidate, whose VAE the rows below check
+        return mod._selection_verdict(rows, res, mod.VAE_CANDIDATES[1])
+
+    assert verdict_of([row, other, val]).endswith("not yet checked on the DS1 validation records; DS2 not read.")
     six = {f"{m} seed {sd}": run(m, sd, 0.9 - d, 0.9) for m, sd, d in
            [("rr_net", 0, 0.01), ("rr_net", 1, -0.019), ("lstm", 0, 0.0), ("lstm", 1, 0.015), ("wf", 0, 0.005), ("wf", 1, 0.0)]}
     cval = {"experiment": "traverse_fidelity", "part": "val", "root": "/c", "vae_dir": str(cand), "runs": six,
@@ -237,20 +242,26 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
         {"command": f"python benchmarks/vae_aami.py --eval-part val --save {cand}", "eval_part": "val", "n_test": 10567,
          "median_r": 0.995, "median_mse": 0.0101, "median_mse_template": 0.61, "active_units": 120, "latent": 128,
          "train_s": 2990.0, "epochs_run": 30, "settings": {"epochs": 60, "time_budget_s": 3000.0}}) + "\n")
-    verdict = mod._selection_verdict([row, cval], res)
+    verdict = verdict_of([row, cval], res)
     assert ("6 of 6 (classifier, seed) pairs within 2 points on the DS1 validation records (rr_net seed 0 +1.0, rr_net seed 1 "
             "-1.9, lstm seed 0 +0.0, lstm seed 1 +1.5, wf seed 0 +0.5, wf seed 1 +0.0): **accepted**; DS2 not yet read.") in verdict
     assert verdict.endswith("Its reconstructions of the 10,567 DS1 validation beats: median r 0.995, median MSE 0.0101 "
                             "(template 0.6100), 120 of 128 units active, epochs 30 (of 60; time budget 3000 s), 2990 s of training.")
     cds2 = cval | {"part": "test", "runs": dict(six, **{"rr_net seed 0": run("rr_net", 0, 0.87, 0.9)})}
     assert "**accepted**; DS2, read once for it (its row in the table above): 5 of 6 pairs within 2 points." in \
-        mod._selection_verdict([row, cval, cds2])
-    assert mod._selection_verdict([row, cval, cds2]) in "\n".join(mod._fidelity_seed_lines([row, cval, cds2]))
+        verdict_of([row, cval, cds2])
+    # rendered: the rule, then each candidate in registration order with its own verdict
+    lines = "\n".join(mod._fidelity_seed_lines([row, cval, cds2]))
+    assert verdict_of([row, cval, cds2]).replace("on the candidate", "on candidate 2") in lines
+    order = ["(`traverse_real.VAE_RULE`", "Candidate 1: `python benchmarks/vae_aami.py --eval-part val --save /elsewhere/vae` (first)",
+             "verdict on candidate 1**: not yet checked on the DS1 validation records; DS2 not read.",
+             f"Candidate 2: `python benchmarks/vae_aami.py --eval-part val --save {cand}` (second)", "verdict on candidate 2**: 6 of 6"]
+    assert [lines.index(o) for o in order] == sorted(lines.index(o) for o in order)
     bad = cval | {"runs": dict(six, **{"wf seed 1": run("wf", 1, 0.875, 0.9)})}
-    assert "5 of 6" in mod._selection_verdict([bad]) and mod._selection_verdict([bad]).endswith(
+    assert "5 of 6" in verdict_of([bad]) and verdict_of([bad]).endswith(
         "**rejected**; DS2 not read. wf seed 1: same prediction on 95.0% of the beats, decoder output as is +0.0; class S: "
         "1 beats right only on the reconstruction, 7 right only on the original (recall 0.500 -> 0.250).")
-    assert "**rejected**; yet 1 DS2 row(s) of it exist, against the rule. wf seed 1:" in mod._selection_verdict([bad, cds2])
+    assert "**rejected**; yet 1 DS2 row(s) of it exist, against the rule. wf seed 1:" in verdict_of([bad, cds2])
     assert mod._fidelity_seed_lines([]) == []
 
 
