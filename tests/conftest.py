@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +54,12 @@ def pytest_configure(config):
     # default thread count. Subprocesses inherit the variables; this process's pool is limited below.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    # Lowering records each operation's source location; with the full Python traceback of every operation (jax's
+    # default) that is a few percent of a compile-bound test's CPU. Tests keep one frame (in this process, its xdist
+    # workers and the subprocesses it starts); users keep jax's default.
+    os.environ.setdefault("JAX_INCLUDE_FULL_TRACEBACKS_IN_LOCATIONS", "0")
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_include_full_tracebacks_in_locations", False)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)

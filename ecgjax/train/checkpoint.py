@@ -42,20 +42,28 @@ def encode(state):
 
 
 def decode(restored, template):
-    """Re-wrap key data where ``template`` holds typed keys."""
-    return jax.tree.map(
-        lambda r, t: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t) else r,
-        restored, template,
-    )
+    """Re-wrap key data where ``template`` holds typed keys (an abstract template's keys take the default key
+    implementation, the one ``jax.eval_shape`` gave them when it built the template)."""
+    def leaf(r, t):
+        if not _is_key(t):
+            return r
+        return jax.random.wrap_key_data(r, impl=None if isinstance(t, jax.ShapeDtypeStruct) else jax.random.key_impl(t))
+
+    return jax.tree.map(leaf, restored, template)
 
 
 def abstract_like(state):
-    """ShapeDtypeStructs (with the leaves' shardings) of ``encode(state)``."""
+    """ShapeDtypeStructs (with the leaves' shardings) of ``encode(state)``; ``state`` may itself be abstract
+    (ShapeDtypeStructs with shardings, as ``loop.build(..., abstract=True)`` makes), so nothing is computed."""
     def leaf(a):
+        if isinstance(a, jax.ShapeDtypeStruct):
+            s = jax.eval_shape(jax.random.key_data, a) if _is_key(a) else a
+            return jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=a.sharding)
         a = jax.numpy.asarray(a) if isinstance(a, (np.ndarray, np.generic, int, float)) else a
+        a = jax.random.key_data(a) if _is_key(a) else a
         return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
 
-    return jax.tree.map(leaf, encode(state))
+    return jax.tree.map(leaf, state)
 
 
 class Checkpoints:

@@ -71,21 +71,35 @@ def check_workdir(cfg: Config, workdir: Path) -> None:
     atomic_write_text(path, config_lib.to_json(cfg))
 
 
-def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, train_labels: np.ndarray | None = None):
+def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, train_labels: np.ndarray | None = None,
+          *, abstract: bool = False):
     """Model, steps and the initial training state (replicated on ``mesh``); ``in_shape`` and ``fs`` from the beats.
 
     ``train_labels`` (i[K], the training order's labels) set the loss's class weights when
     ``cfg.train.class_weight_power`` > 0 (``losses.class_weights``; the validation loss is weighted alike).
+    ``abstract``: the state as ShapeDtypeStructs (replicated shardings) instead of arrays, nothing initialised or
+    compiled: the template a checkpoint is restored into (``load_run``).
     """
-    model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), fs=fs, rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
     tx = optim.make_optimizer(cfg.train)
     plateau = steps_lib.make_plateau(cfg.train)
-    graphdef, eval_graphdef, state = steps_lib.init_state(model, tx, plateau)
+
+    def init():
+        model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), fs=fs,
+                             rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
+        return steps_lib.init_state(model, tx, plateau)
+
+    if abstract:
+        defs = []
+        shapes = jax.eval_shape(lambda: defs.append(init()) or defs[-1][2])
+        (graphdef, eval_graphdef, _), = defs
+        state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=mesh.replicated), shapes)
+    else:
+        graphdef, eval_graphdef, state = init()
+        state = jax.device_put(state, mesh.replicated)
     weights = None
     if cfg.train.class_weight_power and train_labels is not None:
         weights = losses.class_weights(train_labels, n_classes, cfg.train.class_weight_power)
     steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, steps_lib.loss_from_config(cfg.train, weights))
-    state = jax.device_put(state, mesh.replicated)
     return graphdef, eval_graphdef, steps, state
 
 

@@ -71,7 +71,9 @@ def load_run(workdir: str | Path, *, checkpoint: str | None = None, data_dir=Non
         raise DataError(f"{path} is not a readable ecgjax config ({e})") from e
     prep = data_lib.prepare(cfg.data, seed=cfg.train.seed, data_dir=data_dir, cache=cache)
     mesh = batched.make_mesh()
-    graphdef, _, _, state = loop.build(cfg, len(prep.beats.classes), prep.beats.x.shape[1:], prep.beats.fs, mesh)
+    # the checkpoint's template: shapes, dtypes and shardings only (no initialisation to compile and run)
+    graphdef, _, _, state = loop.build(cfg, len(prep.beats.classes), prep.beats.x.shape[1:], prep.beats.fs, mesh,
+                                       abstract=True)
     template = loop.pack(state, dict(loop._COUNTERS), 0.0, mesh)
     if checkpoint == "latest":
         log.warning("load_run(checkpoint='latest') is deprecated: it is now called 'last', as train.eval_checkpoint")

@@ -247,6 +247,27 @@ def test_load_run_restores_the_evaluated_model(reference):
     np.testing.assert_allclose(np.asarray(logits), run.predictions["logits"], rtol=1e-5, atol=1e-5)
 
 
+def test_abstract_build_is_the_concrete_template_and_compiles_nothing(reference):
+    """load_run's checkpoint template (``loop.build(..., abstract=True)``): the concrete build's graph definitions and
+    state tree, every leaf's shape, dtype and (replicated) sharding, with nothing initialised or compiled."""
+    from ecgjax import batched
+    from ecgjax.train import loop
+    from tests.conftest import CompileCounter
+
+    cfg, _, _ = reference
+    mesh = batched.make_mesh()
+    args = (cfg, 4, (48, 2), 360.0, mesh)
+    with CompileCounter() as c:
+        gd_a, egd_a, _, abstract = loop.build(*args, abstract=True)
+    assert c.n == 0
+    gd, egd, _, state = loop.build(*args)
+    assert gd_a == gd and egd_a == egd
+    assert jax.tree.structure(abstract) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(abstract), jax.tree.leaves(state), strict=True):
+        assert isinstance(a, jax.ShapeDtypeStruct) and (a.shape, a.dtype) == (b.shape, b.dtype)
+        assert a.sharding.is_equivalent_to(b.sharding, len(a.shape))
+
+
 def test_plateau_reduces_lr_after_patience_and_floors():
     tc = C.TrainConfig(lr=1e-3, plateau_factor=0.1, plateau_patience=2, plateau_min_lr=1e-5)
     pl = steps_lib.make_plateau(tc)
