@@ -47,6 +47,9 @@ def _peak(tmp_path, model, *, n_beats, length, budget, extra=()):
     return row
 
 
+# A measurement in a child process (its program compiled as users' are): with -m slow. By default the budget's rule is
+# checked on XLA's counts (tests/attribution/test_runner.py::test_memory_budget_picks_batch, tests/test_batched.py).
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ig_512_steps_within_budget_fast(tmp_path):
     """The documented one-call API, ``attr.attribute(get("integrated_gradients", steps=512), fns, x, target, key)``,

@@ -59,7 +59,7 @@ def test_train_throughput_quick(tmp_path):
     assert all(r["method"] == "train_step" and r["loss_last"] == r["loss_last"] for r in rows)
 
 
-@pytest.mark.slow  # the script's defaults; tests/attribution/test_memory.py runs the same script (fast variant by default)
+@pytest.mark.slow  # the script's defaults; tests/attribution/test_memory.py runs the same script (also slow)
 def test_memory_rss_quick(tmp_path):
     out = tmp_path / "mem.jsonl"
     proc = subprocess.run(

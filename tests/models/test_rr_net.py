@@ -45,7 +45,9 @@ def test_parameter_count_and_facts():
         models.build("rr_net", n_classes=5, in_shape=(T, L), fs=360.0, inputs="rr", rngs=nnx.Rngs(0))
 
 
-@pytest.mark.parametrize("rr_transform", ["log", "ratios"])
+# the recipe's transform by default; the other one ("log": the same RR branch and attribution path behind another
+# input transform) with -m slow
+@pytest.mark.parametrize("rr_transform", [pytest.param("log", marks=pytest.mark.slow), "ratios"])
 def test_rr_attribution_is_the_gradient_wrt_the_rr_vector(rr_transform):
     """sum over time of the RR channels' saliency == d logit / d rr (chain rule through the mean)."""
     m = build(rr_transform=rr_transform)
@@ -95,7 +97,9 @@ def test_eval_rows_are_independent_and_head_of_features_is_the_model():
     np.testing.assert_allclose(np.asarray(head), full, rtol=1e-6)
 
 
-@pytest.mark.parametrize("rr_transform", ["log", "ratios"])
+# the recipe's transform by default; the other one ("log": the same RR branch and attribution path behind another
+# input transform) with -m slow
+@pytest.mark.parametrize("rr_transform", [pytest.param("log", marks=pytest.mark.slow), "ratios"])
 def test_integrated_gradients_completeness_covers_both_inputs(rr_transform):
     """IG's waveform map plus RR attributions sum to f(x) - f(0): both come from the same call."""
     gd, st = models.eval_split(build(rr_transform=rr_transform))
