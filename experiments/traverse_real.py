@@ -609,17 +609,18 @@ def _lost_words(e: dict) -> str:
     return "; ".join(parts) or "-"
 
 
-def _selection_verdict(rows: list[dict], results: Path | None = None, candidate: dict | None = None) -> str:
+def _selection_verdict(rows: list[dict], results: Path | None = None, candidate: dict | None = None,
+                       label: str = "the candidate") -> str:
     """The rule (``VAE_RULE``) applied to one candidate of ``VAE_CANDIDATES`` (default: the first), i.e. to the VAE its
     command saves: the newest ``--fidelity-part val`` row of that VAE decides; DS2 rows of it are reported (read once if
-    accepted)."""
+    accepted). ``label`` names the candidate in the verdict."""
     cmd = (candidate or VAE_CANDIDATES[0])["candidate"].split()
     cand = Path(cmd[cmd.index("--save") + 1]).resolve()
     mine = [r for r in rows if r.get("experiment") == "traverse_fidelity" and r.get("vae_dir")
             and Path(r["vae_dir"]).resolve() == cand]
     val = [r for r in mine if r.get("part") == "val"]
     ds2 = [r for r in mine if r.get("part", "test") == "test"]
-    head = "* **The rule's verdict on the candidate**: "
+    head = f"* **The rule's verdict on {label}**: "
     if not val:
         return head + "not yet checked on the DS1 validation records" + (
             f"; yet {len(ds2)} DS2 row(s) of it exist, against the rule." if ds2 else "; DS2 not read.")
@@ -697,7 +698,7 @@ def _fidelity_seed_lines(rows: list[dict], results: Path | None = None) -> list[
                     f"it was trained): {VAE_RULE}.")
     for i, cand in enumerate(VAE_CANDIDATES, 1):
         verdicts.append(f"* Candidate {i}: `{cand['candidate']}` ({cand['why']}).")
-        verdicts.append(_selection_verdict(rows, results, cand).replace("on the candidate", f"on candidate {i}", 1))
+        verdicts.append(_selection_verdict(rows, results, cand, f"candidate {i}"))
     for r in val.values():  # the same check on DS1's validation records: held out from the VAE and the classifiers
         gaps = [(v["model"], v["seed"], 100 * v["fidelity"]["acc_gap"], v["fidelity"]["n"]) for v in r["runs"].values()]
         vae, n_ok = r["vae"], sum(_within(g) for _, _, g, _ in gaps)

@@ -89,9 +89,14 @@ def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, 
         return steps_lib.init_state(model, tx, plateau)
 
     if abstract:
-        defs = []
-        shapes = jax.eval_shape(lambda: defs.append(init()) or defs[-1][2])
-        (graphdef, eval_graphdef, _), = defs
+        defs = {}
+
+        def state_only():  # the graph definitions are static: kept from the trace, the state's shapes returned
+            defs["graphdef"], defs["eval_graphdef"], st = init()
+            return st
+
+        shapes = jax.eval_shape(state_only)
+        graphdef, eval_graphdef = defs["graphdef"], defs["eval_graphdef"]
         state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=mesh.replicated), shapes)
     else:
         graphdef, eval_graphdef, state = init()

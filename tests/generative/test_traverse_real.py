@@ -252,7 +252,7 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
         verdict_of([row, cval, cds2])
     # rendered: the rule, then each candidate in registration order with its own verdict
     lines = "\n".join(mod._fidelity_seed_lines([row, cval, cds2]))
-    assert verdict_of([row, cval, cds2]).replace("on the candidate", "on candidate 2") in lines
+    assert mod._selection_verdict([row, cval, cds2], None, mod.VAE_CANDIDATES[1], "candidate 2") in lines
     order = ["(`traverse_real.VAE_RULE`", "Candidate 1: `python benchmarks/vae_aami.py --eval-part val --save /elsewhere/vae` (first)",
              "verdict on candidate 1**: not yet checked on the DS1 validation records; DS2 not read.",
              f"Candidate 2: `python benchmarks/vae_aami.py --eval-part val --save {cand}` (second)", "verdict on candidate 2**: 6 of 6"]
