@@ -609,12 +609,11 @@ def _lost_words(e: dict) -> str:
     return "; ".join(parts) or "-"
 
 
-def _selection_verdict(rows: list[dict], results: Path | None = None, candidate: dict | None = None,
-                       label: str = "the candidate") -> str:
-    """The rule (``VAE_RULE``) applied to one candidate of ``VAE_CANDIDATES`` (default: the first), i.e. to the VAE its
-    command saves: the newest ``--fidelity-part val`` row of that VAE decides; DS2 rows of it are reported (read once if
-    accepted). ``label`` names the candidate in the verdict."""
-    cmd = (candidate or VAE_CANDIDATES[0])["candidate"].split()
+def _selection_verdict(rows: list[dict], results: Path | None, candidate: dict, label: str) -> str:
+    """The rule (``VAE_RULE``) applied to ``candidate`` (an entry of ``VAE_CANDIDATES``, named ``label`` in the verdict),
+    i.e. to the VAE its command saves: the newest ``--fidelity-part val`` row of that VAE decides; DS2 rows of it are
+    reported (read once if accepted)."""
+    cmd = candidate["candidate"].split()
     cand = Path(cmd[cmd.index("--save") + 1]).resolve()
     mine = [r for r in rows if r.get("experiment") == "traverse_fidelity" and r.get("vae_dir")
             and Path(r["vae_dir"]).resolve() == cand]

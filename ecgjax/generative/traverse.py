@@ -105,9 +105,9 @@ def prior_bound(latent: int, mass: float = PRIOR_MASS) -> float:
 def _traverse_fn(cls_graphdef, vae_graphdef, n_points: int, query: str = "class", normalisation: str = "none"):
     """The compiled traversal, one program per classifier, VAE, ``n_points``, query and normalisation: the
     optimiser's settings (``hp``: steps i32[], lr, proximity and the prior ball's squared radius radius2 f32[]) are
-    arguments, so another setting runs without compiling again. ``query``: ``"class"`` (``target`` i32[B]: minimise -log p(target), report p(target))
-    or ``"value"`` (``target`` f32[B]: the change of output 0 asked for; minimise (out0 - (out0(decode(z0)) +
-    target))^2 / 2, report out0). The classifier reads each decoded beat through ``vae.as_input`` (the window's
+    arguments, so another setting runs without compiling again. ``query``: ``"class"`` (``target`` i32[B]: minimise
+    -log p(target), report p(target)) or ``"value"`` (``target`` f32[B]: the change of output 0 asked for; minimise
+    (out0 - (out0(decode(z0)) + target))^2 / 2, report out0). The classifier reads each decoded beat through ``vae.as_input`` (the window's
     padding and ``normalisation``), and the returned beats are what it read."""
     @jax.jit
     def run(cls_state, vae_params, hp, x, target, valid):

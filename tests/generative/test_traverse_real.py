@@ -229,7 +229,7 @@ def test_fidelity_per_seed_table_and_verdict_from_the_row(tmp_path):
                           {"candidate": f"python benchmarks/vae_aami.py --eval-part val --save {cand}", "why": "second"})
 
     def verdict_of(rows, res=None):  # the rule on the second candidate, whose VAE the rows below check
-        return mod._selection_verdict(rows, res, mod.VAE_CANDIDATES[1])
+        return mod._selection_verdict(rows, res, mod.VAE_CANDIDATES[1], "the candidate")
 
     assert verdict_of([row, other, val]).endswith("not yet checked on the DS1 validation records; DS2 not read.")
     six = {f"{m} seed {sd}": run(m, sd, 0.9 - d, 0.9) for m, sd, d in
