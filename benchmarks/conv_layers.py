@@ -42,7 +42,7 @@ LAYERS = (
     ("jones2020_cnn", "block.conv1 (128)", 830, 32, 128, 16, 1, "SAME"),
     ("jones2020_cnn", "block.conv2 (128)", 830, 128, 32, 16, 1, "SAME"),
 )
-IMPLS = ("xla", "phase", "patches")
+IMPLS = ("xla", "phase", "patches", "fft")
 
 
 def programs(impl, stride, padding, scan):
@@ -113,7 +113,7 @@ def main(argv=None):
                 ms = 1e3 * statistics.median(secs)
                 rows.append(dict(env, model=model, layer=layer, length=n, cin=cin, cout=cout, kernel=k, stride=s, padding=pad,
                                  batch=args.batch, impl=impl, pass_=pas, scan=args.scan, ms_median=ms, ms_min=1e3 * min(secs),
-                                 ms_max=1e3 * max(secs), fwd_gflops=flops / 1e9, auto=auto_impl(n, k, s, pad),
+                                 ms_max=1e3 * max(secs), fwd_gflops=flops / 1e9, auto=auto_impl(n, k, s, pad, channels=(cin, cout)),
                                  load_avg_1m=C.os.getloadavg()[0]))
             C.append_jsonl(args.out, rows)
             C.log(f"{model:14s} {layer:18s} {pas:5s} " + "  ".join(f"{r['impl']} {r['ms_median']:8.1f}" for r in rows)

@@ -296,7 +296,7 @@ def main(argv=None):
     p.add_argument("--batches", default=None, help="comma list; default 64,256 on CPU, 256..16384 on GPU")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--conv-impl", default="auto", choices=["auto", "xla", "phase", "patches"])
+    p.add_argument("--conv-impl", default="auto", choices=["auto", "xla", "phase", "patches", "fft"])  # ecgjax.models.layers.CONV_IMPLS
     p.add_argument("--precision", default="float32", choices=["float32", "tf32"])
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for --precision (overrides the table)")
     p.add_argument("--matmul-probe", action="store_true", help="measure a 2048^3 matmul first (a yardstick on shared CPUs)")

@@ -96,7 +96,7 @@ def main(argv=None):
     p.add_argument("--batches", default="128", help="comma list (default 128, the reference)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--conv-impl", default="auto", choices=["auto", "xla", "phase", "patches"])
+    p.add_argument("--conv-impl", default="auto", choices=["auto", "xla", "phase", "patches", "fft"])  # ecgjax.models.layers.CONV_IMPLS
     p.add_argument("--precision", default="float32", choices=["float32", "tf32"])
     p.add_argument("--peak-tflops", type=float, default=None)
     p.add_argument("--matmul-probe", action="store_true")

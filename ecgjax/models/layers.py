@@ -18,7 +18,7 @@ def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-CONV_IMPLS = ("auto", "xla", "phase", "patches")
+CONV_IMPLS = ("auto", "xla", "phase", "patches", "fft")
 
 
 def _resolve_padding(length: int, k: int, stride: int, padding) -> tuple[int, int]:
@@ -87,6 +87,45 @@ def _conv_patches(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndar
     return cols @ kernel.reshape(k * cin, cout)
 
 
+def fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: a length whose FFT is fast."""
+    best = 1 << (n - 1).bit_length()
+    p2 = 1
+    while p2 < best:
+        p3 = p2
+        while p3 < best:
+            p5 = p3
+            while p5 < best:
+                if p5 >= n:
+                    best = p5
+                p5 *= 5
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
+def _conv_fft(xp: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """Stride-1 'VALID' convolution by FFT: f32[B, Tp, Cin] x f32[K, Cin, Cout] -> f32[B, Tp-K+1, Cout] (``lax.conv``).
+
+    With n >= Tp, output t is entry t + K - 1 of the length-n circular convolution of ``xp`` with the
+    kernel flipped in time, which does not wrap for t <= Tp - K. In frequency each of the n/2 + 1 bins is a
+    complex product [B, Cin] x [Cin, Cout], computed as one real batched matmul with the real and imaginary
+    parts stacked ([B, 2Cin] x [[Re, Im], [-Im, Re]]): about 4 multiply-adds per (Cin, Cout) pair and output
+    sample against the direct convolution's K. Gradients are jax's (the transposes of the same operations:
+    FFTs and a batched matmul again).
+    """
+    k, _, cout = kernel.shape
+    tp = xp.shape[1]
+    n = fft_length(tp)
+    xf = jnp.fft.rfft(xp, n, axis=1).transpose(1, 0, 2)  # c[F, B, Cin]
+    wf = jnp.fft.rfft(jnp.flip(kernel, 0), n, axis=0)  # c[F, Cin, Cout]
+    xs = jnp.concatenate([xf.real, xf.imag], -1)  # [F, B, 2Cin]
+    ws = jnp.concatenate([jnp.concatenate([wf.real, wf.imag], -1), jnp.concatenate([-wf.imag, wf.real], -1)], 1)  # [F, 2Cin, 2Cout]
+    ys = jax.lax.dot_general(xs, ws, (((2,), (1,)), ((0,), (0,))))  # [F, B, 2Cout]
+    yf = jax.lax.complex(ys[..., :cout], ys[..., cout:]).transpose(1, 0, 2)  # c[B, F, Cout]
+    return jnp.fft.irfft(yf, n, axis=1)[:, k - 1 : tp].astype(xp.dtype)
+
+
 def _polyphase(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int):
     """A stride-S convolution as a stride-1 one over S phases.
 
@@ -109,15 +148,25 @@ def _polyphase(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int):
     return xr, kr
 
 
-def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str | None = None) -> str:
-    """The implementation ``impl="auto"`` picks for one convolution.
+# "fft" for a stride-1 convolution with a kernel of at least FFT_MIN_KERNEL taps and
+# Cin * Cout / (Cin + Cout) >= FFT_MIN_CHANNELS (the multiply-adds saved per sample, against the FFTs' cost,
+# which grows with Cin + Cout): benchmarks/conv_layers.py, docs/performance.md.
+FFT_MIN_KERNEL = 8
+FFT_MIN_CHANNELS = 32
 
-    Rule (measured per layer by ``benchmarks/conv_layers.py``, plain and inside a
-    rolled ``lax.scan``, see docs/performance.md):
+
+def auto_impl(length: int, kernel_size: int, stride: int, padding, *, channels: tuple[int, int], backend: str | None = None) -> str:
+    """The implementation ``impl="auto"`` picks for one convolution of ``channels`` = (Cin, Cout).
+
+    Rule (measured per layer by ``benchmarks/conv_layers.py`` and on whole models by
+    ``benchmarks/cpu_vs_peers.py``, see docs/performance.md):
 
     * not CPU (GPU, TPU): ``"xla"``: cuDNN / the TPU compiler handle 1-D
       convolutions directly.
-    * CPU: ``"patches"`` when the output is shorter than the (polyphase)
+    * CPU, stride 1, wide layers (K >= ``FFT_MIN_KERNEL``, Cin Cout / (Cin + Cout) >=
+      ``FFT_MIN_CHANNELS``: ribeiro_cnn's residual units): ``"fft"``, about 4 multiply-adds per channel pair
+      and sample instead of K.
+    * CPU otherwise: ``"patches"`` when the output is shorter than the (polyphase)
       kernel, where XLA:CPU's convolution falls off a cliff (a 14-sample,
       kernel-16 'SAME' convolution runs ~40x slower than its matmul), and
       ``"phase"`` otherwise (XLA's convolution, which reaches matmul speed
@@ -131,6 +180,9 @@ def auto_impl(length: int, kernel_size: int, stride: int, padding, backend: str 
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return "xla"
+    cin, cout = channels
+    if stride == 1 and kernel_size >= FFT_MIN_KERNEL and cin * cout >= FFT_MIN_CHANNELS * (cin + cout):
+        return "fft"
     left, right = _resolve_padding(length, kernel_size, stride, padding)
     t_out = (length + left + right - kernel_size) // stride + 1
     k_eff = -(-kernel_size // stride)
@@ -155,6 +207,7 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
           written out in the forward's kernel layout (``_conv_s1``).
         * ``"patches"``: im2col: the K shifted, strided views side by side
           (f32[B, T', K*Cin]) times the flattened kernel, one matmul.
+        * ``"fft"``: by FFT (``_conv_fft``), strided ones over their phases.
         * ``"auto"`` (default): ``auto_impl`` per call, from the static shapes,
           ``jax.default_backend()``.
 
@@ -164,7 +217,7 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
     k = kernel.shape[0]
     pad = _resolve_padding(x.shape[1], k, stride, padding)
     if impl == "auto":
-        impl = auto_impl(x.shape[1], k, stride, pad)
+        impl = auto_impl(x.shape[1], k, stride, pad, channels=kernel.shape[1:])
     if impl == "xla":
         return jax.lax.conv_general_dilated(
             x, kernel, window_strides=(stride,), padding=[pad], dimension_numbers=("NWC", "WIO", "NWC")
@@ -174,6 +227,8 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
     xp = jnp.pad(x, ((0, 0), pad, (0, 0))) if pad != (0, 0) else x
     if impl == "phase":
         return _conv_s1(xp, kernel) if stride == 1 else _conv_s1(*_polyphase(xp, kernel, stride))
+    if impl == "fft":
+        return _conv_fft(xp, kernel) if stride == 1 else _conv_fft(*_polyphase(xp, kernel, stride))
     return _conv_patches(xp, kernel, stride)
 
 

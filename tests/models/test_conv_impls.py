@@ -1,5 +1,5 @@
 """Every Conv1d implementation computes the same function: values and gradients
-(w.r.t. the input and the kernel) of auto / patches / phase against lax.conv
+(w.r.t. the input and the kernel) of auto / patches / phase / fft against lax.conv
 ("xla") within 1e-5 relative, on the shapes the models use; the auto rule; and
 whole models built with each impl agree (float64, where rounding cannot hide a
 wrong index)."""
@@ -67,14 +67,38 @@ def test_values_and_gradients_match_lax_conv(shape):
 
 
 def test_auto_rule():
-    assert auto_impl(860, 16, 1, "SAME", backend="cpu") == "phase"
-    assert auto_impl(860, 16, 4, "SAME", backend="cpu") == "phase"
-    assert auto_impl(14, 16, 1, "SAME", backend="cpu") == "patches"  # 14 outputs < K=16
-    assert auto_impl(14, 16, 4, "SAME", backend="cpu") == "phase"  # 4 outputs, polyphase kernel 4 taps
-    assert auto_impl(10, 16, 4, "SAME", backend="cpu") == "patches"  # 3 outputs < 4 taps
-    assert auto_impl(14, 16, 1, "SAME", backend="gpu") == "xla"
-    assert auto_impl(860, 16, 4, "SAME", backend="tpu") == "xla"
+    narrow = dict(channels=(32, 64))  # jones2020_cnn's widest: 32 * 64 / 96 = 21 < 32
+    assert auto_impl(860, 16, 1, "SAME", backend="cpu", **narrow) == "phase"
+    assert auto_impl(860, 16, 4, "SAME", backend="cpu", **narrow) == "phase"
+    assert auto_impl(14, 16, 1, "SAME", backend="cpu", **narrow) == "patches"  # 14 outputs < K=16
+    assert auto_impl(14, 16, 4, "SAME", backend="cpu", **narrow) == "phase"  # 4 outputs, polyphase kernel 4 taps
+    assert auto_impl(10, 16, 4, "SAME", backend="cpu", **narrow) == "patches"  # 3 outputs < 4 taps
+    # ribeiro_cnn's stride-1 unit convolutions (64 * 128 / 192 = 42.7 >= 32) by FFT, at any length; not its stem
+    # (1 input channel), its strided or 1x1 convolutions, nor short kernels
+    for t, cin, cout in ((860, 64, 128), (215, 128, 196), (54, 196, 256), (14, 256, 320)):
+        assert auto_impl(t, 16, 1, "SAME", backend="cpu", channels=(cin, cout)) == "fft"
+    assert auto_impl(860, 16, 1, "SAME", backend="cpu", channels=(1, 64)) == "phase"
+    assert auto_impl(860, 16, 4, "SAME", backend="cpu", channels=(128, 128)) == "phase"
+    assert auto_impl(215, 1, 1, "SAME", backend="cpu", channels=(128, 196)) == "phase"
+    assert auto_impl(215, 7, 1, "SAME", backend="cpu", channels=(128, 196)) == "phase"
+    assert auto_impl(14, 16, 1, "SAME", backend="gpu", channels=(256, 320)) == "xla"
+    assert auto_impl(860, 16, 4, "SAME", backend="tpu", **narrow) == "xla"
     assert Conv1d(2, 3, 4, rngs=nnx.Rngs(0)).impl == "auto"  # the default
+
+
+@pytest.mark.parametrize("n", [1, 14, 29, 69, 230, 875, 1025])
+def test_fft_length_is_the_smallest_5_smooth_length(n):
+    from ecgjax.models.layers import fft_length
+
+    want = next(m for m in range(n, 4 * n) if _five_smooth(m))
+    assert fft_length(n) == want
+
+
+def _five_smooth(m: int) -> bool:
+    for p in (2, 3, 5):
+        while m % p == 0:
+            m //= p
+    return m == 1
 
 
 def fused_or_noncanonical_convs(hlo: str) -> list[str]:
@@ -104,9 +128,25 @@ def test_phase_input_gradient_in_a_rolled_scan_is_a_library_convolution(stride):
     assert _rel(grads("auto")(x), grads("xla")(x)) < 1e-5
 
 
+def test_fft_in_a_rolled_scan_equals_lax_conv():
+    """Inside a chunked method's loop body (a rolled scan), ``fft``'s value and input gradient equal lax.conv's, and so do
+    ``auto``'s on a layer it sends to ``fft`` (64 -> 128 channels)."""
+    x = normal(0, (3, 2, 60, 64))  # 3 chunks of 2 beats
+    w = normal(1, (16, 64, 128), 1 / np.sqrt(16 * 64))
+    assert auto_impl(60, 16, 1, "SAME", channels=(64, 128), backend="cpu") == "fft"
+
+    def grads(impl):
+        g = jax.grad(lambda xi: jnp.sum(jnp.tanh(conv1d(xi, w, stride=1, padding="SAME", impl=impl))))
+        return jax.jit(lambda x: jax.lax.scan(lambda c, xi: (c, g(xi)), None, x, unroll=False)[1])
+
+    ref = grads("xla")(x)
+    assert _rel(grads("fft")(x), ref) < 1e-5
+    assert _rel(grads("auto")(x), ref) < 1e-5
+
+
 def test_unknown_impl_raises():
     with pytest.raises(ValueError, match="conv impl"):
-        conv1d(jnp.ones((1, 8, 1)), jnp.ones((3, 1, 1)), stride=1, padding="SAME", impl="fft")
+        conv1d(jnp.ones((1, 8, 1)), jnp.ones((3, 1, 1)), stride=1, padding="SAME", impl="winograd")
 
 
 # ribeiro_cnn's whole-model check is slow (23 s on 2 cores); its layer shapes are in the per-layer table above.
