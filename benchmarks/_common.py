@@ -84,17 +84,19 @@ def env_record(argv=None) -> dict:
     }
 
 
-def git_commit() -> str | None:
-    """The checkout's commit (``git rev-parse HEAD``, "+dirty" with uncommitted changes to tracked files), else
+def git_commit(short: bool = False) -> str | None:
+    """The checkout's commit (``git rev-parse HEAD``; ``short``: 7 hex digits), with "+dirty" for uncommitted changes
+    to tracked files outside ``benchmarks/results/`` (which runs append their own rows to), else
     ``$ECGJAX_GIT_COMMIT`` (set by benchmarks/gpu_session.sh where the tree travels without .git), else None."""
     import subprocess
 
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
         if head.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
-            return head.stdout.strip() + ("+dirty" if dirty else "")
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
+                                   cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            sha = head.stdout.strip()
+            return (sha[:7] if short else sha) + ("+dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         pass
     return os.environ.get("ECGJAX_GIT_COMMIT") or None

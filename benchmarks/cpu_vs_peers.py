@@ -279,7 +279,7 @@ def main(argv=None):
         if "ecgjax" in frameworks:
             r = ecgjax_measure(task, args.repeats, args.warmup)
             r["versions"] = {k: env[k] for k in ("jax", "jaxlib", "flax")}
-            r["git_commit"] = git_commit()
+            r["git_commit"] = C.git_commit(short=True)
             results.append(r)
         for fw, (key, script, supported) in PEERS.items():
             if fw in frameworks and fw not in notes and task in supported:
@@ -316,18 +316,6 @@ def main(argv=None):
                       f"load {l0:.1f}->{l1:.1f} matmul {max(probes):.0f} GFLOP/s check {row.get('check_max_rel_diff_vs_tensorflow')}")
     C.log(f"{n_rows} rows -> {args.out}; load at the end {load1():.2f}")
     return 0
-
-
-def git_commit() -> str | None:
-    """The checkout's commit (with ``+dirty`` for uncommitted changes outside ``benchmarks/results/``, which a run
-    appends its own rows to), so a row names the code it measured."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=C.ROOT, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
-                               capture_output=True, text=True, cwd=C.ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 def rel_diff(a, b) -> float | None:
