@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -230,6 +232,44 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
     if impl == "fft":
         return _conv_fft(xp, kernel) if stride == 1 else _conv_fft(*_polyphase(xp, kernel, stride))
     return _conv_patches(xp, kernel, stride)
+
+
+def max_pool_same(x: jnp.ndarray, factor: int) -> jnp.ndarray:
+    """Max-pool by ``factor`` with TF 'SAME' padding. x: f32[B, T, C] -> f32[B, ceil(T/factor), C].
+
+    The windows are a reshape of the input padded with -inf; the gradient goes to the first maximum of each
+    window (TF's MaxPoolGrad), through the index saved by the forward pass (``_max_pool_fwd``), so it never
+    compares recomputed values (a plain ``max``'s gradient divides by the count of entries equal to the
+    maximum, which XLA:CPU can compute as 0 when it recomputes the two sides in separate fusions). Not
+    ``lax.reduce_window``: its gradient lowers on CPU to a reduce over (value, index) pairs with an index array
+    per dimension of the input (a sixth of ribeiro_cnn's saliency time: docs/performance.md).
+    """
+    left, right = same_padding(x.shape[1], factor, factor)
+    return _max_pool(x, factor, left, right)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool(x, factor, left, right):
+    return _windows(x, factor, left, right).max(axis=2)
+
+
+def _windows(x, factor, left, right):
+    xp = jnp.pad(x, ((0, 0), (left, right), (0, 0)), constant_values=-jnp.inf)
+    return xp.reshape(x.shape[0], -1, factor, x.shape[2])  # [B, M, factor, C]
+
+
+def _max_pool_fwd(x, factor, left, right):
+    w = _windows(x, factor, left, right)
+    return w.max(axis=2), jnp.argmax(w, axis=2)  # residual: i32[B, M, C], each window's first maximum
+
+
+def _max_pool_bwd(factor, left, right, idx, g):
+    onehot = jnp.arange(factor)[None, None, :, None] == idx[:, :, None, :]  # [B, M, factor, C]
+    gx = jnp.where(onehot, g[:, :, None, :], jnp.zeros((), g.dtype)).reshape(g.shape[0], -1, g.shape[2])
+    return (gx[:, left : gx.shape[1] - right],)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 class Conv1d(nnx.Module):

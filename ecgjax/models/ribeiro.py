@@ -10,24 +10,13 @@ import jax
 from flax import nnx
 
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
-from ecgjax.models.layers import Conv1d
+from ecgjax.models.layers import Conv1d, max_pool_same
 
 _HE = nnx.initializers.he_normal()
 
 
 def _bn(n, rngs, **kw):
     return nnx.BatchNorm(n, momentum=0.99, epsilon=1e-3, rngs=rngs, **kw)
-
-
-def max_pool_same(x, factor: int):
-    """Max-pool by ``factor`` with TF 'SAME' padding. x: f32[B, T, C] -> f32[B, ceil(T/factor), C].
-
-    flax's pool (``lax.reduce_window``): its gradient goes to each window's maximum, as TF's does. Not a
-    reshape and ``max``: that gradient divides by the count of entries equal to the maximum, and when XLA
-    recomputes the two sides in separate fusions that count can be 0 (NaN gradients: XLA:CPU at
-    ``--xla_backend_optimization_level=0``, tests/models/test_models.py).
-    """
-    return nnx.max_pool(x, (factor,), strides=(factor,), padding="SAME")
 
 
 class _Unit(nnx.Module):

@@ -23,7 +23,7 @@ from flax import nnx
 
 from ecgjax.errors import ConfigError
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec
-from ecgjax.models.layers import Conv1d
+from ecgjax.models.layers import Conv1d, max_pool_same
 
 INPUTS = ("both", "waveform", "rr")
 
@@ -184,7 +184,7 @@ class RRNet(ECGModel):
         h = x[..., : self.n_leads]
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
             h = hooks.act(jax.nn.relu, hooks.linear(bn, hooks.linear(conv, h)))
-            h = hooks.tap(f"conv{i + 1}", nnx.max_pool(h, (2,), strides=(2,), padding="SAME"))
+            h = hooks.tap(f"conv{i + 1}", max_pool_same(h, 2))
         return hooks.tap("features", jnp.concatenate([h, jnp.broadcast_to(rr[:, None, :], (*h.shape[:2], rr.shape[-1]))], axis=-1))
 
     def head(self, f, hooks: Hooks = DEFAULT_HOOKS):

@@ -11,7 +11,7 @@ from flax import nnx
 from ecgjax import models
 from ecgjax.errors import ConfigError
 from ecgjax.models.layers import conv1d
-from ecgjax.models.ribeiro import max_pool_same
+from ecgjax.models.layers import max_pool_same
 from tests.conftest import normal
 
 
@@ -231,7 +231,7 @@ def test_ribeiro_max_pool_values_and_gradient_go_to_each_windows_maximum():
     """TF 'SAME' max-pool: equal to padding with -inf and taking each window's max; the gradient lands on the
     maximum of each window (as TF's), so it never depends on float equality between recomputed values."""
     from ecgjax.models.layers import same_padding
-    from ecgjax.models.ribeiro import max_pool_same
+    from ecgjax.models.layers import max_pool_same
 
     @jax.jit
     def pool_and_grad(v):
