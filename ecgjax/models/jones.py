@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
-from ecgjax.models.layers import Conv1d
+from ecgjax.models.layers import Conv1d, Dropout
 
 READOUTS = ("last", "max")  # jones2020_lstm's readouts of the hidden-state sequence
 _LEAKY = 0.3  # Keras LeakyReLU default (Flax's is 0.01)
@@ -39,7 +39,7 @@ class _JonesBlock(nnx.Module):
         self.conv1 = Conv1d(32, filters, 16, padding="SAME", impl=conv_impl, rngs=rngs)
         self.bn1 = _bn(filters, rngs)
         self.conv2 = Conv1d(filters, 32, 16, padding="SAME", impl=conv_impl, rngs=rngs)
-        self.drop = nnx.Dropout(0.2, rngs=rngs)
+        self.drop = Dropout(0.2, rngs=rngs)
 
     def __call__(self, x, hooks: Hooks = DEFAULT_HOOKS):
         h = hooks.act(_lrelu, hooks.linear(self.bn1, hooks.linear(self.conv1, x)))
@@ -68,7 +68,7 @@ class Jones2020CNN(ECGModel):
         self.bn1 = _bn(32, rngs)
         self.conv2 = Conv1d(32, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
         self.bn2 = _bn(32, rngs)
-        self.drop = nnx.Dropout(0.2, rngs=rngs)
+        self.drop = Dropout(0.2, rngs=rngs)
         self.blocks = nnx.List([_JonesBlock(f, conv_impl=conv_impl, rngs=rngs) for f in (64, 64, 128, 128)])
         self.conv_out = Conv1d(32, 32, 16, padding="VALID", impl=conv_impl, rngs=rngs)
         self.bn_out = _bn(32, rngs)

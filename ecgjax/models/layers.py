@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -106,26 +107,27 @@ def fft_length(n: int) -> int:
     return best
 
 
-def _conv_fft(xp: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
-    """Stride-1 'VALID' convolution by FFT: f32[B, Tp, Cin] x f32[K, Cin, Cout] -> f32[B, Tp-K+1, Cout] (``lax.conv``).
+def _conv_fft(x: jnp.ndarray, kernel: jnp.ndarray, pad: tuple[int, int]) -> jnp.ndarray:
+    """Stride-1 convolution by FFT: f32[B, T, Cin] x f32[K, Cin, Cout] with ``pad`` = (left, right) zeros
+    -> f32[B, T + left + right - K + 1, Cout] (``lax.conv``).
 
-    With n >= Tp, output t is entry t + K - 1 of the length-n circular convolution of ``xp`` with the
-    kernel flipped in time, which does not wrap for t <= Tp - K. In frequency each of the n/2 + 1 bins is a
-    complex product [B, Cin] x [Cin, Cout], computed as one real batched matmul with the real and imaginary
-    parts stacked ([B, 2Cin] x [[Re, Im], [-Im, Re]]): about 4 multiply-adds per (Cin, Cout) pair and output
-    sample against the direct convolution's K. Gradients are jax's (the transposes of the same operations:
-    FFTs and a batched matmul again).
+    With Tp = T + left + right and n >= Tp, output t is entry t + K - 1 of the length-n circular convolution of
+    the padded input with the kernel flipped in time, which does not wrap for t <= Tp - K; so the input is
+    padded once, straight to n. In frequency each of the n/2 + 1 bins is a complex product [B, Cin] x [Cin, Cout],
+    computed as one real batched matmul with the real and imaginary parts stacked ([B, 2Cin] x
+    [[Re, Im], [-Im, Re]]): about 4 multiply-adds per (Cin, Cout) pair and output sample against the direct
+    convolution's K. Gradients are jax's (the transposes of the same operations: FFTs and a batched matmul again).
     """
     k, _, cout = kernel.shape
-    tp = xp.shape[1]
+    tp = x.shape[1] + pad[0] + pad[1]
     n = fft_length(tp)
-    xf = jnp.fft.rfft(xp, n, axis=1).transpose(1, 0, 2)  # c[F, B, Cin]
+    xf = jnp.fft.rfft(jnp.pad(x, ((0, 0), (pad[0], n - x.shape[1] - pad[0]), (0, 0))), axis=1).transpose(1, 0, 2)  # c[F, B, Cin]
     wf = jnp.fft.rfft(jnp.flip(kernel, 0), n, axis=0)  # c[F, Cin, Cout]
     xs = jnp.concatenate([xf.real, xf.imag], -1)  # [F, B, 2Cin]
     ws = jnp.concatenate([jnp.concatenate([wf.real, wf.imag], -1), jnp.concatenate([-wf.imag, wf.real], -1)], 1)  # [F, 2Cin, 2Cout]
     ys = jax.lax.dot_general(xs, ws, (((2,), (1,)), ((0,), (0,))))  # [F, B, 2Cout]
     yf = jax.lax.complex(ys[..., :cout], ys[..., cout:]).transpose(1, 0, 2)  # c[B, F, Cout]
-    return jnp.fft.irfft(yf, n, axis=1)[:, k - 1 : tp].astype(xp.dtype)
+    return jnp.fft.irfft(yf, n, axis=1)[:, k - 1 : tp].astype(x.dtype)
 
 
 def _polyphase(xp: jnp.ndarray, kernel: jnp.ndarray, stride: int):
@@ -226,11 +228,13 @@ def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, *, stride: int, padding, impl: s
         )
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv impl must be one of {CONV_IMPLS}, got {impl!r}")
+    if impl == "fft" and stride == 1:
+        return _conv_fft(x, kernel, pad)  # pads once, to the FFT's length
     xp = jnp.pad(x, ((0, 0), pad, (0, 0))) if pad != (0, 0) else x
     if impl == "phase":
         return _conv_s1(xp, kernel) if stride == 1 else _conv_s1(*_polyphase(xp, kernel, stride))
     if impl == "fft":
-        return _conv_fft(xp, kernel) if stride == 1 else _conv_fft(*_polyphase(xp, kernel, stride))
+        return _conv_fft(*_polyphase(xp, kernel, stride), (0, 0))
     return _conv_patches(xp, kernel, stride)
 
 
@@ -242,7 +246,9 @@ def max_pool_same(x: jnp.ndarray, factor: int) -> jnp.ndarray:
     compares recomputed values (a plain ``max``'s gradient divides by the count of entries equal to the
     maximum, which XLA:CPU can compute as 0 when it recomputes the two sides in separate fusions). Not
     ``lax.reduce_window``: its gradient lowers on CPU to a reduce over (value, index) pairs with an index array
-    per dimension of the input (a sixth of ribeiro_cnn's saliency time: docs/performance.md).
+    per dimension of the input (a sixth of ribeiro_cnn's saliency time: docs/performance.md). Values and gradients
+    are flax's, but XLA fuses the program differently, so a training run's float32 rounding changes (ribeiro_cnn
+    uses it; rr_net keeps ``nnx.max_pool`` on its small feature maps, so its trained runs reproduce bit for bit).
     """
     left, right = same_padding(x.shape[1], factor, factor)
     return _max_pool(x, factor, left, right)
@@ -270,6 +276,67 @@ def _max_pool_bwd(factor, left, right, idx, g):
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def _rotl(v: jnp.ndarray, r: int) -> jnp.ndarray:
+    return jax.lax.shift_left(v, np.uint32(r)) | jax.lax.shift_right_logical(v, np.uint32(32 - r))
+
+
+def _threefry2x32(k1, k2, x1, x2):
+    """The Threefry-2x32 hash (20 rounds), as jax computes it for a ``threefry2x32`` key: u32 words -> two u32 words.
+
+    Written with jnp operations so that XLA fuses it into its consumer; jax's own CPU lowering runs the five
+    groups of rounds as a rolled loop, a pass over memory per group (a fifth of ribeiro_cnn's training step).
+    """
+    rot = ((13, 15, 26, 6), (17, 29, 16, 24))
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    y0, y1 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in rot[i % 2]:
+            y0 = y0 + y1
+            y1 = y0 ^ _rotl(y1, r)
+        y0, y1 = y0 + ks[(i + 1) % 3], y1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return y0, y1
+
+
+def fused_bernoulli_applies(key: jax.Array, shape) -> bool:
+    """Whether ``bernoulli_mask`` draws ``jax.random.bernoulli``'s samples: a threefry key, jax's partitionable
+    threefry (its default), float32 probabilities (x64 off) and fewer than 2**32 samples; on CPU only (other
+    backends lower jax's own threefry well)."""
+    return (jax.default_backend() == "cpu" and str(jax.random.key_impl(key)) == "threefry2x32"
+            and bool(getattr(jax.config, "jax_threefry_partitionable", False)) and not jax.config.jax_enable_x64
+            and int(np.prod(shape)) < 2**32)
+
+
+def bernoulli_mask(key: jax.Array, p: float, shape) -> jnp.ndarray:
+    """bool[shape], True with probability ``p``: the same samples as ``jax.random.bernoulli(key, p, shape)`` where
+    ``fused_bernoulli_applies`` (tested bit for bit), in one fused pass.
+
+    jax draws u32 bits = x1 ^ x2 of threefry(key, (0, flat index)), takes a float32 uniform from their top 23
+    bits (``jax_legacy_random_uniform``, its default; 24 otherwise) and compares it with float32 ``p``; the
+    same comparison on the integers is ``top bits < ceil(p * 2**23)``.
+    """
+    k = jax.random.key_data(key)
+    lo = jax.lax.iota(np.uint32, int(np.prod(shape))).reshape(shape)
+    b0, b1 = _threefry2x32(k[0], k[1], jnp.zeros(shape, np.uint32), lo)
+    n_bits = 23 if getattr(jax.config, "jax_legacy_random_uniform", True) else 24
+    threshold = np.uint32(math.ceil(float(np.float32(p)) * 2.0**n_bits))
+    return jax.lax.shift_right_logical(b0 ^ b1, np.uint32(32 - n_bits)) < threshold
+
+
+class Dropout(nnx.Dropout):
+    """``nnx.Dropout`` (the same masks, states and views), its mask drawn by ``bernoulli_mask`` where that gives
+    jax's samples; anything else (a key passed in, broadcast dimensions, another key type) is ``nnx.Dropout``'s."""
+
+    def __call__(self, inputs, *, deterministic: bool | None = None, rngs=None):
+        det = self.deterministic if deterministic is None else deterministic
+        if det is None or det or self.rate in (0.0, 1.0) or rngs is not None or self.rngs is None or self.broadcast_dims:
+            return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
+        key = self.rngs()
+        if not fused_bernoulli_applies(key, inputs.shape):
+            return super().__call__(inputs, deterministic=deterministic, rngs=key)
+        keep_prob = 1.0 - self.rate
+        return jax.lax.select(bernoulli_mask(key, keep_prob, inputs.shape), inputs / keep_prob, jnp.zeros_like(inputs))
 
 
 class Conv1d(nnx.Module):

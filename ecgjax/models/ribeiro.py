@@ -10,7 +10,7 @@ import jax
 from flax import nnx
 
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec, concat_leads
-from ecgjax.models.layers import Conv1d, max_pool_same
+from ecgjax.models.layers import Conv1d, Dropout, max_pool_same
 
 _HE = nnx.initializers.he_normal()
 
@@ -26,10 +26,10 @@ class _Unit(nnx.Module):
         self.skip_conv = Conv1d(cin, cout, 1, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs) if cin != cout else None
         self.conv1 = Conv1d(cin, cout, 16, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs)
         self.bn1 = _bn(cout, rngs)
-        self.drop1 = nnx.Dropout(dropout, rngs=rngs)
+        self.drop1 = Dropout(dropout, rngs=rngs)
         self.conv2 = Conv1d(cout, cout, 16, stride=4, use_bias=False, kernel_init=_HE, impl=conv_impl, rngs=rngs)
         self.bn_out = _bn(cout, rngs, use_scale=False, use_bias=False)
-        self.drop_out = nnx.Dropout(dropout, rngs=rngs)
+        self.drop_out = Dropout(dropout, rngs=rngs)
 
     def __call__(self, x, skip, hooks: Hooks = DEFAULT_HOOKS):
         skip = max_pool_same(skip, 4)

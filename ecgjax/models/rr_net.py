@@ -23,7 +23,7 @@ from flax import nnx
 
 from ecgjax.errors import ConfigError
 from ecgjax.models.base import DEFAULT_HOOKS, ECGModel, Hooks, LayerSpec
-from ecgjax.models.layers import Conv1d, max_pool_same
+from ecgjax.models.layers import Conv1d, Dropout
 
 INPUTS = ("both", "waveform", "rr")
 
@@ -164,7 +164,7 @@ class RRNet(ECGModel):
         self.rr_bn = _bn(n_rr_in, rngs, bn_momentum) if use_rr else None
         self.rr_dense = nnx.Linear(n_rr_in, rr_hidden, rngs=rngs) if use_rr else None
         self.fuse = nnx.Linear(hidden * use_wave + rr_hidden * use_rr, hidden, rngs=rngs)
-        self.drop = nnx.Dropout(dropout, rngs=rngs)
+        self.drop = Dropout(dropout, rngs=rngs)
         self.out = nnx.Linear(hidden, n_classes, rngs=rngs)
 
     def layer_specs(self):
@@ -184,7 +184,7 @@ class RRNet(ECGModel):
         h = x[..., : self.n_leads]
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
             h = hooks.act(jax.nn.relu, hooks.linear(bn, hooks.linear(conv, h)))
-            h = hooks.tap(f"conv{i + 1}", max_pool_same(h, 2))
+            h = hooks.tap(f"conv{i + 1}", nnx.max_pool(h, (2,), strides=(2,), padding="SAME"))
         return hooks.tap("features", jnp.concatenate([h, jnp.broadcast_to(rr[:, None, :], (*h.shape[:2], rr.shape[-1]))], axis=-1))
 
     def head(self, f, hooks: Hooks = DEFAULT_HOOKS):
