@@ -336,7 +336,8 @@ class Dropout(nnx.Dropout):
         if not fused_bernoulli_applies(key, inputs.shape):
             return super().__call__(inputs, deterministic=deterministic, rngs=key)
         keep_prob = 1.0 - self.rate
-        return jax.lax.select(bernoulli_mask(key, keep_prob, inputs.shape), inputs / keep_prob, jnp.zeros_like(inputs))
+        mask = jax.lax.optimization_barrier(bernoulli_mask(key, keep_prob, inputs.shape))  # drawn once, not in each consumer
+        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
 
 
 class Conv1d(nnx.Module):
