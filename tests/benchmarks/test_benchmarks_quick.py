@@ -214,3 +214,14 @@ def test_delineation_closed_form_docs_block_is_the_rendered_results():
     from ecgjax.data import closed_form
 
     assert {c for _, c in methods_cases} == set(closed_form.CASES)  # every case of the tests is in the table
+
+
+@pytest.mark.slow  # compiles the full-size ribeiro_cnn saliency twice
+def test_bn_fold_bound_times_both_programs(tmp_path):
+    out = tmp_path / "bn.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bn_fold_bound.py"), "--batch", "2", "--repeats", "1",
+                           "--rounds", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["variant"] for r in rows] == ["as is", "BatchNorm removed"]
+    assert all(r["beats_per_s"] > 0 and r["model"] == "ribeiro_cnn" and r["command"] for r in rows)
