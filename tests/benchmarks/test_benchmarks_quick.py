@@ -225,3 +225,13 @@ def test_bn_fold_bound_times_both_programs(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["variant"] for r in rows] == ["as is", "BatchNorm removed"]
     assert all(r["beats_per_s"] > 0 and r["model"] == "ribeiro_cnn" and r["command"] for r in rows)
+
+
+@pytest.mark.slow  # compiles and traces the full-size ribeiro_cnn saliency
+def test_profile_saliency_sums_op_kinds(tmp_path):
+    out = tmp_path / "p.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_saliency.py"), "--batch", "2", "--calls", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(out.read_text().splitlines()[-1])
+    assert row["ms_per_call"] and all(v >= 0 for v in row["ms_per_call"].values()) and "| op kind |" in proc.stdout
