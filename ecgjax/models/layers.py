@@ -246,7 +246,7 @@ def max_pool_same(x: jnp.ndarray, factor: int) -> jnp.ndarray:
     compares recomputed values (a plain ``max``'s gradient divides by the count of entries equal to the
     maximum, which XLA:CPU can compute as 0 when it recomputes the two sides in separate fusions). Not
     ``lax.reduce_window``: its gradient lowers on CPU to a reduce over (value, index) pairs with an index array
-    per dimension of the input (a sixth of ribeiro_cnn's saliency time: docs/performance.md). Values and gradients
+    per dimension of the input (docs/performance.md, "What was tried"). Values and gradients
     are flax's, but XLA fuses the program differently, so a training run's float32 rounding changes (ribeiro_cnn
     uses it; rr_net keeps ``nnx.max_pool`` on its small feature maps, so its trained runs reproduce bit for bit).
     """
@@ -285,8 +285,8 @@ def _rotl(v: jnp.ndarray, r: int) -> jnp.ndarray:
 def _threefry2x32(k1, k2, x1, x2):
     """The Threefry-2x32 hash (20 rounds), as jax computes it for a ``threefry2x32`` key: u32 words -> two u32 words.
 
-    Written with jnp operations so that XLA fuses it into its consumer; jax's own CPU lowering runs the five
-    groups of rounds as a rolled loop, a pass over memory per group (a fifth of ribeiro_cnn's training step).
+    Written with jnp operations so that XLA computes all rounds in one fused pass; jax's own CPU lowering runs the
+    five groups of rounds as a rolled loop, a pass over memory per group (docs/performance.md, "What was tried").
     """
     rot = ((13, 15, 26, 6), (17, 29, 16, 24))
     ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
@@ -336,7 +336,8 @@ class Dropout(nnx.Dropout):
         if not fused_bernoulli_applies(key, inputs.shape):
             return super().__call__(inputs, deterministic=deterministic, rngs=key)
         keep_prob = 1.0 - self.rate
-        mask = jax.lax.optimization_barrier(bernoulli_mask(key, keep_prob, inputs.shape))  # drawn once, not in each consumer
+        # drawn once, in its own fusion: without the barrier XLA fuses the hash into every consumer of the mask
+        mask = jax.lax.optimization_barrier(bernoulli_mask(key, keep_prob, inputs.shape))
         return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
 
 
