@@ -26,13 +26,10 @@ def main(argv=None) -> int:
     base = C.env_record(argv)
 
     import jax
-    import jax.numpy as jnp
     from flax import nnx
 
     import cpu_vs_peers as CV
-    from ecgjax import attribution, models
-    from ecgjax.models.base import DEFAULT_HOOKS, Hooks
-    from peers import spec as S
+    from ecgjax.models.base import Hooks
 
     class NoNorm(Hooks):
         """BatchNorm layers as the identity; every other layer unchanged."""
@@ -40,18 +37,16 @@ def main(argv=None) -> int:
         def linear(self, layer, x):
             return x if isinstance(layer, nnx.BatchNorm) else layer(x)
 
-    x, t = S.make_beats(args.batch)
-    x, t = jnp.asarray(CV.to_ecgjax(x)), jnp.asarray(t)
-    gd, st = models.eval_split(CV.ecgjax_model("ribeiro_cnn", True))
-    method = attribution.get("saliency")
-    progs = {v: jax.jit(lambda st, x, t, h=h: method(models.pure_fns(gd, st, h), x, t, None)).lower(st, x, t).compile()
-             for v, h in (("as is", DEFAULT_HOOKS), ("BatchNorm removed", NoNorm()))}
-    for c in progs.values():
-        jax.block_until_ready(c(st, x, t))
+    progs = {}  # variant: (compiled saliency, its arguments)
+    for v, h in (("as is", None), ("BatchNorm removed", NoNorm())):
+        fn, call_args = CV.saliency_program("ribeiro_cnn", args.batch, h)
+        progs[v] = (fn.lower(*call_args).compile(), call_args)
+    for c, a in progs.values():
+        jax.block_until_ready(c(*a))
     secs = {v: [] for v in progs}
     for _ in range(args.rounds):
-        for v, c in progs.items():
-            secs[v] += C.time_calls(lambda c=c: c(st, x, t), args.repeats)
+        for v, (c, a) in progs.items():
+            secs[v] += C.time_calls(lambda c=c, a=a: c(*a), args.repeats)
     rows = [dict(base, model="ribeiro_cnn", method="saliency", variant=v, batch=args.batch, **C.summarize(args.batch, s))
             for v, s in secs.items()]
     for r in rows:

@@ -158,29 +158,40 @@ def ecgjax_check() -> dict:
     return out
 
 
+def saliency_program(name: str, batch: int, hooks=None):
+    """``(fn, args)``: the jitted saliency of ``name`` with the peers' weights on ``batch`` of the peers' beats, its
+    model's forward passes through ``hooks`` (default: unchanged); ``fn(*args)`` gives the maps."""
+    import jax
+    import jax.numpy as jnp
+
+    from ecgjax import attribution, models
+
+    x, t = S.make_beats(batch)
+    gd, st = models.eval_split(ecgjax_model(name, True))
+    method = attribution.get("saliency")
+    h = models.base.DEFAULT_HOOKS if hooks is None else hooks
+    fn = jax.jit(lambda st, x, t: method(models.pure_fns(gd, st, h), x, t, None))
+    return fn, (st, jnp.asarray(to_ecgjax(x)), jnp.asarray(t))
+
+
 def ecgjax_measure(task: str, repeats: int, warmup: int) -> dict:
     import jax
     import jax.numpy as jnp
     import optax
     from flax import nnx
 
-    from ecgjax import attribution, models
     from train_throughput import make_step
 
     name, kind = task.split(":")
     b = task_batch(task)
     if kind == "saliency":
-        x, t = S.make_beats(b)
-        x, t = jnp.asarray(to_ecgjax(x)), jnp.asarray(t)
-        gd, st = models.eval_split(ecgjax_model(name, True))
-        method = attribution.get("saliency")
-        fn = jax.jit(lambda st, x, t: method(models.pure_fns(gd, st), x, t, None))
+        fn, args = saliency_program(name, b)
         t0 = time.perf_counter()
-        compiled = fn.lower(st, x, t).compile()
+        compiled = fn.lower(*args).compile()
         compile_s = time.perf_counter() - t0
 
         def call():
-            return compiled(st, x, t)
+            return compiled(*args)
 
         label = "ecgjax saliency (one VJP, one-hot cotangent)"
     else:

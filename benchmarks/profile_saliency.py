@@ -3,7 +3,7 @@
 The compiled saliency of ``cpu_vs_peers.py`` (the peers' weights, B beats) is traced with ``jax.profiler.trace``
 for ``--calls`` calls after a warm-up; every executed op's duration is summed per call, then by kind (the op's
 name without its numeric suffix: ``fft``, ``ynn_fusion`` for YNNPACK matmuls, ``transpose_copy_fusion``, ...).
-One JSON line (device, versions, command, the kinds in ms per call and their share) is appended to ``--out``;
+One JSON line (device, versions, command, the kinds in ms per call) is appended to ``--out``;
 ``--table`` prints the Markdown table of a results file's latest line.
 
   python benchmarks/profile_saliency.py --batch 256 --out benchmarks/results/cpu_saliency_profile.jsonl
@@ -26,22 +26,16 @@ import _common as C
 def profile(batch: int, calls: int) -> dict[str, float]:
     """{op kind: ms per call} of the compiled saliency."""
     import jax
-    import jax.numpy as jnp
 
     import cpu_vs_peers as CV
-    from ecgjax import attribution, models
-    from peers import spec as S
 
-    x, t = S.make_beats(batch)
-    x, t = jnp.asarray(CV.to_ecgjax(x)), jnp.asarray(t)
-    gd, st = models.eval_split(CV.ecgjax_model("ribeiro_cnn", True))
-    method = attribution.get("saliency")
-    fn = jax.jit(lambda st, x, t: method(models.pure_fns(gd, st), x, t, None)).lower(st, x, t).compile()
-    jax.block_until_ready(fn(st, x, t))
+    fn, args = CV.saliency_program("ribeiro_cnn", batch)
+    fn = fn.lower(*args).compile()
+    jax.block_until_ready(fn(*args))
     with tempfile.TemporaryDirectory() as d:
         with jax.profiler.trace(d):
             for _ in range(calls):
-                jax.block_until_ready(fn(st, x, t))
+                jax.block_until_ready(fn(*args))
         events = json.load(gzip.open(next(Path(d).rglob("*.trace.json.gz"))))["traceEvents"]
     kinds = collections.Counter()
     for e in events:
