@@ -27,7 +27,9 @@ the reference before them, ``mean+median64`` both sets of ``*_norm``, and
 reference-free local columns (``LOCAL``, from ``ecgjax.data.rr``'s ``prev``,
 ``lmin``, ``lmax``): ``+prev`` log(pre / previous pre), ``+spread``
 log(longest / shortest of the 10 intervals before the beat), ``+pmin``
-log(pre / that shortest); ``prev+spread+pmin`` has no running reference at all.
+log(pre / that shortest); ``prev+spread+pmin`` has no running reference at all;
+``+irreg`` the log of ``ecgjax.data.rr``'s ``irreg`` (the median ratio of successive
+intervals among those 10: the rhythm's irregularity, robust to isolated ectopic beats).
 One JSON line per candidate in ``--out`` (with versions and the command).
 """
 
@@ -42,12 +44,15 @@ import numpy as np
 
 CANDIDATES = ("mean", "mean+raw", "median32", "median64", "median64+raw", "median128", "median300s", "robust",
               "mean+median64", "upper75", "upper90", "median32+prev", "median32+prev+spread", "median32+prev+spread+pmin",
-              "upper90+prev+spread+pmin", "prev+spread+pmin", "median32+pmin", "median32+prev+pmin", "median32+spread")
+              "upper90+prev+spread+pmin", "prev+spread+pmin", "median32+pmin", "median32+prev+pmin", "median32+spread",
+              "median32+irreg", "median32+spread+irreg", "median32+prev+spread+pmin+irreg")
 # Reference-free local columns a candidate may add (log ratios of ecgjax.data.rr's prev, lmin, lmax; past beats only):
 # prematurity against the previous interval, the spread of the last 10 intervals, pre against their shortest.
 LOCAL = {"prev": ("pre", "prev"), "spread": ("lmax", "lmin"), "pmin": ("pre", "lmin")}
-# The log intervals of a record's ``raw`` array, in its column order.
-RAW = ("pre", "post", "local", "long", "prev", "lmin", "lmax")
+# Columns a candidate may add that are already ratios (their own log): the rhythm's irregularity.
+OWN = ("irreg",)
+# The log intervals (and ratios) of a record's ``raw`` array, in its column order.
+RAW = ("pre", "post", "local", "long", "prev", "lmin", "lmax", "irreg")
 # Synthetic ectopic-dominant rhythms (``ecgjax.data.rhythm.synthetic_record``): the fractions of S beats tried.
 SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
@@ -77,7 +82,7 @@ def references(t: np.ndarray, pre: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def synthetic_features(t: np.ndarray):
-    """Like ``record_features`` for synthetic beat times (every beat kept): (raw log f64[K, 7], {reference: log f64[K]})."""
+    """Like ``record_features`` for synthetic beat times (every beat kept): (raw log f64[K, 8], {reference: log f64[K]})."""
     from ecgjax.data.rr import FEATURES, beat_features
 
     f = beat_features(t).astype(np.float64)[:, [FEATURES.index(n) for n in RAW]]
@@ -86,7 +91,7 @@ def synthetic_features(t: np.ndarray):
 
 
 def record_features(data_dir: str, rec: str):
-    """(raw log intervals f64[N, 7] (``RAW``), {reference: log f64[N]}, labels i64[N]) of one record's kept aami beats."""
+    """(raw log intervals f64[N, 8] (``RAW``), {reference: log f64[N]}, labels i64[N]) of one record's kept aami beats."""
     import wfdb
 
     from ecgjax.data.beats import BEAT_SYMBOLS
@@ -99,7 +104,7 @@ def record_features(data_dir: str, rec: str):
     sym = np.asarray(ann.symbol)
     is_beat = np.isin(sym, list(BEAT_SYMBOLS))
     t = np.asarray(ann.sample)[is_beat] / 360.0
-    f = beat_features(t).astype(np.float64)[:, [FEATURES.index(n) for n in RAW]]  # pre, post, local, long, prev, lmin, lmax (s)
+    f = beat_features(t).astype(np.float64)[:, [FEATURES.index(n) for n in RAW]]  # pre, post, local, long, prev, lmin, lmax (s), irreg
     keep = np.array([s in smap for s in sym[is_beat]])
     y = np.array([proto.classes.index(smap[s]) for s in sym[is_beat][keep]])
     log = lambda v: np.log(np.clip(v, 0.05, 20.0))  # noqa: E731 (rr_net's clip)
@@ -112,11 +117,12 @@ def design(raw: np.ndarray, refs: dict, candidate: str) -> np.ndarray:
     pre, post, local, long = (col[n] for n in RAW[:4])
     cols = [pre - local, post - pre, pre - long, local - long, post - local]  # rr_net.RATIOS
     parts = candidate.split("+")
-    for ref in (p for p in parts if p != "raw" and p not in LOCAL):
+    for ref in (p for p in parts if p != "raw" and p not in LOCAL and p not in OWN):
         cols += [c - refs[ref] for c in (pre, post, local, long)]
     if "raw" in parts:
         cols += [pre, post, local, long]
     cols += [col[a] - col[b] for a, b in (LOCAL[p] for p in parts if p in LOCAL)]
+    cols += [col[p] for p in parts if p in OWN]
     return np.stack(cols, axis=1)
 
 

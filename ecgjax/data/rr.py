@@ -21,6 +21,16 @@ file order), in seconds:
   before this one (``lmax / lmin``: the local RR variability); the first beat
   takes its own ``pre``. They are not in ``DEFAULT_FEATURES`` (the ``aami_rr``
   protocol's): ``experiments/configs/aami_rr.py:localrr`` adds them;
+* ``irreg``: the rhythm's irregularity before this beat, robust to isolated
+  ectopic beats: the median, over the successive pairs of the ``local_beats``
+  intervals before this beat (this beat's ``pre`` excluded), of the longer
+  over the shorter interval of the pair (>= 1; 1 for the first two beats).
+  An isolated premature beat makes two irregular pairs, which the median
+  ignores while they are under half of the pairs; atrial fibrillation makes
+  them all irregular, so its normal beats, irregular but not premature, are
+  told from premature beats in a regular rhythm (the N beats called S in
+  DS1's cross-validation sit mostly in its AF records 201 and 203). Not in
+  ``DEFAULT_FEATURES``: ``experiments/configs/aami_rr.py:irreg`` adds it;
 
 and each of the four divided by the record's *running reference*
 (``reference``): ``"median"``, the median ``pre`` of the last ``ref_beats``
@@ -47,12 +57,14 @@ Shape vocabulary: ``A`` annotations, ``K`` beat annotations, ``N`` kept beats,
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
 from ecgjax.data.beats import BEAT_SYMBOLS
 
-FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm", "prev", "lmin", "lmax")
+FEATURES = ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm", "prev", "lmin", "lmax",
+            "irreg")
 # The aami_rr protocol's features (the first recipe's 8).
 DEFAULT_FEATURES = FEATURES[:8]
 REFERENCES = ("median", "mean", "upper75")
@@ -93,7 +105,7 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
         ``"mean"`` (of all beats so far).
 
     Returns:
-      f32[K, 11], columns in the order of ``FEATURES``; when K < 2 the
+      f32[K, 12], columns in the order of ``FEATURES``; when K < 2 the
       intervals are 0 and the ratios 1.
     """
     if reference not in REFERENCES:
@@ -103,6 +115,7 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     out = np.zeros((k, len(FEATURES)), np.float64)
     if k < 2:
         out[:, 4:8] = 1.0
+        out[:, FEATURES.index("irreg")] = 1.0
         return out.astype(np.float32)
     d = np.diff(t)
     pre = np.concatenate([[d[0]], d])
@@ -123,7 +136,31 @@ def beat_features(times: np.ndarray, *, local_beats: int = 10, long_s: float = 3
     with np.errstate(all="ignore"):
         lmin, lmax = np.nanmin(win[1:], axis=1), np.nanmax(win[1:], axis=1)
     lmin, lmax = np.concatenate([pre[:1], lmin]), np.concatenate([pre[:1], lmax])
-    return np.concatenate([raw, norm, np.stack([prev, lmin, lmax], axis=1)], axis=1).astype(np.float32)
+    return np.concatenate([raw, norm, np.stack([prev, lmin, lmax, irregularity(pre, local_beats)], axis=1)], axis=1).astype(np.float32)
+
+
+def irregularity(pre: np.ndarray, n: int) -> np.ndarray:
+    """f64[K]: ``irreg`` of every beat (module docstring): exp of the median of ``|log(pre[j] / pre[j - 1])|``
+    over ``i - n < j < i`` (the pairs of the ``n`` intervals before beat i, its own ``pre`` excluded); 1 where there
+    is no pair. Intervals are floored at 1 ms (beats sharing a sample).
+
+    Args:
+      pre: f64[K] RR intervals before each beat (s).
+      n: intervals in the window (``local_beats``).
+
+    Returns:
+      f64[K], >= 1.
+    """
+    k = len(pre)
+    if n < 2 or k < 3:
+        return np.ones(k)
+    d = np.abs(np.diff(np.log(np.maximum(np.asarray(pre, np.float64), 1e-3))))  # d[j - 1]: pair (j - 1, j)
+    # window w covers d[w - n + 1 .. w - 1]; beat i >= 1 takes window i - 1 (pairs up to (i - 2, i - 1))
+    win = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(n - 1, np.nan), d]), n - 1)[: k - 1]
+    with warnings.catch_warnings():  # all-NaN windows (the first beats) warn; they take 1 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(win, axis=1)
+    return np.concatenate([[1.0], np.exp(np.where(np.isnan(med), 0.0, med))])
 
 
 def record_features(
@@ -146,7 +183,7 @@ def record_features(
       local_beats, long_s, ref_beats, reference: see ``beat_features``.
 
     Returns:
-      f32[N, 11] in the order of ``FEATURES``.
+      f32[N, 12] in the order of ``FEATURES``.
 
     Raises:
       ValueError: a kept sample is not a beat annotation.

@@ -60,6 +60,9 @@ RATIOS = (("pre", "local"), ("post", "pre"), ("pre", "long"), ("local", "long"),
 # Reference-free local ratios, each used when the model has both features (ecgjax.data.rr's prev, lmin,
 # lmax): prematurity against the previous interval, the spread of the last intervals, pre against the shortest.
 LOCAL_RATIOS = (("pre", "prev"), ("lmax", "lmin"), ("pre", "lmin"))
+# Features that are already heart-rate-free ratios, each entering as its own log when the model has it
+# (ecgjax.data.rr's irreg: the median ratio of successive intervals before the beat, >= 1).
+OWN_RATIOS = ("irreg",)
 
 
 def _log_rr(v):
@@ -74,7 +77,8 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
     of the patient's heart rate, the log of each ``*_norm`` feature and the log
     ratios of ``RATIOS`` (prematurity ``pre/local``, compensatory pause
     ``post/pre``, ...), then those of ``LOCAL_RATIOS`` whose two features the
-    model has; the absolute intervals enter only through those ratios.
+    model has, then the log of each ``OWN_RATIOS`` feature it has; the absolute
+    intervals enter only through those ratios.
 
     Returns:
       f32[F, F'].
@@ -92,6 +96,7 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
         c = np.zeros(f, np.float32)
         c[rr_features.index(num)], c[rr_features.index(den)] = 1.0, -1.0
         cols.append(c)
+    cols += [np.eye(f, dtype=np.float32)[:, rr_features.index(n)] for n in OWN_RATIOS if n in rr_features]
     return np.stack(cols, axis=1)
 
 

@@ -25,7 +25,11 @@ patience 4), ``localrr`` (three more RR features, reference-free local context
 of past beats: ``prev``, ``lmin``, ``lmax`` of ``ecgjax.data.rr``, entering
 ``rr_net`` as log(pre / prev), log(lmax / lmin), log(pre / lmin):
 ``ecgjax.models.rr_net.LOCAL_RATIOS``; chosen by the DS1-only
-leave-one-record-out screen, ``experiments/ds1_rr_screen.py``), ``aug``
+leave-one-record-out screen, ``experiments/ds1_rr_screen.py``), ``irreg``
+(one more RR feature, the rhythm's irregularity before the beat, robust to
+isolated ectopic beats: ``ecgjax.data.rr``'s ``irreg``, entering ``rr_net`` as
+its log, ``ecgjax.models.rr_net.OWN_RATIOS``; aimed at the N beats of atrial
+fibrillation called S), ``aug``
 (rhythm augmentation, ``RHYTHM_AUG``: each training record with enough S or V
 beats also gives synthetic bigeminy / trigeminy / ectopic-run sequences of its
 own real beats, the RR features recomputed on the synthetic beat times with the
@@ -80,7 +84,7 @@ import dataclasses
 
 from ecgjax.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from ecgjax.data.protocols import DS1
-from ecgjax.data.rr import DEFAULT_FEATURES, FEATURES
+from ecgjax.data.rr import DEFAULT_FEATURES
 from ecgjax.interpatient import InterpatientConfig
 
 
@@ -104,7 +108,7 @@ RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "aug", "augS")
+          "localrr", "irreg", "aug", "augS")
 
 
 def get_config(arg=None):
@@ -117,7 +121,7 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, aug, augS")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, aug, augS")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -126,9 +130,11 @@ def get_config(arg=None):
     if cw is None:
         cw = 0.0 if legacy or focal else CLASS_WEIGHT_POWER
     balance = "downsample_majority" if legacy else "none"
-    # localrr: the 8 features plus the reference-free local context prev, lmin, lmax (ecgjax.data.rr)
-    rr_features = FEATURES if "localrr" in opts else DEFAULT_FEATURES
-    overrides = {"records": DS1, "rr_reference": reference, **({"rr_features": rr_features} if "localrr" in opts else {})}
+    # localrr: the 8 features plus the reference-free local context prev, lmin, lmax; irreg: plus the
+    # rhythm's irregularity (ecgjax.data.rr)
+    extra = ("prev", "lmin", "lmax") * ("localrr" in opts) + ("irreg",) * ("irreg" in opts)
+    rr_features = DEFAULT_FEATURES + extra
+    overrides = {"records": DS1, "rr_reference": reference, **({"rr_features": rr_features} if extra else {})}
     tune = () if legacy or "nooffsets" in opts else ("S", "V")
     tag = "".join(f"_{o}" for o in opts if o not in ("both", "waveform", "rr", "quick") and not o.startswith("seeds"))
     train = Config(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import numpy as np
@@ -14,11 +15,11 @@ from ecgjax.errors import ConfigError, RecordError
 
 
 def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, reference="median"):
-    """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``): f64[K, 11]."""
+    """The definitions of ``ecgjax.data.rr`` written out beat by beat, in float64 (``statistics.median``): f64[K, 12]."""
     t = [float(v) for v in times]
     k = len(t)
     if k < 2:
-        return np.array([[0.0] * 4 + [1.0] * 4 + [0.0] * 3 for _ in range(k)]).reshape(k, 11)
+        return np.array([[0.0] * 4 + [1.0] * 4 + [0.0] * 3 + [1.0] for _ in range(k)]).reshape(k, 12)
     pre = [t[1] - t[0]] + [t[i] - t[i - 1] for i in range(1, k)]
     rows = []
     for i in range(k):
@@ -37,7 +38,10 @@ def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, referenc
         raw = [pre[i], post, sum(loc) / len(loc), sum(lng) / len(lng)]
         before = pre[max(0, i - local_beats) : i] or [pre[i]]  # the local_beats intervals before this beat
         local_context = [pre[i - 1] if i else pre[i], min(before), max(before)]  # prev, lmin, lmax
-        rows.append(raw + [v / run if run > 0 else 1.0 for v in raw] + local_context)
+        # irreg: median |log ratio| of the successive pairs among the local_beats intervals before this beat
+        pairs = [abs(math.log(max(pre[j], 1e-3) / max(pre[j - 1], 1e-3))) for j in range(max(1, i - local_beats + 1), i)]
+        irreg = math.exp(statistics.median(pairs)) if pairs else 1.0
+        rows.append(raw + [v / run if run > 0 else 1.0 for v in raw] + local_context + [irreg])
     return np.array(rows)
 
 
@@ -61,6 +65,27 @@ def test_closed_form_on_a_regular_rhythm_with_one_premature_beat():
     np.testing.assert_allclose(col["lmin"][5:10], [1.0, 0.6, 0.6, 0.6, 1.0], rtol=1e-6)
     np.testing.assert_allclose(col["lmax"][5:10], [1.0, 1.0, 1.4, 1.4, 1.4], rtol=1e-6)
     np.testing.assert_allclose(f, loop_features(t, local_beats=3, long_s=4.0), rtol=1e-5)
+
+
+def test_irregularity_ignores_an_isolated_premature_beat_and_sees_an_irregular_rhythm():
+    # regular 1 s rhythm with one premature beat (0.6 s, then 1.4 s): two irregular pairs of the 9 in the window
+    pre = [1.0] * 20 + [0.6, 1.4] + [1.0] * 20
+    t = np.concatenate([[0.0], np.cumsum(pre)])
+    irreg = rr.beat_features(t)[:, rr.FEATURES.index("irreg")]
+    np.testing.assert_allclose(irreg, 1.0, rtol=1e-6)
+    # the premature beat itself: its window holds only 1 s intervals, so it is premature in a regular rhythm
+    assert irreg[21] == pytest.approx(1.0)
+    # intervals alternating 0.8 / 1.25 s (every pair's ratio 1.5625): irregular from the third beat on
+    t = np.concatenate([[0.0], np.cumsum([0.8, 1.25] * 15)])
+    irreg = rr.beat_features(t)[:, rr.FEATURES.index("irreg")]
+    # beat 0 takes its post as pre (0.8 s), so beats 0-2 see only 0.8 s pairs, beat 3 the pairs 1 and 1.5625
+    # (median of two: their geometric mean 1.25), every later beat a majority of 1.5625
+    np.testing.assert_allclose(irreg[:4], [1.0, 1.0, 1.0, 1.25], rtol=1e-6)
+    np.testing.assert_allclose(irreg[4:], 1.5625, rtol=1e-5)
+    # an irregular rhythm (ratios drawn independently) against the same rhythm made regular
+    rng = np.random.default_rng(0)
+    t = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.1, 200))])
+    assert np.median(rr.beat_features(t)[20:, rr.FEATURES.index("irreg")]) > 1.2
 
 
 def test_the_reference_follows_the_dominant_rhythm_not_pauses_or_bursts():

@@ -124,9 +124,12 @@ def test_ratio_inputs_closed_form():
     with pytest.raises(ConfigError, match="needs the RR features"):
         rr_input_matrix(("pre", "post"), "ratios")
     # with prev, lmin, lmax: three reference-free local ratios after the five
-    rr11 = np.concatenate([rr, [[0.9, 0.45, 1.1]]], axis=1).astype(np.float32)
-    got = np.log(rr11.astype(np.float64)) @ rr_input_matrix(ALL_FEATURES, "ratios")
-    np.testing.assert_allclose(got[0], want + [np.log(p / 0.9), np.log(1.1 / 0.45), np.log(p / 0.45)], rtol=1e-6)
+    # and irreg, its own log last
+    rr12 = np.concatenate([rr, [[0.9, 0.45, 1.1, 1.3]]], axis=1).astype(np.float32)
+    got = np.log(rr12.astype(np.float64)) @ rr_input_matrix(ALL_FEATURES, "ratios")
+    np.testing.assert_allclose(got[0], want + [np.log(p / 0.9), np.log(1.1 / 0.45), np.log(p / 0.45), np.log(1.3)], rtol=1e-6)
+    got = np.log(rr12[:, [*range(8), 11]].astype(np.float64)) @ rr_input_matrix((*FEATURES, "irreg"), "ratios")
+    np.testing.assert_allclose(got[0], want + [np.log(1.3)], rtol=1e-6)
     with pytest.raises(ConfigError, match="rr_transform must be one of"):
         build(rr_transform="raw")
 
