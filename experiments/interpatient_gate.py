@@ -1,0 +1,211 @@
+"""Is a recipe change better than a reseed? Two inter-patient recipes compared on DS1 only, over several seed sets.
+
+Command::
+
+    python experiments/interpatient_gate.py --label irreg \\
+        --base runs/cv_both runs/cv_both_seedbase5 runs/cv_both_seedbase10 \\
+        --new runs/cv_both_irreg runs/cv_both_irreg_seedbase5 runs/cv_both_irreg_seedbase10
+    python experiments/interpatient_gate.py --table [--doc docs/results.md]
+
+Each workdir is one seed set of ``experiments/aami_interpatient.py ... --ds1-only`` (seeds ``B..B+4`` on
+the same 5 DS1 folds); its ``ds1_cv.json`` holds the pooled out-of-record DS1 scores (every DS1 beat
+predicted once by a model that never trained on its record; no DS2 record read). Retraining one recipe
+with other seeds moves those scores by as much as a recipe change (docs/results.md §3), so one seed set
+per arm cannot decide; this compares the arms' means over their seed sets, with the spread between
+seed sets as the noise; beside the scores, where the N beats called S are (per record, from each seed's
+``predictions.npz`` at the seed set's offsets). The rule (``gate``): the new recipe's mean S F1 (at the DS1-CV offsets) beats
+the base's by ``d >= --min-diff`` points and ``d >= --min-z`` standard errors (``se = sqrt(var_a / n_a
++ var_b / n_b)``, sample variances over seed sets), with a mean S average precision not lower and a mean V
+average precision not lower by more than ``--max-v-drop`` points. When both arms have the same seed sets
+(the same seeds, in the same order), the paired differences (new minus base, seed set by seed set, and
+their standard error) are reported beside it: one seed trains both recipes' waveform branches from the
+same initialisation and batch order, so their scores move together. With ``--paired`` the rule uses those
+(the mean paired difference and its standard error, ``sd(differences) / sqrt(n)``) instead; it needs the same
+seed sets in both arms. Appends one JSON line to ``--out``
+(with versions and the command); ``--table`` prints the markdown of every line, ``--doc`` writes it
+between the ``<!-- interpatient_gate -->`` markers of that file. Bad input exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# The per-seed-set scores compared, in %, from each workdir's ds1_cv.json: (name, class, path in the class's dict).
+SCORES = (("S F1", "S", ("offsets", "f1")), ("S AP", "S", ("ap",)), ("S Se", "S", ("offsets", "se")),
+          ("S +P", "S", ("offsets", "ppv")), ("V AP", "V", ("ap",)), ("V F1", "V", ("offsets", "f1")))
+MARK_BEGIN, MARK_END = "<!-- interpatient_gate: begin -->", "<!-- interpatient_gate: end -->"
+
+
+def seed_set_scores(workdir: Path) -> dict:
+    """``{score name: value in %}`` of one seed set's pooled out-of-record DS1 predictions, plus its seeds."""
+    from ecgjax.errors import DataError
+
+    path = workdir / "ds1_cv.json"
+    try:
+        cv = json.loads(path.read_text())
+        out = {}
+        for name, c, keys in SCORES:
+            v = cv[c]
+            for k in keys:
+                v = v[k]
+            out[name] = 100.0 * float(v)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a finished DS1 cross-validation ({type(e).__name__}: {e}); run "
+                        "experiments/aami_interpatient.py --ds1-only with that workdir first") from None
+    seeds = sorted(int(p.name[4:]) for p in (workdir / "runs").glob("seed*") if p.name[4:].isdigit())
+    return {"workdir": workdir.name, "seeds": seeds, "n_records": len(cv.get("records", [])), **out,
+            "n_called_s": false_s_by_record(workdir, seeds, list(cv["offsets"]), np.array(list(cv["offsets"].values())))}
+
+
+def false_s_by_record(workdir: Path, seeds: list[int], classes: list[str], offsets: np.ndarray) -> dict[str, int]:
+    """``{record: N beats called S}`` of the pooled out-of-record predictions at the seed set's offsets, most first
+    (from each seed's ``runs/seed<s>/predictions.npz``: logits f32[M, C] in ``classes`` order, y_true, record)."""
+    from collections import Counter
+
+    from ecgjax.errors import DataError
+
+    n, s = classes.index("N"), classes.index("S")
+    counts = Counter()
+    for seed in seeds:
+        path = workdir / "runs" / f"seed{seed}" / "predictions.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                called = (z["y_true"] == n) & ((z["logits"] + offsets).argmax(-1) == s)
+                counts.update(z["record"][called].tolist())
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{path}: not a finished seed's predictions ({type(e).__name__}: {e})") from None
+    return dict(counts.most_common())
+
+
+def gate(base: list[dict], new: list[dict], *, min_diff: float = 3.0, min_z: float = 2.0, max_v_drop: float = 2.0,
+         paired: bool = False) -> dict:
+    """The rule of the module docstring on per-seed-set scores (``seed_set_scores``; at least 2 per arm).
+
+    Returns ``{"d": {score: new mean - base mean (with ``paired``: the mean paired difference)}, "se": {...}, "mean"/"sd": {"base"/"new": {...}},
+    "paired": {"d", "se"} or None (the arms' seed sets differ), "passed": bool, "reasons": [the failed conditions]}``.
+    """
+    if len(base) < 2 or len(new) < 2:
+        raise ValueError(f"need at least 2 seed sets per arm to measure the noise, got {len(base)} and {len(new)}")
+    names = [n for n, *_ in SCORES]
+    arr = {arm: np.array([[r[n] for n in names] for r in rows]) for arm, rows in (("base", base), ("new", new))}
+    mean = {arm: dict(zip(names, a.mean(0).tolist())) for arm, a in arr.items()}
+    sd = {arm: dict(zip(names, a.std(0, ddof=1).tolist())) for arm, a in arr.items()}
+    d = {n: mean["new"][n] - mean["base"][n] for n in names}
+    se = {n: float(np.sqrt(sd["base"][n] ** 2 / len(base) + sd["new"][n] ** 2 / len(new))) for n in names}
+    paired_scores = None
+    if [r["seeds"] for r in base] == [r["seeds"] for r in new]:
+        diff = arr["new"] - arr["base"]
+        paired_scores = {"d": dict(zip(names, diff.mean(0).tolist())),
+                         "se": dict(zip(names, (diff.std(0, ddof=1) / np.sqrt(len(diff))).tolist()))}
+    if paired:
+        if paired_scores is None:
+            raise ValueError("a paired rule needs the same seed sets (the same seeds, in order) in both arms")
+        d, se = paired_scores["d"], paired_scores["se"]
+    reasons = []
+    if d["S F1"] < min_diff:
+        reasons.append(f"S F1 {d['S F1']:+.1f} points < {min_diff:+.1f}")
+    if d["S F1"] < min_z * se["S F1"]:
+        reasons.append(f"S F1 {d['S F1']:+.1f} points < {min_z:g} se ({min_z * se['S F1']:.1f})")
+    if d["S AP"] < 0:
+        reasons.append(f"S AP {d['S AP']:+.1f} points < 0")
+    if d["V AP"] < -max_v_drop:
+        reasons.append(f"V AP {d['V AP']:+.1f} points < {-max_v_drop:+.1f}")
+    return {"d": d, "se": se, "mean": mean, "sd": sd, "paired": paired_scores, "passed": not reasons, "reasons": reasons,
+            "rule": {"min_diff": min_diff, "min_z": min_z, "max_v_drop": max_v_drop, "paired": paired}}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown of the gate lines: per comparison, each seed set, each arm's mean ± sd, the difference and the verdict."""
+    names = [n for n, *_ in SCORES]
+    out = []
+    for row in rows:
+        g, rule = row["gate"], row["gate"]["rule"]
+        out += [f"**`{row['label']}`** ({row['when']}): `{row['command']}`", "",
+                "| arm | seed set | " + " | ".join(names) + " | N beats called S: all (most in records) |", "|---" * (len(names) + 3) + "|"]
+        for arm in ("base", "new"):
+            for r in row[arm]:
+                top = ", ".join(f"{k}: {v}" for k, v in list(r["n_called_s"].items())[:3])
+                out.append(f"| {arm} | `{r['workdir']}` (seeds {r['seeds'][0]}-{r['seeds'][-1]}) | "
+                           + " | ".join(f"{r[n]:.1f}" for n in names) + f" | {sum(r['n_called_s'].values())} ({top}) |")
+            out.append(f"| {arm} | mean ± sd over {len(row[arm])} | "
+                       + " | ".join(f"{g['mean'][arm][n]:.1f} ± {g['sd'][arm][n]:.1f}" for n in names) + " | |")
+        is_paired = rule.get("paired", False)
+        if not is_paired:
+            out.append("| new - base | (se) | " + " | ".join(f"{g['d'][n]:+.1f} ({g['se'][n]:.1f})" for n in names) + " | |")
+        if g.get("paired"):
+            out.append(f"| new - base, paired by seed set{'' if is_paired else ' (not the rule)'} | (se) | "
+                       + " | ".join(f"{g['paired']['d'][n]:+.1f} ({g['paired']['se'][n]:.1f})" for n in names) + " | |")
+        verdict = "**met**" if g["passed"] else "**not met** (" + "; ".join(g["reasons"]) + ")"
+        out += ["", f"Rule{' (paired by seed set)' if is_paired else ''}: S F1 +{rule['min_diff']:g} points and {rule['min_z']:g} se, "
+                f"S AP not lower, V AP not lower by more than {rule['max_v_drop']:g} points: {verdict}.", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_doc(doc: Path, text: str) -> None:
+    """Replace what lies between the markers of ``doc`` with ``text`` (atomic)."""
+    from ecgjax.errors import DataError
+    from ecgjax.io import atomic_write_text
+
+    src = doc.read_text()
+    if src.count(MARK_BEGIN) != 1 or src.count(MARK_END) != 1 or src.index(MARK_BEGIN) > src.index(MARK_END):
+        raise DataError(f"{doc}: needs one {MARK_BEGIN} and one {MARK_END} line, in that order")
+    head, rest = src.split(MARK_BEGIN)
+    _, tail = rest.split(MARK_END)
+    atomic_write_text(doc, f"{head}{MARK_BEGIN}\n{text}{MARK_END}{tail}")
+
+
+def main(argv=None) -> int:
+    from ecgjax.errors import DataError
+    from ecgjax.io import environment_info, read_jsonl
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--label", help="name of the comparison (e.g. the variant)")
+    ap.add_argument("--base", nargs="+", type=Path, default=[], help="the base recipe's workdirs, one per seed set")
+    ap.add_argument("--new", nargs="+", type=Path, default=[], help="the new recipe's workdirs, one per seed set")
+    ap.add_argument("--min-diff", type=float, default=3.0)
+    ap.add_argument("--min-z", type=float, default=2.0)
+    ap.add_argument("--max-v-drop", type=float, default=2.0)
+    ap.add_argument("--paired", action="store_true", help="the rule on the paired differences (same seed sets in both arms)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/interpatient_gates.jsonl"))
+    ap.add_argument("--table", action="store_true", help="print the markdown of --out and exit")
+    ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")
+    args = ap.parse_args(argv)
+    try:
+        if args.table:
+            text = table(read_jsonl(args.out, "interpatient_gate result file"))
+            print(text, end="")
+            if args.doc:
+                write_doc(args.doc, text)
+            return 0
+        if not args.label or len(args.base) < 2 or len(args.new) < 2:
+            print("error: need --label and at least 2 seed-set workdirs for each of --base and --new", file=sys.stderr)
+            return 2
+        base, new = [seed_set_scores(w) for w in args.base], [seed_set_scores(w) for w in args.new]
+    except (DataError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        g = gate(base, new, min_diff=args.min_diff, min_z=args.min_z, max_v_drop=args.max_v_drop, paired=args.paired)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    import time
+
+    row = {"label": args.label, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "base": base, "new": new, "gate": g,
+           "command": "python experiments/interpatient_gate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+           "versions": environment_info().get("versions")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(table([row]), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
