@@ -113,7 +113,11 @@ def test_every_variant_loads():
     ref = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.data.protocol_overrides["rr_reference"]  # noqa: E731
     assert (ref("both"), ref("meanref"), ref("legacy")) == ("median", "mean", "mean")
     local = interpatient.load_config("experiments/configs/aami_rr.py:both,localrr").train
-    assert local.data.protocol_overrides["rr_features"] == local.model.kwargs["rr_features"] == FEATURES
+    assert local.data.protocol_overrides["rr_features"] == local.model.kwargs["rr_features"] == FEATURES[:11]
+    irreg = interpatient.load_config("experiments/configs/aami_rr.py:both,localrr,irreg").train
+    assert irreg.data.protocol_overrides["rr_features"] == irreg.model.kwargs["rr_features"] == FEATURES
+    wavedrop = interpatient.load_config("experiments/configs/aami_rr.py:both,wavedrop").train.model.kwargs
+    assert wavedrop["wave_dropout"] == 0.5 and "wave_dropout" not in interpatient.load_config("experiments/configs/aami_rr.py").train.model.kwargs
     assert "rr_features" not in interpatient.load_config("experiments/configs/aami_rr.py").train.data.protocol_overrides
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")

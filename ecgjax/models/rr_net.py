@@ -112,6 +112,11 @@ class RRNet(ECGModel):
       ``rr_input_matrix``), BatchNorm, dense ``rr_hidden``;
     * fusion: concat -> ReLU -> dropout -> dense ``hidden`` -> ReLU -> dense C.
 
+    ``wave_dropout`` (training only; 0: off, no layer): the probability that a
+    training beat's whole waveform embedding is dropped before the fusion
+    (modality dropout), so the RR branch must decide without the waveform on
+    those beats.
+
     ``rr_features`` names the F trailing channels (none by default: a
     waveform-only model of x f32[B, T, L]). ``inputs`` selects the branches for
     ablations: ``both``, ``waveform`` (RR channels ignored, their attribution
@@ -141,6 +146,7 @@ class RRNet(ECGModel):
         dropout: float = 0.2,
         conv_impl: str = "auto",
         bn_momentum: float = BN_MOMENTUM,
+        wave_dropout: float = 0.0,
         fs: float,
         rngs: nnx.Rngs,
     ):
@@ -171,6 +177,11 @@ class RRNet(ECGModel):
         self.fuse = nnx.Linear(hidden * use_wave + rr_hidden * use_rr, hidden, rngs=rngs)
         self.drop = Dropout(dropout, rngs=rngs)
         self.out = nnx.Linear(hidden, n_classes, rngs=rngs)
+        if not 0.0 <= wave_dropout < 1.0:
+            raise ConfigError(f"rr_net: wave_dropout must be in [0, 1), got {wave_dropout!r}")
+        # whole rows: the mask is f32[B, 1]. Made last and only when on (taking rngs forks them), so the
+        # parameters are those of the model without it and the other models' random streams are unchanged.
+        self.wave_drop = Dropout(wave_dropout, broadcast_dims=(1,), rngs=rngs) if wave_dropout and use_wave else None
 
     def layer_specs(self):
         length, specs = self.in_shape[0], []
@@ -197,7 +208,8 @@ class RRNet(ECGModel):
         parts = []
         if self.inputs != "rr":
             w = f[..., : f.shape[-1] - n_rr]
-            parts.append(hooks.linear(self.wave_dense, w.reshape(w.shape[0], -1)))
+            w = hooks.linear(self.wave_dense, w.reshape(w.shape[0], -1))
+            parts.append(self.wave_drop(w) if self.wave_drop is not None else w)
         if self.rr_dense is not None:
             rr = f[..., f.shape[-1] - n_rr :].mean(axis=1)
             z = hooks.act(_log_rr, rr) @ jnp.asarray(rr_input_matrix(self.rr_features, self.rr_transform))

@@ -29,7 +29,10 @@ leave-one-record-out screen, ``experiments/ds1_rr_screen.py``), ``irreg``
 (one more RR feature, the rhythm's irregularity before the beat, robust to
 isolated ectopic beats: ``ecgjax.data.rr``'s ``irreg``, entering ``rr_net`` as
 its log, ``ecgjax.models.rr_net.OWN_RATIOS``; aimed at the N beats of atrial
-fibrillation called S), ``aug``
+fibrillation called S), ``wavedrop`` (modality dropout: each training
+beat's whole waveform embedding dropped with probability ``WAVE_DROPOUT``
+before the fusion, ``rr_net``'s ``wave_dropout``; aimed at the S decisions
+resting on patient-specific waveform detail), ``aug``
 (rhythm augmentation, ``RHYTHM_AUG``: each training record with enough S or V
 beats also gives synthetic bigeminy / trigeminy / ectopic-run sequences of its
 own real beats, the RR features recomputed on the synthetic beat times with the
@@ -104,11 +107,13 @@ RR_REFERENCE = "median"
 # :aug, rhythm augmentation (ecgjax.data.rhythm.augment): every training record with >= 10 S (V) training beats
 # gives one synthetic 400-beat sequence per such class (bigeminy, trigeminy or runs of 30-85% ectopic beats) of its
 # own real beats, RR features recomputed on the synthetic beat times; appended to the training part only.
+# :wavedrop, the probability that a training beat's waveform embedding is dropped (rr_net's wave_dropout).
+WAVE_DROPOUT = 0.5
 RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S", "V")}
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "irreg", "aug", "augS")
+          "localrr", "irreg", "wavedrop", "aug", "augS")
 
 
 def get_config(arg=None):
@@ -121,7 +126,7 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw"))]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, aug, augS")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, aug, augS")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -144,7 +149,8 @@ def get_config(arg=None):
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template,
                         rhythm_aug=RHYTHM_AUG if "aug" in opts else {**RHYTHM_AUG, "classes": ("S",)} if "augS" in opts else {}),
         model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features, "rr_transform": rr_transform,
-                                                 **({"bn_momentum": 0.99} if "bn99" in opts else {})}),
+                                                 **({"bn_momentum": 0.99} if "bn99" in opts else {}),
+                                                 **({"wave_dropout": WAVE_DROPOUT} if "wavedrop" in opts else {})}),
         train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
                           loss="focal" if focal else "ce", focal_gamma=2.0, class_weight_power=cw,
                           plateau=True, plateau_factor=0.1, plateau_patience=2 if legacy else 1, plateau_min_lr=1e-5,

@@ -163,3 +163,21 @@ def test_rr_batchnorm_statistics_converge_within_a_short_training():
     mom = bn.momentum
     np.testing.assert_allclose(np.asarray(bn.var[...]), mom ** 20 + (1 - mom ** 20) * 0.14 ** 2, rtol=0.1)
     assert mom ** 300 < 0.01 * 0.02  # after 300 steps the initial variance is < 1% of the RR inputs'
+
+
+def test_wave_dropout_drops_whole_waveform_embeddings_in_training_only():
+    x, _, _ = batch(64, seed=3)
+    off, on = build(rr_transform="ratios"), build(rr_transform="ratios", wave_dropout=0.5)
+    assert off.wave_drop is None and on.wave_drop is not None
+    # evaluation: the layer is the identity, so the two models (same initialisation) agree
+    off.eval(), on.eval()
+    np.testing.assert_array_equal(np.asarray(off(jnp.asarray(x))), np.asarray(on(jnp.asarray(x))))
+    # training: each row's waveform embedding is all kept (x2) or all dropped; the RR part is untouched
+    on.train()
+    w = jnp.asarray(np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32))
+    out = np.asarray(on.wave_drop(w))
+    kept = np.all(np.isclose(out, 2.0 * np.asarray(w)), axis=1)
+    dropped = np.all(out == 0.0, axis=1)
+    assert np.all(kept ^ dropped) and 16 < dropped.sum() < 48
+    with pytest.raises(ConfigError, match="wave_dropout"):
+        build(wave_dropout=1.0)
