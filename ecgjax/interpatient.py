@@ -618,6 +618,14 @@ def aami_table(*all_results: dict) -> str:
     return "\n".join(lines)
 
 
+def goal_line(results: dict) -> str:
+    """The 5-seed means of SVEB and VEB Se / +P against ``results["goal"]``, each marked reached or not."""
+    s, goal = results["ds2"]["summary"], results["goal"]
+    ok = lambda c, m: s[c][m]["mean"] >= goal[c][m]  # noqa: E731
+    return "; ".join(f"{'SVEB' if c == 'S' else 'VEB'} Se {_pct(s[c]['se']['mean'])} ({'reached' if ok(c, 'se') else 'not reached'}), "
+                     f"+P {_pct(s[c]['ppv']['mean'])} ({'reached' if ok(c, 'ppv') else 'not reached'})" for c in ("S", "V")) + "."
+
+
 def _mean_ci(d: dict, k: int | None = None) -> str:
     """``mean [lo, hi]`` in % of a ``mean_ci_over_records`` dict (element ``k`` of a vector)."""
     pick = (lambda v: v) if k is None else (lambda v: v[k])

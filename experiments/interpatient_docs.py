@@ -384,9 +384,7 @@ def main(argv=None) -> int:
     fill["SCREEN"] = subprocess.run([sys.executable, "experiments/ds1_rr_screen.py", "--table"], capture_output=True, text=True, check=True).stdout.strip()
     fill["TABLE_BOTH"] = ip.aami_table(both)
     s = both["ds2"]["summary"]
-    ok = lambda c, m: s[c][m]["mean"] >= both["goal"][c][m]  # noqa: E731
-    fill["GOAL_LINE"] = "; ".join(f"{'SVEB' if c == 'S' else 'VEB'} Se {pct(s[c]['se']['mean'])} ({'reached' if ok(c, 'se') else 'not reached'}), "
-                                  f"+P {pct(s[c]['ppv']['mean'])} ({'reached' if ok(c, 'ppv') else 'not reached'})" for c in ("S", "V")) + "."
+    fill["GOAL_LINE"] = ip.goal_line(both)
 
     def per_record(name):
         out = []

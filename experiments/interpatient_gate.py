@@ -22,8 +22,10 @@ their standard error) are reported beside it: one seed trains both recipes' wave
 same initialisation and batch order, so their scores move together. With ``--paired`` the rule uses those
 (the mean paired difference and its standard error, ``sd(differences) / sqrt(n)``) instead; it needs the same
 seed sets in both arms. Appends one JSON line to ``--out``
-(with versions and the command); ``--table`` prints the markdown of every line, ``--doc`` writes it
-between the ``<!-- interpatient_gate -->`` markers of that file. Bad input exits 2 with one line.
+(with versions and the command); ``--table`` prints the markdown of every line, then (``--ds2
+results.json ...``) the AAMI table of the DS2 evaluations that a met rule let run, each with its goal line;
+``--doc`` writes it between the ``<!-- interpatient_gate -->`` markers of that file. Bad input exits 2
+with one line.
 """
 
 from __future__ import annotations
@@ -147,6 +149,26 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def ds2_text(paths: list[Path]) -> str:
+    """The AAMI table of finished benchmarks' ``results.json`` (``ecgjax.interpatient.aami_table``) and each one's goal line."""
+    from ecgjax import interpatient as ip
+    from ecgjax.errors import DataError
+
+    results = []
+    for path in paths:
+        try:
+            results.append(json.loads(path.read_text()))
+            results[-1]["ds2"]["summary"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{path}: not a finished inter-patient results.json ({type(e).__name__}: {e})") from None
+    out = ["DS2 (read once, after the rule was met; `python experiments/aami_interpatient.py --table "
+           + " ".join(str(p) for p in paths) + "`):", "", ip.aami_table(*results), ""]
+    for r in results:
+        out += [f"**{r['name']}** against the goal (5-seed means: SVEB Se >= 80 and +P >= 55, VEB Se >= 92 and +P >= 92): "
+                f"{ip.goal_line(r)}", ""]
+    return "\n".join(out)
+
+
 def write_doc(doc: Path, text: str) -> None:
     """Replace what lies between the markers of ``doc`` with ``text`` (atomic)."""
     from ecgjax.errors import DataError
@@ -175,10 +197,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/interpatient_gates.jsonl"))
     ap.add_argument("--table", action="store_true", help="print the markdown of --out and exit")
     ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")
+    ap.add_argument("--ds2", nargs="+", type=Path, default=[], help="with --table: results.json of DS2 evaluations to append")
     args = ap.parse_args(argv)
     try:
         if args.table:
             text = table(read_jsonl(args.out, "interpatient_gate result file"))
+            if args.ds2:
+                text += "\n" + ds2_text(args.ds2)
             print(text, end="")
             if args.doc:
                 write_doc(args.doc, text)

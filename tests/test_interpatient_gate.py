@@ -93,3 +93,26 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert ig.main(["--label", "x", "--base", str(b[0]), "--new", str(b[1])]) == 2
     assert ig.main(["--table", "--out", str(tmp_path / "none.jsonl")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
+
+
+def test_ds2_table_and_goal_line(tmp_path, capsys):
+    from ecgjax import interpatient as ip
+
+    summary = {c: {m: {"mean": v, "sd": 0.01} for m in ip._METRICS} for c, v in (("S", 0.85), ("V", 0.90))}
+    res = {"name": "toy", "seeds": [0, 1], "config": {"tune_offsets": []}, "ds2": {"summary": summary, "per_seed": {}},
+           "published": [], "goal": ip.GOAL}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(res))
+    text = ig.ds2_text([path])
+    assert "| **toy** (2 seeds, mean ± sd) | 85.0 ± 1.0 |" in text
+    # SVEB Se 85 >= 80 reached, +P 85 >= 55 reached; VEB 90 < 92 both not
+    assert ("SVEB Se 85.0 (reached), +P 85.0 (reached); VEB Se 90.0 (not reached), +P 90.0 (not reached)." in text)
+    b = [_workdir(tmp_path, f"b{i}", 0.2, 0.2, 0.8) for i in range(2)]
+    out = tmp_path / "g.jsonl"
+    assert ig.main(["--label", "x", "--base", *map(str, b), "--new", *map(str, b), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert ig.main(["--table", "--out", str(out), "--ds2", str(path)]) == 0
+    assert "against the goal" in capsys.readouterr().out
+    assert ig.main(["--table", "--out", str(out), "--ds2", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.json" in err[0]
