@@ -163,10 +163,35 @@ def ds2_text(paths: list[Path]) -> str:
             raise DataError(f"{path}: not a finished inter-patient results.json ({type(e).__name__}: {e})") from None
     out = ["DS2 (read once, after the rule was met; `python experiments/aami_interpatient.py --table "
            + " ".join(str(p) for p in paths) + "`):", "", ip.aami_table(*results), ""]
-    for r in results:
+    for path, r in zip(paths, results):
         out += [f"**{r['name']}** against the goal (5-seed means: SVEB Se >= 80 and +P >= 55, VEB Se >= 92 and +P >= 92): "
                 f"{ip.goal_line(r)}", ""]
-    return "\n".join(out)
+    out += ["DS2 N beats called S and called V, summed over the seeds (with the offsets), and the records holding most of them:", ""]
+    for path, r in zip(paths, results):
+        calls = ds2_false_calls(path.parent, r["seeds"], r["classes"])
+        out.append(f"* {r['name']}: " + "; ".join(f"called {c}: {sum(n.values())} ("
+                                                  + ", ".join(f"{k}: {v}" for k, v in list(n.items())[:4]) + ")" for c, n in calls.items()))
+    return "\n".join(out) + "\n"
+
+
+def ds2_false_calls(workdir: Path, seeds: list[int], classes: list[str]) -> dict[str, dict[str, int]]:
+    """``{"S": {record: N beats called S}, "V": {...}}`` over the seeds' ``ds2/seed<s>.npz`` (y_true, y_pred with the
+    offsets, record), most first."""
+    from collections import Counter
+
+    from ecgjax.errors import DataError
+
+    n = classes.index("N")
+    counts = {c: Counter() for c in ("S", "V")}
+    for seed in seeds:
+        path = workdir / "ds2" / f"seed{seed}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                for c, cnt in counts.items():
+                    cnt.update(z["record"][(z["y_true"] == n) & (z["y_pred"] == classes.index(c))].tolist())
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{path}: not a finished seed's DS2 predictions ({type(e).__name__}: {e})") from None
+    return {c: dict(cnt.most_common()) for c, cnt in counts.items()}
 
 
 def write_doc(doc: Path, text: str) -> None:

@@ -99,14 +99,19 @@ def test_ds2_table_and_goal_line(tmp_path, capsys):
     from ecgjax import interpatient as ip
 
     summary = {c: {m: {"mean": v, "sd": 0.01} for m in ip._METRICS} for c, v in (("S", 0.85), ("V", 0.90))}
-    res = {"name": "toy", "seeds": [0, 1], "config": {"tune_offsets": []}, "ds2": {"summary": summary, "per_seed": {}},
-           "published": [], "goal": ip.GOAL}
+    res = {"name": "toy", "seeds": [0, 1], "classes": ["N", "S", "V", "F", "Q"], "config": {"tune_offsets": []},
+           "ds2": {"summary": summary, "per_seed": {}}, "published": [], "goal": ip.GOAL}
     path = tmp_path / "results.json"
     path.write_text(json.dumps(res))
+    (tmp_path / "ds2").mkdir()
+    for seed in (0, 1):  # N beats of 222 called S (2 per seed) and of 231 called V (1 per seed)
+        np.savez(tmp_path / "ds2" / f"seed{seed}.npz", y_true=np.array([0, 0, 0, 0, 1]), y_pred=np.array([1, 1, 2, 0, 1]),
+                 record=np.array(["222", "222", "231", "100", "222"]))
     text = ig.ds2_text([path])
     assert "| **toy** (2 seeds, mean ± sd) | 85.0 ± 1.0 |" in text
     # SVEB Se 85 >= 80 reached, +P 85 >= 55 reached; VEB 90 < 92 both not
     assert ("SVEB Se 85.0 (reached), +P 85.0 (reached); VEB Se 90.0 (not reached), +P 90.0 (not reached)." in text)
+    assert "* toy: called S: 4 (222: 4); called V: 2 (231: 2)" in text
     b = [_workdir(tmp_path, f"b{i}", 0.2, 0.2, 0.8) for i in range(2)]
     out = tmp_path / "g.jsonl"
     assert ig.main(["--label", "x", "--base", *map(str, b), "--new", *map(str, b), "--out", str(out)]) == 0
