@@ -23,7 +23,8 @@ same initialisation and batch order, so their scores move together. With ``--pai
 (the mean paired difference and its standard error, ``sd(differences) / sqrt(n)``) instead; it needs the same
 seed sets in both arms. Appends one JSON line to ``--out``
 (with versions and the command); ``--table`` prints the markdown of every line, then (``--ds2
-results.json ...``) the AAMI table of the DS2 evaluations that a met rule let run, each with its goal line;
+results.json ...``) the AAMI table of the DS2 evaluations that a met rule let run, each with its goal line,
+and (``--ds2-sets LABEL=results.json,...``) how those recipes' DS2 scores move between seed sets;
 ``--doc`` writes it between the ``<!-- interpatient_gate -->`` markers of that file. Bad input exits 2
 with one line.
 """
@@ -174,6 +175,36 @@ def ds2_text(paths: list[Path]) -> str:
     return "\n".join(out) + "\n"
 
 
+def seed_sets_text(groups: dict[str, list[Path]]) -> str:
+    """Per recipe, the DS2 scores of each seed set's ``results.json`` (5-seed means with the offsets, and the
+    seed set's ensemble), then over every seed of all its sets (mean ± sd) and over its ensembles: how far a
+    5-seed DS2 number of one recipe moves between seed sets."""
+    from ecgjax.errors import DataError
+
+    cols = [(c, m) for c in ("S", "V") for m in ("se", "ppv", "f1")]
+    head = " | ".join(f"{'SVEB' if c == 'S' else 'VEB'} {dict(se='Se', ppv='+P', f1='F1')[m]}" for c, m in cols)
+    out = [f"| recipe | seeds | {head} | ensemble: SVEB Se / +P | ensemble: VEB Se / +P |", "|---" * (len(cols) + 4) + "|"]
+    f = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    for label, paths in groups.items():
+        per_seed, ens = {k: [] for k in cols}, []
+        for path in paths:
+            try:
+                r = json.loads(path.read_text())
+                summ, e = r["ds2"]["summary"], r["ds2"]["ensemble"]["report"]["per_class"]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise DataError(f"{path}: not a finished inter-patient results.json ({type(err).__name__}: {err})") from None
+            for k in cols:
+                per_seed[k] += summ[k[0]][k[1]]["values"]
+            ens.append([e[c][m] for c in ("S", "V") for m in ("se", "ppv")])
+            out.append(f"| {label} | {r['seeds'][0]}-{r['seeds'][-1]} | " + " | ".join(f(summ[c][m]["mean"]) for c, m in cols)
+                       + f" | {f(ens[-1][0])} / {f(ens[-1][1])} | {f(ens[-1][2])} / {f(ens[-1][3])} |")
+        ens_a = np.array(ens)
+        ms = lambda v: f"{100 * np.mean(v):.1f} ± {100 * np.std(v, ddof=1):.1f}"  # noqa: E731
+        out.append(f"| **{label}** | all {len(per_seed[cols[0]])} seeds, mean ± sd | " + " | ".join(ms(per_seed[k]) for k in cols)
+                   + f" | {ms(ens_a[:, 0])} / {ms(ens_a[:, 1])} | {ms(ens_a[:, 2])} / {ms(ens_a[:, 3])} |")
+    return "\n".join(out) + "\n"
+
+
 def ds2_false_calls(workdir: Path, seeds: list[int], classes: list[str]) -> dict[str, dict[str, int]]:
     """``{"S": {record: N beats called S}, "V": {...}}`` over the seeds' ``ds2/seed<s>.npz`` (y_true, y_pred with the
     offsets, record), most first."""
@@ -223,12 +254,23 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true", help="print the markdown of --out and exit")
     ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")
     ap.add_argument("--ds2", nargs="+", type=Path, default=[], help="with --table: results.json of DS2 evaluations to append")
+    ap.add_argument("--ds2-sets", action="append", default=[], metavar="LABEL=RESULTS,...",
+                    help="with --table: one recipe's seed sets on DS2 (results.json of each), compared across sets")
     args = ap.parse_args(argv)
     try:
         if args.table:
             text = table(read_jsonl(args.out, "interpatient_gate result file"))
             if args.ds2:
                 text += "\n" + ds2_text(args.ds2)
+            if args.ds2_sets:
+                groups = {}
+                for spec in args.ds2_sets:
+                    label, _, paths = spec.partition("=")
+                    if not paths:
+                        raise DataError(f"--ds2-sets {spec!r}: write LABEL=RESULTS.json,RESULTS.json,...")
+                    groups[label] = [Path(q) for q in paths.split(",")]
+                text += ("\nThe same recipes over more seed sets on DS2 (`--ds2-sets`; each row a seed set's 5 seeds, "
+                         "with the offsets of its own DS1 cross-validation):\n\n" + seed_sets_text(groups))
             print(text, end="")
             if args.doc:
                 write_doc(args.doc, text)

@@ -121,3 +121,27 @@ def test_ds2_table_and_goal_line(tmp_path, capsys):
     assert ig.main(["--table", "--out", str(out), "--ds2", str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.json" in err[0]
+
+
+def test_ds2_seed_sets_by_hand(tmp_path, capsys):
+    def results(name, seeds, se_values, ens_se):
+        summ = {c: {m: {"mean": float(np.mean(se_values)), "sd": 0.0, "values": list(se_values)} for m in ("se", "ppv", "f1")}
+                for c in ("S", "V")}
+        ens = {"per_class": {c: {"se": ens_se, "ppv": 0.5} for c in ("S", "V")}}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"seeds": seeds, "ds2": {"summary": summ, "ensemble": {"report": ens}}}))
+        return path
+
+    a, b = results("a", [0, 1], [0.2, 0.4], 0.3), results("b", [5, 6], [0.6, 0.8], 0.5)
+    text = ig.seed_sets_text({"r": [a, b]})
+    assert "| r | 0-1 | 30.0 | 30.0 | 30.0 | 30.0 | 30.0 | 30.0 | 30.0 / 50.0 | 30.0 / 50.0 |" in text
+    # all 4 seeds: 20, 40, 60, 80 -> 50.0 ± 25.8; ensembles 30, 50 -> 40.0 ± 14.1
+    assert "| **r** | all 4 seeds, mean ± sd | 50.0 ± 25.8 |" in text and "40.0 ± 14.1 / 50.0 ± 0.0 |" in text
+    gates = tmp_path / "g.jsonl"
+    wd = [_workdir(tmp_path, f"w{i}", 0.2, 0.2, 0.8) for i in range(2)]
+    assert ig.main(["--label", "x", "--base", *map(str, wd), "--new", *map(str, wd), "--out", str(gates)]) == 0
+    capsys.readouterr()
+    assert ig.main(["--table", "--out", str(gates), "--ds2-sets", f"r={a},{b}"]) == 0
+    assert "| **r** | all 4 seeds" in capsys.readouterr().out
+    assert ig.main(["--table", "--out", str(gates), "--ds2-sets", "r"]) == 2
+    assert "LABEL=RESULTS.json" in capsys.readouterr().err
