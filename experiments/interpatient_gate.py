@@ -270,7 +270,8 @@ def main(argv=None) -> int:
                         raise DataError(f"--ds2-sets {spec!r}: write LABEL=RESULTS.json,RESULTS.json,...")
                     groups[label] = [Path(q) for q in paths.split(",")]
                 text += ("\nThe same recipes over more seed sets on DS2 (`--ds2-sets`; each row a seed set's 5 seeds, "
-                         "with the offsets of its own DS1 cross-validation):\n\n" + seed_sets_text(groups))
+                         "with the offsets of its own DS1 cross-validation; read after the evaluations above, to measure how far "
+                         "a 5-seed DS2 number moves between seed sets: nothing is chosen from it):\n\n" + seed_sets_text(groups))
             print(text, end="")
             if args.doc:
                 write_doc(args.doc, text)
