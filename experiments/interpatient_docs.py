@@ -290,6 +290,9 @@ DS1-side check of the next candidates (a reference over the beats the *waveform*
 in seconds beside the ratios, P-wave shape against the post-pause beats). VEB: the two-input model's 5-seed
 means are below the goal on both Se and +P; its ensemble of the 5 seeds is closer (table above). And the 5
 seeds' SVEB Se spreads over {SE_RANGE}%: whether a seed finds record 232's S beats decides it.
+
+The variants gated on DS1 since (`:irreg`, `:wavedrop`), and this recipe's DS2 scores over five seed sets
+(25 seeds), retrained by later code: the next section.
 """
 
 
