@@ -409,6 +409,20 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
             "n_rhythms": n_rhythms, "n_beats": n_beats, "seed": seed}
 
 
+# The irregular-rhythm rule (experiments/ds1_af_rule_screen.py): how far the S log-probability is lowered.
+AF_SUPPRESS = 20.0
+
+
+def suppress_s_in_irregular_rhythm(log_probs: np.ndarray, irreg: np.ndarray, tau: float, classes) -> np.ndarray:
+    """No S call inside an irregular rhythm: f64[M, C] ``log_probs`` with the S column lowered by ``AF_SUPPRESS``
+    where ``irreg`` f[M] (``ecgjax.data.rr``'s, the median ratio of successive intervals among the 10 before the
+    beat) exceeds ``tau``. Atrial fibrillation has no premature atrial beats, and its irregular intervals look
+    premature to an RR model."""
+    out = np.array(log_probs, np.float64)
+    out[np.asarray(irreg) > tau, list(classes).index("S")] -= AF_SUPPRESS
+    return out
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, np.float64)
     z = z - z.max(axis=-1, keepdims=True)

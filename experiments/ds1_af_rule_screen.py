@@ -1,0 +1,167 @@
+"""A rule on top of the trained inter-patient recipe, screened on DS1 only: no S call inside an irregular rhythm.
+
+Command::
+
+    python experiments/ds1_af_rule_screen.py runs/cv_both runs/cv_both_seedbase5 runs/cv_both_seedbase10 \\
+        runs/cv_both_seedbase15 runs/cv_both_seedbase20 [--taus 1.1 1.15 1.2 1.3] [--out benchmarks/results/ds1_af_rule_screen.jsonl]
+    python experiments/ds1_af_rule_screen.py --table
+
+Atrial fibrillation has no premature atrial beats (its beats are labelled N), but its irregular RR
+intervals look premature to an RR model: on DS1 and on DS2 most of the recipe's N beats called S sit
+in the atrial fibrillation and flutter records (docs/results.md, "Recipe changes gated on DS1"). The
+rule: a beat whose ``irreg`` (``ecgjax.data.rr``: the median ratio of successive intervals among the 10
+before it) exceeds ``tau`` is not called S (``ecgjax.interpatient.suppress_s_in_irregular_rhythm``). Each
+workdir is one seed set of ``experiments/aami_interpatient.py --ds1-only``; on its pooled out-of-record
+DS1 predictions the S/V offsets are chosen again as the benchmark chooses them (``choose_offsets``), and
+S F1, AP, Se, +P and V F1 are scored without and with the rule (``rule_scores``). Its cost where S beats
+come in runs, as in an ectopic-dominant record: the share of S beats with ``irreg > tau`` in synthetic
+rhythms (``ecgjax.data.rhythm.synthetic_record``, S fractions 10-85%). No DS2 record is read. One JSON
+line per invocation in ``--out`` (with versions and the command); ``--table`` prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TAUS = (1.10, 1.15, 1.20, 1.30)
+SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
+
+
+def rule_scores(logits: np.ndarray, y: np.ndarray, irreg: np.ndarray, tau: float | None) -> dict:
+    """S F1, AP, Se, +P and V F1 (%) of pooled predictions after the rule (``tau`` None: no rule), offsets chosen
+    on those same predictions. logits f32[M, C] (classes N, S, V, ...), y i64[M], irreg f32[M]."""
+    from sklearn.metrics import average_precision_score
+
+    from ecgjax.interpatient import _f1, _log_softmax, choose_offsets, suppress_s_in_irregular_rhythm
+
+    lp = _log_softmax(np.asarray(logits, np.float64))
+    if tau is not None:
+        lp = suppress_s_in_irregular_rhythm(lp, irreg, tau, ["N", "S", "V", "F", "Q"][: lp.shape[1]])
+    pred = (lp + choose_offsets(lp, y, [1, 2])).argmax(-1)
+    tp = int(np.sum((pred == 1) & (y == 1)))
+    return {"S F1": 100 * _f1(y, pred, 1), "S AP": 100 * float(average_precision_score(y == 1, np.exp(lp[:, 1]))),
+            "S Se": 100 * tp / max(int(np.sum(y == 1)), 1), "S +P": 100 * tp / max(int(np.sum(pred == 1)), 1),
+            "V F1": 100 * _f1(y, pred, 2)}
+
+
+def synthetic_share(tau: float, fraction: float, n: int = 20, seed: int = 0) -> float:
+    """% of the S beats of ``n`` synthetic rhythms with this S fraction whose ``irreg`` exceeds ``tau``."""
+    from ecgjax.data.rhythm import synthetic_record
+    from ecgjax.data.rr import FEATURES, beat_features
+
+    rng = np.random.default_rng(seed)
+    hit = total = 0
+    for _ in range(n):
+        t, lab = synthetic_record(rng, fraction)
+        irreg = beat_features(t)[:, FEATURES.index("irreg")]
+        hit += int(np.sum(irreg[lab == 1] > tau))
+        total += int(np.sum(lab == 1))
+    return 100.0 * hit / max(total, 1)
+
+
+def pooled(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(logits, y, beat index, record) of one seed set's out-of-record DS1 predictions (every runs/seed*)."""
+    from ecgjax.errors import DataError
+
+    parts = []
+    for p in sorted((workdir / "runs").glob("seed*")):
+        try:
+            with np.load(p / "predictions.npz", allow_pickle=False) as z:
+                parts.append((z["logits"], z["y_true"], z["index"], z["record"]))
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{p / 'predictions.npz'}: not a finished seed ({type(e).__name__}: {e})") from None
+    if not parts:
+        raise DataError(f"{workdir}: no runs/seed*/predictions.npz; run experiments/aami_interpatient.py --ds1-only there first")
+    return tuple(np.concatenate(v) for v in zip(*parts))
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown of the last line: per tau, the mean ± sd over seed sets and the paired change against no rule."""
+    row = rows[-1]
+    names = ["S F1", "S AP", "S Se", "S +P", "V F1"]
+    fr = list(row["synthetic"][next(iter(row["synthetic"]))])
+    out = [f"`{row['command']}` ({row['when']}; {len(row['workdirs'])} seed sets; no DS2 record read)", "",
+           "| rule | " + " | ".join(names) + " | " + " | ".join(f"synthetic {100 * float(f):.0f}% S: S beats suppressed" for f in fr)
+           + " | DS1 S beats suppressed (most in records) |", "|---" * (len(names) + len(fr) + 2) + "|"]
+    base = np.array([[s[n] for n in names] for s in row["scores"]["none"]])
+    for key, sets in row["scores"].items():
+        a = np.array([[s[n] for n in names] for s in sets])
+        cells = [f"{m:.1f} ± {sd:.1f}" for m, sd in zip(a.mean(0), a.std(0, ddof=1))]
+        if key != "none":
+            d = a - base
+            cells = [f"{c} ({dm:+.1f}, se {dse:.1f})" for c, dm, dse in zip(cells, d.mean(0), d.std(0, ddof=1) / np.sqrt(len(d)))]
+        syn = [f"{row['synthetic'][key][f]:.1f}" if key != "none" else "" for f in fr]
+        lost = row["s_suppressed"].get(key, {})
+        lost_txt = "" if key == "none" else f"{lost['share']:.1f}% (" + ", ".join(f"{k}: {v}" for k, v in list(lost["by_record"].items())[:3]) + ")"
+        out.append(f"| {'no rule' if key == 'none' else 'irreg > ' + key} | " + " | ".join(cells) + " | " + " | ".join(syn) + f" | {lost_txt} |")
+    out += ["", "Mean ± sd over the seed sets; in brackets the change against no rule, paired by seed set, with its standard error."]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    from ecgjax.errors import DataError
+    from ecgjax.io import environment_info, read_jsonl
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("workdirs", nargs="*", type=Path, help="--ds1-only workdirs of one recipe, one per seed set")
+    ap.add_argument("--taus", nargs="+", type=float, default=list(TAUS))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ds1_af_rule_screen.jsonl"))
+    ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
+    ap.add_argument("--table", action="store_true", help="print the markdown of --out's last line and exit")
+    args = ap.parse_args(argv)
+    try:
+        if args.table:
+            print(table(read_jsonl(args.out, "ds1_af_rule_screen result file")), end="")
+            return 0
+        if len(args.workdirs) < 2 or not args.data_dir:
+            print("error: need at least 2 seed-set workdirs and the data (--data-dir or ECGJAX_DATA_DIR)", file=sys.stderr)
+            return 2
+        sets = [pooled(w) for w in args.workdirs]
+    except (DataError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from ecgjax.data import load_beats
+    from ecgjax.data.protocols import DS1, get
+    from ecgjax.data.rr import DEFAULT_FEATURES
+
+    # the recipe's DS1 beats (same cache order as its training: the same protocol, plus irreg)
+    beats = load_beats(get("aami_rr", records=DS1, rr_features=DEFAULT_FEATURES + ("irreg",)), args.data_dir)
+    irreg_all = beats.rr[:, -1]
+    keys = ["none", *(f"{t:g}" for t in args.taus)]
+    scores = {k: [] for k in keys}
+    for logits, y, index, record in sets:
+        if not np.array_equal(beats.y[index], y):
+            print("error: the workdirs' beat indices do not match the aami_rr DS1 beats; were they trained with another protocol?",
+                  file=sys.stderr)
+            return 2
+        for k, tau in zip(keys, (None, *args.taus)):
+            scores[k].append(rule_scores(logits, y, irreg_all[index], tau))
+    s_mask = beats.y == 1
+    suppressed = {}
+    for t in args.taus:
+        lost = s_mask & (irreg_all > t)
+        recs, counts = np.unique(np.asarray(beats.record)[lost], return_counts=True)
+        order = np.argsort(-counts)
+        suppressed[f"{t:g}"] = {"share": 100.0 * lost.sum() / s_mask.sum(), "by_record": {str(recs[i]): int(counts[i]) for i in order}}
+    synthetic = {f"{t:g}": {str(f): synthetic_share(t, f) for f in SYNTHETIC_FRACTIONS} for t in args.taus}
+    row = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workdirs": [w.name for w in args.workdirs],
+           "scores": scores, "s_suppressed": suppressed, "synthetic": synthetic,
+           "command": "python experiments/ds1_af_rule_screen.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+           "versions": environment_info().get("versions")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(table([row]), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

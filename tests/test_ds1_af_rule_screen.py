@@ -1,0 +1,43 @@
+"""experiments/ds1_af_rule_screen.py and the rule it screens (ecgjax.interpatient.suppress_s_in_irregular_rhythm)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgjax import interpatient as ip
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import ds1_af_rule_screen as screen  # noqa: E402
+
+CLASSES = ["N", "S", "V", "F", "Q"]
+
+
+def test_the_rule_lowers_only_s_and_only_in_irregular_rhythm():
+    lp = np.log(np.full((3, 5), 0.2))
+    out = ip.suppress_s_in_irregular_rhythm(lp, np.array([1.0, 1.2, 1.5]), 1.15, CLASSES)
+    np.testing.assert_array_equal(out[0], lp[0])
+    np.testing.assert_allclose(out[1:, 1], lp[1:, 1] - ip.AF_SUPPRESS)
+    np.testing.assert_array_equal(np.delete(out, 1, axis=1), np.delete(lp, 1, axis=1))
+
+
+def test_rule_scores_on_a_case_whose_answer_is_known():
+    # 40 N beats in an irregular rhythm the model calls S, 10 true S beats in a regular one, 50 plain N beats
+    y = np.array([0] * 40 + [1] * 10 + [0] * 50)
+    irreg = np.array([1.4] * 40 + [1.0] * 10 + [1.0] * 50)
+    logits = np.zeros((100, 5))
+    logits[:50, 1] = 3.0  # the 40 irregular N and the 10 S look S
+    logits[50:, 0] = 3.0
+    without, with_rule = screen.rule_scores(logits, y, irreg, None), screen.rule_scores(logits, y, irreg, 1.15)
+    assert without["S +P"] == pytest.approx(20.0) and without["S Se"] == pytest.approx(100.0)
+    assert with_rule["S +P"] == pytest.approx(100.0) and with_rule["S Se"] == pytest.approx(100.0)
+    assert with_rule["S AP"] == pytest.approx(100.0) and with_rule["S F1"] > without["S F1"]
+
+
+def test_synthetic_share_grows_as_tau_falls_and_bad_input_is_one_line(tmp_path, capsys):
+    shares = [screen.synthetic_share(t, 0.5, n=3) for t in (1.5, 1.15, 1.02)]
+    assert shares[0] <= shares[1] <= shares[2] and 0.0 <= shares[0] and shares[2] <= 100.0
+    assert screen.main([str(tmp_path / "a"), str(tmp_path / "b"), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ds1-only" in err[0]
