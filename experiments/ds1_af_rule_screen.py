@@ -16,7 +16,8 @@ DS1 predictions the S/V offsets are chosen again as the benchmark chooses them (
 S F1, AP, Se, +P and V F1 are scored without and with the rule (``rule_scores``). Its cost where S beats
 come in runs, as in an ectopic-dominant record: the share of S beats with ``irreg > tau`` in synthetic
 rhythms (``ecgjax.data.rhythm.synthetic_record``, S fractions 10-85%). No DS2 record is read. One JSON
-line per invocation in ``--out`` (with versions and the command); ``--table`` prints the markdown.
+line per invocation in ``--out`` (with versions and the command); ``--table`` prints the markdown of the
+last, ``--doc`` also writes it between the ``<!-- ds1_af_rule_screen -->`` markers of that file.
 """
 
 from __future__ import annotations
@@ -116,10 +117,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ds1_af_rule_screen.jsonl"))
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--table", action="store_true", help="print the markdown of --out's last line and exit")
+    ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")
     args = ap.parse_args(argv)
     try:
         if args.table:
-            print(table(read_jsonl(args.out, "ds1_af_rule_screen result file")), end="")
+            text = table(read_jsonl(args.out, "ds1_af_rule_screen result file"))
+            print(text, end="")
+            if args.doc:
+                from interpatient_gate import write_doc
+
+                write_doc(args.doc, text, ("<!-- ds1_af_rule_screen: begin -->", "<!-- ds1_af_rule_screen: end -->"))
             return 0
         if len(args.workdirs) < 2 or not args.data_dir:
             print("error: need at least 2 seed-set workdirs and the data (--data-dir or ECGJAX_DATA_DIR)", file=sys.stderr)

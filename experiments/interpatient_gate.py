@@ -167,10 +167,11 @@ def ds2_text(paths: list[Path]) -> str:
     for path, r in zip(paths, results):
         out += [f"**{r['name']}** against the goal (5-seed means: SVEB Se >= 80 and +P >= 55, VEB Se >= 92 and +P >= 92): "
                 f"{ip.goal_line(r)}", ""]
-    out += ["DS2 N beats called S and called V, summed over the seeds (with the offsets), and the records holding most of them:", ""]
+    out += ["DS2 N beats called S and called V, and S beats missed (not called S), summed over the seeds (with the offsets), "
+            "and the records holding most of them:", ""]
     for path, r in zip(paths, results):
         calls = ds2_false_calls(path.parent, r["seeds"], r["classes"])
-        out.append(f"* {r['name']}: " + "; ".join(f"called {c}: {sum(n.values())} ("
+        out.append(f"* {r['name']}: " + "; ".join(f"{'S missed' if c == 'S missed' else 'called ' + c}: {sum(n.values())} ("
                                                   + ", ".join(f"{k}: {v}" for k, v in list(n.items())[:4]) + ")" for c, n in calls.items()))
     return "\n".join(out) + "\n"
 
@@ -206,36 +207,38 @@ def seed_sets_text(groups: dict[str, list[Path]]) -> str:
 
 
 def ds2_false_calls(workdir: Path, seeds: list[int], classes: list[str]) -> dict[str, dict[str, int]]:
-    """``{"S": {record: N beats called S}, "V": {...}}`` over the seeds' ``ds2/seed<s>.npz`` (y_true, y_pred with the
-    offsets, record), most first."""
+    """``{"S": {record: N beats called S}, "V": {...}, "S missed": {record: S beats not called S}}`` over the seeds'
+    ``ds2/seed<s>.npz`` (y_true, y_pred with the offsets, record), most first."""
     from collections import Counter
 
     from ecgjax.errors import DataError
 
-    n = classes.index("N")
-    counts = {c: Counter() for c in ("S", "V")}
+    n, s_ = classes.index("N"), classes.index("S")
+    counts = {c: Counter() for c in ("S", "V", "S missed")}
     for seed in seeds:
         path = workdir / "ds2" / f"seed{seed}.npz"
         try:
             with np.load(path, allow_pickle=False) as z:
-                for c, cnt in counts.items():
-                    cnt.update(z["record"][(z["y_true"] == n) & (z["y_pred"] == classes.index(c))].tolist())
+                for c in ("S", "V"):
+                    counts[c].update(z["record"][(z["y_true"] == n) & (z["y_pred"] == classes.index(c))].tolist())
+                counts["S missed"].update(z["record"][(z["y_true"] == s_) & (z["y_pred"] != s_)].tolist())
         except (OSError, KeyError, ValueError) as e:
             raise DataError(f"{path}: not a finished seed's DS2 predictions ({type(e).__name__}: {e})") from None
     return {c: dict(cnt.most_common()) for c, cnt in counts.items()}
 
 
-def write_doc(doc: Path, text: str) -> None:
-    """Replace what lies between the markers of ``doc`` with ``text`` (atomic)."""
+def write_doc(doc: Path, text: str, marks: tuple[str, str] = (MARK_BEGIN, MARK_END)) -> None:
+    """Replace what lies between the ``marks`` lines (begin, end) of ``doc`` with ``text`` (atomic)."""
     from ecgjax.errors import DataError
     from ecgjax.io import atomic_write_text
 
+    begin, end = marks
     src = doc.read_text()
-    if src.count(MARK_BEGIN) != 1 or src.count(MARK_END) != 1 or src.index(MARK_BEGIN) > src.index(MARK_END):
-        raise DataError(f"{doc}: needs one {MARK_BEGIN} and one {MARK_END} line, in that order")
-    head, rest = src.split(MARK_BEGIN)
-    _, tail = rest.split(MARK_END)
-    atomic_write_text(doc, f"{head}{MARK_BEGIN}\n{text}{MARK_END}{tail}")
+    if src.count(begin) != 1 or src.count(end) != 1 or src.index(begin) > src.index(end):
+        raise DataError(f"{doc}: needs one {begin} and one {end} line, in that order")
+    head, rest = src.split(begin)
+    _, tail = rest.split(end)
+    atomic_write_text(doc, f"{head}{begin}\n{text}{end}{tail}")
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from ecgjax.data.protocols import DS1, DS2
 from ecgjax.data.rr import FEATURES
 from ecgjax.data.splits import make_split
 from ecgjax.errors import ConfigError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 QUICK = "experiments/configs/aami_rr.py:quick"
 
@@ -94,6 +98,20 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     assert results["ds2"]["summary"]["S"]["se"]["mean"] == rep["per_class"]["S"]["recall"]
     assert interpatient.main(["--table", str(work / "results.json")]) == 0
     assert interpatient.main(["--table", str(tmp_path / "missing.json")]) == 2
+
+    # the irregular-rhythm rule on top (experiments/interpatient_af_rule.py): switched off (tau above every irreg) it
+    # gives the benchmark's own DS2 decisions (the same offsets, chosen again on the same DS1 predictions); with tau
+    # under 1 (irreg >= 1 everywhere) no beat is called S; every DS1 and DS2 beat lines up with its irreg
+    import interpatient_af_rule as af_rule
+
+    off, res_off, (y2, _) = af_rule.apply_rule(work, 1e9, data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
+    with np.load(work / "ds2" / "seed0.npz") as z:
+        np.testing.assert_array_equal(off[0], z["y_pred"])
+        np.testing.assert_array_equal(y2, z["y_true"])
+    assert res_off["ds2"]["offsets"]["0"] == on_disk["ds2"]["offsets"]["0"]
+    on, res_on, _ = af_rule.apply_rule(work, 0.5, data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
+    assert not np.any(on[0] == on_disk["classes"].index("S")) and res_on["ds2"]["summary"]["S"]["se"]["mean"] == 0
+    assert af_rule.main([str(tmp_path / "missing"), "--tau", "1.1", "--out", str(tmp_path / "r.json")]) == 2
 
 
 def test_config_refuses_test_records_in_training():

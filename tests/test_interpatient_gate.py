@@ -111,7 +111,7 @@ def test_ds2_table_and_goal_line(tmp_path, capsys):
     assert "| **toy** (2 seeds, mean ± sd) | 85.0 ± 1.0 |" in text
     # SVEB Se 85 >= 80 reached, +P 85 >= 55 reached; VEB 90 < 92 both not
     assert ("SVEB Se 85.0 (reached), +P 85.0 (reached); VEB Se 90.0 (not reached), +P 90.0 (not reached)." in text)
-    assert "* toy: called S: 4 (222: 4); called V: 2 (231: 2)" in text
+    assert "* toy: called S: 4 (222: 4); called V: 2 (231: 2); S missed: 0 ()" in text
     b = [_workdir(tmp_path, f"b{i}", 0.2, 0.2, 0.8) for i in range(2)]
     out = tmp_path / "g.jsonl"
     assert ig.main(["--label", "x", "--base", *map(str, b), "--new", *map(str, b), "--out", str(out)]) == 0
