@@ -8,7 +8,6 @@ measured is the one next to this file, not an installed copy.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import shlex
@@ -20,6 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def append_jsonl(path, rows) -> None:
+    """``ecgjax.io.append_jsonl``, imported when called (the scripts set XLA_FLAGS before anything imports jax)."""
+    from ecgjax.io import append_jsonl as append
+
+    append(path, rows)
 
 
 def set_xla_flags(flags: str | None) -> None:
@@ -148,14 +154,6 @@ def cost_flops(compiled) -> float | None:
         return None
     f = ca.get("flops")
     return float(f) if f is not None and f > 0 else None
-
-
-def append_jsonl(path, rows) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, sort_keys=True) + "\n")
 
 
 def record_cell(run, base: dict, out) -> dict:

@@ -163,6 +163,16 @@ def read_json(path: str | os.PathLike, what: str = "file"):
                         "delete it (or its folder) and rerun the command that wrote it") from e
 
 
+def append_jsonl(path: str | os.PathLike, rows) -> None:
+    """Append each dict of ``rows`` to ``path`` as one JSON line (keys sorted), making its folder; ``read_jsonl``
+    reads them back. A result file grows one line per measurement and no line is ever rewritten."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, sort_keys=True) + "\n")
+
+
 def read_jsonl(path: str | os.PathLike, what: str = "file") -> list[dict]:
     """The rows of a JSON-lines file (blank lines skipped); a ``DataError`` naming it when missing or damaged."""
     path = Path(path)

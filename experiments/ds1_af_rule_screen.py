@@ -23,7 +23,6 @@ last, ``--doc`` also writes it between the ``<!-- ds1_af_rule_screen -->`` marke
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -109,7 +108,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     from ecgjax.errors import DataError
-    from ecgjax.io import environment_info, read_jsonl
+    from ecgjax.io import append_jsonl, environment_info, read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdirs", nargs="*", type=Path, help="--ds1-only workdirs of one recipe, one per seed set")
@@ -163,9 +162,7 @@ def main(argv=None) -> int:
            "scores": scores, "s_suppressed": suppressed, "synthetic": synthetic,
            "command": "python experiments/ds1_af_rule_screen.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "versions": environment_info().get("versions")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_jsonl(args.out, [row])
     print(table([row]), end="")
     return 0
 

@@ -243,7 +243,7 @@ def write_doc(doc: Path, text: str, marks: tuple[str, str] = (MARK_BEGIN, MARK_E
 
 def main(argv=None) -> int:
     from ecgjax.errors import DataError
-    from ecgjax.io import environment_info, read_jsonl
+    from ecgjax.io import append_jsonl, environment_info, read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label", help="name of the comparison (e.g. the variant)")
@@ -296,9 +296,7 @@ def main(argv=None) -> int:
     row = {"label": args.label, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "base": base, "new": new, "gate": g,
            "command": "python experiments/interpatient_gate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "versions": environment_info().get("versions")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_jsonl(args.out, [row])
     print(table([row]), end="")
     return 0
 

@@ -109,3 +109,13 @@ def test_replace_section_swaps_the_marked_part_and_refuses_missing_or_misordered
     for bad in ("head\n", f"{e}\n{b}\n", f"{b}\n{e}\n{b}\n{e}\n"):
         with pytest.raises(DataError, match="doc.md must hold"):
             replace_section(bad, "s", b, e, where="doc.md")
+
+
+def test_append_jsonl_grows_one_line_per_row_and_reads_back(tmp_path):
+    from ecgjax.io import append_jsonl, read_jsonl
+
+    path = tmp_path / "new" / "folder" / "r.jsonl"
+    append_jsonl(path, [{"b": 1, "a": [1.5, "x"]}])
+    append_jsonl(path, [{"c": None}, {"d": 2}])
+    assert read_jsonl(path) == [{"a": [1.5, "x"], "b": 1}, {"c": None}, {"d": 2}]
+    assert path.read_text().splitlines()[0] == '{"a": [1.5, "x"], "b": 1}'  # keys sorted, one line each
