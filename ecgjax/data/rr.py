@@ -28,9 +28,9 @@ file order), in seconds:
   An isolated premature beat makes two irregular pairs, which the median
   ignores while they are under half of the pairs; atrial fibrillation makes
   them all irregular, so its normal beats, irregular but not premature, are
-  told from premature beats in a regular rhythm (the N beats called S in
-  DS1's cross-validation sit mostly in its AF records 201 and 203). Not in
-  ``DEFAULT_FEATURES``: ``experiments/configs/aami_rr.py:irreg`` adds it;
+  told from premature beats in a regular rhythm (docs/results.md, "Recipe
+  changes gated on DS1"). Not in ``DEFAULT_FEATURES``:
+  ``experiments/configs/aami_rr.py:irreg`` adds it;
 
 and each of the four divided by the record's *running reference*
 (``reference``): ``"median"``, the median ``pre`` of the last ``ref_beats``
