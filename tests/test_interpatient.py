@@ -135,6 +135,8 @@ def test_every_variant_loads():
     irreg = interpatient.load_config("experiments/configs/aami_rr.py:both,localrr,irreg").train
     assert irreg.data.protocol_overrides["rr_features"] == irreg.model.kwargs["rr_features"] == FEATURES
     wavedrop = interpatient.load_config("experiments/configs/aami_rr.py:both,wavedrop").train.model.kwargs
+    assert interpatient.load_config("experiments/configs/aami_rr.py:both,lr0.0003").train.train.lr == 0.0003
+    assert interpatient.load_config("experiments/configs/aami_rr.py:both").train.train.lr == 1e-3
     assert wavedrop["wave_dropout"] == 0.5 and "wave_dropout" not in interpatient.load_config("experiments/configs/aami_rr.py").train.model.kwargs
     assert "rr_features" not in interpatient.load_config("experiments/configs/aami_rr.py").train.data.protocol_overrides
     with pytest.raises(ConfigError, match="unknown variant"):

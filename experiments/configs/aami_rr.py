@@ -32,7 +32,9 @@ its log, ``ecgjax.models.rr_net.OWN_RATIOS``; aimed at the N beats of atrial
 fibrillation called S), ``wavedrop`` (modality dropout: each training
 beat's whole waveform embedding dropped with probability ``WAVE_DROPOUT``
 before the fusion, ``rr_net``'s ``wave_dropout``; aimed at the S decisions
-resting on patient-specific waveform detail), ``aug``
+resting on patient-specific waveform detail), ``lrX`` (Adam's learning rate X,
+e.g. ``lr0.0003``, instead of ``LR``: a slower schedule, for the early,
+initialisation-dependent checkpoints), ``aug``
 (rhythm augmentation, ``RHYTHM_AUG``: each training record with enough S or V
 beats also gives synthetic bigeminy / trigeminy / ectopic-run sequences of its
 own real beats, the RR features recomputed on the synthetic beat times with the
@@ -107,6 +109,8 @@ RR_REFERENCE = "median"
 # :aug, rhythm augmentation (ecgjax.data.rhythm.augment): every training record with >= 10 S (V) training beats
 # gives one synthetic 400-beat sequence per such class (bigeminy, trigeminy or runs of 30-85% ectopic beats) of its
 # own real beats, RR features recomputed on the synthetic beat times; appended to the training part only.
+# Adam's learning rate (:lrX overrides it).
+LR = 1e-3
 # :wavedrop, the probability that a training beat's waveform embedding is dropped (rr_net's wave_dropout).
 WAVE_DROPOUT = 0.5
 RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S", "V")}
@@ -123,10 +127,11 @@ def get_config(arg=None):
     n_seeds = next((int(a[5:]) for a in opts if a.startswith("seeds")), 1 if quick else 5)
     seed_base = next((int(a[8:]) for a in opts if a.startswith("seedbase")), 0)
     cw = next((float(a[2:]) for a in opts if a.startswith("cw")), None)
-    unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw"))]
+    lr = next((float(a[2:]) for a in opts if a.startswith("lr") and a[2:3].isdigit()), LR)
+    unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw")) and not (a.startswith("lr") and a[2:3].isdigit())]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, aug, augS")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, lrX, aug, augS")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -151,7 +156,7 @@ def get_config(arg=None):
         model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features, "rr_transform": rr_transform,
                                                  **({"bn_momentum": 0.99} if "bn99" in opts else {}),
                                                  **({"wave_dropout": WAVE_DROPOUT} if "wavedrop" in opts else {})}),
-        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
+        train=TrainConfig(optimizer="adam", lr=lr, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
                           loss="focal" if focal else "ce", focal_gamma=2.0, class_weight_power=cw,
                           plateau=True, plateau_factor=0.1, plateau_patience=2 if legacy else 1, plateau_min_lr=1e-5,
                           early_stopping_patience=4 if legacy else 2, eval_checkpoint="best", checkpoint_every=2000, log_every=100),
