@@ -314,12 +314,23 @@ def cv_predictions(cfg: InterpatientConfig, workdir: Path, seeds=None) -> dict[s
     Raises:
       ConfigError: a file holds a test (DS2) record.
     """
+    return pooled_predictions(workdir, cfg.seeds if seeds is None else seeds, cfg.test_records)
+
+
+def workdir_seeds(workdir: str | Path) -> list[int]:
+    """The seeds a benchmark workdir holds runs of (``runs/seed<s>``), in numeric order."""
+    return sorted(int(p.name[4:]) for p in (Path(workdir) / "runs").glob("seed*") if p.name[4:].isdigit())
+
+
+def pooled_predictions(workdir: str | Path, seeds, test_records=DS2) -> dict[str, np.ndarray]:
+    """``cv_predictions`` of the given seeds of ``workdir`` (each ``runs/seed<s>/predictions.npz``), refusing a file
+    that holds one of ``test_records``. Missing or damaged files raise ``OSError`` / ``KeyError`` / ``ValueError``."""
     parts = []
-    for s in cfg.seeds if seeds is None else seeds:
-        path = workdir / "runs" / f"seed{s}" / "predictions.npz"
+    for s in seeds:
+        path = Path(workdir) / "runs" / f"seed{s}" / "predictions.npz"
         with np.load(path, allow_pickle=False) as z:
             parts.append((z["index"], z["logits"], z["y_true"], z["record"], np.full(len(z["index"]), s)))
-        if set(parts[-1][3].tolist()) & set(cfg.test_records):
+        if set(parts[-1][3].tolist()) & set(test_records):
             raise ConfigError(f"{path} holds test records; offsets must come from DS1 out-of-record predictions")
     return dict(zip(("index", "logits", "y", "record", "seed"), (np.concatenate(v) for v in zip(*parts))))
 

@@ -68,19 +68,19 @@ def synthetic_share(tau: float, fraction: float, n: int = 20, seed: int = 0) -> 
 
 
 def pooled(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(logits, y, beat index, record) of one seed set's out-of-record DS1 predictions (every runs/seed*)."""
+    """(logits, y, beat index, record) of one seed set's out-of-record DS1 predictions (every runs/seed*:
+    ``ecgjax.interpatient.pooled_predictions``)."""
     from ecgjax.errors import DataError
+    from ecgjax.interpatient import pooled_predictions, workdir_seeds
 
-    parts = []
-    for p in sorted((workdir / "runs").glob("seed*")):
-        try:
-            with np.load(p / "predictions.npz", allow_pickle=False) as z:
-                parts.append((z["logits"], z["y_true"], z["index"], z["record"]))
-        except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"{p / 'predictions.npz'}: not a finished seed ({type(e).__name__}: {e})") from None
-    if not parts:
+    seeds = workdir_seeds(workdir)
+    if not seeds:
         raise DataError(f"{workdir}: no runs/seed*/predictions.npz; run experiments/aami_interpatient.py --ds1-only there first")
-    return tuple(np.concatenate(v) for v in zip(*parts))
+    try:
+        cv = pooled_predictions(workdir, seeds)
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{workdir}: a seed's runs/seed*/predictions.npz is missing or damaged ({type(e).__name__}: {e})") from None
+    return cv["logits"], cv["y"], cv["index"], cv["record"]
 
 
 def table(rows: list[dict]) -> str:

@@ -48,12 +48,12 @@ def apply_rule(workdir: Path, tau: float, *, data_dir=None, cache=None, n_bootst
     classes, seeds = res["classes"], res["seeds"]
     if "ds1_cv" not in res:
         raise ConfigError(f"{workdir}: not cross-validated inside DS1 (results ds1_cv); the rule's offsets come from those predictions")
-    cfg = ip.InterpatientConfig(name="rule", train=None, seeds=tuple(seeds), tune_offsets=tuple(res["config"]["tune_offsets"]))
-    cv = ip.cv_predictions(cfg, workdir)
+    tune_offsets = res["config"]["tune_offsets"]
+    cv = ip.pooled_predictions(workdir, seeds, res["test_records"])
     irreg1, y1, _ = irreg_of(res["train_records"], data_dir, cache)
     if not np.array_equal(y1[cv["index"]], cv["y"]):
         raise ConfigError(f"{workdir}: its DS1 beat indices do not match the aami_rr DS1 beats; trained with another protocol?")
-    tune = [classes.index(c) for c in cfg.tune_offsets]
+    tune = [classes.index(c) for c in tune_offsets]
     lp1 = ip.suppress_s_in_irregular_rhythm(ip._log_softmax(cv["logits"]), irreg1[cv["index"]], tau, classes)
     offsets = ip.choose_offsets(lp1, cv["y"], tune)
     irreg2, y2, rec2 = irreg_of(res["test_records"], data_dir, cache)
@@ -79,7 +79,7 @@ def apply_rule(workdir: Path, tau: float, *, data_dir=None, cache=None, n_bootst
                 "ensemble": {"report": ensemble, "offsets": dict(zip(classes, offsets.tolist()))}},
         "ds1_cv": {"offsets": dict(zip(classes, offsets.tolist())), "tau": tau},
         "published": res["published"], "goal": res["goal"],
-        "config": {"tune_offsets": list(cfg.tune_offsets), "workdir": str(workdir), "tau": tau},
+        "config": {"tune_offsets": list(tune_offsets), "workdir": str(workdir), "tau": tau},
         **environment_info(),
     }, (y2, rec2)
 

@@ -61,29 +61,27 @@ def seed_set_scores(workdir: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not a finished DS1 cross-validation ({type(e).__name__}: {e}); run "
                         "experiments/aami_interpatient.py --ds1-only with that workdir first") from None
-    seeds = sorted(int(p.name[4:]) for p in (workdir / "runs").glob("seed*") if p.name[4:].isdigit())
+    from ecgjax.interpatient import workdir_seeds
+
+    seeds = workdir_seeds(workdir)
     return {"workdir": workdir.name, "seeds": seeds, "n_records": len(cv.get("records", [])), **out,
             "n_called_s": false_s_by_record(workdir, seeds, list(cv["offsets"]), np.array(list(cv["offsets"].values())))}
 
 
 def false_s_by_record(workdir: Path, seeds: list[int], classes: list[str], offsets: np.ndarray) -> dict[str, int]:
     """``{record: N beats called S}`` of the pooled out-of-record predictions at the seed set's offsets, most first
-    (from each seed's ``runs/seed<s>/predictions.npz``: logits f32[M, C] in ``classes`` order, y_true, record)."""
+    (``ecgjax.interpatient.pooled_predictions``; logits f32[M, C] in ``classes`` order)."""
     from collections import Counter
 
     from ecgjax.errors import DataError
+    from ecgjax.interpatient import pooled_predictions
 
-    n, s = classes.index("N"), classes.index("S")
-    counts = Counter()
-    for seed in seeds:
-        path = workdir / "runs" / f"seed{seed}" / "predictions.npz"
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                called = (z["y_true"] == n) & ((z["logits"] + offsets).argmax(-1) == s)
-                counts.update(z["record"][called].tolist())
-        except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"{path}: not a finished seed's predictions ({type(e).__name__}: {e})") from None
-    return dict(counts.most_common())
+    try:
+        cv = pooled_predictions(workdir, seeds)
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{workdir}: a seed's runs/seed*/predictions.npz is missing or damaged ({type(e).__name__}: {e})") from None
+    called = (cv["y"] == classes.index("N")) & ((cv["logits"] + offsets).argmax(-1) == classes.index("S"))
+    return dict(Counter(cv["record"][called].tolist()).most_common())
 
 
 def gate(base: list[dict], new: list[dict], *, min_diff: float = 3.0, min_z: float = 2.0, max_v_drop: float = 2.0,
