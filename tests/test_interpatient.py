@@ -139,6 +139,8 @@ def test_every_variant_loads():
     assert interpatient.load_config("experiments/configs/aami_rr.py:both").train.train.lr == 1e-3
     assert wavedrop["wave_dropout"] == 0.5 and "wave_dropout" not in interpatient.load_config("experiments/configs/aami_rr.py").train.model.kwargs
     assert "rr_features" not in interpatient.load_config("experiments/configs/aami_rr.py").train.data.protocol_overrides
+    rt = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.model.kwargs["rr_transform"]  # noqa: E731
+    assert (rt("both"), rt("both,rate"), rt("rr,rate"), rt("logrr")) == ("ratios", "ratios+rate", "ratios+rate", "log")
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")
 

@@ -54,7 +54,7 @@ def rr_attributions(maps: np.ndarray, n_leads: int) -> tuple[np.ndarray, np.ndar
     return maps[..., :n_leads], maps[..., n_leads:].sum(axis=1)
 
 
-RR_TRANSFORMS = ("log", "ratios")
+RR_TRANSFORMS = ("log", "ratios", "ratios+rate")
 # rr_transform="ratios": log ratios of the raw features, (numerator, denominator) by name
 RATIOS = (("pre", "local"), ("post", "pre"), ("pre", "long"), ("local", "long"), ("post", "local"))
 # Reference-free local ratios, each used when the model has both features (ecgjax.data.rr's prev, lmin,
@@ -63,6 +63,9 @@ LOCAL_RATIOS = (("pre", "prev"), ("lmax", "lmin"), ("pre", "lmin"))
 # Features that are already heart-rate-free ratios, each entering as its own log when the model has it
 # (ecgjax.data.rr's irreg: the median ratio of successive intervals before the beat, >= 1).
 OWN_RATIOS = ("irreg",)
+# rr_transform="ratios+rate": the ratios and the heart rate, as the log of this absolute interval (seconds) last;
+# with it every absolute interval is a linear function of the RR inputs (log pre = log local + log(pre / local)).
+RATE = "local"
 
 
 def _log_rr(v):
@@ -78,7 +81,8 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
     ratios of ``RATIOS`` (prematurity ``pre/local``, compensatory pause
     ``post/pre``, ...), then those of ``LOCAL_RATIOS`` whose two features the
     model has, then the log of each ``OWN_RATIOS`` feature it has; the absolute
-    intervals enter only through those ratios.
+    intervals enter only through those ratios. ``ratios+rate``: those columns and
+    last the log of ``RATE`` (the local mean RR interval in seconds: the heart rate).
 
     Returns:
       f32[F, F'].
@@ -86,7 +90,7 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
     f = len(rr_features)
     if transform == "log":
         return np.eye(f, dtype=np.float32)
-    if transform != "ratios":
+    if transform not in ("ratios", "ratios+rate"):
         raise ConfigError(f"rr_net: rr_transform must be one of {RR_TRANSFORMS}, got {transform!r}")
     missing = sorted({n for pair in RATIOS for n in pair} - set(rr_features))
     if missing:
@@ -97,6 +101,8 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
         c[rr_features.index(num)], c[rr_features.index(den)] = 1.0, -1.0
         cols.append(c)
     cols += [np.eye(f, dtype=np.float32)[:, rr_features.index(n)] for n in OWN_RATIOS if n in rr_features]
+    if transform == "ratios+rate":
+        cols.append(np.eye(f, dtype=np.float32)[:, rr_features.index(RATE)])
     return np.stack(cols, axis=1)
 
 
@@ -108,8 +114,9 @@ class RRNet(ECGModel):
     * waveform branch: 3 x (conv(k) -> BN -> ReLU -> max-pool 2), flatten,
       dense ``hidden``;
     * RR branch: ``rr_transform`` of the features (``log``: the log of each,
-      clipped to [0.05, 20]; ``ratios``: heart-rate-free log ratios,
-      ``rr_input_matrix``), BatchNorm, dense ``rr_hidden``;
+      clipped to [0.05, 20]; ``ratios``: heart-rate-free log ratios;
+      ``ratios+rate``: those and the heart rate, ``rr_input_matrix``),
+      BatchNorm, dense ``rr_hidden``;
     * fusion: concat -> ReLU -> dropout -> dense ``hidden`` -> ReLU -> dense C.
 
     ``wave_dropout`` (training only; 0: off, no layer): the probability that a

@@ -32,7 +32,11 @@ its log, ``ecgjax.models.rr_net.OWN_RATIOS``; aimed at the N beats of atrial
 fibrillation called S), ``wavedrop`` (modality dropout: each training
 beat's whole waveform embedding dropped with probability ``WAVE_DROPOUT``
 before the fusion, ``rr_net``'s ``wave_dropout``; aimed at the S decisions
-resting on patient-specific waveform detail), ``lrX`` (Adam's learning rate X,
+resting on patient-specific waveform detail), ``rate`` (the heart rate
+beside the ratios: ``rr_transform="ratios+rate"``, the log of the local mean
+RR interval in seconds as one more RR input, so every absolute interval is a
+linear function of the inputs; aimed at S beats that are premature in seconds
+but not against their record's running rhythm, as in DS2's record 232), ``lrX`` (Adam's learning rate X,
 e.g. ``lr0.0003``, instead of ``LR``: a slower schedule, for the early,
 initialisation-dependent checkpoints), ``aug``
 (rhythm augmentation, ``RHYTHM_AUG``: each training record with enough S or V
@@ -117,7 +121,7 @@ RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "irreg", "wavedrop", "aug", "augS")
+          "localrr", "irreg", "wavedrop", "rate", "aug", "augS")
 
 
 def get_config(arg=None):
@@ -131,11 +135,11 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw")) and not (a.startswith("lr") and a[2:3].isdigit())]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, lrX, aug, augS")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, rate, lrX, aug, augS")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
-    rr_transform = "log" if legacy or "logrr" in opts else "ratios"
+    rr_transform = "log" if legacy or "logrr" in opts else "ratios+rate" if "rate" in opts else "ratios"
     reference = "mean" if legacy or "meanref" in opts else "upper75" if "upper75" in opts else "median" if "medianref" in opts else RR_REFERENCE
     if cw is None:
         cw = 0.0 if legacy or focal else CLASS_WEIGHT_POWER

@@ -130,6 +130,9 @@ def test_ratio_inputs_closed_form():
     np.testing.assert_allclose(got[0], want + [np.log(p / 0.9), np.log(1.1 / 0.45), np.log(p / 0.45), np.log(1.3)], rtol=1e-6)
     got = np.log(rr12[:, [*range(8), 11]].astype(np.float64)) @ rr_input_matrix((*FEATURES, "irreg"), "ratios")
     np.testing.assert_allclose(got[0], want + [np.log(1.3)], rtol=1e-6)
+    # ratios+rate: the same columns, then the log of the local mean interval in seconds
+    got = np.log(rr12[:, [*range(8), 11]].astype(np.float64)) @ rr_input_matrix((*FEATURES, "irreg"), "ratios+rate")
+    np.testing.assert_allclose(got[0], want + [np.log(1.3), np.log(lo)], rtol=1e-6)
     with pytest.raises(ConfigError, match="rr_transform must be one of"):
         build(rr_transform="raw")
 
@@ -147,6 +150,7 @@ def test_ratio_inputs_ignore_the_heart_rate():
 
     np.testing.assert_allclose(*both("ratios"), rtol=1e-5, atol=1e-5)
     assert not np.allclose(*both("log"), atol=1e-4)
+    assert not np.allclose(*both("ratios+rate"), atol=1e-4)  # the heart rate is an input
 
 
 def test_rr_batchnorm_statistics_converge_within_a_short_training():
