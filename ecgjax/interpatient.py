@@ -600,6 +600,12 @@ def _json_default(o):
 # report
 
 
+def most_counts(counts: dict, n: int) -> str:
+    """``"k: v, ..."`` of the ``n`` largest values of ``counts`` ({record: count}), largest first (ties: by key),
+    whatever the dict's order (a JSON line is written with its keys sorted)."""
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+
+
 def _pct(v) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
 

@@ -85,6 +85,8 @@ def pooled(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
 def table(rows: list[dict]) -> str:
     """Markdown of the last line: per tau, the mean ± sd over seed sets and the paired change against no rule."""
+    from ecgjax import interpatient as ip
+
     row = rows[-1]
     names = ["S F1", "S AP", "S Se", "S +P", "V F1"]
     fr = list(row["synthetic"][next(iter(row["synthetic"]))])
@@ -100,7 +102,7 @@ def table(rows: list[dict]) -> str:
             cells = [f"{c} ({dm:+.1f}, se {dse:.1f})" for c, dm, dse in zip(cells, d.mean(0), d.std(0, ddof=1) / np.sqrt(len(d)))]
         syn = [f"{row['synthetic'][key][f]:.1f}" if key != "none" else "" for f in fr]
         lost = row["s_suppressed"].get(key, {})
-        lost_txt = "" if key == "none" else f"{lost['share']:.1f}% (" + ", ".join(f"{k}: {v}" for k, v in list(lost["by_record"].items())[:3]) + ")"
+        lost_txt = "" if key == "none" else f"{lost['share']:.1f}% (" + ip.most_counts(lost["by_record"], 3) + ")"
         out.append(f"| {'no rule' if key == 'none' else 'irreg > ' + key} | " + " | ".join(cells) + " | " + " | ".join(syn) + f" | {lost_txt} |")
     out += ["", "Mean ± sd over the seed sets; in brackets the change against no rule, paired by seed set, with its standard error."]
     return "\n".join(out) + "\n"

@@ -123,6 +123,8 @@ def gate(base: list[dict], new: list[dict], *, min_diff: float = 3.0, min_z: flo
 
 def table(rows: list[dict]) -> str:
     """Markdown of the gate lines: per comparison, each seed set, each arm's mean ± sd, the difference and the verdict."""
+    from ecgjax import interpatient as ip
+
     names = [n for n, *_ in SCORES]
     out = []
     for row in rows:
@@ -131,7 +133,7 @@ def table(rows: list[dict]) -> str:
                 "| arm | seed set | " + " | ".join(names) + " | N beats called S: all (most in records) |", "|---" * (len(names) + 3) + "|"]
         for arm in ("base", "new"):
             for r in row[arm]:
-                top = ", ".join(f"{k}: {v}" for k, v in list(r["n_called_s"].items())[:3])
+                top = ip.most_counts(r["n_called_s"], 3)
                 out.append(f"| {arm} | `{r['workdir']}` (seeds {r['seeds'][0]}-{r['seeds'][-1]}) | "
                            + " | ".join(f"{r[n]:.1f}" for n in names) + f" | {sum(r['n_called_s'].values())} ({top}) |")
             out.append(f"| {arm} | mean ± sd over {len(row[arm])} | "
@@ -170,7 +172,7 @@ def ds2_text(paths: list[Path]) -> str:
     for path, r in zip(paths, results):
         calls = ds2_false_calls(path.parent, r["seeds"], r["classes"])
         out.append(f"* {r['name']}: " + "; ".join(f"{'S missed' if c == 'S missed' else 'called ' + c}: {sum(n.values())} ("
-                                                  + ", ".join(f"{k}: {v}" for k, v in list(n.items())[:4]) + ")" for c, n in calls.items()))
+                                                  + ip.most_counts(n, 4) + ")" for c, n in calls.items()))
     return "\n".join(out) + "\n"
 
 

@@ -251,3 +251,10 @@ def test_ensemble_of_identical_seeds_is_the_seed_and_averages_log_probabilities(
     ls = lambda z: z - np.log(np.exp(z).sum(-1, keepdims=True))  # noqa: E731
     b = np.array([0.0, 1.5, -0.5, 0.0, 0.0])
     np.testing.assert_array_equal(interpatient.ensemble({0: test, 1: other}, b), ((ls(test) + ls(other)) / 2 + b).argmax(-1))
+
+
+def test_most_counts_lists_the_largest_first_whatever_the_dict_order():
+    counts = {"101": 1, "108": 2, "201": 5, "203": 9, "209": 5}  # keys sorted, as a JSON line writes them
+    assert interpatient.most_counts(counts, 3) == "203: 9, 201: 5, 209: 5"  # ties by record
+    assert interpatient.most_counts(dict(reversed(counts.items())), 2) == "203: 9, 201: 5"
+    assert interpatient.most_counts({}, 3) == ""

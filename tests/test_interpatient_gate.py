@@ -73,12 +73,16 @@ def test_cli_appends_a_line_prints_the_table_and_writes_the_doc(tmp_path, capsys
     # d S F1 = 10 against se sqrt(50 / 2 + 50 / 2) = 7.1: under 2 se; and S AP lower
     assert row["label"] == "x" and not row["gate"]["passed"]
     assert row["gate"]["reasons"] == ["S F1 +10.0 points < 2 se (14.1)", "S AP -10.0 points < 0"]
+    # the records holding most N beats called S are listed by count, whatever the order of the line's keys (sorted)
+    row["new"][1]["n_called_s"] = {"101": 1, "108": 2, "201": 5, "203": 9}
+    out.write_text(out.read_text() + json.dumps(row, sort_keys=True) + "\n")
     doc = tmp_path / "doc.md"
     doc.write_text(f"before\n{ig.MARK_BEGIN}\nold\n{ig.MARK_END}\nafter\n")
     capsys.readouterr()
     assert ig.main(["--table", "--out", str(out), "--doc", str(doc)]) == 0
     text = capsys.readouterr().out
     assert "| base | `b0` (seeds 0-4) | 20.0 | 20.0 | 50.0 | 20.0 | 80.0 | 80.0 | 5 (201: 5) |" in text
+    assert "| 17 (203: 9, 201: 5, 108: 2) |" in text
     assert "| new | mean ± sd over 2 | 35.0 ± 7.1 | 10.0 ± 0.0 |" in text and "**not met** (S F1 +10.0 points < 2 se (14.1); S AP -10.0 points < 0)" in text
     written = doc.read_text()
     assert written.startswith("before\n") and written.endswith("after\n") and "old" not in written and text in written
