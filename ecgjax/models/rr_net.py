@@ -90,7 +90,7 @@ def rr_input_matrix(rr_features: tuple[str, ...], transform: str) -> np.ndarray:
     f = len(rr_features)
     if transform == "log":
         return np.eye(f, dtype=np.float32)
-    if transform not in ("ratios", "ratios+rate"):
+    if transform not in RR_TRANSFORMS:
         raise ConfigError(f"rr_net: rr_transform must be one of {RR_TRANSFORMS}, got {transform!r}")
     missing = sorted({n for pair in RATIOS for n in pair} - set(rr_features))
     if missing:
