@@ -42,8 +42,8 @@ mv .devdata/data.tar.xz.tmp .devdata/data.tar.xz
 rm -f .devdata/mitdb.tar.xz
 git rev-parse HEAD > .devdata/SOURCE_COMMIT
 
-# BUNDLE_WAVES=1: also delineate every record (neurokit2, sequential CPU work: ~50 s a record on the loaded
-# 2-core machine) for the aami protocol (~6 MB) into .devdata/cache/waves, which gpu_session.sh
+# BUNDLE_WAVES=1: also delineate every record (the default "envelope" delineator of ecgjax.data.delineation:
+# sequential CPU work) for the aami protocol (~6 MB) into .devdata/cache/waves, which gpu_session.sh
 # copies into the beat cache, so the study's wave checks spend no device time on it. BUNDLE_WAVES_RECORDS
 # (e.g. "100 101") limits the records (a check of this step).
 if [ "${BUNDLE_WAVES:-0}" = 1 ]; then
