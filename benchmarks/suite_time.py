@@ -1,0 +1,88 @@
+"""Wall time of the default test suite from a fresh clone, run as README says (``make test``), as JSON lines.
+
+    python benchmarks/suite_time.py [--commit HEAD] [--repeat 2] [--note "..."] \
+        [--out benchmarks/results/cpu_test_suite.jsonl]
+
+Clones this checkout at ``--commit`` into a temporary folder (tracked files only, as CI's fresh clone does),
+links this checkout's ``.venv`` into it (so nothing is installed and ``make test``'s bootstrap is a check), and
+runs ``make test`` there ``--repeat`` times back to back, ``ECGJAX_DATA_DIR`` passed through. One row per run:
+wall seconds, the CPU seconds of everything it started (user, sys), pytest's summary line (passed, failed,
+skipped, its own seconds), the 1-minute load average before and after, and the environment record. The CPU
+seconds tell a slower host from slower tests: the same tests take more CPU seconds on a host that other
+machines contend for. Exit 1 when a run fails a test, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, append_jsonl, env_record
+
+SUMMARY = re.compile(r"=+ (.*) in ([0-9.]+)s")
+
+
+def pytest_summary(output: str) -> dict:
+    """``{"passed": n, "failed": n, "skipped": n, ..., "pytest_s": s}`` from pytest's last summary line, or {}."""
+    lines = [m for m in map(SUMMARY.search, output.splitlines()) if m]
+    if not lines:
+        return {}
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed|xpassed)", lines[-1].group(1))}
+    return {**counts, "pytest_s": float(lines[-1].group(2))}
+
+
+def run_once(clone: Path) -> dict:
+    """One ``make test`` in ``clone``: wall and CPU seconds, pytest's summary, load before and after, exit code."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    proc = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
+            "sys_s": round(after.ru_stime - before.ru_stime, 1), "load_avg_1m_before": load0,
+            "load_avg_1m_after": os.getloadavg()[0], "returncode": proc.returncode, **pytest_summary(proc.stdout)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--commit", default="HEAD")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_test_suite.jsonl"))
+    args = ap.parse_args(argv)
+    venv = ROOT / ".venv"
+    if not (venv / "bin" / "python").exists():
+        print(f"suite_time: no {venv}/bin/python; run `make test` once here first (it creates .venv)", file=sys.stderr)
+        return 2
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{args.commit}^{{commit}}"], cwd=ROOT, capture_output=True, text=True)
+    if sha.returncode != 0 or args.repeat < 1:
+        print(f"suite_time: {args.commit!r} is not a commit of {ROOT}" if sha.returncode else
+              f"suite_time: --repeat must be >= 1, got {args.repeat}", file=sys.stderr)
+        return 2
+    sha = sha.stdout.strip()
+    env = env_record()
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="ecgjax-suite-") as tmp:
+        clone = Path(tmp) / "ecgjax"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "-q", sha], cwd=clone, check=True)
+        (clone / ".venv").symlink_to(venv)
+        for i in range(args.repeat):
+            row = {"benchmark": "test_suite_time", **env, "tested_commit": sha, "run": i + 1, "note": args.note,
+                   "data_dir": os.environ.get("ECGJAX_DATA_DIR"), **run_once(clone)}
+            append_jsonl(args.out, [row])
+            failed |= row["returncode"] != 0
+            print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
+                  f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
