@@ -7,7 +7,8 @@ Clones this checkout at ``--commit`` into a temporary folder (tracked files only
 links this checkout's ``.venv`` into it (so nothing is installed and ``make test``'s bootstrap is a check), and
 runs ``make test`` there ``--repeat`` times back to back, ``ECGJAX_DATA_DIR`` passed through. One row per run:
 wall seconds, the CPU seconds of everything it started (user, sys), pytest's summary line (passed, failed,
-skipped, its own seconds), the 1-minute load average before and after, and the environment record. The CPU
+skipped, its own seconds), its start time, the 1-minute load average before and after, and the environment
+record (its ``timestamp``: when the script started). The CPU
 seconds tell a slower host from slower tests: the same tests take more CPU seconds on a host that other
 machines contend for. Exit 1 when a run fails a test, 2 on bad input.
 """
@@ -15,6 +16,7 @@ machines contend for. Exit 1 when a run fails a test, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import resource
@@ -41,11 +43,12 @@ def pytest_summary(output: str) -> dict:
 def run_once(clone: Path) -> dict:
     """One ``make test`` in ``clone``: wall and CPU seconds, pytest's summary, load before and after, exit code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     proc = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
+    return {"started": started, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
             "sys_s": round(after.ru_stime - before.ru_stime, 1), "load_avg_1m_before": load0,
             "load_avg_1m_after": os.getloadavg()[0], "returncode": proc.returncode, **pytest_summary(proc.stdout)}
 
