@@ -368,8 +368,10 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
     For each seed, each record of its validation fold (records it never trained on) with at least
     ``min_s`` S and N beats, and each S fraction, ``n_rhythms`` rhythms of ``n_beats`` beats
     (``ecgjax.data.rhythm.synthetic_record``: runs of S beats, 232-like at high fractions) are filled with
-    that record's real beats (N positions: random N beats, S positions: random S beats, with replacement)
-    and their RR features computed on the synthetic beat times (``ecgjax.data.rhythm.sequence_inputs``).
+    that record's real beats (N positions: random N beats, S positions: random S beats, with replacement),
+    their RR features computed on the synthetic beat times and, when the config subtracts a running
+    template from the leads, that template recomputed in the rhythm's own beat order
+    (``ecgjax.data.rhythm.sequence_inputs``): the inputs the pipeline would give a record with that rhythm.
     The decision is ``argmax(logits + offsets)`` with the workdir's DS1-CV offsets (``cv_offsets``), and the
     plain argmax.
 
@@ -380,6 +382,7 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
     from ecgjax.batched import map_batches
     from ecgjax.data import rhythm
     from ecgjax.models import eval_split
+    from ecgjax.train.data import raw_leads
     from ecgjax.train.run import load_run
 
     cfg = check(cfg)
@@ -388,9 +391,15 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
     offsets, _ = cv_offsets(cfg, workdir, classes)
     counts = {str(f): {k: np.zeros(4, np.int64) for k in ("offsets", "argmax")} for f in fractions}
     used = {}
+    leads = None
     for s in cfg.seeds:
         run = load_run(workdir / "runs" / f"seed{s}", data_dir=data_dir, cache=cache)
         b, val = run.beats, run.split.val
+        k = run.config.data.template_beats
+        if k and leads is None:  # every seed reads the same beats (only the fold differs)
+            leads = raw_leads(run.config.data, data_dir=data_dir, cache=cache)
+        if k and val.max(initial=-1) >= len(leads):  # appended (augmented) beats follow the real ones; none validates
+            raise ConfigError(f"{workdir}: seed {s}'s validation beats reach index {val.max()}, its data config has {len(leads)} beats")
         if list(b.classes) != classes:
             raise ConfigError(f"{workdir}: seed {s} has classes {list(b.classes)}, the screen needs the AAMI classes {classes}")
         if set(b.record[val].tolist()) & set(cfg.test_records):
@@ -408,7 +417,7 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
                 for _ in range(n_rhythms):
                     times, lab = rhythm.synthetic_record(rng, f, n_beats)
                     src = np.where(lab == 1, rng.choice(pools[1], len(lab)), rng.choice(pools[0], len(lab)))
-                    x, _ = rhythm.sequence_inputs(b, src, times)
+                    x, _ = rhythm.sequence_inputs(b, src, times, leads=leads, template_beats=k)
                     z = map_batches(_logits, (state,), (x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size).outputs
                     for name, pred in (("offsets", (z + offsets).argmax(-1)), ("argmax", z.argmax(-1))):
                         counts[str(f)][name] += [np.sum(pred[lab == 1] == 1), np.sum(lab == 1), np.sum(pred[lab == 0] == 1), np.sum(lab == 0)]

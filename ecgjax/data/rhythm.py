@@ -26,9 +26,13 @@ rhythms without inventing waveforms:
   references included).
 * ``augment`` appends those beats to a ``BeatSet`` (the waveform channels of
   the real beat, the new RR features in the RR channels) and returns the
-  training indices with them: the waveform stays the real beat, only its
-  rhythm context changes. Sources are training beats only, so no validation,
-  test or DS2 beat is ever used.
+  training indices with them: the waveform is the real beat, only its
+  rhythm context changes. When the leads are template-subtracted
+  (``DataConfig.template_beats``: each beat minus the mean of its record's
+  preceding beats), that template is part of the context: each sequence's is
+  recomputed from the source beats' leads in the sequence's own order, as the
+  pipeline would on a record with that rhythm (``sequence_inputs``). Sources
+  are training beats only, so no validation, test or DS2 beat is ever used.
 
 ``synthetic_record`` is the DS1 screen's ectopic-dominant rhythm
 (``experiments/ds1_rr_screen.py``; ``ecgjax.interpatient.rhythm_screen`` fills it
@@ -47,7 +51,9 @@ import dataclasses
 
 import numpy as np
 
+from ecgjax.data import beats as beats_lib
 from ecgjax.data import rr as rr_lib
+from ecgjax.data import template
 
 PATTERNS = ("bigeminy", "trigeminy", "runs")
 # Ectopic share of a ``runs`` sequence, drawn uniformly (232 has ~78% S beats).
@@ -136,16 +142,38 @@ def sequence_features(times: np.ndarray, beats) -> np.ndarray:
     return f[:, [rr_lib.FEATURES.index(n) for n in beats.rr_names]]
 
 
-def sequence_inputs(beats, src: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sequence_inputs(beats, src: np.ndarray, times: np.ndarray, *, leads: np.ndarray | None = None,
+                    template_beats: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The model inputs of one synthetic sequence: source beats ``src`` i64[K] at beat times ``times`` f64[K].
 
+    Args:
+      beats: a ``BeatSet`` with x f32[N, T, L + F] (the leads, then the RR channels).
+      src, times: the sequence.
+      leads: f32[N, T, >= L] the same beats' leads before template subtraction (extra trailing channels are
+        ignored); needed when ``template_beats`` > 0.
+      template_beats: 0 when ``beats``' leads are the beats themselves; k when they are each beat minus the mean
+        of its record's k preceding beats (``ecgjax.data.template``, ``DataConfig.template_beats``). The
+        sequence's leads are then computed the same way in the sequence's own order (the sequence is its own
+        record): a beat's input is its difference from the synthetic rhythm's past beats, as the pipeline would
+        compute it on a record with that rhythm, not from its source record's.
+
     Returns:
-      (x f32[K, T, L + F]: the sources' waveform channels with the sequence's RR features
-      (``sequence_features``) in the RR channels, constant over time; rr f32[K, F]).
+      (x f32[K, T, L + F]: the sources' leads (template-subtracted in sequence order when ``template_beats``)
+      with the sequence's RR features (``sequence_features``) in the RR channels, constant over time;
+      rr f32[K, F]).
     """
+    src = np.asarray(src, np.int64)
     rr = sequence_features(times, beats).astype(np.float32)
-    x = beats.x[np.asarray(src, np.int64)].copy()
-    x[:, :, x.shape[2] - len(beats.rr_names):] = rr[:, None, :].astype(x.dtype)
+    x = beats.x[src].copy()
+    n_leads = x.shape[2] - len(beats.rr_names)
+    x[:, :, n_leads:] = rr[:, None, :].astype(x.dtype)
+    if template_beats:
+        if leads is None:
+            raise ValueError("sequence_inputs: template_beats > 0 needs the beats' leads before template subtraction (leads=)")
+        raw = np.asarray(leads[src])[:, :, :n_leads]
+        own = template.running_template(raw, np.zeros(len(src), np.int8), template_beats)
+        valid = beats_lib.valid_mask(beats.lo[src], beats.hi[src], x.shape[1])
+        x[:, :, :n_leads] = ((raw - own) * valid[..., None]).astype(x.dtype)
     return x, rr
 
 
@@ -193,13 +221,14 @@ def resequence(beats, train_idx: np.ndarray, *, seed, fraction: float = 1.0, n_b
     return out
 
 
-def append_sequences(beats, sequences) -> tuple:
+def append_sequences(beats, sequences, *, leads: np.ndarray | None = None, template_beats: int = 0) -> tuple:
     """The ``BeatSet`` with the beats of ``sequences`` (``(source i64[K], times f64[K])`` pairs) appended.
 
     Each appended beat is its source beat (waveform channels, label, record, symbol, window) with the RR
     features of its synthetic sequence (``sequence_features``) in ``rr`` and in the RR channels of ``x``
     (trailing the leads, as ``ecgjax.data.rr.append_channels`` put them), and ``rr_prev`` / ``rr_next``
-    the synthetic intervals in samples.
+    the synthetic intervals in samples. With ``template_beats`` the waveform channels are the source leads
+    minus the sequence's own running template (``sequence_inputs``; ``leads``: before subtraction).
 
     Returns:
       (BeatSet of N + M beats, the first N unchanged; i64[M] the appended beats' indices).
@@ -207,7 +236,7 @@ def append_sequences(beats, sequences) -> tuple:
     if not sequences:
         return beats, np.zeros(0, np.int64)
     src = np.concatenate([s for s, _ in sequences])
-    parts = [sequence_inputs(beats, s, t) for s, t in sequences]
+    parts = [sequence_inputs(beats, s, t, leads=leads, template_beats=template_beats) for s, t in sequences]
     x_new, rr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     d = [np.diff(t) for _, t in sequences]
     rr_prev = np.concatenate([np.concatenate([x[:1], x]) for x in d])
@@ -219,13 +248,14 @@ def append_sequences(beats, sequences) -> tuple:
     return dataclasses.replace(beats, **cat), np.arange(len(beats), len(beats) + len(src), dtype=np.int64)
 
 
-def augment(beats, train_idx: np.ndarray, *, seed, **kwargs) -> tuple:
+def augment(beats, train_idx: np.ndarray, *, seed, leads: np.ndarray | None = None, template_beats: int = 0, **kwargs) -> tuple:
     """Rhythm augmentation of a training set: ``resequence`` then ``append_sequences``.
 
     Args:
       beats: a ``BeatSet`` with RR features (x f32[N, T, L + F]).
       train_idx: i64[n] training indices into ``beats``.
       seed: int or sequence of ints.
+      leads, template_beats: as ``sequence_inputs`` (each sequence's template in its own order).
       **kwargs: ``resequence``'s (``DEFAULTS``).
 
     Returns:
@@ -233,7 +263,7 @@ def augment(beats, train_idx: np.ndarray, *, seed, **kwargs) -> tuple:
       the sequences' summary ``[{"record", "class", "pattern", "n", "n_ectopic"}]``).
     """
     seqs = resequence(beats, train_idx, seed=seed, **{**DEFAULTS, **kwargs})
-    out, new = append_sequences(beats, [(s, t) for _, _, _, s, t in seqs])
+    out, new = append_sequences(beats, [(s, t) for _, _, _, s, t in seqs], leads=leads, template_beats=template_beats)
     info = [{"record": r, "class": c, "pattern": p, "n": int(len(s)), "n_ectopic": int(np.sum(beats.y[s] == beats.classes.index(c)))}
             for r, c, p, s, _ in seqs]
     return out, np.concatenate([np.asarray(train_idx, np.int64), new]), info

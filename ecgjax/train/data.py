@@ -70,6 +70,18 @@ def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
     gives x f32[N, T, L+F]: the features appended as channels after the L
     leads (``ecgjax.data.rr.append_channels``).
     """
+    return _load(cfg, data_dir=data_dir, cache=cache)[0]
+
+
+def raw_leads(cfg: DataConfig, *, data_dir=None, cache=None) -> np.ndarray | None:
+    """f32[N, T, L]: the leads of ``load(cfg)``'s beats before template subtraction, or None when
+    ``cfg.template_beats`` is 0 (the leads are the beats themselves). For re-sequenced rhythms, whose
+    template is recomputed in their own order (``ecgjax.data.rhythm.sequence_inputs``)."""
+    return _load(cfg, data_dir=data_dir, cache=cache)[1]
+
+
+def _load(cfg: DataConfig, *, data_dir=None, cache=None) -> tuple[BeatSet, np.ndarray | None]:
+    """(``load``'s BeatSet, ``raw_leads``'s array) from one read of the beats."""
     over = dict(cfg.protocol_overrides)
     if cfg.protocol == "synthetic":
         try:
@@ -79,7 +91,7 @@ def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
         if cfg.limit_records:
             keep = sorted(set(beats.record.tolist()))[: cfg.limit_records]
             beats = beats.subset(np.flatnonzero(np.isin(beats.record, keep)))
-        return beats
+        return beats, None
     proto = protocols.get(cfg.protocol)
     if "records" in over:
         over["records"] = tuple(str(r) for r in over["records"])
@@ -87,10 +99,12 @@ def load(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
         over["records"] = tuple(over.get("records", proto.records))[: cfg.limit_records]
     proto = proto.replace(**over) if over else proto
     beats = load_beats(proto, data_dir, cache=cache)
+    leads = None
     if cfg.template_beats:
+        leads = beats.x
         beats = template.subtract_template(beats, cfg.template_beats)
     # RR features ride as extra input channels after the leads (ecgjax.models.rr_net)
-    return rr.append_channels(beats) if beats.rr_names else beats
+    return (rr.append_channels(beats) if beats.rr_names else beats), leads
 
 
 def _cap(idx: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -107,9 +121,11 @@ def prepare(cfg: DataConfig, *, seed: int, data_dir=None, cache=None) -> Prepare
     also re-sequenced into synthetic rhythms (``ecgjax.data.rhythm.augment``,
     seeded by ``(seed, cfg.split_seed)``): those beats are appended to
     ``beats`` (after the N real ones, so every real index is unchanged) and to
-    the training part; validation and test are the real beats.
+    the training part, each sequence's leads minus its own running template
+    when ``cfg.template_beats`` (``ecgjax.data.rhythm.sequence_inputs``);
+    validation and test are the real beats.
     """
-    beats = load(cfg, data_dir=data_dir, cache=cache)
+    beats, leads = _load(cfg, data_dir=data_dir, cache=cache)
     split = make_split(cfg.split, beats.y, beats.record, seed=cfg.split_seed, **cfg.split_kwargs)
     if cfg.max_beats is not None:
         rng = np.random.default_rng(np.random.SeedSequence([cfg.split_seed, 7]))
@@ -123,7 +139,8 @@ def prepare(cfg: DataConfig, *, seed: int, data_dir=None, cache=None) -> Prepare
     if cfg.rhythm_aug:
         if not beats.rr_names:
             raise ConfigError(f"data.rhythm_aug needs a protocol with RR features; {cfg.protocol!r} has none")
-        beats, train, info = rhythm.augment(beats, split.train, seed=[seed, cfg.split_seed, 11], **dict(cfg.rhythm_aug))
+        beats, train, info = rhythm.augment(beats, split.train, seed=[seed, cfg.split_seed, 11], leads=leads,
+                                            template_beats=cfg.template_beats, **dict(cfg.rhythm_aug))
         split = dataclasses.replace(split, train=train)
         log.info("rhythm augmentation: %d synthetic sequences, %d beats appended to the training part (%s)", len(info),
                  sum(d["n"] for d in info), ", ".join(f"{d['record']} {d['class']} {d['pattern']}" for d in info))

@@ -92,6 +92,34 @@ def test_resequenced_features_are_the_direct_loop_of_the_synthetic_times_and_sou
         start = sl.stop
 
 
+def test_template_subtracted_leads_are_recomputed_in_the_sequence_order():
+    """With template subtraction a beat's input is its difference from the preceding beats: in a synthetic rhythm
+    those are the rhythm's own past beats (direct loop), not the source record's; an ectopic beat among ectopic
+    beats then differs little from its template. Beat i's leads are the constant i (``beatset``)."""
+    beats = beatset({"a": (60, 40, 0)})
+    raw = beats.x[:, :, :2].copy()
+    beats.lo[:] = 2  # samples outside the window are zero in every input
+    k = 3
+    s_pool, n_pool = np.flatnonzero(beats.y == 1), np.flatnonzero(beats.y == 0)
+    lab = np.array([0, 1, 1, 1, 1, 0, 1, 1])
+    src = np.where(lab == 1, s_pool[: len(lab)], n_pool[: len(lab)])
+    times = np.cumsum(np.where(lab == 1, 0.55, 1.0))
+    x, feats = rhythm.sequence_inputs(beats, src, times, leads=raw, template_beats=k)
+    for j, i in enumerate(src):
+        past = src[max(0, j - k): j]
+        want = 0.0 if j == 0 else float(i) - np.mean(past.astype(np.float64))
+        np.testing.assert_allclose(x[j, 2:, :2], want, rtol=1e-6)
+        np.testing.assert_array_equal(x[j, :2, :2], 0.0)
+    np.testing.assert_allclose(x[:, 0, 2:], feats)  # the RR channels are the sequence's features
+    # the default keeps the source beats' channels (leads that are the beats themselves)
+    np.testing.assert_array_equal(rhythm.sequence_inputs(beats, src, times)[0][:, :, :2], beats.x[src, :, :2])
+    with pytest.raises(ValueError, match="leads="):
+        rhythm.sequence_inputs(beats, src, times, template_beats=k)
+    # append_sequences and augment pass the setting through
+    out, new = rhythm.append_sequences(beats, [(src, times)], leads=raw, template_beats=k)
+    np.testing.assert_array_equal(out.x[new], x)
+
+
 def test_augment_is_seeded_and_fraction_and_classes_select_sequences():
     beats = beatset({"a": (60, 20, 12), "b": (50, 12, 15), "c": (40, 0, 30)})
     train = np.arange(len(beats))
@@ -150,6 +178,17 @@ def test_prepare_appends_synthetic_training_beats_only_and_reads_no_ds2_record(t
     # every appended beat copies a training record's beat: none of the validation fold's records
     assert set(aug.beats.record[new]) <= set(plain.beats.record[plain.split.train])
     assert not set(aug.beats.record[new]) & set(plain.beats.record[plain.split.val])
+    # the config subtracts a running template: each sequence's is recomputed in its own order from the raw leads
+    assert d.template_beats > 0
+    leads = data_lib.raw_leads(d, data_dir=tiny_mitdb.root, cache=cache_path)
+    assert leads.shape == (n, *plain.beats.x.shape[1:2], plain.beats.x.shape[2] - len(plain.beats.rr_names))
+    seqs = rhythm.resequence(plain.beats, plain.split.train, seed=[0, d.split_seed, 11], **{**rhythm.DEFAULTS, **d.rhythm_aug})
+    start = n
+    for *_, src, times in seqs:
+        want, _ = rhythm.sequence_inputs(plain.beats, src, times, leads=leads, template_beats=d.template_beats)
+        np.testing.assert_array_equal(aug.beats.x[start: start + len(src)], want)
+        start += len(src)
+    assert start == len(aug.beats)
     with pytest.raises(ConfigError, match="needs a protocol with RR features"):
         data_lib.prepare(DataConfig(protocol="synthetic", rhythm_aug={"fraction": 1.0}), seed=0)
 
