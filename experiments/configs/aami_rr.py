@@ -41,8 +41,9 @@ e.g. ``lr0.0003``, instead of ``LR``: a slower schedule, for the early,
 initialisation-dependent checkpoints), ``aug``
 (rhythm augmentation, ``RHYTHM_AUG``: each training record with enough S or V
 beats also gives synthetic bigeminy / trigeminy / ectopic-run sequences of its
-own real beats, the RR features recomputed on the synthetic beat times with the
-same code: ``ecgjax.data.rhythm``; off by default), ``augS`` (the same with
+own real beats, the RR features and the running template of the leads
+recomputed in the synthetic beat order with the same code: ``ecgjax.data.rhythm``;
+off by default), ``augS`` (the same with
 S sequences only).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
