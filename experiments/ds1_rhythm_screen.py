@@ -5,11 +5,15 @@ Command::
     python experiments/ds1_rhythm_screen.py --run experiments/configs/aami_rr.py:both runs/cv_both \
         --run experiments/configs/aami_rr.py:both,aug runs/cv_both_aug [--out benchmarks/results/ds1_rhythm_screen.jsonl]
     python experiments/ds1_rhythm_screen.py --table   # the markdown table from that file
+    python experiments/ds1_rhythm_screen.py --table --template-order source   # rows of the screen before eeb3698
 
 Each ``--run CONFIG WORKDIR`` is a finished ``experiments/aami_interpatient.py`` workdir (``--ds1-only`` is
 enough); ``ecgjax.interpatient.rhythm_screen`` fills ``ecgjax.data.rhythm.synthetic_record`` rhythms (S fractions
 10-85%) with each seed's validation-fold records' real beats and scores S Se and the share of N beats called S
-with the workdir's DS1-CV offsets. One JSON line per run in ``--out`` (with versions and the command).
+with the workdir's DS1-CV offsets. One JSON line per run in ``--out`` (with versions, the command, its time and
+``"template_order": "sequence"``: the leads' running template recomputed in each rhythm's beat order, as the pipeline
+would on such a record; rows without the key are from before commit eeb3698, which kept each source beat's
+template from its own record, ``source`` in ``--table --template-order``).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import sys
 import time
 
 
-def table(rows: list[dict]) -> str:
-    """Markdown: per run (the last line of each workdir) and S fraction, % of S beats called S with the run's
-    DS1-CV offsets / at the plain argmax, and % of N beats called S with the offsets."""
-    last = {r["workdir"]: r for r in rows}
+def table(rows: list[dict], template_order: str = "sequence") -> str:
+    """Markdown: per run (the last line of each workdir among the rows of ``template_order``) and S fraction, % of S
+    beats called S with the run's DS1-CV offsets / at the plain argmax, and % of N beats called S with the offsets."""
+    last = {r["workdir"]: r for r in rows if r.get("template_order", "source") == template_order}
     fr = sorted({f for r in last.values() for f in r["fractions"]}, key=float)
     out = ["| run (S offset) | " + " | ".join(f"{100 * float(f):.0f}% S beats" for f in fr) + " |", "|---|" + "---|" * len(fr)]
     for wd, r in last.items():
@@ -43,13 +47,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--n-rhythms", type=int, default=2, help="rhythms per held-out record and S fraction")
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    ap.add_argument("--template-order", choices=("sequence", "source"), default="sequence",
+                    help="--table: rows of the current screen (sequence) or of the screen before eeb3698 (source)")
     args = ap.parse_args(argv)
     if args.table:
         from ecgjax.errors import DataError
         from ecgjax.io import read_jsonl
 
         try:
-            print(table(read_jsonl(args.out, "ds1_rhythm_screen result file")))
+            print(table(read_jsonl(args.out, "ds1_rhythm_screen result file"), args.template_order))
         except (DataError, KeyError) as e:  # KeyError: rows of another file
             print(f"error: {args.out}: not a readable ds1_rhythm_screen result file ({type(e).__name__}: {e})", file=sys.stderr)
             return 2
@@ -71,7 +77,8 @@ def main(argv=None) -> int:
         except OSError as e:
             print(f"error: {wd}: not a finished experiments/aami_interpatient.py workdir (run it with --ds1-only first): {e}", file=sys.stderr)
             return 2
-        row = {"config": spec, "workdir": wd, **res, "wall_s": time.time() - t0, "device": describe_device(env),
+        row = {"config": spec, "workdir": wd, **res, "template_order": "sequence", "wall_s": time.time() - t0,
+               "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "device": describe_device(env),
                "command": "python experiments/ds1_rhythm_screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
                "versions": env.get("versions")}
         with open(args.out, "a") as f:

@@ -16,17 +16,20 @@ def _mod():
     return mod
 
 
-def _row(wd, s_se, offset):
+def _row(wd, s_se, offset, order="sequence"):
     d = {"S_se": s_se, "N_called_S": 0.01, "n_S": 10, "n_N": 90}
-    return {"config": f"cfg:{wd}", "workdir": wd, "offsets": {"S": offset}, "fractions": {"0.5": {"offsets": d, "argmax": {**d, "S_se": s_se / 2}}}}
+    row = {"config": f"cfg:{wd}", "workdir": wd, "offsets": {"S": offset}, "fractions": {"0.5": {"offsets": d, "argmax": {**d, "S_se": s_se / 2}}}}
+    return {**row, "template_order": order} if order else row  # rows before eeb3698 have no key
 
 
-def test_table_keeps_each_workdirs_last_row(tmp_path):
+def test_table_keeps_each_workdirs_last_row_of_the_asked_screen(tmp_path):
     mod = _mod()
-    text = mod.table([_row("a", 0.2, 1.0), _row("b", 0.4, -0.5), _row("a", 0.3, 1.25)])
-    lines = text.splitlines()
+    rows = [_row("a", 0.2, 1.0), _row("b", 0.4, -0.5), _row("a", 0.3, 1.25), _row("a", 0.9, 2.0, order=None), _row("c", 0.1, 0.0, order=None)]
+    lines = mod.table(rows).splitlines()
     assert len(lines) == 4 and "50% S beats" in lines[0]
     assert lines[2] == "| cfg:a (+1.25) | 30.0 / 15.0 / 1.0 |" and lines[3] == "| cfg:b (-0.50) | 40.0 / 20.0 / 1.0 |"
+    old = mod.table(rows, "source").splitlines()  # the screen that kept each source beat's own template
+    assert old[2:] == ["| cfg:a (+2.00) | 90.0 / 45.0 / 1.0 |", "| cfg:c (+0.00) | 10.0 / 5.0 / 1.0 |"]
     out = tmp_path / "rows.jsonl"
     out.write_text("\n".join(json.dumps(r) for r in (_row("a", 0.2, 1.0),)) + "\n")
     assert mod.main(["--table", "--out", str(out)]) == 0
