@@ -184,7 +184,9 @@ bigeminy, trigeminy and runs of 30-85% ectopic beats, on the record's own sinus 
 interval x 0.85-1.15, 3% jitter, 5% drift), ectopic beats at 0.55-0.85 cycles, the sinus beat after
 an S run after a non-compensatory pause of 1.0-1.5 cycles, after a V run after a full compensatory
 pause. Each position takes a real beat of that record and class (with replacement); the waveform
-channels are the real beat's, and the RR features are recomputed on the synthetic beat times with
+channels are the real beat's (in these trainings the beat minus the mean of its own record's 32
+preceding beats, as the screen below; since commit eeb3698 the template is recomputed in each
+sequence's own order: the `:aug` re-gate in the next section), and the RR features are recomputed on the synthetic beat times with
 `ecgjax.data.rr.beat_features` (running references included; tested against the direct loop). The
 beats are appended to the training part only (validation, early stopping and the offsets stay on real
 beats), seeded per training seed; the class weights count them. {AUG_SIZE}
@@ -211,7 +213,8 @@ runs/cv_both_aug`, and `--run experiments/configs/aami_rr.py:both,augS runs/cv_b
 validation-fold records with at least 10 S and 10 N beats (records it never trained on; {AUG_SCREEN_RECS})
 are re-sequenced into the screen's ectopic-dominant rhythms (`ecgjax.data.rhythm.synthetic_record`, as
 in the reference screen above: {AUG_SCREEN_N}), N positions filled with random N beats and S positions
-with random S beats of that record. Per S fraction: % of S beats called S with each run's DS1-CV offsets /
+with random S beats of that record, each beat's waveform input its source record's (`--table --template-order
+source`: the screen before commit eeb3698). Per S fraction: % of S beats called S with each run's DS1-CV offsets /
 at the plain argmax / % of N beats called S with the offsets:
 
 {AUG_SCREEN}
@@ -694,7 +697,8 @@ def aug_context(R: Path, load, ds1_cv_of) -> dict:
         mod = importlib.util.module_from_spec(spec_)
         spec_.loader.exec_module(mod)
         rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-        out["AUG_SCREEN"] = mod.table(rows)
+        rows = [r for r in rows if r.get("template_order", "source") == "source"]  # the screen these trainings had
+        out["AUG_SCREEN"] = mod.table(rows, "source")
         last = {r["workdir"]: r for r in rows}
         r0 = next(iter(last.values()))
         out["AUG_SCREEN_RECS"] = "; ".join(f"seed {s}: {', '.join(v) or 'none'}" for s, v in r0["records"].items())
