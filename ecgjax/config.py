@@ -75,6 +75,9 @@ class DataConfig:
       template_beats: when > 0, every beat minus the mean of its record's
         ``template_beats`` preceding beats (``ecgjax.data.template``; causal,
         per patient); 0 keeps the beats as the protocol gives them.
+      template_reference: which preceding beats make the template
+        (``ecgjax.data.template.REFERENCES``): ``mean`` all of them, ``sinus``
+        those after the longest RR intervals.
       rhythm_aug: empty (off), or the keywords of ``ecgjax.data.rhythm.augment``
         (``{}`` with any key, e.g. ``{"fraction": 1.0}``, turns it on): training
         records re-sequenced into synthetic ectopic-rich rhythms, the RR features
@@ -90,10 +93,11 @@ class DataConfig:
     balance: str = "none"
     max_beats: int | None = None
     template_beats: int = 0
+    template_reference: str = "mean"
     rhythm_aug: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        from ecgjax.data import protocols, rhythm, splits
+        from ecgjax.data import protocols, rhythm, splits, template
 
         _choice("data.protocol", self.protocol, (*protocols.available(), "synthetic"))
         if self.protocol != "synthetic":
@@ -102,6 +106,7 @@ class DataConfig:
         _positive("data.limit_records", self.limit_records, allow_none=True)
         _positive("data.max_beats", self.max_beats, allow_none=True)
         _nonnegative_int("data.template_beats", self.template_beats)
+        _choice("data.template_reference", self.template_reference, template.REFERENCES)
         _nonnegative_int("data.split_seed", self.split_seed)
         splits.check_split_args(self.split, self.split_kwargs, where="data.split_kwargs of split")
         try:

@@ -417,7 +417,8 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
                 for _ in range(n_rhythms):
                     times, lab = rhythm.synthetic_record(rng, f, n_beats)
                     src = np.where(lab == 1, rng.choice(pools[1], len(lab)), rng.choice(pools[0], len(lab)))
-                    x, _ = rhythm.sequence_inputs(b, src, times, leads=leads, template_beats=k)
+                    x, _ = rhythm.sequence_inputs(b, src, times, leads=leads, template_beats=k,
+                                                  template_reference=run.config.data.template_reference)
                     z = map_batches(_logits, (state,), (x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size).outputs
                     for name, pred in (("offsets", (z + offsets).argmax(-1)), ("argmax", z.argmax(-1))):
                         counts[str(f)][name] += [np.sum(pred[lab == 1] == 1), np.sum(lab == 1), np.sum(pred[lab == 0] == 1), np.sum(lab == 0)]

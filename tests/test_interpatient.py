@@ -141,6 +141,8 @@ def test_every_variant_loads():
     assert "rr_features" not in interpatient.load_config("experiments/configs/aami_rr.py").train.data.protocol_overrides
     rt = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.model.kwargs["rr_transform"]  # noqa: E731
     assert (rt("both"), rt("both,rate"), rt("rr,rate"), rt("logrr")) == ("ratios", "ratios+rate", "ratios+rate", "log")
+    ref = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.data.template_reference  # noqa: E731
+    assert (ref("both"), ref("both,sinus"), ref("quick,sinus")) == ("mean", "sinus", "sinus")
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")
 

@@ -143,7 +143,7 @@ def sequence_features(times: np.ndarray, beats) -> np.ndarray:
 
 
 def sequence_inputs(beats, src: np.ndarray, times: np.ndarray, *, leads: np.ndarray | None = None,
-                    template_beats: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    template_beats: int = 0, template_reference: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """The model inputs of one synthetic sequence: source beats ``src`` i64[K] at beat times ``times`` f64[K].
 
     Args:
@@ -156,6 +156,8 @@ def sequence_inputs(beats, src: np.ndarray, times: np.ndarray, *, leads: np.ndar
         sequence's leads are then computed the same way in the sequence's own order (the sequence is its own
         record): a beat's input is its difference from the synthetic rhythm's past beats, as the pipeline would
         compute it on a record with that rhythm, not from its source record's.
+      template_reference: the template's reference (``ecgjax.data.template.REFERENCES``; ``sinus`` reads the
+        sequence's own intervals, the first beat's taken as its next one's).
 
     Returns:
       (x f32[K, T, L + F]: the sources' leads (template-subtracted in sequence order when ``template_beats``)
@@ -171,7 +173,9 @@ def sequence_inputs(beats, src: np.ndarray, times: np.ndarray, *, leads: np.ndar
         if leads is None:
             raise ValueError("sequence_inputs: template_beats > 0 needs the beats' leads before template subtraction (leads=)")
         raw = np.asarray(leads[src])[:, :, :n_leads]
-        own = template.running_template(raw, np.zeros(len(src), np.int8), template_beats)
+        pre = np.diff(np.asarray(times, np.float64), prepend=np.nan)
+        pre[0] = pre[1] if len(pre) > 1 else 0.0
+        own = template.template_of(raw, np.zeros(len(src), np.int8), pre, template_beats, template_reference)
         valid = beats_lib.valid_mask(beats.lo[src], beats.hi[src], x.shape[1])
         x[:, :, :n_leads] = ((raw - own) * valid[..., None]).astype(x.dtype)
     return x, rr
@@ -221,7 +225,8 @@ def resequence(beats, train_idx: np.ndarray, *, seed, fraction: float = 1.0, n_b
     return out
 
 
-def append_sequences(beats, sequences, *, leads: np.ndarray | None = None, template_beats: int = 0) -> tuple:
+def append_sequences(beats, sequences, *, leads: np.ndarray | None = None, template_beats: int = 0,
+                     template_reference: str = "mean") -> tuple:
     """The ``BeatSet`` with the beats of ``sequences`` (``(source i64[K], times f64[K])`` pairs) appended.
 
     Each appended beat is its source beat (waveform channels, label, record, symbol, window) with the RR
@@ -236,7 +241,8 @@ def append_sequences(beats, sequences, *, leads: np.ndarray | None = None, templ
     if not sequences:
         return beats, np.zeros(0, np.int64)
     src = np.concatenate([s for s, _ in sequences])
-    parts = [sequence_inputs(beats, s, t, leads=leads, template_beats=template_beats) for s, t in sequences]
+    parts = [sequence_inputs(beats, s, t, leads=leads, template_beats=template_beats, template_reference=template_reference)
+             for s, t in sequences]
     x_new, rr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     d = [np.diff(t) for _, t in sequences]
     rr_prev = np.concatenate([np.concatenate([x[:1], x]) for x in d])
@@ -248,14 +254,15 @@ def append_sequences(beats, sequences, *, leads: np.ndarray | None = None, templ
     return dataclasses.replace(beats, **cat), np.arange(len(beats), len(beats) + len(src), dtype=np.int64)
 
 
-def augment(beats, train_idx: np.ndarray, *, seed, leads: np.ndarray | None = None, template_beats: int = 0, **kwargs) -> tuple:
+def augment(beats, train_idx: np.ndarray, *, seed, leads: np.ndarray | None = None, template_beats: int = 0,
+            template_reference: str = "mean", **kwargs) -> tuple:
     """Rhythm augmentation of a training set: ``resequence`` then ``append_sequences``.
 
     Args:
       beats: a ``BeatSet`` with RR features (x f32[N, T, L + F]).
       train_idx: i64[n] training indices into ``beats``.
       seed: int or sequence of ints.
-      leads, template_beats: as ``sequence_inputs`` (each sequence's template in its own order).
+      leads, template_beats, template_reference: as ``sequence_inputs`` (each sequence's template in its own order).
       **kwargs: ``resequence``'s (``DEFAULTS``).
 
     Returns:
@@ -263,7 +270,8 @@ def augment(beats, train_idx: np.ndarray, *, seed, leads: np.ndarray | None = No
       the sequences' summary ``[{"record", "class", "pattern", "n", "n_ectopic"}]``).
     """
     seqs = resequence(beats, train_idx, seed=seed, **{**DEFAULTS, **kwargs})
-    out, new = append_sequences(beats, [(s, t) for _, _, _, s, t in seqs], leads=leads, template_beats=template_beats)
+    out, new = append_sequences(beats, [(s, t) for _, _, _, s, t in seqs], leads=leads, template_beats=template_beats,
+                                template_reference=template_reference)
     info = [{"record": r, "class": c, "pattern": p, "n": int(len(s)), "n_ectopic": int(np.sum(beats.y[s] == beats.classes.index(c)))}
             for r, c, p, s, _ in seqs]
     return out, np.concatenate([np.asarray(train_idx, np.int64), new]), info

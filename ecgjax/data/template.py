@@ -10,6 +10,13 @@ order; past beats only, so a test beat's input is known when it arrives), and
 the model sees ``x - template``, zero outside the beat's valid samples. The
 first beat of a record has no past: its template is itself (input 0).
 
+Two references (``REFERENCES``): ``mean``, all k preceding beats; ``sinus``,
+the ``SINUS_BEATS`` of them that followed the longest RR intervals. Where
+ectopic beats dominate a record (DS2's 232: most beats are premature atrial
+beats, its sinus beats follow long pauses) the mean template is an ectopic
+beat and an ectopic beat's input is near zero; the beats after the longest
+intervals are the least premature ones, so their mean stays a sinus beat.
+
 Pure numpy, vectorised per record (a cumulative sum), no loop over beats.
 """
 
@@ -18,6 +25,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+REFERENCES = ("mean", "sinus")
+# The ``sinus`` template: the mean of this many of the k preceding beats, those after the longest RR intervals.
+SINUS_BEATS = 8
 
 
 def running_template(x: np.ndarray, record: np.ndarray, k: int) -> np.ndarray:
@@ -49,16 +60,62 @@ def running_template(x: np.ndarray, record: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def subtract_template(beats, k: int):
-    """The beats minus their running template (``running_template``), zero outside the valid samples.
+def sinus_template(x: np.ndarray, record: np.ndarray, pre: np.ndarray, k: int, m: int = SINUS_BEATS) -> np.ndarray:
+    """The mean of the ``m`` beats, among each beat's ``k`` preceding beats of its record, with the longest ``pre``.
+
+    Args:
+      x: f[N, T, L] beats, each record's beats in file order.
+      record: [N] record names.
+      pre: f[N] each beat's preceding RR interval (any unit; ties: the most recent beat first).
+      k: preceding beats considered (>= 1).
+      m: of those, how many are averaged (1 <= m; all of them when fewer precede).
+
+    Returns:
+      f32[N, T, L]; ``x[i]`` for a record's first beat. With ``m >= k`` it equals ``running_template``.
+    """
+    if k < 1 or m < 1:
+        raise ValueError(f"sinus_template: k and m must be >= 1, got k={k}, m={m}")
+    x, pre = np.asarray(x), np.asarray(pre, np.float64)
+    out = np.empty(x.shape, np.float32)
+    m = min(m, k)
+    for r in np.unique(record):  # one vectorised pass per record
+        i = np.flatnonzero(record == r)
+        n = len(i)
+        xr = x[i].astype(np.float64)
+        # past[j, q]: the pre-RR of beat j - 1 - q (q = 0: the beat just before), -inf before the record's start
+        padded = np.concatenate([np.full(k, -np.inf), pre[i]])
+        past = np.lib.stride_tricks.sliding_window_view(padded, k)[:n, ::-1]
+        q = np.argsort(-past, axis=1, kind="stable")[:, :m]  # longest first; ties: the most recent
+        ok = np.take_along_axis(past, q, 1) > -np.inf
+        j = np.maximum(np.arange(n)[:, None] - 1 - q, 0)
+        cnt = ok.sum(1)
+        mean = (xr[j] * ok[:, :, None, None]).sum(1) / np.maximum(cnt, 1)[:, None, None]
+        out[i] = np.where((cnt > 0)[:, None, None], mean, xr)
+    return out
+
+
+def subtract_template(beats, k: int, reference: str = "mean"):
+    """The beats minus their running template, zero outside the valid samples.
 
     Args:
       beats: a ``BeatSet`` with x f32[N, T, L] (the whole of each record it
         holds: the template is read from the beats present).
-      k: preceding beats averaged.
+      k: preceding beats considered.
+      reference: ``mean`` (``running_template``: all k) or ``sinus`` (``sinus_template``: the ``SINUS_BEATS`` of
+        them after the longest intervals, ``rr_prev``).
 
     Returns:
       A ``BeatSet`` with x f32[N, T, L] = (x - template) * valid; everything else unchanged.
     """
-    diff = (beats.x - running_template(beats.x, beats.record, k)) * beats.valid[..., None]
+    diff = (beats.x - template_of(beats.x, beats.record, beats.rr_prev, k, reference)) * beats.valid[..., None]
     return dataclasses.replace(beats, x=diff.astype(beats.x.dtype))
+
+
+def template_of(x: np.ndarray, record: np.ndarray, pre: np.ndarray, k: int, reference: str = "mean") -> np.ndarray:
+    """f32[N, T, L]: the ``reference`` template (``REFERENCES``) of each beat of ``x`` f[N, T, L] (``pre`` f[N]: each
+    beat's preceding RR interval, read by ``sinus`` only)."""
+    if reference == "mean":
+        return running_template(x, record, k)
+    if reference == "sinus":
+        return sinus_template(x, record, pre, k)
+    raise ValueError(f"template reference {reference!r}: use one of {REFERENCES}")

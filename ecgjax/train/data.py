@@ -102,7 +102,7 @@ def _load(cfg: DataConfig, *, data_dir=None, cache=None) -> tuple[BeatSet, np.nd
     leads = None
     if cfg.template_beats:
         leads = beats.x
-        beats = template.subtract_template(beats, cfg.template_beats)
+        beats = template.subtract_template(beats, cfg.template_beats, cfg.template_reference)
     # RR features ride as extra input channels after the leads (ecgjax.models.rr_net)
     return (rr.append_channels(beats) if beats.rr_names else beats), leads
 
@@ -140,7 +140,8 @@ def prepare(cfg: DataConfig, *, seed: int, data_dir=None, cache=None) -> Prepare
         if not beats.rr_names:
             raise ConfigError(f"data.rhythm_aug needs a protocol with RR features; {cfg.protocol!r} has none")
         beats, train, info = rhythm.augment(beats, split.train, seed=[seed, cfg.split_seed, 11], leads=leads,
-                                            template_beats=cfg.template_beats, **dict(cfg.rhythm_aug))
+                                            template_beats=cfg.template_beats, template_reference=cfg.template_reference,
+                                            **dict(cfg.rhythm_aug))
         split = dataclasses.replace(split, train=train)
         log.info("rhythm augmentation: %d synthetic sequences, %d beats appended to the training part (%s)", len(info),
                  sum(d["n"] for d in info), ", ".join(f"{d['record']} {d['class']} {d['pattern']}" for d in info))

@@ -44,7 +44,11 @@ beats also gives synthetic bigeminy / trigeminy / ectopic-run sequences of its
 own real beats, the RR features and the running template of the leads
 recomputed in the synthetic beat order with the same code: ``ecgjax.data.rhythm``;
 off by default), ``augS`` (the same with
-S sequences only).
+S sequences only), ``sinus`` (the leads' template from the 8 of the 32
+preceding beats that followed the longest RR intervals, ``SINUS_BEATS`` of
+``ecgjax.data.template``'s ``sinus`` reference; aimed at records whose ectopic
+beats dominate, where the mean of the preceding beats is itself an ectopic
+beat, as in DS2's record 232).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
@@ -122,7 +126,7 @@ RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "irreg", "wavedrop", "rate", "aug", "augS")
+          "localrr", "irreg", "wavedrop", "rate", "aug", "augS", "sinus")
 
 
 def get_config(arg=None):
@@ -136,7 +140,8 @@ def get_config(arg=None):
     unknown = [a for a in opts if a not in _FLAGS and not a.startswith(("seeds", "seedbase", "cw")) and not (a.startswith("lr") and a[2:3].isdigit())]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
-                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, rate, lrX, aug, augS")
+                         "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, rate, lrX, aug, augS, "
+                         "sinus")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -157,6 +162,7 @@ def get_config(arg=None):
         name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
         data=DataConfig(protocol="aami_rr", protocol_overrides=overrides, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template,
+                        template_reference="sinus" if "sinus" in opts else "mean",
                         rhythm_aug=RHYTHM_AUG if "aug" in opts else {**RHYTHM_AUG, "classes": ("S",)} if "augS" in opts else {}),
         model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features, "rr_transform": rr_transform,
                                                  **({"bn_momentum": 0.99} if "bn99" in opts else {}),

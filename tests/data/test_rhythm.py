@@ -115,6 +115,14 @@ def test_template_subtracted_leads_are_recomputed_in_the_sequence_order():
     np.testing.assert_array_equal(rhythm.sequence_inputs(beats, src, times)[0][:, :, :2], beats.x[src, :, :2])
     with pytest.raises(ValueError, match="leads="):
         rhythm.sequence_inputs(beats, src, times, template_beats=k)
+    # the sinus reference reads the sequence's own intervals (the first beat's: its next one's)
+    from tests.data.test_template import loop_sinus
+
+    xs, _ = rhythm.sequence_inputs(beats, src, times, leads=raw, template_beats=k, template_reference="sinus")
+    pre = np.diff(times, prepend=0.0)
+    pre[0] = pre[1]
+    want = (raw[src] - loop_sinus(raw[src], np.zeros(len(src)), pre, k, 8)) * (np.arange(16) >= 2)[None, :, None]
+    np.testing.assert_allclose(xs[:, :, :2], want, rtol=1e-6, atol=1e-6)
     # append_sequences and augment pass the setting through
     out, new = rhythm.append_sequences(beats, [(src, times)], leads=raw, template_beats=k)
     np.testing.assert_array_equal(out.x[new], x)

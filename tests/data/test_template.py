@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ecgjax.data.template import running_template, subtract_template
+from ecgjax.data.template import SINUS_BEATS, running_template, sinus_template, subtract_template, template_of
 from ecgjax.train.data import synthetic_beats
 
 
@@ -55,3 +55,53 @@ def test_subtract_template_zeroes_padding_and_keeps_the_rest():
     assert np.all(out.x[:, :2] == 0) and np.all(out.x[:, 12:] == 0)
     np.testing.assert_array_equal(out.y, b.y)
     np.testing.assert_array_equal(out.record, b.record)
+
+
+def loop_sinus(x, record, pre, k, m):
+    """Direct float64 reference: of each beat's k preceding beats of its record, the m with the longest ``pre``
+    (ties: the most recent), averaged."""
+    out = np.empty(x.shape, np.float64)
+    for i in range(len(x)):
+        past = [j for j in range(i) if record[j] == record[i]][-k:]
+        chosen = sorted(past, key=lambda j: (-pre[j], -j))[:m]
+        out[i] = np.mean(x[chosen].astype(np.float64), axis=0) if chosen else x[i]
+    return out
+
+
+@pytest.mark.parametrize("k,m", [(1, 1), (6, 2), (32, 8), (5, 9)])
+def test_sinus_template_matches_the_loop_with_ties_and_interleaved_records(k, m):
+    rng = np.random.default_rng(k + m)
+    x = rng.standard_normal((60, 5, 2)).astype(np.float32)
+    record = rng.choice(np.array(["a", "b"]), 60)
+    pre = rng.choice([0.5, 0.8, 0.8, 1.2], 60)  # many ties
+    np.testing.assert_allclose(sinus_template(x, record, pre, k, m), loop_sinus(x, record, pre, k, m), rtol=1e-5, atol=1e-6)
+    if m >= k:  # every preceding beat chosen: the mean template
+        np.testing.assert_allclose(sinus_template(x, record, pre, k, m), running_template(x, record, k), rtol=1e-5, atol=1e-6)
+
+
+def test_sinus_template_stays_a_sinus_beat_where_ectopic_beats_dominate():
+    """A 232-like record (there 22% of the beats are N): runs of 3 premature beats (waveform 1, interval 0.7 s), each
+    followed by a sinus beat after a pause (waveform 0, interval 1.6 s). The mean template is 3/4 ectopic, so an
+    ectopic beat's input is a quarter of its difference; the sinus template (the 8 of the 32 preceding beats after
+    the longest intervals: the 8 sinus beats) is the sinus beat, so the ectopic beat's input is all of it."""
+    lab = np.array(([0] + [1] * 3) * 20)
+    x = lab[:, None, None].astype(np.float32) * np.ones((1, 4, 1), np.float32)
+    pre = np.where(lab == 1, 0.7, 1.6)
+    record = np.array(["r"] * len(lab))
+    late = np.arange(len(lab)) >= 32
+    ect = late & (lab == 1)
+    mean_in = (x - running_template(x, record, 32))[ect, 0, 0]
+    sinus_in = (x - template_of(x, record, pre, 32, "sinus"))[ect, 0, 0]
+    assert SINUS_BEATS == 8
+    np.testing.assert_allclose(mean_in, 0.25, atol=1e-6)
+    np.testing.assert_allclose(sinus_in, 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="template reference 'median'"):
+        template_of(x, record, pre, 32, "median")
+
+
+def test_subtract_template_sinus_reads_the_beats_preceding_intervals():
+    b = synthetic_beats(n_records=2, beats_per_record=20, t=16, seed=2)
+    b = dataclasses.replace(b, rr_prev=np.random.default_rng(0).integers(200, 400, len(b)).astype(np.int32))
+    out = subtract_template(b, 6, "sinus")
+    want = (b.x - loop_sinus(b.x, b.record, b.rr_prev, 6, SINUS_BEATS)) * b.valid[..., None]
+    np.testing.assert_allclose(out.x, want, rtol=1e-5, atol=1e-5)
