@@ -470,12 +470,17 @@ def main(argv=None) -> int:
     left = [line for line in text.splitlines() if "{" in line]
     if left:
         raise ValueError(f"unfilled placeholders: {left}")
-    doc = Path(args.doc).read_text()
-    a = doc.index("### With RR-interval features")
-    b = doc.index("### Corrected study, quick")
-    Path(args.doc).write_text(doc[:a] + text.rstrip() + "\n\n" + doc[b:])
+    Path(args.doc).write_text(replace_section(Path(args.doc).read_text(), text))
     print(f"wrote the rr_net section of {args.doc}")
     return 0
+
+
+def replace_section(doc: str, text: str) -> str:
+    """``doc`` with its rr_net section (from the heading ``### With RR-interval features`` to the next ``### ``
+    heading, which the sections after it own, e.g. the hand-written gated recipe changes) replaced by ``text``."""
+    a = doc.index("### With RR-interval features")
+    nxt = doc.find("\n### ", a + 1)
+    return doc[:a] + text.rstrip() + "\n\n" + (doc[nxt + 1:] if nxt >= 0 else "")
 
 
 # The :localrr decision rule (fixed in the message of the commit "RR features prev, lmin, lmax ..." before any DS2 number of the variant): DS2 is run only if

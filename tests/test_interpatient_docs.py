@@ -1,0 +1,27 @@
+"""experiments/interpatient_docs.py: it rewrites its own section of docs/results.md and nothing after it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "interpatient_docs.py"
+
+
+def _mod():
+    spec = importlib.util.spec_from_file_location("interpatient_docs", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_replace_section_keeps_the_sections_after_it():
+    doc = ("## 3. Inter-patient\n\n### With RR-interval features: old\n\nold text\n\n#### DS2\n\nold table\n\n"
+           "### Recipe changes gated on DS1\n\nhand-written bullets\n\n### Corrected study, quick\n\nrest\n")
+    out = _mod().replace_section(doc, "### With RR-interval features: new\n\n#### DS2\n\nnew table\n")
+    assert out == ("## 3. Inter-patient\n\n### With RR-interval features: new\n\n#### DS2\n\nnew table\n\n"
+                   "### Recipe changes gated on DS1\n\nhand-written bullets\n\n### Corrected study, quick\n\nrest\n")
+    # the real document: the section ends where the gated recipe changes begin
+    real = (SCRIPT.parents[1] / "docs" / "results.md").read_text()
+    kept = _mod().replace_section(real, "### With RR-interval features: x\n")
+    assert "### Recipe changes gated on DS1 over several seed sets" in kept and "<!-- interpatient_gate: begin -->" in kept
