@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from tests.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ds1_rhythm_screen.py"
 
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("ds1_rhythm_screen", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _row(wd, s_se, offset, order="sequence"):

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 from pathlib import Path
 
 import numpy as np
 
+from tests.scripts import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ds1_rr_screen.py"
 
 
 def _screen():
-    spec = importlib.util.spec_from_file_location("ds1_rr_screen", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def test_references_match_loops():

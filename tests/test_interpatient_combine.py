@@ -1,20 +1,18 @@
 """experiments/interpatient_combine.py: the weight and offsets come from DS1 out-of-record predictions only."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+
+from tests.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "interpatient_combine.py"
 CLASSES = ["N", "S", "V", "F", "Q"]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("interpatient_combine", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _workdir(root: Path, name: str, ds1: dict, ds2: dict) -> Path:
