@@ -17,7 +17,8 @@ beats, its sinus beats follow long pauses) the mean template is an ectopic
 beat and an ectopic beat's input is near zero; the beats after the longest
 intervals are the least premature ones, so their mean stays a sinus beat.
 
-Pure numpy, vectorised per record (a cumulative sum), no loop over beats.
+Pure numpy, vectorised per record (``mean``: a cumulative sum; ``sinus``: a sort of each beat's k
+preceding intervals), no loop over beats.
 """
 
 from __future__ import annotations
