@@ -8,7 +8,8 @@ Reads ``<runs>/cv_both`` (this recipe: 5-fold CV inside DS1), the other ``cv_*``
 workdirs (``cv_rr``, ``cv_waveform``, ``cv_rr_meanref``, ``cv_rr_upper75``,
 ``cv_rr_bn99``, ``cv_both_meanref``, ``cv_both_localrr``, ``cv_both_repro``, ``cv_both_seedbase5``, ``cv_both_aug``, ``cv_both_aug_seedbase5``, ``cv_both_augS`` with their
 training logs ``cv_both_aug*.ds1.log``) and the previous recipe's ``v6_*`` (all of
-``experiments/aami_interpatient.py``; all but ``cv_both`` optional),
+``experiments/aami_interpatient.py``; a missing one is refused with exit 2, as the section would lose its rows,
+unless ``--allow-missing``: ``SOURCES``),
 ``benchmarks/results/ds1_rr_screen.jsonl``, ``ds1_rhythm_screen.jsonl``, ``rr_only_diagnosis.jsonl``,
 ``cpu_aami_rr_train.jsonl`` and record 232's annotations (``$ECGJAX_DATA_DIR``),
 and replaces the section between its heading and the next ``###`` heading: the
@@ -310,10 +311,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="write the rr_net section of docs/results.md")
     ap.add_argument("--runs", default="runs", help="folder holding the cv_* and v6_* workdirs")
     ap.add_argument("--doc", default="docs/results.md")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="write the section even if some of its source runs are missing (their rows become '(not run)')")
     args = ap.parse_args(argv)
     R = Path(args.runs)
     if not (R / "cv_both" / "results.json").exists():
         print(f"error: {R / 'cv_both' / 'results.json'} missing: run experiments/aami_interpatient.py first", file=sys.stderr)
+        return 2
+    missing = missing_sources(R)
+    if missing and not args.allow_missing:
+        print(f"error: {R}: {', '.join(missing)} missing; the section would lose their rows (rerun them, or pass "
+              "--allow-missing to write it without them)", file=sys.stderr)
         return 2
     load = lambda n: json.loads((R / n / "results.json").read_text()) if (R / n / "results.json").exists() else None  # noqa: E731
     both, rr, wave = load("cv_both"), load("cv_rr"), load("cv_waveform")
@@ -594,6 +602,18 @@ AUG_RULE = {"ds_ap": 0.03, "dv_ap": -0.02}
 
 # The augmentation variants, in the order they were tried (each rule fixed in its commit message before its CV ran).
 AUG_VARIANTS = (("cv_both_aug", "both,aug"), ("cv_both_augS", "both,augS"))
+
+# The workdirs whose rows the section shows (a missing one's rows would become "(not run)" or be left out), and the
+# :aug variants' training logs.
+SOURCES = ("cv_both", "cv_rr", "cv_waveform", "cv_rr_meanref", "cv_rr_upper75", "cv_rr_bn99", "cv_rr_localrr", "cv_both_meanref",
+           "cv_both_localrr", "cv_both_repro", "cv_both_seedbase5", "cv_combined", "v6_both", "v6_rr", "v6_waveform", "v6_meanref",
+           *(wd for wd, _ in AUG_VARIANTS), "cv_both_aug_seedbase5")
+
+
+def missing_sources(R: Path) -> list[str]:
+    """The section's sources absent under ``R``: ``SOURCES``' workdirs, the ``AUG_VARIANTS``' training logs."""
+    want = [f"{wd}/" for wd in SOURCES] + [f"{wd}.ds1.log" for wd, _ in AUG_VARIANTS]
+    return [w for w in want if not (R / w).exists()]
 
 
 def aug_context(R: Path, load, ds1_cv_of) -> dict:

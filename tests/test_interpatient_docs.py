@@ -23,3 +23,15 @@ def test_replace_section_keeps_the_sections_after_it():
     real = (SCRIPT.parents[1] / "docs" / "results.md").read_text()
     kept = _mod().replace_section(real, "### With RR-interval features: x\n")
     assert "### Recipe changes gated on DS1 over several seed sets" in kept and "<!-- interpatient_gate: begin -->" in kept
+
+
+def test_refuses_to_drop_rows_whose_runs_are_missing(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (runs / "cv_both").mkdir(parents=True)
+    (runs / "cv_both" / "results.json").write_text("{}")
+    doc = tmp_path / "results.md"
+    doc.write_text("### With RR-interval features\n\nthe documented numbers\n")
+    assert _mod().main(["--runs", str(runs), "--doc", str(doc)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "cv_rr/" in err[0] and "cv_both_aug.ds1.log" in err[0]
+    assert doc.read_text() == "### With RR-interval features\n\nthe documented numbers\n"
