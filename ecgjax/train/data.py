@@ -77,11 +77,13 @@ def raw_leads(cfg: DataConfig, *, data_dir=None, cache=None) -> np.ndarray | Non
     """f32[N, T, L]: the leads of ``load(cfg)``'s beats before template subtraction, or None when
     ``cfg.template_beats`` is 0 (the leads are the beats themselves). For re-sequenced rhythms, whose
     template is recomputed in their own order (``ecgjax.data.rhythm.sequence_inputs``)."""
-    return _load(cfg, data_dir=data_dir, cache=cache)[1]
+    if cfg.protocol == "synthetic" or not cfg.template_beats:
+        return None
+    return _read(cfg, data_dir=data_dir, cache=cache).x
 
 
-def _load(cfg: DataConfig, *, data_dir=None, cache=None) -> tuple[BeatSet, np.ndarray | None]:
-    """(``load``'s BeatSet, ``raw_leads``'s array) from one read of the beats."""
+def _read(cfg: DataConfig, *, data_dir=None, cache=None) -> BeatSet:
+    """The beats as the protocol (or ``synthetic``) gives them: no template subtraction, no RR channels."""
     over = dict(cfg.protocol_overrides)
     if cfg.protocol == "synthetic":
         try:
@@ -91,14 +93,20 @@ def _load(cfg: DataConfig, *, data_dir=None, cache=None) -> tuple[BeatSet, np.nd
         if cfg.limit_records:
             keep = sorted(set(beats.record.tolist()))[: cfg.limit_records]
             beats = beats.subset(np.flatnonzero(np.isin(beats.record, keep)))
-        return beats, None
+        return beats
     proto = protocols.get(cfg.protocol)
     if "records" in over:
         over["records"] = tuple(str(r) for r in over["records"])
     if cfg.limit_records:
         over["records"] = tuple(over.get("records", proto.records))[: cfg.limit_records]
-    proto = proto.replace(**over) if over else proto
-    beats = load_beats(proto, data_dir, cache=cache)
+    return load_beats(proto.replace(**over) if over else proto, data_dir, cache=cache)
+
+
+def _load(cfg: DataConfig, *, data_dir=None, cache=None) -> tuple[BeatSet, np.ndarray | None]:
+    """(``load``'s BeatSet, ``raw_leads``'s array) from one read of the beats."""
+    beats = _read(cfg, data_dir=data_dir, cache=cache)
+    if cfg.protocol == "synthetic":
+        return beats, None
     leads = None
     if cfg.template_beats:
         leads = beats.x
