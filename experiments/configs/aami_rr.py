@@ -48,7 +48,8 @@ S sequences only), ``sinus`` (the leads' template from the 8 of the 32
 preceding beats that followed the longest RR intervals, ``SINUS_BEATS`` of
 ``ecgjax.data.template``'s ``sinus`` reference; aimed at records whose ectopic
 beats dominate, where the mean of the preceding beats is itself an ectopic
-beat, as in DS2's record 232).
+beat, as in DS2's record 232; with ``aug`` the synthetic sequences take the
+sinus template too, recomputed in their own beat order).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
