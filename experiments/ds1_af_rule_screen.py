@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # the repo's result files, from any folder
+
 TAUS = (1.10, 1.15, 1.20, 1.30)
 SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdirs", nargs="*", type=Path, help="--ds1-only workdirs of one recipe, one per seed set")
     ap.add_argument("--taus", nargs="+", type=float, default=list(TAUS))
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ds1_af_rule_screen.jsonl"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "ds1_af_rule_screen.jsonl")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--table", action="store_true", help="print the markdown of --out's last line and exit")
     ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")

@@ -19,11 +19,13 @@ template from its own record, ``source`` in ``--table --template-order``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # the repo's result files, from any folder
 
 
 def table(rows: list[dict], template_order: str = "sequence") -> str:
@@ -34,7 +36,8 @@ def table(rows: list[dict], template_order: str = "sequence") -> str:
     out = ["| run (S offset) | " + " | ".join(f"{100 * float(f):.0f}% S beats" for f in fr) + " |", "|---|" + "---|" * len(fr)]
     for wd, r in last.items():
         cell = lambda d: f"{100 * d['offsets']['S_se']:.1f} / {100 * d['argmax']['S_se']:.1f} / {100 * d['offsets']['N_called_S']:.1f}"  # noqa: E731
-        out.append(f"| {r['config']} ({r['offsets']['S']:+.2f}) | " + " | ".join(cell(r["fractions"][f]) for f in fr) + " |")
+        config = r["config"].removeprefix(f"{RESULTS.parents[1]}/")  # a config given by its absolute path: as the repo's
+        out.append(f"| {config} ({r['offsets']['S']:+.2f}) | " + " | ".join(cell(r["fractions"][f]) for f in fr) + " |")
     return "\n".join(out)
 
 
@@ -43,7 +46,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", nargs=2, action="append", metavar=("CONFIG", "WORKDIR"), default=[])
-    ap.add_argument("--out", default="benchmarks/results/ds1_rhythm_screen.jsonl")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ds1_rhythm_screen.jsonl")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--n-rhythms", type=int, default=2, help="rhythms per held-out record and S fraction")
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
         print("error: pass --run CONFIG WORKDIR at least once (a finished experiments/aami_interpatient.py workdir)", file=sys.stderr)
         return 2
     from ecgjax import interpatient
-    from ecgjax.io import describe_device, environment_info
+    from ecgjax.io import append_jsonl, describe_device, environment_info
 
     env = environment_info()
     for spec, wd in args.run:
@@ -81,8 +84,7 @@ def main(argv=None) -> int:
                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "device": describe_device(env),
                "command": "python experiments/ds1_rhythm_screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
                "versions": env.get("versions")}
-        with open(args.out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(args.out, [row])
         print(f"{spec}: " + "; ".join(f"{f}: S Se {100 * d['offsets']['S_se']:.1f}, N called S {100 * d['offsets']['N_called_S']:.1f}"
                                       for f, d in res["fractions"].items()), flush=True)
     return 0

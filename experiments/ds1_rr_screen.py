@@ -36,11 +36,13 @@ One JSON line per candidate in ``--out`` (with versions and the command).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # the repo's result files, from any folder
 
 CANDIDATES = ("mean", "mean+raw", "median32", "median64", "median64+raw", "median128", "median300s", "robust",
               "mean+median64", "upper75", "upper90", "median32+prev", "median32+prev+spread", "median32+prev+spread+pmin",
@@ -206,11 +208,11 @@ def main(argv=None) -> int:
     from ecgjax.data.rhythm import synthetic_record
 
     from ecgjax.data.protocols import DS1
-    from ecgjax.io import environment_info
+    from ecgjax.io import append_jsonl, environment_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("candidates", nargs="*", default=list(CANDIDATES))
-    ap.add_argument("--out", default="benchmarks/results/ds1_rr_screen.jsonl")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ds1_rr_screen.jsonl")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
@@ -243,8 +245,7 @@ def main(argv=None) -> int:
         row = {**screen(c, data, synthetic), "wall_s": time.time() - t0, "command": "python experiments/ds1_rr_screen.py " + " ".join(args.candidates)
                + (f" --synthetic {args.synthetic}" if args.synthetic else ""),
                "versions": env.get("versions")}
-        with open(args.out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(args.out, [row])
         s, v, b = row["S_argmax"], row["V_argmax"], row["S_best_offset"]
         for frac, r in row["synthetic"].items():
             print(f"  synthetic S fraction {frac}: " + "; ".join(f"{k} S Se {100 * v['S_se']:.1f}, N called S {100 * v['N_called_S']:.1f}"

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # the repo's result files, from any folder
+
 # The per-seed-set scores compared, in %, from each workdir's ds1_cv.json: (name, class, path in the class's dict).
 SCORES = (("S F1", "S", ("offsets", "f1")), ("S AP", "S", ("ap",)), ("S Se", "S", ("offsets", "se")),
           ("S +P", "S", ("offsets", "ppv")), ("V AP", "V", ("ap",)), ("V F1", "V", ("offsets", "f1")))
@@ -253,7 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--min-z", type=float, default=2.0)
     ap.add_argument("--max-v-drop", type=float, default=2.0)
     ap.add_argument("--paired", action="store_true", help="the rule on the paired differences (same seed sets in both arms)")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/interpatient_gates.jsonl"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "interpatient_gates.jsonl")
     ap.add_argument("--table", action="store_true", help="print the markdown of --out and exit")
     ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")
     ap.add_argument("--ds2", nargs="+", type=Path, default=[], help="with --table: results.json of DS2 evaluations to append")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # the repo's result files, from any folder
+
 
 def diagnose(run_dir: Path) -> dict:
     """The module docstring's numbers for one trained RR-only run."""
@@ -77,11 +79,11 @@ def diagnose(run_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    from ecgjax.io import environment_info
+    from ecgjax.io import append_jsonl, environment_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdirs", nargs="+")
-    ap.add_argument("--out", default="benchmarks/results/rr_only_diagnosis.jsonl")
+    ap.add_argument("--out", type=Path, default=RESULTS / "rr_only_diagnosis.jsonl")
     args = ap.parse_args(argv)
     env = environment_info()
     for wd in map(Path, args.workdirs):
@@ -94,8 +96,7 @@ def main(argv=None) -> int:
             row = {"workdir": wd.name, "seed": seed, **diagnose(wd / "runs" / f"seed{seed}"),
                    "S_offset": results["ds2"]["offsets"][str(seed)]["S"], "cv": "ds1_cv" in results,
                    "command": "python experiments/rr_only_diagnosis.py " + " ".join(args.workdirs), "versions": env.get("versions")}
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_jsonl(args.out, [row])
             print(json.dumps({k: v for k, v in row.items() if k not in ("command", "versions")}), flush=True)
     return 0
 

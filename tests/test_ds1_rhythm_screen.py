@@ -28,6 +28,8 @@ def test_table_keeps_each_workdirs_last_row_of_the_asked_screen(tmp_path):
     assert lines[2] == "| cfg:a (+1.25) | 30.0 / 15.0 / 1.0 |" and lines[3] == "| cfg:b (-0.50) | 40.0 / 20.0 / 1.0 |"
     old = mod.table(rows, "source").splitlines()  # the screen that kept each source beat's own template
     assert old[2:] == ["| cfg:a (+2.00) | 90.0 / 45.0 / 1.0 |", "| cfg:c (+0.00) | 10.0 / 5.0 / 1.0 |"]
+    absolute = {**_row("d", 0.5, 0.5), "config": f"{SCRIPT.parents[1]}/experiments/configs/aami_rr.py:both"}
+    assert mod.table([absolute]).splitlines()[2].startswith("| experiments/configs/aami_rr.py:both (+0.50) |")  # as the repo's
     out = tmp_path / "rows.jsonl"
     out.write_text("\n".join(json.dumps(r) for r in (_row("a", 0.2, 1.0),)) + "\n")
     assert mod.main(["--table", "--out", str(out)]) == 0
