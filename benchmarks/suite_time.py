@@ -10,7 +10,11 @@ wall seconds, the CPU seconds of everything it started (user, sys), pytest's sum
 skipped, its own seconds), its start time, the 1-minute load average before and after, and the environment
 record (its ``timestamp``: when the script started). The CPU
 seconds tell a slower host from slower tests: the same tests take more CPU seconds on a host that other
-machines contend for. Exit 1 when a run fails a test, 2 on bad input.
+machines contend for. So does ``probe_s``: the seconds of one fixed workload like the suite's (``PROBE``: tracing,
+lowering and compiling 12 small jax programs as the tests do, and running them), timed just before each run
+in a fresh interpreter of the same ``.venv``; the same commit's suite on the same machine took 165 s after a
+probe of one speed and 212 s an hour later, so compare rows by ``wall_s / probe_s`` as well. Exit 1 when a run
+fails a test, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -30,6 +34,32 @@ from _common import ROOT, append_jsonl, env_record
 
 SUMMARY = re.compile(r"=+ (.*) in ([0-9.]+)s")
 
+# The host-speed probe: the suite's kind of work (trace, lower and compile small programs with the tests' XLA flags,
+# then run them), fixed, in one process. Its seconds move with the host's speed, not with the code under test.
+PROBE = """
+import os, time
+os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_compilation_cache", False)  # compiled every time, whatever the environment says
+t0 = time.perf_counter()
+for k in range(12):
+    def f(w, x, k=k):
+        for _ in range(3 + k % 3):
+            x = jnp.tanh(jax.lax.conv_general_dilated(x, w, (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC")))
+        return (x ** 2).sum()
+    g = jax.jit(jax.grad(f))
+    w, x = jnp.ones((5, 8, 8)) * 0.1, jnp.ones((16, 200 + k, 8))
+    for _ in range(20):
+        g(w, x).block_until_ready()
+print(time.perf_counter() - t0)
+"""
+
+
+def probe(python: Path) -> float:
+    """Seconds of ``PROBE`` in a fresh interpreter ``python`` (one core's worth of the suite's kind of work)."""
+    out = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, check=True)
+    return round(float(out.stdout.split()[-1]), 2)
+
 
 def pytest_summary(output: str) -> dict:
     """``{"passed": n, "failed": n, "skipped": n, ..., "pytest_s": s}`` from pytest's last summary line, or {}."""
@@ -41,14 +71,16 @@ def pytest_summary(output: str) -> dict:
 
 
 def run_once(clone: Path) -> dict:
-    """One ``make test`` in ``clone``: wall and CPU seconds, pytest's summary, load before and after, exit code."""
+    """One ``make test`` in ``clone``: the probe's seconds just before, wall and CPU seconds, pytest's summary, load
+    before and after, exit code."""
+    probe_s = probe(clone / ".venv" / "bin" / "python")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     proc = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"started": started, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
+    return {"started": started, "probe_s": probe_s, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
             "sys_s": round(after.ru_stime - before.ru_stime, 1), "load_avg_1m_before": load0,
             "load_avg_1m_after": os.getloadavg()[0], "returncode": proc.returncode, **pytest_summary(proc.stdout)}
 
@@ -83,7 +115,8 @@ def main(argv=None) -> int:
             append_jsonl(args.out, [row])
             failed |= row["returncode"] != 0
             print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
-                  f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}", flush=True)
+                  f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}, "
+                  f"probe {row['probe_s']} s", flush=True)
     return 1 if failed else 0
 
 

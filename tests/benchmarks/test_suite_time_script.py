@@ -4,6 +4,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import suite_time as tst  # noqa: E402
@@ -24,3 +26,9 @@ def test_bad_commit_and_repeat_are_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "'not-a-commit' is not a commit" in err[0] and "--repeat must be >= 1" in err[1]
     assert not out.exists()
+
+
+@pytest.mark.slow  # a few seconds of jax compiling in a subprocess
+def test_probe_times_its_fixed_workload_in_the_given_interpreter():
+    a, b = tst.probe(Path(sys.executable)), tst.probe(Path(sys.executable))
+    assert 0 < a < 60 and 0 < b < 60 and max(a, b) / min(a, b) < 2  # the same work twice: close on one host
