@@ -159,10 +159,20 @@ def main(argv=None) -> int:
     p.add_argument("--path-profile", action="store_true", help="profile the logit along the path instead (see above)")
     p.add_argument("--out", required=True, help="JSON lines file: one row per run is appended")
     args = p.parse_args(argv)
-    from ecgjax.io import atomic_write_text
+    from ecgjax.cli import run_guarded
+
+    return run_guarded(_run, args, prog="ig_completeness")
+
+
+def _run(args) -> None:
+    from ecgjax.errors import DataError
+    from ecgjax.io import atomic_write_text, read_jsonl
 
     out = Path(args.out)
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+    rows = read_jsonl(out, "ig_completeness result file") if out.exists() else []
+    key, kind = ("beats", "--path-profile") if args.path_profile else ("completeness", "completeness")
+    if any(key not in r for r in rows):  # another script's rows, or the other mode's
+        raise DataError(f"--out {out}: its rows are not this script's {kind} rows; give another file")
     hp = {}
     for item in args.hp:
         k, _, v = item.partition("=")
@@ -171,7 +181,6 @@ def main(argv=None) -> int:
         rows.append(path_profile(w, args.per_class, hp) if args.path_profile else measure(w, args.per_class, args.batch_size, hp))
         atomic_write_text(out, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     print(profile_table(rows) if args.path_profile else table(rows))
-    return 0
 
 
 if __name__ == "__main__":

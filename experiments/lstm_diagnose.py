@@ -76,8 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("workdir")
     p.add_argument("--beats", type=int, default=256)
     args = p.parse_args(argv)
-    print(json.dumps(diagnose(args.workdir, args.beats), indent=1))
-    return 0
+    from ecgjax.cli import run_guarded
+
+    return run_guarded(lambda a: print(json.dumps(diagnose(a.workdir, a.beats), indent=1)), args, prog="lstm_diagnose")
 
 
 if __name__ == "__main__":
