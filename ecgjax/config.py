@@ -419,6 +419,9 @@ def call_get_config(spec: str):
     path = Path(path_s)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    if path.suffix != ".py":  # importlib finds no loader for it
+        raise ConfigError(f"config file {path} is not a Python file: a config is a .py file with get_config(arg=None) "
+                          "(e.g. experiments/configs/reproduce_jones2020.py)")
     mod_name = f"_ecgjax_config_{abs(hash(str(path.resolve())))}"
     spec_ = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec_)
