@@ -757,8 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from ecgjax.cli import setup_logging
-    from ecgjax.errors import EcgjaxError
+    from ecgjax.cli import run_guarded, setup_logging
 
     ap = argparse.ArgumentParser(description="Inter-patient benchmark: train on DS1, test once on DS2, explain.")
     ap.add_argument("--config", default="experiments/configs/aami_rr.py", help="FILE.py[:variant]")
@@ -781,16 +780,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path, _, variant = args.config.partition(":")
     workdir = args.workdir or str(Path("runs") / (Path(path).stem + (f"_{variant.replace(',', '_')}" if variant else "")))
-    try:
+
+    def go(args) -> None:
         if args.ds1_only:
             scores = ds1_phase(load_config(args.config), workdir, data_dir=args.data_dir, cache=args.cache_dir)
             print(json.dumps({c: scores[c] for c in ("S", "V")}, indent=1))
             print(f"DS1 cross-validation: {Path(workdir) / 'ds1_cv.json'} (no DS2 record read)")
-            return 0
+            return
         results = run(load_config(args.config), workdir, data_dir=args.data_dir, cache=args.cache_dir)
-    except EcgjaxError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(aami_table(results))
-    print(f"results: {Path(workdir) / 'results.json'}\nreport: {Path(workdir) / 'report.md'}")
-    return 0
+        print(aami_table(results))
+        print(f"results: {Path(workdir) / 'results.json'}\nreport: {Path(workdir) / 'report.md'}")
+
+    # a user error (EcgjaxError, or an OSError such as a file where the workdir should be): one line, exit 2
+    return run_guarded(go, args, prog="aami_interpatient")

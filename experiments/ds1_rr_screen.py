@@ -208,6 +208,7 @@ def main(argv=None) -> int:
     from ecgjax.data.rhythm import synthetic_record
 
     from ecgjax.data.protocols import DS1
+    from ecgjax.errors import DataNotFoundError
     from ecgjax.io import append_jsonl, environment_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -233,7 +234,14 @@ def main(argv=None) -> int:
         print(f"error: unknown candidate(s) {bad}; use {list(CANDIDATES)}" if bad
               else "error: no data: pass --data-dir or set ECGJAX_DATA_DIR (the folder holding mitdb/)", file=sys.stderr)
         return 2
-    data = {str(r): record_features(args.data_dir, str(r)) for r in DS1}
+    from ecgjax.data.locate import find_database
+
+    try:
+        mitdb = find_database("mitdb", args.data_dir, download=False)
+    except DataNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    data = {str(r): record_features(mitdb.parent, str(r)) for r in DS1}
     synthetic = None
     if args.synthetic:
         rng = np.random.default_rng(0)

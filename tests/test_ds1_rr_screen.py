@@ -62,3 +62,9 @@ def test_local_columns_need_no_reference():
 def test_unknown_candidate_exits_2(capsys):
     assert _screen().main(["nope", "--data-dir", "."]) == 2
     assert "unknown candidate" in capsys.readouterr().err
+
+
+def test_a_data_dir_without_mitdb_exits_2(tmp_path, capsys):
+    """Before: a FileNotFoundError traceback from wfdb on the first DS1 record."""
+    assert _screen().main(["median32", "--data-dir", str(tmp_path)]) == 2
+    assert f"{tmp_path}/mitdb" in capsys.readouterr().err

@@ -260,3 +260,11 @@ def test_most_counts_lists_the_largest_first_whatever_the_dict_order():
     assert interpatient.most_counts(counts, 3) == "203: 9, 201: 5, 209: 5"  # ties by record
     assert interpatient.most_counts(dict(reversed(counts.items())), 2) == "203: 9, 201: 5"
     assert interpatient.most_counts({}, 3) == ""
+
+
+def test_cli_a_file_as_workdir_is_one_line_exit_2(tmp_path, capsys):
+    """Before: a FileExistsError traceback (the library raised an OSError the CLI did not handle)."""
+    (tmp_path / "w").write_text("a file")
+    assert interpatient.main(["--config", "experiments/configs/aami_rr.py:quick", "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"aami_interpatient: error: {tmp_path / 'w'}: File exists"]
