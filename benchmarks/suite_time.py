@@ -13,8 +13,10 @@ seconds tell a slower host from slower tests: the same tests take more CPU secon
 machines contend for. So does ``probe_s``: the seconds of one fixed workload like the suite's (``PROBE``: tracing,
 lowering and compiling 12 small jax programs as the tests do, and running them), timed just before each run
 in a fresh interpreter of the same ``.venv``; the same commit's suite on the same machine took 165 s after a
-probe of one speed and 212 s an hour later, so compare rows by ``wall_s / probe_s`` as well. Exit 1 when a run
-fails a test, 2 on bad input.
+probe of one speed and 212 s an hour later, so compare rows by ``wall_s / probe_s`` as well. The ``jax_*`` keys
+count the compiling the test processes did (``tests/conftest.py``'s ``JAX_EVENTS``: XLA compilations, persistent-cache
+hits, and the seconds of compiling, tracing and lowering; the subprocesses tests start are not counted): the count
+does not move with the host. Exit 1 when a run fails a test, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -70,17 +72,29 @@ def pytest_summary(output: str) -> dict:
     return {**counts, "pytest_s": float(lines[-1].group(2))}
 
 
+def jax_events(folder: Path) -> dict:
+    """The test processes' jax compile totals (``tests/conftest.py``'s ``JAX_EVENTS``, one file per process) summed:
+    ``{"jax_compiles": n, "jax_cache_hits": n, "jax_backend_compile_s": s, "jax_trace_s": s, "jax_lower_s": s}``."""
+    import json
+
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return {f"jax_{k}": round(sum(r.get(k, 0) for r in rows), 1) for k in sorted({k for r in rows for k in r})}
+
+
 def run_once(clone: Path) -> dict:
     """One ``make test`` in ``clone``: the probe's seconds just before, wall and CPU seconds, pytest's summary, load
-    before and after, exit code."""
+    before and after, exit code, and the test processes' jax compile totals (``jax_events``)."""
     probe_s = probe(clone / ".venv" / "bin" / "python")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    load0, t0 = os.getloadavg()[0], time.perf_counter()
-    proc = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"started": started, "probe_s": probe_s, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
+    with tempfile.TemporaryDirectory(prefix="ecgjax-suite-events-") as events:
+        load0, t0 = os.getloadavg()[0], time.perf_counter()
+        proc = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True,
+                              env={**os.environ, "ECGJAX_TEST_JAX_EVENTS": events})
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        compiled = jax_events(Path(events))
+    return {"started": started, "probe_s": probe_s, **compiled, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
             "sys_s": round(after.ru_stime - before.ru_stime, 1), "load_avg_1m_before": load0,
             "load_avg_1m_after": os.getloadavg()[0], "returncode": proc.returncode, **pytest_summary(proc.stdout)}
 
@@ -116,7 +130,7 @@ def main(argv=None) -> int:
             failed |= row["returncode"] != 0
             print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
                   f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}, "
-                  f"probe {row['probe_s']} s", flush=True)
+                  f"probe {row['probe_s']} s, {row.get('jax_compiles', '?')} jax compiles", flush=True)
     return 1 if failed else 0
 
 

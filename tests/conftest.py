@@ -63,6 +63,8 @@ def pytest_configure(config):
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    if getattr(config.option, "dist", "no") == "no" or hasattr(config, "workerinput"):  # a process that runs tests
+        _record_jax_events(os.environ.get(JAX_EVENTS_ENV))
     if os.environ.get("ECGJAX_TEST_NO_COMPILE_CACHE"):
         return
     folder = os.environ.get(_XLA_CACHE_ENV)
@@ -81,6 +83,40 @@ def pytest_configure(config):
     for name, value in settings.items():
         os.environ[name.upper()] = str(value)
         jax.config.update(name, value)
+
+
+JAX_EVENTS_ENV = "ECGJAX_TEST_JAX_EVENTS"
+# jax.monitoring events summed per test process (counts) and their seconds: how much compiling a run does, in numbers
+# that do not move with the host's speed (the count of XLA compilations) beside those that do
+JAX_EVENTS = {"compiles": "/jax/compilation_cache/compile_requests_use_cache", "cache_hits": "/jax/compilation_cache/cache_hits",
+              "backend_compile_s": "/jax/core/compile/backend_compile_duration", "trace_s": "/jax/core/compile/jaxpr_trace_duration",
+              "lower_s": "/jax/core/compile/jaxpr_to_mlir_module_duration"}
+
+
+def _record_jax_events(folder: str | None) -> None:
+    """With ``$ECGJAX_TEST_JAX_EVENTS`` (a folder; ``benchmarks/suite_time.py`` sets it), each test process writes
+    ``JAX_EVENTS``' totals to ``<folder>/<pid>.json`` when it exits."""
+    if not folder:
+        return
+    import atexit
+    import json
+
+    import jax.monitoring
+
+    names = {v: k for k, v in JAX_EVENTS.items()}
+    totals = dict.fromkeys(JAX_EVENTS, 0.0)
+
+    def count(event, **_):
+        if event in names:
+            totals[names[event]] += 1
+
+    def add(event, secs, **_):
+        if event in names:
+            totals[names[event]] += secs
+
+    jax.monitoring.register_event_listener(count)
+    jax.monitoring.register_event_duration_secs_listener(add)
+    atexit.register(lambda: Path(folder, f"{os.getpid()}.json").write_text(json.dumps(totals)))
 
 
 # The default run's files that take longest (fixtures included), longest first: ``make test`` hands whole files to

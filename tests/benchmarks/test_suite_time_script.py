@@ -32,3 +32,24 @@ def test_bad_commit_and_repeat_are_one_line_exit_2(tmp_path, capsys):
 def test_probe_times_its_fixed_workload_in_the_given_interpreter():
     a, b = tst.probe(Path(sys.executable)), tst.probe(Path(sys.executable))
     assert 0 < a < 60 and 0 < b < 60 and max(a, b) / min(a, b) < 2  # the same work twice: close on one host
+
+
+def test_jax_events_sums_the_test_processes_files(tmp_path):
+    (tmp_path / "1.json").write_text('{"compiles": 10, "backend_compile_s": 1.25, "trace_s": 0.5}')
+    (tmp_path / "2.json").write_text('{"compiles": 5, "backend_compile_s": 2.0, "cache_hits": 3}')
+    assert tst.jax_events(tmp_path) == {"jax_backend_compile_s": 3.2, "jax_cache_hits": 3, "jax_compiles": 15, "jax_trace_s": 0.5}
+    assert tst.jax_events(tmp_path / "none") == {}
+
+
+@pytest.mark.slow  # a pytest run in a subprocess
+def test_conftest_records_the_compiles_of_a_test_process(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "ECGJAX_TEST_JAX_EVENTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/train/test_optim.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)  # a short file of the suite that compiles
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert row["compiles"] >= 1 and row["backend_compile_s"] > 0
