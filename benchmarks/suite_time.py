@@ -78,7 +78,8 @@ def jax_events(folder: Path) -> dict:
     import json
 
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    return {f"jax_{k}": round(sum(r.get(k, 0) for r in rows), 1) for k in sorted({k for r in rows for k in r})}
+    total = {k: sum(r.get(k, 0) for r in rows) for k in sorted({k for r in rows for k in r})}
+    return {f"jax_{k}": round(v, 1) if k.endswith("_s") else int(v) for k, v in total.items()}  # counts as integers
 
 
 def run_once(clone: Path) -> dict:
