@@ -14,9 +14,9 @@ machines contend for. So does ``probe_s``: the seconds of one fixed workload lik
 lowering and compiling 12 small jax programs as the tests do, and running them), timed just before each run
 in a fresh interpreter of the same ``.venv``; the same commit's suite on the same machine took 165 s after a
 probe of one speed and 212 s an hour later, so compare rows by ``wall_s / probe_s`` as well. The ``jax_*`` keys
-count the compiling the test processes did (``tests/conftest.py``'s ``JAX_EVENTS``: XLA compilations, persistent-cache
-hits, and the seconds of compiling, tracing and lowering; the subprocesses tests start are not counted): the count
-does not move with the host. Exit 1 when a run fails a test, 2 on bad input.
+count the compiling the test processes did (``tests/conftest.py``'s ``JAX_EVENTS``: the XLA compilations, the programs
+asked of the persistent cache and its hits, and the seconds of compiling, tracing and lowering; the subprocesses tests
+start are not counted): the counts do not move with the host. Exit 1 when a run fails a test, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def pytest_summary(output: str) -> dict:
 
 def jax_events(folder: Path) -> dict:
     """The test processes' jax compile totals (``tests/conftest.py``'s ``JAX_EVENTS``, one file per process) summed:
-    ``{"jax_compiles": n, "jax_cache_hits": n, "jax_backend_compile_s": s, "jax_trace_s": s, "jax_lower_s": s}``."""
+    ``{"jax_xla_compiles": n, "jax_compile_requests": n, "jax_cache_hits": n, "jax_backend_compile_s": s, "jax_trace_s": s,
+    "jax_lower_s": s}``."""
     import json
 
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
             failed |= row["returncode"] != 0
             print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
                   f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}, "
-                  f"probe {row['probe_s']} s, {row.get('jax_compiles', '?')} jax compiles", flush=True)
+                  f"probe {row['probe_s']} s, {row.get('jax_xla_compiles', '?')} XLA compilations", flush=True)
     return 1 if failed else 0
 
 
