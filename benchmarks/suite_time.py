@@ -12,8 +12,8 @@ record (its ``timestamp``: when the script started). The CPU
 seconds tell a slower host from slower tests: the same tests take more CPU seconds on a host that other
 machines contend for. So does ``probe_s``: the seconds of one fixed workload like the suite's (``PROBE``: tracing,
 lowering and compiling 12 small jax programs as the tests do, and running them), timed just before each run
-in a fresh interpreter of the same ``.venv``; the same commit's suite on the same machine took 165 s after a
-probe of one speed and 212 s an hour later, so compare rows by ``wall_s / probe_s`` as well. The ``jax_*`` keys
+in a fresh interpreter of the same ``.venv``: the host's speed drifts (rows of one commit in
+``results/cpu_test_suite.jsonl``), so compare rows by ``wall_s / probe_s`` as well. The ``jax_*`` keys
 count the compiling the test processes did (``tests/conftest.py``'s ``JAX_EVENTS``: the XLA compilations, the programs
 asked of the persistent cache and its hits, and the seconds of compiling (with loading from that cache), tracing and lowering; the subprocesses tests
 start are not counted): the counts do not move with the host. Exit 1 when a run fails a test, 2 on bad input.
