@@ -235,3 +235,19 @@ def test_profile_saliency_sums_op_kinds(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(out.read_text().splitlines()[-1])
     assert row["ms_per_call"] and all(v >= 0 for v in row["ms_per_call"].values()) and "| op kind |" in proc.stdout
+
+
+def test_model_build_counts_one_compiled_initialisation(tmp_path):
+    """A cold build in a new process: the model's initialisation is one XLA program (with the few that seed its Rngs),
+    not one per initialiser and parameter shape (the LSTM's three initialisers and the Rngs' programs were 25 before);
+    an unknown model exits 2 naming it."""
+    out = tmp_path / "b.jsonl"
+    script = str(ROOT / "benchmarks" / "model_build.py")
+    proc = subprocess.run([sys.executable, script, "--models", "jones2020_lstm", "--repeats", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["model"] == "jones2020_lstm" and row["build_s_median"] > 0 and not (ENV_FIELDS - set(row))
+    assert 1 <= row["xla_compiles"] <= 5
+    bad = subprocess.run([sys.executable, script, "--models", "lstm", "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown models lstm" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -2,6 +2,8 @@
 input gradients under plain jax.grad, and the convolution and LSTM against
 independent float64 references."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,6 +137,57 @@ def test_lstm_matches_float64_loop():
     d1 = np.maximum(h @ np.asarray(m.dense.kernel[...], np.float64) + np.asarray(m.dense.bias[...]), 0)
     ref = d1 @ np.asarray(m.out.kernel[...], np.float64) + np.asarray(m.out.bias[...])
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def _values(tree) -> list[np.ndarray]:
+    return [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
+            for a in jax.tree.leaves(tree)]
+
+
+def _op_by_op_and_built(name, kw, seed=3):
+    """(the constructor run op by op, as ``build`` did before it compiled the initialisation: each of jax's random
+    functions its own program; ``build``'s model; the two callers' Rngs after them), 4 classes, (64, 2) beats."""
+    from ecgjax.models import _MODELS
+
+    ref_rngs, rngs = nnx.Rngs(seed, dropout=5), nnx.Rngs(seed, dropout=5)
+    ref = _MODELS[name](n_classes=4, in_shape=(64, 2), fs=360.0, rngs=ref_rngs, **kw)
+    return ref, models.build(name, n_classes=4, in_shape=(64, 2), fs=360.0, rngs=rngs, **kw), ref_rngs, rngs
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_build_draws_what_the_constructor_draws_op_by_op_and_compiles_once(name):
+    """``build`` initialises in one compiled program: every parameter, statistic and RNG stream of the model, and the
+    caller's Rngs after the build, equal the constructor's op by op, bit for bit. Another seed compiles nothing."""
+    from tests.conftest import CompileCounter
+
+    kw = SMALL.get(name, {})
+    ref, got, ref_rngs, rngs = _op_by_op_and_built(name, kw)
+    assert nnx.graphdef(got) == nnx.graphdef(ref)
+    for a, b in zip(_values(nnx.state(got)) + _values(nnx.state(rngs)), _values(nnx.state(ref)) + _values(nnx.state(ref_rngs)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with CompileCounter() as c:
+        other = models.build(name, n_classes=4, in_shape=(64, 2), fs=360.0, rngs=nnx.Rngs(4, dropout=5), **kw)
+    assert c.n == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(_values(nnx.state(other, nnx.Param)), _values(nnx.state(got, nnx.Param))))  # another draw
+
+
+@pytest.mark.slow  # a process compiling with the users' XLA flags: each random function optimised as users compile it
+def test_build_draws_what_users_op_by_op_constructor_draws():
+    """The same bit-for-bit equality with XLA's default optimisation for the op-by-op reference (the tests compile
+    everything at the lowest), so the compiled initialisation at the lowest level changes no user's parameters."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import users_xla_flags
+
+    code = ("import numpy as np\nfrom ecgjax import models\nfrom tests.models.test_models import SMALL, _op_by_op_and_built, _values\n"
+            "from flax import nnx\nfor n in models.available():\n    ref, got, rr, r = _op_by_op_and_built(n, SMALL.get(n, {}))\n"
+            "    assert all(np.array_equal(a, b) for a, b in zip(_values(nnx.state(got)) + _values(nnx.state(r)), "
+            "_values(nnx.state(ref)) + _values(nnx.state(rr)), strict=True)), n\nprint('equal')\n")
+    env = {**os.environ, "XLA_FLAGS": users_xla_flags(), "JAX_COMPILATION_CACHE_DIR": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0 and out.stdout.strip() == "equal", out.stderr[-2000:]
 
 
 def test_unknown_model_and_bad_kwarg_raise_config_error():
