@@ -34,6 +34,7 @@ from flax import nnx
 from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.errors import DataError
 from ecgjax.io import atomic_write_json, read_json
+from ecgjax.models.base import initialise
 from ecgjax.models.layers import Conv1d
 from ecgjax.progress import Bar
 
@@ -187,7 +188,7 @@ def train_vae(
     n = len(x)
     bs = min(batch_size, n)
     steps_per_epoch = n // bs
-    model = BeatVAE(settings, rngs=nnx.Rngs(seed))
+    model = initialise(BeatVAE, nnx.Rngs(seed), settings=settings)
     graphdef, params = nnx.split(model)
     tx = optax.adam(lr)
     opt_state = tx.init(params)
@@ -387,7 +388,7 @@ def load_vae(directory: Path) -> BeatVAE:
     if not (directory / "vae.json").is_file():
         raise DataError(f"{directory} holds no VAE (no vae.json); train one with ecgjax.generative.vae.train_vae")
     meta = read_json(directory / "vae.json")
-    model = BeatVAE(VAESettings(**meta["settings"]), rngs=nnx.Rngs(0))
+    model = initialise(BeatVAE, nnx.Rngs(0), settings=VAESettings(**meta["settings"]))
     with Checkpoints(directory, every=1, keep=1) as ck:
         nnx.update(model, ck.load_best(nnx.state(model, nnx.Param)))
     return model

@@ -8,14 +8,10 @@ rate, named layers, hooks).
 
 from __future__ import annotations
 
-import functools
-import json
-
-import jax
 from flax import nnx
 
 from ecgjax.errors import ConfigError
-from ecgjax.models.base import ECGModel, Fns, Hooks, ModelInfo, count_params, eval_split, eval_view, model_info, pure_fns
+from ecgjax.models.base import ECGModel, Fns, Hooks, ModelInfo, count_params, eval_split, eval_view, initialise, model_info, pure_fns
 from ecgjax.models.jones import Jones2020CNN, Jones2020LSTM
 from ecgjax.models.ribeiro import RibeiroCNN
 from ecgjax.models.rr_net import RRNet
@@ -89,65 +85,15 @@ def build(name: str, *, n_classes: int, in_shape, fs: float, rngs: nnx.Rngs, **k
 
     ``in_shape`` (T, L) and ``fs`` (Hz) come from the data the model reads
     (``BeatSet.x.shape[1:]``, ``BeatSet.fs``); ``kwargs`` go to its constructor
-    (checked by ``check_kwargs``). The parameters are drawn in one compiled program (:func:`_initialiser`): the
-    same values, bit for bit, as the constructor called op by op, and ``rngs`` advances as that call advances it.
-    Under a transformation that traces ``rngs`` (``nnx.eval_shape``, ``jax.jit``) the constructor runs in its trace.
+    (checked by ``check_kwargs``). Initialised by ``base.initialise``: one compiled program, the same values as
+    the constructor called op by op.
     """
     check_kwargs(name, kwargs)
-    spec = _Spec(name, n_classes, tuple(in_shape), float(fs), kwargs)
     try:
-        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(nnx.state(rngs))):
-            return spec(rngs)
-        rng_graphdef, rng_state = nnx.split(rngs)
-        graphdef, init = _initialiser(spec, rng_graphdef)
-        model_state, rng_state = init(rng_state)
+        return initialise(_MODELS[name], rngs, n_classes=n_classes, in_shape=tuple(in_shape), fs=float(fs), **kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model {name!r}: {e}") from e
-    nnx.update(rngs, rng_state)
-    return nnx.merge(graphdef["model"], model_state)
-
-
-class _Spec:
-    """One constructor call without its ``rngs``: ``spec(rngs)`` builds the model. Equal (and hashed) by its JSON text,
-    so every build of one model, whatever its seed, shares one compiled initialisation (a keyword that JSON cannot
-    write, an array say, makes the spec equal only to itself)."""
-
-    def __init__(self, name: str, n_classes: int, in_shape: tuple, fs: float, kwargs: dict):
-        self.name, self.n_classes, self.in_shape, self.fs, self.kwargs = name, n_classes, in_shape, fs, kwargs
-        try:
-            self._key = json.dumps([name, n_classes, in_shape, fs, kwargs], sort_keys=True)
-        except TypeError:
-            self._key = object()
-
-    def __call__(self, rngs: nnx.Rngs) -> ECGModel:
-        return _MODELS[self.name](n_classes=self.n_classes, in_shape=self.in_shape, fs=self.fs, rngs=rngs, **self.kwargs)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _Spec) and other._key == self._key
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-
-# On the CPU, XLA's lowest optimisation for the one-off initialisation: its random-number code (threefry, erf_inv)
-# compiles several times faster and computes the same values (tests/models/test_models.py); optimising it costs more
-# than it saves (benchmarks/model_build.py). Other backends compile it as they compile everything.
-_CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-@functools.lru_cache(maxsize=64)
-def _initialiser(spec: _Spec, rng_graphdef):
-    """({"model": the model's graph definition, set when ``init`` is traced}, ``init``): the jitted
-    ``init(rng_state) -> (model state, the Rngs' state after the build)``, one per model and Rngs structure."""
-    graphdef = {}
-
-    def init(rng_state):
-        rngs = nnx.merge(rng_graphdef, rng_state)
-        graphdef["model"], model_state = nnx.split(spec(rngs))
-        return model_state, nnx.state(rngs)
-
-    return graphdef, jax.jit(init, compiler_options=_CPU_INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None)
 
 
 __all__ = ["ECGModel", "Fns", "Hooks", "ModelInfo", "available", "build", "check_kwargs", "count_params", "eval_split",
-           "eval_view", "model_info", "pure_fns", "register"]
+           "eval_view", "initialise", "model_info", "pure_fns", "register"]

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -338,6 +340,68 @@ def pure_fns(graphdef, state, hooks: Hooks = DEFAULT_HOOKS) -> Fns:
         rebuild=lambda h: pure_fns(graphdef, state, h),
         source=(graphdef, state, hooks),
     )
+
+
+# -- initialisation ------------------------------------------------------------------
+
+def initialise(ctor: Callable[..., nnx.Module], rngs: nnx.Rngs, /, **kwargs) -> nnx.Module:
+    """``ctor(**kwargs, rngs=rngs)`` with every parameter drawn in one compiled program: the same values, bit for bit,
+    as the constructor run op by op (each of jax's random functions its own program, one XLA compilation per
+    initialiser and parameter shape), and ``rngs`` advanced as that call advances it. The program is compiled once per
+    (``ctor``, ``kwargs``, Rngs structure), whatever the seed. Under a transformation that traces ``rngs``
+    (``nnx.eval_shape``, ``jax.jit``) the constructor runs in that trace instead."""
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(nnx.state(rngs))):
+        return ctor(**kwargs, rngs=rngs)
+    rng_graphdef, rng_state = nnx.split(rngs)
+    graphdef, init = _initialiser(_Call(ctor, kwargs), rng_graphdef)
+    model_state, rng_state = init(rng_state)
+    nnx.update(rngs, rng_state)
+    return nnx.merge(graphdef["model"], model_state)
+
+
+class _Call:
+    """``ctor(**kwargs, rngs=...)`` waiting for its Rngs; equal (and hashed) by the constructor and the keywords' JSON
+    text (keywords JSON cannot write, a dataclass say, by their own equality; unhashable ones: equal only to itself)."""
+
+    def __init__(self, ctor: Callable[..., nnx.Module], kwargs: dict):
+        self.ctor, self.kwargs = ctor, kwargs
+        try:
+            self._key = (ctor, json.dumps(kwargs, sort_keys=True))
+        except TypeError:
+            self._key = (ctor, tuple(sorted(kwargs.items())))
+        try:
+            hash(self._key)
+        except TypeError:
+            self._key = object()
+
+    def __call__(self, rngs: nnx.Rngs) -> nnx.Module:
+        return self.ctor(**self.kwargs, rngs=rngs)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Call) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+
+# On the CPU, XLA's lowest optimisation for the one-off initialisation: its random-number code (threefry, erf_inv)
+# compiles several times faster and computes the same values (tests/models/test_models.py); optimising it costs more
+# than it saves (benchmarks/model_build.py). Other backends compile it as they compile everything.
+_CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@functools.lru_cache(maxsize=64)
+def _initialiser(call: _Call, rng_graphdef):
+    """({"model": the module's graph definition, set when ``init`` is traced}, ``init``): the jitted
+    ``init(rng_state) -> (module state, the Rngs' state after the construction)``."""
+    graphdef = {}
+
+    def init(rng_state):
+        rngs = nnx.merge(rng_graphdef, rng_state)
+        graphdef["model"], model_state = nnx.split(call(rngs))
+        return model_state, nnx.state(rngs)
+
+    return graphdef, jax.jit(init, compiler_options=_CPU_INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None)
 
 
 def concat_leads(x: jnp.ndarray) -> jnp.ndarray:

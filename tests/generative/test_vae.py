@@ -41,6 +41,23 @@ def test_save_load_round_trip(trained, tmp_path):
         V.load_vae(tmp_path / "nothing")
 
 
+def test_the_vae_is_initialised_as_its_constructor_run_op_by_op():
+    """``initialise`` (one compiled program, as train_vae and load_vae build it): every parameter equal, bit for bit,
+    to ``BeatVAE(...)`` run op by op; a second seed compiles nothing."""
+    from ecgjax.models import initialise
+    from tests.conftest import CompileCounter
+
+    st = V.VAESettings(in_shape=(syn.T, syn.L), latent=4, width=8, beta=1.0, sigma=0.05, fs=100.0)
+    ref = V.BeatVAE(st, rngs=nnx.Rngs(2))
+    got = initialise(V.BeatVAE, nnx.Rngs(2), settings=st)
+    assert nnx.graphdef(got) == nnx.graphdef(ref)
+    for a, b in zip(jax.tree.leaves(nnx.state(got, nnx.Param)), jax.tree.leaves(nnx.state(ref, nnx.Param)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with CompileCounter() as c:
+        initialise(V.BeatVAE, nnx.Rngs(3), settings=st)
+    assert c.n == 0
+
+
 def test_kl_matches_closed_form_float64():
     rng = np.random.default_rng(0)
     mu, logvar = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
