@@ -197,14 +197,6 @@ def load_npz(path: str | os.PathLike, what: str = "file") -> dict[str, np.ndarra
                         "delete it and rerun the command that wrote it") from e
 
 
-def require_finite(a: np.ndarray, what: str) -> None:
-    """Refuse NaN or inf in ``a`` with a ``DataError`` saying how many and where the first is."""
-    bad = ~np.isfinite(a)
-    if bad.any():
-        first = np.unravel_index(int(np.argmax(bad)), a.shape)
-        raise DataError(f"{what}: {int(bad.sum())} non-finite values (NaN or inf), first at index {tuple(int(i) for i in first)}")
-
-
 @contextlib.contextmanager
 def workdir_lock(workdir: str | os.PathLike):
     """Hold ``<workdir>/.lock`` (``flock``, released when the process dies) for the block.

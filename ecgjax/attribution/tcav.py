@@ -34,9 +34,6 @@ import numpy as np
 from ecgjax.attribution.runner import model_parts
 from ecgjax.batched import map_batches
 
-#: concepts of :func:`beat_concepts`
-CONCEPTS = ("wide_qrs", "absent_p", "premature")
-
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _act_grad(make, layer, params, x, target):

@@ -61,6 +61,10 @@ class LayerSpec:
     channels: int
     kind: str
 
+    def __post_init__(self):
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"layer {self.name!r}: kind must be one of {LAYER_KINDS}, got {self.kind!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:

@@ -75,7 +75,6 @@ class Checkpoints:
     def __init__(self, workdir: Path, every: int, *, keep: int = 3):
         from orbax.checkpoint import v1 as ocp
 
-        self._ocp = ocp
         workdir = Path(workdir).absolute()  # orbax refuses relative checkpoint paths
         self.main_dir = workdir / "checkpoints"
         self.best_dir = workdir / "best"

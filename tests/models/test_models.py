@@ -275,6 +275,16 @@ def test_fs_comes_from_the_data_and_is_checked():
         models.build("ribeiro_cnn", n_classes=8, in_shape=(30, 2), fs=360.0, rngs=nnx.Rngs(0), lead_layout="rows")
 
 
+def test_a_layer_of_unknown_kind_is_refused():
+    """Methods choose by a layer's kind (Grad-CAM a conv map, the RR-aware paths a fused one): a misspelt kind is an
+    error where the model declares it, not a layer that every method silently passes over."""
+    from ecgjax.models.base import LayerSpec
+
+    assert LayerSpec("u", 4, 8, "fused").kind == "fused"
+    with pytest.raises(ValueError, match="layer 'u': kind must be one of .*'Conv'"):
+        LayerSpec("u", 4, 8, "Conv")
+
+
 def test_register_needs_the_contract():
     with pytest.raises(ValueError, match="ECGModel"):
         models.register("not_a_model")(object)
