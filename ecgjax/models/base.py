@@ -35,7 +35,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -364,17 +363,14 @@ def initialise(ctor: Callable[..., nnx.Module], rngs: nnx.Rngs, /, **kwargs) -> 
 
 
 class _Call:
-    """``ctor(**kwargs, rngs=...)`` waiting for its Rngs; equal (and hashed) by the constructor and the keywords' JSON
-    text (keywords JSON cannot write, a dataclass say, by their own equality; unhashable ones: equal only to itself)."""
+    """``ctor(**kwargs, rngs=...)`` waiting for its Rngs; equal (and hashed) by the constructor and its keywords, compared
+    with their types (a tuple is not a list, 1 is not 1.0); a keyword that is neither plain data nor hashable (an
+    array, say) makes the call equal only to itself."""
 
     def __init__(self, ctor: Callable[..., nnx.Module], kwargs: dict):
         self.ctor, self.kwargs = ctor, kwargs
         try:
-            self._key = (ctor, json.dumps(kwargs, sort_keys=True))
-        except TypeError:
-            self._key = (ctor, tuple(sorted(kwargs.items())))
-        try:
-            hash(self._key)
+            self._key = (ctor, _typed_key(kwargs))
         except TypeError:
             self._key = object()
 
@@ -386,6 +382,19 @@ class _Call:
 
     def __hash__(self) -> int:
         return hash(self._key)
+
+
+def _typed_key(v):
+    """A hashable key of ``v`` that keeps the type of every plain value (None, bool, int, float, str, and tuples, lists
+    and dicts of them); any other value must be hashable and keys as itself. TypeError otherwise."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return type(v).__name__, v
+    if isinstance(v, (tuple, list)):
+        return type(v).__name__, tuple(_typed_key(i) for i in v)
+    if isinstance(v, dict):
+        return "dict", tuple(sorted((str(k), _typed_key(x)) for k, x in v.items()))
+    hash(v)
+    return "object", v
 
 
 # On the CPU, XLA's lowest optimisation for the one-off initialisation: its random-number code (threefry, erf_inv)

@@ -171,6 +171,27 @@ def test_build_draws_what_the_constructor_draws_op_by_op_and_compiles_once(name)
     assert not all(np.array_equal(a, b) for a, b in zip(_values(nnx.state(other, nnx.Param)), _values(nnx.state(got, nnx.Param))))  # another draw
 
 
+def test_one_compiled_initialisation_is_shared_only_by_equal_calls():
+    """The cache key of ``initialise``: the constructor and its keywords with their types, so a list of filters does not
+    reuse a tuple's program (its graph definition would hold a tuple); arrays share nothing; dataclasses by equality."""
+    import dataclasses
+
+    from ecgjax.models.base import _Call
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        width: int
+
+    ctor = models.build
+    assert _Call(ctor, {"filters": (4, 4), "fs": 360.0}) == _Call(ctor, {"fs": 360.0, "filters": (4, 4)})
+    assert hash(_Call(ctor, {"filters": (4, 4)})) == hash(_Call(ctor, {"filters": (4, 4)}))
+    assert _Call(ctor, {"filters": (4, 4)}) != _Call(ctor, {"filters": [4, 4]})
+    assert _Call(ctor, {"fs": 360}) != _Call(ctor, {"fs": 360.0}) and _Call(ctor, {"d": 1}) != _Call(ctor, {"d": True})
+    assert _Call(ctor, {"w": np.ones(3)}) != _Call(ctor, {"w": np.ones(3)})
+    assert _Call(ctor, {"s": Settings(2)}) == _Call(ctor, {"s": Settings(2)}) != _Call(ctor, {"s": Settings(3)})
+    assert _Call(ctor, {"filters": (4, 4)}) != _Call(models.check_kwargs, {"filters": (4, 4)})
+
+
 @pytest.mark.slow  # a process compiling with the users' XLA flags: each random function optimised as users compile it
 def test_build_draws_what_users_op_by_op_constructor_draws():
     """The same bit-for-bit equality with XLA's default optimisation for the op-by-op reference (the tests compile
