@@ -12,8 +12,9 @@ record (its ``timestamp``: when the script started). The CPU
 seconds tell a slower host from slower tests: the same tests take more CPU seconds on a host that other
 machines contend for. So does ``probe_s``: the seconds of one fixed workload like the suite's (``PROBE``: tracing,
 lowering and compiling 12 small jax programs as the tests do, and running them), timed just before each run
-in a fresh interpreter of the same ``.venv``: the host's speed drifts (rows of one commit in
-``results/cpu_test_suite.jsonl``), so compare rows by ``wall_s / probe_s`` as well. The ``jax_*`` keys
+in a fresh interpreter of the same ``.venv``, and ``probe_pair_s``: the same in two interpreters at once (their mean),
+as the suite's two workers load both cores: the host's speed drifts (rows of one commit in
+``results/cpu_test_suite.jsonl``), so compare rows by ``wall_s / probe_pair_s`` as well. The ``jax_*`` keys
 count the compiling the test processes did (``tests/conftest.py``'s ``JAX_EVENTS``: the XLA compilations, the programs
 asked of the persistent cache and its hits, and the seconds of compiling (with loading from that cache), tracing and lowering; the subprocesses tests
 start are not counted): the counts do not move with the host. Exit 1 when a run fails a test, 2 on bad input.
@@ -57,10 +58,17 @@ print(time.perf_counter() - t0)
 """
 
 
-def probe(python: Path) -> float:
-    """Seconds of ``PROBE`` in a fresh interpreter ``python`` (one core's worth of the suite's kind of work)."""
-    out = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, check=True)
-    return round(float(out.stdout.split()[-1]), 2)
+def probe(python: Path, processes: int = 1) -> float:
+    """Seconds of ``PROBE`` in ``processes`` fresh interpreters ``python`` started together (their mean): one, a core's
+    worth of the suite's kind of work; two, that work on both cores at once, as ``make test``'s two workers run it
+    (the host's two cores slow each other down by an amount that drifts too)."""
+    procs = [subprocess.Popen([str(python), "-c", PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    outs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode:
+            raise subprocess.CalledProcessError(p.returncode, p.args, stderr=err)
+    return round(sum(float(out.split()[-1]) for out, _ in outs) / processes, 2)
 
 
 def pytest_summary(output: str) -> dict:
@@ -88,7 +96,7 @@ def jax_events(folder: Path) -> dict:
 def run_once(clone: Path) -> dict:
     """One ``make test`` in ``clone``: the probe's seconds just before, wall and CPU seconds, pytest's summary, load
     before and after, exit code, and the test processes' jax compile totals (``jax_events``)."""
-    probe_s = probe(clone / ".venv" / "bin" / "python")
+    probe_s, probe_pair_s = probe(clone / ".venv" / "bin" / "python"), probe(clone / ".venv" / "bin" / "python", 2)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="ecgjax-suite-events-") as events:
@@ -98,7 +106,7 @@ def run_once(clone: Path) -> dict:
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         compiled = jax_events(Path(events))
-    return {"started": started, "probe_s": probe_s, **compiled, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
+    return {"started": started, "probe_s": probe_s, "probe_pair_s": probe_pair_s, **compiled, "wall_s": round(wall, 1), "user_s": round(after.ru_utime - before.ru_utime, 1),
             "sys_s": round(after.ru_stime - before.ru_stime, 1), "load_avg_1m_before": load0,
             "load_avg_1m_after": os.getloadavg()[0], "returncode": proc.returncode, **pytest_summary(proc.stdout)}
 
@@ -134,7 +142,7 @@ def main(argv=None) -> int:
             failed |= row["returncode"] != 0
             print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
                   f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}, "
-                  f"probe {row['probe_s']} s, {row.get('jax_xla_compiles', '?')} XLA compilations", flush=True)
+                  f"probe {row['probe_s']} s (pair {row['probe_pair_s']} s), {row.get('jax_xla_compiles', '?')} XLA compilations", flush=True)
     return 1 if failed else 0
 
 

@@ -32,6 +32,8 @@ def test_bad_commit_and_repeat_are_one_line_exit_2(tmp_path, capsys):
 def test_probe_times_its_fixed_workload_in_the_given_interpreter():
     a, b = tst.probe(Path(sys.executable)), tst.probe(Path(sys.executable))
     assert 0 < a < 60 and 0 < b < 60 and max(a, b) / min(a, b) < 2  # the same work twice: close on one host
+    pair = tst.probe(Path(sys.executable), 2)  # both cores at once: not faster than one alone
+    assert 0.8 * min(a, b) < pair < 60
 
 
 def test_jax_events_sums_the_test_processes_files(tmp_path):
