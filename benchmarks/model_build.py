@@ -21,13 +21,14 @@ import sys
 import time
 
 import _common as C
+from ecgjax.data.rr import DEFAULT_FEATURES
 
 # (in_shape (T, L), constructor keywords) per model; fs 360 Hz
 SHAPES = {
     "jones2020_cnn": ((430, 2), {}),
     "jones2020_lstm": ((430, 2), {}),
     "ribeiro_cnn": ((430, 2), {}),
-    "rr_net": ((252, 10), {"rr_features": ("pre", "post", "local", "long", "pre_norm", "post_norm", "local_norm", "long_norm")}),
+    "rr_net": ((252, 2 + len(DEFAULT_FEATURES)), {"rr_features": DEFAULT_FEATURES}),
 }
 
 
