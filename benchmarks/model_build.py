@@ -5,7 +5,7 @@ study's audit waits for before its first step.
     python benchmarks/model_build.py --table benchmarks/results/cpu_model_build.jsonl   # Markdown, one row per run
 
 Each (model, repeat) runs in a new Python process (nothing compiled before it, no persistent compilation cache, the
-XLA flags of the calling environment): ``ecgjax.models.build`` timed until its arrays are ready, with the number of XLA
+XLA flags and ``$ECGJAX_INIT`` of the calling environment, recorded as ``init``): ``ecgjax.models.build`` timed until its arrays are ready, with the number of XLA
 compilations it ran. Sizes: the paper's models on its 430-sample two-lead beats, rr_net on the AAMI window with its
 8 RR features (``SHAPES``).
 """
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         secs = [r["build_s"] for r in runs]
         rows.append(dict(env, benchmark="model_build", model=name, in_shape=list(SHAPES[name][0]), build_s_median=statistics.median(secs),
-                         build_s=secs, xla_compiles=runs[0]["xla_compiles"], note=args.note))
+                         build_s=secs, xla_compiles=runs[0]["xla_compiles"], init=os.environ.get("ECGJAX_INIT") or "program", note=args.note))
         print(f"{name}: {statistics.median(secs):.2f} s (of {', '.join(f'{s:.2f}' for s in secs)}), {runs[0]['xla_compiles']} XLA compilations",
               flush=True)
     C.append_jsonl(args.out, rows)

@@ -60,6 +60,11 @@ def pytest_configure(config):
     os.environ.setdefault("JAX_INCLUDE_FULL_TRACEBACKS_IN_LOCATIONS", "0")
     if "jax" in sys.modules:
         sys.modules["jax"].config.update("jax_include_full_tracebacks_in_locations", False)
+    # Models initialised op by op (``ecgjax.models.base.INIT_ENV``): the suite builds about 60 model configurations,
+    # whose parameter shapes repeat, so each initialiser's program is compiled once for all of them (and read by the
+    # other worker from the compilation cache) where one program per configuration cost 1-4 s of compiling each. The
+    # tests of the one-program initialisation unset it.
+    os.environ.setdefault("ECGJAX_INIT", "op_by_op")
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)

@@ -35,12 +35,15 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from ecgjax.errors import ConfigError
 
 LAYOUTS = ("concat", "channels")
 LAYER_KINDS = ("conv", "recurrent", "fused")
@@ -347,13 +350,26 @@ def pure_fns(graphdef, state, hooks: Hooks = DEFAULT_HOOKS) -> Fns:
 
 # -- initialisation ------------------------------------------------------------------
 
+#: How :func:`initialise` compiles: ``program`` (default), one program per model; ``op_by_op``, the constructor as
+#: written, one program per initialiser and parameter shape. The second pays where many models of different
+#: configurations are built with jax's persistent compilation cache on (the test suite): their parameter shapes
+#: repeat, so each initialiser's program is compiled once for all of them, where each configuration's one program
+#: would be compiled anew. Both draw the same values, bit for bit (tests/models/test_models.py).
+INIT_ENV = "ECGJAX_INIT"
+INIT_MODES = ("program", "op_by_op")
+
+
 def initialise(ctor: Callable[..., nnx.Module], rngs: nnx.Rngs, /, **kwargs) -> nnx.Module:
     """``ctor(**kwargs, rngs=rngs)`` with every parameter drawn in one compiled program: the same values, bit for bit,
     as the constructor run op by op (each of jax's random functions its own program, one XLA compilation per
     initialiser and parameter shape), and ``rngs`` advanced as that call advances it. The program is compiled once per
     (``ctor``, ``kwargs``, Rngs structure), whatever the seed. Under a transformation that traces ``rngs``
-    (``nnx.eval_shape``, ``jax.jit``) the constructor runs in that trace instead."""
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(nnx.state(rngs))):
+    (``nnx.eval_shape``, ``jax.jit``), or with ``$ECGJAX_INIT=op_by_op`` (:data:`INIT_ENV`), the constructor runs op by
+    op instead (in that trace)."""
+    mode = os.environ.get(INIT_ENV) or "program"
+    if mode not in INIT_MODES:
+        raise ConfigError(f"${INIT_ENV}={mode!r}: set it to one of {', '.join(INIT_MODES)} or leave it unset")
+    if mode == "op_by_op" or any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(nnx.state(rngs))):
         return ctor(**kwargs, rngs=rngs)
     rng_graphdef, rng_state = nnx.split(rngs)
     graphdef, init = _initialiser(_Call(ctor, kwargs), rng_graphdef)

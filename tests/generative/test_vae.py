@@ -41,11 +41,14 @@ def test_save_load_round_trip(trained, tmp_path):
         V.load_vae(tmp_path / "nothing")
 
 
-def test_the_vae_is_initialised_as_its_constructor_run_op_by_op():
+def test_the_vae_is_initialised_as_its_constructor_run_op_by_op(monkeypatch):
     """``initialise`` (one compiled program, as train_vae and load_vae build it): every parameter equal, bit for bit,
     to ``BeatVAE(...)`` run op by op; a second seed compiles nothing."""
     from ecgjax.models import initialise
+    from ecgjax.models.base import INIT_ENV
     from tests.conftest import CompileCounter
+
+    monkeypatch.delenv(INIT_ENV, raising=False)  # the default: one program (the suite initialises op by op)
 
     st = V.VAESettings(in_shape=(syn.T, syn.L), latent=4, width=8, beta=1.0, sigma=0.05, fs=100.0)
     ref = V.BeatVAE(st, rngs=nnx.Rngs(2))

@@ -155,11 +155,13 @@ def _op_by_op_and_built(name, kw, seed=3):
 
 
 @pytest.mark.parametrize("name", models.available())
-def test_build_draws_what_the_constructor_draws_op_by_op_and_compiles_once(name):
+def test_build_draws_what_the_constructor_draws_op_by_op_and_compiles_once(name, monkeypatch):
     """``build`` initialises in one compiled program: every parameter, statistic and RNG stream of the model, and the
     caller's Rngs after the build, equal the constructor's op by op, bit for bit. Another seed compiles nothing."""
+    from ecgjax.models.base import INIT_ENV
     from tests.conftest import CompileCounter
 
+    monkeypatch.delenv(INIT_ENV, raising=False)  # the default: one program (the suite initialises op by op)
     kw = SMALL.get(name, {})
     ref, got, ref_rngs, rngs = _op_by_op_and_built(name, kw)
     assert nnx.graphdef(got) == nnx.graphdef(ref)
@@ -206,9 +208,32 @@ def test_build_draws_what_users_op_by_op_constructor_draws():
             "from flax import nnx\nfor n in models.available():\n    ref, got, rr, r = _op_by_op_and_built(n, SMALL.get(n, {}))\n"
             "    assert all(np.array_equal(a, b) for a, b in zip(_values(nnx.state(got)) + _values(nnx.state(r)), "
             "_values(nnx.state(ref)) + _values(nnx.state(rr)), strict=True)), n\nprint('equal')\n")
-    env = {**os.environ, "XLA_FLAGS": users_xla_flags(), "JAX_COMPILATION_CACHE_DIR": ""}
+    env = {k: v for k, v in os.environ.items() if k != "ECGJAX_INIT"} | {"XLA_FLAGS": users_xla_flags(), "JAX_COMPILATION_CACHE_DIR": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2])
     assert out.returncode == 0 and out.stdout.strip() == "equal", out.stderr[-2000:]
+
+
+def test_init_env_chooses_how_build_compiles_and_refuses_other_values(monkeypatch, caplog):
+    """``$ECGJAX_INIT``: ``op_by_op`` compiles no whole-model program and draws what ``program`` draws; any other value
+    is a ConfigError naming the variable and its choices."""
+    import logging
+
+    from ecgjax.models.base import INIT_ENV
+
+    def build(seed):
+        return models.build("jones2020_lstm", n_classes=3, in_shape=(40, 2), fs=360.0, rngs=nnx.Rngs(seed), **SMALL.get("jones2020_lstm", {}))
+
+    monkeypatch.setenv(INIT_ENV, "program")
+    one = build(7)
+    monkeypatch.setenv(INIT_ENV, "op_by_op")
+    with caplog.at_level(logging.DEBUG, logger="jax"), jax.log_compiles(True):
+        each = build(7)
+    assert not [r for r in caplog.records if "jit(init)" in r.getMessage()]
+    for a, b in zip(_values(nnx.state(one)), _values(nnx.state(each)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setenv(INIT_ENV, "eager")
+    with pytest.raises(ConfigError, match=r"\$ECGJAX_INIT='eager': set it to one of program, op_by_op"):
+        build(7)
 
 
 def test_unknown_model_and_bad_kwarg_raise_config_error():
