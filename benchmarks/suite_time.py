@@ -17,7 +17,9 @@ as the suite's two workers load both cores: the host's speed drifts (rows of one
 ``results/cpu_test_suite.jsonl``), so compare rows by ``wall_s / probe_pair_s`` as well. The ``jax_*`` keys
 count the compiling the test processes did (``tests/conftest.py``'s ``JAX_EVENTS``: the XLA compilations, the programs
 asked of the persistent cache and its hits, and the seconds of compiling (with loading from that cache), tracing and lowering; the subprocesses tests
-start are not counted): the counts do not move with the host. Exit 1 when a run fails a test, 2 on bad input.
+start are not counted): the counts do not move with the host. ``jax_programs`` names the programs that took most
+compiling and ``test_files`` the files that took longest (with their jax seconds): compare them between two commits'
+rows to find what grew. Exit 1 when a run fails a test, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -80,17 +82,30 @@ def pytest_summary(output: str) -> dict:
     return {**counts, "pytest_s": float(lines[-1].group(2))}
 
 
-def jax_events(folder: Path) -> dict:
+def jax_events(folder: Path, top: int = 20) -> dict:
     """The test processes' jax compile totals (``tests/conftest.py``'s ``JAX_EVENTS``, one file per process) summed:
     ``{"jax_xla_compiles": n, "jax_compile_requests": n, "jax_cache_hits": n, "jax_backend_compile_s": s, "jax_trace_s": s,
-    "jax_lower_s": s}``."""
+    "jax_lower_s": s}``, with the ``top`` programs by compile seconds, ``"jax_programs": [[name, backend compiles,
+    seconds], ...]``, and the ``top`` test files by wall seconds, ``"test_files": [[file, wall s, jax s], ...]``."""
     import json
 
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    total = {k: sum(r.get(k, 0) for r in rows) for k in sorted({k for r in rows for k in r})}
+    scalar = sorted({k for r in rows for k, v in r.items() if not isinstance(v, dict)})
+    total = {k: sum(r.get(k, 0) for r in rows) for k in scalar}
     if "backend_compiles" in total:  # jax records a backend compile for a program loaded from the persistent cache too
         total["xla_compiles"] = total.pop("backend_compiles") - total.get("cache_hits", 0)
-    return {f"jax_{k}": round(v, 1) if k.endswith("_s") else int(v) for k, v in sorted(total.items())}  # counts as integers
+    out = {f"jax_{k}": round(v, 1) if k.endswith("_s") else int(v) for k, v in sorted(total.items())}  # counts as integers
+    programs, files = {}, {}
+    for r in rows:
+        for name, (n, secs) in r.get("programs", {}).items():
+            programs[name] = [programs.get(name, [0, 0.0])[0] + n, programs.get(name, [0, 0.0])[1] + secs]
+        for name, (wall, jax_s) in r.get("files", {}).items():
+            files[name] = [files.get(name, [0.0, 0.0])[0] + wall, files.get(name, [0.0, 0.0])[1] + jax_s]
+    if programs:
+        out["jax_programs"] = [[k, n, round(s, 1)] for k, (n, s) in sorted(programs.items(), key=lambda kv: -kv[1][1])[:top]]
+    if files:
+        out["test_files"] = [[k, round(w, 1), round(j, 1)] for k, (w, j) in sorted(files.items(), key=lambda kv: -kv[1][0])[:top]]
+    return out
 
 
 def run_once(clone: Path) -> dict:
@@ -143,6 +158,8 @@ def main(argv=None) -> int:
             print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
                   f"{row.get('passed', '?')} passed, {row.get('failed', 0)} failed, load {row['load_avg_1m_before']:.2f}, "
                   f"probe {row['probe_s']} s (pair {row['probe_pair_s']} s), {row.get('jax_xla_compiles', '?')} XLA compilations", flush=True)
+            for name, n, secs in row.get("jax_programs", [])[:5]:
+                print(f"  {name}: {n} compiles, {secs} s", flush=True)
     return 1 if failed else 0
 
 

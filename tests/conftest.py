@@ -69,7 +69,7 @@ def pytest_configure(config):
 
     threadpool_limits(1)
     if getattr(config.option, "dist", "no") == "no" or hasattr(config, "workerinput"):  # a process that runs tests
-        _record_jax_events(os.environ.get(JAX_EVENTS_ENV))
+        _record_jax_events(config, os.environ.get(JAX_EVENTS_ENV))
     if os.environ.get("ECGJAX_TEST_NO_COMPILE_CACHE"):
         return
     folder = os.environ.get(_XLA_CACHE_ENV)
@@ -101,9 +101,15 @@ JAX_EVENTS = {"compile_requests": "/jax/compilation_cache/compile_requests_use_c
               "lower_s": "/jax/core/compile/jaxpr_to_mlir_module_duration"}
 
 
-def _record_jax_events(folder: str | None) -> None:
+_EVENTS_KEY = pytest.StashKey[dict]()
+
+
+def _record_jax_events(config, folder: str | None) -> None:
     """With ``$ECGJAX_TEST_JAX_EVENTS`` (a folder; ``benchmarks/suite_time.py`` sets it), each test process writes
-    ``JAX_EVENTS``' totals to ``<folder>/<pid>.json`` when it exits."""
+    ``JAX_EVENTS``' totals to ``<folder>/<pid>.json`` when it exits, with ``programs``: ``{jitted function's name:
+    [backend compiles (loads from the persistent cache included), their seconds]}`` and ``files``: ``{test file: [wall seconds (setup, call, teardown), seconds
+    of jax compiling, tracing and lowering]}``, so that a program or file whose compiling grew shows in the rows of
+    two commits (the totals alone mix it with the host's speed)."""
     if not folder:
         return
     import atexit
@@ -113,19 +119,44 @@ def _record_jax_events(folder: str | None) -> None:
 
     names = {v: k for k, v in JAX_EVENTS.items()}
     totals = dict.fromkeys([*JAX_EVENTS, "backend_compiles"], 0.0)
+    record = config.stash[_EVENTS_KEY] = {"totals": totals, "programs": {}, "files": {}, "file": None}
 
     def count(event, **_):
         if event in names:
             totals[names[event]] += 1
 
-    def add(event, secs, **_):
+    def add(event, secs, fun_name=None, **_):
         if event in names:
             totals[names[event]] += secs
-            totals["backend_compiles"] += event == JAX_EVENTS["backend_compile_s"]
+            if event == JAX_EVENTS["backend_compile_s"]:
+                totals["backend_compiles"] += 1
+                n_s = record["programs"].setdefault(str(fun_name), [0, 0.0])
+                n_s[0], n_s[1] = n_s[0] + 1, n_s[1] + secs
+            if record["file"] is not None:
+                record["files"].setdefault(record["file"], [0.0, 0.0])[1] += secs
+
+    def write():
+        rounded = {k: [n, round(v, 3)] for k, (n, v) in record["programs"].items()}
+        files = {k: [round(w, 2), round(j, 2)] for k, (w, j) in record["files"].items()}
+        Path(folder, f"{os.getpid()}.json").write_text(json.dumps({**totals, "programs": rounded, "files": files}))
 
     jax.monitoring.register_event_listener(count)
     jax.monitoring.register_event_duration_secs_listener(add)
-    atexit.register(lambda: Path(folder, f"{os.getpid()}.json").write_text(json.dumps(totals)))
+    atexit.register(write)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The wall seconds of each test file (setup, call and teardown) for ``_record_jax_events``' ``files``."""
+    record = item.config.stash.get(_EVENTS_KEY, None)
+    if record is None:
+        yield
+        return
+    record["file"] = item.nodeid.split("::")[0]
+    t0 = time.perf_counter()
+    yield
+    record["files"].setdefault(record["file"], [0.0, 0.0])[0] += time.perf_counter() - t0
+    record["file"] = None
 
 
 # The default run's files that take longest (fixtures included), longest first: ``make test`` hands whole files to

@@ -43,6 +43,20 @@ def test_jax_events_sums_the_test_processes_files(tmp_path):
     assert tst.jax_events(tmp_path / "none") == {}
 
 
+def test_jax_events_ranks_programs_and_files_over_the_processes(tmp_path):
+    """Programs summed over the processes and ranked by compile seconds; files by wall seconds; ``top`` of each."""
+    import json
+
+    (tmp_path / "1.json").write_text(json.dumps({"backend_compiles": 3.0, "programs": {"jit(init)": [2, 3.0], "jit(a)": [1, 0.5]},
+                                                 "files": {"tests/x.py": [10.0, 4.0], "tests/y.py": [1.0, 0.5]}}))
+    (tmp_path / "2.json").write_text(json.dumps({"backend_compiles": 2.0, "programs": {"jit(a)": [1, 3.0], "jit(b)": [1, 0.1]},
+                                                 "files": {"tests/z.py": [20.0, 2.0]}}))
+    out = tst.jax_events(tmp_path, top=2)
+    assert out["jax_xla_compiles"] == 5
+    assert out["jax_programs"] == [["jit(a)", 2, 3.5], ["jit(init)", 2, 3.0]]
+    assert out["test_files"] == [["tests/z.py", 20.0, 2.0], ["tests/x.py", 10.0, 4.0]]
+
+
 @pytest.mark.slow  # a pytest run in a subprocess
 def test_conftest_records_the_compiles_of_a_test_process(tmp_path):
     import json
@@ -55,3 +69,7 @@ def test_conftest_records_the_compiles_of_a_test_process(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (row,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert row["backend_compiles"] >= 1 and row["backend_compile_s"] > 0 and row["compile_requests"] >= row["cache_hits"]
+    assert sum(n for n, _ in row["programs"].values()) == row["backend_compiles"]
+    assert abs(sum(s for _, s in row["programs"].values()) - row["backend_compile_s"]) < 0.01
+    ((file, (wall, jax_s)),) = row["files"].items()
+    assert file == "tests/train/test_optim.py" and wall >= jax_s >= row["backend_compile_s"] - 0.01
