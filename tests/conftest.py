@@ -167,7 +167,7 @@ LONGEST_FIRST = (
     "tests/attribution/test_contract.py", "tests/study/test_study.py", "tests/train/test_train.py",
     "tests/generative/test_explain.py", "tests/test_bad_inputs.py", "tests/models/test_models.py",
     "tests/models/test_conv_impls.py", "tests/generative/test_traverse.py", "tests/attribution/test_shapley.py",
-    "tests/attribution/test_methods.py", "tests/test_batched.py",
+    "tests/attribution/test_methods.py", "tests/test_batched.py", "tests/generative/test_vae.py",
     "tests/attribution/test_runner.py", "tests/models/test_rr_net.py", "tests/benchmarks/test_benchmarks_quick.py",
     "tests/attribution/test_real_models.py", "tests/test_interpatient.py",
 )
