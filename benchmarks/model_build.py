@@ -22,6 +22,7 @@ import time
 
 import _common as C
 from ecgjax.data.rr import DEFAULT_FEATURES
+from ecgjax.models.base import INIT_ENV
 
 # (in_shape (T, L), constructor keywords) per model; fs 360 Hz
 SHAPES = {
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         secs = [r["build_s"] for r in runs]
         rows.append(dict(env, benchmark="model_build", model=name, in_shape=list(SHAPES[name][0]), build_s_median=statistics.median(secs),
-                         build_s=secs, xla_compiles=runs[0]["xla_compiles"], init=os.environ.get("ECGJAX_INIT") or "program", note=args.note))
+                         build_s=secs, xla_compiles=runs[0]["xla_compiles"], init=os.environ.get(INIT_ENV) or "program", note=args.note))
         print(f"{name}: {statistics.median(secs):.2f} s (of {', '.join(f'{s:.2f}' for s in secs)}), {runs[0]['xla_compiles']} XLA compilations",
               flush=True)
     C.append_jsonl(args.out, rows)

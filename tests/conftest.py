@@ -107,8 +107,8 @@ _EVENTS_KEY = pytest.StashKey[dict]()
 def _record_jax_events(config, folder: str | None) -> None:
     """With ``$ECGJAX_TEST_JAX_EVENTS`` (a folder; ``benchmarks/suite_time.py`` sets it), each test process writes
     ``JAX_EVENTS``' totals to ``<folder>/<pid>.json`` when it exits, with ``programs``: ``{jitted function's name:
-    [backend compiles (loads from the persistent cache included), their seconds]}`` and ``files``: ``{test file: [wall seconds (setup, call, teardown), seconds
-    of jax compiling, tracing and lowering]}``, so that a program or file whose compiling grew shows in the rows of
+    [backend compiles (loads from the persistent cache included), their seconds]}`` and ``files``: ``{test file:
+    [wall seconds (setup, call, teardown), seconds of jax compiling, tracing and lowering]}``, so that a program or file whose compiling grew shows in the rows of
     two commits (the totals alone mix it with the host's speed)."""
     if not folder:
         return
@@ -119,7 +119,7 @@ def _record_jax_events(config, folder: str | None) -> None:
 
     names = {v: k for k, v in JAX_EVENTS.items()}
     totals = dict.fromkeys([*JAX_EVENTS, "backend_compiles"], 0.0)
-    record = config.stash[_EVENTS_KEY] = {"totals": totals, "programs": {}, "files": {}, "file": None}
+    record = config.stash[_EVENTS_KEY] = {"programs": {}, "files": {}, "file": None}
 
     def count(event, **_):
         if event in names:
@@ -130,8 +130,9 @@ def _record_jax_events(config, folder: str | None) -> None:
             totals[names[event]] += secs
             if event == JAX_EVENTS["backend_compile_s"]:
                 totals["backend_compiles"] += 1
-                n_s = record["programs"].setdefault(str(fun_name), [0, 0.0])
-                n_s[0], n_s[1] = n_s[0] + 1, n_s[1] + secs
+                program = record["programs"].setdefault(str(fun_name), [0, 0.0])
+                program[0] += 1
+                program[1] += secs
             if record["file"] is not None:
                 record["files"].setdefault(record["file"], [0.0, 0.0])[1] += secs
 

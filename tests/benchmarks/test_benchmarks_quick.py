@@ -244,7 +244,9 @@ def test_model_build_counts_one_compiled_initialisation(tmp_path):
     an unknown model exits 2 naming it."""
     out = tmp_path / "b.jsonl"
     script = str(ROOT / "benchmarks" / "model_build.py")
-    users = {k: v for k, v in os.environ.items() if k != "ECGJAX_INIT"}  # the default initialisation (the suite's is op by op)
+    from ecgjax.models.base import INIT_ENV
+
+    users = {k: v for k, v in os.environ.items() if k != INIT_ENV}  # the default initialisation (the suite's is op by op)
     proc = subprocess.run([sys.executable, script, "--models", "jones2020_lstm", "--repeats", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=users)
     assert proc.returncode == 0, proc.stderr[-3000:]

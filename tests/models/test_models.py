@@ -208,7 +208,9 @@ def test_build_draws_what_users_op_by_op_constructor_draws():
             "from flax import nnx\nfor n in models.available():\n    ref, got, rr, r = _op_by_op_and_built(n, SMALL.get(n, {}))\n"
             "    assert all(np.array_equal(a, b) for a, b in zip(_values(nnx.state(got)) + _values(nnx.state(r)), "
             "_values(nnx.state(ref)) + _values(nnx.state(rr)), strict=True)), n\nprint('equal')\n")
-    env = {k: v for k, v in os.environ.items() if k != "ECGJAX_INIT"} | {"XLA_FLAGS": users_xla_flags(), "JAX_COMPILATION_CACHE_DIR": ""}
+    from ecgjax.models.base import INIT_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != INIT_ENV} | {"XLA_FLAGS": users_xla_flags(), "JAX_COMPILATION_CACHE_DIR": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2])
     assert out.returncode == 0 and out.stdout.strip() == "equal", out.stderr[-2000:]
 
