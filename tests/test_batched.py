@@ -160,14 +160,12 @@ def test_attribute_batches_within_the_memory_budget_and_equals_one_direct_call(c
 
 def test_training_evaluation_compiles_once(cnn, beats):
     from ecgjax.config import TrainConfig
-    from ecgjax.train import optim
     from ecgjax.train import steps as steps_lib
 
     x, y = beats
-    tc = TrainConfig()
-    tx, plateau = optim.make_optimizer(tc), steps_lib.make_plateau(tc)
-    g, eg, st = steps_lib.init_state(cnn, tx, plateau)
-    steps = steps_lib.make_steps(g, eg, tx, plateau, steps_lib.loss_from_config(tc))
+    objective = steps_lib.Objective.of(TrainConfig())
+    g, eg, st = steps_lib.init_state(cnn, objective)
+    steps = steps_lib.make_steps(g, eg, objective)
     mesh = batched.make_mesh()
     run = lambda n: steps_lib.predict(steps, st["params"], st["rest"], x[:n], y[:n], batch_size=8, mesh=mesh)[0]  # noqa: E731
     assert compiles(lambda: run(21)) > 0

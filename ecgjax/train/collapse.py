@@ -28,6 +28,7 @@ returns the records the loop writes, and sums up for ``results.json``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 
@@ -101,8 +102,14 @@ def layer_stats(model: nnx.Module, x: jnp.ndarray) -> dict:
 
 
 def make_probe(graphdef) -> Callable:
-    """Jitted ``(params, rest, x f32[B, T, L]) -> layer_stats`` over ``nnx.merge(graphdef, params, rest)``."""
-    return jax.jit(lambda params, rest, x: layer_stats(nnx.merge(graphdef, params, rest), x))
+    """``(params, rest, x f32[B, T, L]) -> layer_stats`` over ``nnx.merge(graphdef, params, rest)``, compiled once per
+    model and shapes (a later run of the same model reuses the program)."""
+    return functools.partial(_probe, graphdef)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _probe(graphdef, params, rest, x):
+    return layer_stats(nnx.merge(graphdef, params, rest), x)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ecgjax import models
 from ecgjax.config import Config
 from ecgjax.errors import ConfigError, DataError
 from ecgjax.train import data as data_lib
-from ecgjax.train import collapse, losses, metrics, optim
+from ecgjax.train import collapse, losses, metrics
 from ecgjax.train import steps as steps_lib
 from ecgjax.train.checkpoint import Checkpoints
 from ecgjax.io import atomic_savez, atomic_write_text, environment_info, read_json, workdir_lock
@@ -80,13 +80,15 @@ def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, 
     ``abstract``: the state as ShapeDtypeStructs (replicated shardings) instead of arrays, nothing initialised or
     compiled: the template a checkpoint is restored into (``load_run``).
     """
-    tx = optim.make_optimizer(cfg.train)
-    plateau = steps_lib.make_plateau(cfg.train)
+    weights = None
+    if cfg.train.class_weight_power and train_labels is not None:
+        weights = losses.class_weights(train_labels, n_classes, cfg.train.class_weight_power)
+    objective = steps_lib.Objective.of(cfg.train, weights)
 
     def init():
         model = models.build(cfg.model.name, n_classes=n_classes, in_shape=tuple(in_shape), fs=fs,
                              rngs=nnx.Rngs(cfg.train.seed), **cfg.model.kwargs)
-        return steps_lib.init_state(model, tx, plateau)
+        return steps_lib.init_state(model, objective)
 
     if abstract:
         defs = {}
@@ -101,10 +103,7 @@ def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, 
     else:
         graphdef, eval_graphdef, state = init()
         state = jax.device_put(state, mesh.replicated)
-    weights = None
-    if cfg.train.class_weight_power and train_labels is not None:
-        weights = losses.class_weights(train_labels, n_classes, cfg.train.class_weight_power)
-    steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, steps_lib.loss_from_config(cfg.train, weights))
+    steps = steps_lib.make_steps(graphdef, eval_graphdef, objective)
     return graphdef, eval_graphdef, steps, state
 
 
@@ -188,8 +187,7 @@ def train_and_evaluate(
             log.info("%s is complete; returning its results", workdir)
             return read_json(workdir / "results.json", "results file")
     prep = data_lib.prepare(cfg.data, seed=tc.seed, data_dir=data_dir, cache=cache)
-    beats, split, order = prep.beats, prep.split, prep.train_order
-    n_classes, in_shape = len(beats.classes), beats.x.shape[1:]
+    order = prep.train_order
     mesh = batched.make_mesh()
     if tc.batch_size % mesh.size or tc.eval_batch_size % mesh.size:
         raise ConfigError(f"train.batch_size={tc.batch_size} and eval_batch_size={tc.eval_batch_size} must be divisible by the {mesh.size} devices")

@@ -72,6 +72,23 @@ def squared_error(out: jax.Array, target: jax.Array) -> jax.Array:
     return (out[:, 0] - target) ** 2
 
 
+@dataclasses.dataclass(frozen=True)
+class _SquaredError:
+    """The regression's objective for ``ecgjax.train.steps``: Adam at ``lr`` on :func:`squared_error` (the steps'
+    plateau slot is never updated here)."""
+
+    lr: float
+
+    def tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.lr)
+
+    def plateau(self) -> optax.GradientTransformationExtraArgs:
+        return optax.contrib.reduce_on_plateau(patience=2**30)
+
+    def loss(self, out: jax.Array, target: jax.Array) -> jax.Array:
+        return squared_error(out, target)
+
+
 def recalibrate_batchnorm(model: nnx.Module, x: np.ndarray) -> nnx.Module:
     """``model`` with every BatchNorm's running mean and variance set to the statistics of ``x`` (f32[B, T, L]).
 
@@ -116,10 +133,9 @@ def train_regressor(name: str, x: np.ndarray, target: np.ndarray, train: np.ndar
     mean, std = float(t[train].mean()), float(t[train].std() or 1.0)
     z = ((t - mean) / std).astype(np.float32)
     model = models.build(name, n_classes=1, in_shape=x.shape[1:], fs=fs, rngs=nnx.Rngs(seed), **kwargs)
-    tx = optax.adam(lr)
-    plateau = optax.contrib.reduce_on_plateau(patience=2**30)  # the steps' schedule slot, unused here
-    graphdef, eval_graphdef, state = steps_lib.init_state(model, tx, plateau)
-    steps = steps_lib.make_steps(graphdef, eval_graphdef, tx, plateau, squared_error)
+    objective = _SquaredError(lr)
+    graphdef, eval_graphdef, state = steps_lib.init_state(model, objective)
+    steps = steps_lib.make_steps(graphdef, eval_graphdef, objective)
     mesh = batched.make_mesh()
     state = jax.device_put(state, mesh.replicated)
     rng = np.random.default_rng(seed)

@@ -3,7 +3,11 @@
 The model is split once (``nnx.split(model, nnx.Param, ...)``) into a
 graphdef, its parameters and the rest (BatchNorm statistics, dropout RNG
 state); the steps merge inside ``jax.jit`` (flax's performance guide), so no
-NNX graph is walked per call. The training state is donated.
+NNX graph is walked per call. The training state is donated. The steps are
+module-level jitted functions whose static arguments are the graph definitions
+and the :class:`Objective` (optimiser, plateau schedule, loss), all hashable and
+equal across runs of one recipe: a second run in the same process (another seed,
+fold or resume) reuses the compiled programs.
 
 Training state (a dict pytree, replicated over the devices)::
 
@@ -21,6 +25,7 @@ and BatchNorm's batch statistics are those of the global batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -31,9 +36,9 @@ from flax import nnx
 
 from ecgjax.batched import Mesh, map_batches
 from ecgjax.config import TrainConfig
-from ecgjax.errors import ConfigError
 from ecgjax.models import eval_view
 from ecgjax.train import losses
+from ecgjax.train.optim import make_optimizer
 
 
 def make_plateau(cfg: TrainConfig) -> optax.GradientTransformationExtraArgs:
@@ -52,28 +57,77 @@ def make_plateau(cfg: TrainConfig) -> optax.GradientTransformationExtraArgs:
     )
 
 
+#: ``TrainConfig`` fields the training loop reads and the steps do not (set to their defaults in an ``Objective``)
+LOOP_ONLY = ("seed", "epochs", "batch_size", "eval_batch_size", "checkpoint_every", "log_every", "early_stopping_patience",
+             "eval_checkpoint")
+
+
 @dataclasses.dataclass(frozen=True)
-class Steps:
-    """Attributes:
-    train: (state, x f32[B, T, L], y i32[B]) -> (state, loss f32[]); donates ``state``.
-    eval: (params, rest, x f32[B, T, L], y i32[B]) -> (logits f32[B, C], loss f32[B]) per row.
-    plateau: (plateau_state, value f32[]) -> plateau_state.
+class Objective:
+    """What the steps optimise, as a hashable value: the training settings less the loop's own fields, and the
+    class weights. Two runs with equal objectives, models and shapes share their compiled steps (jax's jit cache,
+    keyed on the static arguments), so the seeds of a cross-validation compile once.
+
+    Any hashable value with the three methods below can stand in (``ecgjax.train.regression`` has its own).
     """
 
-    train: Callable
-    eval: Callable
-    plateau: Callable
+    train: TrainConfig
+    weights: tuple[float, ...] | None = None
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, weights=None) -> Objective:
+        """``cfg``'s objective; ``weights`` f32[C] per-class loss weights (``losses.class_weights``) or None."""
+        default = TrainConfig()
+        return cls(dataclasses.replace(cfg, **{f: getattr(default, f) for f in LOOP_ONLY}),
+                   None if weights is None else tuple(float(w) for w in np.asarray(weights, np.float32)))
+
+    def tx(self) -> optax.GradientTransformation:
+        return make_optimizer(self.train)
+
+    def plateau(self) -> optax.GradientTransformationExtraArgs:
+        return make_plateau(self.train)
+
+    def loss(self, logits: jax.Array, labels: jax.Array) -> jax.Array:
+        """Per example: logits f32[B, C], labels i32[B] -> f32[B]."""
+        return loss_from_config(self.train, self.weights)(logits, labels)
 
 
-def init_state(model: nnx.Module, tx, plateau) -> tuple[nnx.GraphDef, nnx.GraphDef, dict]:
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted steps of one model and objective (the module-level functions with their static arguments bound).
+
+    Attributes:
+      graphdef, eval_graphdef: the model's graph definitions (training and evaluation views).
+      objective: an :class:`Objective` (or a value like it).
+
+    ``train(state, x f32[B, T, L], y i32[B]) -> (state, loss f32[])`` donates ``state``;
+    ``eval(params, rest, x, y) -> (logits f32[B, C], loss f32[B])`` per row;
+    ``plateau(plateau_state, value f32[]) -> plateau_state``.
+    """
+
+    graphdef: nnx.GraphDef
+    eval_graphdef: nnx.GraphDef
+    objective: Objective
+
+    def train(self, state, x, y):
+        return train_step(self.graphdef, self.objective, state, x, y)
+
+    def eval(self, params, rest, x, y):
+        return eval_step(self.eval_graphdef, self.objective, params, rest, x, y)
+
+    def plateau(self, pstate, value):
+        return plateau_step(self.objective, pstate, value)
+
+
+def init_state(model: nnx.Module, objective) -> tuple[nnx.GraphDef, nnx.GraphDef, dict]:
     """``(graphdef, eval_graphdef, state)`` of a freshly built model."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     eval_graphdef, _, _ = nnx.split(eval_view(model), nnx.Param, ...)
     state = {
         "params": params,
         "rest": rest,
-        "opt": tx.init(params),
-        "plateau": plateau.init(jnp.zeros((), jnp.float32)),
+        "opt": objective.tx().init(params),
+        "plateau": objective.plateau().init(jnp.zeros((), jnp.float32)),
         "acc": zero_acc(),
     }
     return graphdef, eval_graphdef, state
@@ -83,44 +137,48 @@ def zero_acc() -> dict:
     return {"loss_sum": jnp.zeros((), jnp.float32), "n": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32)}
 
 
-def make_steps(graphdef, eval_graphdef, tx, plateau, loss_fn: Callable) -> Steps:
-    """Jitted steps; ``loss_fn(logits, labels) -> f32[B]`` (see ``losses.get``)."""
+def make_steps(graphdef, eval_graphdef, objective) -> Steps:
+    """The steps of a model (its graph definitions) and ``objective`` (:class:`Objective`)."""
+    return Steps(graphdef, eval_graphdef, objective)
 
-    def train_step(state, x, y):
-        model = nnx.merge(graphdef, state["params"], state["rest"])
 
-        def objective(model):
-            logits = model(x)
-            return jnp.mean(loss_fn(logits, y)), logits
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=2)
+def train_step(graphdef, objective, state, x, y):
+    """One optimiser step on the batch ``x`` f32[B, T, L], ``y`` i32[B]: ``(state, mean loss f32[])``."""
+    model = nnx.merge(graphdef, state["params"], state["rest"])
 
-        (loss, logits), grads = nnx.value_and_grad(objective, has_aux=True)(model)
-        _, _, rest = nnx.split(model, nnx.Param, ...)  # updated BatchNorm statistics and RNG counts
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        scale = state["plateau"].scale
-        updates = jax.tree.map(lambda u: (u * scale).astype(u.dtype), updates)
-        params = optax.apply_updates(state["params"], updates)
-        b = jnp.float32(y.shape[0])
-        acc = state["acc"]
-        acc = {
-            "loss_sum": acc["loss_sum"] + loss * b,
-            "n": acc["n"] + b,
-            "correct": acc["correct"] + jnp.sum(jnp.argmax(logits, -1) == y).astype(jnp.float32),
-        }
-        return {**state, "params": params, "rest": rest, "opt": opt, "acc": acc}, loss
+    def loss_of(model):
+        logits = model(x)
+        return jnp.mean(objective.loss(logits, y)), logits
 
-    def eval_step(params, rest, x, y):
-        logits = nnx.merge(eval_graphdef, params, rest)(x)
-        return logits, loss_fn(logits, y)
+    (loss, logits), grads = nnx.value_and_grad(loss_of, has_aux=True)(model)
+    _, _, rest = nnx.split(model, nnx.Param, ...)  # updated BatchNorm statistics and RNG counts
+    updates, opt = objective.tx().update(grads, state["opt"], state["params"])
+    scale = state["plateau"].scale
+    updates = jax.tree.map(lambda u: (u * scale).astype(u.dtype), updates)
+    params = optax.apply_updates(state["params"], updates)
+    b = jnp.float32(y.shape[0])
+    acc = state["acc"]
+    acc = {
+        "loss_sum": acc["loss_sum"] + loss * b,
+        "n": acc["n"] + b,
+        "correct": acc["correct"] + jnp.sum(jnp.argmax(logits, -1) == y).astype(jnp.float32),
+    }
+    return {**state, "params": params, "rest": rest, "opt": opt, "acc": acc}, loss
 
-    def plateau_step(pstate, value):
-        _, new = plateau.update(updates=jnp.zeros((), jnp.float32), state=pstate, value=value)
-        return new
 
-    return Steps(
-        train=jax.jit(train_step, donate_argnums=0),
-        eval=jax.jit(eval_step),
-        plateau=jax.jit(plateau_step),
-    )
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def eval_step(eval_graphdef, objective, params, rest, x, y):
+    """Per row: ``(logits f32[B, C], loss f32[B])``."""
+    logits = nnx.merge(eval_graphdef, params, rest)(x)
+    return logits, objective.loss(logits, y)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def plateau_step(objective, pstate, value):
+    """The plateau schedule after an epoch whose validation loss is ``value`` f32[]."""
+    _, new = objective.plateau().update(updates=jnp.zeros((), jnp.float32), state=pstate, value=value)
+    return new
 
 
 def loss_from_config(cfg: TrainConfig, weights=None) -> Callable:
@@ -130,5 +188,6 @@ def loss_from_config(cfg: TrainConfig, weights=None) -> Callable:
 
 def predict(steps: Steps, params, rest, x: np.ndarray, y: np.ndarray, *, batch_size: int, mesh: Mesh, desc: str = "evaluating"):
     """Logits f32[N, C] and mean loss over ``x`` (f32[N, T, L]), ``y`` (i32[N]) with ``ecgjax.batched.map_batches``."""
-    logits, loss = map_batches(steps.eval, (params, rest), (x, y), batch_size=batch_size, mesh=mesh, desc=desc).outputs
+    logits, loss = map_batches(eval_step, (params, rest), (x, y), static=(steps.eval_graphdef, steps.objective),
+                               batch_size=batch_size, mesh=mesh, desc=desc).outputs
     return logits, float(np.sum(loss, dtype=np.float64)) / max(len(x), 1)

@@ -1,5 +1,7 @@
 """Keras 2.x Nadam against its update formula written out in numpy float64."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,3 +127,32 @@ def test_make_optimizer_choices_and_clipping():
     _, st = first_step(optim.make_optimizer(TrainConfig(optimizer="keras2_nadam", lr=1e-2, clip_global_norm=5.0)))
     nadam_state = st[1][0]
     np.testing.assert_allclose(np.asarray(nadam_state.mu["w"]), 0.1 * np.array([3.0, 4.0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("field", __import__("ecgjax.train.steps", fromlist=["LOOP_ONLY"]).LOOP_ONLY)
+def test_loop_only_fields_change_nothing_the_steps_compile(field):
+    """Runs differing only in a ``LOOP_ONLY`` field share their compiled steps (``Objective``): so the optimiser, the
+    plateau schedule and the loss must not read it. Every other field of ``TrainConfig`` is part of the objective."""
+    from ecgjax.train import steps
+
+    base = TrainConfig(optimizer="nadam", lr=1e-2, loss="focal", clip_global_norm=1.0, early_stopping_patience=2)
+    other = dataclasses.replace(base, **{field: {"seed": 7, "epochs": 3, "batch_size": 256, "eval_batch_size": 64, "checkpoint_every": 9,
+                                                 "log_every": 3, "early_stopping_patience": None, "eval_checkpoint": "last"}[field]})
+    assert steps.Objective.of(other) == steps.Objective.of(base) and hash(steps.Objective.of(other)) == hash(steps.Objective.of(base))
+    g = jnp.asarray([0.5, -2.0, 1.5])
+    logits, labels = jnp.asarray([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]]), jnp.asarray([1, 2])
+    outs = []
+    for cfg in (base, other):
+        tx, plateau = optim.make_optimizer(cfg), steps.make_plateau(cfg)
+        s, p = tx.init(g), g
+        for _ in range(3):
+            u, s = tx.update(g * p, s, p)
+            p = optax.apply_updates(p, u)
+        ps = plateau.init(jnp.zeros(()))
+        for v in (1.0, 1.0, 1.0, 1.0):
+            _, ps = plateau.update(updates=jnp.zeros(()), state=ps, value=jnp.float32(v))
+        outs.append((np.asarray(p), float(ps.scale), np.asarray(steps.loss_from_config(cfg)(logits, labels))))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    # and a field outside LOOP_ONLY (the learning rate) does change the objective and the trajectory
+    assert steps.Objective.of(dataclasses.replace(base, lr=2e-2)) != steps.Objective.of(base)

@@ -28,6 +28,8 @@ from ecgjax.train.checkpoint import CheckpointError
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import tiny_config, with_train  # noqa: E402
 
+from tests.conftest import CompileCounter  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = Path(__file__).with_name("helpers.py")
 TIMING = ("beats_per_s", "epoch_time_s", "train_time_s")
@@ -127,13 +129,18 @@ def test_balancing_uses_the_training_part_only():
 
 
 def test_same_seed_same_metrics_other_seed_differs(reference, tmp_path):
+    """... and a second run of the recipe in the process, of the same seed or another, compiles nothing."""
     cfg, wd, res = reference
-    again = train_and_evaluate(cfg, tmp_path / "again")
+    with CompileCounter() as c:
+        again = train_and_evaluate(cfg, tmp_path / "again")
+    assert c.n == 0
     assert again["test"] == res["test"]
     assert _epochs(tmp_path / "again") == _epochs(wd)
     np.testing.assert_array_equal(_preds(tmp_path / "again")["logits"], _preds(wd)["logits"])
     other = with_train(cfg, seed=4, epochs=1)
-    train_and_evaluate(other, tmp_path / "other")
+    with CompileCounter() as c:
+        train_and_evaluate(other, tmp_path / "other")
+    assert c.n == 0
     assert _epochs(tmp_path / "other")[0]["train_loss"] != _epochs(wd)[0]["train_loss"]
 
 
