@@ -97,11 +97,12 @@ def test_contract(name, model, tiny_models, beats):
     # deterministic for a fixed key (jit == eager: test_jit_equals_eager)
     np.testing.assert_array_equal(f(x, t, keys, R), out)
 
-    # row i depends only on beat i: with the other beats changed; and the last beat moved to row 0 of another
-    # batch size, followed by zero (padding) rows, with its own key (one more compiled shape, not two)
+    # row i depends only on beat i: with the other beats changed; and the last beat moved to row 0, followed by
+    # zero (padding) rows, with its own key, as the runner pads its last batch (the same shape: nothing compiles;
+    # a batch of another size is test_runner.py's)
     x2 = x.at[1:].set(x[1:] * -2.0 + 1.0)
     np.testing.assert_allclose(f(x2, t, keys, R.at[1:].set(5))[0], out[0], **TOL)
-    i, pad = B - 1, 2
+    i, pad = B - 1, B - 1
     xp = jnp.concatenate([x[i : i + 1], jnp.zeros((pad,) + x.shape[1:], x.dtype)])
     kp = None if keys is None else jnp.concatenate([keys[i : i + 1], attr.row_keys(jax.random.key(8), pad)])
     moved = f(xp, jnp.concatenate([t[i : i + 1], jnp.zeros(pad, t.dtype)]), kp, jnp.concatenate([R[i : i + 1], jnp.zeros(pad, R.dtype)]))
