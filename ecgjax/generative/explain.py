@@ -41,6 +41,7 @@ query and returns a :class:`TraversalExplanation`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import Sequence
 
@@ -288,12 +289,16 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
             "prob_true_original": true(q0), "prob_true_reconstructed": true(q1)}
 
 
-def _probs(classifier, x: np.ndarray, target: int, batch_size: int = 256) -> np.ndarray:
-    """f32[N]: softmax probability of ``target`` (small N: no sharding)."""
-    model = eval_split(classifier)
-    fwd = jax.jit(lambda st, xb: jax.nn.softmax(nnx.merge(model[0], st)(xb), -1)[:, target])
-    return np.concatenate([np.asarray(fwd(model[1], jnp.asarray(x[i : i + batch_size], jnp.float32)))
-                           for i in range(0, len(x), batch_size)])
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _prob_step(graphdef, target, state, x):
+    return jax.nn.softmax(nnx.merge(graphdef, state)(x), -1)[:, target]
+
+
+def _probs(classifier, x: np.ndarray, target: int, batch_size: int = 256, memory_budget: int | None = None) -> np.ndarray:
+    """f32[N]: softmax probability of ``target`` (one compiled program per classifier, target and batch)."""
+    graphdef, state = eval_split(classifier)
+    return map_batches(_prob_step, (state,), (np.asarray(x, np.float32),), static=(graphdef, int(target)),
+                       batch_size=batch_size, memory_budget=memory_budget, progress=False).outputs
 
 
 def extra_channel_reliance(classifier, x_src: np.ndarray, x_tgt: np.ndarray, target: int, n_leads: int, *,
@@ -322,8 +327,8 @@ def extra_channel_reliance(classifier, x_src: np.ndarray, x_tgt: np.ndarray, tar
     swap_extra = lambda x, donor: np.concatenate(  # noqa: E731
         [x[..., :n_leads], np.broadcast_to(np.median(donor[..., n_leads:], 0), x[..., n_leads:].shape)], -1)
     tgt_leads = x_tgt[np.arange(len(x_src)) % len(x_tgt), :, :n_leads]
-    p_src = _probs(classifier, x_src, target, batch_size)
-    p_swap = _probs(classifier, swap_extra(x_src, x_tgt), target, batch_size)
+    p_src = _probs(classifier, x_src, target, batch_size, memory_budget)
+    p_swap = _probs(classifier, swap_extra(x_src, x_tgt), target, batch_size, memory_budget)
 
     def share(x):
         m = np.abs(attribution.attribute_dataset(eval_split(classifier), x, int(target), attribution.get("gradient_x_input"),
@@ -332,9 +337,9 @@ def extra_channel_reliance(classifier, x_src: np.ndarray, x_tgt: np.ndarray, tar
         return med(m[..., n_leads:].sum((1, 2)) / np.maximum(m.sum((1, 2)), 1e-30))
 
     return {"p_src": med(p_src), "p_src_tgt_extra": med(p_swap),
-            "p_src_tgt_leads": med(_probs(classifier, np.concatenate([tgt_leads, x_src[..., n_leads:]], -1), target, batch_size)),
-            "p_tgt": med(_probs(classifier, x_tgt, target, batch_size)),
-            "p_tgt_src_extra": med(_probs(classifier, swap_extra(x_tgt, x_src), target, batch_size)),
+            "p_src_tgt_leads": med(_probs(classifier, np.concatenate([tgt_leads, x_src[..., n_leads:]], -1), target, batch_size, memory_budget)),
+            "p_tgt": med(_probs(classifier, x_tgt, target, batch_size, memory_budget)),
+            "p_tgt_src_extra": med(_probs(classifier, swap_extra(x_tgt, x_src), target, batch_size, memory_budget)),
             "extra_share_src": share(x_src), "extra_share_tgt": share(x_tgt),
             "frac_src_flipped_by_extra": float(np.mean((p_src < 0.5) & (p_swap > 0.5)))}
 

@@ -21,6 +21,7 @@ an orbax checkpoint, and the metrics (``pearson_r``, ``template_baseline``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ecgjax import batched
 from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.errors import DataError
 from ecgjax.io import atomic_write_json, read_json
@@ -219,18 +221,21 @@ def train_vae(
     return nnx.merge(graphdef, params), history
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def _encode_decode(graphdef, params, x):
     model = nnx.merge(graphdef, params)
     mu, logvar = model.encode(x)
     return mu, logvar, model.decode(mu)
 
 
-def reconstruct(model: BeatVAE, x: np.ndarray, *, batch_size: int = 1024) -> dict[str, np.ndarray]:
-    """Posterior means and their decodings: x f32[N, T, L] -> {mu, logvar f32[N, D], x_hat f32[N, T, L]}."""
+def reconstruct(model: BeatVAE, x: np.ndarray, *, batch_size: int = 1024, memory_budget: int | None = None,
+                progress: bool = False) -> dict[str, np.ndarray]:
+    """Posterior means and their decodings: x f32[N, T, L] -> {mu, logvar f32[N, D], x_hat f32[N, T, L]}
+    (``ecgjax.batched.map_batches``: one compiled program per model and batch, sharded over the devices)."""
     graphdef, params = nnx.split(model)
-    step = jax.jit(lambda p, xb: _encode_decode(graphdef, p, xb))
-    parts = [step(params, jnp.asarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-    mu, logvar, xh = (np.concatenate([np.asarray(p[j]) for p in parts]) for j in range(3))
+    mu, logvar, xh = batched.map_batches(_encode_decode, (params,), (np.asarray(x, np.float32),), static=(graphdef,),
+                                         batch_size=batch_size, memory_budget=memory_budget, desc="reconstructing",
+                                         progress=progress).outputs
     return {"mu": mu, "logvar": logvar, "x_hat": xh}
 
 
