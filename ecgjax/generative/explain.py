@@ -226,22 +226,19 @@ def direction_agreement(a: np.ndarray, b: np.ndarray) -> dict:
 # ---------------------------------------------------------------- the classifier on reconstructions
 
 
-def _fidelity_step(cls_graphdef, vae_graphdef, normalisation: str):
-    @jax.jit
-    def step(cls_state, vae_params, x, valid):
-        from ecgjax.generative.vae import as_input
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _fidelity_step(cls_graphdef, vae_graphdef, normalisation: str, cls_state, vae_params, x, valid):
+    from ecgjax.generative.vae import as_input
 
-        model = nnx.merge(cls_graphdef, cls_state)
-        vae = nnx.merge(vae_graphdef, vae_params)
-        n_leads = vae.settings.in_shape[1]
-        leads, extra = x[..., :n_leads], x[..., n_leads:]
-        decoded = vae(leads)
-        p0 = jax.nn.softmax(model(x), -1)
-        p1 = jax.nn.softmax(model(jnp.concatenate([as_input(decoded, leads, valid, normalisation), extra], axis=-1)), -1)
-        p_raw = jax.nn.softmax(model(jnp.concatenate([decoded, extra], axis=-1)), -1)
-        return p0, p1, jnp.argmax(p_raw, -1)
-
-    return step
+    model = nnx.merge(cls_graphdef, cls_state)
+    vae = nnx.merge(vae_graphdef, vae_params)
+    n_leads = vae.settings.in_shape[1]
+    leads, extra = x[..., :n_leads], x[..., n_leads:]
+    decoded = vae(leads)
+    p0 = jax.nn.softmax(model(x), -1)
+    p1 = jax.nn.softmax(model(jnp.concatenate([as_input(decoded, leads, valid, normalisation), extra], axis=-1)), -1)
+    p_raw = jax.nn.softmax(model(jnp.concatenate([decoded, extra], axis=-1)), -1)
+    return p0, p1, jnp.argmax(p_raw, -1)
 
 
 def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarray, y: np.ndarray, *, lo=None, hi=None,
@@ -274,7 +271,7 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
     valid = np.ones((n, t), np.float32) if lo is None else valid_mask(lo, hi, t).astype(np.float32)
     cg, cs = eval_split(classifier)
     vg, vp = nnx.split(vae)
-    q0, q1, p_raw = map_batches(_fidelity_step(cg, vg, normalisation), (cs, vp), (x, valid), batch_size=batch_size,
+    q0, q1, p_raw = map_batches(_fidelity_step, (cs, vp), (x, valid), static=(cg, vg, normalisation), batch_size=batch_size,
                                 memory_budget=memory_budget, desc="classifying reconstructions", progress=progress).outputs
     q0, q1, p_raw = np.asarray(q0), np.asarray(q1), np.asarray(p_raw)
     p0, p1 = q0.argmax(-1), q1.argmax(-1)

@@ -140,19 +140,21 @@ def loss_terms(model: BeatVAE, x, mask, key, *, beta: float, sigma: float):
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, *, beta: float, sigma: float):
-    """A jitted step ``(params, opt_state, x, mask, key) -> (params, opt_state, terms)`` (donates both states)."""
+def make_train_step(graphdef, lr: float, *, beta: float, sigma: float):
+    """The step ``(params, opt_state, x, mask, key) -> (params, opt_state, terms)`` of Adam at ``lr`` (donates both
+    states; compiled once per VAE, settings and batch shape, however many VAEs are trained)."""
+    return functools.partial(_train_step, graphdef, float(lr), float(beta), float(sigma))
 
-    def loss_fn(params, x, mask, key):
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5))
+def _train_step(graphdef, lr, beta, sigma, params, opt_state, x, mask, key):
+    def loss_fn(params):
         terms = loss_terms(nnx.merge(graphdef, params), x, mask, key, beta=beta, sigma=sigma)
         return jnp.mean(terms["loss"]), jax.tree.map(jnp.mean, terms)
 
-    def step(params, opt_state, x, mask, key):
-        grads, terms = jax.grad(loss_fn, has_aux=True)(params, x, mask, key)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, terms
-
-    return jax.jit(step, donate_argnums=(0, 1))
+    grads, terms = jax.grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = optax.adam(lr).update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, terms
 
 
 def train_vae(
@@ -192,9 +194,8 @@ def train_vae(
     steps_per_epoch = n // bs
     model = initialise(BeatVAE, nnx.Rngs(seed), settings=settings)
     graphdef, params = nnx.split(model)
-    tx = optax.adam(lr)
-    opt_state = tx.init(params)
-    step = make_train_step(graphdef, tx, beta=settings.beta, sigma=settings.sigma)
+    opt_state = optax.adam(lr).init(params)
+    step = make_train_step(graphdef, lr, beta=settings.beta, sigma=settings.sigma)
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
     history = []
