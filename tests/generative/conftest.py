@@ -1,6 +1,10 @@
-"""A VAE and bump classifiers trained once on the synthetic family (bump and no bump), shared by the generative tests."""
+"""A VAE and bump classifiers trained once on the synthetic family (bump and no bump), and the planted query run once
+with them, shared by the generative tests."""
 
 from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +13,8 @@ import optax
 import pytest
 from flax import nnx
 
+from ecgjax import models
+from ecgjax.generative import explain as EX
 from ecgjax.generative import vae as V
 from ecgjax.models.layers import Conv1d
 from tests.generative import synthetic as syn
@@ -37,10 +43,10 @@ class _Tiny(nnx.Module):
         return self.lin(h.reshape(x.shape[0], -1))
 
 
-def fit_bump(model: nnx.Module, steps: int = 150) -> nnx.Module:
-    """``model`` trained (full-batch Adam) to tell bump beats (class 1) from the rest; asserts it learned."""
-    y = (np.arange(512) % 2).astype(np.int32)  # 1: the bump
-    x = syn.beats(512, seed=7, bump=y == 1)
+def fit_bump(model: nnx.Module, steps: int = 150, n: int = 512) -> nnx.Module:
+    """``model`` trained (full-batch Adam on ``n`` beats) to tell bump beats (class 1) from the rest; asserts it learned."""
+    y = (np.arange(n) % 2).astype(np.int32)  # 1: the bump
+    x = syn.beats(n, seed=7, bump=y == 1)
     gd, params = nnx.split(model)
     tx = optax.adam(1e-2)
     opt = tx.init(params)
@@ -68,3 +74,26 @@ def bump_classifier():
     return fit_bump(_Tiny(rngs=nnx.Rngs(0)))
 
 
+@functools.cache
+def fns(model: nnx.Module) -> models.Fns:
+    """An ``Fns`` over a plain module (saliency needs only the logits). One per module: the attribution runner compiles
+    a program per ``Fns`` object (it holds the module as a constant), so the module's saliency maps of any beats of one
+    shape share it."""
+    return models.Fns(logit_fn=model, feature_fn=lambda x: x, head_fn=model)
+
+
+@pytest.fixture(scope="session")
+def planted_query(bump_classifier, trained_vae):
+    """The planted query, run once for test_explain's and test_traverse's planted tests (a 300-step traversal of 40
+    beats: the generative tests' longest run): the bump class's saliency profiles (per segment and per wave) on 40 bump
+    beats, and ``explain_class`` of 40 beats without the bump (class 0) towards it, whose ``traversal`` is ``traverse``
+    with its defaults (every sample valid)."""
+    vae, _ = trained_vae
+    x = syn.beats(40, seed=9)
+    bump = syn.beats(40, seed=11, bump=np.ones(40, bool))
+    bounds = np.tile(np.array(syn.WAVE_BOUNDS, np.float32), (40, 1))
+    prof, wave_prof = EX.class_saliency_profile(fns(bump_classifier), bump, 1, *syn.where(40), syn.FS, n_leads=2,
+                                                bounds=bounds, progress=False)
+    ex = EX.explain_class(bump_classifier, vae, x, 1, *syn.where(40), syn.FS, profile=prof, bounds=bounds,
+                          wave_profile=wave_prof, progress=False)
+    return SimpleNamespace(x=x, profile=prof, wave_profile=wave_prof, explanation=ex)

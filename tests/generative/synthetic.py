@@ -6,6 +6,14 @@ import numpy as np
 
 T, L = 96, 2
 BUMP = (64, 80)  # the planted segment [start, stop): the fifth of six 16-sample segments
+FS = 100.0  # the beats' rate: 0.1 s segments of 10 samples
+R = 40  # ``beats``' QRS peak
+WAVE_BOUNDS = (10, 25, 33, 47, 62, 82)  # P_on .. T_off of ``beats``: the planted bump (64-80) is the "T wave"
+
+
+def where(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(r, lo, hi) i[n] of n of ``beats``: R at ``R``, every sample valid."""
+    return np.full(n, R), np.zeros(n, int), np.full(n, T)
 
 
 def beats(n: int, *, seed: int = 0, bump: np.ndarray | None = None) -> np.ndarray:

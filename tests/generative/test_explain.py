@@ -16,15 +16,11 @@ from ecgjax.generative import explain as EX
 from ecgjax.models.layers import Conv1d
 from tests.generative import synthetic as syn
 from tests.generative.conftest import fit_bump
+from tests.generative.conftest import fns as _fns
+from tests.generative.synthetic import FS, WAVE_BOUNDS
+from tests.generative.synthetic import where as _where
 
-FS = 100.0  # the synthetic beats' rate: 0.1 s segments of 10 samples
-R = 40  # the synthetic QRS peak
-BUMP_SEG = "+4"  # the bump's peak (sample 72) lies in [R + 30, R + 40)
-WAVE_BOUNDS = (10, 25, 33, 47, 62, 82)  # P_on .. T_off of the synthetic beats: the planted bump (64-80) is the "T wave"
-
-
-def _where(n):
-    return np.full(n, R), np.zeros(n, int), np.full(n, syn.T)
+BUMP_SEG = "+4"  # the bump's peak (sample 72) lies in [R + 30, R + 40) (syn.R: the QRS peak)
 
 
 class _Whole(nnx.Module):
@@ -38,11 +34,6 @@ class _Whole(nnx.Module):
     def __call__(self, x):
         h = nnx.gelu(self.c2(nnx.gelu(self.c1(x))))
         return self.lin(h.reshape(x.shape[0], -1))
-
-
-def _fns(model):
-    """An ``Fns`` over a plain module (saliency needs only the logits)."""
-    return models.Fns(logit_fn=model, feature_fn=lambda x: x, head_fn=model)
 
 
 def test_segment_change_against_a_loop():
@@ -101,15 +92,10 @@ def test_agreement_and_consistency_against_scipy():
     assert EX.consistency(same) == pytest.approx(1.0)
 
 
-def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(bump_classifier, trained_vae):
-    vae, _ = trained_vae
-    x = syn.beats(40, seed=9)  # no bump: class 0 (test_traverse's planted beats: one compiled traversal)
-    bump = syn.beats(40, seed=11, bump=np.ones(40, bool))
-    bounds = np.tile(np.array(WAVE_BOUNDS, np.float32), (40, 1))
-    prof, wave_prof = EX.class_saliency_profile(_fns(bump_classifier), bump, 1, *_where(40), FS, n_leads=2,
-                                                bounds=bounds, progress=False)
-    ex = EX.explain_class(bump_classifier, vae, x, 1, *_where(40), FS, profile=prof, bounds=bounds, wave_profile=wave_prof,
-                          progress=False)
+def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(bump_classifier, planted_query):
+    # 40 beats without the bump (class 0) explained towards the bump class, with its saliency profiles (conftest: the
+    # traversal is test_traverse's planted one, run once)
+    x, wave_prof, ex = planted_query.x, planted_query.wave_profile, planted_query.explanation
     s = ex.summary()
     assert s["top_segment"].endswith(BUMP_SEG), s
     assert s["top_wave"].endswith(":T"), s  # the bump is the planted "T wave"
@@ -137,7 +123,7 @@ def test_randomised_classifier_traversals_disagree_with_saliency(trained_vae):
     x = syn.beats(16, seed=12)
     where = _where(16)
     kw = dict(steps=150, progress=False)
-    trained = fit_bump(_Whole(rngs=nnx.Rngs(0)), steps=100)
+    trained = fit_bump(_Whole(rngs=nnx.Rngs(0)), steps=30, n=64)  # right on every held-out beat after 20 steps
     prof, _ = EX.class_saliency_profile(_fns(trained), syn.beats(16, seed=13, bump=np.ones(16, bool)), 1, *where, FS,
                                         n_leads=2, progress=False)
     ex_t = EX.explain_class(trained, vae, x, 1, *where, FS, profile=prof, **kw)
@@ -166,7 +152,8 @@ def test_classifier_on_reconstructions(bump_classifier, trained_vae):
 
 
 @pytest.mark.parametrize("name,kwargs", [pytest.param("jones2020_cnn", {}, marks=pytest.mark.slow), ("jones2020_lstm", {}),
-                                         ("rr_net", {"rr_features": ("pre", "post")})])
+                                         # one convolution block (of three): the same two-input contract, a smaller program
+                                         ("rr_net", {"rr_features": ("pre", "post"), "filters": (8,)})])
 def test_every_model_family_is_traversed_through_the_contract(name, kwargs, trained_vae):
     """Untrained registry models: the traversal raises the target's probability, and a two-input model's extra
     channels (RR features) are held fixed (its first point is the classifier on [reconstruction, the beat's RR])."""
@@ -350,7 +337,7 @@ def test_profile_and_change_share_one_segment_grid_when_r_moves(bump_classifier,
     early get different segment grids of their own; given the grid of both (segments_per_side) they line up and
     every beat's agreement is measured."""
     vae, _ = trained_vae
-    n = 4
+    n = 40  # the planted query's batch and path (conftest): its compiled traversal and saliency
     x = syn.beats(n, seed=31)
     r_src, r_tgt = np.full(n, 20), np.full(n, 50)
     lo, hi = np.zeros(n, int), np.full(n, syn.T)
@@ -358,8 +345,7 @@ def test_profile_and_change_share_one_segment_grid_when_r_moves(bump_classifier,
     k = EX.segments_per_side(np.concatenate([r_src, r_tgt]), syn.T, FS)
     prof, _ = EX.class_saliency_profile(_fns(bump_classifier), x, 1, r_tgt, lo, hi, FS, n_leads=syn.L, n_per_side=k,
                                         progress=False)
-    ex = EX.explain_class(bump_classifier, vae, x, 1, r_src, lo, hi, FS, profile=prof, n_per_side=k, steps=5, n_points=3,
-                          progress=False)
+    ex = EX.explain_class(bump_classifier, vae, x, 1, r_src, lo, hi, FS, profile=prof, n_per_side=k, steps=5, progress=False)
     assert ex.change.shape[2] == prof.shape[0] == 2 * syn.L * k
     assert np.isfinite(ex.agreement).all()
     own = EX.source_saliency(_fns(bump_classifier), x, 1, r_src, lo, hi, FS, n_leads=syn.L, n_per_side=k, progress=False)

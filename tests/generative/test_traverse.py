@@ -13,10 +13,11 @@ from tests.conftest import CompileCounter
 from tests.generative import synthetic as syn
 
 
-def test_planted_bump_traversal(bump_classifier, trained_vae):
+def test_planted_bump_traversal(bump_classifier, trained_vae, planted_query):
     vae, _ = trained_vae
-    x = syn.beats(40, seed=9)  # no bump: class 0
-    tr = TR.traverse(bump_classifier, vae, x, 1, n_points=11, progress=False)
+    # traverse(bump_classifier, vae, syn.beats(40, seed=9), 1) with its defaults (11 points): 40 beats without the bump
+    # (class 0) towards it, run once for this test and test_explain's planted one (conftest's planted_query)
+    tr = planted_query.explanation.traversal
     assert tr.beats.shape == (40, 11, syn.T, syn.L) and tr.z.shape == (40, 11, 8)
     np.testing.assert_allclose(tr.z[:, -1] - tr.z[:, 0], tr.direction, atol=1e-5)
     assert np.median(tr.prob[:, 0]) < 0.5
@@ -28,10 +29,11 @@ def test_planted_bump_traversal(bump_classifier, trained_vae):
     # the paths stay where the prior has mass: inside the sphere holding 0.99 of N(0, I)
     inside = (tr.prior_logpdf.min(axis=1) > TR.prior_bound(8)).mean()
     assert inside >= 0.9, inside
-    # the query away from the bump on bump beats moves the same segment
-    back = TR.traverse(bump_classifier, vae, syn.beats(20, seed=10, bump=np.ones(20, bool)), 0, progress=False)
+    # the query away from the bump on bump beats moves the same segment (the planted query's batch and path: its
+    # compiled traversal; 100 steps: the bump is gone from every beat after 40)
+    back = TR.traverse(bump_classifier, vae, syn.beats(40, seed=10, bump=np.ones(40, bool)), 0, steps=100, progress=False)
     assert (back.prob[:, -1] > 0.5).mean() >= 0.9
-    assert (back.change().mean(axis=2).reshape(20, 6, 16).mean(axis=2).argmax(1) == 4).mean() >= 0.9
+    assert (back.change().mean(axis=2).reshape(40, 6, 16).mean(axis=2).argmax(1) == 4).mean() >= 0.9
 
 
 def test_prior_terms_against_scipy():
@@ -49,11 +51,11 @@ def test_paths_are_held_inside_the_prior_ball(bump_classifier, trained_vae):
     The optimiser's settings are arguments of the compiled traversal: the unbounded run with other steps and lr
     compiles nothing more."""
     vae, _ = trained_vae
-    x = syn.beats(20, seed=16)  # the batch of test_planted_bump_traversal's query back: the same program
+    x = syn.beats(40, seed=16)  # the batch of test_planted_bump_traversal's queries: the same program
     r2 = stats.chi2.ppf(0.3, 8)
-    tr = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=0.3, steps=100, progress=False)
+    tr = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=0.3, steps=30, progress=False)
     with CompileCounter() as c:
-        free = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=None, steps=120, lr=0.06, progress=False)
+        free = TR.traverse(bump_classifier, vae, x, 1, proximity=0.0, prior_mass=None, steps=40, lr=0.06, progress=False)
     assert c.n == 0
     norm2 = (tr.z**2).sum(-1)
     assert (norm2 <= np.maximum(r2, norm2[:, :1]) * (1 + 1e-4)).all()

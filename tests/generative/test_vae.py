@@ -34,23 +34,26 @@ def test_save_load_round_trip(trained, tmp_path):
     V.save_vae(model, tmp_path / "vae", history=hist)
     back = V.load_vae(tmp_path / "vae")
     assert back.settings == model.settings
-    x = syn.beats(8, seed=3)
-    got, want = nnx.jit(lambda a, b, v: (a(v), b(v)))(back, model, x)  # one compiled program, not op by op
-    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+    # the batch of test_vae_reconstructs_unseen_beats_of_the_family: one compiled reconstruction for both models
+    x = syn.beats(100, seed=3)
+    got, want = V.reconstruct(back, x), V.reconstruct(model, x)
+    for k in ("mu", "logvar", "x_hat"):
+        np.testing.assert_allclose(got[k], want[k], atol=1e-6)
     with pytest.raises(DataError, match="no VAE"):
         V.load_vae(tmp_path / "nothing")
 
 
-def test_the_vae_is_initialised_as_its_constructor_run_op_by_op(monkeypatch):
+def test_the_vae_is_initialised_as_its_constructor_run_op_by_op(monkeypatch, trained_vae):
     """``initialise`` (one compiled program, as train_vae and load_vae build it): every parameter equal, bit for bit,
-    to ``BeatVAE(...)`` run op by op; a second seed compiles nothing."""
+    to ``BeatVAE(...)`` run op by op; a second seed compiles nothing. (The shared fixture's settings: the suite trains
+    it initialised op by op, so those programs are compiled already.)"""
     from ecgjax.models import initialise
     from ecgjax.models.base import INIT_ENV
     from tests.conftest import CompileCounter
 
     monkeypatch.delenv(INIT_ENV, raising=False)  # the default: one program (the suite initialises op by op)
 
-    st = V.VAESettings(in_shape=(syn.T, syn.L), latent=4, width=8, beta=1.0, sigma=0.05, fs=100.0)
+    st = trained_vae[0].settings
     ref = V.BeatVAE(st, rngs=nnx.Rngs(2))
     got = initialise(V.BeatVAE, nnx.Rngs(2), settings=st)
     assert nnx.graphdef(got) == nnx.graphdef(ref)
@@ -166,12 +169,16 @@ def test_as_input_is_the_protocol_normalisation_of_the_window(method):
 
     raw, valid = _windows()
     garbage = np.where(valid[..., None], raw, 50.0 + np.arange(raw.shape[1])[None, :, None]).astype(np.float32)
-    fn = jax.jit(lambda xh, x, v: V.as_input(xh, x, v, method))
-    got = np.asarray(fn(garbage, raw, valid.astype(np.float32)))
+
+    @jax.jit  # one program: the output and the gradient of its lead 1's sum with respect to x_hat
+    def fn(xh, x, v):
+        return V.as_input(xh, x, v, method), jax.grad(lambda h: V.as_input(h, x, v, method)[:, :, 0].sum())(xh)
+
+    got = np.asarray(fn(garbage, raw, valid.astype(np.float32))[0])
     np.testing.assert_allclose(got, normalise(raw, valid, method), atol=2e-5)
     beat = normalise(raw, valid, method)  # what the data pipeline gives the classifier
-    np.testing.assert_allclose(np.asarray(fn(beat, beat, valid.astype(np.float32))), beat, atol=2e-5)
-    g = np.asarray(jax.jit(jax.grad(lambda xh: V.as_input(xh, beat, valid.astype(np.float32), method)[:, :, 0].sum()))(garbage))
+    np.testing.assert_allclose(np.asarray(fn(beat, beat, valid.astype(np.float32))[0]), beat, atol=2e-5)
+    g = np.asarray(fn(garbage, beat, valid.astype(np.float32))[1])
     assert np.isfinite(g).all() and not g[~valid].any()  # what the decoder put in the padding never reaches the output
     with pytest.raises(ValueError, match="unknown normalisation"):
         V.as_input(beat, beat, valid.astype(np.float32), "zscore")
