@@ -133,6 +133,14 @@ def _step(make, method, mode, key_impl, params, key, x, target, ids, r):
     return method(fns, x, t, keys, **extra), pred, t
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def logits_step(make, params, x):
+    """f32[B, C]: the logits of beats x f32[B, T, L] (a ``map_batches`` step). ``attribute_dataset`` reads C from its
+    ``eval_shape``, whose trace jax caches per model (``make``) and shapes: the sanity checks' many calls on one model
+    trace it once, not once per call."""
+    return make(params).logit_fn(x)
+
+
 def step_bytes(model: Any, method: AttributionMethod, batch: int, shape: tuple[int, int], *, mode: str = "given",
                key: jax.Array | None = None, mesh: Mesh | None = None) -> int:
     """Bytes per device XLA reports for one attribution step of ``batch`` beats of ``shape`` (T, L)."""
@@ -329,7 +337,7 @@ def attribute_dataset(
     fns = make(params)
     method = method.for_model(fns.info)  # settings left to the model, resolved (the class files record them)
     key, key_impl, ids = _method_keys(method, key, N)
-    n_classes = int(jax.eval_shape(fns.logit_fn, jax.ShapeDtypeStruct((1, T, L), jnp.float32)).shape[-1])
+    n_classes = int(logits_step.eval_shape(make, params, jax.ShapeDtypeStruct((1, T, L), jnp.float32)).shape[-1])
     if mode == "given" and N and (tgt.min() < 0 or tgt.max() >= n_classes):
         raise ValueError(f"target classes must be in [0, {n_classes}), got range [{tgt.min()}, {tgt.max()}]")
     if group_by == "auto":

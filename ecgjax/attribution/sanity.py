@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecgjax.attribution.base import AttributionMethod
-from ecgjax.attribution.runner import attribute_dataset, model_info_of, model_parts
+from ecgjax.attribution.runner import attribute_dataset, logits_step, model_info_of, model_parts
 from ecgjax.batched import map_batches
 from ecgjax.progress import Bar
 
@@ -212,12 +212,6 @@ def cascade_for_model(model, fresh_model, method: AttributionMethod, x, target, 
     _, fresh = eval_split(fresh_model)
     return _parameter_randomization((g, s), fresh, tuple(model.cascade_order), method, x, target, mode=mode, key=key,
                                     batch_size=batch_size, memory_budget=memory_budget)
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def logits_step(make, params, x):
-    """f32[B, C]: the logits of beats x f32[B, T, L] (a ``map_batches`` step)."""
-    return make(params).logit_fn(x)
 
 
 # -- similarity of two sets of maps ---------------------------------------------------------
@@ -598,7 +592,6 @@ def deletion_insertion(
     N, T, L = x.shape
     target = np.asarray(target, np.int32)
     ids, exists, ranks = _segment_ranking(x.shape, maps, r, lo, hi, fs, seg_s, n_per_side, random_control, seed)
-    S = exists.shape[1]
     K = int(exists.sum(1).max())
 
     def scores(xs):

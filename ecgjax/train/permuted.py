@@ -47,8 +47,7 @@ def train_on_permuted_labels(cfg: Config, x: np.ndarray, y: np.ndarray, n_classe
     Returns:
       :class:`PermutedModel`.
     """
-    from ecgjax.attribution.runner import model_parts
-    from ecgjax.attribution.sanity import logits_step
+    from ecgjax.attribution.runner import logits_step, model_parts
     from ecgjax.models import eval_split
     from ecgjax.train.loop import build
 
