@@ -20,7 +20,6 @@ import _common as C
 
 
 def _checks(args):
-    import jax
     import numpy as np
     from flax import nnx
 

@@ -934,7 +934,7 @@ def _reading(full: dict, param: dict | None, results: Path) -> list[str]:
                   if e["lost_median_p_true"] < e["median_p_true_kept"] - 0.1 else
                   "it was about as sure of them as of the rest: not a boundary effect. ")
                if e.get("lost_median_p_true") is not None and e["lost"] else "")
-            + (f"They come most from records " + ", ".join(f"{k} ({n})" for k, n in sorted(e["lost_records"].items(),
+            + ("They come most from records " + ", ".join(f"{k} ({n})" for k, n in sorted(e["lost_records"].items(),
                                                                                           key=lambda kv: -kv[1]))
                + f": {sum(e['lost_records'].values())} of the {e['lost']}"
                + (", by annotation symbol " + ", ".join(f"{k} {n}" for k, n in e["lost_symbols"].items())
@@ -1020,7 +1020,7 @@ def _template_lines(natural: dict) -> list[str]:
         return []
     k = {c: load_config(f"{CONFIG}:{c}").data.template_beats for c in cfgs}
     none = [c for c, v in k.items() if not v]
-    return [f"* **Running templates**: " + (
+    return ["* **Running templates**: " + (
         f"{', '.join(none)} read the beats themselves (`traverse_aami.py`: `data.template_beats` = 0), not the beat "
         "minus its record's running template that `aami_rr.py`'s inter-patient models read (`data/template.py`): a "
         "template computed from the original preceding beats cannot be what moves their predictions on "

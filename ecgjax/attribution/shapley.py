@@ -153,7 +153,6 @@ class ExpectedGradients(AttributionMethod):
             raise ValueError(f"expected_gradients: background_n must be >= 0, got {self.background_n}")
 
     def __call__(self, fns: Any, x: jax.Array, target: jax.Array, key: jax.Array) -> jax.Array:
-        B = x.shape[0]
         bg = _background(self.background, x)
         k = min(self.chunk_size, self.n)
         n_chunks = -(-self.n // k)

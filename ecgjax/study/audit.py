@@ -205,7 +205,6 @@ def glocal_stage(cfg, run, methods_info: dict, out_dir: Path, *, data_dir=None, 
     out_dir.mkdir(parents=True, exist_ok=True)
     beats = run.beats
     classes = tuple(beats.classes)
-    T = beats.x.shape[1]
     groupings = _subgroupings(cfg, run, data_dir)
     summary = {"subgroupings": {k: sorted(set(v.values())) for k, v in groupings.items()}, "methods": {}, "waves_left_out": ""}
     waves = None

@@ -41,7 +41,6 @@ def test_runner_with_graphdef_state(model, x):
     before = runner._step._cache_size()
     res = attr.attribute_dataset((g, s), np.asarray(x), "pred", attr.get("saliency"), batch_size=2)
     assert runner._step._cache_size() - before == 1
-    fns = pure_fns(g, s)
     # the weights as arguments, as the runner passes them (closed over, XLA may fold them into other arithmetic)
     logits, maps = jax.jit(lambda st, xx, tt: (pure_fns(g, st).logit_fn(xx), attr.attribute(attr.get("saliency"), pure_fns(g, st), xx, tt)))(
         s, x, res.pred)

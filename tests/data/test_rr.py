@@ -11,7 +11,7 @@ import pytest
 from ecgjax.data import load_beats, protocols, rr
 from ecgjax.data.beats import BEAT_SYMBOLS
 from ecgjax.data.dataset import BeatSet, cache_key
-from ecgjax.errors import ConfigError, RecordError
+from ecgjax.errors import ConfigError
 
 
 def loop_features(times, *, local_beats=10, long_s=300.0, ref_beats=32, reference="median"):

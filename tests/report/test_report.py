@@ -3,7 +3,6 @@
 import re
 
 import numpy as np
-import pytest
 
 from ecgjax.report import Report
 from tests.chromium import figure_problems, render
