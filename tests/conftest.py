@@ -165,12 +165,12 @@ def pytest_runtest_protocol(item, nextitem):
 # run ends on short files instead of one worker waiting for the other's last long file. Measured per file on a
 # quiet 2-core machine (a test's setup, call and teardown summed over the file); files not listed keep pytest's order.
 LONGEST_FIRST = (
-    "tests/attribution/test_contract.py", "tests/study/test_study.py", "tests/train/test_train.py",
-    "tests/generative/test_explain.py", "tests/test_bad_inputs.py", "tests/models/test_models.py",
-    "tests/models/test_conv_impls.py", "tests/generative/test_traverse.py", "tests/attribution/test_shapley.py",
-    "tests/attribution/test_methods.py", "tests/test_batched.py", "tests/generative/test_vae.py",
-    "tests/attribution/test_runner.py", "tests/models/test_rr_net.py", "tests/benchmarks/test_benchmarks_quick.py",
-    "tests/attribution/test_real_models.py", "tests/test_interpatient.py",
+    "tests/study/test_study.py", "tests/attribution/test_contract.py", "tests/generative/test_explain.py",
+    "tests/train/test_train.py", "tests/models/test_models.py", "tests/test_bad_inputs.py",
+    "tests/benchmarks/test_benchmarks_quick.py", "tests/attribution/test_shapley.py", "tests/test_batched.py",
+    "tests/attribution/test_runner.py", "tests/models/test_conv_impls.py", "tests/attribution/test_methods.py",
+    "tests/models/test_rr_net.py", "tests/test_interpatient.py", "tests/attribution/test_real_models.py",
+    "tests/models/test_lstm_corrected.py", "tests/attribution/test_cli.py", "tests/generative/test_vae.py",
 )
 
 
