@@ -165,7 +165,7 @@ def test_training_evaluation_compiles_once(cnn, beats):
     x, y = beats
     objective = steps_lib.Objective.of(TrainConfig())
     g, eg, st = steps_lib.init_state(cnn, objective)
-    steps = steps_lib.make_steps(g, eg, objective)
+    steps = steps_lib.Steps(g, eg, objective)
     mesh = batched.make_mesh()
     run = lambda n: steps_lib.predict(steps, st["params"], st["rest"], x[:n], y[:n], batch_size=8, mesh=mesh)[0]  # noqa: E731
     assert compiles(lambda: run(21)) > 0

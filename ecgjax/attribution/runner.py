@@ -47,10 +47,21 @@ log = logging.getLogger(__name__)
 # -- model adapters (hashable, so they can be static jit arguments) -----------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class _FromGraphdef:
     graphdef: Any
     hooks: Any = None  # None: the model's default hooks
+
+    def __post_init__(self):  # hashed once, not on every batch's call
+        from ecgjax.models.base import Static  # lazy: models are optional at import
+
+        object.__setattr__(self, "_static", Static((self.graphdef, self.hooks)))
+
+    def __hash__(self):
+        return hash(self._static)
+
+    def __eq__(self, other):
+        return self is other or (isinstance(other, _FromGraphdef) and self._static == other._static)
 
     def __call__(self, state):
         from ecgjax.models.base import pure_fns  # lazy: models are optional at import

@@ -277,6 +277,25 @@ class ECGModel(nnx.Module, abc.ABC):
 # -- pure functions ----------------------------------------------------------------------
 
 
+class Static:
+    """A static ``jax.jit`` argument hashed once: ``value`` (a graph definition, or a tuple holding some) with its hash
+    cached and identity checked first. flax recomputes a ``GraphDef``'s hash over the whole graph on each call, and jax
+    hashes a jitted function's static arguments on every call: a training or evaluation step would pay it per batch.
+    Equal values are still equal (another run of one model compiles nothing)."""
+
+    __slots__ = ("value", "_hash")
+
+    def __init__(self, value):
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return self is other or (isinstance(other, Static) and self._hash == other._hash and self.value == other.value)
+
+
 @dataclasses.dataclass(frozen=True)
 class Fns:
     """Pure functions of one model in eval mode, and its facts.

@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ecgjax.models.base import Static
+
 log = logging.getLogger("ecgjax.train")
 
 SPREAD_TOL = 1e-2  # nats: log-probabilities this flat across beats mean the model tells no beats apart
@@ -104,12 +106,12 @@ def layer_stats(model: nnx.Module, x: jnp.ndarray) -> dict:
 def make_probe(graphdef) -> Callable:
     """``(params, rest, x f32[B, T, L]) -> layer_stats`` over ``nnx.merge(graphdef, params, rest)``, compiled once per
     model and shapes (a later run of the same model reuses the program)."""
-    return functools.partial(_probe, graphdef)
+    return functools.partial(_probe, Static(graphdef))
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _probe(graphdef, params, rest, x):
-    return layer_stats(nnx.merge(graphdef, params, rest), x)
+def _probe(static: Static, params, rest, x):
+    return layer_stats(nnx.merge(static.value, params, rest), x)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,7 +103,7 @@ def build(cfg: Config, n_classes: int, in_shape, fs: float, mesh: batched.Mesh, 
     else:
         graphdef, eval_graphdef, state = init()
         state = jax.device_put(state, mesh.replicated)
-    steps = steps_lib.make_steps(graphdef, eval_graphdef, objective)
+    steps = steps_lib.Steps(graphdef, eval_graphdef, objective)
     return graphdef, eval_graphdef, steps, state
 
 

@@ -135,7 +135,7 @@ def train_regressor(name: str, x: np.ndarray, target: np.ndarray, train: np.ndar
     model = models.build(name, n_classes=1, in_shape=x.shape[1:], fs=fs, rngs=nnx.Rngs(seed), **kwargs)
     objective = _SquaredError(lr)
     graphdef, eval_graphdef, state = steps_lib.init_state(model, objective)
-    steps = steps_lib.make_steps(graphdef, eval_graphdef, objective)
+    steps = steps_lib.Steps(graphdef, eval_graphdef, objective)
     mesh = batched.make_mesh()
     state = jax.device_put(state, mesh.replicated)
     rng = np.random.default_rng(seed)

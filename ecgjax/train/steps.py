@@ -37,6 +37,7 @@ from flax import nnx
 from ecgjax.batched import Mesh, map_batches
 from ecgjax.config import TrainConfig
 from ecgjax.models import eval_view
+from ecgjax.models.base import Static
 from ecgjax.train import losses
 from ecgjax.train.optim import make_optimizer
 
@@ -94,11 +95,12 @@ class Objective:
 
 @dataclasses.dataclass(frozen=True)
 class Steps:
-    """The jitted steps of one model and objective (the module-level functions with their static arguments bound).
+    """The jitted steps of one model and objective (the module-level functions with their static argument bound).
 
     Attributes:
       graphdef, eval_graphdef: the model's graph definitions (training and evaluation views).
       objective: an :class:`Objective` (or a value like it).
+      static: the three as one static argument, hashed once (``ecgjax.models.base.Static``).
 
     ``train(state, x f32[B, T, L], y i32[B]) -> (state, loss f32[])`` donates ``state``;
     ``eval(params, rest, x, y) -> (logits f32[B, C], loss f32[B])`` per row;
@@ -108,15 +110,19 @@ class Steps:
     graphdef: nnx.GraphDef
     eval_graphdef: nnx.GraphDef
     objective: Objective
+    static: Static = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "static", Static((self.graphdef, self.eval_graphdef, self.objective)))
 
     def train(self, state, x, y):
-        return train_step(self.graphdef, self.objective, state, x, y)
+        return train_step(self.static, state, x, y)
 
     def eval(self, params, rest, x, y):
-        return eval_step(self.eval_graphdef, self.objective, params, rest, x, y)
+        return eval_step(self.static, params, rest, x, y)
 
     def plateau(self, pstate, value):
-        return plateau_step(self.objective, pstate, value)
+        return plateau_step(self.static, pstate, value)
 
 
 def init_state(model: nnx.Module, objective) -> tuple[nnx.GraphDef, nnx.GraphDef, dict]:
@@ -137,14 +143,11 @@ def zero_acc() -> dict:
     return {"loss_sum": jnp.zeros((), jnp.float32), "n": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32)}
 
 
-def make_steps(graphdef, eval_graphdef, objective) -> Steps:
-    """The steps of a model (its graph definitions) and ``objective`` (:class:`Objective`)."""
-    return Steps(graphdef, eval_graphdef, objective)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=2)
-def train_step(graphdef, objective, state, x, y):
-    """One optimiser step on the batch ``x`` f32[B, T, L], ``y`` i32[B]: ``(state, mean loss f32[])``."""
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+def train_step(static: Static, state, x, y):
+    """One optimiser step on the batch ``x`` f32[B, T, L], ``y`` i32[B]: ``(state, mean loss f32[])``; ``static``:
+    ``Steps.static``."""
+    graphdef, _, objective = static.value
     model = nnx.merge(graphdef, state["params"], state["rest"])
 
     def loss_of(model):
@@ -167,17 +170,18 @@ def train_step(graphdef, objective, state, x, y):
     return {**state, "params": params, "rest": rest, "opt": opt, "acc": acc}, loss
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def eval_step(eval_graphdef, objective, params, rest, x, y):
+@functools.partial(jax.jit, static_argnums=0)
+def eval_step(static: Static, params, rest, x, y):
     """Per row: ``(logits f32[B, C], loss f32[B])``."""
+    _, eval_graphdef, objective = static.value
     logits = nnx.merge(eval_graphdef, params, rest)(x)
     return logits, objective.loss(logits, y)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def plateau_step(objective, pstate, value):
+def plateau_step(static: Static, pstate, value):
     """The plateau schedule after an epoch whose validation loss is ``value`` f32[]."""
-    _, new = objective.plateau().update(updates=jnp.zeros((), jnp.float32), state=pstate, value=value)
+    _, new = static.value[2].plateau().update(updates=jnp.zeros((), jnp.float32), state=pstate, value=value)
     return new
 
 
@@ -188,6 +192,6 @@ def loss_from_config(cfg: TrainConfig, weights=None) -> Callable:
 
 def predict(steps: Steps, params, rest, x: np.ndarray, y: np.ndarray, *, batch_size: int, mesh: Mesh, desc: str = "evaluating"):
     """Logits f32[N, C] and mean loss over ``x`` (f32[N, T, L]), ``y`` (i32[N]) with ``ecgjax.batched.map_batches``."""
-    logits, loss = map_batches(eval_step, (params, rest), (x, y), static=(steps.eval_graphdef, steps.objective),
+    logits, loss = map_batches(eval_step, (params, rest), (x, y), static=(steps.static,),
                                batch_size=batch_size, mesh=mesh, desc=desc).outputs
     return logits, float(np.sum(loss, dtype=np.float64)) / max(len(x), 1)

@@ -358,3 +358,25 @@ def test_ribeiro_max_pool_values_and_gradient_go_to_each_windows_maximum():
         np.testing.assert_array_equal(pooled, ref)
         want = (xp == xp.max(2, keepdims=True)) * np.arange(1.0, ref.shape[1] + 1)[None, :, None, None]
         np.testing.assert_array_equal(g, want.reshape(2, -1, 3)[:, left : left + t])
+
+
+def test_static_hashes_its_value_once_and_equal_values_stay_equal():
+    """``Static``: jax hashes a jitted step's static arguments on every call; a graph definition's hash walks the graph."""
+    from ecgjax.models.base import Static
+
+    calls = []
+
+    class Value:
+        def __hash__(self):
+            calls.append(1)
+            return 7
+
+        def __eq__(self, other):
+            return isinstance(other, Value)
+
+    a, b = Static(Value()), Static(Value())
+    assert a == b and hash(a) == hash(b) and len(calls) == 2
+    for _ in range(5):
+        assert hash(a) == 7 and a == a
+    assert len(calls) == 2
+    assert Static(1) != Static(2) and Static(1) != 1
