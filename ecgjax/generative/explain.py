@@ -55,7 +55,7 @@ from ecgjax import timebase
 from ecgjax.analysis.segments import segment_values
 from ecgjax.batched import map_batches
 from ecgjax.generative.traverse import PRIOR_MASS, Traversal, prior_bound, traverse
-from ecgjax.models.base import eval_split
+from ecgjax.models.base import Static, eval_split
 
 
 
@@ -226,10 +226,11 @@ def direction_agreement(a: np.ndarray, b: np.ndarray) -> dict:
 # ---------------------------------------------------------------- the classifier on reconstructions
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _fidelity_step(cls_graphdef, vae_graphdef, normalisation: str, cls_state, vae_params, x, valid):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _fidelity_step(static, normalisation: str, cls_state, vae_params, x, valid):
     from ecgjax.generative.vae import as_input
 
+    cls_graphdef, vae_graphdef = static.value
     model = nnx.merge(cls_graphdef, cls_state)
     vae = nnx.merge(vae_graphdef, vae_params)
     n_leads = vae.settings.in_shape[1]
@@ -271,7 +272,7 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
     valid = np.ones((n, t), np.float32) if lo is None else valid_mask(lo, hi, t).astype(np.float32)
     cg, cs = eval_split(classifier)
     vg, vp = nnx.split(vae)
-    q0, q1, p_raw = map_batches(_fidelity_step, (cs, vp), (x, valid), static=(cg, vg, normalisation), batch_size=batch_size,
+    q0, q1, p_raw = map_batches(_fidelity_step, (cs, vp), (x, valid), static=(Static((cg, vg)), normalisation), batch_size=batch_size,
                                 memory_budget=memory_budget, desc="classifying reconstructions", progress=progress).outputs
     q0, q1, p_raw = np.asarray(q0), np.asarray(q1), np.asarray(p_raw)
     p0, p1 = q0.argmax(-1), q1.argmax(-1)
@@ -287,14 +288,14 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _prob_step(graphdef, target, state, x):
-    return jax.nn.softmax(nnx.merge(graphdef, state)(x), -1)[:, target]
+def _prob_step(static, target, state, x):
+    return jax.nn.softmax(nnx.merge(static.value, state)(x), -1)[:, target]
 
 
 def _probs(classifier, x: np.ndarray, target: int, batch_size: int = 256, memory_budget: int | None = None) -> np.ndarray:
     """f32[N]: softmax probability of ``target`` (one compiled program per classifier, target and batch)."""
     graphdef, state = eval_split(classifier)
-    return map_batches(_prob_step, (state,), (np.asarray(x, np.float32),), static=(graphdef, int(target)),
+    return map_batches(_prob_step, (state,), (np.asarray(x, np.float32),), static=(Static(graphdef), int(target)),
                        batch_size=batch_size, memory_budget=memory_budget, progress=False).outputs
 
 

@@ -36,7 +36,7 @@ from ecgjax import batched
 from ecgjax.data.beats import NORMALISATIONS
 from ecgjax.errors import DataError
 from ecgjax.io import atomic_write_json, read_json
-from ecgjax.models.base import initialise
+from ecgjax.models.base import Static, initialise
 from ecgjax.models.layers import Conv1d
 from ecgjax.progress import Bar
 
@@ -143,13 +143,13 @@ def loss_terms(model: BeatVAE, x, mask, key, *, beta: float, sigma: float):
 def make_train_step(graphdef, lr: float, *, beta: float, sigma: float):
     """The step ``(params, opt_state, x, mask, key) -> (params, opt_state, terms)`` of Adam at ``lr`` (donates both
     states; compiled once per VAE, settings and batch shape, however many VAEs are trained)."""
-    return functools.partial(_train_step, graphdef, float(lr), float(beta), float(sigma))
+    return functools.partial(_train_step, Static(graphdef), float(lr), float(beta), float(sigma))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5))
-def _train_step(graphdef, lr, beta, sigma, params, opt_state, x, mask, key):
+def _train_step(static, lr, beta, sigma, params, opt_state, x, mask, key):
     def loss_fn(params):
-        terms = loss_terms(nnx.merge(graphdef, params), x, mask, key, beta=beta, sigma=sigma)
+        terms = loss_terms(nnx.merge(static.value, params), x, mask, key, beta=beta, sigma=sigma)
         return jnp.mean(terms["loss"]), jax.tree.map(jnp.mean, terms)
 
     grads, terms = jax.grad(loss_fn, has_aux=True)(params)
@@ -223,8 +223,8 @@ def train_vae(
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _encode_decode(graphdef, params, x):
-    model = nnx.merge(graphdef, params)
+def _encode_decode(static, params, x):
+    model = nnx.merge(static.value, params)
     mu, logvar = model.encode(x)
     return mu, logvar, model.decode(mu)
 
@@ -234,7 +234,7 @@ def reconstruct(model: BeatVAE, x: np.ndarray, *, batch_size: int = 1024, memory
     """Posterior means and their decodings: x f32[N, T, L] -> {mu, logvar f32[N, D], x_hat f32[N, T, L]}
     (``ecgjax.batched.map_batches``: one compiled program per model and batch, sharded over the devices)."""
     graphdef, params = nnx.split(model)
-    mu, logvar, xh = batched.map_batches(_encode_decode, (params,), (np.asarray(x, np.float32),), static=(graphdef,),
+    mu, logvar, xh = batched.map_batches(_encode_decode, (params,), (np.asarray(x, np.float32),), static=(Static(graphdef),),
                                          batch_size=batch_size, memory_budget=memory_budget, desc="reconstructing",
                                          progress=progress).outputs
     return {"mu": mu, "logvar": logvar, "x_hat": xh}
