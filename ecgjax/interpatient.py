@@ -45,7 +45,6 @@ Workdir::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import time
@@ -59,7 +58,6 @@ from ecgjax import config as config_lib
 from ecgjax.config import Config
 from ecgjax.data.protocols import DS1, DS2
 from ecgjax.errors import ConfigError
-from ecgjax.models import pure_fns
 from ecgjax.io import atomic_savez, atomic_write_json, atomic_write_text, describe_device, environment_info
 
 log = logging.getLogger("ecgjax.interpatient")
@@ -191,12 +189,6 @@ def _models(cfg: InterpatientConfig, workdir: Path, *, data_dir=None, cache=None
 
     for seed in cfg.seeds:
         yield seed, load_run(workdir / "runs" / f"seed{seed}", data_dir=data_dir, cache=cache).model
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _logits(graphdef, state, x):
-    """x f32[B, T, C] -> logits f32[B, K] of the eval-mode model ``(graphdef, state)``."""
-    return pure_fns(graphdef, state).logit_fn(x)
 
 
 def _subset(y: np.ndarray, record: np.ndarray, c: int, n_max: int, seed: int) -> np.ndarray:
@@ -379,6 +371,7 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
       ``{"offsets", "records": {seed: [records]}, "fractions": {f: {"offsets"|"argmax": {"S_se", "N_called_S",
       "n_S", "n_N"}}}}``: pooled over seeds, records and rhythms.
     """
+    from ecgjax.attribution.runner import logits_step, model_parts
     from ecgjax.batched import map_batches
     from ecgjax.data import rhythm
     from ecgjax.models import eval_split
@@ -404,7 +397,7 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
             raise ConfigError(f"{workdir}: seed {s} has classes {list(b.classes)}, the screen needs the AAMI classes {classes}")
         if set(b.record[val].tolist()) & set(cfg.test_records):
             raise ConfigError(f"{workdir}: seed {s}'s validation part holds test records")
-        graphdef, state = eval_split(run.model)
+        make, params = model_parts(eval_split(run.model))
         used[str(s)] = []
         for rec in sorted(set(b.record[val].tolist())):
             mine = val[b.record[val] == rec]
@@ -419,7 +412,7 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
                     src = np.where(lab == 1, rng.choice(pools[1], len(lab)), rng.choice(pools[0], len(lab)))
                     x, _ = rhythm.sequence_inputs(b, src, times, leads=leads, template_beats=k,
                                                   template_reference=run.config.data.template_reference)
-                    z = map_batches(_logits, (state,), (x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size).outputs
+                    z = map_batches(logits_step, (params,), (x,), static=(make,), batch_size=cfg.train.train.eval_batch_size).outputs
                     for name, pred in (("offsets", (z + offsets).argmax(-1)), ("argmax", z.argmax(-1))):
                         counts[str(f)][name] += [np.sum(pred[lab == 1] == 1), np.sum(lab == 1), np.sum(pred[lab == 0] == 1), np.sum(lab == 0)]
     out = {}
@@ -472,6 +465,7 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     """Train on DS1, test on DS2 once, explain; write ``results.json`` and ``report.md`` (module docstring)."""
     from ecgjax import attribution as attr
     from ecgjax.analysis import segments as seg_lib
+    from ecgjax.attribution.runner import logits_step, model_parts
     from ecgjax.batched import map_batches
     from ecgjax.models import eval_split
     from ecgjax.models.rr_net import rr_attributions
@@ -495,8 +489,8 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     offsets, ds1_cv = cv_offsets(cfg, workdir, classes)
     log.info("offsets from the pooled out-of-record DS1 predictions: %s", ds1_cv["offsets"])
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
-        graphdef, state = eval_split(model)
-        logits = map_batches(_logits, (state,), (test.x,), static=(graphdef,), batch_size=cfg.train.train.eval_batch_size,
+        make, params = model_parts(eval_split(model))
+        logits = map_batches(logits_step, (params,), (test.x,), static=(make,), batch_size=cfg.train.train.eval_batch_size,
                              desc=f"DS2 seed {seed}").outputs
         pred = (logits + offsets).argmax(-1).astype(np.int32)
         atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32),

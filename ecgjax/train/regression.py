@@ -26,6 +26,7 @@ import optax
 from flax import nnx
 
 from ecgjax import batched, models
+from ecgjax.models.base import Static
 from ecgjax.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class Regressor:
     def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """f64[N]: the prediction in the target's unit for beats x f32[N, T, L] (eval mode, batched)."""
         graphdef, state = self.model
-        out = batched.map_batches(_predict, (state,), (np.asarray(x, np.float32),), static=(graphdef,),
+        out = batched.map_batches(_predict, (state,), (np.asarray(x, np.float32),), static=(Static(graphdef),),
                                   batch_size=batch_size, desc="regression", progress=False).outputs
         return self.mean + self.std * np.asarray(out)[:, 0].astype(np.float64)
 
@@ -150,7 +151,7 @@ def train_regressor(name: str, x: np.ndarray, target: np.ndarray, train: np.ndar
     recalibrate_batchnorm(trained, x[np.sort(rng.permutation(train)[:bn_beats])])
     graphdef_eval, st = models.eval_split(trained)
     fit = np.sort(rng.permutation(train)[:fit_beats])
-    out = batched.map_batches(_predict, (st,), (x[np.concatenate([test, fit])],), static=(graphdef_eval,), batch_size=256,
+    out = batched.map_batches(_predict, (st,), (x[np.concatenate([test, fit])],), static=(Static(graphdef_eval),), batch_size=256,
                               mesh=mesh, desc="regression test", progress=False).outputs
     pred = mean + std * np.asarray(out)[:, 0].astype(np.float64)
     p_test, p_fit = pred[:len(test)], pred[len(test):]
@@ -165,6 +166,6 @@ def _train_forward(model: nnx.Module, x: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _predict(graphdef, state, x):
-    """f32[B, 1]: the eval-mode model's output."""
-    return nnx.merge(graphdef, state)(x)
+def _predict(static, state, x):
+    """f32[B, 1]: the eval-mode model's output; ``static``: its graph definition as ``Static``."""
+    return nnx.merge(static.value, state)(x)
