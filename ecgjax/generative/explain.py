@@ -287,15 +287,14 @@ def reconstruction_fidelity(classifier: nnx.Module, vae: nnx.Module, x: np.ndarr
             "prob_true_original": true(q0), "prob_true_reconstructed": true(q1)}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _prob_step(static, target, state, x):
-    return jax.nn.softmax(nnx.merge(static.value, state)(x), -1)[:, target]
-
-
 def _probs(classifier, x: np.ndarray, target: int, batch_size: int = 256, memory_budget: int | None = None) -> np.ndarray:
-    """f32[N]: softmax probability of ``target`` (one compiled program per classifier, target and batch)."""
-    graphdef, state = eval_split(classifier)
-    return map_batches(_prob_step, (state,), (np.asarray(x, np.float32),), static=(Static(graphdef), int(target)),
+    """f32[N]: softmax probability of ``target`` (``sanity.target_prob``: one compiled program per classifier and batch)."""
+    from ecgjax.attribution.runner import model_parts
+    from ecgjax.attribution.sanity import target_prob
+
+    make, params = model_parts(eval_split(classifier))
+    x = np.asarray(x, np.float32)
+    return map_batches(target_prob, (params,), (x, np.full(len(x), target, np.int32)), static=(make,),
                        batch_size=batch_size, memory_budget=memory_budget, progress=False).outputs
 
 
