@@ -97,10 +97,11 @@ def jax_events(folder: Path, top: int = 20) -> dict:
     out = {f"jax_{k}": round(v, 1) if k.endswith("_s") else int(v) for k, v in sorted(total.items())}  # counts as integers
     programs, files = {}, {}
     for r in rows:
-        for name, (n, secs) in r.get("programs", {}).items():
-            programs[name] = [programs.get(name, [0, 0.0])[0] + n, programs.get(name, [0, 0.0])[1] + secs]
-        for name, (wall, jax_s) in r.get("files", {}).items():
-            files[name] = [files.get(name, [0.0, 0.0])[0] + wall, files.get(name, [0.0, 0.0])[1] + jax_s]
+        for table, key in ((programs, "programs"), (files, "files")):
+            for name, pair in r.get(key, {}).items():
+                summed = table.setdefault(name, [0, 0])
+                summed[0] += pair[0]
+                summed[1] += pair[1]
     if programs:
         out["jax_programs"] = [[k, n, round(s, 1)] for k, (n, s) in sorted(programs.items(), key=lambda kv: -kv[1][1])[:top]]
     if files:

@@ -10,6 +10,7 @@ import pytest
 
 from ecgjax.config import TrainConfig
 from ecgjax.train import optim
+from ecgjax.train.steps import LOOP_ONLY, Objective, loss_from_config, make_plateau
 
 
 def keras2_nadam_reference(grads, p0, lr=2e-3, b1=0.9, b2=0.999, eps=1e-7, decay=0.004):
@@ -129,21 +130,19 @@ def test_make_optimizer_choices_and_clipping():
     np.testing.assert_allclose(np.asarray(nadam_state.mu["w"]), 0.1 * np.array([3.0, 4.0]), rtol=1e-6)
 
 
-@pytest.mark.parametrize("field", __import__("ecgjax.train.steps", fromlist=["LOOP_ONLY"]).LOOP_ONLY)
+@pytest.mark.parametrize("field", LOOP_ONLY)
 def test_loop_only_fields_change_nothing_the_steps_compile(field):
     """Runs differing only in a ``LOOP_ONLY`` field share their compiled steps (``Objective``): so the optimiser, the
     plateau schedule and the loss must not read it. Every other field of ``TrainConfig`` is part of the objective."""
-    from ecgjax.train import steps
-
     base = TrainConfig(optimizer="nadam", lr=1e-2, loss="focal", clip_global_norm=1.0, early_stopping_patience=2)
     other = dataclasses.replace(base, **{field: {"seed": 7, "epochs": 3, "batch_size": 256, "eval_batch_size": 64, "checkpoint_every": 9,
                                                  "log_every": 3, "early_stopping_patience": None, "eval_checkpoint": "last"}[field]})
-    assert steps.Objective.of(other) == steps.Objective.of(base) and hash(steps.Objective.of(other)) == hash(steps.Objective.of(base))
+    assert Objective.of(other) == Objective.of(base) and hash(Objective.of(other)) == hash(Objective.of(base))
     g = jnp.asarray([0.5, -2.0, 1.5])
     logits, labels = jnp.asarray([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]]), jnp.asarray([1, 2])
     outs = []
     for cfg in (base, other):
-        tx, plateau = optim.make_optimizer(cfg), steps.make_plateau(cfg)
+        tx, plateau = optim.make_optimizer(cfg), make_plateau(cfg)
         s, p = tx.init(g), g
         for _ in range(3):
             u, s = tx.update(g * p, s, p)
@@ -151,8 +150,8 @@ def test_loop_only_fields_change_nothing_the_steps_compile(field):
         ps = plateau.init(jnp.zeros(()))
         for v in (1.0, 1.0, 1.0, 1.0):
             _, ps = plateau.update(updates=jnp.zeros(()), state=ps, value=jnp.float32(v))
-        outs.append((np.asarray(p), float(ps.scale), np.asarray(steps.loss_from_config(cfg)(logits, labels))))
+        outs.append((np.asarray(p), float(ps.scale), np.asarray(loss_from_config(cfg)(logits, labels))))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
     # and a field outside LOOP_ONLY (the learning rate) does change the objective and the trajectory
-    assert steps.Objective.of(dataclasses.replace(base, lr=2e-2)) != steps.Objective.of(base)
+    assert Objective.of(dataclasses.replace(base, lr=2e-2)) != Objective.of(base)
