@@ -46,6 +46,7 @@ def reads(monkeypatch):
 
 # :aug (rhythm augmentation, ecgjax.data.rhythm) runs the same path with synthetic training beats appended
 # (slow; tests/data/test_rhythm.py checks its data preparation reads no DS2 record in the default suite)
+@pytest.mark.heavy
 @pytest.mark.parametrize("variant", [QUICK, pytest.param(QUICK + ",aug", marks=pytest.mark.slow)])
 def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path, tmp_path, reads, variant):
     cfg = _narrow(interpatient.load_config(variant))

@@ -194,12 +194,15 @@ def real_case(name, shape):
 
 @pytest.fixture(scope="module")
 def real_fns():
-    out = {}
-    for name, (shape, kw) in REAL_MODELS.items():
-        m = models.build(name, n_classes=4, in_shape=shape, fs=360.0, rngs=nnx.Rngs(0), **kw)
-        g, s = models.eval_split(m)
-        out[name] = (g, s)
-    return out
+    """{model name: (graphdef, state)}, each model built when a test first asks for it."""
+
+    class Built(dict):
+        def __missing__(self, name):
+            shape, kw = REAL_MODELS[name]
+            self[name] = models.eval_split(models.build(name, n_classes=4, in_shape=shape, fs=360.0, rngs=nnx.Rngs(0), **kw))
+            return self[name]
+
+    return Built()
 
 
 def test_every_model_has_a_case():
@@ -208,10 +211,20 @@ def test_every_model_has_a_case():
 
 # compositions of saliency's path and sampling methods: slow on CPU
 WRAPPERS = ("integrated_gradients", "smoothgrad", "vargrad", "noise_tunnel", "expected_gradients", "kernel_shap")
+# the default suite runs every method on the tiny models (test_contract), every refusal, and every method on rr_net and
+# the LSTM (two inputs; no convolution); the single-input CNNs' accepted pairs run in CI after it (heavy)
+DEFAULT_MODELS = ("jones2020_lstm", "rr_net")
 
 
-@pytest.mark.parametrize("model", sorted(REAL_MODELS))
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in WRAPPERS else n for n in sorted(METHOD_CASES)])
+def _pair(name, model):
+    if name in WRAPPERS:
+        return pytest.param(name, model, marks=pytest.mark.slow)
+    if model not in DEFAULT_MODELS and (name, model) not in REFUSED:
+        return pytest.param(name, model, marks=pytest.mark.heavy)
+    return (name, model)
+
+
+@pytest.mark.parametrize("name,model", [_pair(n, m) for n in sorted(METHOD_CASES) for m in sorted(REAL_MODELS)])
 def test_every_method_on_every_model(name, model, real_fns):
     """Maps that vary along time for every beat, or a clear refusal (exactly the pairs in ``REFUSED``)."""
     g, s = real_fns[model]

@@ -145,6 +145,7 @@ SUBPROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.heavy
 def test_runner_shards_over_devices():
     env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", SUBPROCESS], capture_output=True, text=True, env=env, timeout=300,

@@ -33,7 +33,7 @@ def _run(script, tmp_path, *extra):
     return rows
 
 
-@pytest.mark.slow  # two models through the subprocess (22 s); the library-path test below runs the script by default
+@pytest.mark.slow  # two models through the subprocess (22 s); the library-path test below runs the script in CI (heavy)
 def test_saliency_throughput_quick(tmp_path):
     rows = _run("saliency_throughput.py", tmp_path)
     assert {(r["model"], r["method"]) for r in rows} >= {("ribeiro_cnn", "saliency"), ("jones2020_lstm", "vmap_grad")}
@@ -41,6 +41,7 @@ def test_saliency_throughput_quick(tmp_path):
     assert {r["path"] for r in rows} == {"kernel"}
 
 
+@pytest.mark.heavy
 def test_saliency_throughput_quick_library_path(tmp_path):
     """--path library times attribute_dataset (ecgjax.batched.map_batches) over host beats."""
     (row,) = _run("saliency_throughput.py", tmp_path, "--path", "library", "--models", "jones2020_lstm", "--methods", "saliency")
@@ -54,6 +55,7 @@ def test_saliency_throughput_quick_shapley(tmp_path):
     assert all(r["method_source"] == "ecgjax.attribution" for r in rows)
 
 
+@pytest.mark.heavy
 def test_train_throughput_quick(tmp_path):
     pytest.importorskip("optax")
     rows = _run("train_throughput.py", tmp_path, "--models", "jones2020_lstm")
@@ -238,6 +240,7 @@ def test_profile_saliency_sums_op_kinds(tmp_path):
     assert row["ms_per_call"] and all(v >= 0 for v in row["ms_per_call"].values()) and "| op kind |" in proc.stdout
 
 
+@pytest.mark.heavy
 def test_model_build_counts_one_compiled_initialisation(tmp_path):
     """A cold build in a new process: the model's initialisation is one XLA program (with the few that seed its Rngs),
     not one per initialiser and parameter shape (the LSTM's three initialisers and the Rngs' programs were 25 before);

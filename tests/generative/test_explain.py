@@ -112,6 +112,7 @@ def test_planted_traversal_changes_the_planted_segment_and_agrees_with_saliency(
     assert (np.diff(np.median(ex.change[:, :, col], axis=0)) >= -1e-6).all()
 
 
+@pytest.mark.heavy
 def test_randomised_classifier_traversals_disagree_with_saliency(trained_vae):
     """Cascading randomisation's spirit for generative explanations: a trained classifier's traversals move the
     segments its class's saliency profile ranks high; re-initialised weights' traversals do not.
@@ -151,6 +152,7 @@ def test_classifier_on_reconstructions(bump_classifier, trained_vae):
     assert f["acc_reconstructed"] > 0.9  # the VAE keeps the bump, so the classifier still sees it
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name,kwargs", [pytest.param("jones2020_cnn", {}, marks=pytest.mark.slow), ("jones2020_lstm", {}),
                                          # one convolution block (of three): the same two-input contract, a smaller program
                                          ("rr_net", {"rr_features": ("pre", "post"), "filters": (8,)})])

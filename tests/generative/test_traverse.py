@@ -67,6 +67,7 @@ def test_wrong_window_is_one_clear_error(bump_classifier, trained_vae):
         TR.traverse(bump_classifier, trained_vae[0], np.zeros((2, 50, 2), np.float32), 1, progress=False)
 
 
+@pytest.mark.heavy
 def test_traversed_beats_are_read_as_real_beats(bump_classifier, trained_vae):
     """With the window's valid range and normalisation the classifier reads every generated beat as the data pipeline
     makes a real one (vae.as_input): the padding is the window's own (0) and each lead is z-scored over its valid

@@ -58,6 +58,7 @@ def finished(tmp_path_factory):
     return wd, paths, loads, results[0]
 
 
+@pytest.mark.heavy
 def test_every_stage_and_the_report(finished):
     wd, paths, *_ = finished
     for stage in ("data", "train", "explain", "sanity", "expert_rules", "report"):
@@ -90,6 +91,7 @@ def _md_table(md: str, caption: str) -> list[list[str]]:
     return [rows[0]] + rows[2:]
 
 
+@pytest.mark.heavy
 def test_table_1_states_its_definitions_and_equals_summarize(finished):
     from ecgjax.train.summary import summarize
 
@@ -114,6 +116,7 @@ def test_table_1_states_its_definitions_and_equals_summarize(finished):
         assert per_class[("a", c)][2] == str(pc[c]["support"]) and per_class[("a", c)][6].startswith(f"{pc[c]['f1']:.3f} [")
 
 
+@pytest.mark.heavy
 def test_report_lists_comparisons_uncompared_classes_and_ig_completeness(finished):
     wd, *_, result = finished
     md = (wd / "report" / "summary.md").read_text()
@@ -129,6 +132,7 @@ def test_report_lists_comparisons_uncompared_classes_and_ig_completeness(finishe
                          f"{100 * meta['completeness']['median_rel_error']:.1f}%"]
 
 
+@pytest.mark.heavy
 def test_each_run_is_loaded_once_and_the_report_renders_the_result_alone(finished, monkeypatch):
     from pathlib import Path
 
@@ -151,6 +155,7 @@ def test_each_run_is_loaded_once_and_the_report_renders_the_result_alone(finishe
     assert build_report(result).to_markdown() == written
 
 
+@pytest.mark.heavy
 def test_report_renders_with_every_figure(finished, tmp_path):
     wd, paths, *_ = finished
     n_img = (wd / "report" / "report.html").read_text().count("<img ")
@@ -161,6 +166,7 @@ def test_report_renders_with_every_figure(finished, tmp_path):
     assert img.std() > 0.02, "screenshot is blank"
 
 
+@pytest.mark.heavy
 def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
     wd, *_ = finished
     marks = {s: (wd / "stages" / f"{s}.json").stat().st_mtime_ns for s in ("data", "train", "explain", "sanity", "audit_sanity", "glocal", "clusters", "tcav")}
@@ -177,6 +183,7 @@ def test_rerun_skips_finished_stages_and_force_redoes_them(finished, caplog):
     assert npz.stat().st_mtime_ns == npz_time and (wd / "stages" / "explain.json").exists()
 
 
+@pytest.mark.heavy
 def test_a_method_killed_while_drawing_figures_is_redone(finished):
     """Without its completion marker (written after the last figure) a method is explained and profiled again."""
     wd, *_ = finished
@@ -191,6 +198,7 @@ def test_a_method_killed_while_drawing_figures_is_redone(finished):
     assert other.stat().st_mtime_ns == t_other  # the finished method is reused
 
 
+@pytest.mark.heavy
 def test_force_refuses_another_studys_workdir_before_deleting(finished, tmp_path):
     wd, *_ = finished
     before = sorted(p.relative_to(wd) for p in wd.rglob("*"))
@@ -214,6 +222,7 @@ def test_force_redoes_everything(tmp_path):
     assert all(p.stat().st_mtime_ns != t for p, t in zip(made, before)), made
 
 
+@pytest.mark.heavy
 def test_workdir_of_another_study_is_refused(finished):
     wd, *_ = finished
     with pytest.raises(WorkdirError, match="another study"):
@@ -320,6 +329,7 @@ def test_cpu_reproduction_is_the_faithful_recipe_with_capped_epochs():
     assert cpu.explain_max_per_class and [r.name for r in cpu.runs if r.explain] == ["cnn_holdout", "lstm_holdout"]
 
 
+@pytest.mark.heavy
 def test_audit_stages_files_and_report(finished):
     wd, *_ = finished
     s = json.loads((wd / "stages" / "audit_sanity.json").read_text())

@@ -144,6 +144,7 @@ def test_same_seed_same_metrics_other_seed_differs(reference, tmp_path):
     assert _epochs(tmp_path / "other")[0]["train_loss"] != _epochs(wd)[0]["train_loss"]
 
 
+@pytest.mark.heavy
 def test_sigkill_then_resume_is_exact(reference, tmp_path):
     cfg, wd, res = reference
     run = tmp_path / "killed"
@@ -182,6 +183,7 @@ train_and_evaluate(from_json(open(sys.argv[3]).read()), sys.argv[4])
 """
 
 
+@pytest.mark.heavy
 def test_four_devices_give_the_one_device_loss_and_refuse_an_indivisible_batch(reference, tmp_path):
     """One process with 4 host devices: a batch of 18 is refused before anything is written; one epoch of the
     reference config gives the one-device losses."""
