@@ -1,11 +1,12 @@
 """Wall time of the default test suite from a fresh clone, run as README says (``make test``), as JSON lines.
 
-    python benchmarks/suite_time.py [--commit HEAD] [--repeat 2] [--note "..."] \
+    python benchmarks/suite_time.py [--commit HEAD] [--repeat 2] [--target test|test-heavy] [--note "..."] \
         [--out benchmarks/results/cpu_test_suite.jsonl]
 
 Clones this checkout at ``--commit`` into a temporary folder (tracked files only, as CI's fresh clone does),
 links this checkout's ``.venv`` into it (so nothing is installed and ``make test``'s bootstrap is a check), and
-runs ``make test`` there ``--repeat`` times back to back, ``ECGJAX_DATA_DIR`` passed through. One row per run:
+runs ``make test`` there ``--repeat`` times back to back, ``ECGJAX_DATA_DIR`` passed through (``--target test-heavy``:
+``make test-heavy``, the tests marked heavy, which CI runs after the default suite; the row's ``make_target``). One row per run:
 wall seconds, the CPU seconds of everything it started (user, sys), pytest's summary line (passed, failed,
 skipped, its own seconds), its start time, the 1-minute load average before and after, and the environment
 record (its ``timestamp``: when the script started). The CPU
@@ -109,15 +110,15 @@ def jax_events(folder: Path, top: int = 20) -> dict:
     return out
 
 
-def run_once(clone: Path) -> dict:
-    """One ``make test`` in ``clone``: the probe's seconds just before, wall and CPU seconds, pytest's summary, load
+def run_once(clone: Path, target: str = "test") -> dict:
+    """One ``make <target>`` in ``clone``: the probe's seconds just before, wall and CPU seconds, pytest's summary, load
     before and after, exit code, and the test processes' jax compile totals (``jax_events``)."""
     probe_s, probe_pair_s = probe(clone / ".venv" / "bin" / "python"), probe(clone / ".venv" / "bin" / "python", 2)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="ecgjax-suite-events-") as events:
         load0, t0 = os.getloadavg()[0], time.perf_counter()
-        proc = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True,
+        proc = subprocess.run(["make", target], cwd=clone, capture_output=True, text=True,
                               env={**os.environ, "ECGJAX_TEST_JAX_EVENTS": events})
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -131,6 +132,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commit", default="HEAD")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--target", choices=("test", "test-heavy"), default="test",
+                    help="the make target timed: the default suite, or the tests marked heavy (CI runs both)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_test_suite.jsonl"))
     args = ap.parse_args(argv)
@@ -152,8 +155,8 @@ def main(argv=None) -> int:
         subprocess.run(["git", "checkout", "-q", sha], cwd=clone, check=True)
         (clone / ".venv").symlink_to(venv)
         for i in range(args.repeat):
-            row = {"benchmark": "test_suite_time", **env, "tested_commit": sha, "run": i + 1, "note": args.note,
-                   "data_dir": os.environ.get("ECGJAX_DATA_DIR"), **run_once(clone)}
+            row = {"benchmark": "test_suite_time", **env, "tested_commit": sha, "make_target": args.target, "run": i + 1,
+                   "note": args.note, "data_dir": os.environ.get("ECGJAX_DATA_DIR"), **run_once(clone, args.target)}
             append_jsonl(args.out, [row])
             failed |= row["returncode"] != 0
             print(f"{sha[:7]} run {i + 1}: {row['wall_s']} s wall, {row['user_s']} s user, "
