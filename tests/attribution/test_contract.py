@@ -9,6 +9,8 @@ time or is refused by ``supports`` with one line naming both.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -194,15 +196,14 @@ def real_case(name, shape):
 
 @pytest.fixture(scope="module")
 def real_fns():
-    """{model name: (graphdef, state)}, each model built when a test first asks for it."""
+    """model name -> (graphdef, state), each model built when a test first asks for it."""
 
-    class Built(dict):
-        def __missing__(self, name):
-            shape, kw = REAL_MODELS[name]
-            self[name] = models.eval_split(models.build(name, n_classes=4, in_shape=shape, fs=360.0, rngs=nnx.Rngs(0), **kw))
-            return self[name]
+    @functools.cache
+    def built(name):
+        shape, kw = REAL_MODELS[name]
+        return models.eval_split(models.build(name, n_classes=4, in_shape=shape, fs=360.0, rngs=nnx.Rngs(0), **kw))
 
-    return Built()
+    return built
 
 
 def test_every_model_has_a_case():
@@ -227,7 +228,7 @@ def _pair(name, model):
 @pytest.mark.parametrize("name,model", [_pair(n, m) for n in sorted(METHOD_CASES) for m in sorted(REAL_MODELS)])
 def test_every_method_on_every_model(name, model, real_fns):
     """Maps that vary along time for every beat, or a clear refusal (exactly the pairs in ``REFUSED``)."""
-    g, s = real_fns[model]
+    g, s = real_fns(model)
     fns = models.pure_fns(g, s)
     shape = REAL_MODELS[model][0]
     m = attr.get(name, **real_case(name, shape))
