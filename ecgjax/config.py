@@ -78,6 +78,10 @@ class DataConfig:
       template_reference: which preceding beats make the template
         (``ecgjax.data.template.REFERENCES``): ``mean`` all of them, ``sinus``
         those after the longest RR intervals.
+      atrial_lock_beats: when > 0, one more RR feature, ``plock``: the share of the P window's energy
+        locked to R over the beat's ``atrial_lock_beats`` preceding beats (``ecgjax.data.template.atrial_lock``;
+        causal, per patient, from the leads before template subtraction): near 1 with P waves, near
+        1/k in atrial fibrillation. Protocols with RR features; not with ``rhythm_aug``.
       rhythm_aug: empty (off), or the keywords of ``ecgjax.data.rhythm.augment``
         (``{}`` with any key, e.g. ``{"fraction": 1.0}``, turns it on): training
         records re-sequenced into synthetic ectopic-rich rhythms, the RR features
@@ -94,19 +98,28 @@ class DataConfig:
     max_beats: int | None = None
     template_beats: int = 0
     template_reference: str = "mean"
+    atrial_lock_beats: int = 0
     rhythm_aug: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         from ecgjax.data import protocols, rhythm, splits, template
 
         _choice("data.protocol", self.protocol, (*protocols.available(), "synthetic"))
+        proto = None
         if self.protocol != "synthetic":
-            protocols.get(self.protocol).replace(**{k: v for k, v in self.protocol_overrides.items() if k != "records"})
+            proto = protocols.get(self.protocol).replace(**{k: v for k, v in self.protocol_overrides.items() if k != "records"})
         _choice("data.balance", self.balance, BALANCING)
         _positive("data.limit_records", self.limit_records, allow_none=True)
         _positive("data.max_beats", self.max_beats, allow_none=True)
         _nonnegative_int("data.template_beats", self.template_beats)
         _choice("data.template_reference", self.template_reference, template.REFERENCES)
+        _nonnegative_int("data.atrial_lock_beats", self.atrial_lock_beats)
+        if self.atrial_lock_beats and self.rhythm_aug:
+            raise ConfigError("data.atrial_lock_beats with data.rhythm_aug: synthetic rhythms do not recompute the plock "
+                              "feature; turn one of them off")
+        if self.atrial_lock_beats and (proto is None or not proto.rr_features):
+            raise ConfigError(f"data.atrial_lock_beats: protocol {self.protocol!r} has no RR features to add plock to; "
+                              "use a protocol with RR features (aami_rr)")
         _nonnegative_int("data.split_seed", self.split_seed)
         splits.check_split_args(self.split, self.split_kwargs, where="data.split_kwargs of split")
         try:

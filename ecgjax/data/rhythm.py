@@ -165,6 +165,9 @@ def sequence_inputs(beats, src: np.ndarray, times: np.ndarray, *, leads: np.ndar
       rr f32[K, F]).
     """
     src = np.asarray(src, np.int64)
+    if "plock" in beats.rr_names:
+        raise ValueError("sequence_inputs: the plock feature (DataConfig.atrial_lock_beats) is not recomputed for "
+                         "synthetic rhythms; use a data config without it")
     rr = sequence_features(times, beats).astype(np.float32)
     x = beats.x[src].copy()
     n_leads = x.shape[2] - len(beats.rr_names)

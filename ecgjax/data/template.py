@@ -17,6 +17,12 @@ beats, its sinus beats follow long pauses) the mean template is an ectopic
 beat and an ectopic beat's input is near zero; the beats after the longest
 intervals are the least premature ones, so their mean stays a sinus beat.
 
+The same preceding beats also say whether the atria beat in step with the ventricles: ``atrial_lock``, the
+share of the P window's energy that is locked to R over them (a P wave: near 1; the f waves of atrial
+fibrillation: near 1/k). The template subtraction removes exactly that context from the leads, so a model
+that should tell a premature atrial beat from an early beat of atrial fibrillation gets it as a feature
+(``DataConfig.atrial_lock_beats``).
+
 Pure numpy, vectorised per record (``mean``: a cumulative sum; ``sinus``: a sort of each beat's k
 preceding intervals), no loop over beats.
 """
@@ -30,6 +36,8 @@ import numpy as np
 REFERENCES = ("mean", "sinus")
 # The ``sinus`` template: the mean of this many of the k preceding beats, those after the longest RR intervals.
 SINUS_BEATS = 8
+# ``atrial_lock``'s P window, seconds relative to R: after the window's usual start (0.25 s before R) and before the QRS.
+P_WINDOW = (-0.25, -0.07)
 
 
 def running_template(x: np.ndarray, record: np.ndarray, k: int) -> np.ndarray:
@@ -92,6 +100,54 @@ def sinus_template(x: np.ndarray, record: np.ndarray, pre: np.ndarray, k: int, m
         cnt = ok.sum(1)
         mean = (xr[j] * ok[:, :, None, None]).sum(1) / np.maximum(cnt, 1)[:, None, None]
         out[i] = np.where((cnt > 0)[:, None, None], mean, xr)
+    return out
+
+
+def atrial_lock(x: np.ndarray, record: np.ndarray, r: int, fs: float, k: int, *, lead: int = 0,
+                window: tuple[float, float] = P_WINDOW) -> np.ndarray:
+    """How much of the atrial activity before each beat's R peak is locked to it: a P wave, or fibrillation.
+
+    In each of the ``k`` beats before beat i (its record's; past only), the P window ``window`` (seconds
+    relative to R) of lead ``lead``, with its mean and linear trend removed (baseline), is a vector p_j. The
+    phase-locked ratio is ``|mean_j p_j|^2 / mean_j |p_j|^2``: 1 when the k windows are equal (a P wave at a
+    fixed PR interval), about 1/k when they are independent (the f waves of atrial fibrillation are not locked
+    to the ventricular beat), 0 when they cancel. A record's first beat has no past: 1 (no evidence of
+    fibrillation).
+
+    Args:
+      x: f[N, T, >= lead + 1] beats (the leads before any template subtraction), each record's in file order.
+      record: [N] record names.
+      r: the R peak's sample in every window (one for all beats, as the protocols' fixed windows have it).
+      fs: sampling rate (Hz).
+      k: preceding beats (>= 1).
+      lead: the lead read.
+      window: (start, end) seconds relative to R; start is clipped to the window's first sample.
+
+    Returns:
+      f32[N] in [0, 1].
+    """
+    if k < 1:
+        raise ValueError(f"atrial_lock: k must be >= 1, got {k}")
+    lo, hi = max(int(round(r + window[0] * fs)), 0), int(round(r + window[1] * fs))
+    if hi - lo < 3:
+        raise ValueError(f"atrial_lock: the window {window} s before R at sample {r} ({fs} Hz) holds {max(hi - lo, 0)} samples")
+    p = np.asarray(x)[:, lo:hi, lead].astype(np.float64)
+    t = np.arange(hi - lo) - (hi - lo - 1) / 2
+    p = p - p.mean(1, keepdims=True)
+    p = p - ((p * t).sum(1) / (t**2).sum())[:, None] * t  # least-squares line removed
+    energy = (p**2).sum(1)
+    out = np.ones(len(p), np.float32)
+    for rec in np.unique(record):  # one vectorised pass per record (cumulative sums over the beats)
+        i = np.flatnonzero(record == rec)
+        c = np.concatenate([np.zeros((1, p.shape[1])), np.cumsum(p[i], axis=0)])
+        ce = np.concatenate([[0.0], np.cumsum(energy[i])])
+        j = np.arange(len(i))
+        start = np.maximum(j - k, 0)
+        n = (j - start).astype(np.float64)
+        mean = (c[j] - c[start]) / np.maximum(n, 1.0)[:, None]
+        mean_energy = (ce[j] - ce[start]) / np.maximum(n, 1.0)
+        ratio = (mean**2).sum(1) / np.maximum(mean_energy, 1e-30)
+        out[i] = np.where((n > 0) & (mean_energy > 0), np.clip(ratio, 0.0, 1.0), 1.0)
     return out
 
 

@@ -61,8 +61,9 @@ RATIOS = (("pre", "local"), ("post", "pre"), ("pre", "long"), ("local", "long"),
 # lmax): prematurity against the previous interval, the spread of the last intervals, pre against the shortest.
 LOCAL_RATIOS = (("pre", "prev"), ("lmax", "lmin"), ("pre", "lmin"))
 # Features that are already heart-rate-free ratios, each entering as its own log when the model has it
-# (ecgjax.data.rr's irreg: the median ratio of successive intervals before the beat, >= 1).
-OWN_RATIOS = ("irreg",)
+# (ecgjax.data.rr's irreg: the median ratio of successive intervals before the beat, >= 1; plock: the share of the
+# P window locked to R over the preceding beats, ecgjax.data.template.atrial_lock, in [0, 1]).
+OWN_RATIOS = ("irreg", "plock")
 # rr_transform="ratios+rate": the ratios and the heart rate, as the log of this absolute interval (seconds) last;
 # with it every absolute interval is a linear function of the RR inputs (log pre = log local + log(pre / local)).
 RATE = "local"

@@ -108,11 +108,24 @@ def _load(cfg: DataConfig, *, data_dir=None, cache=None) -> tuple[BeatSet, np.nd
     if cfg.protocol == "synthetic":
         return beats, None
     leads = None
+    if cfg.atrial_lock_beats:  # from the leads as recorded, before the template subtraction removes what it reads
+        beats = with_atrial_lock(beats, cfg.atrial_lock_beats)
     if cfg.template_beats:
         leads = beats.x
         beats = template.subtract_template(beats, cfg.template_beats, cfg.template_reference)
     # RR features ride as extra input channels after the leads (ecgjax.models.rr_net)
     return (rr.append_channels(beats) if beats.rr_names else beats), leads
+
+
+def with_atrial_lock(beats: BeatSet, k: int) -> BeatSet:
+    """``beats`` with one more RR feature, ``plock`` (``ecgjax.data.template.atrial_lock`` of its first lead over
+    each beat's ``k`` preceding beats), after the protocol's: rr f32[N, F + 1]."""
+    r = np.unique(beats.r)
+    if len(r) != 1:
+        raise ConfigError(f"data.atrial_lock_beats needs one R position in every window; these beats have {len(r)}")
+    plock = template.atrial_lock(beats.x, beats.record, int(r[0]), beats.fs, k)
+    return dataclasses.replace(beats, rr=np.concatenate([beats.rr, plock[:, None]], axis=1).astype(np.float32),
+                               rr_names=(*beats.rr_names, "plock"))
 
 
 def _cap(idx: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -49,7 +49,12 @@ preceding beats that followed the longest RR intervals, ``SINUS_BEATS`` of
 ``ecgjax.data.template``'s ``sinus`` reference; aimed at records whose ectopic
 beats dominate, where the mean of the preceding beats is itself an ectopic
 beat, as in DS2's record 232; with ``aug`` the synthetic sequences take the
-sinus template too, recomputed in their own beat order).
+sinus template too, recomputed in their own beat order), ``plock`` (one more
+RR-branch input, the atrial activity locked to R over the 32 preceding beats:
+``ecgjax.data.template.atrial_lock``, ``DataConfig.atrial_lock_beats``, entering as
+its log, ``ecgjax.models.rr_net.OWN_RATIOS``; near 1 with P waves, near 1/32 in atrial
+fibrillation, whose N beats the recipe calls S; the template subtraction removes
+that context from the leads; not with ``aug``).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
@@ -123,11 +128,13 @@ RR_REFERENCE = "median"
 LR = 1e-3
 # :wavedrop, the probability that a training beat's waveform embedding is dropped (rr_net's wave_dropout).
 WAVE_DROPOUT = 0.5
+# :plock, the preceding beats over which the P window's locking to R is measured (ecgjax.data.template.atrial_lock).
+ATRIAL_LOCK_BEATS = 32
 RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S", "V")}
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "irreg", "wavedrop", "rate", "aug", "augS", "sinus")
+          "localrr", "irreg", "wavedrop", "rate", "aug", "augS", "sinus", "plock")
 
 
 def get_config(arg=None):
@@ -142,7 +149,7 @@ def get_config(arg=None):
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
                          "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, rate, lrX, aug, augS, "
-                         "sinus")
+                         "sinus, plock")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -155,6 +162,7 @@ def get_config(arg=None):
     # rhythm's irregularity (ecgjax.data.rr)
     extra = ("prev", "lmin", "lmax") * ("localrr" in opts) + ("irreg",) * ("irreg" in opts)
     rr_features = DEFAULT_FEATURES + extra
+    plock = "plock" in opts  # computed from the leads after the protocol's RR features (DataConfig.atrial_lock_beats)
     overrides = {"records": DS1, "rr_reference": reference, **({"rr_features": rr_features} if extra else {})}
     tune = () if legacy or "nooffsets" in opts else ("S", "V")
     tag = "".join(f"_{o}" for o in opts if o not in ("both", "waveform", "rr", "quick") and not o.startswith("seeds"))
@@ -163,9 +171,9 @@ def get_config(arg=None):
         name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
         data=DataConfig(protocol="aami_rr", protocol_overrides=overrides, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template,
-                        template_reference="sinus" if "sinus" in opts else "mean",
+                        template_reference="sinus" if "sinus" in opts else "mean", atrial_lock_beats=ATRIAL_LOCK_BEATS * plock,
                         rhythm_aug=RHYTHM_AUG if "aug" in opts else {**RHYTHM_AUG, "classes": ("S",)} if "augS" in opts else {}),
-        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features, "rr_transform": rr_transform,
+        model=ModelConfig(name="rr_net", kwargs={"inputs": inputs, "rr_features": rr_features + ("plock",) * plock, "rr_transform": rr_transform,
                                                  **({"bn_momentum": 0.99} if "bn99" in opts else {}),
                                                  **({"wave_dropout": WAVE_DROPOUT} if "wavedrop" in opts else {})}),
         train=TrainConfig(optimizer="adam", lr=lr, batch_size=128, eval_batch_size=1024, epochs=20 if legacy else 10,
