@@ -144,6 +144,12 @@ def test_every_variant_loads():
     assert (rt("both"), rt("both,rate"), rt("rr,rate"), rt("logrr")) == ("ratios", "ratios+rate", "ratios+rate", "log")
     ref = lambda arg: interpatient.load_config(f"experiments/configs/aami_rr.py:{arg}").train.data.template_reference  # noqa: E731
     assert (ref("both"), ref("both,sinus"), ref("quick,sinus")) == ("mean", "sinus", "sinus")
+    # plock: computed by the data config from the leads (not a protocol feature), named last in the model's RR features
+    plock = interpatient.load_config("experiments/configs/aami_rr.py:both,sinus,plock").train
+    assert plock.data.atrial_lock_beats == 32 and interpatient.load_config("experiments/configs/aami_rr.py").train.data.atrial_lock_beats == 0
+    assert plock.model.kwargs["rr_features"][-1] == "plock" and "rr_features" not in plock.data.protocol_overrides
+    with pytest.raises(ConfigError, match="rhythm_aug"):
+        interpatient.load_config("experiments/configs/aami_rr.py:both,plock,aug")
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")
 

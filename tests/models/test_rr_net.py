@@ -130,6 +130,9 @@ def test_ratio_inputs_closed_form():
     np.testing.assert_allclose(got[0], want + [np.log(p / 0.9), np.log(1.1 / 0.45), np.log(p / 0.45), np.log(1.3)], rtol=1e-6)
     got = np.log(rr12[:, [*range(8), 11]].astype(np.float64)) @ rr_input_matrix((*FEATURES, "irreg"), "ratios")
     np.testing.assert_allclose(got[0], want + [np.log(1.3)], rtol=1e-6)
+    # plock (the atrial activity locked to R, in [0, 1]) likewise; both in OWN_RATIOS' order
+    got = np.log(np.concatenate([rr12[:, [*range(8), 11]], [[0.2]]], 1).astype(np.float64)) @ rr_input_matrix((*FEATURES, "irreg", "plock"), "ratios")
+    np.testing.assert_allclose(got[0], want + [np.log(1.3), np.log(0.2)], rtol=1e-6)
     # ratios+rate: the same columns, then the log of the local mean interval in seconds
     got = np.log(rr12[:, [*range(8), 11]].astype(np.float64)) @ rr_input_matrix((*FEATURES, "irreg"), "ratios+rate")
     np.testing.assert_allclose(got[0], want + [np.log(1.3), np.log(lo)], rtol=1e-6)
