@@ -423,17 +423,25 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
             "n_rhythms": n_rhythms, "n_beats": n_beats, "seed": seed}
 
 
-# The irregular-rhythm rule (experiments/ds1_af_rule_screen.py): how far the S log-probability is lowered.
+# Rules on top of a trained recipe (experiments/ds1_af_rule_screen.py, experiments/interpatient_af_rule.py): no S
+# call where a beat's context says it cannot be a premature atrial beat. How far the S log-probability is lowered:
 AF_SUPPRESS = 20.0
+# name: (the beat's feature, the comparison with tau under which S is suppressed, what the rule says). irreg
+# (ecgjax.data.rr, the median ratio of successive intervals among the 10 before the beat): atrial fibrillation has no
+# premature atrial beats and its irregular intervals look premature to an RR model; plock (ecgjax.data.template's
+# atrial_lock over the 32 preceding beats): a premature atrial beat comes out of a rhythm with P waves locked to R,
+# which atrial fibrillation and flutter lack, whatever the intervals (an ectopic-dominant record keeps its P waves).
+S_RULES = {"irreg": (">", "inside an irregular rhythm"), "plock": ("<", "without P waves locked to R")}
 
 
-def suppress_s_in_irregular_rhythm(log_probs: np.ndarray, irreg: np.ndarray, tau: float, classes) -> np.ndarray:
-    """No S call inside an irregular rhythm: f64[M, C] ``log_probs`` with the S column lowered by ``AF_SUPPRESS``
-    where ``irreg`` f[M] (``ecgjax.data.rr``'s, the median ratio of successive intervals among the 10 before the
-    beat) exceeds ``tau``. Atrial fibrillation has no premature atrial beats, and its irregular intervals look
-    premature to an RR model."""
+def suppress_s(log_probs: np.ndarray, values: np.ndarray, tau: float, classes, rule: str = "irreg") -> np.ndarray:
+    """f64[M, C] ``log_probs`` with the S column lowered by ``AF_SUPPRESS`` where the rule's feature ``values`` f[M]
+    compares with ``tau`` as ``S_RULES[rule]`` says (``irreg > tau``, ``plock < tau``)."""
+    if rule not in S_RULES:
+        raise ConfigError(f"rule {rule!r}: use one of {list(S_RULES)}")
+    values = np.asarray(values)
     out = np.array(log_probs, np.float64)
-    out[np.asarray(irreg) > tau, list(classes).index("S")] -= AF_SUPPRESS
+    out[values > tau if S_RULES[rule][0] == ">" else values < tau, list(classes).index("S")] -= AF_SUPPRESS
     return out
 
 

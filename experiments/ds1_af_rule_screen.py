@@ -1,23 +1,32 @@
-"""A rule on top of the trained inter-patient recipe, screened on DS1 only: no S call inside an irregular rhythm.
+"""A rule on top of the trained inter-patient recipe, screened on DS1 only: no S call inside an irregular rhythm,
+or without P waves locked to R.
 
 Command::
 
     python experiments/ds1_af_rule_screen.py runs/cv_both runs/cv_both_seedbase5 runs/cv_both_seedbase10 \\
         runs/cv_both_seedbase15 runs/cv_both_seedbase20 [--taus 1.1 1.15 1.2 1.3] [--out benchmarks/results/ds1_af_rule_screen.jsonl]
-    python experiments/ds1_af_rule_screen.py --table
+    python experiments/ds1_af_rule_screen.py --rule plock runs/cv_both_sinus runs/cv_both_sinus_seedbase5 ...   # taus 0.05 0.1 0.15 0.2
+    python experiments/ds1_af_rule_screen.py --table [--rule plock]
 
 Atrial fibrillation has no premature atrial beats (its beats are labelled N), but its irregular RR
 intervals look premature to an RR model: on DS1 and on DS2 most of the recipe's N beats called S sit
 in the atrial fibrillation and flutter records (docs/results.md, "Recipe changes gated on DS1"). The
 rule: a beat whose ``irreg`` (``ecgjax.data.rr``: the median ratio of successive intervals among the 10
-before it) exceeds ``tau`` is not called S (``ecgjax.interpatient.suppress_s_in_irregular_rhythm``). Each
+before it) exceeds ``tau`` is not called S (``ecgjax.interpatient.suppress_s``). Each
 workdir is one seed set of ``experiments/aami_interpatient.py --ds1-only``; on its pooled out-of-record
 DS1 predictions the S/V offsets are chosen again as the benchmark chooses them (``choose_offsets``), and
 S F1, AP, Se, +P and V F1 are scored without and with the rule (``rule_scores``). Its cost where S beats
 come in runs, as in an ectopic-dominant record: the share of S beats with ``irreg > tau`` in synthetic
-rhythms (``ecgjax.data.rhythm.synthetic_record``, S fractions 10-85%). No DS2 record is read. One JSON
-line per invocation in ``--out`` (with versions and the command); ``--table`` prints the markdown of the
-last, ``--doc`` also writes it between the ``<!-- ds1_af_rule_screen -->`` markers of that file.
+rhythms (``ecgjax.data.rhythm.synthetic_record``, S fractions 10-85%). No DS2 record is read.
+
+``--rule plock``: a beat whose ``plock`` (``ecgjax.data.template.atrial_lock`` over its 32 preceding beats:
+the share of the P window's energy locked to R, near 1 with P waves and near 1/32 in atrial fibrillation)
+is below ``tau`` is not called S. The intervals do not enter it, so it has no synthetic-rhythm column;
+what it costs shows in the DS1 S beats it suppresses (last column).
+
+One JSON line per invocation in ``--out`` (with versions and the command); ``--table`` prints the
+markdown of the last line of ``--rule``, ``--doc`` also writes it between that rule's markers of that
+file (``<!-- ds1_af_rule_screen -->``, ``<!-- ds1_af_rule_screen plock -->``).
 """
 
 from __future__ import annotations
@@ -33,20 +42,20 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # the repo's result files, from any folder
 
-TAUS = (1.10, 1.15, 1.20, 1.30)
+TAUS = {"irreg": (1.10, 1.15, 1.20, 1.30), "plock": (0.05, 0.10, 0.15, 0.20)}
 SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
 
-def rule_scores(logits: np.ndarray, y: np.ndarray, irreg: np.ndarray, tau: float | None) -> dict:
+def rule_scores(logits: np.ndarray, y: np.ndarray, values: np.ndarray, tau: float | None, rule: str = "irreg") -> dict:
     """S F1, AP, Se, +P and V F1 (%) of pooled predictions after the rule (``tau`` None: no rule), offsets chosen
-    on those same predictions. logits f32[M, C] (classes N, S, V, ...), y i64[M], irreg f32[M]."""
+    on those same predictions. logits f32[M, C] (classes N, S, V, ...), y i64[M], values f32[M]: the rule's feature."""
     from sklearn.metrics import average_precision_score
 
-    from ecgjax.interpatient import _f1, _log_softmax, choose_offsets, suppress_s_in_irregular_rhythm
+    from ecgjax.interpatient import _f1, _log_softmax, choose_offsets, suppress_s
 
     lp = _log_softmax(np.asarray(logits, np.float64))
     if tau is not None:
-        lp = suppress_s_in_irregular_rhythm(lp, irreg, tau, ["N", "S", "V", "F", "Q"][: lp.shape[1]])
+        lp = suppress_s(lp, values, tau, ["N", "S", "V", "F", "Q"][: lp.shape[1]], rule)
     pred = (lp + choose_offsets(lp, y, [1, 2])).argmax(-1)
     tp = int(np.sum((pred == 1) & (y == 1)))
     return {"S F1": 100 * _f1(y, pred, 1), "S AP": 100 * float(average_precision_score(y == 1, np.exp(lp[:, 1]))),
@@ -85,13 +94,17 @@ def pooled(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return cv["logits"], cv["y"], cv["index"], cv["record"]
 
 
-def table(rows: list[dict]) -> str:
-    """Markdown of the last line: per tau, the mean ± sd over seed sets and the paired change against no rule."""
+def table(rows: list[dict], rule: str = "irreg") -> str:
+    """Markdown of the last line of ``rule``: per tau, the mean ± sd over seed sets and the paired change against no rule."""
     from ecgjax import interpatient as ip
 
+    rows = [r for r in rows if r.get("rule", "irreg") == rule]
+    if not rows:
+        raise KeyError(f"no screen of the rule {rule!r} in the result file")
     row = rows[-1]
     names = ["S F1", "S AP", "S Se", "S +P", "V F1"]
-    fr = list(row["synthetic"][next(iter(row["synthetic"]))])
+    op = ip.S_RULES[rule][0]
+    fr = list(next(iter(row["synthetic"].values()), {}))
     out = [f"`{row['command']}` ({row['when']}; {len(row['workdirs'])} seed sets; no DS2 record read)", "",
            "| rule | " + " | ".join(names) + " | " + " | ".join(f"synthetic {100 * float(f):.0f}% S: S beats suppressed" for f in fr)
            + " | DS1 S beats suppressed (most in records) |", "|---" * (len(names) + len(fr) + 2) + "|"]
@@ -105,7 +118,7 @@ def table(rows: list[dict]) -> str:
         syn = [f"{row['synthetic'][key][f]:.1f}" if key != "none" else "" for f in fr]
         lost = row["s_suppressed"].get(key, {})
         lost_txt = "" if key == "none" else f"{lost['share']:.1f}% (" + ip.most_counts(lost["by_record"], 3) + ")"
-        out.append(f"| {'no rule' if key == 'none' else 'irreg > ' + key} | " + " | ".join(cells) + " | " + " | ".join(syn) + f" | {lost_txt} |")
+        out.append(f"| {'no rule' if key == 'none' else f'{rule} {op} {key}'} | " + " | ".join(cells) + " | " + " | ".join(syn) + f" | {lost_txt} |")
     out += ["", "Mean ± sd over the seed sets; in brackets the change against no rule, paired by seed set, with its standard error."]
     return "\n".join(out) + "\n"
 
@@ -116,20 +129,23 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdirs", nargs="*", type=Path, help="--ds1-only workdirs of one recipe, one per seed set")
-    ap.add_argument("--taus", nargs="+", type=float, default=list(TAUS))
+    ap.add_argument("--rule", default="irreg", choices=list(TAUS), help="no S where irreg > tau (default), or where plock < tau")
+    ap.add_argument("--taus", nargs="+", type=float, help="thresholds (default: TAUS of the rule)")
     ap.add_argument("--out", type=Path, default=RESULTS / "ds1_af_rule_screen.jsonl")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--table", action="store_true", help="print the markdown of --out's last line and exit")
     ap.add_argument("--doc", type=Path, help="with --table: also write it between the markers of this file")
     args = ap.parse_args(argv)
+    taus = args.taus or list(TAUS[args.rule])
     try:
         if args.table:
-            text = table(read_jsonl(args.out, "ds1_af_rule_screen result file"))
+            text = table(read_jsonl(args.out, "ds1_af_rule_screen result file"), args.rule)
             print(text, end="")
             if args.doc:
                 from interpatient_gate import write_doc
 
-                write_doc(args.doc, text, ("<!-- ds1_af_rule_screen: begin -->", "<!-- ds1_af_rule_screen: end -->"))
+                mark = "ds1_af_rule_screen" + ("" if args.rule == "irreg" else f" {args.rule}")
+                write_doc(args.doc, text, (f"<!-- {mark}: begin -->", f"<!-- {mark}: end -->"))
             return 0
         if len(args.workdirs) < 2 or not args.data_dir:
             print("error: need at least 2 seed-set workdirs and the data (--data-dir or ECGJAX_DATA_DIR)", file=sys.stderr)
@@ -138,36 +154,37 @@ def main(argv=None) -> int:
     except (DataError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from ecgjax.data import load_beats
-    from ecgjax.data.protocols import DS1, get
-    from ecgjax.data.rr import DEFAULT_FEATURES
+    from interpatient_af_rule import feature_of
 
-    # the recipe's DS1 beats (same cache order as its training: the same protocol, plus irreg)
-    beats = load_beats(get("aami_rr", records=DS1, rr_features=DEFAULT_FEATURES + ("irreg",)), args.data_dir)
-    irreg_all = beats.rr[:, -1]
-    keys = ["none", *(f"{t:g}" for t in args.taus)]
+    from ecgjax.data.protocols import DS1
+    from ecgjax.interpatient import S_RULES
+
+    # the recipe's DS1 beats (same cache order as its training: the same protocol), with the rule's feature
+    values_all, y_all, record_all = feature_of(args.rule, DS1, args.data_dir)
+    keys = ["none", *(f"{t:g}" for t in taus)]
     scores = {k: [] for k in keys}
     for logits, y, index, record in sets:
-        if not np.array_equal(beats.y[index], y):
+        if not np.array_equal(y_all[index], y):
             print("error: the workdirs' beat indices do not match the aami_rr DS1 beats; were they trained with another protocol?",
                   file=sys.stderr)
             return 2
-        for k, tau in zip(keys, (None, *args.taus)):
-            scores[k].append(rule_scores(logits, y, irreg_all[index], tau))
-    s_mask = beats.y == 1
+        for k, tau in zip(keys, (None, *taus)):
+            scores[k].append(rule_scores(logits, y, values_all[index], tau, args.rule))
+    s_mask = y_all == 1
     suppressed = {}
-    for t in args.taus:
-        lost = s_mask & (irreg_all > t)
-        recs, counts = np.unique(np.asarray(beats.record)[lost], return_counts=True)
+    for t in taus:
+        lost = s_mask & (values_all > t if S_RULES[args.rule][0] == ">" else values_all < t)
+        recs, counts = np.unique(record_all[lost], return_counts=True)
         # stored by record (the line's keys are sorted); the table lists the largest first (most_counts)
         suppressed[f"{t:g}"] = {"share": 100.0 * lost.sum() / s_mask.sum(), "by_record": dict(zip(map(str, recs), map(int, counts)))}
-    synthetic = {f"{t:g}": {str(f): synthetic_share(t, f) for f in SYNTHETIC_FRACTIONS} for t in args.taus}
-    row = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workdirs": [w.name for w in args.workdirs],
+    # the irregularity's cost where S beats come in runs (plock does not read the intervals: no such column)
+    synthetic = {f"{t:g}": {str(f): synthetic_share(t, f) for f in SYNTHETIC_FRACTIONS} for t in taus} if args.rule == "irreg" else {}
+    row = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workdirs": [w.name for w in args.workdirs], "rule": args.rule,
            "scores": scores, "s_suppressed": suppressed, "synthetic": synthetic,
            "command": "python experiments/ds1_af_rule_screen.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "versions": environment_info().get("versions")}
     append_jsonl(args.out, [row])
-    print(table([row]), end="")
+    print(table([row], args.rule), end="")
     return 0
 
 

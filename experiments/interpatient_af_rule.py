@@ -1,15 +1,17 @@
-"""A finished inter-patient benchmark with the irregular-rhythm rule on top: no S call inside an irregular rhythm.
+"""A finished inter-patient benchmark with a rule on top: no S call inside an irregular rhythm, or without P waves.
 
 Command::
 
     python experiments/interpatient_af_rule.py runs/cv_both --tau 1.1 --out runs/cv_both_afrule/results.json
+    python experiments/interpatient_af_rule.py runs/cv_both_sinus --rule plock --tau 0.1 --out runs/cv_both_sinus_plockrule/results.json
 
-The rule (``ecgjax.interpatient.suppress_s_in_irregular_rhythm``; ``tau`` chosen on DS1 by
+The rule (``ecgjax.interpatient.suppress_s`` with ``S_RULES[--rule]``; ``tau`` chosen on DS1 by
 ``experiments/ds1_af_rule_screen.py``) lowers a beat's S log-probability where its ``irreg``
-(``ecgjax.data.rr``) exceeds ``tau``. The workdir's seeds' out-of-record DS1 predictions get the rule
+(``ecgjax.data.rr``) exceeds ``tau``, or where its ``plock`` (``ecgjax.data.template.atrial_lock`` over
+the 32 preceding beats) is below it. The workdir's seeds' out-of-record DS1 predictions get the rule
 and one pair of S/V offsets is chosen on them again (``choose_offsets``, as the benchmark does); then the
 stored DS2 logits (``ds2/seed<s>.npz``, written by the benchmark after training) get the rule, with
-``irreg`` computed from the DS2 records' annotations, and that pair of offsets, and are scored once
+the feature computed from the DS2 records, and that pair of offsets, and are scored once
 (per seed with record-bootstrap CIs, mean ± sd, plain argmax, the seeds' ensemble). Nothing is chosen
 on DS2. Writes a ``results.json`` in the benchmark's layout, and beside it ``ds2/seed<s>.npz`` (y_true,
 y_pred with the rule and the offsets, record), so ``experiments/aami_interpatient.py --table`` and
@@ -27,17 +29,26 @@ from pathlib import Path
 import numpy as np
 
 
-def irreg_of(records, data_dir, cache=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(irreg f32[N], y i64[N], record U[N]) of the ``aami_rr`` beats of ``records``, in the benchmark's beat order."""
+# plock's preceding beats (aami_rr.py's ATRIAL_LOCK_BEATS and TEMPLATE_BEATS)
+PLOCK_BEATS = 32
+
+
+def feature_of(rule: str, records, data_dir, cache=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the rule's feature f32[N], y i64[N], record U[N]) of the ``aami_rr`` beats of ``records``, in the benchmark's
+    beat order: ``irreg`` from the annotations, ``plock`` from the leads (``ecgjax.train.data.with_atrial_lock``)."""
     from ecgjax.data import load_beats
     from ecgjax.data.protocols import get
     from ecgjax.data.rr import DEFAULT_FEATURES
+    from ecgjax.train.data import with_atrial_lock
 
-    beats = load_beats(get("aami_rr", records=tuple(records), rr_features=DEFAULT_FEATURES + ("irreg",)), data_dir, cache=cache)
+    if rule == "irreg":
+        beats = load_beats(get("aami_rr", records=tuple(records), rr_features=DEFAULT_FEATURES + ("irreg",)), data_dir, cache=cache)
+    else:
+        beats = with_atrial_lock(load_beats(get("aami_rr", records=tuple(records)), data_dir, cache=cache), PLOCK_BEATS)
     return beats.rr[:, -1], beats.y, np.asarray(beats.record)
 
 
-def apply_rule(workdir: Path, tau: float, *, data_dir=None, cache=None, n_bootstrap: int = 1000) -> tuple[dict, dict]:
+def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", data_dir=None, cache=None, n_bootstrap: int = 1000) -> tuple[dict, dict]:
     """({seed: DS2 y_pred i32[N]}, the module docstring's results dict, (DS2 y_true, record)) for one finished workdir."""
     from ecgjax import interpatient as ip
     from ecgjax.errors import ConfigError
@@ -50,19 +61,21 @@ def apply_rule(workdir: Path, tau: float, *, data_dir=None, cache=None, n_bootst
         raise ConfigError(f"{workdir}: not cross-validated inside DS1 (results ds1_cv); the rule's offsets come from those predictions")
     tune_offsets = res["config"]["tune_offsets"]
     cv = ip.pooled_predictions(workdir, seeds, res["test_records"])
-    irreg1, y1, _ = irreg_of(res["train_records"], data_dir, cache)
+    if rule not in ip.S_RULES:
+        raise ConfigError(f"--rule {rule!r}: use one of {list(ip.S_RULES)}")
+    f1, y1, _ = feature_of(rule, res["train_records"], data_dir, cache)
     if not np.array_equal(y1[cv["index"]], cv["y"]):
         raise ConfigError(f"{workdir}: its DS1 beat indices do not match the aami_rr DS1 beats; trained with another protocol?")
     tune = [classes.index(c) for c in tune_offsets]
-    lp1 = ip.suppress_s_in_irregular_rhythm(ip._log_softmax(cv["logits"]), irreg1[cv["index"]], tau, classes)
+    lp1 = ip.suppress_s(ip._log_softmax(cv["logits"]), f1[cv["index"]], tau, classes, rule)
     offsets = ip.choose_offsets(lp1, cv["y"], tune)
-    irreg2, y2, rec2 = irreg_of(res["test_records"], data_dir, cache)
+    f2, y2, rec2 = feature_of(rule, res["test_records"], data_dir, cache)
     per_seed, argmax_reports, lps, preds = {}, [], [], {}
     for s in seeds:
         with np.load(workdir / "ds2" / f"seed{s}.npz", allow_pickle=False) as z:
             if not (np.array_equal(z["y_true"], y2) and np.array_equal(z["record"], rec2)):
                 raise ConfigError(f"{workdir}/ds2/seed{s}.npz: its beats are not the aami_rr DS2 beats in order")
-            lp = ip.suppress_s_in_irregular_rhythm(ip._log_softmax(z["logits"]), irreg2, tau, classes)
+            lp = ip.suppress_s(ip._log_softmax(z["logits"]), f2, tau, classes, rule)
         lps.append(lp)
         preds[s] = (lp + offsets).argmax(-1).astype(np.int32)
         per_seed[str(s)] = metrics.report(y2, preds[s], classes, record=rec2,
@@ -71,15 +84,15 @@ def apply_rule(workdir: Path, tau: float, *, data_dir=None, cache=None, n_bootst
     ens = np.mean(lps, axis=0)
     ensemble = metrics.report(y2, (ens + offsets).argmax(-1).astype(np.int32), classes, record=rec2, n_bootstrap=n_bootstrap, seed=0)
     return preds, {
-        "name": f"{res['name']} + rule: no S where irreg > {tau:g}", "classes": classes, "seeds": seeds,
+        "name": f"{res['name']} + rule: no S where {rule} {ip.S_RULES[rule][0]} {tau:g}", "classes": classes, "seeds": seeds,
         "test_records": res["test_records"], "train_records": res["train_records"],
         "ds2": {"per_seed": per_seed, "summary": ip._seed_summary(list(per_seed.values()), classes),
                 "summary_argmax": ip._seed_summary(argmax_reports, classes),
                 "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in seeds},
                 "ensemble": {"report": ensemble, "offsets": dict(zip(classes, offsets.tolist()))}},
-        "ds1_cv": {"offsets": dict(zip(classes, offsets.tolist())), "tau": tau},
+        "ds1_cv": {"offsets": dict(zip(classes, offsets.tolist())), "tau": tau, "rule": rule},
         "published": res["published"], "goal": res["goal"],
-        "config": {"tune_offsets": list(tune_offsets), "workdir": str(workdir), "tau": tau},
+        "config": {"tune_offsets": list(tune_offsets), "workdir": str(workdir), "tau": tau, "rule": rule},
         **environment_info(),
     }, (y2, rec2)
 
@@ -91,12 +104,13 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdir", type=Path, help="a finished benchmark workdir (e.g. runs/cv_both)")
-    ap.add_argument("--tau", type=float, required=True, help="irreg threshold, chosen on DS1 (ds1_af_rule_screen.py)")
+    ap.add_argument("--rule", default="irreg", choices=["irreg", "plock"], help="no S where irreg > tau (default), or where plock < tau")
+    ap.add_argument("--tau", type=float, required=True, help="the feature's threshold, chosen on DS1 (ds1_af_rule_screen.py)")
     ap.add_argument("--out", type=Path, required=True, help="results.json to write")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     args = ap.parse_args(argv)
     try:
-        preds, res, (y2, rec2) = apply_rule(args.workdir, args.tau, data_dir=args.data_dir)
+        preds, res, (y2, rec2) = apply_rule(args.workdir, args.tau, rule=args.rule, data_dir=args.data_dir)
     except (OSError, KeyError, ValueError) as e:
         print(f"error: {args.workdir}: not a finished inter-patient workdir ({type(e).__name__}: {e})", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""experiments/ds1_af_rule_screen.py and the rule it screens (ecgjax.interpatient.suppress_s_in_irregular_rhythm)."""
+"""experiments/ds1_af_rule_screen.py and the rules it screens (ecgjax.interpatient.suppress_s: irreg, plock)."""
 
 import sys
 from pathlib import Path
@@ -16,10 +16,16 @@ CLASSES = ["N", "S", "V", "F", "Q"]
 
 def test_the_rule_lowers_only_s_and_only_in_irregular_rhythm():
     lp = np.log(np.full((3, 5), 0.2))
-    out = ip.suppress_s_in_irregular_rhythm(lp, np.array([1.0, 1.2, 1.5]), 1.15, CLASSES)
+    out = ip.suppress_s(lp, np.array([1.0, 1.2, 1.5]), 1.15, CLASSES)
     np.testing.assert_array_equal(out[0], lp[0])
     np.testing.assert_allclose(out[1:, 1], lp[1:, 1] - ip.AF_SUPPRESS)
     np.testing.assert_array_equal(np.delete(out, 1, axis=1), np.delete(lp, 1, axis=1))
+    # plock: the other way round, S suppressed where the P window is not locked to R (below tau)
+    out = ip.suppress_s(lp, np.array([0.03, 0.5, 0.9]), 0.1, CLASSES, rule="plock")
+    np.testing.assert_allclose(out[0, 1], lp[0, 1] - ip.AF_SUPPRESS)
+    np.testing.assert_array_equal(out[1:], lp[1:])
+    with pytest.raises(ip.ConfigError, match="use one of"):
+        ip.suppress_s(lp, np.ones(3), 1.0, CLASSES, rule="nope")
 
 
 def test_rule_scores_on_a_case_whose_answer_is_known():
@@ -33,6 +39,9 @@ def test_rule_scores_on_a_case_whose_answer_is_known():
     assert without["S +P"] == pytest.approx(20.0) and without["S Se"] == pytest.approx(100.0)
     assert with_rule["S +P"] == pytest.approx(100.0) and with_rule["S Se"] == pytest.approx(100.0)
     assert with_rule["S AP"] == pytest.approx(100.0) and with_rule["S F1"] > without["S F1"]
+    # the same case told by plock: the 40 N beats without P waves locked to R, the S beats with them
+    plock = np.where(irreg > 1.15, 0.03, 0.6)
+    assert screen.rule_scores(logits, y, plock, 0.1, "plock") == with_rule
 
 
 def test_synthetic_share_grows_as_tau_falls_and_bad_input_is_one_line(tmp_path, capsys):

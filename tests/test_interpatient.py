@@ -113,6 +113,11 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     on, res_on, _ = af_rule.apply_rule(work, 0.5, data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
     assert not np.any(on[0] == on_disk["classes"].index("S")) and res_on["ds2"]["summary"]["S"]["se"]["mean"] == 0
     assert af_rule.main([str(tmp_path / "missing"), "--tau", "1.1", "--out", str(tmp_path / "r.json")]) == 2
+    # the P-wave rule (plock in [0, 1], computed from the leads): below 0 nothing is suppressed, below 2 every S call
+    off_p, _, _ = af_rule.apply_rule(work, 0.0, rule="plock", data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
+    np.testing.assert_array_equal(off_p[0], off[0])
+    on_p, res_on_p, _ = af_rule.apply_rule(work, 2.0, rule="plock", data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
+    assert not np.any(on_p[0] == on_disk["classes"].index("S")) and res_on_p["name"].endswith("no S where plock < 2")
 
 
 def test_config_refuses_test_records_in_training():
