@@ -6,6 +6,7 @@ Command::
         --base runs/cv_both runs/cv_both_seedbase5 runs/cv_both_seedbase10 \\
         --new runs/cv_both_irreg runs/cv_both_irreg_seedbase5 runs/cv_both_irreg_seedbase10
     python experiments/interpatient_gate.py --table [--doc docs/results.md]
+    python experiments/interpatient_gate.py --table --only LABEL ... [--ds2 ...] --doc docs/results.md --block NAME
 
 Each workdir is one seed set of ``experiments/aami_interpatient.py ... --ds1-only`` (seeds ``B..B+4`` on
 the same 5 DS1 folds); its ``ds1_cv.json`` holds the pooled out-of-record DS1 scores (every DS1 beat
@@ -261,10 +262,18 @@ def main(argv=None) -> int:
     ap.add_argument("--ds2", nargs="+", type=Path, default=[], help="with --table: results.json of DS2 evaluations to append")
     ap.add_argument("--ds2-sets", action="append", default=[], metavar="LABEL=RESULTS,...",
                     help="with --table: one recipe's seed sets on DS2 (results.json of each), compared across sets")
+    ap.add_argument("--only", nargs="+", metavar="LABEL", help="with --table: only the gate lines of these labels")
+    ap.add_argument("--block", help="with --doc: write between the <!-- interpatient_gate BLOCK: begin/end --> markers instead")
     args = ap.parse_args(argv)
     try:
         if args.table:
-            text = table(read_jsonl(args.out, "interpatient_gate result file"))
+            rows = read_jsonl(args.out, "interpatient_gate result file")
+            if args.only:
+                rows = [r for r in rows if r["label"] in args.only]
+                missing = sorted(set(args.only) - {r["label"] for r in rows})
+                if missing:
+                    raise DataError(f"--only: no gate line labelled {missing[0]!r} in {args.out}")
+            text = table(rows)
             if args.ds2:
                 text += "\n" + ds2_text(args.ds2)
             if args.ds2_sets:
@@ -279,7 +288,8 @@ def main(argv=None) -> int:
                          "a 5-seed DS2 number moves between seed sets: nothing is chosen from it):\n\n" + seed_sets_text(groups))
             print(text, end="")
             if args.doc:
-                write_doc(args.doc, text)
+                write_doc(args.doc, text, (f"<!-- interpatient_gate {args.block}: begin -->", f"<!-- interpatient_gate {args.block}: end -->")
+                          if args.block else (MARK_BEGIN, MARK_END))
             return 0
         if not args.label or len(args.base) < 2 or len(args.new) < 2:
             print("error: need --label and at least 2 seed-set workdirs for each of --base and --new", file=sys.stderr)

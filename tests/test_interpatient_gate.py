@@ -86,6 +86,17 @@ def test_cli_appends_a_line_prints_the_table_and_writes_the_doc(tmp_path, capsys
     assert "| new | mean ± sd over 2 | 35.0 ± 7.1 | 10.0 ± 0.0 |" in text and "**not met** (S F1 +10.0 points < 2 se (14.1); S AP -10.0 points < 0)" in text
     written = doc.read_text()
     assert written.startswith("before\n") and written.endswith("after\n") and "old" not in written and text in written
+    # --only one label, into its own block of the doc; the main block is left as it was
+    row["label"] = "y"
+    out.write_text(out.read_text() + json.dumps(row, sort_keys=True) + "\n")
+    doc.write_text(written + "<!-- interpatient_gate y: begin -->\n<!-- interpatient_gate y: end -->\n")
+    capsys.readouterr()
+    assert ig.main(["--table", "--out", str(out), "--only", "y", "--doc", str(doc), "--block", "y"]) == 0
+    only = capsys.readouterr().out
+    assert only.count("**`") == 1 and "**`y`**" in only and "**`x`**" not in only
+    assert doc.read_text() == written + f"<!-- interpatient_gate y: begin -->\n{only}<!-- interpatient_gate y: end -->\n"
+    assert ig.main(["--table", "--out", str(out), "--only", "z"]) == 2
+    assert "no gate line labelled 'z'" in capsys.readouterr().err
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
