@@ -106,7 +106,7 @@ def table(rows: list[dict], rule: str = "irreg") -> str:
     op = ip.S_RULES[rule][0]
     fr = list(next(iter(row["synthetic"].values()), {}))
     out = [f"`{row['command']}` ({row['when']}; {len(row['workdirs'])} seed sets; no DS2 record read)", "",
-           "| rule | " + " | ".join(names) + " | " + " | ".join(f"synthetic {100 * float(f):.0f}% S: S beats suppressed" for f in fr)
+           "| rule | " + " | ".join([*names, *(f"synthetic {100 * float(f):.0f}% S: S beats suppressed" for f in fr)])
            + " | DS1 S beats suppressed (most in records) |", "|---" * (len(names) + len(fr) + 2) + "|"]
     base = np.array([[s[n] for n in names] for s in row["scores"]["none"]])
     for key, sets in row["scores"].items():
@@ -118,7 +118,7 @@ def table(rows: list[dict], rule: str = "irreg") -> str:
         syn = [f"{row['synthetic'][key][f]:.1f}" if key != "none" else "" for f in fr]
         lost = row["s_suppressed"].get(key, {})
         lost_txt = "" if key == "none" else f"{lost['share']:.1f}% (" + ip.most_counts(lost["by_record"], 3) + ")"
-        out.append(f"| {'no rule' if key == 'none' else f'{rule} {op} {key}'} | " + " | ".join(cells) + " | " + " | ".join(syn) + f" | {lost_txt} |")
+        out.append(f"| {'no rule' if key == 'none' else f'{rule} {op} {key}'} | " + " | ".join([*cells, *syn]) + f" | {lost_txt} |")
     out += ["", "Mean ± sd over the seed sets; in brackets the change against no rule, paired by seed set, with its standard error."]
     return "\n".join(out) + "\n"
 

@@ -50,3 +50,21 @@ def test_synthetic_share_grows_as_tau_falls_and_bad_input_is_one_line(tmp_path, 
     assert screen.main([str(tmp_path / "a"), str(tmp_path / "b"), "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--ds1-only" in err[0]
+
+
+def test_table_of_each_rule_from_one_file():
+    scores = lambda f1: [{"S F1": f1, "S AP": 10.0, "S Se": 50.0, "S +P": 20.0, "V F1": 80.0}] * 2  # noqa: E731
+    irreg = {"rule": "irreg", "command": "c1", "when": "w", "workdirs": ["a", "b"], "scores": {"none": scores(20.0), "1.1": scores(25.0)},
+             "s_suppressed": {"1.1": {"share": 5.0, "by_record": {"201": 3}}}, "synthetic": {"1.1": {"0.1": 2.0, "0.85": 9.0}}}
+    plock = {**irreg, "rule": "plock", "command": "c2", "scores": {"none": scores(20.0), "0.1": scores(30.0)},
+             "s_suppressed": {"0.1": {"share": 4.0, "by_record": {"201": 2, "220": 7}}}, "synthetic": {}}
+    older = {key: value for key, value in irreg.items() if key != "rule"}  # lines written before --rule: irreg
+    text = screen.table([older, plock])
+    assert "`c1`" in text and "| irreg > 1.1 | 25.0 ± 0.0 (+5.0, se 0.0) |" in text and "synthetic 85% S" in text
+    text = screen.table([older, plock, irreg], "plock")
+    assert "`c2`" in text and "| plock < 0.1 | 30.0 ± 0.0 (+10.0, se 0.0) |" in text and "synthetic" not in text
+    assert "| 4.0% (220: 7, 201: 2) |" in text
+    header = text.splitlines()[2]
+    assert header.count("|") == 8 and "|  |" not in header  # rule, 5 scores, the DS1 column: no empty synthetic column
+    with pytest.raises(KeyError, match="no screen of the rule 'plock'"):
+        screen.table([older], "plock")
