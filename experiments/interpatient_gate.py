@@ -165,7 +165,7 @@ def ds2_text(paths: list[Path]) -> str:
             results[-1]["ds2"]["summary"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DataError(f"{path}: not a finished inter-patient results.json ({type(e).__name__}: {e})") from None
-    out = ["DS2 (read once, after the rule was met; `python experiments/aami_interpatient.py --table "
+    out = ["DS2 (each read once, after its decision on DS1; `python experiments/aami_interpatient.py --table "
            + " ".join(str(p) for p in paths) + "`):", "", ip.aami_table(*results), ""]
     for path, r in zip(paths, results):
         out += [f"**{r['name']}** against the goal (5-seed means: SVEB Se >= 80 and +P >= 55, VEB Se >= 92 and +P >= 92): "
@@ -262,20 +262,20 @@ def main(argv=None) -> int:
     ap.add_argument("--ds2", nargs="+", type=Path, default=[], help="with --table: results.json of DS2 evaluations to append")
     ap.add_argument("--ds2-sets", action="append", default=[], metavar="LABEL=RESULTS,...",
                     help="with --table: one recipe's seed sets on DS2 (results.json of each), compared across sets")
-    ap.add_argument("--only", nargs="+", metavar="LABEL", help="with --table: only the gate lines of these labels")
+    ap.add_argument("--only", nargs="*", metavar="LABEL", help="with --table: only the gate lines of these labels (none: only --ds2 ...)")
     ap.add_argument("--block", help="with --doc: write between the <!-- interpatient_gate BLOCK: begin/end --> markers instead")
     args = ap.parse_args(argv)
     try:
         if args.table:
             rows = read_jsonl(args.out, "interpatient_gate result file")
-            if args.only:
+            if args.only is not None:
                 rows = [r for r in rows if r["label"] in args.only]
                 missing = sorted(set(args.only) - {r["label"] for r in rows})
                 if missing:
                     raise DataError(f"--only: no gate line labelled {missing[0]!r} in {args.out}")
-            text = table(rows)
+            text = table(rows) if rows else ""
             if args.ds2:
-                text += "\n" + ds2_text(args.ds2)
+                text += ("\n" if text else "") + ds2_text(args.ds2)
             if args.ds2_sets:
                 groups = {}
                 for spec in args.ds2_sets:

@@ -97,6 +97,7 @@ def test_cli_appends_a_line_prints_the_table_and_writes_the_doc(tmp_path, capsys
     assert doc.read_text() == written + f"<!-- interpatient_gate y: begin -->\n{only}<!-- interpatient_gate y: end -->\n"
     assert ig.main(["--table", "--out", str(out), "--only", "z"]) == 2
     assert "no gate line labelled 'z'" in capsys.readouterr().err
+    assert ig.main(["--table", "--out", str(out), "--only"]) == 0 and capsys.readouterr().out == ""  # no gate line
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
