@@ -434,14 +434,24 @@ AF_SUPPRESS = 20.0
 S_RULES = {"irreg": (">", "inside an irregular rhythm"), "plock": ("<", "without P waves locked to R")}
 
 
-def suppress_s(log_probs: np.ndarray, values: np.ndarray, tau: float, classes, rule: str = "irreg") -> np.ndarray:
+def suppress_s(log_probs: np.ndarray, values: np.ndarray, tau: float, classes, rule: str = "irreg",
+               to: str | None = None) -> np.ndarray:
     """f64[M, C] ``log_probs`` with the S column lowered by ``AF_SUPPRESS`` where the rule's feature ``values`` f[M]
-    compares with ``tau`` as ``S_RULES[rule]`` says (``irreg > tau``, ``plock < tau``)."""
+    compares with ``tau`` as ``S_RULES[rule]`` says (``irreg > tau``, ``plock < tau``). ``to``: None leaves the
+    other classes as they are (the beat goes to the model's next choice); a class name (``"N"``) first adds the
+    S probability to that class's (log-sum-exp), so a beat the rule says is no premature atrial beat is read as
+    that class rather than as whichever comes second."""
     if rule not in S_RULES:
         raise ConfigError(f"rule {rule!r}: use one of {list(S_RULES)}")
+    classes = list(classes)
+    if to is not None and (to not in classes or to == "S"):
+        raise ConfigError(f"to={to!r}: use a class other than S of {classes}")
     values = np.asarray(values)
     out = np.array(log_probs, np.float64)
-    out[values > tau if S_RULES[rule][0] == ">" else values < tau, list(classes).index("S")] -= AF_SUPPRESS
+    hit, s = values > tau if S_RULES[rule][0] == ">" else values < tau, classes.index("S")
+    if to is not None:
+        out[hit, classes.index(to)] = np.logaddexp(out[hit, classes.index(to)], out[hit, s])
+    out[hit, s] -= AF_SUPPRESS
     return out
 
 

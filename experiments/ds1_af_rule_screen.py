@@ -22,7 +22,9 @@ rhythms (``ecgjax.data.rhythm.synthetic_record``, S fractions 10-85%). No DS2 re
 ``--rule plock``: a beat whose ``plock`` (``ecgjax.data.template.atrial_lock`` over its 32 preceding beats:
 the share of the P window's energy locked to R, near 1 with P waves and near 1/32 in atrial fibrillation)
 is below ``tau`` is not called S. The intervals do not enter it, so it has no synthetic-rhythm column;
-what it costs shows in the DS1 S beats it suppresses (last column).
+what it costs shows in the DS1 S beats it suppresses (last column). ``--to N``: the suppressed S
+probability is added to N's (``suppress_s``'s ``to``), instead of leaving the beat to the model's next
+choice (V, in the fibrillation records of DS2).
 
 One JSON line per invocation in ``--out`` (with versions and the command); ``--table`` prints the
 markdown of the last line of ``--rule``, ``--doc`` also writes it between that rule's markers of that
@@ -46,7 +48,8 @@ TAUS = {"irreg": (1.10, 1.15, 1.20, 1.30), "plock": (0.05, 0.10, 0.15, 0.20)}
 SYNTHETIC_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
 
 
-def rule_scores(logits: np.ndarray, y: np.ndarray, values: np.ndarray, tau: float | None, rule: str = "irreg") -> dict:
+def rule_scores(logits: np.ndarray, y: np.ndarray, values: np.ndarray, tau: float | None, rule: str = "irreg",
+                to: str | None = None) -> dict:
     """S F1, AP, Se, +P and V F1 (%) of pooled predictions after the rule (``tau`` None: no rule), offsets chosen
     on those same predictions. logits f32[M, C] (classes N, S, V, ...), y i64[M], values f32[M]: the rule's feature."""
     from sklearn.metrics import average_precision_score
@@ -55,7 +58,7 @@ def rule_scores(logits: np.ndarray, y: np.ndarray, values: np.ndarray, tau: floa
 
     lp = _log_softmax(np.asarray(logits, np.float64))
     if tau is not None:
-        lp = suppress_s(lp, values, tau, ["N", "S", "V", "F", "Q"][: lp.shape[1]], rule)
+        lp = suppress_s(lp, values, tau, ["N", "S", "V", "F", "Q"][: lp.shape[1]], rule, to)
     pred = (lp + choose_offsets(lp, y, [1, 2])).argmax(-1)
     tp = int(np.sum((pred == 1) & (y == 1)))
     return {"S F1": 100 * _f1(y, pred, 1), "S AP": 100 * float(average_precision_score(y == 1, np.exp(lp[:, 1]))),
@@ -94,13 +97,14 @@ def pooled(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return cv["logits"], cv["y"], cv["index"], cv["record"]
 
 
-def table(rows: list[dict], rule: str = "irreg") -> str:
-    """Markdown of the last line of ``rule``: per tau, the mean ± sd over seed sets and the paired change against no rule."""
+def table(rows: list[dict], rule: str = "irreg", to: str | None = None) -> str:
+    """Markdown of the last line of ``rule`` (with ``to``): per tau, the mean ± sd over seed sets and the paired change
+    against no rule."""
     from ecgjax import interpatient as ip
 
-    rows = [r for r in rows if r.get("rule", "irreg") == rule]
+    rows = [r for r in rows if r.get("rule", "irreg") == rule and r.get("to") == to]
     if not rows:
-        raise KeyError(f"no screen of the rule {rule!r} in the result file")
+        raise KeyError(f"no screen of the rule {rule!r}{f' with S to {to}' if to else ''} in the result file")
     row = rows[-1]
     names = ["S F1", "S AP", "S Se", "S +P", "V F1"]
     op = ip.S_RULES[rule][0]
@@ -118,7 +122,8 @@ def table(rows: list[dict], rule: str = "irreg") -> str:
         syn = [f"{row['synthetic'][key][f]:.1f}" if key != "none" else "" for f in fr]
         lost = row["s_suppressed"].get(key, {})
         lost_txt = "" if key == "none" else f"{lost['share']:.1f}% (" + ip.most_counts(lost["by_record"], 3) + ")"
-        out.append(f"| {'no rule' if key == 'none' else f'{rule} {op} {key}'} | " + " | ".join([*cells, *syn]) + f" | {lost_txt} |")
+        name = "no rule" if key == "none" else f"{rule} {op} {key}" + (f", S to {row['to']}" if row.get("to") else "")
+        out.append(f"| {name} | " + " | ".join([*cells, *syn]) + f" | {lost_txt} |")
     out += ["", "Mean ± sd over the seed sets; in brackets the change against no rule, paired by seed set, with its standard error."]
     return "\n".join(out) + "\n"
 
@@ -131,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument("workdirs", nargs="*", type=Path, help="--ds1-only workdirs of one recipe, one per seed set")
     ap.add_argument("--rule", default="irreg", choices=list(TAUS), help="no S where irreg > tau (default), or where plock < tau")
     ap.add_argument("--taus", nargs="+", type=float, help="thresholds (default: TAUS of the rule)")
+    ap.add_argument("--to", choices=["N"], help="the suppressed S probability goes to this class (default: to none, "
+                    "the beat takes the model's next choice)")
     ap.add_argument("--out", type=Path, default=RESULTS / "ds1_af_rule_screen.jsonl")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     ap.add_argument("--table", action="store_true", help="print the markdown of --out's last line and exit")
@@ -139,12 +146,12 @@ def main(argv=None) -> int:
     taus = args.taus or list(TAUS[args.rule])
     try:
         if args.table:
-            text = table(read_jsonl(args.out, "ds1_af_rule_screen result file"), args.rule)
+            text = table(read_jsonl(args.out, "ds1_af_rule_screen result file"), args.rule, args.to)
             print(text, end="")
             if args.doc:
                 from interpatient_gate import write_doc
 
-                mark = "ds1_af_rule_screen" + ("" if args.rule == "irreg" else f" {args.rule}")
+                mark = "ds1_af_rule_screen" + ("" if args.rule == "irreg" else f" {args.rule}") + (f" to {args.to}" if args.to else "")
                 write_doc(args.doc, text, (f"<!-- {mark}: begin -->", f"<!-- {mark}: end -->"))
             return 0
         if len(args.workdirs) < 2 or not args.data_dir:
@@ -169,7 +176,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         for k, tau in zip(keys, (None, *taus)):
-            scores[k].append(rule_scores(logits, y, values_all[index], tau, args.rule))
+            scores[k].append(rule_scores(logits, y, values_all[index], tau, args.rule, args.to))
     s_mask = y_all == 1
     suppressed = {}
     for t in taus:
@@ -179,12 +186,12 @@ def main(argv=None) -> int:
         suppressed[f"{t:g}"] = {"share": 100.0 * lost.sum() / s_mask.sum(), "by_record": dict(zip(map(str, recs), map(int, counts)))}
     # the irregularity's cost where S beats come in runs (plock does not read the intervals: no such column)
     synthetic = {f"{t:g}": {str(f): synthetic_share(t, f) for f in SYNTHETIC_FRACTIONS} for t in taus} if args.rule == "irreg" else {}
-    row = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workdirs": [w.name for w in args.workdirs], "rule": args.rule,
+    row = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workdirs": [w.name for w in args.workdirs], "rule": args.rule, "to": args.to,
            "scores": scores, "s_suppressed": suppressed, "synthetic": synthetic,
            "command": "python experiments/ds1_af_rule_screen.py " + shlex.join(sys.argv[1:] if argv is None else argv),
            "versions": environment_info().get("versions")}
     append_jsonl(args.out, [row])
-    print(table([row], args.rule), end="")
+    print(table([row], args.rule, args.to), end="")
     return 0
 
 

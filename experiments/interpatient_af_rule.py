@@ -3,7 +3,7 @@
 Command::
 
     python experiments/interpatient_af_rule.py runs/cv_both --tau 1.1 --out runs/cv_both_afrule/results.json
-    python experiments/interpatient_af_rule.py runs/cv_both_sinus --rule plock --tau 0.1 --out runs/cv_both_sinus_plockrule/results.json
+    python experiments/interpatient_af_rule.py runs/cv_both_sinus --rule plock --tau 0.15 [--to N] --out runs/cv_both_sinus_plockrule/results.json
 
 The rule (``ecgjax.interpatient.suppress_s`` with ``S_RULES[--rule]``; ``tau`` chosen on DS1 by
 ``experiments/ds1_af_rule_screen.py``) lowers a beat's S log-probability where its ``irreg``
@@ -11,7 +11,8 @@ The rule (``ecgjax.interpatient.suppress_s`` with ``S_RULES[--rule]``; ``tau`` c
 the 32 preceding beats) is below it. The workdir's seeds' out-of-record DS1 predictions get the rule
 and one pair of S/V offsets is chosen on them again (``choose_offsets``, as the benchmark does); then the
 stored DS2 logits (``ds2/seed<s>.npz``, written by the benchmark after training) get the rule, with
-the feature computed from the DS2 records, and that pair of offsets, and are scored once
+the feature computed from the DS2 records, and that pair of offsets (``--to N``: the suppressed S
+probability added to N's), and are scored once
 (per seed with record-bootstrap CIs, mean ± sd, plain argmax, the seeds' ensemble). Nothing is chosen
 on DS2. Writes a ``results.json`` in the benchmark's layout, and beside it ``ds2/seed<s>.npz`` (y_true,
 y_pred with the rule and the offsets, record), so ``experiments/aami_interpatient.py --table`` and
@@ -48,7 +49,8 @@ def feature_of(rule: str, records, data_dir, cache=None) -> tuple[np.ndarray, np
     return beats.rr[:, -1], beats.y, np.asarray(beats.record)
 
 
-def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", data_dir=None, cache=None, n_bootstrap: int = 1000) -> tuple[dict, dict]:
+def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", to: str | None = None, data_dir=None, cache=None,
+               n_bootstrap: int = 1000) -> tuple[dict, dict]:
     """({seed: DS2 y_pred i32[N]}, the module docstring's results dict, (DS2 y_true, record)) for one finished workdir."""
     from ecgjax import interpatient as ip
     from ecgjax.errors import ConfigError
@@ -67,7 +69,7 @@ def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", data_dir=None,
     if not np.array_equal(y1[cv["index"]], cv["y"]):
         raise ConfigError(f"{workdir}: its DS1 beat indices do not match the aami_rr DS1 beats; trained with another protocol?")
     tune = [classes.index(c) for c in tune_offsets]
-    lp1 = ip.suppress_s(ip._log_softmax(cv["logits"]), f1[cv["index"]], tau, classes, rule)
+    lp1 = ip.suppress_s(ip._log_softmax(cv["logits"]), f1[cv["index"]], tau, classes, rule, to)
     offsets = ip.choose_offsets(lp1, cv["y"], tune)
     f2, y2, rec2 = feature_of(rule, res["test_records"], data_dir, cache)
     per_seed, argmax_reports, lps, preds = {}, [], [], {}
@@ -75,7 +77,7 @@ def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", data_dir=None,
         with np.load(workdir / "ds2" / f"seed{s}.npz", allow_pickle=False) as z:
             if not (np.array_equal(z["y_true"], y2) and np.array_equal(z["record"], rec2)):
                 raise ConfigError(f"{workdir}/ds2/seed{s}.npz: its beats are not the aami_rr DS2 beats in order")
-            lp = ip.suppress_s(ip._log_softmax(z["logits"]), f2, tau, classes, rule)
+            lp = ip.suppress_s(ip._log_softmax(z["logits"]), f2, tau, classes, rule, to)
         lps.append(lp)
         preds[s] = (lp + offsets).argmax(-1).astype(np.int32)
         per_seed[str(s)] = metrics.report(y2, preds[s], classes, record=rec2,
@@ -84,15 +86,15 @@ def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", data_dir=None,
     ens = np.mean(lps, axis=0)
     ensemble = metrics.report(y2, (ens + offsets).argmax(-1).astype(np.int32), classes, record=rec2, n_bootstrap=n_bootstrap, seed=0)
     return preds, {
-        "name": f"{res['name']} + rule: no S where {rule} {ip.S_RULES[rule][0]} {tau:g}", "classes": classes, "seeds": seeds,
+        "name": f"{res['name']} + rule: no S where {rule} {ip.S_RULES[rule][0]} {tau:g}" + (f", S to {to}" if to else ""), "classes": classes, "seeds": seeds,
         "test_records": res["test_records"], "train_records": res["train_records"],
         "ds2": {"per_seed": per_seed, "summary": ip._seed_summary(list(per_seed.values()), classes),
                 "summary_argmax": ip._seed_summary(argmax_reports, classes),
                 "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in seeds},
                 "ensemble": {"report": ensemble, "offsets": dict(zip(classes, offsets.tolist()))}},
-        "ds1_cv": {"offsets": dict(zip(classes, offsets.tolist())), "tau": tau, "rule": rule},
+        "ds1_cv": {"offsets": dict(zip(classes, offsets.tolist())), "tau": tau, "rule": rule, "to": to},
         "published": res["published"], "goal": res["goal"],
-        "config": {"tune_offsets": list(tune_offsets), "workdir": str(workdir), "tau": tau, "rule": rule},
+        "config": {"tune_offsets": list(tune_offsets), "workdir": str(workdir), "tau": tau, "rule": rule, "to": to},
         **environment_info(),
     }, (y2, rec2)
 
@@ -106,11 +108,12 @@ def main(argv=None) -> int:
     ap.add_argument("workdir", type=Path, help="a finished benchmark workdir (e.g. runs/cv_both)")
     ap.add_argument("--rule", default="irreg", choices=["irreg", "plock"], help="no S where irreg > tau (default), or where plock < tau")
     ap.add_argument("--tau", type=float, required=True, help="the feature's threshold, chosen on DS1 (ds1_af_rule_screen.py)")
+    ap.add_argument("--to", choices=["N"], help="the suppressed S probability goes to this class (default: the model's next choice)")
     ap.add_argument("--out", type=Path, required=True, help="results.json to write")
     ap.add_argument("--data-dir", default=os.environ.get("ECGJAX_DATA_DIR"))
     args = ap.parse_args(argv)
     try:
-        preds, res, (y2, rec2) = apply_rule(args.workdir, args.tau, rule=args.rule, data_dir=args.data_dir)
+        preds, res, (y2, rec2) = apply_rule(args.workdir, args.tau, rule=args.rule, to=args.to, data_dir=args.data_dir)
     except (OSError, KeyError, ValueError) as e:
         print(f"error: {args.workdir}: not a finished inter-patient workdir ({type(e).__name__}: {e})", file=sys.stderr)
         return 2

@@ -26,6 +26,15 @@ def test_the_rule_lowers_only_s_and_only_in_irregular_rhythm():
     np.testing.assert_array_equal(out[1:], lp[1:])
     with pytest.raises(ip.ConfigError, match="use one of"):
         ip.suppress_s(lp, np.ones(3), 1.0, CLASSES, rule="nope")
+    # to="N": the suppressed beat's S probability is added to N's; the rest as without it
+    p = np.array([[0.1, 0.5, 0.3, 0.05, 0.05], [0.6, 0.1, 0.1, 0.1, 0.1]])
+    out = ip.suppress_s(np.log(p), np.array([0.03, 0.5]), 0.1, CLASSES, rule="plock", to="N")
+    np.testing.assert_allclose(np.exp(out[0, [0, 2, 3, 4]]), [0.6, 0.3, 0.05, 0.05])
+    np.testing.assert_allclose(out[0, 1], np.log(0.5) - ip.AF_SUPPRESS)
+    np.testing.assert_array_equal(out[1], np.log(p[1]))
+    assert np.argmax(out[0]) == 0 and np.argmax(ip.suppress_s(np.log(p), np.array([0.03, 0.5]), 0.1, CLASSES, rule="plock")[0]) == 2
+    with pytest.raises(ip.ConfigError, match="a class other than S"):
+        ip.suppress_s(lp, np.ones(3), 1.0, CLASSES, to="S")
 
 
 def test_rule_scores_on_a_case_whose_answer_is_known():
@@ -68,3 +77,7 @@ def test_table_of_each_rule_from_one_file():
     assert header.count("|") == 8 and "|  |" not in header  # rule, 5 scores, the DS1 column: no empty synthetic column
     with pytest.raises(KeyError, match="no screen of the rule 'plock'"):
         screen.table([older], "plock")
+    # the same rule with S to N is its own table, named so
+    to_n = {**plock, "to": "N", "command": "c3"}
+    assert "`c2`" in screen.table([plock, to_n], "plock") and "`c3`" not in screen.table([plock, to_n], "plock")
+    assert "| plock < 0.1, S to N | 30.0" in screen.table([plock, to_n], "plock", "N")

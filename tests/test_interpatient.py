@@ -118,6 +118,8 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     np.testing.assert_array_equal(off_p[0], off[0])
     on_p, res_on_p, _ = af_rule.apply_rule(work, 2.0, rule="plock", data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
     assert not np.any(on_p[0] == on_disk["classes"].index("S")) and res_on_p["name"].endswith("no S where plock < 2")
+    on_n, res_on_n, _ = af_rule.apply_rule(work, 2.0, rule="plock", to="N", data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
+    assert not np.any(on_n[0] == on_disk["classes"].index("S")) and res_on_n["name"].endswith("plock < 2, S to N")
 
 
 def test_config_refuses_test_records_in_training():
