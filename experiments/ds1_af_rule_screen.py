@@ -113,7 +113,8 @@ def table(rows: list[dict], rule: str = "irreg", to: str | None = None) -> str:
            "| rule | " + " | ".join([*names, *(f"synthetic {100 * float(f):.0f}% S: S beats suppressed" for f in fr)])
            + " | DS1 S beats suppressed (most in records) |", "|---" * (len(names) + len(fr) + 2) + "|"]
     base = np.array([[s[n] for n in names] for s in row["scores"]["none"]])
-    for key, sets in row["scores"].items():
+    for key in ["none", *sorted((k for k in row["scores"] if k != "none"), key=float)]:  # the line's keys may be sorted as text
+        sets = row["scores"][key]
         a = np.array([[s[n] for n in names] for s in sets])
         cells = [f"{m:.1f} ± {sd:.1f}" for m, sd in zip(a.mean(0), a.std(0, ddof=1))]
         if key != "none":

@@ -81,3 +81,8 @@ def test_table_of_each_rule_from_one_file():
     to_n = {**plock, "to": "N", "command": "c3"}
     assert "`c2`" in screen.table([plock, to_n], "plock") and "`c3`" not in screen.table([plock, to_n], "plock")
     assert "| plock < 0.1, S to N | 30.0" in screen.table([plock, to_n], "plock", "N")
+    # rows in the order no rule, then tau as a number, whatever the order of the line's keys
+    text = screen.table([{**plock, "scores": {"0.2": scores(31.0), "0.05": scores(29.0), "none": scores(20.0), "0.1": scores(30.0)},
+                          "s_suppressed": {t: {"share": 1.0, "by_record": {}} for t in ("0.05", "0.1", "0.2")}}], "plock")
+    assert [line.split(" |")[0] for line in text.splitlines() if line.startswith(("| no", "| plock"))] == \
+        ["| no rule", "| plock < 0.05", "| plock < 0.1", "| plock < 0.2"]
