@@ -18,11 +18,15 @@ def loop_template(x, record, k):
     return out
 
 
+def interleaved(seed: int, n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """x f32[n, t, 2] random beats of three records a, b, c whose beats interleave in file order, and their records."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, t, 2)).astype(np.float32), rng.choice(np.array(["a", "b", "c"]), n)
+
+
 @pytest.mark.parametrize("k", [1, 3, 50])
 def test_matches_the_loop_with_interleaved_records(k):
-    rng = np.random.default_rng(k)
-    x = rng.standard_normal((40, 7, 2)).astype(np.float32)
-    record = rng.choice(np.array(["a", "b", "c"]), 40)
+    x, record = interleaved(k, 40, 7)
     np.testing.assert_allclose(running_template(x, record, k), loop_template(x, record, k), rtol=1e-5, atol=1e-6)
 
 
@@ -132,9 +136,7 @@ def loop_atrial_lock(x, record, r, fs, k, window=(-0.25, -0.07)):
 
 @pytest.mark.parametrize("k", [1, 4, 32])
 def test_atrial_lock_matches_the_loop_with_interleaved_records(k):
-    rng = np.random.default_rng(k)
-    x = rng.standard_normal((60, 40, 2)).astype(np.float32)
-    record = rng.choice(np.array(["a", "b", "c"]), 60)
+    x, record = interleaved(k, 60, 40)
     got = atrial_lock(x, record, r=20, fs=100.0, k=k)
     np.testing.assert_allclose(got, loop_atrial_lock(x, record, 20, 100.0, k), rtol=1e-5, atol=1e-6)
 
