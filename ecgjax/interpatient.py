@@ -426,12 +426,13 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
 # Rules on top of a trained recipe (experiments/ds1_af_rule_screen.py, experiments/interpatient_af_rule.py): no S
 # call where a beat's context says it cannot be a premature atrial beat. How far the S log-probability is lowered:
 AF_SUPPRESS = 20.0
-# name: (the beat's feature, the comparison with tau under which S is suppressed, what the rule says). irreg
-# (ecgjax.data.rr, the median ratio of successive intervals among the 10 before the beat): atrial fibrillation has no
-# premature atrial beats and its irregular intervals look premature to an RR model; plock (ecgjax.data.template's
-# atrial_lock over the 32 preceding beats): a premature atrial beat comes out of a rhythm with P waves locked to R,
-# which atrial fibrillation and flutter lack, whatever the intervals (an ectopic-dominant record keeps its P waves).
-S_RULES = {"irreg": (">", "inside an irregular rhythm"), "plock": ("<", "without P waves locked to R")}
+# {the beat's feature: the comparison with tau under which S is suppressed}. irreg (ecgjax.data.rr, the median ratio of
+# successive intervals among the 10 before the beat) > tau: inside an irregular rhythm; atrial fibrillation has no
+# premature atrial beats and its irregular intervals look premature to an RR model. plock (ecgjax.data.template's
+# atrial_lock over the 32 preceding beats) < tau: without P waves locked to R; a premature atrial beat comes out of a
+# rhythm with them, which atrial fibrillation and flutter lack, whatever the intervals (an ectopic-dominant record
+# keeps its P waves).
+S_RULES = {"irreg": ">", "plock": "<"}
 
 
 def suppress_s(log_probs: np.ndarray, values: np.ndarray, tau: float, classes, rule: str = "irreg",
@@ -448,7 +449,7 @@ def suppress_s(log_probs: np.ndarray, values: np.ndarray, tau: float, classes, r
         raise ConfigError(f"to={to!r}: use a class other than S of {classes}")
     values = np.asarray(values)
     out = np.array(log_probs, np.float64)
-    hit, s = values > tau if S_RULES[rule][0] == ">" else values < tau, classes.index("S")
+    hit, s = values > tau if S_RULES[rule] == ">" else values < tau, classes.index("S")
     if to is not None:
         out[hit, classes.index(to)] = np.logaddexp(out[hit, classes.index(to)], out[hit, s])
     out[hit, s] -= AF_SUPPRESS

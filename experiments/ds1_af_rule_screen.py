@@ -107,7 +107,7 @@ def table(rows: list[dict], rule: str = "irreg", to: str | None = None) -> str:
         raise KeyError(f"no screen of the rule {rule!r}{f' with S to {to}' if to else ''} in the result file")
     row = rows[-1]
     names = ["S F1", "S AP", "S Se", "S +P", "V F1"]
-    op = ip.S_RULES[rule][0]
+    op = ip.S_RULES[rule]
     fr = list(next(iter(row["synthetic"].values()), {}))
     out = [f"`{row['command']}` ({row['when']}; {len(row['workdirs'])} seed sets; no DS2 record read)", "",
            "| rule | " + " | ".join([*names, *(f"synthetic {100 * float(f):.0f}% S: S beats suppressed" for f in fr)])
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     s_mask = y_all == 1
     suppressed = {}
     for t in taus:
-        lost = s_mask & (values_all > t if S_RULES[args.rule][0] == ">" else values_all < t)
+        lost = s_mask & (values_all > t if S_RULES[args.rule] == ">" else values_all < t)
         recs, counts = np.unique(record_all[lost], return_counts=True)
         # stored by record (the line's keys are sorted); the table lists the largest first (most_counts)
         suppressed[f"{t:g}"] = {"share": 100.0 * lost.sum() / s_mask.sum(), "by_record": dict(zip(map(str, recs), map(int, counts)))}

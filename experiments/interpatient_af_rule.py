@@ -86,7 +86,8 @@ def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", to: str | None
     ens = np.mean(lps, axis=0)
     ensemble = metrics.report(y2, (ens + offsets).argmax(-1).astype(np.int32), classes, record=rec2, n_bootstrap=n_bootstrap, seed=0)
     return preds, {
-        "name": f"{res['name']} + rule: no S where {rule} {ip.S_RULES[rule][0]} {tau:g}" + (f", S to {to}" if to else ""), "classes": classes, "seeds": seeds,
+        "name": f"{res['name']} + rule: no S where {rule} {ip.S_RULES[rule]} {tau:g}" + (f", S to {to}" if to else ""),
+        "classes": classes, "seeds": seeds,
         "test_records": res["test_records"], "train_records": res["train_records"],
         "ds2": {"per_seed": per_seed, "summary": ip._seed_summary(list(per_seed.values()), classes),
                 "summary_argmax": ip._seed_summary(argmax_reports, classes),
