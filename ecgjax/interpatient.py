@@ -13,8 +13,11 @@
    thresholds) is chosen on the seeds' pooled out-of-record DS1 predictions
    (``cv_offsets``: every DS1 beat once when the seeds cover the folds;
    ``choose_offsets``: the mean F1 of those classes) and applied to every seed.
+   With ``s_rule`` those predictions first go through the rule (``suppress_s``:
+   no S call where the beat's feature says it is no premature atrial beat).
 2. **Test** every seed's model on DS2, loaded once, after all training:
-   the prediction is ``argmax(logits + offsets)``; per-class Se, +P, FPR and
+   the prediction is ``argmax(logits + offsets)`` (with ``s_rule``, of the
+   log-probabilities after the rule); per-class Se, +P, FPR and
    F1 with percentile bootstrap-over-records CIs
    (``ecgjax.train.metrics.report``), and the mean and sd over seeds (also
    without the offsets, ``summary_argmax``); besides, the seeds as one
@@ -98,6 +101,10 @@ class InterpatientConfig:
         i-th seed validates on fold ``i % K`` (early stopping, learning-rate
         plateau, evaluated checkpoint) and trains on the other folds, so K seeds
         predict every DS1 beat once out of record.
+      s_rule: empty (none), or ``(rule, tau, to)``: no S call where a beat's feature says it cannot be a premature
+        atrial beat (``suppress_s``: ``rule`` of ``S_RULES``, its threshold ``tau``, ``to`` None or the class the S
+        probability goes to), applied to the pooled DS1 predictions before the offsets are chosen and to the DS2
+        logits before every decision (``rule_feature`` computes the feature of both parts' beats).
     """
 
     name: str
@@ -110,6 +117,7 @@ class InterpatientConfig:
     bootstrap_samples: int = 1000
     tune_offsets: tuple[str, ...] = ()
     cv_folds: int = 5
+    s_rule: tuple = ()
 
 
 def load_config(spec: str) -> InterpatientConfig:
@@ -138,6 +146,10 @@ def check(cfg: InterpatientConfig) -> InterpatientConfig:
         raise ConfigError(f"{cfg.name}: cv_folds={cfg.cv_folds!r} must be a whole number in [2, {n_ds1}] (the DS1 training records)")
     if set(cfg.tune_offsets) - {"N", "S", "V", "F", "Q"}:
         raise ConfigError(f"{cfg.name}: tune_offsets {list(cfg.tune_offsets)} must name AAMI classes (N, S, V, F, Q)")
+    if cfg.s_rule and (len(cfg.s_rule) != 3 or cfg.s_rule[0] not in S_RULES or isinstance(cfg.s_rule[1], bool)
+                       or not isinstance(cfg.s_rule[1], (int, float)) or cfg.s_rule[2] not in (None, "N", "V", "F", "Q")):
+        raise ConfigError(f"{cfg.name}: s_rule {cfg.s_rule!r} must be (rule, tau, to): rule one of {list(S_RULES)}, tau a number, "
+                          "to None or a class other than S")
     return dataclasses.replace(cfg, train=train)
 
 
@@ -179,7 +191,7 @@ def ds1_phase(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, ca
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     results = train_phase(cfg, workdir, data_dir=data_dir, cache=cache)
-    _, scores = cv_offsets(cfg, workdir, list(results[0]["classes"]))
+    _, scores = cv_offsets(cfg, workdir, list(results[0]["classes"]), data_dir=data_dir, cache=cache)
     atomic_write_json(workdir / "ds1_cv.json", scores)
     return scores
 
@@ -327,20 +339,28 @@ def pooled_predictions(workdir: str | Path, seeds, test_records=DS2) -> dict[str
     return dict(zip(("index", "logits", "y", "record", "seed"), (np.concatenate(v) for v in zip(*parts))))
 
 
-def cv_offsets(cfg: InterpatientConfig, workdir: Path, classes: list[str]) -> tuple[np.ndarray, dict]:
+def cv_offsets(cfg: InterpatientConfig, workdir: Path, classes: list[str], *, data_dir=None, cache=None) -> tuple[np.ndarray, dict]:
     """One offset vector for every seed: ``choose_offsets`` on the pooled out-of-record DS1 predictions
-    (``cv_predictions``), and what those predictions score on DS1 (per tuned class: average precision,
-    Se / +P / F1 at the argmax and with the offsets; the records covered). Returns (f32[C], dict)."""
+    (``cv_predictions``; with ``cfg.s_rule``, their log-probabilities after the rule), and what those predictions
+    score on DS1 (per tuned class: average precision, Se / +P / F1 at the argmax and with the offsets; the
+    records covered). Returns (f32[C], dict)."""
     cv = cv_predictions(cfg, workdir)
     from sklearn.metrics import average_precision_score
+    logits = cv["logits"]
+    if cfg.s_rule:
+        values, y_all, _ = rule_feature(cfg.s_rule[0], cfg.train.data.protocol_overrides["records"], data_dir, cache)
+        if not np.array_equal(y_all[cv["index"]], cv["y"]):
+            raise ConfigError(f"{workdir}: its DS1 beat indices do not match the aami_rr DS1 beats that s_rule reads")
+        logits = with_s_rule(cfg, _log_softmax(logits), values[cv["index"]], classes)
     tune = [classes.index(c) for c in cfg.tune_offsets]
-    offsets = choose_offsets(cv["logits"], cv["y"], tune)
-    y, p = cv["y"], np.exp(_log_softmax(cv["logits"]))
-    scores = {"n_beats": int(len(y)), "records": sorted(set(cv["record"].tolist())), "offsets": dict(zip(classes, offsets.tolist()))}
+    offsets = choose_offsets(logits, cv["y"], tune)
+    y, p = cv["y"], np.exp(_log_softmax(logits))
+    scores = {"n_beats": int(len(y)), "records": sorted(set(cv["record"].tolist())), "offsets": dict(zip(classes, offsets.tolist())),
+              **({"s_rule": list(cfg.s_rule)} if cfg.s_rule else {})}
     for c in ("S", "V"):
         k = classes.index(c)
         row = {"ap": float(average_precision_score(y == k, p[:, k])) if np.any(y == k) else float("nan"), "n": int(np.sum(y == k))}
-        for name, pred in (("argmax", cv["logits"].argmax(-1)), ("offsets", (cv["logits"] + offsets).argmax(-1))):
+        for name, pred in (("argmax", logits.argmax(-1)), ("offsets", (logits + offsets).argmax(-1))):
             tp = int(np.sum((pred == k) & (y == k)))
             row[name] = {"se": tp / max(int(np.sum(y == k)), 1), "ppv": tp / max(int(np.sum(pred == k)), 1), "f1": _f1(y, pred, k)}
         scores[c] = row
@@ -381,7 +401,7 @@ def rhythm_screen(cfg: InterpatientConfig, workdir: str | Path, *, fractions=SCR
     cfg = check(cfg)
     workdir = Path(workdir)
     classes = ["N", "S", "V", "F", "Q"]
-    offsets, _ = cv_offsets(cfg, workdir, classes)
+    offsets, _ = cv_offsets(cfg, workdir, classes, data_dir=data_dir, cache=cache)
     counts = {str(f): {k: np.zeros(4, np.int64) for k in ("offsets", "argmax")} for f in fractions}
     used = {}
     leads = None
@@ -456,6 +476,34 @@ def suppress_s(log_probs: np.ndarray, values: np.ndarray, tau: float, classes, r
     return out
 
 
+# plock's preceding beats for the rules (aami_rr.py's TEMPLATE_BEATS and ATRIAL_LOCK_BEATS)
+PLOCK_BEATS = 32
+
+
+def rule_feature(rule: str, records, data_dir=None, cache=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the rule's feature f32[N], y i64[N], record U[N]) of the ``aami_rr`` beats of ``records``, in the benchmark's
+    beat order: ``irreg`` from the annotations (``ecgjax.data.rr``), ``plock`` from the leads
+    (``ecgjax.train.data.with_atrial_lock`` over ``PLOCK_BEATS``)."""
+    from ecgjax.data import load_beats
+    from ecgjax.data.protocols import get
+    from ecgjax.data.rr import DEFAULT_FEATURES
+    from ecgjax.train.data import with_atrial_lock
+
+    if rule not in S_RULES:
+        raise ConfigError(f"rule {rule!r}: use one of {list(S_RULES)}")
+    if rule == "irreg":
+        beats = load_beats(get("aami_rr", records=tuple(records), rr_features=DEFAULT_FEATURES + ("irreg",)), data_dir, cache=cache)
+    else:
+        beats = with_atrial_lock(load_beats(get("aami_rr", records=tuple(records)), data_dir, cache=cache), PLOCK_BEATS)
+    return beats.rr[:, -1], beats.y, np.asarray(beats.record)
+
+
+def with_s_rule(cfg: InterpatientConfig, log_probs: np.ndarray, values: np.ndarray, classes) -> np.ndarray:
+    """``suppress_s`` with ``cfg.s_rule``'s rule, tau and target; f64[M, C]."""
+    rule, tau, to = cfg.s_rule
+    return suppress_s(log_probs, values, tau, classes, rule, to)
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, np.float64)
     z = z - z.max(axis=-1, keepdims=True)
@@ -504,25 +552,30 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     classes = list(test.classes)
     y, rec = test.y, test.record
     n_leads = len(next(iter(test.lead_names.values())))
-    per_seed, models, argmax_reports, test_logits = {}, {}, [], {}
-    offsets, ds1_cv = cv_offsets(cfg, workdir, classes)
+    per_seed, models, argmax_reports = {}, {}, []
+    offsets, ds1_cv = cv_offsets(cfg, workdir, classes, data_dir=data_dir, cache=cache)
     log.info("offsets from the pooled out-of-record DS1 predictions: %s", ds1_cv["offsets"])
+    if cfg.s_rule:  # the rule's feature of the DS2 beats, in their order
+        values, y_rule, _ = rule_feature(cfg.s_rule[0], cfg.test_records, data_dir, cache)
+        if not np.array_equal(y_rule, y):
+            raise ConfigError(f"{cfg.name}: the DS2 beats that s_rule reads are not the test beats in order")
+    decided = {}  # seed: what the decisions read (the logits, or with s_rule the log-probabilities after it)
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
         make, params = model_parts(eval_split(model))
         logits = map_batches(logits_step, (params,), (test.x,), static=(make,), batch_size=cfg.train.train.eval_batch_size,
                              desc=f"DS2 seed {seed}").outputs
-        pred = (logits + offsets).argmax(-1).astype(np.int32)
+        decided[seed] = with_s_rule(cfg, _log_softmax(logits), values, classes) if cfg.s_rule else logits
+        pred = (decided[seed] + offsets).argmax(-1).astype(np.int32)
         atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32),
                      offsets=offsets, record=rec)
         per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
-        argmax_reports.append(metrics.report(y, logits.argmax(-1).astype(np.int32), classes, record=rec, n_bootstrap=0))
+        argmax_reports.append(metrics.report(y, decided[seed].argmax(-1).astype(np.int32), classes, record=rec, n_bootstrap=0))
         models[seed] = model
-        test_logits[seed] = logits
         log.info("seed %d on DS2:\n%s", seed, metrics.format_table(per_seed[seed]))
     summary = _seed_summary(list(per_seed.values()), classes)
     ens = None
-    if len(test_logits) > 1:
-        ens = {"report": metrics.report(y, ensemble(test_logits, offsets), classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=0),
+    if len(decided) > 1:
+        ens = {"report": metrics.report(y, ensemble(decided, offsets), classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=0),
                "offsets": dict(zip(classes, offsets.tolist()))}
 
     # ---- 3. attributions: RR versus waveform ------------------------------------
@@ -587,6 +640,7 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "config": {"name": cfg.name, "seeds": list(cfg.seeds), "methods": [list(m) for m in cfg.methods],
                    "explain_classes": list(cfg.explain_classes), "explain_max_beats": cfg.explain_max_beats,
                    "bootstrap_samples": cfg.bootstrap_samples, "tune_offsets": list(cfg.tune_offsets), "cv_folds": cfg.cv_folds,
+                   "s_rule": list(cfg.s_rule),
                    "train": config_lib.to_dict(cfg.train)},
         **environment_info(),
     }

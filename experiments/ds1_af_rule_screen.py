@@ -162,13 +162,11 @@ def main(argv=None) -> int:
     except (DataError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from interpatient_af_rule import feature_of
-
     from ecgjax.data.protocols import DS1
-    from ecgjax.interpatient import S_RULES
+    from ecgjax.interpatient import S_RULES, rule_feature
 
     # the recipe's DS1 beats (same cache order as its training: the same protocol), with the rule's feature
-    values_all, y_all, record_all = feature_of(args.rule, DS1, args.data_dir)
+    values_all, y_all, record_all = rule_feature(args.rule, DS1, args.data_dir)
     keys = ["none", *(f"{t:g}" for t in taus)]
     scores = {k: [] for k in keys}
     for logits, y, index, record in sets:

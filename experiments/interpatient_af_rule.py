@@ -14,7 +14,8 @@ stored DS2 logits (``ds2/seed<s>.npz``, written by the benchmark after training)
 the feature computed from the DS2 records, and that pair of offsets (``--to N``: the suppressed S
 probability added to N's), and are scored once
 (per seed with record-bootstrap CIs, mean ± sd, plain argmax, the seeds' ensemble). Nothing is chosen
-on DS2. Writes a ``results.json`` in the benchmark's layout, and beside it ``ds2/seed<s>.npz`` (y_true,
+on DS2 (the benchmark itself applies a rule named in its config, ``InterpatientConfig.s_rule``, with the same
+functions; this script applies one to a workdir trained without it). Writes a ``results.json`` in the benchmark's layout, and beside it ``ds2/seed<s>.npz`` (y_true,
 y_pred with the rule and the offsets, record), so ``experiments/aami_interpatient.py --table`` and
 ``experiments/interpatient_gate.py --ds2`` read it; bad input exits 2 with one line.
 """
@@ -28,25 +29,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-
-# plock's preceding beats (aami_rr.py's ATRIAL_LOCK_BEATS and TEMPLATE_BEATS)
-PLOCK_BEATS = 32
-
-
-def feature_of(rule: str, records, data_dir, cache=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the rule's feature f32[N], y i64[N], record U[N]) of the ``aami_rr`` beats of ``records``, in the benchmark's
-    beat order: ``irreg`` from the annotations, ``plock`` from the leads (``ecgjax.train.data.with_atrial_lock``)."""
-    from ecgjax.data import load_beats
-    from ecgjax.data.protocols import get
-    from ecgjax.data.rr import DEFAULT_FEATURES
-    from ecgjax.train.data import with_atrial_lock
-
-    if rule == "irreg":
-        beats = load_beats(get("aami_rr", records=tuple(records), rr_features=DEFAULT_FEATURES + ("irreg",)), data_dir, cache=cache)
-    else:
-        beats = with_atrial_lock(load_beats(get("aami_rr", records=tuple(records)), data_dir, cache=cache), PLOCK_BEATS)
-    return beats.rr[:, -1], beats.y, np.asarray(beats.record)
 
 
 def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", to: str | None = None, data_dir=None, cache=None,
@@ -65,13 +47,13 @@ def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", to: str | None
     cv = ip.pooled_predictions(workdir, seeds, res["test_records"])
     if rule not in ip.S_RULES:
         raise ConfigError(f"--rule {rule!r}: use one of {list(ip.S_RULES)}")
-    f1, y1, _ = feature_of(rule, res["train_records"], data_dir, cache)
+    f1, y1, _ = ip.rule_feature(rule, res["train_records"], data_dir, cache)
     if not np.array_equal(y1[cv["index"]], cv["y"]):
         raise ConfigError(f"{workdir}: its DS1 beat indices do not match the aami_rr DS1 beats; trained with another protocol?")
     tune = [classes.index(c) for c in tune_offsets]
     lp1 = ip.suppress_s(ip._log_softmax(cv["logits"]), f1[cv["index"]], tau, classes, rule, to)
     offsets = ip.choose_offsets(lp1, cv["y"], tune)
-    f2, y2, rec2 = feature_of(rule, res["test_records"], data_dir, cache)
+    f2, y2, rec2 = ip.rule_feature(rule, res["test_records"], data_dir, cache)
     per_seed, argmax_reports, lps, preds = {}, [], [], {}
     for s in seeds:
         with np.load(workdir / "ds2" / f"seed{s}.npz", allow_pickle=False) as z:

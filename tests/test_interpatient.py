@@ -121,6 +121,19 @@ def test_quick_run_trains_on_ds1_only_and_reads_ds2_once(tiny_mitdb, cache_path,
     on_n, res_on_n, _ = af_rule.apply_rule(work, 2.0, rule="plock", to="N", data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
     assert not np.any(on_n[0] == on_disk["classes"].index("S")) and res_on_n["name"].endswith("plock < 2, S to N")
 
+    # the same rule named in the benchmark's config (s_rule) gives the script's decisions and offsets, from one command;
+    # a copy of the workdir: the seeds are read back, not retrained
+    import shutil
+
+    want, res_want, _ = af_rule.apply_rule(work, 0.5, rule="plock", to="N", data_dir=tiny_mitdb.root, cache=cache_path, n_bootstrap=0)
+    shutil.copytree(work, tmp_path / "ruled")
+    ruled = interpatient.run(dataclasses.replace(cfg, s_rule=("plock", 0.5, "N")), tmp_path / "ruled", data_dir=tiny_mitdb.root, cache=cache_path)
+    with np.load(tmp_path / "ruled" / "ds2" / "seed0.npz") as z:
+        np.testing.assert_array_equal(z["y_pred"], want[0])
+    assert ruled["ds2"]["offsets"] == res_want["ds2"]["offsets"] and ruled["ds1_cv"]["s_rule"] == ["plock", 0.5, "N"]
+    for key in ("summary", "summary_argmax"):  # json: one seed's sd is NaN, which == never matches
+        assert json.dumps(ruled["ds2"][key], sort_keys=True) == json.dumps(res_want["ds2"][key], sort_keys=True)
+
 
 def test_config_refuses_test_records_in_training():
     cfg = interpatient.load_config(QUICK)
@@ -157,6 +170,13 @@ def test_every_variant_loads():
     assert plock.model.kwargs["rr_features"][-1] == "plock" and "rr_features" not in plock.data.protocol_overrides
     with pytest.raises(ConfigError, match="rhythm_aug"):
         interpatient.load_config("experiments/configs/aami_rr.py:both,plock,aug")
+    # plockrule: the P-wave rule on top, no change to the training (a :sinus workdir is re-tested, not retrained)
+    rule = interpatient.load_config("experiments/configs/aami_rr.py:both,sinus,plockrule")
+    assert rule.s_rule == ("plock", 0.15, "N") and rule.train == interpatient.load_config("experiments/configs/aami_rr.py:both,sinus").train
+    assert interpatient.load_config("experiments/configs/aami_rr.py").s_rule == ()
+    for bad in (("nope", 0.1, None), ("plock", "0.1", None), ("plock", 0.1, "S"), ("plock", 0.1)):
+        with pytest.raises(ConfigError, match="s_rule"):
+            interpatient.check(dataclasses.replace(rule, s_rule=bad))
     with pytest.raises(ConfigError, match="unknown variant"):
         interpatient.load_config("experiments/configs/aami_rr.py:nope")
 

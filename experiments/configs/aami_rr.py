@@ -54,7 +54,11 @@ RR-branch input, the atrial activity locked to R over the 32 preceding beats:
 ``ecgjax.data.template.atrial_lock``, ``DataConfig.atrial_lock_beats``, entering as
 its log, ``ecgjax.models.rr_net.OWN_RATIOS``; near 1 with P waves, near 1/32 in atrial
 fibrillation, whose N beats the recipe calls S; the template subtraction removes
-that context from the leads; not with ``aug``).
+that context from the leads; not with ``aug``), ``plockrule`` (no S call where the
+beat's ``plock`` is below 0.15, the S probability going to N: ``PLOCK_RULE``,
+``InterpatientConfig.s_rule``, applied to the pooled DS1 predictions before the
+offsets and to the DS2 logits; tau chosen on DS1 over five seed sets of
+``:sinus`` in commit ebd84ca, the target N in adc9d15; docs/results.md §3).
 
 Data: protocol ``aami_rr`` (the ``aami`` beats: paced records excluded, N/S/V/F/Q,
 window 0.25 s before / 0.45 s after R, per-lead z-score, MLII first; plus the 8
@@ -130,11 +134,13 @@ LR = 1e-3
 WAVE_DROPOUT = 0.5
 # :plock, the preceding beats over which the P window's locking to R is measured (ecgjax.data.template.atrial_lock).
 ATRIAL_LOCK_BEATS = 32
+# :plockrule, the P-wave rule on top of the trained model (ecgjax.interpatient.suppress_s): (rule, tau, S goes to).
+PLOCK_RULE = ("plock", 0.15, "N")
 RHYTHM_AUG = {"fraction": 1.0, "n_beats": 400, "min_ectopic": 10, "classes": ("S", "V")}
 
 
 _FLAGS = ("both", "waveform", "rr", "quick", "focal", "legacy", "rawwave", "logrr", "nooffsets", "meanref", "bn99", "upper75", "medianref",
-          "localrr", "irreg", "wavedrop", "rate", "aug", "augS", "sinus", "plock")
+          "localrr", "irreg", "wavedrop", "rate", "aug", "augS", "sinus", "plock", "plockrule")
 
 
 def get_config(arg=None):
@@ -149,7 +155,7 @@ def get_config(arg=None):
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; use both|waveform|rr, quick, seedsN, seedbaseB, and for ablations "
                          "legacy, rawwave, logrr, cwP, nooffsets, focal, meanref, medianref, upper75, bn99, localrr, irreg, wavedrop, rate, lrX, aug, augS, "
-                         "sinus, plock")
+                         "sinus, plock, plockrule")
     legacy = "legacy" in opts  # the first recipe: raw beats, log-RR, balanced resampling, argmax
     focal = "focal" in opts
     template = 0 if legacy or "rawwave" in opts else TEMPLATE_BEATS
@@ -167,8 +173,8 @@ def get_config(arg=None):
     tune = () if legacy or "nooffsets" in opts else ("S", "V")
     tag = "".join(f"_{o}" for o in opts if o not in ("both", "waveform", "rr", "quick") and not o.startswith("seeds"))
     train = Config(
-        # nooffsets changes no training: its workdir can re-test the trained seeds without offsets
-        name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '')}",
+        # nooffsets and plockrule change no training: their workdirs can re-test the trained seeds
+        name=f"aami_rr_{inputs}{tag.replace('_nooffsets', '').replace('_plockrule', '')}",
         data=DataConfig(protocol="aami_rr", protocol_overrides=overrides, split="ds1", split_seed=VAL_SEED,
                         split_kwargs={"n_val_records": 4}, balance=balance, template_beats=template,
                         template_reference="sinus" if "sinus" in opts else "mean", atrial_lock_beats=ATRIAL_LOCK_BEATS * plock,
@@ -184,7 +190,7 @@ def get_config(arg=None):
     )
     name = f"rr_net ({inputs}{tag.replace('_', ', ')})"
     cfg = InterpatientConfig(name=name, train=train, seeds=tuple(range(seed_base, seed_base + n_seeds)), explain_max_beats=300, tune_offsets=tune,
-                             cv_folds=CV_FOLDS)
+                             cv_folds=CV_FOLDS, s_rule=PLOCK_RULE if "plockrule" in opts else ())
     if quick:
         train = dataclasses.replace(
             train, name=f"{train.name}_quick", data=dataclasses.replace(train.data, max_beats=2000),
