@@ -517,6 +517,33 @@ def ensemble(test_logits: dict, offsets: np.ndarray) -> np.ndarray:
     return (mean + offsets).argmax(-1).astype(np.int32)
 
 
+def ds2_decisions(cfg: InterpatientConfig, logits: dict, y: np.ndarray, record: np.ndarray, classes, offsets: np.ndarray,
+                  values: np.ndarray | None = None) -> dict:
+    """The DS2 decisions of every seed and their scores: ``argmax(logits + offsets)``, with ``cfg.s_rule`` of the
+    log-probabilities after the rule (``values`` f[N]: its feature of the same beats, ``rule_feature``).
+
+    Args:
+      logits: {seed: f32[N, C]}; y i[N], record U[N]: the beats' labels and records; offsets f[C].
+
+    Returns:
+      ``{"preds": {seed: i32[N]}, "per_seed": {seed: report}, "summary", "summary_argmax": mean and sd over seeds
+      (with the offsets, and without), "ensemble": {"report", "offsets"} of the seeds as one model, None for one seed}``
+      (reports: ``ecgjax.train.metrics.report``, record-bootstrap CIs of ``cfg.bootstrap_samples`` resamples).
+    """
+    from ecgjax.train import metrics
+
+    decided = {s: with_s_rule(cfg, _log_softmax(z), values, classes) if cfg.s_rule else z for s, z in logits.items()}
+    preds = {s: (d + offsets).argmax(-1).astype(np.int32) for s, d in decided.items()}
+    per_seed = {s: metrics.report(y, p, classes, record=record, n_bootstrap=cfg.bootstrap_samples, seed=s) for s, p in preds.items()}
+    argmax = [metrics.report(y, d.argmax(-1).astype(np.int32), classes, record=record, n_bootstrap=0) for d in decided.values()]
+    ens = None
+    if len(decided) > 1:
+        ens = {"report": metrics.report(y, ensemble(decided, offsets), classes, record=record, n_bootstrap=cfg.bootstrap_samples, seed=0),
+               "offsets": dict(zip(classes, offsets.tolist()))}
+    return {"preds": preds, "per_seed": per_seed, "summary": _seed_summary(list(per_seed.values()), classes),
+            "summary_argmax": _seed_summary(argmax, classes), "ensemble": ens}
+
+
 def _seed_summary(reports: list[dict], classes) -> dict:
     """Per class and metric: mean and sd (ddof 1) over seeds."""
     out = {}
@@ -552,31 +579,25 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
     classes = list(test.classes)
     y, rec = test.y, test.record
     n_leads = len(next(iter(test.lead_names.values())))
-    per_seed, models, argmax_reports = {}, {}, []
     offsets, ds1_cv = cv_offsets(cfg, workdir, classes, data_dir=data_dir, cache=cache)
     log.info("offsets from the pooled out-of-record DS1 predictions: %s", ds1_cv["offsets"])
     if cfg.s_rule:  # the rule's feature of the DS2 beats, in their order
         values, y_rule, _ = rule_feature(cfg.s_rule[0], cfg.test_records, data_dir, cache)
         if not np.array_equal(y_rule, y):
             raise ConfigError(f"{cfg.name}: the DS2 beats that s_rule reads are not the test beats in order")
-    decided = {}  # seed: what the decisions read (the logits, or with s_rule the log-probabilities after it)
+    else:
+        values = None
+    test_logits, models = {}, {}
     for seed, model in _models(cfg, workdir, data_dir=data_dir, cache=cache):
         make, params = model_parts(eval_split(model))
-        logits = map_batches(logits_step, (params,), (test.x,), static=(make,), batch_size=cfg.train.train.eval_batch_size,
-                             desc=f"DS2 seed {seed}").outputs
-        decided[seed] = with_s_rule(cfg, _log_softmax(logits), values, classes) if cfg.s_rule else logits
-        pred = (decided[seed] + offsets).argmax(-1).astype(np.int32)
-        atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=pred, logits=logits.astype(np.float32),
-                     offsets=offsets, record=rec)
-        per_seed[seed] = metrics.report(y, pred, classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=seed)
-        argmax_reports.append(metrics.report(y, decided[seed].argmax(-1).astype(np.int32), classes, record=rec, n_bootstrap=0))
+        test_logits[seed] = map_batches(logits_step, (params,), (test.x,), static=(make,), batch_size=cfg.train.train.eval_batch_size,
+                                        desc=f"DS2 seed {seed}").outputs
         models[seed] = model
-        log.info("seed %d on DS2:\n%s", seed, metrics.format_table(per_seed[seed]))
-    summary = _seed_summary(list(per_seed.values()), classes)
-    ens = None
-    if len(decided) > 1:
-        ens = {"report": metrics.report(y, ensemble(decided, offsets), classes, record=rec, n_bootstrap=cfg.bootstrap_samples, seed=0),
-               "offsets": dict(zip(classes, offsets.tolist()))}
+    ds2 = ds2_decisions(cfg, test_logits, y, rec, classes, offsets, values)
+    for seed, logits in test_logits.items():
+        atomic_savez(workdir / "ds2" / f"seed{seed}.npz", y_true=y, y_pred=ds2["preds"][seed], logits=logits.astype(np.float32),
+                     offsets=offsets, record=rec)
+        log.info("seed %d on DS2:\n%s", seed, metrics.format_table(ds2["per_seed"][seed]))
 
     # ---- 3. attributions: RR versus waveform ------------------------------------
     valid = test.valid
@@ -625,10 +646,10 @@ def run(cfg: InterpatientConfig, workdir: str | Path, *, data_dir=None, cache=No
         "seeds": list(cfg.seeds),
         "train_records": list(cfg.train.data.protocol_overrides["records"]),
         "test_records": list(cfg.test_records),
-        "ds2": {"per_seed": {str(s): r for s, r in per_seed.items()}, "summary": summary,
-                "summary_argmax": _seed_summary(argmax_reports, classes),
-                "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in per_seed},
-                "ensemble": ens},
+        "ds2": {"per_seed": {str(s): r for s, r in ds2["per_seed"].items()}, "summary": ds2["summary"],
+                "summary_argmax": ds2["summary_argmax"],
+                "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in ds2["per_seed"]},
+                "ensemble": ds2["ensemble"]},
         "ds1_cv": ds1_cv,
         "ds1_training": {str(s): {k: r[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "wall_time_s", "split")}
                          for s, r in zip(cfg.seeds, train_results)},

@@ -14,8 +14,8 @@ stored DS2 logits (``ds2/seed<s>.npz``, written by the benchmark after training)
 the feature computed from the DS2 records, and that pair of offsets (``--to N``: the suppressed S
 probability added to N's), and are scored once
 (per seed with record-bootstrap CIs, mean ± sd, plain argmax, the seeds' ensemble). Nothing is chosen
-on DS2 (the benchmark itself applies a rule named in its config, ``InterpatientConfig.s_rule``, with the same
-functions; this script applies one to a workdir trained without it). Writes a ``results.json`` in the benchmark's layout, and beside it ``ds2/seed<s>.npz`` (y_true,
+on DS2 (the benchmark applies a rule named in its config, ``InterpatientConfig.s_rule``, with the same functions:
+``cv_offsets``, ``ds2_decisions``; this script applies one to a finished workdir, from its stored DS2 logits). Writes a ``results.json`` in the benchmark's layout, and beside it ``ds2/seed<s>.npz`` (y_true,
 y_pred with the rule and the offsets, record), so ``experiments/aami_interpatient.py --table`` and
 ``experiments/interpatient_gate.py --ds2`` read it; bad input exits 2 with one line.
 """
@@ -33,51 +33,42 @@ import numpy as np
 
 def apply_rule(workdir: Path, tau: float, *, rule: str = "irreg", to: str | None = None, data_dir=None, cache=None,
                n_bootstrap: int = 1000) -> tuple[dict, dict]:
-    """({seed: DS2 y_pred i32[N]}, the module docstring's results dict, (DS2 y_true, record)) for one finished workdir."""
+    """({seed: DS2 y_pred i32[N]}, the module docstring's results dict, (DS2 y_true, record)) for one finished workdir:
+    its benchmark config with the rule as ``s_rule``, through the benchmark's own ``cv_offsets`` and ``ds2_decisions``."""
+    from ecgjax import config as config_lib
     from ecgjax import interpatient as ip
     from ecgjax.errors import ConfigError
     from ecgjax.io import environment_info
-    from ecgjax.train import metrics
 
     res = json.loads((workdir / "results.json").read_text())
     classes, seeds = res["classes"], res["seeds"]
     if "ds1_cv" not in res:
         raise ConfigError(f"{workdir}: not cross-validated inside DS1 (results ds1_cv); the rule's offsets come from those predictions")
-    tune_offsets = res["config"]["tune_offsets"]
-    cv = ip.pooled_predictions(workdir, seeds, res["test_records"])
     if rule not in ip.S_RULES:
         raise ConfigError(f"--rule {rule!r}: use one of {list(ip.S_RULES)}")
-    f1, y1, _ = ip.rule_feature(rule, res["train_records"], data_dir, cache)
-    if not np.array_equal(y1[cv["index"]], cv["y"]):
-        raise ConfigError(f"{workdir}: its DS1 beat indices do not match the aami_rr DS1 beats; trained with another protocol?")
-    tune = [classes.index(c) for c in tune_offsets]
-    lp1 = ip.suppress_s(ip._log_softmax(cv["logits"]), f1[cv["index"]], tau, classes, rule, to)
-    offsets = ip.choose_offsets(lp1, cv["y"], tune)
-    f2, y2, rec2 = ip.rule_feature(rule, res["test_records"], data_dir, cache)
-    per_seed, argmax_reports, lps, preds = {}, [], [], {}
+    c = res["config"]
+    cfg = ip.InterpatientConfig(name=res["name"], train=config_lib.from_dict(c["train"]), seeds=tuple(seeds),
+                                test_records=tuple(res["test_records"]), tune_offsets=tuple(c["tune_offsets"]), cv_folds=c["cv_folds"],
+                                bootstrap_samples=n_bootstrap, s_rule=(rule, tau, to))
+    offsets, ds1_cv = ip.cv_offsets(cfg, workdir, classes, data_dir=data_dir, cache=cache)
+    values, y2, rec2 = ip.rule_feature(rule, res["test_records"], data_dir, cache)
+    logits = {}
     for s in seeds:
         with np.load(workdir / "ds2" / f"seed{s}.npz", allow_pickle=False) as z:
             if not (np.array_equal(z["y_true"], y2) and np.array_equal(z["record"], rec2)):
                 raise ConfigError(f"{workdir}/ds2/seed{s}.npz: its beats are not the aami_rr DS2 beats in order")
-            lp = ip.suppress_s(ip._log_softmax(z["logits"]), f2, tau, classes, rule, to)
-        lps.append(lp)
-        preds[s] = (lp + offsets).argmax(-1).astype(np.int32)
-        per_seed[str(s)] = metrics.report(y2, preds[s], classes, record=rec2,
-                                          n_bootstrap=n_bootstrap, seed=s)
-        argmax_reports.append(metrics.report(y2, lp.argmax(-1).astype(np.int32), classes, record=rec2, n_bootstrap=0))
-    ens = np.mean(lps, axis=0)
-    ensemble = metrics.report(y2, (ens + offsets).argmax(-1).astype(np.int32), classes, record=rec2, n_bootstrap=n_bootstrap, seed=0)
-    return preds, {
+            logits[s] = z["logits"]
+    ds2 = ip.ds2_decisions(cfg, logits, y2, rec2, classes, offsets, values)
+    return ds2["preds"], {
         "name": f"{res['name']} + rule: no S where {rule} {ip.S_RULES[rule]} {tau:g}" + (f", S to {to}" if to else ""),
         "classes": classes, "seeds": seeds,
         "test_records": res["test_records"], "train_records": res["train_records"],
-        "ds2": {"per_seed": per_seed, "summary": ip._seed_summary(list(per_seed.values()), classes),
-                "summary_argmax": ip._seed_summary(argmax_reports, classes),
-                "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in seeds},
-                "ensemble": {"report": ensemble, "offsets": dict(zip(classes, offsets.tolist()))}},
-        "ds1_cv": {"offsets": dict(zip(classes, offsets.tolist())), "tau": tau, "rule": rule, "to": to},
+        "ds2": {"per_seed": {str(s): r for s, r in ds2["per_seed"].items()}, "summary": ds2["summary"],
+                "summary_argmax": ds2["summary_argmax"], "offsets": {str(s): dict(zip(classes, offsets.tolist())) for s in seeds},
+                "ensemble": ds2["ensemble"]},
+        "ds1_cv": {**ds1_cv, "tau": tau, "rule": rule, "to": to},
         "published": res["published"], "goal": res["goal"],
-        "config": {"tune_offsets": list(tune_offsets), "workdir": str(workdir), "tau": tau, "rule": rule, "to": to},
+        "config": {"tune_offsets": list(c["tune_offsets"]), "workdir": str(workdir), "tau": tau, "rule": rule, "to": to},
         **environment_info(),
     }, (y2, rec2)
 
